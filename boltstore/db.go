@@ -1,0 +1,86 @@
+package boltstore
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/privguard/privguard"
+)
+
+// DefaultLockTimeout is how long Open waits for another process to release the file.
+const DefaultLockTimeout = 2 * time.Second
+
+// Options configure [Open]. The zero value is ready to use.
+type Options struct {
+	// LockTimeout is how long to wait for the file lock; zero means DefaultLockTimeout.
+	LockTimeout time.Duration
+	// ReadOnly opens the file with a shared lock for inspection (`privguard consent verify`).
+	ReadOnly bool
+}
+
+// DB is an open privguard data file.
+type DB struct {
+	bolt *bolt.DB
+}
+
+// Open opens or creates the data file at path (mode 0600).
+func Open(path string, opts Options) (*DB, error) {
+	if opts.LockTimeout == 0 {
+		opts.LockTimeout = DefaultLockTimeout
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:         opts.LockTimeout,
+		ReadOnly:        opts.ReadOnly,
+		FreelistType:    bolt.FreelistMapType,
+		InitialMmapSize: 256 << 20, // readers never wait for a remap below this size
+	})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("open %s: file is locked by another privguard process: %w", path, privguard.ErrUnavailable)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	db := &DB{bolt: b}
+	if !opts.ReadOnly {
+		if err := db.bolt.Update(func(tx *bolt.Tx) error {
+			for _, name := range allBuckets {
+				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("create buckets in %s: %w", path, err)
+		}
+	}
+	return db, nil
+}
+
+// Close closes the file. It waits for open transactions to finish.
+func (db *DB) Close() error { return db.bolt.Close() }
+
+// Path returns the file's path.
+func (db *DB) Path() string { return db.bolt.Path() }
+
+var (
+	bucketRecords  = []byte("consent.records")
+	bucketIDs      = []byte("consent.ids")
+	bucketSubjects = []byte("consent.subjects")
+	bucketIdem     = []byte("consent.idempotency")
+	bucketNotices  = []byte("consent.notices")
+	bucketMeta     = []byte("meta")
+	allBuckets     = [][]byte{bucketRecords, bucketIDs, bucketSubjects, bucketIdem, bucketNotices, bucketMeta}
+)
+
+// bucket returns the named bucket or an error (a read-only file that was never written).
+func bucket(tx *bolt.Tx, name []byte) (*bolt.Bucket, error) {
+	b := tx.Bucket(name)
+	if b == nil {
+		return nil, fmt.Errorf("bucket %s missing: %w", name, privguard.ErrNotFound)
+	}
+	return b, nil
+}

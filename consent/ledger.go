@@ -1,0 +1,430 @@
+package consent
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/privguard/privguard"
+)
+
+// Ages and limits.
+const (
+	// PIPLGuardianAge: under PIPL, personal information of a child under 14 is sensitive and
+	// needs a guardian's consent (Arts. 28, 31).
+	PIPLGuardianAge = 14
+	// DefaultEUConsentAge is the GDPR Art. 8 age of digital consent when a member state sets
+	// no lower one (13 to 16).
+	DefaultEUConsentAge = 16
+	// MaxGroup is the most writes committed in one transaction.
+	MaxGroup = 4096
+)
+
+// Config configures [Open].
+type Config struct {
+	// Store holds the ledger. Required.
+	Store Store
+	// Taxonomy is the set of purposes consent may be recorded for. If nil,
+	// privguard.DefaultPurposes is used.
+	Taxonomy *privguard.Taxonomy
+	// EUConsentAge is the GDPR age of digital consent (13 to 16). Zero means
+	// DefaultEUConsentAge.
+	EUConsentAge int
+	// Now is the clock. If nil, time.Now is used.
+	Now func() time.Time
+	// Logger receives operational messages (never personal data). If nil, nothing is logged.
+	Logger *slog.Logger
+}
+
+// Ledger is the consent ledger. Create it with [Open]; it is safe for concurrent use.
+type Ledger struct {
+	store        Store
+	now          func() time.Time
+	log          *slog.Logger
+	taxonomy     *privguard.Taxonomy
+	purposes     []*privguard.PurposeInfo
+	purposeIdx   map[privguard.Purpose]uint16
+	ancestors    [][]uint16
+	euConsentAge int
+
+	state   *shards
+	interns *interns
+	notices *noticeTable
+
+	evidenceKey []byte
+	signer      ed25519.PrivateKey
+
+	ops       chan *op
+	closing   chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+
+	// Owned by the writer goroutine (and by Open before it starts).
+	headSeq  uint64
+	headHash [32]byte
+	records  atomic.Uint64 // headSeq, for readers
+}
+
+// op is one write waiting for the writer.
+type op struct {
+	ctx    context.Context
+	req    *Request
+	notice *Notice
+	fp     []byte // request fingerprint for idempotency
+	res    chan opResult
+}
+
+type opResult struct {
+	rec      Record
+	notice   Notice
+	replayed bool
+	err      error
+}
+
+// Open rebuilds the ledger's in-memory state from cfg.Store and starts its writer.
+// It fails if the stored head does not match the last stored record (a truncated or
+// altered ledger: run `privguard consent verify`).
+func Open(ctx context.Context, cfg Config) (*Ledger, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("consent: Config.Store is nil")
+	}
+	if cfg.Taxonomy == nil {
+		t, err := privguard.NewTaxonomy(privguard.DefaultPurposes())
+		if err != nil {
+			return nil, fmt.Errorf("consent: default taxonomy: %w", err)
+		}
+		cfg.Taxonomy = t
+	}
+	if cfg.EUConsentAge == 0 {
+		cfg.EUConsentAge = DefaultEUConsentAge
+	}
+	if cfg.EUConsentAge < 13 || cfg.EUConsentAge > 16 {
+		return nil, fmt.Errorf("consent: EUConsentAge %d is outside 13..16: %w", cfg.EUConsentAge, privguard.ErrInvalid)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	l := &Ledger{
+		store:        cfg.Store,
+		now:          cfg.Now,
+		log:          cfg.Logger,
+		taxonomy:     cfg.Taxonomy,
+		purposeIdx:   map[privguard.Purpose]uint16{},
+		euConsentAge: cfg.EUConsentAge,
+		state:        newShards(),
+		interns:      newInterns(),
+		notices:      newNoticeTable(),
+		ops:          make(chan *op, MaxGroup),
+		closing:      make(chan struct{}),
+		done:         make(chan struct{}),
+	}
+	names := cfg.Taxonomy.Purposes()
+	if len(names) > 1<<16-1 {
+		return nil, fmt.Errorf("consent: %d purposes is more than the ledger indexes: %w", len(names), privguard.ErrInvalid)
+	}
+	for i, p := range names {
+		info, _ := cfg.Taxonomy.Lookup(p)
+		l.purposes = append(l.purposes, info)
+		l.purposeIdx[p] = uint16(i)
+	}
+	l.ancestors = make([][]uint16, len(names))
+	for i, p := range names {
+		for a := p.Parent(); a != ""; a = a.Parent() {
+			if j, ok := l.purposeIdx[a]; ok {
+				l.ancestors[i] = append(l.ancestors[i], j)
+			}
+		}
+	}
+	if err := l.loadSecrets(ctx); err != nil {
+		return nil, err
+	}
+	if err := l.rebuild(ctx); err != nil {
+		return nil, err
+	}
+	go l.run()
+	return l, nil
+}
+
+func (l *Ledger) loadSecrets(ctx context.Context) error {
+	key, err := l.store.Secret(ctx, "consent.evidence-hmac", func() ([]byte, error) {
+		k := make([]byte, 32)
+		_, err := io.ReadFull(rand.Reader, k)
+		return k, err
+	})
+	if err != nil {
+		return fmt.Errorf("consent: evidence key: %w", err)
+	}
+	seed, err := l.store.Secret(ctx, "consent.receipt-ed25519-seed", func() ([]byte, error) {
+		k := make([]byte, ed25519.SeedSize)
+		_, err := io.ReadFull(rand.Reader, k)
+		return k, err
+	})
+	if err != nil {
+		return fmt.Errorf("consent: receipt signing key: %w", err)
+	}
+	if len(seed) != ed25519.SeedSize || len(key) != 32 {
+		return errors.New("consent: stored keys have the wrong size")
+	}
+	l.evidenceKey, l.signer = key, ed25519.NewKeyFromSeed(seed)
+	return nil
+}
+
+// rebuild loads notices and replays every record into memory.
+func (l *Ledger) rebuild(ctx context.Context) error {
+	start := time.Now()
+	err := l.store.ScanNotices(ctx, func(body []byte) error {
+		n, err := decodeNotice(body)
+		if err != nil {
+			return err
+		}
+		l.notices.add(n)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("consent: load notices: %w", err)
+	}
+	var n uint64
+	err = l.store.ScanRecords(ctx, 1, func(seq uint64, hash, body []byte) error {
+		r, err := decodeRecord(body)
+		if err != nil {
+			return fmt.Errorf("record %d: %w", seq, err)
+		}
+		if r.Seq != seq {
+			return fmt.Errorf("record stored at %d says it is %d: %w", seq, r.Seq, errCorrupt)
+		}
+		sh := l.state.of(r.Subject)
+		sh.m[r.Subject] = l.apply(sh.m[r.Subject], &r)
+		l.headSeq = seq
+		copy(l.headHash[:], hash)
+		n++
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("consent: rebuild: %w", err)
+	}
+	headSeq, headHash, err := l.store.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("consent: read head: %w", err)
+	}
+	if headSeq != l.headSeq || (headSeq != 0 && string(headHash) != string(l.headHash[:])) {
+		return fmt.Errorf("consent: ledger head is record %d but the last stored record is %d; run `privguard consent verify`: %w",
+			headSeq, l.headSeq, errCorrupt)
+	}
+	l.records.Store(l.headSeq)
+	l.log.Info("consent ledger loaded", "records", n, "subjects", l.state.count(), "elapsed", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// Close stops the writer after the group in flight. Writes waiting or arriving later fail
+// with privguard.ErrClosed. Reads keep working.
+func (l *Ledger) Close() error {
+	l.closeOnce.Do(func() { close(l.closing) })
+	<-l.done
+	return nil
+}
+
+// submit hands o to the writer and waits for its result.
+func (l *Ledger) submit(ctx context.Context, o *op) opResult {
+	o.ctx, o.res = ctx, make(chan opResult, 1)
+	select {
+	case <-l.closing:
+		return opResult{err: fmt.Errorf("consent: ledger: %w", privguard.ErrClosed)}
+	default:
+	}
+	select {
+	case l.ops <- o:
+	case <-l.closing:
+		return opResult{err: fmt.Errorf("consent: ledger: %w", privguard.ErrClosed)}
+	case <-ctx.Done():
+		return opResult{err: ctx.Err()}
+	}
+	// Once queued, the write is waited for even if ctx ends: it may already be committing,
+	// and its outcome must be reported truthfully.
+	select {
+	case r := <-o.res:
+		return r
+	case <-l.done:
+		select {
+		case r := <-o.res:
+			return r
+		default:
+			return opResult{err: fmt.Errorf("consent: ledger: %w", privguard.ErrClosed)}
+		}
+	}
+}
+
+// run is the writer goroutine: it group-commits whatever is waiting.
+func (l *Ledger) run() {
+	defer close(l.done)
+	group := make([]*op, 0, MaxGroup)
+	for {
+		select {
+		case o := <-l.ops:
+			group = append(group[:0], o)
+		case <-l.closing:
+			for {
+				select {
+				case o := <-l.ops:
+					o.res <- opResult{err: fmt.Errorf("consent: ledger: %w", privguard.ErrClosed)}
+				default:
+					return
+				}
+			}
+		}
+	more:
+		for len(group) < MaxGroup {
+			select {
+			case o := <-l.ops:
+				group = append(group, o)
+			default:
+				break more
+			}
+		}
+		l.commitGroup(group)
+		clear(group)
+	}
+}
+
+// commitGroup commits a group of writes. A notice registration is committed on its own,
+// in order, so that the writes after it see it.
+func (l *Ledger) commitGroup(group []*op) {
+	for len(group) > 0 {
+		k := 0
+		for k < len(group) && group[k].notice == nil {
+			k++
+		}
+		if k > 0 {
+			l.commitRecords(group[:k])
+		}
+		if k < len(group) {
+			l.commitNotice(group[k])
+			k++
+		}
+		group = group[k:]
+	}
+}
+
+// commitRecords validates, chains, stores and applies a group of record writes.
+func (l *Ledger) commitRecords(group []*op) {
+	results := make([]opResult, len(group))
+	overlay := make(map[privguard.SubjectID]subjectState, len(group))
+	batch := &Batch{Records: make([]StoredRecord, 0, len(group))}
+	idemDone := map[string]int{}
+	seq, prev := l.headSeq, l.headHash
+	ctx := context.Background()
+	for i, o := range group {
+		req := o.req
+		if key := req.IdempotencyKey; key != "" {
+			if j, ok := idemDone[key]; ok {
+				results[i] = l.replay(results[j].rec, group[j].fp, o.fp)
+				continue
+			}
+			if r, ok, err := l.idempotent(ctx, key, o.fp); err != nil || ok {
+				results[i] = opResult{rec: r, replayed: ok, err: err}
+				continue
+			}
+		}
+		st, ok := overlay[req.Subject]
+		if !ok {
+			st, _ = l.state.get(req.Subject)
+		}
+		now := l.now().UTC()
+		rec, err := l.build(req, st, now)
+		if err != nil {
+			results[i].err = err
+			continue
+		}
+		seq++
+		rec.Seq, rec.PrevHash = seq, prev
+		body := encodeRecord(nil, &rec)
+		rec.Hash = sha256.Sum256(body)
+		prev = rec.Hash
+		overlay[req.Subject] = l.apply(st, &rec)
+		batch.Records = append(batch.Records, StoredRecord{Seq: rec.Seq, ID: rec.ID, Subject: rec.Subject,
+			Hash: rec.Hash, Body: body, IdempotencyKey: req.IdempotencyKey, Fingerprint: o.fp})
+		results[i].rec = rec
+		if req.IdempotencyKey != "" {
+			idemDone[req.IdempotencyKey] = i
+		}
+	}
+	if len(batch.Records) > 0 {
+		if err := l.store.Commit(ctx, batch); err != nil {
+			l.log.Error("consent ledger commit failed", "records", len(batch.Records), "err", err)
+			for i := range results {
+				if results[i].err == nil && results[i].rec.Seq > l.headSeq {
+					results[i] = opResult{err: fmt.Errorf("consent: commit: %w", privguard.ErrUnavailable)}
+				}
+			}
+			l.reply(group, results)
+			return
+		}
+		for subject, st := range overlay {
+			l.state.put(subject, st)
+		}
+		l.headSeq, l.headHash = seq, prev
+		l.records.Store(seq)
+	}
+	l.reply(group, results)
+}
+
+func (l *Ledger) reply(group []*op, results []opResult) {
+	for i, o := range group {
+		o.res <- results[i]
+	}
+}
+
+// idempotent looks up a stored write under key. A key reused with a different request is a
+// conflict.
+func (l *Ledger) idempotent(ctx context.Context, key string, fp []byte) (Record, bool, error) {
+	seq, storedFP, ok, err := l.store.Idempotent(ctx, key)
+	if err != nil {
+		return Record{}, false, fmt.Errorf("consent: idempotency lookup: %w: %w", err, privguard.ErrUnavailable)
+	}
+	if !ok {
+		return Record{}, false, nil
+	}
+	if string(storedFP) != string(fp) {
+		return Record{}, false, conflict("Idempotency-Key", CodeIdempotencyReused, "the key was already used for a different request")
+	}
+	r, err := l.recordAt(ctx, seq)
+	if err != nil {
+		return Record{}, false, err
+	}
+	return r, true, nil
+}
+
+func (l *Ledger) replay(r Record, storedFP, fp []byte) opResult {
+	if string(storedFP) != string(fp) {
+		return opResult{err: conflict("Idempotency-Key", CodeIdempotencyReused, "the key was already used for a different request")}
+	}
+	return opResult{rec: r, replayed: true}
+}
+
+// recordAt reads and decodes the record at seq.
+func (l *Ledger) recordAt(ctx context.Context, seq uint64) (Record, error) {
+	hash, body, err := l.store.Record(ctx, seq)
+	if err != nil {
+		return Record{}, fmt.Errorf("consent: read record: %w", err)
+	}
+	r, err := decodeRecord(body)
+	if err != nil {
+		return Record{}, fmt.Errorf("consent: record %d: %w", seq, err)
+	}
+	copy(r.Hash[:], hash)
+	return r, nil
+}
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }

@@ -1,0 +1,61 @@
+package consent
+
+import (
+	"context"
+
+	"github.com/privguard/privguard"
+)
+
+// Store is the durable storage under a [Ledger]. The embedded default is
+// boltstore.ConsentStore; a shared store for several replicas implements the same methods.
+//
+// Only the ledger's single writer calls Commit, so a Store needs no write-write
+// coordination; reads may run concurrently with a commit.
+type Store interface {
+	// Commit writes b in one transaction and returns only once it is durable (fsynced).
+	// On error nothing of b is written.
+	Commit(ctx context.Context, b *Batch) error
+	// ScanRecords calls fn with every record encoding in sequence order, starting at seq from.
+	// The bytes are valid only during the call.
+	ScanRecords(ctx context.Context, from uint64, fn func(seq uint64, hash, body []byte) error) error
+	// Record returns the stored hash and encoding of the record at seq, or an error wrapping
+	// privguard.ErrNotFound.
+	Record(ctx context.Context, seq uint64) (hash, body []byte, err error)
+	// SeqByID returns the sequence number of the record with id, or privguard.ErrNotFound.
+	SeqByID(ctx context.Context, id string) (uint64, error)
+	// SubjectSeqs returns the sequence numbers of the subject's records in order.
+	SubjectSeqs(ctx context.Context, subject privguard.SubjectID) ([]uint64, error)
+	// Idempotent returns the sequence number and request fingerprint stored under an
+	// idempotency key, or ok=false.
+	Idempotent(ctx context.Context, key string) (seq uint64, fingerprint []byte, ok bool, err error)
+	// ScanNotices calls fn with every stored notice encoding.
+	ScanNotices(ctx context.Context, fn func(body []byte) error) error
+	// Head returns the sequence number and hash of the last committed record (0, nil if none).
+	Head(ctx context.Context) (seq uint64, hash []byte, err error)
+	// Secret returns the named secret, creating it with create() on first use, durably.
+	Secret(ctx context.Context, name string, create func() ([]byte, error)) ([]byte, error)
+}
+
+// Batch is what one group commit writes.
+type Batch struct {
+	Records []StoredRecord
+	Notices []StoredNotice
+}
+
+// StoredRecord is a record as stored: its sequence number, id, subject, hash and encoding,
+// and the idempotency key and request fingerprint it was written under, if any.
+type StoredRecord struct {
+	Seq            uint64
+	ID             string
+	Subject        privguard.SubjectID
+	Hash           [32]byte
+	Body           []byte
+	IdempotencyKey string
+	Fingerprint    []byte
+}
+
+// StoredNotice is one notice language as stored.
+type StoredNotice struct {
+	Key  string // id, version and language
+	Body []byte // JSON
+}

@@ -1,0 +1,114 @@
+package consent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+)
+
+// Break is the first place a ledger fails verification.
+type Break struct {
+	Seq     uint64 `json:"seq"`
+	ID      string `json:"id,omitempty"` // empty if the record cannot be decoded
+	Problem string `json:"problem"`
+}
+
+func (b *Break) Error() string {
+	if b.ID != "" {
+		return fmt.Sprintf("record %d (%s): %s", b.Seq, b.ID, b.Problem)
+	}
+	return fmt.Sprintf("record %d: %s", b.Seq, b.Problem)
+}
+
+// Report is the result of [Verify].
+type Report struct {
+	Records  uint64 `json:"records"`
+	Notices  int    `json:"notices"`
+	HeadSeq  uint64 `json:"head_seq"`
+	HeadHash string `json:"head_hash"`
+	// Break is nil when the whole ledger verifies.
+	Break *Break `json:"break,omitempty"`
+}
+
+// Verify checks the whole ledger in store: every record's stored hash is the SHA-256 of its
+// encoding, records are numbered 1..n without gaps, each carries its predecessor's hash,
+// the stored head is the last record, every notice's hash matches its text and every grant
+// cites a stored notice text by its hash. It reports the first record that does not match.
+// An error means the store could not be read.
+func Verify(ctx context.Context, store Store) (Report, error) {
+	var rep Report
+	texts := map[string]bool{} // hex text hashes of stored notices
+	var noticeBreak *Break
+	err := store.ScanNotices(ctx, func(body []byte) error {
+		n, err := decodeNotice(body)
+		if err != nil {
+			noticeBreak = &Break{Problem: "a stored notice cannot be decoded"}
+			return nil
+		}
+		rep.Notices++
+		if hexHash(textHash(n.Text)) != n.SHA256 {
+			noticeBreak = &Break{Problem: fmt.Sprintf("notice %s version %d (%s): text does not match its SHA-256", n.ID, n.Version, n.Language)}
+		}
+		texts[n.SHA256] = true
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("verify: read notices: %w", err)
+	}
+	var prev [32]byte
+	var want uint64 = 1
+	errStop := errors.New("stop")
+	err = store.ScanRecords(ctx, 1, func(seq uint64, hash, body []byte) error {
+		brk := func(id, format string, args ...any) error {
+			rep.Break = &Break{Seq: seq, ID: id, Problem: fmt.Sprintf(format, args...)}
+			return errStop
+		}
+		if seq != want {
+			rep.Break = &Break{Seq: want, Problem: fmt.Sprintf("record is missing (next stored record is %d)", seq)}
+			return errStop
+		}
+		r, err := decodeRecord(body)
+		if err != nil {
+			return brk("", "encoding is corrupt")
+		}
+		sum := sha256.Sum256(body)
+		if string(sum[:]) != string(hash) {
+			return brk(r.ID, "content does not match its hash (altered after it was written)")
+		}
+		if r.Seq != seq {
+			return brk(r.ID, "says it is record %d", r.Seq)
+		}
+		if r.PrevHash != prev {
+			return brk(r.ID, "does not carry the hash of the record before it (a record was altered, removed or inserted)")
+		}
+		if r.Action == ActionGrant && (r.Notice == nil || !texts[hexHash(r.Notice.Hash)]) {
+			return brk(r.ID, "cites a notice text that is not stored")
+		}
+		prev = sum
+		rep.Records++
+		want++
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return rep, fmt.Errorf("verify: read records: %w", err)
+	}
+	rep.HeadSeq = rep.Records
+	rep.HeadHash = hex.EncodeToString(prev[:])
+	if rep.Break != nil {
+		return rep, nil
+	}
+	headSeq, headHash, err := store.Head(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("verify: read head: %w", err)
+	}
+	if headSeq != rep.Records || (headSeq > 0 && string(headHash) != string(prev[:])) {
+		rep.Break = &Break{Seq: headSeq, Problem: fmt.Sprintf("the stored head names record %d but the ledger ends at record %d (records were removed or the head altered)", headSeq, rep.Records)}
+		return rep, nil
+	}
+	if noticeBreak != nil {
+		rep.Break = noticeBreak
+	}
+	return rep, nil
+}
