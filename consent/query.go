@@ -185,3 +185,16 @@ type Stats struct {
 func (l *Ledger) Stats() Stats {
 	return Stats{Records: l.records.Load(), Subjects: l.state.count()}
 }
+
+// Ping reports whether the ledger's store answers; it is the readiness check.
+func (l *Ledger) Ping(ctx context.Context) error {
+	if _, _, err := l.store.Head(ctx); err != nil {
+		return fmt.Errorf("consent: store: %w: %w", err, privguard.ErrUnavailable)
+	}
+	select {
+	case <-l.closing:
+		return fmt.Errorf("consent: ledger: %w", privguard.ErrClosed)
+	default:
+	}
+	return nil
+}

@@ -1,6 +1,7 @@
 package consent
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/privguard/privguard"
@@ -261,4 +262,25 @@ type Record struct {
 	ActorType ActorType `json:"actor_type,omitempty"`
 	PrevHash  [32]byte  `json:"-"`
 	Hash      [32]byte  `json:"-"`
+}
+
+// MarshalJSON renders the record with its hashes in hex.
+func (r Record) MarshalJSON() ([]byte, error) {
+	type plain Record
+	var notice *noticeJSON
+	if r.Notice != nil {
+		notice = &noticeJSON{NoticeRef: *r.Notice, SHA256: hexHash(r.Notice.Hash)}
+	}
+	return json.Marshal(struct {
+		plain
+		Notice   *noticeJSON `json:"notice,omitempty"`
+		State    string      `json:"state"`
+		PrevHash string      `json:"prev_hash"`
+		Hash     string      `json:"hash"`
+	}{plain(r), notice, actionState(r.Action).IRI(), hexHash(r.PrevHash), hexHash(r.Hash)})
+}
+
+type noticeJSON struct {
+	NoticeRef
+	SHA256 string `json:"sha256"`
 }

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/privguard/privguard/boltstore"
+	"github.com/privguard/privguard/consent"
+	"github.com/privguard/privguard/internal/adminapi"
+	"github.com/privguard/privguard/internal/config"
+)
+
+// Server timeouts.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10
+	shutdownTimeout   = 15 * time.Second
+	adminTokenFile    = "admin.token"
+)
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fset := flag.NewFlagSet("privguard serve", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	configPath := fset.String("config", "", "YAML configuration `file` (optional)")
+	data := fset.String("data", "", "data `directory` of the embedded store (default "+config.DefaultDataDir+")")
+	adminListen := fset.String("admin-listen", "", "`address` of the consent and admin APIs (default "+config.DefaultAdminListen+")")
+	logLevel := fset.String("log-level", "info", "log `level`: debug, info, warn or error")
+	fset.Usage = func() {
+		fmt.Fprint(stderr, `Usage: privguard serve [--config FILE] [--data DIR] [--admin-listen ADDR]
+
+Runs the consent ledger and its HTTP API on one embedded bbolt file; no other service is
+needed. Every API call needs "Authorization: Bearer <token>": with no token configured,
+the first start writes one to <data>/admin.token (mode 0600). SIGINT or SIGTERM shut down
+cleanly: requests in flight finish, then the ledger and the file are closed.
+
+Flags (they override the configuration file):
+`)
+		fset.PrintDefaults()
+	}
+	if err := fset.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "privguard: --log-level %q: want debug, info, warn or error\n", *logLevel)
+		return 2
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	cfg := &config.File{Data: config.DefaultDataDir, AdminListen: config.DefaultAdminListen}
+	if *configPath != "" {
+		var err error
+		if cfg, err = config.Load(*configPath); err != nil {
+			fmt.Fprintf(stderr, "privguard: %v\n", err)
+			return 2
+		}
+	}
+	if *data != "" {
+		cfg.Data = *data
+	}
+	if *adminListen != "" {
+		cfg.AdminListen = *adminListen
+	}
+	if err := runServer(ctx, cfg, log, stdout); err != nil {
+		log.Error("privguard serve stopped", "err", err)
+		return 2
+	}
+	return 0
+}
+
+// runServer runs until ctx ends.
+func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout io.Writer) error {
+	taxonomy, err := cfg.Taxonomy()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	db, err := boltstore.Open(filepath.Join(cfg.Data, dataFile), boltstore.Options{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ledger, err := consent.Open(ctx, consent.Config{Store: db.Consent(), Taxonomy: taxonomy,
+		EUConsentAge: cfg.Consent.EUConsentAge, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer ledger.Close()
+
+	tokens := adminapi.Tokens{}
+	for _, t := range cfg.Admin.Tokens {
+		if err := tokens.AddHash(t.SHA256, adminapi.Principal{Name: t.Name, Roles: t.Roles}); err != nil {
+			return fmt.Errorf("config: admin.tokens: %w", err)
+		}
+	}
+	if len(tokens) == 0 {
+		token, created, err := loadOrCreateToken(filepath.Join(cfg.Data, adminTokenFile))
+		if err != nil {
+			return err
+		}
+		tokens.Add(token, adminapi.Principal{Name: "admin", Roles: []string{"admin"}})
+		if created {
+			log.Info("created an admin bearer token", "file", filepath.Join(cfg.Data, adminTokenFile))
+		} else {
+			log.Info("using the admin bearer token", "file", filepath.Join(cfg.Data, adminTokenFile))
+		}
+	}
+	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Tokens: tokens, Logger: log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("privguard serving", "admin_listen", ln.Addr().String(), "data", cfg.Data)
+	fmt.Fprintf(stdout, "privguard: admin API on http://%s\n", ln.Addr())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("admin server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown did not finish in time", "err", err)
+	}
+	return nil
+}
+
+// loadOrCreateToken reads the admin token file, creating it (mode 0600) with a fresh token
+// on first start. A file others can read is refused.
+func loadOrCreateToken(path string) (token string, created bool, err error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		st, serr := os.Stat(path)
+		if serr == nil && st.Mode().Perm()&0o077 != 0 {
+			return "", false, fmt.Errorf("%s is readable by others (mode %v); chmod 600 it", path, st.Mode().Perm())
+		}
+		token = strings.TrimSpace(string(b))
+		if len(token) < 16 {
+			return "", false, fmt.Errorf("%s holds no usable token (shorter than 16 characters)", path)
+		}
+		return token, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", false, err
+	}
+	token, err = adminapi.NewToken()
+	if err != nil {
+		return "", false, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", false, err
+	}
+	if _, err := f.WriteString(token + "\n"); err != nil {
+		f.Close()
+		return "", false, err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", false, err
+	}
+	return token, true, f.Close()
+}

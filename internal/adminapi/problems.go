@@ -1,0 +1,107 @@
+package adminapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/consent"
+)
+
+// Problem type slugs (after privguard.ProblemTypePrefix). They are part of the API.
+const (
+	TypeUnauthenticated      = "unauthenticated"
+	TypeNotFound             = "not-found"
+	TypeMethodNotAllowed     = "method-not-allowed"
+	TypeUnsupportedMediaType = "unsupported-media-type"
+	TypeBodyTooLarge         = "body-too-large"
+	TypeMalformedJSON        = "malformed-json"
+	TypeValidation           = "validation"
+	TypeInvalidSubject       = "invalid-subject"
+	TypeConflict             = "conflict"
+	TypeUnavailable          = "unavailable"
+	TypeInternal             = "internal"
+)
+
+func unauthenticated() *privguard.Problem {
+	return privguard.NewProblem(http.StatusUnauthorized, TypeUnauthenticated, "Authentication required",
+		"send Authorization: Bearer <token>")
+}
+
+// writeError maps err to a problem and writes it. It is the only place errors become HTTP
+// answers. Internal error text is logged (it never holds personal data: errors name fields
+// and codes, not values) and never sent.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var p *privguard.Problem
+	var fe *consent.FieldError
+	switch {
+	case errors.As(err, &p):
+	case errors.As(err, &fe) && errors.Is(err, privguard.ErrConflict):
+		p = privguard.NewProblem(http.StatusConflict, TypeConflict, "Conflicts with what is recorded", fe.Detail)
+		p.Field, p.Errors = fe.Field, []privguard.FieldError{{Field: fe.Field, Rule: fe.Code, Detail: fe.Detail}}
+	case errors.As(err, &fe):
+		p = privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule", fe.Detail)
+		p.Field, p.Errors = fe.Field, []privguard.FieldError{{Field: fe.Field, Rule: fe.Code, Detail: fe.Detail}}
+	case errors.Is(err, privguard.ErrNotFound):
+		p = privguard.NewProblem(http.StatusNotFound, TypeNotFound, "Not found", "")
+	case errors.Is(err, privguard.ErrInvalid):
+		p = privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule", "")
+	case errors.Is(err, privguard.ErrUnavailable), errors.Is(err, privguard.ErrClosed),
+		errors.Is(err, context.DeadlineExceeded):
+		s.log.Error("request failed: dependency unavailable", "route", r.Pattern, "err", err)
+		p = privguard.NewProblem(http.StatusServiceUnavailable, TypeUnavailable, "Temporarily unavailable",
+			"nothing was recorded; retry with the same Idempotency-Key")
+		w.Header().Set("Retry-After", "1")
+	case errors.Is(err, context.Canceled):
+		return // the client went away
+	default:
+		s.log.Error("request failed", "route", r.Pattern, "err", err)
+		p = privguard.NewProblem(http.StatusInternalServerError, TypeInternal, "Internal error", "")
+	}
+	p.Write(w)
+}
+
+// logRequests logs one line per request: route pattern and status. Never the path or
+// query, which may name a subject. It also turns a handler panic into a 500 problem.
+func (s *Server) logRequests(pattern string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			if v := recover(); v != nil {
+				s.log.Error("handler panic", "route", pattern, "panic", slog.AnyValue(panicType(v)))
+				if !rec.wrote {
+					privguard.NewProblem(http.StatusInternalServerError, TypeInternal, "Internal error", "").Write(w)
+				}
+				rec.status = http.StatusInternalServerError
+			}
+		}()
+		next.ServeHTTP(rec, r)
+		s.log.Debug("request", "method", r.Method, "route", pattern, "status", rec.status)
+	})
+}
+
+// panicType names a panic value's type without its content, which could hold input.
+func panicType(v any) string { return fmt.Sprintf("%T", v) }
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -1,0 +1,113 @@
+package adminapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-playground/validator/v10"
+
+	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/consent"
+)
+
+// Config configures [New].
+type Config struct {
+	// Ledger is the consent ledger. Required.
+	Ledger *consent.Ledger
+	// Tokens authenticate callers. Required and non-empty.
+	Tokens Tokens
+	// Logger receives request logs and errors. If nil, nothing is logged.
+	Logger *slog.Logger
+}
+
+// Server is the admin HTTP API.
+type Server struct {
+	ledger   *consent.Ledger
+	tokens   Tokens
+	log      *slog.Logger
+	validate *validator.Validate
+	mux      *http.ServeMux
+}
+
+// New returns the API server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Ledger == nil {
+		return nil, errors.New("adminapi: Config.Ledger is nil")
+	}
+	if len(cfg.Tokens) == 0 {
+		return nil, errors.New("adminapi: no bearer token configured")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{ledger: cfg.Ledger, tokens: cfg.Tokens, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux()}
+	s.routes()
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// handler is an API handler: it writes a success response or returns an error for
+// writeError.
+type handler func(w http.ResponseWriter, r *http.Request) error
+
+func (s *Server) routes() {
+	authed := func(pattern string, h handler) {
+		s.mux.Handle(pattern, s.logRequests(pattern, s.authenticate(s.wrap(h))))
+	}
+	authed("POST /v1/notices", s.postNotice)
+	authed("GET /v1/notices/{id}", s.getNotices)
+	authed("POST /v1/consents", s.postConsent)
+	authed("GET /v1/consents/{id}/receipt", s.getReceipt)
+	authed("GET /v1/subjects/{subject}/consents", s.getSubjectConsents)
+	authed("GET /v1/subjects/{subject}/consents/history", s.getSubjectHistory)
+	authed("GET /healthz", s.healthz)
+	authed("GET /readyz", s.readyz)
+	// Public: the key receipts are signed with exists to be published.
+	s.mux.Handle("GET /v1/receipts/keys", s.logRequests("GET /v1/receipts/keys", s.wrap(s.getReceiptKeys)))
+
+	// Other methods on known paths get 405, unknown paths 404, both as problems.
+	for _, path := range []string{"/v1/notices", "/v1/notices/{id}", "/v1/consents", "/v1/consents/{id}/receipt",
+		"/v1/subjects/{subject}/consents", "/v1/subjects/{subject}/consents/history", "/healthz", "/readyz", "/v1/receipts/keys"} {
+		s.mux.Handle(path, s.logRequests(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			privguard.NewProblem(http.StatusMethodNotAllowed, TypeMethodNotAllowed, "Method not allowed", "").Write(w)
+		})))
+	}
+	s.mux.Handle("/", s.logRequests("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		privguard.NewProblem(http.StatusNotFound, TypeNotFound, "Not found", "no such API").Write(w)
+	})))
+}
+
+func (s *Server) wrap(h handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+// readyz reports ready when the ledger's store answers.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	err := s.ledger.Ping(ctx)
+	stats := s.ledger.Stats()
+	if err != nil {
+		s.log.Error("readiness check failed", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable",
+			"checks": map[string]string{"consent_store": "unavailable"}})
+		return nil
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready",
+		"checks": map[string]any{"consent_store": "ok", "consent_records": stats.Records, "subjects": stats.Subjects}})
+	return nil
+}

@@ -1,0 +1,166 @@
+// Package config reads privguard's YAML configuration file and validates it with
+// go-playground/validator, reporting errors by the field's path in the file
+// ("consent.purposes[marketing.communications.sms].validity"). Unknown keys are errors, so a
+// misspelt setting is never silently ignored.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/go-playground/validator/v10"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/privguard/privguard"
+)
+
+// Defaults.
+const (
+	DefaultDataDir     = "./privguard-data"
+	DefaultAdminListen = "127.0.0.1:8081"
+)
+
+// File is the configuration file. Names may grow, never change.
+type File struct {
+	// Data is the directory of the embedded store. Default DefaultDataDir.
+	Data string `yaml:"data"`
+	// AdminListen is the address of the consent and admin APIs. Default DefaultAdminListen.
+	AdminListen string  `yaml:"admin_listen" validate:"omitempty,hostname_port"`
+	Admin       Admin   `yaml:"admin"`
+	Consent     Consent `yaml:"consent"`
+}
+
+// Admin configures access to the admin APIs.
+type Admin struct {
+	// Tokens are the bearer tokens accepted, by the hex SHA-256 of their value
+	// (`printf %s "$TOKEN" | sha256sum`). With none, serve creates one in <data>/admin.token.
+	Tokens []Token `yaml:"tokens" validate:"dive"`
+}
+
+// Token is one accepted bearer token.
+type Token struct {
+	Name   string   `yaml:"name" validate:"required,max=64,printascii"`
+	SHA256 string   `yaml:"sha256" validate:"required,len=64,hexadecimal"`
+	Roles  []string `yaml:"roles" validate:"dive,required,max=64"`
+}
+
+// Consent configures the consent ledger.
+type Consent struct {
+	// EUConsentAge is the GDPR Art. 8 age of digital consent, 13 to 16. Default 16.
+	EUConsentAge int `yaml:"eu_consent_age" validate:"omitempty,min=13,max=16"`
+	// Purposes override the default taxonomy's settings per purpose.
+	Purposes map[string]PurposeOverride `yaml:"purposes" validate:"dive,keys,max=100,endkeys"`
+}
+
+// PurposeOverride changes one purpose of the default taxonomy.
+type PurposeOverride struct {
+	// Validity is how long consent for the purpose lasts ("8760h"); "0s" means until withdrawn.
+	Validity *Duration `yaml:"validity"`
+	// LegalBases replaces the lawful bases per regime (pipl, gdpr).
+	LegalBases map[string][]string `yaml:"legal_bases" validate:"dive,keys,oneof=pipl gdpr,endkeys,dive,required"`
+}
+
+// Duration is a time.Duration written as "720h" in YAML.
+type Duration struct{ time.Duration }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || v < 0 {
+		return fmt.Errorf("line %d: %q is not a duration such as 720h", n.Line, n.Value)
+	}
+	d.Duration = v
+	return nil
+}
+
+// Load reads and validates the file at path.
+func Load(path string) (*File, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(b)
+}
+
+// Parse parses and validates a configuration file's contents.
+func Parse(b []byte) (*File, error) {
+	var f File
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	v := validator.New(validator.WithRequiredStructEnabled())
+	v.RegisterTagNameFunc(func(fld reflect.StructField) string {
+		name, _, _ := strings.Cut(fld.Tag.Get("yaml"), ",")
+		return name
+	})
+	if err := v.Struct(&f); err != nil {
+		var ve validator.ValidationErrors
+		if errors.As(err, &ve) {
+			var msgs []string
+			for _, fe := range ve {
+				ns := fe.Namespace()
+				if _, rest, ok := strings.Cut(ns, "."); ok {
+					ns = rest
+				}
+				rule := fe.Tag()
+				if fe.Param() != "" {
+					rule += "=" + fe.Param()
+				}
+				msgs = append(msgs, fmt.Sprintf("%s: fails %s", ns, rule))
+			}
+			return nil, fmt.Errorf("config: %s", strings.Join(msgs, "; "))
+		}
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if f.Data == "" {
+		f.Data = DefaultDataDir
+	}
+	if f.AdminListen == "" {
+		f.AdminListen = DefaultAdminListen
+	}
+	return &f, nil
+}
+
+// Taxonomy returns the default purposes with the file's overrides applied and validated
+// (legitimate interests under PIPL is rejected here: CON-01).
+func (f *File) Taxonomy() (*privguard.Taxonomy, error) {
+	infos := privguard.DefaultPurposes()
+	seen := map[string]bool{}
+	for i := range infos {
+		o, ok := f.Consent.Purposes[string(infos[i].Purpose)]
+		if !ok {
+			continue
+		}
+		seen[string(infos[i].Purpose)] = true
+		if o.Validity != nil {
+			infos[i].Validity = o.Validity.Duration
+		}
+		if o.LegalBases != nil {
+			bases := map[privguard.Regime][]privguard.LegalBasis{}
+			for r, list := range o.LegalBases {
+				for _, b := range list {
+					bases[privguard.Regime(r)] = append(bases[privguard.Regime(r)], privguard.LegalBasis(b))
+				}
+			}
+			infos[i].Bases = bases
+		}
+	}
+	for name := range f.Consent.Purposes {
+		if !seen[name] {
+			return nil, fmt.Errorf("config: consent.purposes[%s]: not a purpose of the default taxonomy", name)
+		}
+	}
+	t, err := privguard.NewTaxonomy(infos)
+	if err != nil {
+		return nil, fmt.Errorf("config: consent.purposes: %w", err)
+	}
+	return t, nil
+}
