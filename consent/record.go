@@ -2,6 +2,7 @@ package consent
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/privguard/privguard"
@@ -89,6 +90,17 @@ func (s State) IRI() string {
 
 // MarshalText implements encoding.TextMarshaler.
 func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *State) UnmarshalText(b []byte) error {
+	for i, n := range stateNames {
+		if n == string(b) {
+			*s = State(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("consent: unknown state %q", b)
+}
 
 // Counts reports whether s is a state in which consent counts (before expiry is considered).
 func (s State) Counts() bool { return s == StateGiven || s == StateRenewed }
