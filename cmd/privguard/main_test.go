@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// startServe runs `privguard serve` in-process on a free port and returns its base URL, the
+// admin token and a stop function that cancels it and returns the exit code.
+func startServe(t *testing.T, dir string) (url, token string, stop func() int, logs *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	logs = &syncBuffer{}
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, []string{"serve", "--data", dir, "--admin-listen", "127.0.0.1:0"}, func(string) string { return "" }, pw, logs)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		cancel()
+		t.Fatalf("serve printed no address (%v); logs:\n%s", err, logs.String())
+	}
+	go io.Copy(io.Discard, pr)
+	url = strings.TrimSpace(line[strings.Index(line, "http://"):])
+	b, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(filepath.Join(dir, "admin.token"))
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("admin.token mode = %v; want 0600", st.Mode().Perm())
+	}
+	stop = func() int {
+		cancel()
+		select {
+		case c := <-code:
+			return c
+		case <-time.After(20 * time.Second):
+			t.Fatal("serve did not stop within 20s of cancellation")
+			return -1
+		}
+	}
+	return url, strings.TrimSpace(string(b)), stop, logs
+}
+
+func post(t *testing.T, url, token, path, body string) int {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestServeVerifyAndShutdown(t *testing.T) {
+	dir := t.TempDir()
+	url, token, stop, logs := startServe(t, dir)
+	notice := `{"id":"marketing","version":1,"language":"en","text":"We send offers by SMS.","purposes":["marketing"],
+		"controller":{"name":"Example","contact":"privacy@example.com"},"retention":"13 months","rights_channels":["https://example.com/p"]}`
+	if c := post(t, url, token, "/v1/notices", notice); c != http.StatusCreated {
+		t.Fatalf("notice = %d", c)
+	}
+	for i := range 20 {
+		g := `{"subject":"cust-` + string(rune('a'+i)) + `","purpose":"marketing.communications.sms","action":"grant","regime":"gdpr",
+			"notice":{"id":"marketing","version":1},"channel":"web","method":"explicit"}`
+		if c := post(t, url, token, "/v1/consents", g); c != http.StatusCreated {
+			t.Fatalf("grant %d = %d", i, c)
+		}
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("serve exited %d after SIGINT-equivalent cancellation; want 0. logs:\n%s", code, logs.String())
+	}
+	if strings.Contains(logs.String(), token) {
+		t.Error("the admin token was logged")
+	}
+	if !strings.Contains(logs.String(), "admin.token") {
+		t.Error("the token file's path was not logged")
+	}
+
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"consent", "verify", "--data", dir}, os.Getenv, &out, &errb); code != 0 {
+		t.Fatalf("verify = %d: %s %s", code, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), "OK: 20 records, 1 notices") {
+		t.Errorf("verify output = %q", out.String())
+	}
+
+	// Serve again on the same data: the state and the token survive.
+	url, token2, stop, _ := startServe(t, dir)
+	if token2 != token {
+		t.Error("the admin token changed across restarts")
+	}
+	req, _ := http.NewRequest("GET", url+"/v1/subjects/cust-a/consents", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `"allowed":true`) {
+		t.Errorf("after restart: %s", body)
+	}
+	stop()
+}
+
+func TestCommandLine(t *testing.T) {
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--help"}, 0, "Commands:"},
+		{[]string{"version"}, 0, "privguard"},
+		{nil, 2, "Usage:"},
+		{[]string{"frobnicate"}, 2, "unknown command"},
+		{[]string{"consent"}, 2, "consent verify"},
+		{[]string{"consent", "verify", "--data", "/nonexistent/dir"}, 2, "no ledger"},
+		{[]string{"serve", "--help"}, 0, "Usage: privguard serve"},
+		{[]string{"serve", "--log-level", "loud"}, 2, "--log-level"},
+		{[]string{"serve", "--config", "/nonexistent.yaml"}, 2, "config"},
+	}
+	for _, tc := range cases {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), tc.args, os.Getenv, &out, &errb)
+		if code != tc.code || !strings.Contains(out.String()+errb.String(), tc.want) {
+			t.Errorf("privguard %v = %d %q; want %d containing %q", tc.args, code, out.String()+errb.String(), tc.code, tc.want)
+		}
+	}
+}
+
+func TestServeRefusesBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "privguard.yaml")
+	os.WriteFile(cfg, []byte("consent:\n  purposes:\n    analytics.reporting:\n      legal_bases: {pipl: [legitimate_interest]}\n"), 0o600)
+	var out, errb bytes.Buffer
+	// proves CON-01: configuration with legitimate interests for a PIPL-scoped purpose is rejected.
+	code := run(context.Background(), []string{"serve", "--config", cfg, "--data", dir}, os.Getenv, &out, &errb)
+	if code != 2 || !strings.Contains(errb.String(), "legitimate_interest") {
+		t.Errorf("serve with LI under PIPL = %d %q; want 2 naming legitimate_interest", code, errb.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "privguard.db")); err == nil {
+		t.Error("a refused configuration still created the data file")
+	}
+}

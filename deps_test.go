@@ -1,0 +1,85 @@
+package privguard_test
+
+import (
+	"encoding/json"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+type goPackage struct {
+	ImportPath string
+	Doc        string
+	Imports    []string
+	Deps       []string
+	Standard   bool
+}
+
+// listPackages runs `go list -json ./...` for the module.
+func listPackages(t *testing.T) []goPackage {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-json", "./...").Output()
+	if err != nil {
+		t.Skipf("go list is not available: %v", err)
+	}
+	var pkgs []goPackage
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for {
+		var p goPackage
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	return pkgs
+}
+
+// heavy names the dependencies only their adapter packages may import.
+var heavy = map[string]string{
+	"github.com/open-policy-agent/opa":    "policy",
+	"github.com/tink-crypto/tink-go":      "vault",
+	"go.etcd.io/bbolt":                    "boltstore",
+	"github.com/jackc/pgx":                "connector/postgres",
+	"github.com/go-sql-driver/mysql":      "connector/mysql",
+	"github.com/redis/go-redis":           "connector/redis",
+	"github.com/casbin/casbin":            "internal/authz",
+	"github.com/prometheus/client_golang": "",
+}
+
+const module = "github.com/privguard/privguard"
+
+func isStd(path string) bool { return !strings.Contains(strings.SplitN(path, "/", 2)[0], ".") }
+
+func TestImportRules(t *testing.T) {
+	for _, p := range listPackages(t) {
+		rel := strings.TrimPrefix(strings.TrimPrefix(p.ImportPath, module), "/")
+		// The root package and middleware see only the standard library (and, for
+		// middleware, the root package), so that wrapping a handler pulls in nothing heavy.
+		if rel == "" || rel == "middleware" {
+			for _, d := range p.Deps {
+				if !isStd(d) && d != module {
+					t.Errorf("%s depends on %s; it may use only the standard library and the root package", p.ImportPath, d)
+				}
+			}
+		}
+		// Each heavy dependency is imported directly only by its adapter package.
+		for _, imp := range p.Imports {
+			for dep, owner := range heavy {
+				if strings.HasPrefix(imp, dep) && owner != "" && rel != owner && !strings.HasPrefix(rel, owner+"/") {
+					t.Errorf("%s imports %s; only %s may", p.ImportPath, imp, owner)
+				}
+			}
+		}
+	}
+}
+
+func TestEveryPackageHasADocComment(t *testing.T) {
+	for _, p := range listPackages(t) {
+		if strings.TrimSpace(p.Doc) == "" {
+			t.Errorf("package %s has no package doc comment", p.ImportPath)
+		}
+	}
+}
