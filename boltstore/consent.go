@@ -62,6 +62,15 @@ func (s *ConsentStore) Commit(ctx context.Context, b *consent.Batch) error {
 			}
 			head = append(k, r.Hash[:]...)
 		}
+		sup := tx.Bucket(bucketSuppress)
+		for _, e := range b.Suppressions {
+			if sup.Get(e.Key[:]) != nil {
+				continue // the first suppression is kept
+			}
+			if err := sup.Put(e.Key[:], seqKey(e.Seq)); err != nil {
+				return err
+			}
+		}
 		notices := tx.Bucket(bucketNotices)
 		for _, n := range b.Notices {
 			if err := notices.Put([]byte(n.Key), n.Body); err != nil {
@@ -189,6 +198,21 @@ func (s *ConsentStore) ScanNotices(ctx context.Context, fn func(body []byte) err
 		}
 		return notices.ForEach(func(_, v []byte) error { return fn(v) })
 	})
+}
+
+// Suppression implements consent.Store.
+func (s *ConsentStore) Suppression(ctx context.Context, key [32]byte) (seq uint64, ok bool, err error) {
+	err = s.db.bolt.View(func(tx *bolt.Tx) error {
+		sup, err := bucket(tx, bucketSuppress)
+		if err != nil {
+			return nil
+		}
+		if v := sup.Get(key[:]); len(v) == 8 {
+			seq, ok = binary.BigEndian.Uint64(v), true
+		}
+		return nil
+	})
+	return seq, ok, err
 }
 
 // Head implements consent.Store.

@@ -72,8 +72,9 @@ var (
 	bucketSubjects = []byte("consent.subjects")
 	bucketIdem     = []byte("consent.idempotency")
 	bucketNotices  = []byte("consent.notices")
+	bucketSuppress = []byte("consent.suppression")
 	bucketMeta     = []byte("meta")
-	allBuckets     = [][]byte{bucketRecords, bucketIDs, bucketSubjects, bucketIdem, bucketNotices, bucketMeta}
+	allBuckets     = [][]byte{bucketRecords, bucketIDs, bucketSubjects, bucketIdem, bucketNotices, bucketSuppress, bucketMeta}
 )
 
 // bucket returns the named bucket or an error (a read-only file that was never written).

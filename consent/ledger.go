@@ -353,6 +353,9 @@ func (l *Ledger) commitRecords(group []*op) {
 		rec.Hash = sha256.Sum256(body)
 		prev = rec.Hash
 		overlay[req.Subject] = l.apply(st, &rec)
+		if rec.Action == ActionObject {
+			batch.Suppressions = append(batch.Suppressions, StoredSuppression{Key: l.suppressionKey(rec.Subject), Seq: rec.Seq})
+		}
 		batch.Records = append(batch.Records, StoredRecord{Seq: rec.Seq, ID: rec.ID, Subject: rec.Subject,
 			Hash: rec.Hash, Body: body, IdempotencyKey: req.IdempotencyKey, Fingerprint: o.fp})
 		results[i].rec = rec

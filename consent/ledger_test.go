@@ -1,10 +1,14 @@
 package consent_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/consent"
@@ -436,4 +440,78 @@ func TestStateSurvivesRestart(t *testing.T) {
 	if r.Seq != 5 {
 		t.Errorf("next seq after restart = %d; want 5", r.Seq)
 	}
+}
+
+func TestExpireDueRecordsExpiry(t *testing.T) {
+	// proves CON-11: expiry is recorded in the ledger as its own event.
+	l, clock := setup(t)
+	mustAppend(t, l, grant("cust-13", "marketing.communications.sms"))
+	mustAppend(t, l, grant("cust-14", "marketing.communications.sms"))
+	if n, err := l.ExpireDue(ctx, 0); n != 0 || err != nil {
+		t.Fatalf("ExpireDue before validity ended = %d, %v; want 0", n, err)
+	}
+	clock.Advance(privguard.DefaultConsentValidity)
+	mustAppend(t, l, grant("cust-14", "marketing.communications.sms")) // renewed in time for the sweep
+	n, err := l.ExpireDue(ctx, 0)
+	if n != 1 || err != nil {
+		t.Fatalf("ExpireDue = %d, %v; want 1", n, err)
+	}
+	hist, _ := l.History(ctx, "cust-13")
+	if last := hist[len(hist)-1]; last.Action != consent.ActionExpire || last.ActorType != consent.ActorSystem {
+		t.Errorf("last record = %s by %s; want expire by system", last.Action, last.ActorType)
+	}
+	if st := check(t, l, "cust-13", "marketing.communications.sms"); st.State != consent.StateExpired {
+		t.Errorf("state = %s; want expired", st.State)
+	}
+	wantStatus(t, l, "cust-14", "marketing.communications.sms", true, privguard.ReasonConsentGiven)
+	if n, _ := l.ExpireDue(ctx, 0); n != 0 {
+		t.Errorf("second sweep wrote %d; want 0", n)
+	}
+}
+
+func TestSuppressionSurvivesErasure(t *testing.T) {
+	// proves DSR-13: after an objection all marketing is denied, and a minimal suppression
+	// entry (a keyed hash, no identifier in the clear) survives the subject's erasure.
+	dir := t.TempDir()
+	clock := &consenttest.Clock{}
+	l, closeFn := reopen(t, dir, clock)
+	if _, _, err := l.RegisterNotice(ctx, consenttest.MarketingNotice(1, "zh-CN")); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, l, grant("cust-15", "marketing.communications.sms"))
+	mustAppend(t, l, grant("cust-15", "analytics.ab_testing"))
+	mustAppend(t, l, consent.Request{Subject: "cust-15", Action: consent.ActionObject})
+	mustAppend(t, l, consent.Request{Subject: "cust-15", Action: consent.ActionErase})
+	wantStatus(t, l, "cust-15", "analytics.ab_testing", false, privguard.ReasonConsentWithdrawn)
+	wantStatus(t, l, "cust-15", "marketing.communications.email", false, privguard.ReasonObjectionDirectMarketing)
+	if ok, err := l.Suppressed(ctx, "cust-15"); !ok || err != nil {
+		t.Errorf("Suppressed after erasure = %v, %v; want true", ok, err)
+	}
+	if ok, _ := l.Suppressed(ctx, "cust-16"); ok {
+		t.Error("a subject that never objected is suppressed")
+	}
+	closeFn()
+	db, err := bolt.Open(filepath.Join(dir, "privguard.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := 0
+	db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("consent.suppression")).ForEach(func(k, v []byte) error {
+			entries++
+			if len(k) != 32 || bytes.Contains(k, []byte("cust-15")) {
+				t.Errorf("suppression key %q is not a 32-byte keyed hash", k)
+			}
+			return nil
+		})
+	})
+	db.Close()
+	if entries != 1 {
+		t.Errorf("suppression entries = %d; want 1", entries)
+	}
+	l, _ = reopen(t, dir, clock)
+	if ok, _ := l.Suppressed(ctx, "cust-15"); !ok {
+		t.Error("suppression lost across restart")
+	}
+	wantStatus(t, l, "cust-15", "marketing.communications.sms", false, privguard.ReasonObjectionDirectMarketing)
 }

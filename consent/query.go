@@ -2,6 +2,8 @@ package consent
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"fmt"
 	"runtime"
 	"sync"
@@ -197,4 +199,24 @@ func (l *Ledger) Ping(ctx context.Context) error {
 	default:
 	}
 	return nil
+}
+
+// Suppressed reports whether subject is on the direct-marketing suppression list: it
+// objected to direct marketing at some point. The list holds only a keyed hash of the
+// identifier and survives erasure, so an unsubscribe still holds for a subject whose data
+// was erased and who is, say, imported again from a partner list (DSR-13, MKT-04).
+func (l *Ledger) Suppressed(ctx context.Context, subject privguard.SubjectID) (bool, error) {
+	_, ok, err := l.store.Suppression(ctx, l.suppressionKey(subject))
+	if err != nil {
+		return false, fmt.Errorf("consent: suppression list: %w: %w", err, privguard.ErrUnavailable)
+	}
+	return ok, nil
+}
+
+// suppressionKey is the keyed hash of a subject on the suppression list.
+func (l *Ledger) suppressionKey(subject privguard.SubjectID) [32]byte {
+	mac := hmac.New(sha256.New, l.evidenceKey)
+	mac.Write([]byte("privguard suppression v1\x00"))
+	mac.Write([]byte(subject))
+	return [32]byte(mac.Sum(nil))
 }

@@ -253,7 +253,7 @@ func actionState(a Action) State {
 		return StateGiven
 	case ActionRefuse:
 		return StateRefused
-	case ActionWithdraw, ActionObject, ActionGPCOptOut, ActionPersonalisationOff:
+	case ActionWithdraw, ActionObject, ActionGPCOptOut, ActionPersonalisationOff, ActionErase:
 		return StateWithdrawn
 	case ActionExpire:
 		return StateExpired

@@ -31,6 +31,10 @@ const (
 	ActionPersonalisationOn  Action = "personalisation_on"  // turns personalisation back on
 	ActionGPCOptOut          Action = "gpc_opt_out"         // Global Privacy Control: opt-out of sale/sharing
 	ActionDeclareAge         Action = "declare_age"         // records the subject's age band
+	// ActionErase records that the subject's personal data was erased: every purpose is
+	// withdrawn and every fact cleared, except the suppression of direct marketing
+	// (objection) and the GPC opt-out, which survive so that an unsubscribe still holds.
+	ActionErase Action = "erase"
 )
 
 // perPurpose reports whether records of action a name a purpose.
@@ -46,7 +50,7 @@ func (a Action) perPurpose() bool {
 func (a Action) Valid() bool {
 	switch a {
 	case ActionGrant, ActionWithdraw, ActionRefuse, ActionExpire, ActionRestrict, ActionLiftRestriction,
-		ActionObject, ActionPersonalisationOff, ActionPersonalisationOn, ActionGPCOptOut, ActionDeclareAge:
+		ActionObject, ActionPersonalisationOff, ActionPersonalisationOn, ActionGPCOptOut, ActionDeclareAge, ActionErase:
 		return true
 	}
 	return false

@@ -140,6 +140,15 @@ func (l *Ledger) apply(st subjectState, r *Record) subjectState {
 			f.persOffSeq = 0
 		case ActionDeclareAge:
 			f.ageBand = r.AgeBand
+		case ActionErase:
+			f = facts{objectionSeq: f.objectionSeq, gpcSeq: f.gpcSeq}
+			entries := slices.Clone(st.entries)
+			for i := range entries {
+				// The deciding seq stays, so an objection made before the erasure still
+				// names itself as the reason.
+				entries[i].state, entries[i].guardian = StateWithdrawn, false
+			}
+			st.entries = entries
 		}
 		if r.AgeBand != AgeUnknown {
 			f.ageBand = r.AgeBand

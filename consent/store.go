@@ -32,14 +32,26 @@ type Store interface {
 	ScanNotices(ctx context.Context, fn func(body []byte) error) error
 	// Head returns the sequence number and hash of the last committed record (0, nil if none).
 	Head(ctx context.Context) (seq uint64, hash []byte, err error)
+	// Suppression returns the sequence number of the record that put the keyed hash key on
+	// the suppression list, or ok=false.
+	Suppression(ctx context.Context, key [32]byte) (seq uint64, ok bool, err error)
 	// Secret returns the named secret, creating it with create() on first use, durably.
 	Secret(ctx context.Context, name string, create func() ([]byte, error)) ([]byte, error)
 }
 
 // Batch is what one group commit writes.
 type Batch struct {
-	Records []StoredRecord
-	Notices []StoredNotice
+	Records      []StoredRecord
+	Notices      []StoredNotice
+	Suppressions []StoredSuppression
+}
+
+// StoredSuppression is a suppression-list entry: a keyed hash of the subject identifier
+// and the record that suppressed it. It holds no personal data in the clear and is never
+// removed by erasure.
+type StoredSuppression struct {
+	Key [32]byte
+	Seq uint64
 }
 
 // StoredRecord is a record as stored: its sequence number, id, subject, hash and encoding,

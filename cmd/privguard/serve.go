@@ -143,6 +143,13 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	sweepDone := make(chan struct{})
+	go func() {
+		defer close(sweepDone)
+		sweepExpired(sweepCtx, ledger, log)
+	}()
+	defer func() { stopSweep(); <-sweepDone }()
 	log.Info("privguard serving", "admin_listen", ln.Addr().String(), "data", cfg.Data)
 	fmt.Fprintf(stdout, "privguard: admin API on http://%s\n", ln.Addr())
 	select {
@@ -194,4 +201,26 @@ func loadOrCreateToken(path string) (token string, created bool, err error) {
 		return "", false, err
 	}
 	return token, true, f.Close()
+}
+
+// expirySweepInterval is how often serve records consents whose validity has ended.
+const expirySweepInterval = time.Minute
+
+// sweepExpired records expired consents every expirySweepInterval until ctx ends.
+func sweepExpired(ctx context.Context, ledger *consent.Ledger, log *slog.Logger) {
+	t := time.NewTicker(expirySweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := ledger.ExpireDue(ctx, consent.DefaultSweepLimit)
+		if err != nil && ctx.Err() == nil {
+			log.Error("expiry sweep failed", "recorded", n, "err", err)
+		} else if n > 0 {
+			log.Info("expiry sweep recorded expired consents", "records", n)
+		}
+	}
 }

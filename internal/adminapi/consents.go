@@ -71,7 +71,7 @@ func (s *Server) getNotices(w http.ResponseWriter, r *http.Request) error {
 type consentBody struct {
 	Subject    string `json:"subject" validate:"required,max=128"`
 	Purpose    string `json:"purpose" validate:"max=100"`
-	Action     string `json:"action" validate:"required,oneof=grant withdraw refuse expire restrict lift_restriction object personalisation_off personalisation_on gpc_opt_out declare_age"`
+	Action     string `json:"action" validate:"required,oneof=grant withdraw refuse expire restrict lift_restriction object personalisation_off personalisation_on gpc_opt_out declare_age erase"`
 	LegalBasis string `json:"legal_basis" validate:"omitempty,oneof=consent contract legal_obligation vital_interests public_task legitimate_interest hr_management publicly_disclosed"`
 	Regime     string `json:"regime" validate:"omitempty,oneof=pipl gdpr"`
 	Notice     *struct {

@@ -1,0 +1,75 @@
+package consent
+
+import (
+	"context"
+	"errors"
+
+	"github.com/privguard/privguard"
+)
+
+// DefaultSweepLimit is the most expiry records one [Ledger.ExpireDue] call writes.
+const DefaultSweepLimit = 10_000
+
+// ExpireDue appends an `expire` record for up to limit consents whose validity has ended, so
+// that the ledger holds proof of each expiry and the history shows it. [Ledger.Check] treats
+// an expired consent as absent whether or not this has run; the sweep only records it. It
+// returns the number of records written. `privguard serve` runs it every minute.
+func (l *Ledger) ExpireDue(ctx context.Context, limit int) (int, error) {
+	if limit <= 0 {
+		limit = DefaultSweepLimit
+	}
+	type due struct {
+		subject   privguard.SubjectID
+		purpose   privguard.Purpose
+		recipient uint32
+		regime    privguard.Regime
+	}
+	now := l.now().UnixNano()
+	var list []due
+	for i := range l.state.s {
+		sh := &l.state.s[i]
+		sh.mu.RLock()
+		for subject, st := range sh.m {
+			for _, e := range st.entries {
+				if e.state.Counts() && e.expires != 0 && e.expires <= now && len(list) < limit {
+					list = append(list, due{subject, l.purposes[e.purpose].Purpose, e.recipient, e.regime})
+				}
+			}
+		}
+		sh.mu.RUnlock()
+		if len(list) >= limit {
+			break
+		}
+	}
+	if len(list) == 0 {
+		return 0, nil
+	}
+	names := map[uint32]string{}
+	l.interns.mu.RLock()
+	for name, id := range l.interns.recipients {
+		names[id] = name
+	}
+	l.interns.mu.RUnlock()
+	results := make(chan error, len(list))
+	for _, d := range list {
+		go func() {
+			req := Request{Subject: d.subject, Purpose: d.purpose, Action: ActionExpire, Regime: d.regime,
+				Actor: "privguard:expiry-sweep", ActorType: ActorSystem}
+			if d.recipient != 0 {
+				req.Recipient = &Recipient{Name: names[d.recipient]}
+			}
+			_, _, err := l.Append(ctx, req)
+			results <- err
+		}()
+	}
+	var errs []error
+	written := 0
+	for range list {
+		if err := <-results; err != nil {
+			errs = append(errs, err)
+		} else {
+			written++
+		}
+	}
+	return written, errors.Join(errs...)
+}
