@@ -117,6 +117,16 @@ func (l *Ledger) checkRequest(req *Request) error {
 	if req.Method != "" && !req.Method.Valid() {
 		return invalid("method", CodeInvalid, "must be one of explicit, gpc, guardian, imported")
 	}
+	switch req.ActorType {
+	case "":
+		req.ActorType = ActorSubject
+		if req.Method == MethodGuardian {
+			req.ActorType = ActorGuardian
+		}
+	case ActorSubject, ActorGuardian, ActorOperator, ActorSystem:
+	default:
+		return invalid("actor_type", CodeInvalid, "must be one of subject, guardian, operator, system")
+	}
 	if !req.AgeBand.Valid() {
 		return invalid("age_band", CodeInvalid, "must be one of 0-12, 13, 14, 15, 16-17, 18+")
 	}

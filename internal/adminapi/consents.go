@@ -136,9 +136,6 @@ func (s *Server) postConsent(w http.ResponseWriter, r *http.Request) error {
 		AgeBand: consent.AgeBand(b.AgeBand), Categories: categories(b.Categories), Written: b.Written,
 		Actor: "token:" + principal.Name, ActorType: consent.ActorType(b.ActorType),
 	}
-	if req.ActorType == "" {
-		req.ActorType = consent.ActorSubject
-	}
 	if key != "" {
 		req.IdempotencyKey = principal.Name + "\x00" + key
 	}
