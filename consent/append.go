@@ -53,6 +53,7 @@ func (l *Ledger) Append(ctx context.Context, req Request) (rec Record, replayed 
 	if err := l.checkRequest(&req); err != nil {
 		return Record{}, false, err
 	}
+	req.Evidence.IPPrefix, req.Evidence.IPHash = "", nil // derived from req.IP only
 	if req.IP != "" {
 		if err := l.processIP(&req); err != nil {
 			return Record{}, false, err

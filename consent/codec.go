@@ -91,7 +91,9 @@ func encodeRecord(b []byte, r *Record) []byte {
 		var m []byte
 		m = appendString(m, 1, e.UserAgent)
 		m = appendString(m, 2, e.IPPrefix)
-		m = appendBytes(m, 3, e.IPHash)
+		if len(e.IPHash) > 0 {
+			m = appendBytesAlways(m, 3, e.IPHash)
+		}
 		m = appendString(m, 4, e.UIScreen)
 		m = appendString(m, 5, e.CMPVersion)
 		m = appendString(m, 6, e.CollectedBy)
@@ -243,16 +245,15 @@ func decodeRecord(b []byte) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	if hasNotice {
+	if hasNotice && notice != (NoticeRef{}) {
 		r.Notice = &notice
 	}
 	return r, nil
 }
 
 // eachField calls fn for every field of the message b. For varint fields x is the value and
-// v is nil; for length-delimited fields v is the content. Fixed-width fields are skipped.
-// A known field whose wire type does not match the schema is an error.
-// known has a bit set for every field number of the message, varints for those that are
+// v is nil; for length-delimited fields v is the content. Unknown fields are skipped; a
+// known field whose wire type does not match the schema is an error. known has a bit set for every field number of the message, varints for those that are
 // varints; the others must be length-delimited.
 func eachField(b []byte, known, varints uint64, fn func(num protowire.Number, v []byte, x uint64) error) error {
 	for len(b) > 0 {
@@ -261,6 +262,12 @@ func eachField(b []byte, known, varints uint64, fn func(num protowire.Number, v 
 			return fmt.Errorf("tag: %w: %w", protowire.ParseError(n), errCorrupt)
 		}
 		b = b[n:]
+		if num < 64 {
+			if bit := uint64(1) << num; (varints&bit != 0 && typ != protowire.VarintType) ||
+				(varints&bit == 0 && known&bit != 0 && typ != protowire.BytesType) {
+				return fmt.Errorf("field %d has wire type %d: %w", num, typ, errCorrupt)
+			}
+		}
 		var v []byte
 		var x uint64
 		switch typ {
@@ -268,7 +275,7 @@ func eachField(b []byte, known, varints uint64, fn func(num protowire.Number, v 
 			x, n = protowire.ConsumeVarint(b)
 		case protowire.BytesType:
 			v, n = protowire.ConsumeBytes(b)
-		default:
+		default: // an unknown field of a fixed-width or group type: skipped
 			n = protowire.ConsumeFieldValue(num, typ, b)
 			if n >= 0 {
 				b = b[n:]
@@ -279,12 +286,6 @@ func eachField(b []byte, known, varints uint64, fn func(num protowire.Number, v 
 			return fmt.Errorf("field %d: %w: %w", num, protowire.ParseError(n), errCorrupt)
 		}
 		b = b[n:]
-		if num < 64 {
-			if bit := uint64(1) << num; (varints&bit != 0 && typ != protowire.VarintType) ||
-				(varints&bit == 0 && known&bit != 0 && typ != protowire.BytesType) {
-				return fmt.Errorf("field %d has wire type %d: %w", num, typ, errCorrupt)
-			}
-		}
 		if err := fn(num, v, x); err != nil {
 			return err
 		}

@@ -140,7 +140,7 @@ func TestRecordRoundTrip(t *testing.T) {
 // FuzzDecodeRecord checks that decodeRecord never panics on hostile input, that every error
 // it returns wraps errCorrupt and comes with no partial record, and that whatever it accepts
 // survives a round trip: decodeRecord(encodeRecord(r)) equals r (apart from Hash, which is
-// not encoded, and the two non-canonical forms of canonical), and encoding it again gives
+// not encoded), and encoding it again gives
 // the same bytes. The corpus in testdata/fuzz/FuzzDecodeRecord holds record encodings as a
 // real ledger on bbolt stored them.
 func FuzzDecodeRecord(f *testing.F) {
@@ -160,10 +160,10 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add([]byte{0xda, 0x01, 0x01, 0x00})                   // prev hash of 1 byte
 	f.Add([]byte{0x8a, 0x01, 0x04, 0x08, 0x01, 0x10, 0x01}) // recipient with varint fields
 	f.Add([]byte{0x22, 0x80, 0x80, 0x80, 0x80, 0x10})       // string length beyond the input
-	f.Add([]byte{0x4a, 0x00})                               // empty notice id: a NoticeRef of zeros (see canonical)
+	f.Add([]byte{0x4a, 0x00})                               // empty notice id: decodes as no notice
 	f.Add([]byte{0xda, 0x00, 0x00})                         // the same, field 11 with an overlong tag (found by fuzzing)
-	f.Add([]byte{0xa2, 0x01, 0x04, 0x1a, 0x02, 0x00, 0x00}) // evidence with an all-zero IP hash (see canonical)
-	f.Add([]byte{0x61, 1, 2, 3, 4, 5, 6, 7, 8})             // notice hash (field 12) as fixed64: skipped, not rejected
+	f.Add([]byte{0xa2, 0x01, 0x04, 0x1a, 0x02, 0x00, 0x00}) // evidence with an all-zero IP hash: kept
+	f.Add([]byte{0x61, 1, 2, 3, 4, 5, 6, 7, 8})             // notice hash (field 12) as fixed64: rejected
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := decodeRecord(b)
 		if err != nil {
@@ -175,7 +175,7 @@ func FuzzDecodeRecord(f *testing.F) {
 			}
 			return
 		}
-		want := canonical(r)
+		want := r
 		enc := encodeRecord(nil, &want)
 		got, err := decodeRecord(enc)
 		if err != nil {
@@ -187,7 +187,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		if again := encodeRecord(nil, &got); !bytes.Equal(again, enc) {
 			t.Fatalf("encoding is not stable: encodeRecord(r) = %x, then %x", enc, again)
 		}
-		// Encoding the record as decoded, before canonical, gives the same record.
+		// Decoding its encoding again gives the same record.
 		raw, err := decodeRecord(encodeRecord(nil, &r))
 		if err != nil {
 			t.Fatalf("decodeRecord(encodeRecord(decodeRecord(%x))) error = %v; want nil", b, err)
@@ -198,25 +198,3 @@ func FuzzDecodeRecord(f *testing.F) {
 	})
 }
 
-// canonical returns r with the two forms encodeRecord cannot write replaced by the forms it
-// writes instead. They are known codec defects, tolerated here so that the fuzzer looks for
-// others:
-//
-//   - a NoticeRef whose fields are all zero: decodeRecord creates one when any notice field
-//     (9 to 12) is present, even empty, but encodeRecord writes no notice field for it, so it
-//     reads back as no notice;
-//   - an Evidence.IPHash of zero bytes only: encodeRecord uses appendBytes, which drops
-//     all-zero values (meant for the fixed-size hashes), so it reads back as no hash. Besides
-//     hand-made input, a Go caller that passes Evidence.IPHash without IP gets this: Append
-//     returns the hash but the stored record has none.
-//
-// The first never arises from a ledger write: build sets Notice only with a non-empty ID.
-func canonical(r Record) Record {
-	if r.Notice != nil && *r.Notice == (NoticeRef{}) {
-		r.Notice = nil
-	}
-	if len(r.Evidence.IPHash) > 0 && allZero(r.Evidence.IPHash) {
-		r.Evidence.IPHash = nil
-	}
-	return r
-}

@@ -202,8 +202,9 @@ func (l *Ledger) rebuild(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("record %d: %w", seq, err)
 		}
-		if r.Seq != seq {
-			return fmt.Errorf("record stored at %d says it is %d: %w", seq, r.Seq, errCorrupt)
+		if r.Seq != seq || seq != l.headSeq+1 {
+			return fmt.Errorf("record stored at %d says it is %d after record %d; run `privguard consent verify`: %w",
+				seq, r.Seq, l.headSeq, errCorrupt)
 		}
 		sh := l.state.of(r.Subject)
 		sh.m[r.Subject] = l.apply(sh.m[r.Subject], &r)
