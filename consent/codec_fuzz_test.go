@@ -197,4 +197,3 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
-
