@@ -47,3 +47,37 @@ func TestConsentVerifyNamesTamperedRecord(t *testing.T) {
 		t.Errorf("verify after tampering = %d %q %q; want exit 1 naming record 7", code, out.String(), errb.String())
 	}
 }
+
+func TestConsentVerifyAnchor(t *testing.T) {
+	dir := t.TempDir()
+	url, token, stop, _ := startServe(t, dir)
+	post(t, url, token, "/v1/notices", `{"id":"n","version":1,"language":"en","text":"t","purposes":["marketing"],
+		"controller":{"name":"E","contact":"p@example.com"},"retention":"1y","rights_channels":["x"]}`)
+	for i := range 5 {
+		post(t, url, token, "/v1/consents", `{"subject":"s-`+string(rune('a'+i))+`","action":"object"}`)
+	}
+	stop()
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"consent", "verify", "--data", dir}, os.Getenv, &out, &errb); code != 0 {
+		t.Fatalf("verify = %d %s", code, errb.String())
+	}
+	i := strings.Index(out.String(), "sha256 ")
+	head := strings.TrimSpace(out.String()[i+len("sha256 "):])
+	cases := []struct {
+		anchor string
+		code   int
+	}{
+		{"5:" + head, 0},
+		{"4:" + head, 1}, // record 4 has another hash
+		{"9:" + head, 1}, // beyond the ledger
+		{"5:zz", 2},
+		{"five", 2},
+	}
+	for _, tc := range cases {
+		out.Reset()
+		errb.Reset()
+		if code := run(context.Background(), []string{"consent", "verify", "--data", dir, "--anchor", tc.anchor}, os.Getenv, &out, &errb); code != tc.code {
+			t.Errorf("verify --anchor %s = %d (%s%s); want %d", tc.anchor, code, out.String(), errb.String(), tc.code)
+		}
+	}
+}

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/privguard/privguard/boltstore"
@@ -22,12 +26,19 @@ func consentVerify(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs := flag.NewFlagSet("privguard consent verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := fs.String("data", config.DefaultDataDir, "data `directory` of the embedded store")
+	var anchors []string
+	fs.Func("anchor", "`SEQ:SHA256` of a head printed by an earlier verify and kept elsewhere; checks the ledger still holds that record unchanged (repeatable)",
+		func(v string) error { anchors = append(anchors, v); return nil })
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: privguard consent verify [--data DIR]
 
 Checks every record of the consent ledger: its hash, its place in the chain, the notice it
 cites. Prints a summary; if a record does not match, names the first one and exits 1.
 The file is opened read-only; stop 'privguard serve' first (it holds the file's lock).
+
+The chain proves the ledger consistent, not that nobody with write access to the file
+rewrote it end to end. Keep the printed head outside the file (a DPO export, a ticket, a
+public log) and pass it back with --anchor: verify then also checks that record is unchanged.
 
 Flags:
 `)
@@ -60,7 +71,41 @@ Flags:
 		fmt.Fprintf(stdout, "FAIL: %v\n%d records verified before it; %d notices.\n", rep.Break, rep.Records, rep.Notices)
 		return 1
 	}
+	for _, a := range anchors {
+		seq, want, err := parseAnchor(a)
+		if err != nil {
+			fmt.Fprintf(stderr, "privguard: --anchor %q: %v\n", a, err)
+			return 2
+		}
+		if seq > rep.HeadSeq {
+			fmt.Fprintf(stdout, "FAIL: anchor record %d is beyond the ledger's last record %d (records were removed)\n", seq, rep.HeadSeq)
+			return 1
+		}
+		hash, _, err := db.Consent().Record(ctx, seq)
+		if err != nil {
+			fmt.Fprintf(stderr, "privguard: read record %d: %v\n", seq, err)
+			return 2
+		}
+		if !bytes.Equal(hash, want) {
+			fmt.Fprintf(stdout, "FAIL: record %d does not have the anchored hash (the ledger was rewritten up to it)\n", seq)
+			return 1
+		}
+	}
 	fmt.Fprintf(stdout, "OK: %d records, %d notices verified in %v\nhead: record %d, sha256 %s\n",
 		rep.Records, rep.Notices, time.Since(start).Round(time.Millisecond), rep.HeadSeq, rep.HeadHash)
 	return 0
+}
+
+// parseAnchor parses SEQ:HEX-SHA256.
+func parseAnchor(s string) (uint64, []byte, error) {
+	seqText, hashText, ok := strings.Cut(s, ":")
+	seq, err := strconv.ParseUint(seqText, 10, 64)
+	if !ok || err != nil || seq == 0 {
+		return 0, nil, errors.New("want SEQ:SHA256, for example 1042:9f86d0...")
+	}
+	hash, err := hex.DecodeString(hashText)
+	if err != nil || len(hash) != 32 {
+		return 0, nil, errors.New("the hash must be 64 hex digits")
+	}
+	return seq, hash, nil
 }
