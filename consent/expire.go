@@ -22,7 +22,7 @@ func (l *Ledger) ExpireDue(ctx context.Context, limit int) (int, error) {
 		subject   privguard.SubjectID
 		purpose   privguard.Purpose
 		recipient uint32
-		regime    privguard.Regime
+		regime    regime
 	}
 	now := l.now().UnixNano()
 	var list []due
@@ -30,7 +30,7 @@ func (l *Ledger) ExpireDue(ctx context.Context, limit int) (int, error) {
 		sh := &l.state.s[i]
 		sh.mu.RLock()
 		for subject, st := range sh.m {
-			for _, e := range st.entries {
+			for _, e := range st.list() {
 				if e.state.Counts() && e.expires != 0 && e.expires <= now && len(list) < limit {
 					list = append(list, due{subject, l.purposes[e.purpose].Purpose, e.recipient, e.regime})
 				}
@@ -44,16 +44,11 @@ func (l *Ledger) ExpireDue(ctx context.Context, limit int) (int, error) {
 	if len(list) == 0 {
 		return 0, nil
 	}
-	names := map[uint32]string{}
-	l.interns.mu.RLock()
-	for name, id := range l.interns.recipients {
-		names[id] = name
-	}
-	l.interns.mu.RUnlock()
+	names := l.interns.recipientNames()
 	results := make(chan error, len(list))
 	for _, d := range list {
 		go func() {
-			req := Request{Subject: d.subject, Purpose: d.purpose, Action: ActionExpire, Regime: d.regime,
+			req := Request{Subject: d.subject, Purpose: d.purpose, Action: ActionExpire, Regime: d.regime.name(),
 				Actor: "privguard:expiry-sweep", ActorType: ActorSystem}
 			if d.recipient != 0 {
 				req.Recipient = &Recipient{Name: names[d.recipient]}

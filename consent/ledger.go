@@ -50,6 +50,8 @@ type Config struct {
 type Ledger struct {
 	store        Store
 	now          func() time.Time
+	nowNano      func() int64 // the clock for Check: coarse unless Config.Now is set
+	clock        *coarseClock // nil when Config.Now is set
 	log          *slog.Logger
 	taxonomy     *privguard.Taxonomy
 	purposes     []*privguard.PurposeInfo
@@ -111,8 +113,12 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	if cfg.EUConsentAge < 13 || cfg.EUConsentAge > 16 {
 		return nil, fmt.Errorf("consent: EUConsentAge %d is outside 13..16: %w", cfg.EUConsentAge, privguard.ErrInvalid)
 	}
+	var clock *coarseClock
+	nowNano := func() int64 { return cfg.Now().UnixNano() }
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+		clock = newCoarseClock()
+		nowNano = clock.UnixNano
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -120,11 +126,13 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	l := &Ledger{
 		store:        cfg.Store,
 		now:          cfg.Now,
+		nowNano:      nowNano,
+		clock:        clock,
 		log:          cfg.Logger,
 		taxonomy:     cfg.Taxonomy,
 		purposeIdx:   map[privguard.Purpose]uint16{},
 		euConsentAge: cfg.EUConsentAge,
-		state:        newShards(),
+		state:        nil, // sized by rebuild
 		interns:      newInterns(),
 		notices:      newNoticeTable(),
 		ops:          make(chan *op, MaxGroup),
@@ -149,9 +157,11 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		}
 	}
 	if err := l.loadSecrets(ctx); err != nil {
+		l.stopClock()
 		return nil, err
 	}
 	if err := l.rebuild(ctx); err != nil {
+		l.stopClock()
 		return nil, err
 	}
 	go l.run()
@@ -196,18 +206,21 @@ func (l *Ledger) rebuild(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consent: load notices: %w", err)
 	}
+	headSeq, headHash, err := l.store.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("consent: read head: %w", err)
+	}
+	// Records are mostly one per subject in large ledgers; sizing the maps up front saves
+	// rehashing them as they grow.
+	l.state = newShards(int(min(headSeq, 1<<26)))
 	var n uint64
 	err = l.store.ScanRecords(ctx, 1, func(seq uint64, hash, body []byte) error {
-		r, err := decodeRecord(body)
-		if err != nil {
+		if seq != l.headSeq+1 {
+			return fmt.Errorf("record %d follows record %d; run `privguard consent verify`: %w", seq, l.headSeq, errCorrupt)
+		}
+		if err := l.replay(seq, body); err != nil {
 			return fmt.Errorf("record %d: %w", seq, err)
 		}
-		if r.Seq != seq || seq != l.headSeq+1 {
-			return fmt.Errorf("record stored at %d says it is %d after record %d; run `privguard consent verify`: %w",
-				seq, r.Seq, l.headSeq, errCorrupt)
-		}
-		sh := l.state.of(r.Subject)
-		sh.m[r.Subject] = l.apply(sh.m[r.Subject], &r)
 		l.headSeq = seq
 		copy(l.headHash[:], hash)
 		n++
@@ -215,10 +228,6 @@ func (l *Ledger) rebuild(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("consent: rebuild: %w", err)
-	}
-	headSeq, headHash, err := l.store.Head(ctx)
-	if err != nil {
-		return fmt.Errorf("consent: read head: %w", err)
 	}
 	if headSeq != l.headSeq || (headSeq != 0 && string(headHash) != string(l.headHash[:])) {
 		return fmt.Errorf("consent: ledger head is record %d but the last stored record is %d; run `privguard consent verify`: %w",
@@ -234,7 +243,14 @@ func (l *Ledger) rebuild(ctx context.Context) error {
 func (l *Ledger) Close() error {
 	l.closeOnce.Do(func() { close(l.closing) })
 	<-l.done
+	l.stopClock()
 	return nil
+}
+
+func (l *Ledger) stopClock() {
+	if l.clock != nil {
+		l.clock.Stop()
+	}
 }
 
 // submit hands o to the writer and waits for its result.
@@ -330,7 +346,7 @@ func (l *Ledger) commitRecords(group []*op) {
 		req := o.req
 		if key := req.IdempotencyKey; key != "" {
 			if j, ok := idemDone[key]; ok {
-				results[i] = l.replay(results[j].rec, group[j].fp, o.fp)
+				results[i] = l.replayResult(results[j].rec, group[j].fp, o.fp)
 				continue
 			}
 			if r, ok, err := l.idempotent(ctx, key, o.fp); err != nil || ok {
@@ -353,7 +369,9 @@ func (l *Ledger) commitRecords(group []*op) {
 		body := encodeRecord(nil, &rec)
 		rec.Hash = sha256.Sum256(body)
 		prev = rec.Hash
-		overlay[req.Subject] = l.apply(st, &rec)
+		if c, ok := l.changeOf(&rec); ok {
+			overlay[req.Subject] = l.apply(st, &c)
+		}
 		if rec.Action == ActionObject {
 			batch.Suppressions = append(batch.Suppressions, StoredSuppression{Key: l.suppressionKey(rec.Subject), Seq: rec.Seq})
 		}
@@ -410,7 +428,7 @@ func (l *Ledger) idempotent(ctx context.Context, key string, fp []byte) (Record,
 	return r, true, nil
 }
 
-func (l *Ledger) replay(r Record, storedFP, fp []byte) opResult {
+func (l *Ledger) replayResult(r Record, storedFP, fp []byte) opResult {
 	if string(storedFP) != string(fp) {
 		return opResult{err: conflict("Idempotency-Key", CodeIdempotencyReused, "the key was already used for a different request")}
 	}

@@ -79,7 +79,18 @@ func (t *noticeTable) list(id string) []Notice {
 func (t *noticeTable) superseded(id string, v uint32, p privguard.Purpose) bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	for ver, ls := range t.byID[id] {
+	return t.supersededLocked(t.byID[id], v, p)
+}
+
+// supersededBytes is superseded for an id held as bytes.
+func (t *noticeTable) supersededBytes(id []byte, v uint32, p privguard.Purpose) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.supersededLocked(t.byID[string(id)], v, p)
+}
+
+func (t *noticeTable) supersededLocked(versions map[uint32]map[string]*Notice, v uint32, p privguard.Purpose) bool {
+	for ver, ls := range versions {
 		if ver <= v {
 			continue
 		}

@@ -1,6 +1,7 @@
 package consent_test
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -84,5 +85,52 @@ func TestEveryAllowResolvesToAComplete27560Record(t *testing.T) {
 	}
 	if allowed < 20 {
 		t.Fatalf("only %d allowed purposes in the mix; the property was barely exercised", allowed)
+	}
+}
+
+func TestAudienceMatchesCheck(t *testing.T) {
+	l, _ := setup(t)
+	rng := rand.New(rand.NewPCG(3, 4))
+	const sms = "marketing.communications.sms"
+	for i := range 2000 {
+		s := privguard.SubjectID(fmt.Sprintf("a-%d", i))
+		switch rng.IntN(5) {
+		case 0: // never recorded
+		case 1:
+			mustAppend(t, l, grant(s, "marketing.communications.email"))
+		case 2:
+			mustAppend(t, l, grant(s, sms))
+			mustAppend(t, l, consent.Request{Subject: s, Action: consent.ActionObject})
+		default:
+			mustAppend(t, l, grant(s, sms))
+		}
+	}
+	var list []privguard.SubjectID
+	for range 5000 { // with duplicates and unknown subjects, in random order
+		list = append(list, privguard.SubjectID(fmt.Sprintf("a-%d", rng.IntN(2500))))
+	}
+	var want []privguard.SubjectID
+	for _, s := range list {
+		if check(t, l, s, sms).Allowed {
+			want = append(want, s)
+		}
+	}
+	got, err := l.Audience(ctx, sms, list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) || len(want) < 1000 {
+		t.Fatalf("Audience kept %d; Check allows %d (want > 1000 for a meaningful test)", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("Audience[%d] = %s; want %s (order must follow the input)", i, got[i], want[i])
+		}
+	}
+	if _, err := l.Audience(ctx, "marketing.fax", list); !errors.Is(err, privguard.ErrInvalid) {
+		t.Errorf("Audience(unknown purpose) = %v; want ErrInvalid", err)
+	}
+	if got, _ := l.Audience(ctx, sms, nil); len(got) != 0 {
+		t.Errorf("Audience(nil) = %v", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"time"
@@ -26,7 +27,7 @@ func (l *Ledger) Check(ctx context.Context, subject privguard.SubjectID, purpose
 		return Status{Reason: privguard.ReasonPurposeUnknown}, nil
 	}
 	st, _ := l.state.get(subject)
-	return l.evaluate(st, pidx, 0, l.now), nil
+	return l.evaluate(&st, pidx, 0, l.nowNano()), nil
 }
 
 // CheckRecipient is [Ledger.Check] for consent bound to a recipient: separate consent to
@@ -41,50 +42,66 @@ func (l *Ledger) CheckRecipient(ctx context.Context, subject privguard.SubjectID
 		return Status{Reason: privguard.ReasonSeparateConsentRequired}, nil
 	}
 	st, _ := l.state.get(subject)
-	return l.evaluate(st, pidx, rcp, l.now), nil
+	return l.evaluate(&st, pidx, rcp, l.nowNano()), nil
 }
 
-// audienceChunk is the number of subjects one goroutine of Audience filters.
-const audienceChunk = 1 << 14
-
 // Audience returns the subjects of the list that may be contacted for purpose, in the order
-// given: [Ledger.Check] for each, spread over the available processors. An unknown purpose
-// returns an error wrapping privguard.ErrInvalid.
+// given: [Ledger.Check] for each, evaluated at one instant. An unknown purpose returns an
+// error wrapping privguard.ErrInvalid.
+//
+// The list is sorted by shard first (one hash per subject), so each shard's lock is taken
+// once and its table is walked while it is warm in cache; shards are spread over the
+// available processors.
 func (l *Ledger) Audience(ctx context.Context, purpose privguard.Purpose, subjects []privguard.SubjectID) ([]privguard.SubjectID, error) {
 	pidx, ok := l.purposeIdx[purpose]
 	if !ok {
 		return nil, fmt.Errorf("audience: purpose %q: %w", purpose, privguard.ErrInvalid)
 	}
-	filter := func(in []privguard.SubjectID, out []privguard.SubjectID, now func() time.Time) []privguard.SubjectID {
-		for _, s := range in {
-			st, _ := l.state.get(s)
-			if l.evaluate(st, pidx, 0, now).Allowed {
-				out = append(out, s)
-			}
-		}
-		return out
+	if len(subjects) > math.MaxInt32 {
+		return nil, fmt.Errorf("audience: %d subjects is too many for one call: %w", len(subjects), privguard.ErrInvalid)
 	}
-	at := l.now()
-	now := func() time.Time { return at }
-	workers := min(runtime.GOMAXPROCS(0), (len(subjects)+audienceChunk-1)/audienceChunk)
-	if workers <= 1 {
-		return filter(subjects, make([]privguard.SubjectID, 0, len(subjects)/2), now), nil
+	now := l.nowNano()
+	// Counting sort of positions by shard.
+	shardOf := make([]uint8, len(subjects))
+	var starts [shardCount + 1]int
+	for i, s := range subjects {
+		k := l.state.index(s)
+		shardOf[i] = uint8(k)
+		starts[k+1]++
 	}
-	parts := make([][]privguard.SubjectID, (len(subjects)+audienceChunk-1)/audienceChunk)
+	for k := range shardCount {
+		starts[k+1] += starts[k]
+	}
+	order := make([]int32, len(subjects))
+	next := starts
+	for i, k := range shardOf {
+		order[next[k]] = int32(i)
+		next[k]++
+	}
+	keep := shardOf // reused: 1 = keep
 	var wg sync.WaitGroup
-	next := make(chan int, len(parts))
-	for i := range parts {
-		next <- i
+	work := make(chan int, shardCount)
+	for k := range shardCount {
+		work <- k
 	}
-	close(next)
-	for range workers {
+	close(work)
+	for range min(runtime.GOMAXPROCS(0), shardCount) {
 		wg.Go(func() {
-			for i := range next {
+			for k := range work {
 				if ctx.Err() != nil {
 					return
 				}
-				in := subjects[i*audienceChunk : min(len(subjects), (i+1)*audienceChunk)]
-				parts[i] = filter(in, make([]privguard.SubjectID, 0, len(in)), now)
+				sh := &l.state.s[k]
+				sh.mu.RLock()
+				for _, i := range order[starts[k]:starts[k+1]] {
+					st := sh.m[subjects[i]]
+					if l.evaluate(&st, pidx, 0, now).Allowed {
+						keep[i] = 1
+					} else {
+						keep[i] = 0
+					}
+				}
+				sh.mu.RUnlock()
 			}
 		})
 	}
@@ -93,12 +110,14 @@ func (l *Ledger) Audience(ctx context.Context, purpose privguard.Purpose, subjec
 		return nil, err
 	}
 	n := 0
-	for _, p := range parts {
-		n += len(p)
+	for _, k := range keep {
+		n += int(k)
 	}
 	out := make([]privguard.SubjectID, 0, n)
-	for _, p := range parts {
-		out = append(out, p...)
+	for i, k := range keep {
+		if k == 1 {
+			out = append(out, subjects[i])
+		}
 	}
 	return out, nil
 }
@@ -128,19 +147,15 @@ type SubjectView struct {
 func (l *Ledger) Subject(ctx context.Context, subject privguard.SubjectID) (SubjectView, error) {
 	st, _ := l.state.get(subject)
 	v := SubjectView{Subject: subject, Purposes: []PurposeState{}}
+	now := l.nowNano()
 	if st.facts != nil {
-		v.Facts = l.evaluate(st, 0, 0, l.now).Facts
+		v.Facts = l.evaluate(&st, 0, 0, now).Facts
 	}
-	l.interns.mu.RLock()
-	names := make(map[uint32]string, len(l.interns.recipients))
-	for name, id := range l.interns.recipients {
-		names[id] = name
-	}
-	l.interns.mu.RUnlock()
-	for _, e := range st.entries {
-		s := l.evaluate(st, e.purpose, e.recipient, l.now)
+	names := l.interns.recipientNames()
+	for _, e := range st.list() {
+		s := l.evaluate(&st, e.purpose, e.recipient, now)
 		ps := PurposeState{Purpose: l.purposes[e.purpose].Purpose, Recipient: names[e.recipient], State: s.State,
-			StateIRI: s.State.IRI(), Allowed: s.Allowed, Reason: s.Reason, ExpiresAt: s.ExpiresAt, Regime: e.regime}
+			StateIRI: s.State.IRI(), Allowed: s.Allowed, Reason: s.Reason, ExpiresAt: s.ExpiresAt, Regime: e.regime.name()}
 		if r, err := l.recordAt(ctx, e.seq); err == nil {
 			ps.RecordID = r.ID
 		} else {

@@ -146,18 +146,18 @@ func (l *Ledger) invalidate(n *Notice) {
 		sh.mu.Lock()
 		for subject, st := range sh.m {
 			var entries []entry
-			for j, e := range st.entries {
+			for j, e := range st.list() {
 				if e.notice != nid || e.noticeVer >= n.Version || !e.state.Counts() || !n.affected(l.purposes[e.purpose].Purpose) {
 					continue
 				}
 				if entries == nil {
-					entries = slices.Clone(st.entries)
+					entries = slices.Clone(st.list())
 				}
 				entries[j].state = StateInvalidated
 				marked++
 			}
 			if entries != nil {
-				st.entries = entries
+				st.setList(entries)
 				sh.m[subject] = st
 			}
 		}

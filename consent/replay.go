@@ -1,0 +1,154 @@
+package consent
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/privguard/privguard"
+)
+
+// replay applies the stored record body at seq to the state during start-up. It reads only
+// the fields the state needs, straight from the encoding, and allocates little: the
+// subject's key and, for a new subject or purpose list, the state itself.
+func (l *Ledger) replay(seq uint64, body []byte) error {
+	var (
+		c               = change{purpose: -1}
+		subject, action []byte
+		purpose, notice []byte
+		recipient       []byte
+		haveRecipient   bool
+		recordSeq       uint64
+	)
+	err := eachField(body, recordFields, recordVarints, func(num protowire.Number, v []byte, x uint64) error {
+		switch num {
+		case 3:
+			recordSeq = x
+		case 4:
+			subject = v
+		case 5:
+			purpose = v
+		case 6:
+			action = v
+		case 8:
+			c.regime = regimeOfBytes(v)
+		case 9:
+			notice = v
+		case 10:
+			c.noticeVer = uint32(x)
+		case 17:
+			haveRecipient = true
+			return eachField(v, recipientFields, 0, func(num protowire.Number, v []byte, _ uint64) error {
+				if num == 1 {
+					recipient = v
+				}
+				return nil
+			})
+		case 18:
+			c.guardian = true
+		case 19:
+			c.ageBand = ageBandOf(v)
+		case 23:
+			c.time = int64(x)
+		case 24:
+			c.expires = int64(x)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if recordSeq != seq {
+		return fmt.Errorf("stored at %d but says it is %d: %w", seq, recordSeq, errCorrupt)
+	}
+	c.seq, c.action = seq, actionOf(action)
+	if c.action == "" {
+		return fmt.Errorf("unknown action: %w", errCorrupt)
+	}
+	if len(purpose) > 0 {
+		idx, ok := l.purposeIdx[privguard.Purpose(purpose)]
+		if !ok {
+			return nil // a purpose no longer configured: kept in the ledger, not in the state
+		}
+		c.purpose = int32(idx)
+	}
+	if haveRecipient {
+		c.recipient = l.interns.internBytes(l.interns.recipients, recipient)
+	}
+	if len(notice) > 0 && c.action == ActionGrant {
+		c.notice = l.interns.internBytes(l.interns.noticeIDs, notice)
+		c.superseded = l.notices.supersededBytes(notice, c.noticeVer, l.purposes[c.purpose].Purpose)
+	}
+	sh := &l.state.s[l.state.index(privguard.SubjectID(subject))]
+	sh.m[privguard.SubjectID(subject)] = l.apply(sh.m[privguard.SubjectID(subject)], &c)
+	return nil
+}
+
+// internBytes is intern for a key held as bytes; it allocates only for a new key.
+func (in *interns) internBytes(m map[string]uint32, b []byte) uint32 {
+	in.mu.RLock()
+	v, ok := m[string(b)]
+	in.mu.RUnlock()
+	if ok {
+		return v
+	}
+	return in.intern(m, string(b))
+}
+
+func actionOf(v []byte) Action {
+	switch string(v) {
+	case "grant":
+		return ActionGrant
+	case "withdraw":
+		return ActionWithdraw
+	case "refuse":
+		return ActionRefuse
+	case "expire":
+		return ActionExpire
+	case "restrict":
+		return ActionRestrict
+	case "lift_restriction":
+		return ActionLiftRestriction
+	case "object":
+		return ActionObject
+	case "personalisation_off":
+		return ActionPersonalisationOff
+	case "personalisation_on":
+		return ActionPersonalisationOn
+	case "gpc_opt_out":
+		return ActionGPCOptOut
+	case "declare_age":
+		return ActionDeclareAge
+	case "erase":
+		return ActionErase
+	}
+	return ""
+}
+
+func regimeOfBytes(v []byte) regime {
+	switch string(v) {
+	case "pipl":
+		return regimePIPL
+	case "gdpr":
+		return regimeGDPR
+	}
+	return regimeNone
+}
+
+func ageBandOf(v []byte) AgeBand {
+	switch string(v) {
+	case "0-12":
+		return Age0to12
+	case "13":
+		return Age13
+	case "14":
+		return Age14
+	case "15":
+		return Age15
+	case "16-17":
+		return Age16to17
+	case "18+":
+		return AgeAdult
+	}
+	return AgeUnknown
+}
