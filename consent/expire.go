@@ -29,13 +29,14 @@ func (l *Ledger) ExpireDue(ctx context.Context, limit int) (int, error) {
 	for i := range l.state.s {
 		sh := &l.state.s[i]
 		sh.mu.RLock()
-		for subject, st := range sh.m {
+		sh.each(func(subject privguard.SubjectID, st *subjectState) bool {
 			for _, e := range st.list() {
 				if e.state.Counts() && e.expires != 0 && e.expires <= now && len(list) < limit {
 					list = append(list, due{subject, l.purposes[e.purpose].Purpose, e.recipient, e.regime})
 				}
 			}
-		}
+			return false
+		})
 		sh.mu.RUnlock()
 		if len(list) >= limit {
 			break

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/consent"
+	"github.com/privguard/privguard/consent/consenttest"
 )
 
 // TestEveryAllowResolvesToAComplete27560Record checks, over a random mix of grants,
@@ -132,5 +134,35 @@ func TestAudienceMatchesCheck(t *testing.T) {
 	}
 	if got, _ := l.Audience(ctx, sms, nil); len(got) != 0 {
 		t.Errorf("Audience(nil) = %v", got)
+	}
+}
+
+func TestShortAndLongSubjectIDs(t *testing.T) {
+	dir := t.TempDir()
+	clock := &consenttest.Clock{}
+	ids := []privguard.SubjectID{"a", "exactly-31-bytes-long-id-000001", "exactly-32-bytes-long-id-0000001",
+		privguard.SubjectID("long-" + strings.Repeat("x", 120))}
+	l, closeFn := reopen(t, dir, clock)
+	if _, _, err := l.RegisterNotice(ctx, consenttest.MarketingNotice(1, "zh-CN")); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range ids {
+		mustAppend(t, l, grant(s, "marketing.communications.sms"))
+	}
+	mustAppend(t, l, consent.Request{Subject: ids[3], Action: consent.ActionObject})
+	closeFn()
+	l, _ = reopen(t, dir, clock)
+	for i, s := range ids {
+		want := i != 3
+		if st := check(t, l, s, "marketing.communications.sms"); st.Allowed != want {
+			t.Errorf("Check(%d-byte id) = %+v; want allowed %v", len(s), st, want)
+		}
+	}
+	got, _ := l.Audience(ctx, "marketing.communications.sms", ids)
+	if len(got) != 3 || got[2] != ids[2] {
+		t.Errorf("Audience = %v; want the first three ids", got)
+	}
+	if st := l.Stats(); st.Subjects != 4 {
+		t.Errorf("subjects = %d; want 4", st.Subjects)
 	}
 }

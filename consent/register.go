@@ -144,7 +144,7 @@ func (l *Ledger) invalidate(n *Notice) {
 	for i := range l.state.s {
 		sh := &l.state.s[i]
 		sh.mu.Lock()
-		for subject, st := range sh.m {
+		sh.each(func(_ privguard.SubjectID, st *subjectState) bool {
 			var entries []entry
 			for j, e := range st.list() {
 				if e.notice != nid || e.noticeVer >= n.Version || !e.state.Counts() || !n.affected(l.purposes[e.purpose].Purpose) {
@@ -156,11 +156,12 @@ func (l *Ledger) invalidate(n *Notice) {
 				entries[j].state = StateInvalidated
 				marked++
 			}
-			if entries != nil {
-				st.setList(entries)
-				sh.m[subject] = st
+			if entries == nil {
+				return false
 			}
-		}
+			st.setList(entries)
+			return true
+		})
 		sh.mu.Unlock()
 	}
 	l.log.Info("notice material change invalidated earlier grants", "notice", n.ID, "version", n.Version, "grants", marked)

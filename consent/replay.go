@@ -2,6 +2,7 @@ package consent
 
 import (
 	"fmt"
+	"hash/maphash"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -79,8 +80,13 @@ func (l *Ledger) replay(seq uint64, body []byte) error {
 		c.notice = l.interns.internBytes(l.interns.noticeIDs, notice)
 		c.superseded = l.notices.supersededBytes(notice, c.noticeVer, l.purposes[c.purpose].Purpose)
 	}
-	sh := &l.state.s[l.state.index(privguard.SubjectID(subject))]
-	sh.m[privguard.SubjectID(subject)] = l.apply(sh.m[privguard.SubjectID(subject)], &c)
+	h := maphash.Bytes(l.state.seed, subject)
+	t := &l.state.s[h%shardCount].t
+	if i := t.find(h, privguard.SubjectID(subject)); i >= 0 {
+		t.elems[i].state = l.apply(t.elems[i].state, &c)
+		return nil
+	}
+	t.set(h, privguard.SubjectID(subject), l.apply(subjectState{}, &c))
 	return nil
 }
 

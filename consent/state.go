@@ -20,7 +20,18 @@ const shardCount = 64
 
 type shard struct {
 	mu sync.RWMutex
-	m  map[privguard.SubjectID]subjectState
+	t  table
+}
+
+// each calls fn for every subject of the shard; if fn returns true, the (changed) state is
+// stored back. The caller holds the lock the change needs.
+func (sh *shard) each(fn func(subject privguard.SubjectID, st *subjectState) (changed bool)) {
+	for i := range sh.t.elems {
+		st := sh.t.elems[i].state
+		if fn(sh.t.subjectOf(i), &st) {
+			sh.t.elems[i].state = st
+		}
+	}
 }
 
 type subjectState struct {
@@ -139,29 +150,30 @@ type shards struct {
 func newShards(sizeHint int) *shards {
 	s := &shards{seed: maphash.MakeSeed()}
 	for i := range s.s {
-		s.s[i].m = make(map[privguard.SubjectID]subjectState, sizeHint/shardCount)
+		s.s[i].t = newTable(s.seed, sizeHint/shardCount)
 	}
 	return s
 }
 
-func (s *shards) index(subject privguard.SubjectID) int {
-	return int(maphash.String(s.seed, string(subject)) % shardCount)
+// hash returns the subject's hash: its low bits choose the shard, the rest its slot.
+func (s *shards) hash(subject privguard.SubjectID) uint64 {
+	return maphash.String(s.seed, string(subject))
 }
 
-func (s *shards) of(subject privguard.SubjectID) *shard { return &s.s[s.index(subject)] }
-
 func (s *shards) get(subject privguard.SubjectID) (subjectState, bool) {
-	sh := s.of(subject)
+	h := s.hash(subject)
+	sh := &s.s[h%shardCount]
 	sh.mu.RLock()
-	st, ok := sh.m[subject]
+	st, ok := sh.t.get(h, subject)
 	sh.mu.RUnlock()
 	return st, ok
 }
 
 func (s *shards) put(subject privguard.SubjectID, st subjectState) {
-	sh := s.of(subject)
+	h := s.hash(subject)
+	sh := &s.s[h%shardCount]
 	sh.mu.Lock()
-	sh.m[subject] = st
+	sh.t.set(h, subject, st)
 	sh.mu.Unlock()
 }
 
@@ -170,7 +182,7 @@ func (s *shards) count() int {
 	n := 0
 	for i := range s.s {
 		s.s[i].mu.RLock()
-		n += len(s.s[i].m)
+		n += s.s[i].t.count()
 		s.s[i].mu.RUnlock()
 	}
 	return n
