@@ -75,8 +75,6 @@ type Ledger struct {
 	headSeq  uint64
 	headHash [32]byte
 	records  atomic.Uint64 // headSeq, for readers
-
-	sink atomic.Uint32 // see audienceShard
 }
 
 // op is one write waiting for the writer.

@@ -122,30 +122,19 @@ func (l *Ledger) Audience(ctx context.Context, purpose privguard.Purpose, subjec
 const audienceBatch = 64
 
 // audienceShard decides the subjects at positions (all in table t) and marks keep. It works
-// in batches, stage by stage: load every subject's home slot; then touch the element each
-// slot points to and the subject's own bytes; then compare keys and evaluate. The loads of
-// one stage do not depend on each other, so the processor waits for a batch's cache misses
+// in batches, stage by stage: load every subject's home slot; then compare keys; then
+// evaluate. The loads of one stage do not depend on each other, so the processor waits for a batch's cache misses
 // together rather than one after another; on a large ledger that is most of the cost.
 func (l *Ledger) audienceShard(t *table, pidx uint16, now int64, subjects []privguard.SubjectID, hashes []uint64, positions []int32, keep []bool) {
 	var slot [audienceBatch]uint64
 	var homes [audienceBatch]int
 	var found [audienceBatch]int32
-	var sink byte
 	for len(positions) > 0 {
 		batch := positions[:min(audienceBatch, len(positions))]
 		positions = positions[len(batch):]
 		for j, i := range batch {
 			p := home(hashes[i], t.slots)
 			homes[j], slot[j] = p, t.slots[p]
-		}
-		for j, i := range batch {
-			if s := slot[j]; s != 0 && s&^0xffffffff == slotTag(hashes[i]) {
-				e := &t.elems[uint32(s)-1]
-				sink ^= e.key[0] ^ byte(e.state.one.seq) ^ byte(len(e.state.more))
-				if sub := subjects[i]; len(sub) > 0 {
-					sink ^= sub[0]
-				}
-			}
 		}
 		for j, i := range batch {
 			s := subjects[i]
@@ -161,7 +150,6 @@ func (l *Ledger) audienceShard(t *table, pidx uint16, now int64, subjects []priv
 			}
 		}
 	}
-	l.sink.Add(uint32(sink)) // keeps the touching loads from being optimised away
 }
 
 // PurposeState is the current state of one purpose (and recipient) for a subject.
