@@ -61,16 +61,30 @@ func (l *Ledger) Audience(ctx context.Context, purpose privguard.Purpose, subjec
 		return nil, fmt.Errorf("audience: %d subjects is too many for one call: %w", len(subjects), privguard.ErrInvalid)
 	}
 	now := l.nowNano()
-	// Hash every subject once and sort the positions by shard (counting sort).
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(subjects)/audienceMinPart))
+	// Hash every subject once, in parallel over parts of the list, and sort the positions
+	// by shard (counting sort).
 	hashes := make([]uint64, len(subjects))
-	var starts [shardCount + 1]int
-	for i, s := range subjects {
-		h := l.state.hash(s)
-		hashes[i] = h
-		starts[h%shardCount+1]++
+	counts := make([][shardCount]int, workers)
+	partLen := (len(subjects) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			c := &counts[w]
+			for i := w * partLen; i < min(len(subjects), (w+1)*partLen); i++ {
+				h := l.state.hash(subjects[i])
+				hashes[i] = h
+				c[h%shardCount]++
+			}
+		})
 	}
+	wg.Wait()
+	var starts [shardCount + 1]int
 	for k := range shardCount {
-		starts[k+1] += starts[k]
+		starts[k+1] = starts[k]
+		for w := range counts {
+			starts[k+1] += counts[w][k]
+		}
 	}
 	order := make([]int32, len(subjects))
 	next := starts
@@ -80,13 +94,12 @@ func (l *Ledger) Audience(ctx context.Context, purpose privguard.Purpose, subjec
 		next[k]++
 	}
 	keep := make([]bool, len(subjects))
-	var wg sync.WaitGroup
 	work := make(chan int, shardCount)
 	for k := range shardCount {
 		work <- k
 	}
 	close(work)
-	for range min(runtime.GOMAXPROCS(0), shardCount) {
+	for range workers {
 		wg.Go(func() {
 			for k := range work {
 				if ctx.Err() != nil {
@@ -118,8 +131,11 @@ func (l *Ledger) Audience(ctx context.Context, purpose privguard.Purpose, subjec
 	return out, nil
 }
 
-// audienceBatch is how many lookups audienceShard keeps in flight.
-const audienceBatch = 64
+// Audience tuning.
+const (
+	audienceBatch   = 64      // lookups audienceShard keeps in flight
+	audienceMinPart = 1 << 14 // fewest subjects worth a goroutine
+)
 
 // audienceShard decides the subjects at positions (all in table t) and marks keep. It works
 // in batches, stage by stage: load every subject's home slot; then compare keys; then
