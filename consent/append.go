@@ -301,8 +301,8 @@ func (l *Ledger) build(req *Request, st subjectState, now time.Time) (Record, er
 	r.Notice = &ref
 
 	age := req.AgeBand
-	if age == AgeUnknown && st.facts != nil {
-		age = st.facts.ageBand
+	if f := st.facts(); age == AgeUnknown && f != nil {
+		age = f.ageBand
 	}
 	r.AgeBand = age
 	if age.Under(l.minorAge(req.Regime)) && req.Guardian == nil {

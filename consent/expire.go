@@ -31,8 +31,8 @@ func (l *Ledger) ExpireDue(ctx context.Context, limit int) (int, error) {
 		sh.mu.RLock()
 		sh.each(func(subject privguard.SubjectID, st *subjectState) bool {
 			for _, e := range st.list() {
-				if e.state.Counts() && e.expires != 0 && e.expires <= now && len(list) < limit {
-					list = append(list, due{subject, l.purposes[e.purpose].Purpose, e.recipient, e.regime})
+				if e.state().Counts() && e.expires != 0 && expiryNano(e.expires) <= now && len(list) < limit {
+					list = append(list, due{subject, l.purposes[e.purpose].Purpose, e.recipient, e.regime()})
 				}
 			}
 			return false

@@ -194,14 +194,14 @@ func (l *Ledger) Subject(ctx context.Context, subject privguard.SubjectID) (Subj
 	st, _ := l.state.get(subject)
 	v := SubjectView{Subject: subject, Purposes: []PurposeState{}}
 	now := l.nowNano()
-	if st.facts != nil {
+	if st.facts() != nil {
 		v.Facts = l.evaluate(&st, 0, 0, now).Facts
 	}
 	names := l.interns.recipientNames()
 	for _, e := range st.list() {
 		s := l.evaluate(&st, e.purpose, e.recipient, now)
 		ps := PurposeState{Purpose: l.purposes[e.purpose].Purpose, Recipient: names[e.recipient], State: s.State,
-			StateIRI: s.State.IRI(), Allowed: s.Allowed, Reason: s.Reason, ExpiresAt: s.ExpiresAt, Regime: e.regime.name()}
+			StateIRI: s.State.IRI(), Allowed: s.Allowed, Reason: s.Reason, ExpiresAt: s.ExpiresAt, Regime: e.regime().name()}
 		if r, err := l.recordAt(ctx, e.seq); err == nil {
 			ps.RecordID = r.ID
 		} else {

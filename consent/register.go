@@ -139,7 +139,13 @@ func (l *Ledger) commitNotice(o *op) {
 // invalidate marks as invalidated every counting grant that cites an earlier version of n's
 // notice for a purpose n's material change affects (CON-06).
 func (l *Ledger) invalidate(n *Notice) {
-	nid := l.interns.notice(n.ID)
+	// The interned notice versions this change supersedes.
+	older := map[uint32]bool{}
+	for i, nv := range l.interns.noticeVersions() {
+		if nv.id == n.ID && nv.version < n.Version {
+			older[uint32(i+1)] = true
+		}
+	}
 	marked := 0
 	for i := range l.state.s {
 		sh := &l.state.s[i]
@@ -147,13 +153,13 @@ func (l *Ledger) invalidate(n *Notice) {
 		sh.each(func(_ privguard.SubjectID, st *subjectState) bool {
 			var entries []entry
 			for j, e := range st.list() {
-				if e.notice != nid || e.noticeVer >= n.Version || !e.state.Counts() || !n.affected(l.purposes[e.purpose].Purpose) {
+				if !older[e.notice] || !e.state().Counts() || !n.affected(l.purposes[e.purpose].Purpose) {
 					continue
 				}
 				if entries == nil {
 					entries = slices.Clone(st.list())
 				}
-				entries[j].state = StateInvalidated
+				entries[j].setState(StateInvalidated)
 				marked++
 			}
 			if entries == nil {

@@ -20,6 +20,7 @@ func (l *Ledger) replay(seq uint64, body []byte) error {
 		recipient       []byte
 		haveRecipient   bool
 		recordSeq       uint64
+		noticeVer       uint32
 	)
 	err := eachField(body, recordFields, recordVarints, func(num protowire.Number, v []byte, x uint64) error {
 		switch num {
@@ -36,7 +37,7 @@ func (l *Ledger) replay(seq uint64, body []byte) error {
 		case 9:
 			notice = v
 		case 10:
-			c.noticeVer = uint32(x)
+			noticeVer = uint32(x)
 		case 17:
 			haveRecipient = true
 			return eachField(v, recipientFields, 0, func(num protowire.Number, v []byte, _ uint64) error {
@@ -77,8 +78,8 @@ func (l *Ledger) replay(seq uint64, body []byte) error {
 		c.recipient = l.interns.internBytes(l.interns.recipients, recipient)
 	}
 	if len(notice) > 0 && c.action == ActionGrant {
-		c.notice = l.interns.internBytes(l.interns.noticeIDs, notice)
-		c.superseded = l.notices.supersededBytes(notice, c.noticeVer, l.purposes[c.purpose].Purpose)
+		c.notice = l.interns.noticeVersionBytes(notice, noticeVer)
+		c.superseded = l.notices.supersededBytes(notice, noticeVer, l.purposes[c.purpose].Purpose)
 	}
 	h := maphash.Bytes(l.state.seed, subject)
 	t := &l.state.s[h%shardCount].t
@@ -88,6 +89,18 @@ func (l *Ledger) replay(seq uint64, body []byte) error {
 	}
 	t.set(h, privguard.SubjectID(subject), l.apply(subjectState{}, &c))
 	return nil
+}
+
+// noticeVersionBytes is noticeVersion for an id held as bytes; it allocates only for a
+// new notice version.
+func (in *interns) noticeVersionBytes(id []byte, version uint32) uint32 {
+	in.mu.RLock()
+	v, ok := in.notices[noticeVersion{string(id), version}]
+	in.mu.RUnlock()
+	if ok {
+		return v
+	}
+	return in.noticeVersion(string(id), version)
 }
 
 // internBytes is intern for a key held as bytes; it allocates only for a new key.

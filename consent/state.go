@@ -2,6 +2,7 @@ package consent
 
 import (
 	"hash/maphash"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -35,15 +36,35 @@ func (sh *shard) each(fn func(subject privguard.SubjectID, st *subjectState) (ch
 }
 
 type subjectState struct {
-	one   entry   // the only entry, when more is nil and one.seq != 0
+	one entry     // the only entry, when ext has none and one.seq != 0
+	ext *stateExt // nil: at most one entry and no subject-level fact
+}
+
+// stateExt holds what most subjects do not have: more than one entry, subject-level facts.
+// Like the rest of the state it is never modified once published.
+type stateExt struct {
 	more  []entry // every entry, when there are two or more
 	facts *facts  // nil: no subject-level fact recorded
 }
 
+func (st *subjectState) more() []entry {
+	if st.ext != nil {
+		return st.ext.more
+	}
+	return nil
+}
+
+func (st *subjectState) facts() *facts {
+	if st.ext != nil {
+		return st.ext.facts
+	}
+	return nil
+}
+
 // list returns the entries (allocating a slice for the inline one: not for hot paths).
 func (st *subjectState) list() []entry {
-	if st.more != nil {
-		return st.more
+	if m := st.more(); m != nil {
+		return m
 	}
 	if st.one.seq != 0 {
 		return []entry{st.one}
@@ -53,27 +74,78 @@ func (st *subjectState) list() []entry {
 
 // setList stores entries, inline when there is only one.
 func (st *subjectState) setList(entries []entry) {
-	st.one, st.more = entry{}, nil
+	f := st.facts()
+	st.one = entry{}
+	var more []entry
 	switch len(entries) {
 	case 0:
 	case 1:
 		st.one = entries[0]
 	default:
-		st.more = entries
+		more = entries
 	}
+	st.setExt(more, f)
 }
 
-// entry is the current state of one (purpose, recipient) for a subject.
+// setFacts stores f (nil: none).
+func (st *subjectState) setFacts(f *facts) { st.setExt(st.more(), f) }
+
+func (st *subjectState) setExt(more []entry, f *facts) {
+	if more == nil && f == nil {
+		st.ext = nil
+		return
+	}
+	st.ext = &stateExt{more: more, facts: f}
+}
+
+// entry is the current state of one (purpose, recipient) for a subject, in 24 bytes so that
+// a table element (key and state with one entry) is one 64-byte cache line.
 type entry struct {
 	seq       uint64 // record that decided it
-	expires   int64  // Unix nanoseconds; 0: never
+	expires   uint32 // seconds since expiryEpoch, rounded down; 0: never
 	recipient uint32 // interned recipient name; 0: none
-	notice    uint32 // interned notice id; 0: none
-	noticeVer uint32
+	notice    uint32 // interned (notice id, version); 0: none
 	purpose   uint16 // index into Ledger.purposes
-	regime    regime
-	state     State
-	guardian  bool
+	bits      uint8  // state (3 bits), regime (2 bits), guardian (1 bit)
+}
+
+func (e *entry) state() State     { return State(e.bits & 7) }
+func (e *entry) regime() regime   { return regime(e.bits >> 3 & 3) }
+func (e *entry) guardian() bool   { return e.bits&(1<<5) != 0 }
+func (e *entry) setState(s State) { e.bits = e.bits&^7 | uint8(s) }
+
+func makeBits(s State, r regime, guardian bool) uint8 {
+	b := uint8(s) | uint8(r)<<3
+	if guardian {
+		b |= 1 << 5
+	}
+	return b
+}
+
+// expiryEpoch is the zero of entry.expires: 2020-01-01 UTC (uint32 seconds reach 2156).
+const expiryEpoch = 1577836800
+
+// expirySeconds converts an expiry in Unix nanoseconds (0: never) to entry.expires. It
+// rounds down: a consent is never treated as valid past its expiry.
+func expirySeconds(ns int64) uint32 {
+	if ns == 0 {
+		return 0
+	}
+	s := ns/1e9 - expiryEpoch
+	switch {
+	case s < 1:
+		return 1
+	case s > math.MaxUint32:
+		return math.MaxUint32
+	}
+	return uint32(s)
+}
+
+func expiryNano(s uint32) int64 {
+	if s == 0 {
+		return 0
+	}
+	return (int64(s) + expiryEpoch) * 1e9
 }
 
 // regime is privguard.Regime in one byte.
@@ -193,12 +265,11 @@ func (s *shards) count() int {
 type change struct {
 	seq        uint64
 	time       int64 // Unix nanoseconds
-	expires    int64
+	expires    int64 // Unix nanoseconds; 0: never
 	action     Action
 	purpose    int32 // index into Ledger.purposes; -1: none (subject-level, or withdraw all)
 	recipient  uint32
-	notice     uint32
-	noticeVer  uint32
+	notice     uint32 // interned (notice id, version)
 	regime     regime
 	guardian   bool
 	ageBand    AgeBand
@@ -224,7 +295,7 @@ func (l *Ledger) changeOf(r *Record) (c change, ok bool) {
 		c.recipient = l.interns.recipient(r.Recipient.Name)
 	}
 	if r.Notice != nil && r.Action == ActionGrant {
-		c.notice, c.noticeVer = l.interns.notice(r.Notice.ID), r.Notice.Version
+		c.notice = l.interns.noticeVersion(r.Notice.ID, r.Notice.Version)
 		c.superseded = l.notices.superseded(r.Notice.ID, r.Notice.Version, r.Purpose)
 	}
 	return c, true
@@ -234,8 +305,8 @@ func (l *Ledger) changeOf(r *Record) (c change, ok bool) {
 func (l *Ledger) apply(st subjectState, c *change) subjectState {
 	if c.ageBand != AgeUnknown || !c.action.perPurpose() {
 		f := facts{}
-		if st.facts != nil {
-			f = *st.facts
+		if old := st.facts(); old != nil {
+			f = *old
 		}
 		switch c.action {
 		case ActionRestrict:
@@ -256,31 +327,32 @@ func (l *Ledger) apply(st subjectState, c *change) subjectState {
 			for i := range entries {
 				// The deciding seq stays, so an objection made before the erasure still
 				// names itself as the reason.
-				entries[i].state, entries[i].guardian = StateWithdrawn, false
+				entries[i].bits = makeBits(StateWithdrawn, entries[i].regime(), false)
 			}
 			st.setList(entries)
 		}
 		if c.ageBand != AgeUnknown && c.action != ActionErase {
 			f.ageBand = c.ageBand
 		}
-		st.facts = &f
+		st.setFacts(&f)
 		if !c.action.perPurpose() {
 			return st
 		}
 	}
 	if c.action == ActionGrant {
 		pidx := uint16(c.purpose)
-		e := entry{seq: c.seq, expires: c.expires, recipient: c.recipient, notice: c.notice, noticeVer: c.noticeVer,
-			purpose: pidx, regime: c.regime, state: StateGiven, guardian: c.guardian}
+		state := StateGiven
 		if c.superseded {
-			e.state = StateInvalidated
+			state = StateInvalidated
 		}
+		e := entry{seq: c.seq, expires: expirySeconds(c.expires), recipient: c.recipient, notice: c.notice,
+			purpose: pidx, bits: makeBits(state, c.regime, c.guardian)}
 		renews := func(old entry) bool {
-			return old.state.Counts() && (old.expires == 0 || old.expires > c.time) && e.state == StateGiven
+			return old.state().Counts() && (old.expires == 0 || expiryNano(old.expires) > c.time) && state == StateGiven
 		}
-		if st.more == nil && (st.one.seq == 0 || (st.one.purpose == pidx && st.one.recipient == c.recipient)) {
+		if st.more() == nil && (st.one.seq == 0 || (st.one.purpose == pidx && st.one.recipient == c.recipient)) {
 			if st.one.seq != 0 && renews(st.one) {
-				e.state = StateRenewed
+				e.setState(StateRenewed)
 			}
 			st.one = e // the common case: no slice at all
 			return st
@@ -291,7 +363,7 @@ func (l *Ledger) apply(st subjectState, c *change) subjectState {
 			entries = append(entries, e)
 		} else {
 			if renews(entries[i]) {
-				e.state = StateRenewed
+				e.setState(StateRenewed)
 			}
 			entries[i] = e
 		}
@@ -299,34 +371,32 @@ func (l *Ledger) apply(st subjectState, c *change) subjectState {
 		return st
 	}
 	entries := slices.Clone(st.list())
+	state := StateWithdrawn
 	switch c.action {
-	case ActionWithdraw, ActionRefuse, ActionExpire:
-		state := StateWithdrawn
-		switch c.action {
-		case ActionRefuse:
-			state = StateRefused
-		case ActionExpire:
-			state = StateExpired
+	case ActionRefuse:
+		state = StateRefused
+	case ActionExpire:
+		state = StateExpired
+	}
+	found := false
+	for i := range entries {
+		e := &entries[i]
+		if c.purpose >= 0 && !l.purposes[e.purpose].Purpose.Within(l.purposes[c.purpose].Purpose) {
+			continue
 		}
-		found := false
-		for i := range entries {
-			e := &entries[i]
-			if c.purpose >= 0 && !l.purposes[e.purpose].Purpose.Within(l.purposes[c.purpose].Purpose) {
-				continue
-			}
-			if c.recipient != 0 && e.recipient != c.recipient {
-				continue
-			}
-			if c.action == ActionExpire && !e.state.Counts() {
-				continue
-			}
-			found = found || (int32(e.purpose) == c.purpose && e.recipient == c.recipient)
-			e.state, e.seq = state, c.seq
+		if c.recipient != 0 && e.recipient != c.recipient {
+			continue
 		}
-		if !found && c.purpose >= 0 && c.action != ActionExpire {
-			entries = append(entries, entry{seq: c.seq, recipient: c.recipient, purpose: uint16(c.purpose),
-				regime: c.regime, state: state})
+		if c.action == ActionExpire && !e.state().Counts() {
+			continue
 		}
+		found = found || (int32(e.purpose) == c.purpose && e.recipient == c.recipient)
+		e.setState(state)
+		e.seq = c.seq
+	}
+	if !found && c.purpose >= 0 && c.action != ActionExpire {
+		entries = append(entries, entry{seq: c.seq, recipient: c.recipient, purpose: uint16(c.purpose),
+			bits: makeBits(state, c.regime, false)})
 	}
 	st.setList(entries)
 	return st
@@ -337,26 +407,30 @@ func (l *Ledger) evaluate(st *subjectState, pidx uint16, rcp uint32, now int64) 
 	info := l.purposes[pidx]
 	var s Status
 	var f facts
-	if st.facts != nil {
-		f = *st.facts
-		s.Facts = Facts{
-			Restricted:         f.restricted,
-			ObjectedToDM:       f.objectionSeq != 0,
-			PersonalisationOff: f.persOffSeq != 0,
-			GPCOptOut:          f.gpcSeq != 0,
-			AgeBand:            f.ageBand,
-			MinorPIPL:          f.ageBand.Under(PIPLGuardianAge),
-			MinorGDPR:          f.ageBand.Under(l.euConsentAge),
+	var more []entry
+	if x := st.ext; x != nil {
+		more = x.more
+		if x.facts != nil {
+			f = *x.facts
+			s.Facts = Facts{
+				Restricted:         f.restricted,
+				ObjectedToDM:       f.objectionSeq != 0,
+				PersonalisationOff: f.persOffSeq != 0,
+				GPCOptOut:          f.gpcSeq != 0,
+				AgeBand:            f.ageBand,
+				MinorPIPL:          f.ageBand.Under(PIPLGuardianAge),
+				MinorGDPR:          f.ageBand.Under(l.euConsentAge),
+			}
 		}
 	}
 	var best *entry
-	if st.more == nil {
+	if more == nil {
 		if e := &st.one; e.seq != 0 && e.recipient == rcp && (e.purpose == pidx || l.ancestor(pidx, e.purpose)) {
 			best = e
 		}
 	} else {
-		for i := range st.more {
-			e := &st.more[i]
+		for i := range more {
+			e := &more[i]
 			if e.recipient != rcp || (e.purpose != pidx && !l.ancestor(pidx, e.purpose)) {
 				continue
 			}
@@ -367,10 +441,11 @@ func (l *Ledger) evaluate(st *subjectState, pidx uint16, rcp uint32, now int64) 
 	}
 	var seq uint64
 	if best != nil {
-		s.State, s.Seq, s.Guardian, seq = best.state, best.seq, best.guardian, best.seq
+		s.State, s.Seq, s.Guardian, seq = best.state(), best.seq, best.guardian(), best.seq
 		if best.expires != 0 {
-			s.ExpiresAt = time.Unix(0, best.expires).UTC()
-			if s.State.Counts() && now >= best.expires {
+			exp := expiryNano(best.expires)
+			s.ExpiresAt = time.Unix(0, exp).UTC()
+			if s.State.Counts() && now >= exp {
 				s.State = StateExpired
 			}
 		}
@@ -390,7 +465,7 @@ func (l *Ledger) evaluate(st *subjectState, pidx uint16, rcp uint32, now int64) 
 		s.Reason = privguard.ReasonConsentMissing
 	case !s.State.Counts():
 		s.Reason = stateReasons[s.State]
-	case !best.guardian && f.ageBand.Under(l.minorAge(best.regime.name())):
+	case !best.guardian() && f.ageBand.Under(l.minorAge(best.regime().name())):
 		s.Reason = privguard.ReasonGuardianConsentRequired
 	default:
 		s.Allowed, s.Reason = true, privguard.ReasonConsentGiven
@@ -425,15 +500,48 @@ func (l *Ledger) ancestor(p, a uint16) bool {
 type interns struct {
 	mu         sync.RWMutex
 	recipients map[string]uint32
-	noticeIDs  map[string]uint32
+	notices    map[noticeVersion]uint32
+	noticeList []noticeVersion // id-1 -> notice version
+}
+
+// noticeVersion identifies a notice version.
+type noticeVersion struct {
+	id      string
+	version uint32
 }
 
 func newInterns() *interns {
-	return &interns{recipients: map[string]uint32{}, noticeIDs: map[string]uint32{}}
+	return &interns{recipients: map[string]uint32{}, notices: map[noticeVersion]uint32{}}
 }
 
 func (in *interns) recipient(name string) uint32 { return in.intern(in.recipients, name) }
-func (in *interns) notice(id string) uint32      { return in.intern(in.noticeIDs, id) }
+
+// noticeVersion returns the interned id of a notice version.
+func (in *interns) noticeVersion(id string, version uint32) uint32 {
+	k := noticeVersion{id, version}
+	in.mu.RLock()
+	v, ok := in.notices[k]
+	in.mu.RUnlock()
+	if ok {
+		return v
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if v, ok := in.notices[k]; ok {
+		return v
+	}
+	in.noticeList = append(in.noticeList, k)
+	v = uint32(len(in.noticeList))
+	in.notices[k] = v
+	return v
+}
+
+// noticeVersions returns a copy of every interned notice version (index id-1).
+func (in *interns) noticeVersions() []noticeVersion {
+	in.mu.RLock()
+	defer in.mu.RUnlock()
+	return slices.Clone(in.noticeList)
+}
 
 func (in *interns) intern(m map[string]uint32, s string) uint32 {
 	in.mu.RLock()
