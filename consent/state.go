@@ -91,12 +91,26 @@ func (st *subjectState) setList(entries []entry) {
 func (st *subjectState) setFacts(f *facts) { st.setExt(st.more(), f) }
 
 func (st *subjectState) setExt(more []entry, f *facts) {
-	if more == nil && f == nil {
+	switch n := len(more); {
+	case n == 0 && f == nil:
 		st.ext = nil
-		return
+	case n > 0 && n <= extInline:
+		// One allocation with the entries right after the header: a Check on a subject
+		// with a few purposes follows one pointer into memory that is already adjacent.
+		b := &struct {
+			stateExt
+			buf [extInline]entry
+		}{}
+		b.more = b.buf[:copy(b.buf[:], more):n]
+		b.facts = f
+		st.ext = &b.stateExt
+	default:
+		st.ext = &stateExt{more: more, facts: f}
 	}
-	st.ext = &stateExt{more: more, facts: f}
 }
+
+// extInline is how many entries a stateExt holds in its own allocation.
+const extInline = 4
 
 // entry is the current state of one (purpose, recipient) for a subject, in 24 bytes so that
 // a table element (key and state with one entry) is one 64-byte cache line.
