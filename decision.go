@@ -2,16 +2,58 @@ package privguard
 
 import "time"
 
-// Input is what a policy decision is asked about: one use of personal data for one purpose.
+// Input is what a policy decision is asked about: one use of personal data for one purpose,
+// with the facts the consent ledger holds about the subject. The subject's identity is not
+// part of what the policy sees: decisions depend only on the other fields, so they can be
+// memoised and logged without personal data.
 type Input struct {
 	Subject    SubjectID      `json:"-"`
 	Purpose    Purpose        `json:"purpose"`
 	Categories []DataCategory `json:"categories,omitempty"`
 	Regime     Regime         `json:"regime"`
-	Role       string         `json:"role,omitempty"`
-	Channel    string         `json:"channel,omitempty"`
-	GPC        bool           `json:"gpc,omitempty"`
-	Time       time.Time      `json:"time"`
+	// Role is the calling service or operator role.
+	Role string `json:"role,omitempty"`
+	// Channel is the outreach channel (sms, email, push, wechat) for frequency limits.
+	Channel string `json:"channel,omitempty"`
+	// GPC is set when the request carried Sec-GPC: 1.
+	GPC bool `json:"gpc,omitempty"`
+	// Recipient names the handler data is provided to, for separate-consent purposes.
+	Recipient string `json:"recipient,omitempty"`
+	// PIAID references the personal information impact assessment covering the use
+	// (required for sensitive categories).
+	PIAID   string       `json:"pia_id,omitempty"`
+	Consent ConsentFacts `json:"consent"`
+	Facts   SubjectFacts `json:"subject"`
+	Time    time.Time    `json:"-"`
+}
+
+// ConsentFacts is what the consent ledger says about the subject and the purpose.
+type ConsentFacts struct {
+	// State is the DPV consent state name ("given", "withdrawn", ...).
+	State string `json:"state"`
+	// Allowed reports that consent counts now (the ledger's own checks included).
+	Allowed bool `json:"allowed"`
+	// Reason is the ledger's reason code.
+	Reason Reason `json:"reason"`
+	// Guardian reports consent given by a guardian.
+	Guardian bool `json:"guardian,omitempty"`
+	// Separate reports separate consent (单独同意) for the purpose (and recipient).
+	Separate bool `json:"separate,omitempty"`
+	// Sensitive reports separate consent that covers sensitive categories.
+	Sensitive bool `json:"sensitive,omitempty"`
+}
+
+// SubjectFacts are subject-level facts the policy needs.
+type SubjectFacts struct {
+	Restricted         bool   `json:"restricted,omitempty"`
+	ObjectedToDM       bool   `json:"objected_dm,omitempty"`
+	PersonalisationOff bool   `json:"personalisation_off,omitempty"`
+	GPCOptOut          bool   `json:"gpc_opt_out,omitempty"`
+	Minor              bool   `json:"minor,omitempty"`
+	AgeBand            string `json:"age_band,omitempty"`
+	// Contacts is how many times the subject was contacted on Channel in the current
+	// frequency window.
+	Contacts int `json:"contacts,omitempty"`
 }
 
 // Effect is the outcome of a decision.
@@ -59,6 +101,7 @@ const (
 	ReasonCategoryNotAllowed       Reason = "purpose.category_not_allowed"
 	ReasonFrequencyExceeded        Reason = "frequency.exceeded"
 	ReasonLegalBasisMissing        Reason = "legal_basis.missing"
+	ReasonPIARequired              Reason = "pia.required"
 )
 
 // ObligationKind says what an [Obligation] asks the enforcement point to do.

@@ -35,8 +35,15 @@ type PurposeInfo struct {
 	// Retained purposes (storage, security, legal claims) remain allowed while processing
 	// is restricted (PIPL Art. 47(2), GDPR Art. 18(2)).
 	Retained bool
-	// Categories are the data categories the purpose needs (minimum necessary).
+	// Categories are the data categories the purpose needs (minimum necessary); the policy
+	// drops the others from what the purpose sees.
 	Categories []DataCategory
+	// Mask lists needed categories that the purpose sees only masked (138****5678).
+	Mask []DataCategory
+	// NonPersonalisedFallback marks personalised purposes that have a non-personalised
+	// alternative: with personalisation off they are served non-personalised instead of
+	// denied (PIPL Art. 24(2)).
+	NonPersonalisedFallback bool
 }
 
 // NeedsConsent reports whether consent is the only basis for p under regime r.
@@ -102,6 +109,7 @@ func NewTaxonomy(infos []PurposeInfo) (*Taxonomy, error) {
 			return nil, fmt.Errorf("purpose %s registered twice: %w", p.Purpose, ErrInvalid)
 		}
 		p.Categories = slices.Clone(p.Categories)
+		p.Mask = slices.Clone(p.Mask)
 		t.byName[p.Purpose] = &p
 		t.names = append(t.names, p.Purpose)
 	}
@@ -138,6 +146,8 @@ func DefaultPurposes() []PurposeInfo {
 		{Purpose: "essential.storage", Description: "Storing data that must be kept (statutory retention)", Bases: essential(), Retained: true},
 		{Purpose: "essential.security", Description: "Security, fraud prevention and incident response", Bases: essential(), Retained: true,
 			Categories: []DataCategory{"user.account", "user.device"}},
+		{Purpose: "essential.pricing", Description: "Prices and terms offered to the subject", Bases: essential(),
+			Categories: []DataCategory{"user.account", "user.financial.transaction", "user.location.imprecise"}},
 		{Purpose: "essential.legal_claims", Description: "Establishing, exercising or defending legal claims", Bases: essential(), Retained: true},
 		{Purpose: "analytics.reporting", Description: "Aggregate reporting on use of the service",
 			Bases:      map[Regime][]LegalBasis{RegimePIPL: {BasisConsent}, RegimeGDPR: {BasisConsent, BasisLegitimateInterest}},
@@ -162,7 +172,7 @@ func DefaultPurposes() []PurposeInfo {
 			Bases: consentOnly(), DirectMarketing: true, Personalised: true, SaleOrSharing: true, Separate: SeparateProvide,
 			Categories: []DataCategory{"user.contact.email", "user.contact.phone_number", "user.derived"}},
 		{Purpose: "personalize.recommendation", Description: "Personalised recommendations", Bases: consentOnly(), Personalised: true,
-			Categories: []DataCategory{"user.behavior", "user.derived"}},
+			NonPersonalisedFallback: true, Categories: []DataCategory{"user.behavior", "user.derived"}},
 		{Purpose: "third_party.sharing", Description: "Providing personal data to another handler", Bases: consentOnly(),
 			SaleOrSharing: true, Separate: SeparateProvide},
 		{Purpose: "cross_border.transfer", Description: "Transfer of personal data outside the PRC", Bases: consentOnly(),

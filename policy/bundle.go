@@ -1,0 +1,88 @@
+package policy
+
+import (
+	"embed"
+	"encoding/json"
+	"slices"
+
+	"github.com/privguard/privguard"
+)
+
+// Bundle is the default policy bundle: privguard.rego, its tests and data.json.
+//
+//go:embed bundle/*.rego bundle/data.json
+var Bundle embed.FS
+
+// FrequencyLimit is the most direct-marketing contacts per subject on a channel within the
+// window the caller counts contacts in.
+type FrequencyLimit struct {
+	Max int `json:"max"`
+	// Window documents the counting window ("24h"); the caller counts, the policy compares.
+	Window string `json:"window"`
+}
+
+// DefaultFrequency are the default outreach limits per channel: over-frequent pushes are a
+// harm in themselves (and a frequent complaint to regulators).
+func DefaultFrequency() map[string]FrequencyLimit {
+	return map[string]FrequencyLimit{
+		"sms":    {Max: 3, Window: "168h"},
+		"email":  {Max: 7, Window: "168h"},
+		"push":   {Max: 5, Window: "24h"},
+		"wechat": {Max: 4, Window: "168h"},
+	}
+}
+
+// SensitiveCategories are the category prefixes treated as sensitive (PIPL Art. 28; GDPR
+// Art. 9, inferred data included).
+func SensitiveCategories() []privguard.DataCategory {
+	return []privguard.DataCategory{"user.biometric", "user.health", "user.financial.account", "user.location.precise",
+		"user.government_id", "user.religion", "user.sexual_orientation", "user.criminal_history", "user.genetic",
+		"user.minor", "user.derived.inferred_health", "user.derived.inferred_religion"}
+}
+
+// purposeData is one purpose as the policy sees it.
+type purposeData struct {
+	Bases                   map[string][]string `json:"bases"`
+	Categories              []string            `json:"categories"`
+	Mask                    []string            `json:"mask,omitempty"`
+	Separate                string              `json:"separate"`
+	DirectMarketing         bool                `json:"direct_marketing"`
+	Personalised            bool                `json:"personalised"`
+	SaleOrSharing           bool                `json:"sale_or_sharing"`
+	Retained                bool                `json:"retained"`
+	NonPersonalisedFallback bool                `json:"non_personalised_fallback"`
+}
+
+// Data returns the policy data for a taxonomy and frequency limits: the document the
+// default policy reads as data.privguard.
+func Data(t *privguard.Taxonomy, freq map[string]FrequencyLimit) map[string]any {
+	purposes := map[string]purposeData{}
+	for _, name := range t.Purposes() {
+		info, _ := t.Lookup(name)
+		d := purposeData{Bases: map[string][]string{}, Categories: []string{}, Separate: string(info.Separate),
+			DirectMarketing: info.DirectMarketing, Personalised: info.Personalised, SaleOrSharing: info.SaleOrSharing,
+			Retained: info.Retained, NonPersonalisedFallback: info.NonPersonalisedFallback}
+		for r, bases := range info.Bases {
+			for _, b := range bases {
+				d.Bases[string(r)] = append(d.Bases[string(r)], string(b))
+			}
+		}
+		for _, c := range info.Categories {
+			d.Categories = append(d.Categories, string(c))
+		}
+		for _, c := range info.Mask {
+			d.Mask = append(d.Mask, string(c))
+		}
+		purposes[string(name)] = d
+	}
+	var sensitive []string
+	for _, c := range SensitiveCategories() {
+		sensitive = append(sensitive, string(c))
+	}
+	slices.Sort(sensitive)
+	// Round-trip through JSON so the value holds only maps, slices and scalars.
+	b, _ := json.Marshal(map[string]any{"purposes": purposes, "frequency": freq, "sensitive": sensitive})
+	var out map[string]any
+	_ = json.Unmarshal(b, &out)
+	return out
+}

@@ -1,0 +1,347 @@
+package policy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+
+	"github.com/privguard/privguard"
+)
+
+// Query is the rule every privguard policy defines: {allow, reasons, obligations}.
+const Query = "data.privguard.decision"
+
+// DefaultCacheSize is how many distinct decisions are memoised (per generation).
+const DefaultCacheSize = 1 << 14
+
+// Config configures [New].
+type Config struct {
+	// Taxonomy supplies data.privguard.purposes. If nil, the default purposes are used.
+	Taxonomy *privguard.Taxonomy
+	// Frequency supplies data.privguard.frequency. If nil, DefaultFrequency is used.
+	Frequency map[string]FrequencyLimit
+	// Modules are the policy's Rego modules by file name. If nil, the embedded default
+	// bundle's modules (without its tests) are used.
+	Modules map[string]string
+	// CacheSize bounds the memoised decisions; zero means DefaultCacheSize, negative
+	// disables memoisation.
+	CacheSize int
+	// Logger receives operational messages. If nil, nothing is logged.
+	Logger *slog.Logger
+}
+
+// Engine evaluates the policy. Create it with [New].
+type Engine struct {
+	pq       rego.PreparedEvalQuery
+	revision string
+	cache    *memo
+	log      *slog.Logger
+	ids      atomic.Uint64
+	idPrefix string
+	hits     atomic.Uint64
+	evals    atomic.Uint64
+}
+
+// Stats counts decisions answered from the memo and evaluated by OPA.
+type Stats struct {
+	MemoHits    uint64
+	Evaluations uint64
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats { return Stats{MemoHits: e.hits.Load(), Evaluations: e.evals.Load()} }
+
+// New compiles the policy into a prepared query. A policy that does not compile is an error.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	if cfg.Taxonomy == nil {
+		t, err := privguard.NewTaxonomy(privguard.DefaultPurposes())
+		if err != nil {
+			return nil, err
+		}
+		cfg.Taxonomy = t
+	}
+	if cfg.Frequency == nil {
+		cfg.Frequency = DefaultFrequency()
+	}
+	if cfg.Modules == nil {
+		m, err := DefaultModules()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Modules = m
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	data := Data(cfg.Taxonomy, cfg.Frequency)
+	opts := []func(*rego.Rego){rego.Query(Query), rego.Store(inmem.NewFromObject(map[string]any{"privguard": data}))}
+	names := make([]string, 0, len(cfg.Modules))
+	for name := range cfg.Modules {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	h := sha256.New()
+	for _, name := range names {
+		opts = append(opts, rego.Module(name, cfg.Modules[name]))
+		fmt.Fprintf(h, "%s\x00%s\x00", name, cfg.Modules[name])
+	}
+	fmt.Fprintf(h, "%v", data)
+	pq, err := rego.New(opts...).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("policy: compile: %w", err)
+	}
+	e := &Engine{pq: pq, revision: hex.EncodeToString(h.Sum(nil))[:16], log: cfg.Logger}
+	e.idPrefix = e.revision[:8] + "-"
+	if cfg.CacheSize >= 0 {
+		size := cfg.CacheSize
+		if size == 0 {
+			size = DefaultCacheSize
+		}
+		e.cache = newMemo(size)
+	}
+	return e, nil
+}
+
+// DefaultModules returns the embedded default policy's modules (tests excluded).
+func DefaultModules() (map[string]string, error) {
+	out := map[string]string{}
+	err := fs.WalkDir(Bundle, "bundle", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || path.Ext(p) != ".rego" || strings.HasSuffix(p, "_test.rego") {
+			return err
+		}
+		b, err := Bundle.ReadFile(p)
+		out[p] = string(b)
+		return err
+	})
+	return out, err
+}
+
+// Revision identifies the policy and data the engine evaluates.
+func (e *Engine) Revision() string { return e.revision }
+
+// Decide returns the decision for in. in.Subject is never shown to the policy, so decisions
+// are memoised on the rest of the input. An error means no decision: fail closed. The
+// slices of the returned Decision are shared with the memo and must not be modified.
+func (e *Engine) Decide(ctx context.Context, in privguard.Input) (privguard.Decision, error) {
+	var key string
+	if e.cache != nil {
+		key = memoKey(&in)
+		if d, ok := e.cache.get(key); ok {
+			e.hits.Add(1)
+			d.ID = e.newID()
+			return d, nil
+		}
+	}
+	d, err := e.eval(ctx, &in)
+	if err != nil {
+		return privguard.Decision{}, err
+	}
+	if e.cache != nil {
+		e.cache.put(key, d)
+	}
+	d.ID = e.newID()
+	return d, nil
+}
+
+func (e *Engine) newID() string { return e.idPrefix + strconv.FormatUint(e.ids.Add(1), 36) }
+
+// eval runs the prepared query.
+func (e *Engine) eval(ctx context.Context, in *privguard.Input) (privguard.Decision, error) {
+	e.evals.Add(1)
+	rs, err := e.pq.Eval(ctx, rego.EvalParsedInput(inputValue(in)))
+	if err != nil {
+		return privguard.Decision{}, fmt.Errorf("policy: evaluate: %w: %w", err, privguard.ErrUnavailable)
+	}
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return privguard.Decision{}, fmt.Errorf("policy: %s is undefined: %w", Query, privguard.ErrUnavailable)
+	}
+	d, err := parseDecision(rs[0].Expressions[0].Value)
+	if err != nil {
+		return privguard.Decision{}, fmt.Errorf("policy: %w: %w", err, privguard.ErrUnavailable)
+	}
+	d.Revision = e.revision
+	return d, nil
+}
+
+var errMalformed = errors.New("malformed decision")
+
+// parseDecision reads {allow, reasons, obligations} from the policy's result.
+func parseDecision(v any) (privguard.Decision, error) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return privguard.Decision{}, errMalformed
+	}
+	allow, ok := m["allow"].(bool)
+	if !ok {
+		return privguard.Decision{}, fmt.Errorf("%w: allow is not a boolean", errMalformed)
+	}
+	d := privguard.Decision{Effect: privguard.Deny}
+	if allow {
+		d.Effect = privguard.Allow
+	}
+	reasons, _ := m["reasons"].([]any)
+	for _, r := range reasons {
+		if s, ok := r.(string); ok {
+			d.Reasons = append(d.Reasons, privguard.Reason(s))
+		}
+	}
+	if !allow && len(d.Reasons) == 0 {
+		return privguard.Decision{}, fmt.Errorf("%w: a deny without reasons", errMalformed)
+	}
+	obligations, _ := m["obligations"].([]any)
+	for _, o := range obligations {
+		om, ok := o.(map[string]any)
+		if !ok {
+			return privguard.Decision{}, fmt.Errorf("%w: obligation is not an object", errMalformed)
+		}
+		kind, _ := om["kind"].(string)
+		ob := privguard.Obligation{Kind: privguard.ObligationKind(kind)}
+		cats, _ := om["categories"].([]any)
+		for _, c := range cats {
+			if s, ok := c.(string); ok {
+				ob.Categories = append(ob.Categories, privguard.DataCategory(s))
+			}
+		}
+		if r, ok := om["remaining"].(json.Number); ok {
+			n, _ := strconv.Atoi(string(r))
+			ob.Remaining = n
+		}
+		d.Obligations = append(d.Obligations, ob)
+	}
+	slices.SortFunc(d.Obligations, func(a, b privguard.Obligation) int { return strings.Compare(string(a.Kind), string(b.Kind)) })
+	return d, nil
+}
+
+// inputValue builds the policy input as an AST value directly (no JSON round trip). The
+// subject's identity is left out: the policy decides on facts, not on who.
+func inputValue(in *privguard.Input) ast.Value {
+	cats := make([]*ast.Term, len(in.Categories))
+	for i, c := range in.Categories {
+		cats[i] = ast.StringTerm(string(c))
+	}
+	c, f := &in.Consent, &in.Facts
+	return ast.NewObject(
+		ast.Item(ast.StringTerm("purpose"), ast.StringTerm(string(in.Purpose))),
+		ast.Item(ast.StringTerm("categories"), ast.ArrayTerm(cats...)),
+		ast.Item(ast.StringTerm("regime"), ast.StringTerm(string(in.Regime))),
+		ast.Item(ast.StringTerm("role"), ast.StringTerm(in.Role)),
+		ast.Item(ast.StringTerm("channel"), ast.StringTerm(in.Channel)),
+		ast.Item(ast.StringTerm("gpc"), ast.BooleanTerm(in.GPC)),
+		ast.Item(ast.StringTerm("recipient"), ast.StringTerm(in.Recipient)),
+		ast.Item(ast.StringTerm("pia_id"), ast.StringTerm(in.PIAID)),
+		ast.Item(ast.StringTerm("consent"), ast.ObjectTerm(
+			ast.Item(ast.StringTerm("state"), ast.StringTerm(c.State)),
+			ast.Item(ast.StringTerm("allowed"), ast.BooleanTerm(c.Allowed)),
+			ast.Item(ast.StringTerm("reason"), ast.StringTerm(string(c.Reason))),
+			ast.Item(ast.StringTerm("guardian"), ast.BooleanTerm(c.Guardian)),
+			ast.Item(ast.StringTerm("separate"), ast.BooleanTerm(c.Separate)),
+			ast.Item(ast.StringTerm("sensitive"), ast.BooleanTerm(c.Sensitive)),
+		)),
+		ast.Item(ast.StringTerm("subject"), ast.ObjectTerm(
+			ast.Item(ast.StringTerm("restricted"), ast.BooleanTerm(f.Restricted)),
+			ast.Item(ast.StringTerm("objected_dm"), ast.BooleanTerm(f.ObjectedToDM)),
+			ast.Item(ast.StringTerm("personalisation_off"), ast.BooleanTerm(f.PersonalisationOff)),
+			ast.Item(ast.StringTerm("gpc_opt_out"), ast.BooleanTerm(f.GPCOptOut)),
+			ast.Item(ast.StringTerm("minor"), ast.BooleanTerm(f.Minor)),
+			ast.Item(ast.StringTerm("age_band"), ast.StringTerm(f.AgeBand)),
+			ast.Item(ast.StringTerm("contacts"), ast.IntNumberTerm(f.Contacts)),
+		)),
+	)
+}
+
+// memoKey is the part of the input decisions depend on, in a canonical form. Categories
+// are sorted so that the same set in another order hits the same entry.
+func memoKey(in *privguard.Input) string {
+	var b strings.Builder
+	b.Grow(128)
+	b.WriteString(string(in.Purpose))
+	b.WriteByte(0)
+	b.WriteString(string(in.Regime))
+	b.WriteByte(0)
+	b.WriteString(in.Role)
+	b.WriteByte(0)
+	b.WriteString(in.Channel)
+	b.WriteByte(0)
+	b.WriteString(in.Recipient)
+	b.WriteByte(0)
+	b.WriteString(in.PIAID)
+	b.WriteByte(0)
+	b.WriteString(in.Consent.State)
+	b.WriteByte(0)
+	b.WriteString(string(in.Consent.Reason))
+	b.WriteByte(0)
+	b.WriteString(in.Facts.AgeBand)
+	b.WriteByte(0)
+	flags := [...]bool{in.GPC, in.Consent.Allowed, in.Consent.Guardian, in.Consent.Separate, in.Consent.Sensitive,
+		in.Facts.Restricted, in.Facts.ObjectedToDM, in.Facts.PersonalisationOff, in.Facts.GPCOptOut, in.Facts.Minor}
+	for _, f := range flags {
+		if f {
+			b.WriteByte('1')
+		} else {
+			b.WriteByte('0')
+		}
+	}
+	b.WriteByte(0)
+	b.WriteString(strconv.Itoa(in.Facts.Contacts))
+	cats := in.Categories
+	if !slices.IsSorted(cats) {
+		cats = slices.Clone(cats)
+		slices.Sort(cats)
+	}
+	for _, c := range cats {
+		b.WriteByte(0)
+		b.WriteString(string(c))
+	}
+	return b.String()
+}
+
+// memo is a bounded decision cache of two generations: when the current one is full it
+// becomes the previous one and the oldest is dropped, so recently used decisions survive.
+type memo struct {
+	mu        sync.RWMutex
+	size      int
+	cur, prev map[string]privguard.Decision
+}
+
+func newMemo(size int) *memo {
+	return &memo{size: size, cur: make(map[string]privguard.Decision, size)}
+}
+
+func (m *memo) get(key string) (privguard.Decision, bool) {
+	m.mu.RLock()
+	d, ok := m.cur[key]
+	if !ok && m.prev != nil {
+		d, ok = m.prev[key]
+		if ok {
+			m.mu.RUnlock()
+			m.put(key, d)
+			return d, true
+		}
+	}
+	m.mu.RUnlock()
+	return d, ok
+}
+
+func (m *memo) put(key string, d privguard.Decision) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.cur) >= m.size {
+		m.prev, m.cur = m.cur, make(map[string]privguard.Decision, m.size)
+	}
+	m.cur[key] = d
+}
