@@ -172,3 +172,24 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		t.Error("a refused configuration still created the data file")
 	}
 }
+
+func TestPolicyTestCommand(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"policy", "test", "../../policy/bundle"}, os.Getenv, &out, &errb); code != 0 {
+		t.Fatalf("policy test on the default bundle = %d: %s %s", code, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), " passed, 0 failed") {
+		t.Errorf("output = %q", out.String())
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "p.rego"), []byte("package x\nallow := false\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "p_test.rego"), []byte("package x\ntest_allow if data.x.allow\n"), 0o644)
+	out.Reset()
+	if code := run(context.Background(), []string{"policy", "test", dir}, os.Getenv, &out, &errb); code != 1 || !strings.Contains(out.String(), "FAIL data.x.test_allow") {
+		t.Errorf("failing test = %d %q; want 1 naming the test", code, out.String())
+	}
+	os.WriteFile(filepath.Join(dir, "p.rego"), []byte("package x\nallow := {\n"), 0o644)
+	if code := run(context.Background(), []string{"policy", "test", dir}, os.Getenv, &out, &errb); code != 2 {
+		t.Errorf("broken policy = %d; want 2", code)
+	}
+}

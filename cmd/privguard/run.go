@@ -18,6 +18,7 @@ Usage:
 Commands:
   serve            run the consent ledger and admin APIs (embedded store, no other service needed)
   consent verify   check the consent ledger's hash chain; names the first record that does not match
+  policy test DIR  run a policy's Rego unit tests (the default bundle: policy/bundle)
   version          print the version
   help             print this help
 
@@ -48,6 +49,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return consentVerify(ctx, args[2:], stdout, stderr)
 		}
 		fmt.Fprintf(stderr, "privguard: unknown consent command %q (want: verify)\n", args[1])
+		return 2
+	case "policy":
+		if len(args) >= 2 && args[1] == "test" {
+			return policyTest(ctx, args[2:], stdout, stderr)
+		}
+		fmt.Fprint(stderr, "Usage: privguard policy test [-v] DIR...\n")
 		return 2
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "privguard", versionString())
