@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -280,4 +281,43 @@ func (l *Ledger) suppressionKey(subject privguard.SubjectID) [32]byte {
 	mac.Write([]byte("privguard suppression v1\x00"))
 	mac.Write([]byte(subject))
 	return [32]byte(mac.Sum(nil))
+}
+
+// SensitivePurpose is the purpose whose (separate) consent covers sensitive categories.
+const SensitivePurpose privguard.Purpose = "sensitive.processing"
+
+// Facts fills in.Consent and in.Facts with what the ledger holds about in.Subject and
+// in.Purpose (for in.Recipient, if set), in the policy's terms. It is Check shaped for the
+// policy engine and the middleware; like Check it is a lookup in memory.
+func (l *Ledger) Facts(ctx context.Context, in *privguard.Input) error {
+	var st Status
+	var err error
+	if in.Recipient != "" {
+		st, err = l.CheckRecipient(ctx, in.Subject, in.Purpose, in.Recipient)
+	} else {
+		st, err = l.Check(ctx, in.Subject, in.Purpose)
+	}
+	if err != nil {
+		return err
+	}
+	in.Consent = privguard.ConsentFacts{State: st.State.String(), Allowed: st.Allowed, Reason: st.Reason, Guardian: st.Guardian}
+	if info, ok := l.taxonomy.Lookup(in.Purpose); ok && info.Separate != privguard.SeparateNone {
+		// The ledger accepts a grant for such a purpose only as separate consent.
+		in.Consent.Separate = st.Allowed
+		in.Consent.Sensitive = st.Allowed && info.Separate == privguard.SeparateSensitive
+	}
+	if !in.Consent.Sensitive && slices.ContainsFunc(in.Categories, privguard.DataCategory.Sensitive) {
+		// Sensitive categories need separate consent of their own (PIPL Art. 29).
+		if s, err := l.Check(ctx, in.Subject, SensitivePurpose); err == nil {
+			in.Consent.Sensitive = s.Allowed
+		}
+	}
+	minor := st.Facts.MinorPIPL
+	if in.Regime == privguard.RegimeGDPR {
+		minor = st.Facts.MinorGDPR
+	}
+	in.Facts = privguard.SubjectFacts{Restricted: st.Facts.Restricted, ObjectedToDM: st.Facts.ObjectedToDM,
+		PersonalisationOff: st.Facts.PersonalisationOff, GPCOptOut: st.Facts.GPCOptOut, AgeBand: string(st.Facts.AgeBand),
+		Minor: minor, Contacts: in.Facts.Contacts}
+	return nil
 }

@@ -8,7 +8,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/open-policy-agent/opa/v1/tester"
+	"github.com/privguard/privguard/policy"
 )
 
 // policyTest runs the Rego unit tests (*_test.rego) of a policy directory with OPA's
@@ -44,27 +44,22 @@ Flags:
 			return 2
 		}
 	}
-	results, err := tester.Run(ctx, fs.Args()...)
+	results, err := policy.RunTests(ctx, fs.Args()...)
 	if err != nil {
-		fmt.Fprintf(stderr, "privguard: load policy: %v\n", err)
+		fmt.Fprintf(stderr, "privguard: %v\n", err)
 		return 2
 	}
 	passed, failed := 0, 0
 	for _, r := range results {
-		switch {
-		case r.Pass():
+		if r.Passed {
 			passed++
 			if *verbose {
-				fmt.Fprintf(stdout, "PASS %s.%s (%v)\n", r.Package, r.Name, r.Duration)
+				fmt.Fprintf(stdout, "PASS %s (%v)\n", r.Name, r.Duration)
 			}
-		default:
-			failed++
-			why := "failed"
-			if r.Error != nil {
-				why = r.Error.Error()
-			}
-			fmt.Fprintf(stdout, "FAIL %s.%s: %s\n", r.Package, r.Name, why)
+			continue
 		}
+		failed++
+		fmt.Fprintf(stdout, "FAIL %s: %s\n", r.Name, r.Error)
 	}
 	fmt.Fprintf(stdout, "%d passed, %d failed\n", passed, failed)
 	if failed > 0 || passed == 0 {

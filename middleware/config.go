@@ -1,0 +1,171 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/privguard/privguard"
+)
+
+// Defaults.
+const (
+	DefaultDecisionTimeout = 50 * time.Millisecond
+	DefaultMaxBody         = 1 << 20
+	DefaultMaxResponse     = 8 << 20
+	// PurposeHeader lets a caller choose among a route's allowed purposes.
+	PurposeHeader = "X-Privguard-Purpose"
+)
+
+// Decider decides one use of personal data. policy.Engine implements it.
+type Decider interface {
+	Decide(ctx context.Context, in privguard.Input) (privguard.Decision, error)
+}
+
+// FactsReader fills in.Consent and in.Facts for in.Subject and in.Purpose.
+// consent.Ledger implements it.
+type FactsReader interface {
+	Facts(ctx context.Context, in *privguard.Input) error
+}
+
+// Locator says where a request carries a subject id (exactly one field set): a path
+// wildcard of the route's pattern, a header, a query parameter, or a top-level field of a
+// JSON body. For a batch, JSON names a top-level field holding an array of subject ids.
+type Locator struct {
+	Path   string
+	Header string
+	Query  string
+	JSON   string
+}
+
+func (l Locator) set() int {
+	n := 0
+	for _, s := range []string{l.Path, l.Header, l.Query, l.JSON} {
+		if s != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// Route maps requests to a purpose, data categories and a subject.
+type Route struct {
+	// Match is a net/http ServeMux pattern, such as "GET /api/profiles/{id}".
+	Match string
+	// Purpose is the route's purpose; the default when Purposes lets callers choose.
+	Purpose privguard.Purpose
+	// Purposes, if set, are the purposes a caller may declare with X-Privguard-Purpose.
+	Purposes []privguard.Purpose
+	// Fields maps dotted JSON paths of the response ("email", "profile.phone") to the data
+	// categories they hold; they are dropped or masked as the decision says. Arrays on the
+	// path are walked element by element.
+	Fields map[string]privguard.DataCategory
+	// Subject locates the one subject the request is about.
+	Subject Locator
+	// Subjects locates a batch of subjects (a campaign's recipients) in a JSON body field;
+	// the handler sees only those that may be contacted.
+	Subjects Locator
+	// Channel is the outreach channel, for frequency limits.
+	Channel string
+}
+
+// Config configures [New].
+type Config struct {
+	Routes  []Route
+	Decider Decider
+	Facts   FactsReader
+	// Regime is the law that applies to the subjects of this service.
+	Regime privguard.Regime
+	// Timeout bounds a request's decisions; zero means DefaultDecisionTimeout.
+	Timeout time.Duration
+	// MaxBody bounds a request body read to find subjects; zero means DefaultMaxBody.
+	MaxBody int64
+	// MaxResponse bounds a response body buffered for minimisation; zero means
+	// DefaultMaxResponse.
+	MaxResponse int
+	// DenyUnmatched denies requests no route matches; by default they pass untouched.
+	DenyUnmatched bool
+	// Logger receives errors (never personal data). If nil, nothing is logged.
+	Logger *slog.Logger
+}
+
+// validate checks c and fills defaults. Errors name the route and field.
+func (c *Config) validate() error {
+	var errs []error
+	if c.Decider == nil {
+		errs = append(errs, errors.New("Decider is nil"))
+	}
+	if c.Facts == nil {
+		errs = append(errs, errors.New("Facts is nil"))
+	}
+	if !c.Regime.Valid() {
+		errs = append(errs, fmt.Errorf("Regime %q: want pipl or gdpr", c.Regime))
+	}
+	seen := map[string]bool{}
+	for i, r := range c.Routes {
+		at := fmt.Sprintf("Routes[%d] (%s)", i, r.Match)
+		if r.Match == "" || seen[r.Match] {
+			errs = append(errs, fmt.Errorf("%s: Match is empty or repeated", at))
+		}
+		seen[r.Match] = true
+		if r.Purpose == "" && len(r.Purposes) == 0 {
+			errs = append(errs, fmt.Errorf("%s: no Purpose", at))
+		}
+		for _, p := range append([]privguard.Purpose{r.Purpose}, r.Purposes...) {
+			if p != "" && p.Validate() != nil {
+				errs = append(errs, fmt.Errorf("%s: purpose %q is malformed", at, p))
+			}
+		}
+		if n := r.Subject.set() + r.Subjects.set(); n != 1 {
+			errs = append(errs, fmt.Errorf("%s: set exactly one of Subject.{Path,Header,Query,JSON} or Subjects.JSON", at))
+		}
+		if r.Subjects.set() == 1 && r.Subjects.JSON == "" {
+			errs = append(errs, fmt.Errorf("%s: Subjects is read from a JSON body field only", at))
+		}
+		if r.Subject.Path != "" && !strings.Contains(r.Match, "{"+r.Subject.Path+"}") {
+			errs = append(errs, fmt.Errorf("%s: Subject.Path %q is not a wildcard of the pattern", at, r.Subject.Path))
+		}
+		for path, cat := range r.Fields {
+			if path == "" || cat.Validate() != nil {
+				errs = append(errs, fmt.Errorf("%s: Fields[%q] = %q is malformed", at, path, cat))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("middleware: %w", errors.Join(errs...))
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultDecisionTimeout
+	}
+	if c.MaxBody == 0 {
+		c.MaxBody = DefaultMaxBody
+	}
+	if c.MaxResponse == 0 {
+		c.MaxResponse = DefaultMaxResponse
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// checkPatterns registers every pattern on a scratch mux, which panics on a malformed or
+// conflicting pattern: turn that into an error.
+func checkPatterns(routes []Route) (err error) {
+	mux := http.NewServeMux()
+	for _, r := range routes {
+		func() {
+			defer func() {
+				if v := recover(); v != nil {
+					err = errors.Join(err, fmt.Errorf("middleware: route %q: %v", r.Match, v))
+				}
+			}()
+			mux.Handle(r.Match, http.NotFoundHandler())
+		}()
+	}
+	return err
+}
