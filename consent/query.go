@@ -300,24 +300,26 @@ func (l *Ledger) Facts(ctx context.Context, in *privguard.Input) error {
 	if err != nil {
 		return err
 	}
-	in.Consent = privguard.ConsentFacts{State: st.State.String(), Allowed: st.Allowed, Reason: st.Reason, Guardian: st.Guardian}
+	// The policy weighs the subject-level facts itself: the consent facts are the consent
+	// alone, and a fact counts only if it was recorded after the deciding record.
+	in.Consent = privguard.ConsentFacts{State: st.State.String(), Allowed: st.ConsentValid, Reason: st.ConsentReason, Guardian: st.Guardian}
 	if info, ok := l.taxonomy.Lookup(in.Purpose); ok && info.Separate != privguard.SeparateNone {
 		// The ledger accepts a grant for such a purpose only as separate consent.
-		in.Consent.Separate = st.Allowed
-		in.Consent.Sensitive = st.Allowed && info.Separate == privguard.SeparateSensitive
+		in.Consent.Separate = st.ConsentValid
+		in.Consent.Sensitive = st.ConsentValid && info.Separate == privguard.SeparateSensitive
 	}
 	if !in.Consent.Sensitive && slices.ContainsFunc(in.Categories, privguard.DataCategory.Sensitive) {
 		// Sensitive categories need separate consent of their own (PIPL Art. 29).
 		if s, err := l.Check(ctx, in.Subject, SensitivePurpose); err == nil {
-			in.Consent.Sensitive = s.Allowed
+			in.Consent.Sensitive = s.ConsentValid
 		}
 	}
 	minor := st.Facts.MinorPIPL
 	if in.Regime == privguard.RegimeGDPR {
 		minor = st.Facts.MinorGDPR
 	}
-	in.Facts = privguard.SubjectFacts{Restricted: st.Facts.Restricted, ObjectedToDM: st.Facts.ObjectedToDM,
-		PersonalisationOff: st.Facts.PersonalisationOff, GPCOptOut: st.Facts.GPCOptOut, AgeBand: string(st.Facts.AgeBand),
+	in.Facts = privguard.SubjectFacts{Restricted: st.Facts.Restricted, ObjectedToDM: st.ObjectionApplies,
+		PersonalisationOff: st.PersonalisationOffApplies, GPCOptOut: st.GPCApplies, AgeBand: string(st.Facts.AgeBand),
 		Minor: minor, Contacts: in.Facts.Contacts}
 	return nil
 }

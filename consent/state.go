@@ -226,6 +226,13 @@ type Status struct {
 	ExpiresAt time.Time
 	Guardian  bool
 	Facts     Facts
+	// ConsentValid and ConsentReason are the consent alone (state, expiry, notice, guardian),
+	// without the subject-level facts that Allowed also weighs.
+	ConsentValid  bool
+	ConsentReason privguard.Reason
+	// ObjectionApplies, GPCApplies and PersonalisationOffApplies report that the fact was
+	// recorded after the deciding record, so that it still applies to this purpose.
+	ObjectionApplies, GPCApplies, PersonalisationOffApplies bool
 }
 
 type shards struct {
@@ -465,24 +472,31 @@ func (l *Ledger) evaluate(st *subjectState, pidx uint16, rcp uint32, now int64) 
 		}
 	}
 	switch {
+	case best == nil:
+		s.ConsentReason = privguard.ReasonConsentMissing
+	case !s.State.Counts():
+		s.ConsentReason = stateReasons[s.State]
+	case !best.guardian() && f.ageBand.Under(l.minorAge(best.regime().name())):
+		s.ConsentReason = privguard.ReasonGuardianConsentRequired
+	default:
+		s.ConsentValid, s.ConsentReason = true, privguard.ReasonConsentGiven
+	}
+	s.ObjectionApplies = info.DirectMarketing && f.objectionSeq > seq
+	s.GPCApplies = info.SaleOrSharing && f.gpcSeq > seq
+	s.PersonalisationOffApplies = info.Personalised && f.persOffSeq > seq
+	switch {
 	case f.restricted && !info.Retained:
 		s.Reason = privguard.ReasonRestricted
 	case info.Separate.NeedsRecipient() && rcp == 0:
 		s.Reason = privguard.ReasonSeparateConsentRequired
-	case info.DirectMarketing && f.objectionSeq > seq:
+	case s.ObjectionApplies:
 		s.Reason = privguard.ReasonObjectionDirectMarketing
-	case info.SaleOrSharing && f.gpcSeq > seq:
+	case s.GPCApplies:
 		s.Reason = privguard.ReasonGPCOptOut
-	case info.Personalised && f.persOffSeq > seq:
+	case s.PersonalisationOffApplies:
 		s.Reason = privguard.ReasonPersonalisationOff
-	case best == nil:
-		s.Reason = privguard.ReasonConsentMissing
-	case !s.State.Counts():
-		s.Reason = stateReasons[s.State]
-	case !best.guardian() && f.ageBand.Under(l.minorAge(best.regime().name())):
-		s.Reason = privguard.ReasonGuardianConsentRequired
 	default:
-		s.Allowed, s.Reason = true, privguard.ReasonConsentGiven
+		s.Allowed, s.Reason = s.ConsentValid, s.ConsentReason
 	}
 	return s
 }
