@@ -49,22 +49,71 @@ func (l *Ledger) CheckRecipient(ctx context.Context, subject privguard.SubjectID
 // Audience returns the subjects of the list that may be contacted for purpose, in the order
 // given: [Ledger.Check] for each, evaluated at one instant. An unknown purpose returns an
 // error wrapping privguard.ErrInvalid.
-//
-// The list is sorted by shard first (one hash per subject), so each shard's lock is taken
-// once and its table is walked while it is warm in cache; shards are spread over the
-// available processors.
 func (l *Ledger) Audience(ctx context.Context, purpose privguard.Purpose, subjects []privguard.SubjectID) ([]privguard.SubjectID, error) {
 	pidx, ok := l.purposeIdx[purpose]
 	if !ok {
 		return nil, fmt.Errorf("audience: purpose %q: %w", purpose, privguard.ErrInvalid)
 	}
-	if len(subjects) > math.MaxInt32 {
-		return nil, fmt.Errorf("audience: %d subjects is too many for one call: %w", len(subjects), privguard.ErrInvalid)
+	now := l.nowNano()
+	keep := make([]bool, len(subjects))
+	err := l.lookupAll(ctx, subjects, func(i int, st *subjectState) {
+		keep[i] = l.evaluate(st, pidx, 0, now).Allowed
+	})
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	for _, k := range keep {
+		if k {
+			n++
+		}
+	}
+	out := make([]privguard.SubjectID, 0, n)
+	for i, k := range keep {
+		if k {
+			out = append(out, subjects[i])
+		}
+	}
+	return out, nil
+}
+
+// FactsBatch is [Ledger.Facts] for many subjects asked about the same use: for each
+// subject it fills a copy of in and calls fn with the subject's position in the list. fn
+// may be called from several goroutines at once, in any order. It uses the batched lookups
+// of Audience.
+func (l *Ledger) FactsBatch(ctx context.Context, in privguard.Input, subjects []privguard.SubjectID, fn func(i int, in *privguard.Input)) error {
+	pidx, ok := l.purposeIdx[in.Purpose]
+	var rcp uint32
+	if in.Recipient != "" {
+		rcp = l.interns.lookupRecipient(in.Recipient)
 	}
 	now := l.nowNano()
+	return l.lookupAll(ctx, subjects, func(i int, st *subjectState) {
+		one := in
+		one.Subject = subjects[i]
+		var s Status
+		switch {
+		case !ok:
+			s = Status{Reason: privguard.ReasonPurposeUnknown, ConsentReason: privguard.ReasonPurposeUnknown}
+		case in.Recipient != "" && rcp == 0:
+			s = Status{Reason: privguard.ReasonSeparateConsentRequired, ConsentReason: privguard.ReasonSeparateConsentRequired}
+		default:
+			s = l.evaluate(st, pidx, rcp, now)
+		}
+		l.fillFacts(ctx, &one, s)
+		fn(i, &one)
+	})
+}
+
+// lookupAll finds the state of every subject of the list (an empty state for an unknown
+// one) and calls visit with its position, under the shard's read lock, possibly from
+// several goroutines. The list is hashed once, in parallel, and sorted by shard; each
+// shard's lock is taken once and its subjects are looked up in batches (lookupShard).
+func (l *Ledger) lookupAll(ctx context.Context, subjects []privguard.SubjectID, visit func(i int, st *subjectState)) error {
+	if len(subjects) > math.MaxInt32 {
+		return fmt.Errorf("consent: %d subjects is too many for one call: %w", len(subjects), privguard.ErrInvalid)
+	}
 	workers := max(1, min(runtime.GOMAXPROCS(0), len(subjects)/audienceMinPart))
-	// Hash every subject once, in parallel over parts of the list, and sort the positions
-	// by shard (counting sort).
 	hashes := make([]uint64, len(subjects))
 	counts := make([][shardCount]int, workers)
 	partLen := (len(subjects) + workers - 1) / workers
@@ -94,7 +143,6 @@ func (l *Ledger) Audience(ctx context.Context, purpose privguard.Purpose, subjec
 		order[next[k]] = int32(i)
 		next[k]++
 	}
-	keep := make([]bool, len(subjects))
 	work := make(chan int, shardCount)
 	for k := range shardCount {
 		work <- k
@@ -108,44 +156,31 @@ func (l *Ledger) Audience(ctx context.Context, purpose privguard.Purpose, subjec
 				}
 				sh := &l.state.s[k]
 				sh.mu.RLock()
-				l.audienceShard(&sh.t, pidx, now, subjects, hashes, order[starts[k]:starts[k+1]], keep)
+				lookupShard(&sh.t, subjects, hashes, order[starts[k]:starts[k+1]], visit)
 				sh.mu.RUnlock()
 			}
 		})
 	}
 	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	n := 0
-	for _, k := range keep {
-		if k {
-			n++
-		}
-	}
-	out := make([]privguard.SubjectID, 0, n)
-	for i, k := range keep {
-		if k {
-			out = append(out, subjects[i])
-		}
-	}
-	return out, nil
+	return ctx.Err()
 }
 
 // Audience tuning.
 const (
-	audienceBatch   = 64      // lookups audienceShard keeps in flight
+	audienceBatch   = 64      // lookups lookupShard keeps in flight
 	audienceMinPart = 1 << 14 // fewest subjects worth a goroutine
 )
 
-// audienceShard decides the subjects at positions (all in table t) and marks keep. It works
-// in batches, stage by stage: load every subject's home slot; then compare keys; then
-// evaluate. The loads of one stage do not depend on each other, so the processor waits for a batch's cache misses
-// together rather than one after another; on a large ledger that is most of the cost.
-func (l *Ledger) audienceShard(t *table, pidx uint16, now int64, subjects []privguard.SubjectID, hashes []uint64, positions []int32, keep []bool) {
+// lookupShard finds the subjects at positions (all in table t) and visits them. It works in
+// batches, stage by stage: load every subject's home slot; then compare keys; then visit.
+// The loads of one stage do not depend on each other, so the processor waits for a batch's
+// cache misses together rather than one after another; on a large ledger that is most of
+// the cost.
+func lookupShard(t *table, subjects []privguard.SubjectID, hashes []uint64, positions []int32, visit func(i int, st *subjectState)) {
 	var slot [audienceBatch]uint64
 	var homes [audienceBatch]int
 	var found [audienceBatch]int32
+	var empty subjectState
 	for len(positions) > 0 {
 		batch := positions[:min(audienceBatch, len(positions))]
 		positions = positions[len(batch):]
@@ -163,7 +198,9 @@ func (l *Ledger) audienceShard(t *table, pidx uint16, now int64, subjects []priv
 		}
 		for j, i := range batch {
 			if found[j] >= 0 {
-				keep[i] = l.evaluate(&t.elems[found[j]].state, pidx, 0, now).Allowed
+				visit(int(i), &t.elems[found[j]].state)
+			} else {
+				visit(int(i), &empty)
 			}
 		}
 	}
@@ -300,6 +337,12 @@ func (l *Ledger) Facts(ctx context.Context, in *privguard.Input) error {
 	if err != nil {
 		return err
 	}
+	l.fillFacts(ctx, in, st)
+	return nil
+}
+
+// fillFacts sets in.Consent and in.Facts from the status of in.Subject and in.Purpose.
+func (l *Ledger) fillFacts(ctx context.Context, in *privguard.Input, st Status) {
 	// The policy weighs the subject-level facts itself: the consent facts are the consent
 	// alone, and a fact counts only if it was recorded after the deciding record.
 	in.Consent = privguard.ConsentFacts{State: st.State.String(), Allowed: st.ConsentValid, Reason: st.ConsentReason, Guardian: st.Guardian}
@@ -321,5 +364,4 @@ func (l *Ledger) Facts(ctx context.Context, in *privguard.Input) error {
 	in.Facts = privguard.SubjectFacts{Restricted: st.Facts.Restricted, ObjectedToDM: st.ObjectionApplies,
 		PersonalisationOff: st.PersonalisationOffApplies, GPCOptOut: st.GPCApplies, AgeBand: string(st.Facts.AgeBand),
 		Minor: minor, Contacts: in.Facts.Contacts}
-	return nil
 }

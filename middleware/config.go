@@ -15,6 +15,7 @@ import (
 // Defaults.
 const (
 	DefaultDecisionTimeout = 50 * time.Millisecond
+	DefaultBatchTimeout    = 10 * time.Second
 	DefaultMaxBody         = 1 << 20
 	DefaultMaxResponse     = 8 << 20
 	// PurposeHeader lets a caller choose among a route's allowed purposes.
@@ -30,6 +31,13 @@ type Decider interface {
 // consent.Ledger implements it.
 type FactsReader interface {
 	Facts(ctx context.Context, in *privguard.Input) error
+}
+
+// BatchFactsReader is an optional capability of a FactsReader: the facts of many subjects
+// asked about the same use, at once. fn may be called concurrently, in any order.
+// consent.Ledger implements it with batched lookups.
+type BatchFactsReader interface {
+	FactsBatch(ctx context.Context, in privguard.Input, subjects []privguard.SubjectID, fn func(i int, in *privguard.Input)) error
 }
 
 // Locator says where a request carries a subject id (exactly one field set): a path
@@ -82,6 +90,9 @@ type Config struct {
 	Regime privguard.Regime
 	// Timeout bounds a request's decisions; zero means DefaultDecisionTimeout.
 	Timeout time.Duration
+	// BatchTimeout bounds the decisions for a batch of subjects; zero means
+	// DefaultBatchTimeout.
+	BatchTimeout time.Duration
 	// MaxBody bounds a request body read to find subjects; zero means DefaultMaxBody.
 	MaxBody int64
 	// MaxResponse bounds a response body buffered for minimisation; zero means
@@ -140,6 +151,9 @@ func (c *Config) validate() error {
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultDecisionTimeout
+	}
+	if c.BatchTimeout == 0 {
+		c.BatchTimeout = DefaultBatchTimeout
 	}
 	if c.MaxBody == 0 {
 		c.MaxBody = DefaultMaxBody

@@ -78,12 +78,14 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	in := privguard.Input{Purpose: purpose, Categories: rt.categories, Regime: rt.cfg.Regime,
 		Channel: rt.Channel, GPC: r.Header.Get("Sec-GPC") == "1"}
-	ctx, cancel := context.WithTimeout(r.Context(), rt.cfg.Timeout)
-	defer cancel()
 	if rt.Subjects.JSON != "" {
+		ctx, cancel := context.WithTimeout(r.Context(), rt.cfg.BatchTimeout)
+		defer cancel()
 		rt.serveBatch(ctx, w, r, in)
 		return
 	}
+	ctx, cancel := context.WithTimeout(r.Context(), rt.cfg.Timeout)
+	defer cancel()
 	subject, p := rt.subject(w, r)
 	if p != nil {
 		p.Write(w)
@@ -213,19 +215,61 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 	}
 	kept := make([]privguard.SubjectID, 0, len(subjects))
 	var last privguard.Decision
+	// Every subject of a batch is asked about the same use; decisions differ only by the
+	// subject's facts, so each distinct set of facts is decided once.
+	type facts struct {
+		c privguard.ConsentFacts
+		f privguard.SubjectFacts
+	}
+	valid := subjects[:0:0]
 	for _, s := range subjects {
-		if s.Validate() != nil {
-			continue // a malformed id is nobody who consented
+		if s.Validate() == nil { // a malformed id is nobody who consented
+			valid = append(valid, s)
 		}
-		in.Subject = s
-		d, err := rt.decide(ctx, in)
-		if err != nil {
-			rt.unavailable(w, err)
+	}
+	all := make([]facts, len(valid))
+	if br, ok := rt.cfg.Facts.(BatchFactsReader); ok {
+		if err := br.FactsBatch(ctx, in, valid, func(i int, one *privguard.Input) {
+			all[i] = facts{one.Consent, one.Facts}
+		}); err != nil {
+			rt.unavailable(w, fmt.Errorf("consent facts: %w", err))
 			return
 		}
-		if d.Allowed() {
+	} else {
+		for i, s := range valid {
+			one := in
+			one.Subject = s
+			if err := rt.cfg.Facts.Facts(ctx, &one); err != nil {
+				rt.unavailable(w, fmt.Errorf("consent facts: %w", err))
+				return
+			}
+			all[i] = facts{one.Consent, one.Facts}
+		}
+	}
+	decided := map[facts]bool{}
+	for i, s := range valid {
+		k := all[i]
+		allowed, ok := decided[k]
+		if !ok {
+			if err := ctx.Err(); err != nil {
+				rt.unavailable(w, err)
+				return
+			}
+			one := in
+			one.Subject, one.Consent, one.Facts = s, k.c, k.f
+			d, err := rt.cfg.Decider.Decide(ctx, one)
+			if err != nil {
+				rt.unavailable(w, err)
+				return
+			}
+			allowed = d.Allowed()
+			decided[k] = allowed
+			if allowed {
+				last = d
+			}
+		}
+		if allowed {
 			kept = append(kept, s)
-			last = d
 		}
 	}
 	removed := len(subjects) - len(kept)
