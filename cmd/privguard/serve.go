@@ -124,6 +124,23 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 			log.Info("using the admin bearer token", "file", filepath.Join(cfg.Data, adminTokenFile))
 		}
 	}
+	if cfg.Listen != "" {
+		h, err := sidecar(ctx, cfg, ledger, taxonomy, log)
+		if err != nil {
+			return err
+		}
+		stop, bound, err := serveSidecar(ctx, cfg.Listen, h, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer cancel()
+			stop(sctx)
+		}()
+		log.Info("privguard sidecar serving", "listen", bound, "upstream", cfg.Upstream)
+		fmt.Fprintf(stdout, "privguard: sidecar on http://%s -> %s\n", bound, cfg.Upstream)
+	}
 	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Tokens: tokens, Logger: log})
 	if err != nil {
 		return err

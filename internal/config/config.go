@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,10 +32,40 @@ const (
 type File struct {
 	// Data is the directory of the embedded store. Default DefaultDataDir.
 	Data string `yaml:"data"`
+	// DataDir is another name for Data.
+	DataDir string `yaml:"data_dir"`
+	// Listen is the sidecar's address; with Upstream set, serve proxies to it, enforcing
+	// Routes.
+	Listen string `yaml:"listen" validate:"omitempty,listen_addr"`
+	// Upstream is the service the sidecar protects (http or https URL).
+	Upstream string `yaml:"upstream" validate:"required_with=Listen,omitempty,url,startswith=http"`
+	// Regime is the law that applies to the upstream's subjects: pipl (default) or gdpr.
+	Regime string `yaml:"regime" validate:"omitempty,oneof=pipl gdpr"`
+	// Routes map the upstream's endpoints to purposes, subjects and data categories.
+	Routes []Route `yaml:"routes" validate:"dive"`
 	// AdminListen is the address of the consent and admin APIs. Default DefaultAdminListen.
-	AdminListen string  `yaml:"admin_listen" validate:"omitempty,hostname_port"`
+	AdminListen string  `yaml:"admin_listen" validate:"omitempty,listen_addr"`
 	Admin       Admin   `yaml:"admin"`
 	Consent     Consent `yaml:"consent"`
+}
+
+// Route is one route of the sidecar's route table (see middleware.Route).
+type Route struct {
+	Match    string            `yaml:"match" validate:"required,max=300"`
+	Purpose  string            `yaml:"purpose" validate:"required_without=Purposes,omitempty,max=100"`
+	Purposes []string          `yaml:"purposes" validate:"dive,max=100"`
+	Subject  Locator           `yaml:"subject"`
+	Subjects Locator           `yaml:"subjects"`
+	Fields   map[string]string `yaml:"fields" validate:"dive,keys,max=200,endkeys,max=100"`
+	Channel  string            `yaml:"channel" validate:"omitempty,oneof=sms email push wechat"`
+}
+
+// Locator says where a request carries its subject (one key).
+type Locator struct {
+	Path   string `yaml:"path" validate:"max=64"`
+	Header string `yaml:"header" validate:"max=128"`
+	Query  string `yaml:"query" validate:"max=128"`
+	JSON   string `yaml:"json" validate:"max=128"`
 }
 
 // Admin configures access to the admin APIs.
@@ -97,6 +129,15 @@ func Parse(b []byte) (*File, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	v := validator.New(validator.WithRequiredStructEnabled())
+	// host:port where the port may be 0 (any free port), which hostname_port refuses.
+	_ = v.RegisterValidation("listen_addr", func(fl validator.FieldLevel) bool {
+		host, port, err := net.SplitHostPort(fl.Field().String())
+		if err != nil || strings.ContainsAny(host, " /") {
+			return false
+		}
+		n, err := strconv.Atoi(port)
+		return err == nil && n >= 0 && n <= 65535
+	})
 	v.RegisterTagNameFunc(func(fld reflect.StructField) string {
 		name, _, _ := strings.Cut(fld.Tag.Get("yaml"), ",")
 		return name
@@ -121,7 +162,13 @@ func Parse(b []byte) (*File, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	if f.Data == "" {
+		f.Data = f.DataDir
+	}
+	if f.Data == "" {
 		f.Data = DefaultDataDir
+	}
+	if f.Regime == "" {
+		f.Regime = "pipl"
 	}
 	if f.AdminListen == "" {
 		f.AdminListen = DefaultAdminListen

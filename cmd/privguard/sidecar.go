@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+
+	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/consent"
+	"github.com/privguard/privguard/internal/config"
+	"github.com/privguard/privguard/middleware"
+	"github.com/privguard/privguard/policy"
+)
+
+// sidecar builds the enforcing reverse proxy in front of cfg.Upstream: the middleware with
+// the configured route table around httputil.ReverseProxy.
+func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, tax *privguard.Taxonomy, log *slog.Logger) (http.Handler, error) {
+	upstream, err := url.Parse(cfg.Upstream)
+	if err != nil || upstream.Host == "" {
+		return nil, fmt.Errorf("config: upstream %q is not an http(s) URL", cfg.Upstream)
+	}
+	engine, err := policy.New(ctx, policy.Config{Taxonomy: tax, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	routes := make([]middleware.Route, len(cfg.Routes))
+	for i, r := range cfg.Routes {
+		mr := middleware.Route{Match: r.Match, Purpose: privguard.Purpose(r.Purpose), Channel: r.Channel,
+			Subject:  middleware.Locator{Path: r.Subject.Path, Header: r.Subject.Header, Query: r.Subject.Query, JSON: r.Subject.JSON},
+			Subjects: middleware.Locator{Path: r.Subjects.Path, Header: r.Subjects.Header, Query: r.Subjects.Query, JSON: r.Subjects.JSON}}
+		for _, p := range r.Purposes {
+			mr.Purposes = append(mr.Purposes, privguard.Purpose(p))
+		}
+		if len(r.Fields) > 0 {
+			mr.Fields = map[string]privguard.DataCategory{}
+			for k, v := range r.Fields {
+				mr.Fields[k] = privguard.DataCategory(v)
+			}
+		}
+		routes[i] = mr
+	}
+	protect, err := middleware.New(middleware.Config{Routes: routes, Decider: engine, Facts: ledger,
+		Regime: privguard.Regime(cfg.Regime), Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("config: routes: %w", err)
+	}
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(upstream)
+			r.SetXForwarded()
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			log.Warn("upstream unavailable", "err", err)
+			privguard.NewProblem(http.StatusBadGateway, "upstream-unavailable", "Upstream unavailable", "").Write(w)
+		},
+	}
+	return protect(proxy), nil
+}
+
+// serveSidecar serves h on cfg.Listen until ctx ends.
+func serveSidecar(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (stop func(context.Context) error, bound string, err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("sidecar listener: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
+		WriteTimeout: writeTimeout, IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go func() {
+		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+			log.Error("sidecar stopped", "err", err)
+		}
+	}()
+	return srv.Shutdown, ln.Addr().String(), nil
+}

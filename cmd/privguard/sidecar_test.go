@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSidecarEnforcesRoutes(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/api/profiles/"):
+			w.Write([]byte(`{"id":"c-1","email":"li.lei@example.com","history":["p1"]}`))
+		case strings.HasPrefix(r.URL.Path, "/api/campaigns/"):
+			io.Copy(w, r.Body) // echo what the upstream received
+		default:
+			w.Write([]byte(`{"health":"ok"}`))
+		}
+	}))
+	defer upstream.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "privguard.yaml")
+	os.WriteFile(cfg, []byte(`listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+upstream: `+upstream.URL+`
+data_dir: `+dir+`
+regime: pipl
+routes:
+  - match: "GET /api/profiles/{id}"
+    purpose: personalize.recommendation
+    subject: {path: id}
+    fields: {email: user.contact.email, history: user.behavior.browsing_history}
+  - match: "POST /api/campaigns/{id}/send"
+    purpose: marketing.communications.sms
+    subjects: {json: recipients}
+`), 0o600)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--config", cfg}, os.Getenv, pw, io.Discard)
+		pw.Close()
+	}()
+	var proxy, admin string
+	sc := bufio.NewScanner(pr)
+	for (proxy == "" || admin == "") && sc.Scan() {
+		line := sc.Text()
+		if i := strings.Index(line, "http://"); i >= 0 {
+			u := strings.Fields(line[i:])[0]
+			if strings.Contains(line, "sidecar") {
+				proxy = u
+			} else {
+				admin = u
+			}
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if proxy == "" || admin == "" {
+		cancel()
+		t.Fatal("serve did not print both addresses")
+	}
+	token, _ := os.ReadFile(filepath.Join(dir, "admin.token"))
+	tok := strings.TrimSpace(string(token))
+	adminPost := func(path, body string) {
+		req, _ := http.NewRequest("POST", admin+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode >= 300 {
+			t.Fatalf("admin %s: %v %v", path, err, resp.Status)
+		}
+		resp.Body.Close()
+	}
+	get := func(method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, proxy+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+
+	if code, _ := get("GET", "/api/profiles/c-1", ""); code != http.StatusForbidden {
+		t.Errorf("profile without consent through the sidecar = %d; want 403", code)
+	}
+	if code, body := get("GET", "/health", ""); code != http.StatusOK || !strings.Contains(body, "ok") {
+		t.Errorf("unrouted path = %d %s; want it passed through", code, body)
+	}
+	adminPost("/v1/notices", `{"id":"n","version":1,"language":"en","text":"t","purposes":["marketing","personalize"],
+		"controller":{"name":"E","contact":"p@example.com"},"retention":"1y","rights_channels":["x"]}`)
+	for _, g := range []string{`{"subject":"c-1","purpose":"personalize.recommendation"`, `{"subject":"c-1","purpose":"marketing.communications.sms"`} {
+		adminPost("/v1/consents", g+`,"action":"grant","regime":"pipl","notice":{"id":"n","version":1},"channel":"app","method":"explicit"}`)
+	}
+	code, body := get("GET", "/api/profiles/c-1", "")
+	if code != http.StatusOK || strings.Contains(body, "example.com") || !strings.Contains(body, "p1") {
+		t.Errorf("profile with consent = %d %s; want 200 with the email dropped", code, body)
+	}
+	code, body = get("POST", "/api/campaigns/3/send", `{"recipients":["c-1","c-2"]}`)
+	var echoed struct{ Recipients []string }
+	json.Unmarshal([]byte(body), &echoed)
+	if code != http.StatusOK || len(echoed.Recipients) != 1 || echoed.Recipients[0] != "c-1" {
+		t.Errorf("campaign through the sidecar = %d %s; want the upstream to see c-1 only", code, body)
+	}
+	cancel()
+	select {
+	case c := <-done:
+		if c != 0 {
+			t.Errorf("serve exited %d", c)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}
