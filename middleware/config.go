@@ -33,6 +33,12 @@ type FactsReader interface {
 	Facts(ctx context.Context, in *privguard.Input) error
 }
 
+// Recorder receives every decision for the decision log (audit.Log implements it). It
+// must not block: the request waits for it.
+type Recorder interface {
+	Record(route string, in *privguard.Input, d *privguard.Decision)
+}
+
 // BatchFactsReader is an optional capability of a FactsReader: the facts of many subjects
 // asked about the same use, at once. fn may be called concurrently, in any order.
 // consent.Ledger implements it with batched lookups.
@@ -98,6 +104,8 @@ type Config struct {
 	// MaxResponse bounds a response body buffered for minimisation; zero means
 	// DefaultMaxResponse.
 	MaxResponse int
+	// Recorder, if set, receives every decision (the decision log).
+	Recorder Recorder
 	// DenyUnmatched denies requests no route matches; by default they pass untouched.
 	DenyUnmatched bool
 	// Logger receives errors (never personal data). If nil, nothing is logged.

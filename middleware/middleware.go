@@ -92,11 +92,12 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in.Subject = subject
-	d, err := rt.decide(ctx, in)
+	d, err := rt.decide(ctx, &in)
 	if err != nil {
 		rt.unavailable(w, err)
 		return
 	}
+	rt.record(&in, &d)
 	w.Header().Set(DecisionHeader, d.ID)
 	if !d.Allowed() {
 		prob := privguard.NewProblem(http.StatusForbidden, TypeDenied, "Not allowed for this purpose",
@@ -119,15 +120,21 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	mw.finish(drop, mask, rt.cfg)
 }
 
-// decide fills the facts and asks the decider.
-func (rt *route) decide(ctx context.Context, in privguard.Input) (privguard.Decision, error) {
-	if err := rt.cfg.Facts.Facts(ctx, &in); err != nil {
+// decide fills the facts into in and asks the decider.
+func (rt *route) decide(ctx context.Context, in *privguard.Input) (privguard.Decision, error) {
+	if err := rt.cfg.Facts.Facts(ctx, in); err != nil {
 		return privguard.Decision{}, fmt.Errorf("consent facts: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return privguard.Decision{}, err
 	}
-	return rt.cfg.Decider.Decide(ctx, in)
+	return rt.cfg.Decider.Decide(ctx, *in)
+}
+
+func (rt *route) record(in *privguard.Input, d *privguard.Decision) {
+	if rt.cfg.Recorder != nil {
+		rt.cfg.Recorder.Record(rt.Match, in, d)
+	}
 }
 
 func (rt *route) unavailable(w http.ResponseWriter, err error) {
@@ -246,10 +253,10 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 			all[i] = facts{one.Consent, one.Facts}
 		}
 	}
-	decided := map[facts]bool{}
+	decided := map[facts]privguard.Decision{}
 	for i, s := range valid {
 		k := all[i]
-		allowed, ok := decided[k]
+		d, ok := decided[k]
 		if !ok {
 			if err := ctx.Err(); err != nil {
 				rt.unavailable(w, err)
@@ -257,18 +264,22 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 			}
 			one := in
 			one.Subject, one.Consent, one.Facts = s, k.c, k.f
-			d, err := rt.cfg.Decider.Decide(ctx, one)
-			if err != nil {
+			var err error
+			if d, err = rt.cfg.Decider.Decide(ctx, one); err != nil {
 				rt.unavailable(w, err)
 				return
 			}
-			allowed = d.Allowed()
-			decided[k] = allowed
-			if allowed {
+			decided[k] = d
+			if d.Allowed() {
 				last = d
 			}
 		}
-		if allowed {
+		if rt.cfg.Recorder != nil {
+			one := in
+			one.Subject, one.Consent, one.Facts = s, k.c, k.f
+			rt.record(&one, &d)
+		}
+		if d.Allowed() {
 			kept = append(kept, s)
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/privguard/privguard/audit"
 	"github.com/privguard/privguard/boltstore"
 	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/internal/adminapi"
@@ -30,6 +32,7 @@ const (
 	maxHeaderBytes    = 64 << 10
 	shutdownTimeout   = 15 * time.Second
 	adminTokenFile    = "admin.token"
+	decisionLogFile   = "decisions.log"
 )
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -124,8 +127,25 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 			log.Info("using the admin bearer token", "file", filepath.Join(cfg.Data, adminTokenFile))
 		}
 	}
+	var checks func() map[string]any
 	if cfg.Listen != "" {
-		h, err := sidecar(ctx, cfg, ledger, taxonomy, log)
+		key, err := db.Consent().Secret(ctx, "audit.subject-hmac", func() ([]byte, error) {
+			k := make([]byte, 32)
+			_, err := rand.Read(k)
+			return k, err
+		})
+		if err != nil {
+			return fmt.Errorf("decision log key: %w", err)
+		}
+		decisions, err := audit.Open(audit.Config{Path: filepath.Join(cfg.Data, decisionLogFile), Key: key, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer decisions.Close()
+		checks = func() map[string]any {
+			return map[string]any{"decision_log_written": decisions.Written(), "decision_log_dropped": decisions.Dropped()}
+		}
+		h, err := sidecar(ctx, cfg, ledger, taxonomy, decisions, log)
 		if err != nil {
 			return err
 		}
@@ -141,7 +161,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		log.Info("privguard sidecar serving", "listen", bound, "upstream", cfg.Upstream)
 		fmt.Fprintf(stdout, "privguard: sidecar on http://%s -> %s\n", bound, cfg.Upstream)
 	}
-	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Tokens: tokens, Logger: log})
+	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Tokens: tokens, Logger: log, Checks: checks})
 	if err != nil {
 		return err
 	}

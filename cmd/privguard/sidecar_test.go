@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"github.com/privguard/privguard/audit"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -122,5 +123,19 @@ routes:
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("serve did not stop")
+	}
+	// proves AUD-02: every decision is in the chained decision log, under a pseudonym.
+	raw, err := os.ReadFile(filepath.Join(dir, "decisions.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(raw), "\n"); n < 4 || !strings.Contains(string(raw), `"subject":"hs_`) {
+		t.Errorf("decision log has %d lines: %s", n, raw)
+	}
+	if strings.Contains(string(raw), `c-1`) || strings.Contains(string(raw), `c-2`) {
+		t.Error("a subject id reached the decision log")
+	}
+	if _, bad, err := audit.Verify(strings.NewReader(string(raw))); bad != 0 || err != nil {
+		t.Errorf("decision log chain breaks at line %d (%v)", bad, err)
 	}
 }

@@ -21,6 +21,8 @@ type Config struct {
 	Tokens Tokens
 	// Logger receives request logs and errors. If nil, nothing is logged.
 	Logger *slog.Logger
+	// Checks, if set, adds figures to the /readyz details (decision-log counters).
+	Checks func() map[string]any
 }
 
 // Server is the admin HTTP API.
@@ -30,6 +32,7 @@ type Server struct {
 	log      *slog.Logger
 	validate *validator.Validate
 	mux      *http.ServeMux
+	checks   func() map[string]any
 }
 
 // New returns the API server.
@@ -43,7 +46,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{ledger: cfg.Ledger, tokens: cfg.Tokens, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux()}
+	s := &Server{ledger: cfg.Ledger, tokens: cfg.Tokens, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks}
 	s.routes()
 	return s, nil
 }
@@ -107,7 +110,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 			"checks": map[string]string{"consent_store": "unavailable"}})
 		return nil
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ready",
-		"checks": map[string]any{"consent_store": "ok", "consent_records": stats.Records, "subjects": stats.Subjects}})
+	details := map[string]any{"consent_store": "ok", "consent_records": stats.Records, "subjects": stats.Subjects}
+	if s.checks != nil {
+		for k, v := range s.checks() {
+			details[k] = v
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": details})
 	return nil
 }

@@ -1,0 +1,207 @@
+package audit
+
+import (
+	"bufio"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/privguard/privguard"
+)
+
+// DefaultBuffer is how many events may wait for the writer.
+const DefaultBuffer = 8192
+
+// Event is one decision as logged.
+type Event struct {
+	Time        time.Time                `json:"time"`
+	DecisionID  string                   `json:"decision_id"`
+	Revision    string                   `json:"revision"`
+	Route       string                   `json:"route,omitempty"`
+	Subject     string                   `json:"subject"` // keyed hash, never the id
+	Purpose     privguard.Purpose        `json:"purpose"`
+	Categories  []privguard.DataCategory `json:"categories,omitempty"`
+	Regime      privguard.Regime         `json:"regime"`
+	Effect      privguard.Effect         `json:"effect"`
+	Reasons     []privguard.Reason       `json:"reasons,omitempty"`
+	Obligations []string                 `json:"obligations,omitempty"`
+	Consent     string                   `json:"consent_state,omitempty"`
+	Prev        string                   `json:"prev"` // SHA-256 of the previous line
+}
+
+// Config configures [Open].
+type Config struct {
+	// Path is the log file (appended to; created with mode 0600).
+	Path string
+	// Key is the HMAC key subjects are pseudonymised with (at least 16 bytes).
+	Key []byte
+	// Buffer bounds the waiting events; zero means DefaultBuffer.
+	Buffer int
+	// Logger receives write errors. If nil, nothing is logged.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Log is an open decision log.
+type Log struct {
+	key     []byte
+	now     func() time.Time
+	log     *slog.Logger
+	events  chan Event
+	dropped atomic.Uint64
+	written atomic.Uint64
+	done    chan struct{}
+	once    sync.Once
+	f       *os.File
+}
+
+// Open opens (or creates) the log at cfg.Path and starts its writer. An existing log is
+// continued: its last line's hash starts the chain.
+func Open(cfg Config) (*Log, error) {
+	if len(cfg.Key) < 16 {
+		return nil, errors.New("audit: key shorter than 16 bytes")
+	}
+	if cfg.Buffer == 0 {
+		cfg.Buffer = DefaultBuffer
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	prev, err := lastHash(cfg.Path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(cfg.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	l := &Log{key: cfg.Key, now: cfg.Now, log: cfg.Logger, events: make(chan Event, cfg.Buffer), done: make(chan struct{}), f: f}
+	go l.run(prev)
+	return l, nil
+}
+
+// Pseudonym returns the keyed hash a subject is logged under; with the key, a DPO can find
+// a subject's decisions, without it the log names nobody.
+func (l *Log) Pseudonym(s privguard.SubjectID) string {
+	m := hmac.New(sha256.New, l.key)
+	m.Write([]byte(s))
+	return "hs_" + hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// Record logs a decision about in without blocking; if the buffer is full the event is
+// dropped and counted. Personal data in in (the subject id) never reaches the log.
+func (l *Log) Record(route string, in *privguard.Input, d *privguard.Decision) {
+	e := Event{Time: l.now().UTC(), DecisionID: d.ID, Revision: d.Revision, Route: route, Subject: l.Pseudonym(in.Subject),
+		Purpose: in.Purpose, Categories: in.Categories, Regime: in.Regime, Effect: d.Effect, Reasons: d.Reasons,
+		Consent: in.Consent.State}
+	for _, o := range d.Obligations {
+		e.Obligations = append(e.Obligations, string(o.Kind))
+	}
+	select {
+	case l.events <- e:
+	default:
+		l.dropped.Add(1)
+	}
+}
+
+// Dropped returns how many events were dropped because the buffer was full.
+func (l *Log) Dropped() uint64 { return l.dropped.Load() }
+
+// Written returns how many events were written.
+func (l *Log) Written() uint64 { return l.written.Load() }
+
+// Close writes what is buffered, syncs and closes the file. Record must not be called after.
+func (l *Log) Close() error {
+	l.once.Do(func() { close(l.events) })
+	<-l.done
+	if err := l.f.Sync(); err != nil {
+		l.f.Close()
+		return fmt.Errorf("audit: sync: %w", err)
+	}
+	return l.f.Close()
+}
+
+func (l *Log) run(prev string) {
+	defer close(l.done)
+	w := bufio.NewWriterSize(l.f, 64<<10)
+	for e := range l.events {
+		e.Prev = prev
+		line, err := json.Marshal(e)
+		if err != nil {
+			l.log.Error("audit: encode event", "err", err)
+			continue
+		}
+		sum := sha256.Sum256(line)
+		prev = hex.EncodeToString(sum[:])
+		w.Write(line)
+		w.WriteByte('\n')
+		l.written.Add(1)
+		if len(l.events) == 0 {
+			if err := w.Flush(); err != nil {
+				l.log.Error("audit: write", "err", err)
+			}
+		}
+	}
+	if err := w.Flush(); err != nil {
+		l.log.Error("audit: write", "err", err)
+	}
+}
+
+// lastHash returns the hash of the last line of the log at path ("" if it is new or empty).
+func lastHash(path string) (string, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("audit: %w", err)
+	}
+	defer f.Close()
+	var last []byte
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		last = append(last[:0], sc.Bytes()...)
+	}
+	if err := sc.Err(); err != nil {
+		return "", fmt.Errorf("audit: read %s: %w", path, err)
+	}
+	if len(last) == 0 {
+		return "", nil
+	}
+	sum := sha256.Sum256(last)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// Verify checks the chain of the log read from r and returns the number of lines, or the
+// 1-based number of the first line whose prev does not match the line before it.
+func Verify(r io.Reader) (lines int, bad int, err error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	prev := ""
+	for sc.Scan() {
+		lines++
+		var e struct {
+			Prev string `json:"prev"`
+		}
+		if json.Unmarshal(sc.Bytes(), &e) != nil || e.Prev != prev {
+			return lines, lines, nil
+		}
+		sum := sha256.Sum256(sc.Bytes())
+		prev = hex.EncodeToString(sum[:])
+	}
+	return lines, 0, sc.Err()
+}
