@@ -45,16 +45,29 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Engine evaluates the policy. Create it with [New].
+// Engine evaluates the policy. Create it with [New]; [Engine.Reload] swaps in a new policy
+// atomically.
 type Engine struct {
+	cur       atomic.Pointer[compiled]
+	data      map[string]any
+	cacheSize int
+	log       *slog.Logger
+	ids       atomic.Uint64
+	hits      atomic.Uint64
+	evals     atomic.Uint64
+
+	mu       sync.Mutex // serialises reloads
+	lastErr  error
+	reloads  int
+	failures int
+}
+
+// compiled is one version of the policy: its prepared query and its memo.
+type compiled struct {
 	pq       rego.PreparedEvalQuery
 	revision string
-	cache    *memo
-	log      *slog.Logger
-	ids      atomic.Uint64
 	idPrefix string
-	hits     atomic.Uint64
-	evals    atomic.Uint64
+	cache    *memo
 }
 
 // Stats counts decisions answered from the memo and evaluated by OPA.
@@ -88,33 +101,82 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	data := Data(cfg.Taxonomy, cfg.Frequency)
-	opts := []func(*rego.Rego){rego.Query(Query), rego.Store(inmem.NewFromObject(map[string]any{"privguard": data}))}
-	names := make([]string, 0, len(cfg.Modules))
-	for name := range cfg.Modules {
+	e := &Engine{data: Data(cfg.Taxonomy, cfg.Frequency), cacheSize: cfg.CacheSize, log: cfg.Logger}
+	c, err := e.compile(ctx, cfg.Modules)
+	if err != nil {
+		return nil, err
+	}
+	e.cur.Store(c)
+	return e, nil
+}
+
+// compile prepares modules with the engine's data.
+func (e *Engine) compile(ctx context.Context, modules map[string]string) (*compiled, error) {
+	opts := []func(*rego.Rego){rego.Query(Query), rego.Store(inmem.NewFromObject(map[string]any{"privguard": e.data}))}
+	names := make([]string, 0, len(modules))
+	for name := range modules {
 		names = append(names, name)
 	}
 	slices.Sort(names)
 	h := sha256.New()
 	for _, name := range names {
-		opts = append(opts, rego.Module(name, cfg.Modules[name]))
-		fmt.Fprintf(h, "%s\x00%s\x00", name, cfg.Modules[name])
+		opts = append(opts, rego.Module(name, modules[name]))
+		fmt.Fprintf(h, "%s\x00%s\x00", name, modules[name])
 	}
-	fmt.Fprintf(h, "%v", data)
+	fmt.Fprintf(h, "%v", e.data)
 	pq, err := rego.New(opts...).PrepareForEval(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("policy: compile: %w", err)
 	}
-	e := &Engine{pq: pq, revision: hex.EncodeToString(h.Sum(nil))[:16], log: cfg.Logger}
-	e.idPrefix = e.revision[:8] + "-"
-	if cfg.CacheSize >= 0 {
-		size := cfg.CacheSize
+	c := &compiled{pq: pq, revision: hex.EncodeToString(h.Sum(nil))[:16]}
+	c.idPrefix = c.revision[:8] + "-"
+	if e.cacheSize >= 0 {
+		size := e.cacheSize
 		if size == 0 {
 			size = DefaultCacheSize
 		}
-		e.cache = newMemo(size)
+		c.cache = newMemo(size)
 	}
-	return e, nil
+	return c, nil
+}
+
+// Reload compiles modules and, if they compile, swaps them in atomically: decisions in
+// flight finish on the old policy, the next ones use the new one, and the memo starts
+// empty. A policy that does not compile is rejected and the old one keeps serving; the
+// error is kept for [Engine.Status].
+func (e *Engine) Reload(ctx context.Context, modules map[string]string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c, err := e.compile(ctx, modules)
+	e.reloads++
+	if err != nil {
+		e.failures++
+		e.lastErr = err
+		e.log.Error("policy reload rejected; the previous policy keeps serving", "revision", e.cur.Load().revision, "err", err)
+		return err
+	}
+	old := e.cur.Swap(c)
+	e.lastErr = nil
+	e.log.Info("policy reloaded", "from", old.revision, "to", c.revision)
+	return nil
+}
+
+// Status describes the policy in service and the last reload.
+type Status struct {
+	Revision  string
+	LastError error // nil when the last reload succeeded (or none was tried)
+	Reloads   int
+	Failures  int
+	MemoHits  uint64
+	Evaluated uint64
+}
+
+// Status returns the engine's status.
+func (e *Engine) Status() Status {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return Status{Revision: e.cur.Load().revision, LastError: e.lastErr, Reloads: e.reloads, Failures: e.failures,
+		MemoHits: e.hits.Load(), Evaluated: e.evals.Load()}
 }
 
 // DefaultModules returns the embedded default policy's modules (tests excluded).
@@ -132,38 +194,37 @@ func DefaultModules() (map[string]string, error) {
 }
 
 // Revision identifies the policy and data the engine evaluates.
-func (e *Engine) Revision() string { return e.revision }
+func (e *Engine) Revision() string { return e.cur.Load().revision }
 
 // Decide returns the decision for in. in.Subject is never shown to the policy, so decisions
 // are memoised on the rest of the input. An error means no decision: fail closed. The
 // slices of the returned Decision are shared with the memo and must not be modified.
 func (e *Engine) Decide(ctx context.Context, in privguard.Input) (privguard.Decision, error) {
+	c := e.cur.Load()
 	var key string
-	if e.cache != nil {
+	if c.cache != nil {
 		key = memoKey(&in)
-		if d, ok := e.cache.get(key); ok {
+		if d, ok := c.cache.get(key); ok {
 			e.hits.Add(1)
-			d.ID = e.newID()
+			d.ID = c.idPrefix + strconv.FormatUint(e.ids.Add(1), 36)
 			return d, nil
 		}
 	}
-	d, err := e.eval(ctx, &in)
+	d, err := e.eval(ctx, c, &in)
 	if err != nil {
 		return privguard.Decision{}, err
 	}
-	if e.cache != nil {
-		e.cache.put(key, d)
+	if c.cache != nil {
+		c.cache.put(key, d)
 	}
-	d.ID = e.newID()
+	d.ID = c.idPrefix + strconv.FormatUint(e.ids.Add(1), 36)
 	return d, nil
 }
 
-func (e *Engine) newID() string { return e.idPrefix + strconv.FormatUint(e.ids.Add(1), 36) }
-
-// eval runs the prepared query.
-func (e *Engine) eval(ctx context.Context, in *privguard.Input) (privguard.Decision, error) {
+// eval runs the prepared query of c.
+func (e *Engine) eval(ctx context.Context, c *compiled, in *privguard.Input) (privguard.Decision, error) {
 	e.evals.Add(1)
-	rs, err := e.pq.Eval(ctx, rego.EvalParsedInput(inputValue(in)))
+	rs, err := c.pq.Eval(ctx, rego.EvalParsedInput(inputValue(in)))
 	if err != nil {
 		return privguard.Decision{}, fmt.Errorf("policy: evaluate: %w: %w", err, privguard.ErrUnavailable)
 	}
@@ -174,7 +235,7 @@ func (e *Engine) eval(ctx context.Context, in *privguard.Input) (privguard.Decis
 	if err != nil {
 		return privguard.Decision{}, fmt.Errorf("policy: %w: %w", err, privguard.ErrUnavailable)
 	}
-	d.Revision = e.revision
+	d.Revision = c.revision
 	return d, nil
 }
 

@@ -142,10 +142,27 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 			return err
 		}
 		defer decisions.Close()
-		checks = func() map[string]any {
-			return map[string]any{"decision_log_written": decisions.Written(), "decision_log_dropped": decisions.Dropped()}
+		engine, err := newEngine(ctx, cfg, taxonomy, log)
+		if err != nil {
+			return err
 		}
-		h, err := sidecar(ctx, cfg, ledger, taxonomy, decisions, log)
+		if cfg.Policy.Dir != "" {
+			watchCtx, stopWatch := context.WithCancel(context.Background())
+			watchDone := make(chan struct{})
+			go func() { defer close(watchDone); engine.Watch(watchCtx, cfg.Policy.Dir, 0) }()
+			defer func() { stopWatch(); <-watchDone }()
+		}
+		checks = func() map[string]any {
+			st := engine.Status()
+			c := map[string]any{"decision_log_written": decisions.Written(), "decision_log_dropped": decisions.Dropped(),
+				"policy_revision": st.Revision, "policy_reload_failures": st.Failures,
+				"policy_memo_hits": st.MemoHits, "policy_evaluations": st.Evaluated}
+			if st.LastError != nil {
+				c["policy_last_reload_error"] = st.LastError.Error()
+			}
+			return c
+		}
+		h, err := sidecar(ctx, cfg, ledger, engine, decisions, log)
 		if err != nil {
 			return err
 		}

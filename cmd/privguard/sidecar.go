@@ -19,14 +19,10 @@ import (
 
 // sidecar builds the enforcing reverse proxy in front of cfg.Upstream: the middleware with
 // the configured route table around httputil.ReverseProxy.
-func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, tax *privguard.Taxonomy, decisions *audit.Log, log *slog.Logger) (http.Handler, error) {
+func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, engine *policy.Engine, decisions *audit.Log, log *slog.Logger) (http.Handler, error) {
 	upstream, err := url.Parse(cfg.Upstream)
 	if err != nil || upstream.Host == "" {
 		return nil, fmt.Errorf("config: upstream %q is not an http(s) URL", cfg.Upstream)
-	}
-	engine, err := policy.New(ctx, policy.Config{Taxonomy: tax, Logger: log})
-	if err != nil {
-		return nil, err
 	}
 	routes := make([]middleware.Route, len(cfg.Routes))
 	for i, r := range cfg.Routes {
@@ -77,4 +73,24 @@ func serveSidecar(ctx context.Context, addr string, h http.Handler, log *slog.Lo
 		}
 	}()
 	return srv.Shutdown, ln.Addr().String(), nil
+}
+
+// newEngine builds the policy engine from the configuration: the embedded default policy or
+// the modules of policy.dir, with data from the taxonomy and the frequency limits.
+func newEngine(ctx context.Context, cfg *config.File, tax *privguard.Taxonomy, log *slog.Logger) (*policy.Engine, error) {
+	pc := policy.Config{Taxonomy: tax, Logger: log}
+	if len(cfg.Policy.Frequency) > 0 {
+		pc.Frequency = policy.DefaultFrequency()
+		for ch, f := range cfg.Policy.Frequency {
+			pc.Frequency[ch] = policy.FrequencyLimit{Max: f.Max, Window: f.Window}
+		}
+	}
+	if cfg.Policy.Dir != "" {
+		modules, err := policy.LoadDir(cfg.Policy.Dir)
+		if err != nil {
+			return nil, err
+		}
+		pc.Modules = modules
+	}
+	return policy.New(ctx, pc)
 }

@@ -45,8 +45,25 @@ type File struct {
 	Routes []Route `yaml:"routes" validate:"dive"`
 	// AdminListen is the address of the consent and admin APIs. Default DefaultAdminListen.
 	AdminListen string  `yaml:"admin_listen" validate:"omitempty,listen_addr"`
+	Policy      Policy  `yaml:"policy"`
 	Admin       Admin   `yaml:"admin"`
 	Consent     Consent `yaml:"consent"`
+}
+
+// Policy configures the policy engine.
+type Policy struct {
+	// Dir, if set, holds the policy's Rego modules (and their *_test.rego tests), used
+	// instead of the embedded default and reloaded when they change; a change that does not
+	// compile or fails its tests is rejected and the previous policy keeps serving.
+	Dir string `yaml:"dir"`
+	// Frequency overrides the outreach limits per channel.
+	Frequency map[string]Frequency `yaml:"frequency" validate:"dive,keys,oneof=sms email push wechat,endkeys"`
+}
+
+// Frequency is an outreach limit: at most Max contacts per subject within Window.
+type Frequency struct {
+	Max    int    `yaml:"max" validate:"min=0,max=10000"`
+	Window string `yaml:"window" validate:"required"`
 }
 
 // Route is one route of the sidecar's route table (see middleware.Route).
