@@ -289,7 +289,7 @@ func TestNoPersonalDataInLogs(t *testing.T) {
 	// addresses sent to every endpoint, valid or not, never appear in the logs.
 	e := newEnv(t)
 	e.registerNotice()
-	const subject, email, ua, ip = "canary-subject-7f3a9", "canary.7f3a9@example.com", "CanaryAgent/7f3a9", "198.51.100.213"
+	const subject, email, ua, ip = "canary-subject-qzxw9", "canary.qzxw9@example.com", "CanaryAgent/qzxw9", "198.51.100.213"
 	grant := strings.NewReplacer("cust-42", subject, "ExampleApp/7.2", ua, "203.0.113.77", ip).Replace(grantJSON)
 	var rec recordJSON
 	e.do("POST", "/v1/consents", grant, nil, &rec)
@@ -308,7 +308,7 @@ func TestNoPersonalDataInLogs(t *testing.T) {
 	if !strings.Contains(logs, `"route"`) {
 		t.Fatalf("nothing was logged at debug level; the test would prove nothing:\n%s", logs)
 	}
-	for _, canary := range []string{"7f3a9", ip, "198.51.100"} {
+	for _, canary := range []string{"qzxw9", ip, "198.51.100"} {
 		if strings.Contains(logs, canary) {
 			t.Errorf("logs contain %q:\n%s", canary, logs)
 		}
