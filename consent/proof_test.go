@@ -166,3 +166,33 @@ func TestShortAndLongSubjectIDs(t *testing.T) {
 		t.Errorf("subjects = %d; want 4", st.Subjects)
 	}
 }
+
+func TestConsentCoversDescendantPurposes(t *testing.T) {
+	// proves PUR-02: consent for a purpose covers its descendants, not its siblings or
+	// ancestors; a later withdrawal of the parent withdraws the children, and a later
+	// grant for a child counts for that child.
+	infos := privguard.DefaultPurposes()
+	infos = append(infos, privguard.PurposeInfo{Purpose: "marketing.communications", Description: "All marketing messages",
+		Bases: map[privguard.Regime][]privguard.LegalBasis{privguard.RegimePIPL: {privguard.BasisConsent}}, DirectMarketing: true,
+		Validity: privguard.DefaultConsentValidity})
+	tax, err := privguard.NewTaxonomy(infos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := consenttest.Open(t, "", consent.Config{Taxonomy: tax})
+	if _, _, err := l.RegisterNotice(ctx, consenttest.MarketingNotice(1, "zh-CN")); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, l, grant("p-1", "marketing.communications"))
+	wantStatus(t, l, "p-1", "marketing.communications.sms", true, privguard.ReasonConsentGiven)
+	wantStatus(t, l, "p-1", "marketing.communications.email", true, privguard.ReasonConsentGiven)
+	wantStatus(t, l, "p-1", "marketing.profiling", false, privguard.ReasonConsentMissing)
+	mustAppend(t, l, consent.Request{Subject: "p-1", Purpose: "marketing.communications.sms", Action: consent.ActionWithdraw})
+	wantStatus(t, l, "p-1", "marketing.communications.sms", false, privguard.ReasonConsentWithdrawn)
+	wantStatus(t, l, "p-1", "marketing.communications.email", true, privguard.ReasonConsentGiven)
+	mustAppend(t, l, consent.Request{Subject: "p-1", Purpose: "marketing.communications", Action: consent.ActionWithdraw})
+	wantStatus(t, l, "p-1", "marketing.communications.email", false, privguard.ReasonConsentWithdrawn)
+	mustAppend(t, l, grant("p-1", "marketing.communications.push"))
+	wantStatus(t, l, "p-1", "marketing.communications.push", true, privguard.ReasonConsentGiven)
+	wantStatus(t, l, "p-1", "marketing.communications.email", false, privguard.ReasonConsentWithdrawn)
+}
