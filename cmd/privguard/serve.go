@@ -6,6 +6,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -21,6 +24,7 @@ import (
 	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/internal/adminapi"
 	"github.com/privguard/privguard/internal/config"
+	"github.com/privguard/privguard/internal/metrics"
 )
 
 // Server timeouts.
@@ -127,6 +131,14 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 			log.Info("using the admin bearer token", "file", filepath.Join(cfg.Data, adminTokenFile))
 		}
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := errors.Join(
+		metrics.Gauge(reg, "privguard_consent_records", "Records in the consent ledger.", func() float64 { return float64(ledger.Stats().Records) }),
+		metrics.Gauge(reg, "privguard_consent_subjects", "Subjects in the consent ledger.", func() float64 { return float64(ledger.Stats().Subjects) }),
+	); err != nil {
+		return err
+	}
 	var checks func() map[string]any
 	if cfg.Listen != "" {
 		key, err := db.Consent().Secret(ctx, "audit.subject-hmac", func() ([]byte, error) {
@@ -162,7 +174,25 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 			}
 			return c
 		}
-		h, err := sidecar(ctx, cfg, ledger, engine, decisions, log)
+		if err := errors.Join(
+			metrics.Counter(reg, "privguard_decision_log_dropped_total", "Decision-log events dropped because the buffer was full.",
+				func() float64 { return float64(decisions.Dropped()) }),
+			metrics.Counter(reg, "privguard_decision_log_written_total", "Decision-log events written.",
+				func() float64 { return float64(decisions.Written()) }),
+			metrics.Counter(reg, "privguard_policy_reload_failures_total", "Policy reloads rejected (compile error or failing tests).",
+				func() float64 { return float64(engine.Status().Failures) }),
+			metrics.Counter(reg, "privguard_policy_evaluations_total", "Decisions evaluated by OPA (memo misses).",
+				func() float64 { return float64(engine.Status().Evaluated) }),
+			metrics.Counter(reg, "privguard_policy_memo_hits_total", "Decisions answered from the memo.",
+				func() float64 { return float64(engine.Status().MemoHits) }),
+		); err != nil {
+			return err
+		}
+		recorder, err := metrics.NewRecorder(reg, decisions)
+		if err != nil {
+			return err
+		}
+		h, err := sidecar(ctx, cfg, ledger, engine, recorder, log)
 		if err != nil {
 			return err
 		}
@@ -178,7 +208,8 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		log.Info("privguard sidecar serving", "listen", bound, "upstream", cfg.Upstream)
 		fmt.Fprintf(stdout, "privguard: sidecar on http://%s -> %s\n", bound, cfg.Upstream)
 	}
-	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Tokens: tokens, Logger: log, Checks: checks})
+	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Tokens: tokens, Logger: log, Checks: checks,
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
 	if err != nil {
 		return err
 	}

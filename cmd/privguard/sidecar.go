@@ -10,7 +10,6 @@ import (
 	"net/url"
 
 	"github.com/privguard/privguard"
-	"github.com/privguard/privguard/audit"
 	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/internal/config"
 	"github.com/privguard/privguard/middleware"
@@ -19,7 +18,7 @@ import (
 
 // sidecar builds the enforcing reverse proxy in front of cfg.Upstream: the middleware with
 // the configured route table around httputil.ReverseProxy.
-func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, engine *policy.Engine, decisions *audit.Log, log *slog.Logger) (http.Handler, error) {
+func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, engine *policy.Engine, recorder middleware.Recorder, log *slog.Logger) (http.Handler, error) {
 	upstream, err := url.Parse(cfg.Upstream)
 	if err != nil || upstream.Host == "" {
 		return nil, fmt.Errorf("config: upstream %q is not an http(s) URL", cfg.Upstream)
@@ -41,7 +40,7 @@ func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, engi
 		routes[i] = mr
 	}
 	protect, err := middleware.New(middleware.Config{Routes: routes, Decider: engine, Facts: ledger,
-		Regime: privguard.Regime(cfg.Regime), Recorder: decisions, Logger: log})
+		Regime: privguard.Regime(cfg.Regime), Recorder: recorder, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("config: routes: %w", err)
 	}

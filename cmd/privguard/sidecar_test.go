@@ -115,6 +115,20 @@ routes:
 	if code != http.StatusOK || len(echoed.Recipients) != 1 || echoed.Recipients[0] != "c-1" {
 		t.Errorf("campaign through the sidecar = %d %s; want the upstream to see c-1 only", code, body)
 	}
+	req, _ := http.NewRequest("GET", admin+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("metrics: %v %v", err, resp)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, m := range []string{`privguard_decisions_total{effect="deny",reason="consent.missing",route="GET /api/profiles/{id}"} 1`,
+			"privguard_consent_records 2", "privguard_decision_log_dropped_total 0"} {
+			if !strings.Contains(string(b), m) {
+				t.Errorf("metrics lack %q", m)
+			}
+		}
+	}
 	cancel()
 	select {
 	case c := <-done:

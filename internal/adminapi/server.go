@@ -23,6 +23,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Checks, if set, adds figures to the /readyz details (decision-log counters).
 	Checks func() map[string]any
+	// Metrics, if set, serves GET /metrics (Prometheus), behind the same authentication.
+	Metrics http.Handler
 }
 
 // Server is the admin HTTP API.
@@ -48,6 +50,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{ledger: cfg.Ledger, tokens: cfg.Tokens, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks}
 	s.routes()
+	if cfg.Metrics != nil {
+		s.mux.Handle("GET /metrics", s.logRequests("GET /metrics", s.authenticate(cfg.Metrics)))
+	}
 	return s, nil
 }
 
