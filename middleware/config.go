@@ -106,6 +106,9 @@ type Config struct {
 	MaxResponse int
 	// Recorder, if set, receives every decision (the decision log).
 	Recorder Recorder
+	// Contacts, if set, counts contacts per subject and channel on routes with a Channel, for
+	// the policy's frequency limits.
+	Contacts ContactCounter
 	// DenyUnmatched denies requests no route matches; by default they pass untouched.
 	DenyUnmatched bool
 	// Logger receives errors (never personal data). If nil, nothing is logged.

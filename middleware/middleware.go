@@ -92,6 +92,7 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in.Subject = subject
+	rt.countContacts(&in)
 	d, err := rt.decide(ctx, &in)
 	if err != nil {
 		rt.unavailable(w, err)
@@ -107,6 +108,7 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r = r.WithContext(withDecision(r.Context(), d))
+	rt.addContact(subject)
 	if has(d, privguard.ObligeNonPersonalised) {
 		w.Header().Set(NonPersonalisedHeader, "1")
 	}
@@ -129,6 +131,20 @@ func (rt *route) decide(ctx context.Context, in *privguard.Input) (privguard.Dec
 		return privguard.Decision{}, err
 	}
 	return rt.cfg.Decider.Decide(ctx, *in)
+}
+
+// countContacts reads the subject's contacts on the route's channel into in.
+func (rt *route) countContacts(in *privguard.Input) {
+	if rt.cfg.Contacts != nil && rt.Channel != "" {
+		in.Facts.Contacts = rt.cfg.Contacts.Contacts(in.Subject, rt.Channel)
+	}
+}
+
+// addContact records that the request reaches subject on the route's channel.
+func (rt *route) addContact(subject privguard.SubjectID) {
+	if rt.cfg.Contacts != nil && rt.Channel != "" {
+		rt.cfg.Contacts.AddContact(subject, rt.Channel)
+	}
 }
 
 func (rt *route) record(in *privguard.Input, d *privguard.Decision) {
@@ -253,6 +269,11 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 			all[i] = facts{one.Consent, one.Facts}
 		}
 	}
+	if rt.cfg.Contacts != nil && rt.Channel != "" {
+		for i, s := range valid {
+			all[i].f.Contacts = rt.cfg.Contacts.Contacts(s, rt.Channel)
+		}
+	}
 	decided := map[facts]privguard.Decision{}
 	for i, s := range valid {
 		k := all[i]
@@ -281,6 +302,7 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 		}
 		if d.Allowed() {
 			kept = append(kept, s)
+			rt.addContact(s)
 		}
 	}
 	removed := len(subjects) - len(kept)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/consent"
@@ -347,5 +348,39 @@ func TestConfigErrorsNameTheRoute(t *testing.T) {
 				t.Errorf("New = %v; want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestFrequencyLimitAcrossSends(t *testing.T) {
+	// Over-frequent outreach is blocked: the default SMS limit is 3 per subject per week.
+	e := newEnv(t)
+	e.grant("f-1", "marketing.communications.sms")
+	e.grant("f-2", "marketing.communications.sms")
+	engine := mustEngine(t)
+	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	counter := middleware.NewContacts(map[string]time.Duration{"sms": 7 * 24 * time.Hour}, func() time.Time { return now })
+	mw, err := middleware.New(middleware.Config{Routes: routes, Decider: engine, Facts: e.ledger, Regime: privguard.RegimePIPL, Contacts: counter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.handler = mw(http.HandlerFunc(e.app))
+	send := func(recipients string) []string {
+		w := e.do("POST", "/api/campaigns/1/send", `{"recipients":[`+recipients+`]}`, nil)
+		if w.Code != http.StatusOK {
+			t.Fatalf("send = %d %s", w.Code, w.Body)
+		}
+		return e.seen
+	}
+	for i := range 3 {
+		if got := send(`"f-1"`); len(got) != 1 {
+			t.Fatalf("send %d to f-1 reached %v; want f-1", i+1, got)
+		}
+	}
+	if got := send(`"f-1","f-2"`); !slices.Equal(got, []string{"f-2"}) {
+		t.Errorf("fourth send reached %v; want only f-2 (f-1 is over the limit)", got)
+	}
+	now = now.Add(8 * 24 * time.Hour) // the window has passed
+	if got := send(`"f-1"`); len(got) != 1 {
+		t.Errorf("after the window: %v; want f-1 again", got)
 	}
 }

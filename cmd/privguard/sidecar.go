@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"time"
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/consent"
@@ -39,8 +40,16 @@ func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, engi
 		}
 		routes[i] = mr
 	}
+	windows := map[string]time.Duration{}
+	for ch, f := range frequency(cfg) {
+		w, err := time.ParseDuration(f.Window)
+		if err != nil {
+			return nil, fmt.Errorf("config: policy.frequency[%s].window %q is not a duration", ch, f.Window)
+		}
+		windows[ch] = w
+	}
 	protect, err := middleware.New(middleware.Config{Routes: routes, Decider: engine, Facts: ledger,
-		Regime: privguard.Regime(cfg.Regime), Recorder: recorder, Logger: log})
+		Regime: privguard.Regime(cfg.Regime), Recorder: recorder, Contacts: middleware.NewContacts(windows, nil), Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("config: routes: %w", err)
 	}
@@ -77,13 +86,7 @@ func serveSidecar(ctx context.Context, addr string, h http.Handler, log *slog.Lo
 // newEngine builds the policy engine from the configuration: the embedded default policy or
 // the modules of policy.dir, with data from the taxonomy and the frequency limits.
 func newEngine(ctx context.Context, cfg *config.File, tax *privguard.Taxonomy, log *slog.Logger) (*policy.Engine, error) {
-	pc := policy.Config{Taxonomy: tax, Logger: log}
-	if len(cfg.Policy.Frequency) > 0 {
-		pc.Frequency = policy.DefaultFrequency()
-		for ch, f := range cfg.Policy.Frequency {
-			pc.Frequency[ch] = policy.FrequencyLimit{Max: f.Max, Window: f.Window}
-		}
-	}
+	pc := policy.Config{Taxonomy: tax, Logger: log, Frequency: frequency(cfg)}
 	if cfg.Policy.Dir != "" {
 		modules, err := policy.LoadDir(cfg.Policy.Dir)
 		if err != nil {
@@ -92,4 +95,13 @@ func newEngine(ctx context.Context, cfg *config.File, tax *privguard.Taxonomy, l
 		pc.Modules = modules
 	}
 	return policy.New(ctx, pc)
+}
+
+// frequency returns the outreach limits: the defaults with the configuration's overrides.
+func frequency(cfg *config.File) map[string]policy.FrequencyLimit {
+	f := policy.DefaultFrequency()
+	for ch, l := range cfg.Policy.Frequency {
+		f[ch] = policy.FrequencyLimit{Max: l.Max, Window: l.Window}
+	}
+	return f
 }
