@@ -96,28 +96,24 @@ func (m *minimiser) finish(drop, mask []string, cfg *Config) {
 		fail("response is encoded")
 		return
 	}
-	dec := json.NewDecoder(&m.buf)
-	dec.UseNumber()
-	var doc any
-	if err := dec.Decode(&doc); err != nil {
+	doc := bytes.TrimSpace(m.buf.Bytes())
+	if !json.Valid(doc) {
 		fail("response is malformed JSON")
 		return
 	}
+	ops := make([]fieldOp, 0, len(drop)+len(mask))
 	for _, p := range drop {
-		walk(doc, strings.Split(p, "."), func(obj map[string]any, key string) { delete(obj, key) })
+		ops = append(ops, fieldOp{path: strings.Split(p, ".")})
 	}
 	for _, p := range mask {
-		walk(doc, strings.Split(p, "."), func(obj map[string]any, key string) {
-			if v, ok := obj[key]; ok {
-				obj[key] = maskValue(v)
-			}
-		})
+		ops = append(ops, fieldOp{path: strings.Split(p, "."), mask: maskValue})
 	}
-	out, err := json.Marshal(doc)
+	doc, err := rewrite(doc, ops)
 	if err != nil {
-		fail("response cannot be re-encoded")
+		fail("response cannot be rewritten")
 		return
 	}
+	out := doc
 	out = append(out, '\n')
 	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
 	w.Header().Del("Etag") // the body changed
@@ -125,23 +121,83 @@ func (m *minimiser) finish(drop, mask []string, cfg *Config) {
 	_, _ = w.Write(out)
 }
 
-// walk calls fn for every object holding the last part of path, descending through
-// objects and, element by element, arrays.
-func walk(v any, path []string, fn func(obj map[string]any, key string)) {
-	switch x := v.(type) {
-	case []any:
-		for _, e := range x {
-			walk(e, path, fn)
+// fieldOp drops (mask == nil) or masks the field at path.
+type fieldOp struct {
+	path []string
+	mask func(any) any
+}
+
+// rewrite returns doc with ops applied, descending through objects and, element by element,
+// arrays. Each object or array on the way is decoded once, whatever the number of ops; every
+// other value is copied as it is.
+func rewrite(doc json.RawMessage, ops []fieldOp) (json.RawMessage, error) {
+	switch firstByte(doc) {
+	case '{':
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(doc, &obj); err != nil {
+			return nil, err
 		}
-	case map[string]any:
-		if len(path) == 1 {
-			fn(x, path[0])
-			return
+		changed := false
+		deeper := map[string][]fieldOp{}
+		for _, op := range ops {
+			v, ok := obj[op.path[0]]
+			switch {
+			case !ok:
+			case len(op.path) > 1:
+				deeper[op.path[0]] = append(deeper[op.path[0]], fieldOp{path: op.path[1:], mask: op.mask})
+			case op.mask == nil:
+				delete(obj, op.path[0])
+				changed = true
+			default:
+				var x any
+				if err := json.Unmarshal(v, &x); err != nil {
+					return nil, err
+				}
+				mv, err := json.Marshal(op.mask(x))
+				if err != nil {
+					return nil, err
+				}
+				obj[op.path[0]] = mv
+				changed = true
+			}
 		}
-		if next, ok := x[path[0]]; ok {
-			walk(next, path[1:], fn)
+		for k, sub := range deeper {
+			nv, err := rewrite(obj[k], sub)
+			if err != nil {
+				return nil, err
+			}
+			obj[k], changed = nv, true
 		}
+		if !changed {
+			return doc, nil
+		}
+		return json.Marshal(obj)
+	case '[':
+		var arr []json.RawMessage
+		if err := json.Unmarshal(doc, &arr); err != nil {
+			return nil, err
+		}
+		for i := range arr {
+			nv, err := rewrite(arr[i], ops)
+			if err != nil {
+				return nil, err
+			}
+			arr[i] = nv
+		}
+		return json.Marshal(arr)
 	}
+	return doc, nil
+}
+
+func firstByte(b []byte) byte {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		return c
+	}
+	return 0
 }
 
 // maskValue masks a value for display (GB/T 35273 §7.2 style): phone numbers keep the first
