@@ -153,3 +153,56 @@ routes:
 		t.Errorf("decision log chain breaks at line %d (%v)", bad, err)
 	}
 }
+
+// TestSidecarExampleConfig runs serve with examples/sidecar/privguard.yaml (addresses and
+// data directory replaced) in front of a stand-in upstream.
+func TestSidecarExampleConfig(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"id":"u-1","email":"li.lei@example.com","phone":"13812345678","history":["sku-1"]}`))
+	}))
+	defer upstream.Close()
+	raw, err := os.ReadFile("../../examples/sidecar/privguard.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	text := string(raw)
+	for old, new := range map[string]string{
+		"listen: 127.0.0.1:8080": "listen: 127.0.0.1:0", "admin_listen: 127.0.0.1:8081": "admin_listen: 127.0.0.1:0",
+		"upstream: http://127.0.0.1:9000": "upstream: " + upstream.URL, "data_dir: ./privguard-data": "data_dir: " + dir,
+	} {
+		if !strings.Contains(text, old) {
+			t.Fatalf("the example config no longer has %q", old)
+		}
+		text = strings.Replace(text, old, new, 1)
+	}
+	cfg := filepath.Join(dir, "privguard.yaml")
+	os.WriteFile(cfg, []byte(text), 0o600)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"serve", "--config", cfg}, os.Getenv, pw, io.Discard); pw.Close() }()
+	sc := bufio.NewScanner(pr)
+	proxy := ""
+	for proxy == "" && sc.Scan() {
+		if line := sc.Text(); strings.Contains(line, "sidecar on ") {
+			proxy = strings.Fields(line[strings.Index(line, "http://"):])[0]
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if proxy == "" {
+		t.Fatal("the example config did not start the sidecar")
+	}
+	resp, err := http.Get(proxy + "/api/profiles/u-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("profile without consent via the example sidecar = %d; want 403", resp.StatusCode)
+	}
+	cancel()
+	<-done
+}
