@@ -119,3 +119,78 @@ func BenchmarkCampaignBatch(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/batch")
 }
+
+// profileBody returns a JSON profile of about size bytes: personal fields the
+// recommendation purpose must not see, and a browsing history it may.
+func profileBody(size int) []byte {
+	history := []string{}
+	n := 0
+	for n < size {
+		h := fmt.Sprintf("sku-%08d", len(history))
+		history = append(history, h)
+		n += len(h) + 3
+	}
+	b, _ := json.Marshal(map[string]any{"id": "c-1", "email": "li.lei@example.com", "phone": "13812345678",
+		"history": history, "tags": []map[string]any{{"name": "vip", "score": 3}}})
+	return b
+}
+
+// BenchmarkMinimise prices response minimisation: bare vs wrapped for 1 KB, 10 KB and 1 MB
+// profiles.
+func BenchmarkMinimise(b *testing.B) {
+	_, wrap := benchEnv(b, 10)
+	for _, size := range []int{1 << 10, 10 << 10, 1 << 20} {
+		body := profileBody(size)
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(body)
+		})
+		for _, c := range []struct {
+			name string
+			h    http.Handler
+		}{{"bare", h}, {"wrapped", wrap(h)}} {
+			b.Run(fmt.Sprintf("size=%dKB/%s", size>>10, c.name), func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(body)))
+				for b.Loop() {
+					w := httptest.NewRecorder()
+					c.h.ServeHTTP(w, httptest.NewRequest("GET", "/api/profiles/c-1", nil))
+					if w.Code != http.StatusOK {
+						b.Fatalf("status %d", w.Code)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkHostile prices what attackers can send: a huge subject header, and a batch body
+// nested 10,000 levels deep. Both must be refused cheaply.
+func BenchmarkHostile(b *testing.B) {
+	_, wrap := benchEnv(b, 10)
+	h := wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { b.Fatal("handler called") }))
+	huge := strings.Repeat("x", 60<<10)
+	deep := `{"recipients":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`
+	b.Run("huge_subject_header", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			r := httptest.NewRequest("GET", "/api/ads", nil)
+			r.Header.Set("X-Customer", huge)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != http.StatusBadRequest {
+				b.Fatalf("status %d", w.Code)
+			}
+		}
+	})
+	b.Run("deeply_nested_batch", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest("POST", "/api/campaigns/1/send", strings.NewReader(deep)))
+			if w.Code != http.StatusBadRequest {
+				b.Fatalf("status %d", w.Code)
+			}
+		}
+	})
+}

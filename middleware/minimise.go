@@ -3,6 +3,7 @@ package middleware
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"mime"
 	"net/http"
 	"strconv"
@@ -108,12 +109,14 @@ func (m *minimiser) finish(drop, mask []string, cfg *Config) {
 	for _, p := range mask {
 		ops = append(ops, fieldOp{path: strings.Split(p, "."), mask: maskValue})
 	}
-	doc, err := rewrite(doc, ops)
+	out, err := rewriteFast(make([]byte, 0, len(doc)), doc, ops)
+	if errors.Is(err, errSlowPath) {
+		out, err = rewrite(doc, ops)
+	}
 	if err != nil {
 		fail("response cannot be rewritten")
 		return
 	}
-	out := doc
 	out = append(out, '\n')
 	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
 	w.Header().Del("Etag") // the body changed

@@ -1,0 +1,43 @@
+package middleware
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"testing"
+)
+
+// FuzzRewriteFastAgrees checks the scanning rewrite against the decoding one: for any valid
+// JSON document both give the same value (or the fast one asks for the slow path).
+func FuzzRewriteFastAgrees(f *testing.F) {
+	for _, s := range []string{`{"email":"a@b.c","history":[1,2],"tags":[{"name":"vip","x":1}]}`,
+		`[{"email":1},{"phone":"13812345678"}]`, `{"a":{"email":"x"},"email":{"email":2}}`, ` { "email" : "x" , "y" : [ ] } `,
+		`{"e\u006dail":1}`, `{"tags":{"name":[1]}}`, `"s"`, `12`, `{"email":"a","email":"b"}`} {
+		f.Add(s)
+	}
+	ops := []fieldOp{{path: []string{"email"}}, {path: []string{"tags", "name"}}, {path: []string{"phone"}, mask: maskValue}}
+	f.Fuzz(func(t *testing.T, doc string) {
+		if !json.Valid([]byte(doc)) {
+			return
+		}
+		fast, err := rewriteFast(nil, []byte(doc), ops)
+		if errors.Is(err, errSlowPath) {
+			return
+		}
+		if err != nil {
+			t.Fatalf("rewriteFast(%q): %v", doc, err)
+		}
+		slow, err := rewrite([]byte(doc), ops)
+		if err != nil {
+			t.Fatalf("rewrite(%q): %v", doc, err)
+		}
+		var a, b any
+		if err := json.Unmarshal(fast, &a); err != nil {
+			t.Fatalf("rewriteFast(%q) = %q: invalid JSON", doc, fast)
+		}
+		json.Unmarshal(slow, &b)
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("rewriteFast(%q) = %s; rewrite = %s", doc, fast, slow)
+		}
+	})
+}
