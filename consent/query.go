@@ -78,10 +78,10 @@ func (l *Ledger) Audience(ctx context.Context, purpose privguard.Purpose, subjec
 }
 
 // FactsBatch is [Ledger.Facts] for many subjects asked about the same use: for each
-// subject it fills a copy of in and calls fn with the subject's position in the list. fn
-// may be called from several goroutines at once, in any order. It uses the batched lookups
-// of Audience.
-func (l *Ledger) FactsBatch(ctx context.Context, in privguard.Input, subjects []privguard.SubjectID, fn func(i int, in *privguard.Input)) error {
+// subject it calls fn with the subject's position in the list and the facts Facts would
+// fill in. fn may be called from several goroutines at once, in any order. It uses the
+// batched lookups of Audience.
+func (l *Ledger) FactsBatch(ctx context.Context, in privguard.Input, subjects []privguard.SubjectID, fn func(i int, c privguard.ConsentFacts, f privguard.SubjectFacts)) error {
 	pidx, ok := l.purposeIdx[in.Purpose]
 	var rcp uint32
 	if in.Recipient != "" {
@@ -101,7 +101,7 @@ func (l *Ledger) FactsBatch(ctx context.Context, in privguard.Input, subjects []
 			s = l.evaluate(st, pidx, rcp, now)
 		}
 		l.fillFacts(ctx, &one, s)
-		fn(i, &one)
+		fn(i, one.Consent, one.Facts)
 	})
 }
 

@@ -43,7 +43,7 @@ type Recorder interface {
 // asked about the same use, at once. fn may be called concurrently, in any order.
 // consent.Ledger implements it with batched lookups.
 type BatchFactsReader interface {
-	FactsBatch(ctx context.Context, in privguard.Input, subjects []privguard.SubjectID, fn func(i int, in *privguard.Input)) error
+	FactsBatch(ctx context.Context, in privguard.Input, subjects []privguard.SubjectID, fn func(i int, c privguard.ConsentFacts, f privguard.SubjectFacts)) error
 }
 
 // Locator says where a request carries a subject id (exactly one field set): a path

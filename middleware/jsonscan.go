@@ -173,3 +173,74 @@ func skipValue(b []byte, i int) (int, error) {
 	}
 	return j, nil
 }
+
+// member finds the value of key in the top-level JSON object doc (valid JSON) and returns
+// its byte span. ok is false if doc is not an object or has no such member.
+func member(doc []byte, key string) (start, end int, isObject, ok bool) {
+	i := skipSpace(doc, 0)
+	if i >= len(doc) || doc[i] != '{' {
+		return 0, 0, false, false
+	}
+	i = skipSpace(doc, i+1)
+	for i < len(doc) && doc[i] != '}' {
+		ks := i
+		ke, err := skipString(doc, i)
+		if err != nil {
+			return 0, 0, true, false
+		}
+		k := doc[ks+1 : ke-1]
+		i = skipSpace(doc, skipSpace(doc, ke)+1)
+		ve, err := skipValue(doc, i)
+		if err != nil {
+			return 0, 0, true, false
+		}
+		if string(k) == key || (bytes.IndexByte(k, '\\') >= 0 && unquoteEq(doc[ks:ke], key)) {
+			start, end, ok = i, ve, true // the last one wins, as in encoding/json
+		}
+		i = skipSpace(doc, ve)
+		if i < len(doc) && doc[i] == ',' {
+			i = skipSpace(doc, i+1)
+		}
+	}
+	return start, end, true, ok
+}
+
+func unquoteEq(quoted []byte, key string) bool {
+	var s string
+	return json.Unmarshal(bytes.TrimSpace(quoted), &s) == nil && s == key
+}
+
+// stringArray returns the elements of the JSON array arr (valid JSON) as strings, with the
+// byte span of each; ok is false if arr is not an array of strings.
+func stringArray(arr []byte) (vals []string, spans [][2]int, ok bool) {
+	i := skipSpace(arr, 0)
+	if i >= len(arr) || arr[i] != '[' {
+		return nil, nil, false
+	}
+	i = skipSpace(arr, i+1)
+	for i < len(arr) && arr[i] != ']' {
+		if arr[i] != '"' {
+			return nil, nil, false
+		}
+		e, err := skipString(arr, i)
+		if err != nil {
+			return nil, nil, false
+		}
+		raw := arr[i+1 : e-1]
+		var s string
+		if bytes.IndexByte(raw, '\\') >= 0 {
+			if json.Unmarshal(arr[i:e], &s) != nil {
+				return nil, nil, false
+			}
+		} else {
+			s = string(raw)
+		}
+		vals = append(vals, s)
+		spans = append(spans, [2]int{i, e})
+		i = skipSpace(arr, e)
+		if i < len(arr) && arr[i] == ',' {
+			i = skipSpace(arr, i+1)
+		}
+	}
+	return vals, spans, true
+}

@@ -41,3 +41,21 @@ func FuzzRewriteFastAgrees(f *testing.F) {
 		}
 	})
 }
+
+func TestMemberAndStringArray(t *testing.T) {
+	doc := []byte(` {"text":"hi","recip\u0069ents":["a","b\"c", "d"] , "n":1}`)
+	s, e, isObj, ok := member(doc, "recipients")
+	if !isObj || !ok {
+		t.Fatalf("member = %v %v", isObj, ok)
+	}
+	vals, spans, ok := stringArray(doc[s:e])
+	if !ok || len(vals) != 3 || vals[1] != `b"c` || string(doc[s:e][spans[2][0]:spans[2][1]]) != `"d"` {
+		t.Errorf("stringArray = %q %v %v", vals, spans, ok)
+	}
+	if _, _, ok := stringArray([]byte(`["a",1]`)); ok {
+		t.Error("an array with a number was accepted as strings")
+	}
+	if _, _, isObj, _ := member([]byte(`[1]`), "x"); isObj {
+		t.Error("an array was taken for an object")
+	}
+}

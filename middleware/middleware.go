@@ -222,19 +222,28 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 		p.Write(w)
 		return
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(body, &m); err != nil {
+	if !json.Valid(body) {
+		malformed("the body is not valid JSON").Write(w)
+		return
+	}
+	vs, ve, isObject, found := member(body, rt.Subjects.JSON)
+	if !isObject {
 		malformed("the body must be a JSON object").Write(w)
 		return
 	}
-	var subjects []privguard.SubjectID
-	if raw, ok := m[rt.Subjects.JSON]; !ok {
+	if !found {
 		privguard.NewProblem(http.StatusBadRequest, TypeSubjectMissing, "Subjects missing",
 			rt.Subjects.JSON+" must list the subjects").Write(w)
 		return
-	} else if err := json.Unmarshal(raw, &subjects); err != nil {
+	}
+	ids, spans, ok := stringArray(body[vs:ve])
+	if !ok {
 		malformed(rt.Subjects.JSON + " must be an array of subject ids").Write(w)
 		return
+	}
+	subjects := make([]privguard.SubjectID, len(ids))
+	for i, s := range ids {
+		subjects[i] = privguard.SubjectID(s)
 	}
 	kept := make([]privguard.SubjectID, 0, len(subjects))
 	var last privguard.Decision
@@ -252,8 +261,8 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 	}
 	all := make([]facts, len(valid))
 	if br, ok := rt.cfg.Facts.(BatchFactsReader); ok {
-		if err := br.FactsBatch(ctx, in, valid, func(i int, one *privguard.Input) {
-			all[i] = facts{one.Consent, one.Facts}
+		if err := br.FactsBatch(ctx, in, valid, func(i int, c privguard.ConsentFacts, f privguard.SubjectFacts) {
+			all[i] = facts{c, f}
 		}); err != nil {
 			rt.unavailable(w, fmt.Errorf("consent facts: %w", err))
 			return
@@ -306,16 +315,30 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 		}
 	}
 	removed := len(subjects) - len(kept)
-	raw, err := json.Marshal(kept)
-	if err != nil {
-		rt.unavailable(w, err)
-		return
-	}
-	m[rt.Subjects.JSON] = raw
-	body, err = json.Marshal(m)
-	if err != nil {
-		rt.unavailable(w, err)
-		return
+	if removed > 0 {
+		// Rewrite the array from the kept elements' own bytes: the rest of the body is copied
+		// as it came.
+		keep := make(map[privguard.SubjectID]bool, len(kept))
+		for _, s := range kept {
+			keep[s] = true
+		}
+		arr := body[vs:ve]
+		out := make([]byte, 0, len(body))
+		out = append(out, body[:vs]...)
+		out = append(out, '[')
+		n := 0
+		for i, sp := range spans {
+			if !keep[subjects[i]] {
+				continue
+			}
+			if n > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, arr[sp[0]:sp[1]]...)
+			n++
+		}
+		out = append(out, ']')
+		body = append(out, body[ve:]...)
 	}
 	batch := privguard.Decision{ID: last.ID, Effect: privguard.Allow, Revision: last.Revision}
 	if removed > 0 {
