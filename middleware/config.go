@@ -85,6 +85,11 @@ type Route struct {
 	Subjects Locator
 	// Channel is the outreach channel, for frequency limits.
 	Channel string
+	// Recipient names the handler the route provides data to (third-party sharing,
+	// cross-border transfer): consent must be separate consent for that recipient.
+	Recipient string
+	// Role is the calling service's role, as the policy sees it.
+	Role string
 }
 
 // Config configures [New].

@@ -77,7 +77,7 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in := privguard.Input{Purpose: purpose, Categories: rt.categories, Regime: rt.cfg.Regime,
-		Channel: rt.Channel, GPC: r.Header.Get("Sec-GPC") == "1"}
+		Channel: rt.Channel, Recipient: rt.Recipient, Role: rt.Role, GPC: r.Header.Get("Sec-GPC") == "1"}
 	if rt.Subjects.JSON != "" {
 		ctx, cancel := context.WithTimeout(r.Context(), rt.cfg.BatchTimeout)
 		defer cancel()

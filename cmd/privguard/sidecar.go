@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"time"
 
@@ -27,6 +28,7 @@ func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, engi
 	routes := make([]middleware.Route, len(cfg.Routes))
 	for i, r := range cfg.Routes {
 		mr := middleware.Route{Match: r.Match, Purpose: privguard.Purpose(r.Purpose), Channel: r.Channel,
+			Recipient: r.Recipient, Role: r.Role,
 			Subject:  middleware.Locator{Path: r.Subject.Path, Header: r.Subject.Header, Query: r.Subject.Query, JSON: r.Subject.JSON},
 			Subjects: middleware.Locator{Path: r.Subjects.Path, Header: r.Subjects.Header, Query: r.Subjects.Query, JSON: r.Subjects.JSON}}
 		for _, p := range r.Purposes {
@@ -53,9 +55,22 @@ func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, engi
 	if err != nil {
 		return nil, fmt.Errorf("config: routes: %w", err)
 	}
+	var trusted []netip.Prefix
+	for _, c := range cfg.TrustedProxies {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return nil, fmt.Errorf("config: trusted_proxies: %q is not a CIDR", c)
+		}
+		trusted = append(trusted, p)
+	}
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(upstream)
+			// Rewrite received the request without its X-Forwarded-* headers; a trusted
+			// proxy's chain is passed on, anyone else's is not.
+			if xff := r.In.Header.Values("X-Forwarded-For"); len(xff) > 0 && fromTrusted(r.In.RemoteAddr, trusted) {
+				r.Out.Header["X-Forwarded-For"] = xff
+			}
 			r.SetXForwarded()
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -104,4 +119,18 @@ func frequency(cfg *config.File) map[string]policy.FrequencyLimit {
 		f[ch] = policy.FrequencyLimit{Max: l.Max, Window: l.Window}
 	}
 	return f
+}
+
+// fromTrusted reports whether remoteAddr (host:port) is in one of the trusted prefixes.
+func fromTrusted(remoteAddr string, trusted []netip.Prefix) bool {
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	for _, p := range trusted {
+		if p.Contains(ap.Addr().Unmap()) {
+			return true
+		}
+	}
+	return false
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,8 @@ func TestSidecarEnforcesRoutes(t *testing.T) {
 			w.Write([]byte(`{"id":"c-1","email":"li.lei@example.com","history":["p1"]}`))
 		case strings.HasPrefix(r.URL.Path, "/api/campaigns/"):
 			io.Copy(w, r.Body) // echo what the upstream received
+		case r.URL.Path == "/xff":
+			w.Write([]byte(r.Header.Get("X-Forwarded-For")))
 		default:
 			w.Write([]byte(`{"health":"ok"}`))
 		}
@@ -99,6 +102,16 @@ routes:
 	}
 	if code, body := get("GET", "/health", ""); code != http.StatusOK || !strings.Contains(body, "ok") {
 		t.Errorf("unrouted path = %d %s; want it passed through", code, body)
+	}
+	// An untrusted client's X-Forwarded-For is not passed on.
+	xreq, _ := http.NewRequest("GET", proxy+"/xff", nil)
+	xreq.Header.Set("X-Forwarded-For", "6.6.6.6")
+	if resp, err := http.DefaultClient.Do(xreq); err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "127.0.0.1" {
+			t.Errorf("upstream saw X-Forwarded-For %q; want only the client's own address", b)
+		}
 	}
 	adminPost("/v1/notices", `{"id":"n","version":1,"language":"en","text":"t","purposes":["marketing","personalize"],
 		"controller":{"name":"E","contact":"p@example.com"},"retention":"1y","rights_channels":["x"]}`)
@@ -205,4 +218,14 @@ func TestSidecarExampleConfig(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+func TestFromTrusted(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	for addr, want := range map[string]bool{"10.1.2.3:443": true, "[::1]:80": true, "192.168.1.1:80": false,
+		"[::ffff:10.0.0.1]:80": true, "garbage": false} {
+		if got := fromTrusted(addr, trusted); got != want {
+			t.Errorf("fromTrusted(%s) = %v; want %v", addr, got, want)
+		}
+	}
 }

@@ -43,6 +43,9 @@ type File struct {
 	Regime string `yaml:"regime" validate:"omitempty,oneof=pipl gdpr"`
 	// Routes map the upstream's endpoints to purposes, subjects and data categories.
 	Routes []Route `yaml:"routes" validate:"dive"`
+	// TrustedProxies are the CIDRs whose X-Forwarded-For the sidecar passes on; from any
+	// other client it is dropped and replaced by the client's own address.
+	TrustedProxies []string `yaml:"trusted_proxies" validate:"dive,cidr"`
 	// AdminListen is the address of the consent and admin APIs. Default DefaultAdminListen.
 	AdminListen string  `yaml:"admin_listen" validate:"omitempty,listen_addr"`
 	Policy      Policy  `yaml:"policy"`
@@ -68,13 +71,15 @@ type Frequency struct {
 
 // Route is one route of the sidecar's route table (see middleware.Route).
 type Route struct {
-	Match    string            `yaml:"match" validate:"required,max=300"`
-	Purpose  string            `yaml:"purpose" validate:"required_without=Purposes,omitempty,max=100"`
-	Purposes []string          `yaml:"purposes" validate:"dive,max=100"`
-	Subject  Locator           `yaml:"subject"`
-	Subjects Locator           `yaml:"subjects"`
-	Fields   map[string]string `yaml:"fields" validate:"dive,keys,max=200,endkeys,max=100"`
-	Channel  string            `yaml:"channel" validate:"omitempty,oneof=sms email push wechat"`
+	Match     string            `yaml:"match" validate:"required,max=300"`
+	Purpose   string            `yaml:"purpose" validate:"required_without=Purposes,omitempty,max=100"`
+	Purposes  []string          `yaml:"purposes" validate:"dive,max=100"`
+	Subject   Locator           `yaml:"subject"`
+	Subjects  Locator           `yaml:"subjects"`
+	Fields    map[string]string `yaml:"fields" validate:"dive,keys,max=200,endkeys,max=100"`
+	Channel   string            `yaml:"channel" validate:"omitempty,oneof=sms email push wechat"`
+	Recipient string            `yaml:"recipient" validate:"max=200"`
+	Role      string            `yaml:"role" validate:"max=64"`
 }
 
 // Locator says where a request carries its subject (one key).
