@@ -1,8 +1,10 @@
 package middleware_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -102,11 +104,12 @@ func BenchmarkCampaignBatch(b *testing.B) {
 		ids[i] = fmt.Sprintf("c-%d", i)
 	}
 	body, _ := json.Marshal(map[string]any{"recipients": ids, "text": "Sale!"})
+	// The handler only reads the body and counts the recipients, so that the figure is the
+	// filter's cost, not the application's own JSON decoding.
 	var kept int
 	h := wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var v struct{ Recipients []string }
-		json.NewDecoder(r.Body).Decode(&v)
-		kept = len(v.Recipients)
+		b, _ := io.ReadAll(r.Body)
+		kept = bytes.Count(b, []byte(`"c-`))
 	}))
 	b.ReportAllocs()
 	for b.Loop() {

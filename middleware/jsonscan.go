@@ -227,15 +227,15 @@ func stringArray(arr []byte) (vals []string, spans [][2]int, ok bool) {
 			return nil, nil, false
 		}
 		raw := arr[i+1 : e-1]
-		var s string
 		if bytes.IndexByte(raw, '\\') >= 0 {
+			var s string // escapes to the heap: only for escaped ids
 			if json.Unmarshal(arr[i:e], &s) != nil {
 				return nil, nil, false
 			}
+			vals = append(vals, s)
 		} else {
-			s = string(raw)
+			vals = append(vals, string(raw))
 		}
-		vals = append(vals, s)
 		spans = append(spans, [2]int{i, e})
 		i = skipSpace(arr, e)
 		if i < len(arr) && arr[i] == ',' {

@@ -254,11 +254,14 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 		f privguard.SubjectFacts
 	}
 	valid := subjects[:0:0]
-	for _, s := range subjects {
+	pos := make([]int32, 0, len(subjects)) // position in the list of each valid subject
+	for i, s := range subjects {
 		if s.Validate() == nil { // a malformed id is nobody who consented
 			valid = append(valid, s)
+			pos = append(pos, int32(i))
 		}
 	}
+	keepAt := make([]bool, len(subjects))
 	all := make([]facts, len(valid))
 	if br, ok := rt.cfg.Facts.(BatchFactsReader); ok {
 		if err := br.FactsBatch(ctx, in, valid, func(i int, c privguard.ConsentFacts, f privguard.SubjectFacts) {
@@ -283,34 +286,45 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 			all[i].f.Contacts = rt.cfg.Contacts.Contacts(s, rt.Channel)
 		}
 	}
-	decided := map[facts]privguard.Decision{}
+	// Batches have few distinct sets of facts: a short list searched in order beats a map
+	// keyed by five strings.
+	type seen struct {
+		k facts
+		d privguard.Decision
+	}
+	var decided []seen
 	for i, s := range valid {
 		k := all[i]
-		d, ok := decided[k]
-		if !ok {
+		j := 0
+		for j < len(decided) && decided[j].k != k {
+			j++
+		}
+		if j == len(decided) {
 			if err := ctx.Err(); err != nil {
 				rt.unavailable(w, err)
 				return
 			}
 			one := in
 			one.Subject, one.Consent, one.Facts = s, k.c, k.f
-			var err error
-			if d, err = rt.cfg.Decider.Decide(ctx, one); err != nil {
+			d, err := rt.cfg.Decider.Decide(ctx, one)
+			if err != nil {
 				rt.unavailable(w, err)
 				return
 			}
-			decided[k] = d
+			decided = append(decided, seen{k, d})
 			if d.Allowed() {
 				last = d
 			}
 		}
+		d := &decided[j].d
 		if rt.cfg.Recorder != nil {
 			one := in
 			one.Subject, one.Consent, one.Facts = s, k.c, k.f
-			rt.record(&one, &d)
+			rt.record(&one, d)
 		}
 		if d.Allowed() {
 			kept = append(kept, s)
+			keepAt[pos[i]] = true
 			rt.addContact(s)
 		}
 	}
@@ -318,17 +332,13 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 	if removed > 0 {
 		// Rewrite the array from the kept elements' own bytes: the rest of the body is copied
 		// as it came.
-		keep := make(map[privguard.SubjectID]bool, len(kept))
-		for _, s := range kept {
-			keep[s] = true
-		}
 		arr := body[vs:ve]
 		out := make([]byte, 0, len(body))
 		out = append(out, body[:vs]...)
 		out = append(out, '[')
 		n := 0
 		for i, sp := range spans {
-			if !keep[subjects[i]] {
+			if !keepAt[i] {
 				continue
 			}
 			if n > 0 {
