@@ -23,7 +23,12 @@ type Contacts struct {
 	windows map[string]time.Duration
 	now     func() time.Time
 	seen    map[contactKey][]time.Time
+	adds    int
 }
+
+// sweepEvery is how many contacts are added between sweeps of expired entries, which keep
+// the map from growing with subjects that are never contacted again.
+const sweepEvery = 1 << 14
 
 type contactKey struct {
 	subject privguard.SubjectID
@@ -68,6 +73,22 @@ func (c *Contacts) AddContact(subject privguard.SubjectID, channel string) {
 	k := contactKey{subject, channel}
 	now := c.now()
 	c.seen[k] = append(prune(c.seen[k], now.Add(-w)), now)
+	if c.adds++; c.adds%sweepEvery == 0 {
+		for k, ts := range c.seen {
+			if ts = prune(ts, now.Add(-c.windows[k.channel])); len(ts) == 0 {
+				delete(c.seen, k)
+			} else {
+				c.seen[k] = ts
+			}
+		}
+	}
+}
+
+// Len returns how many (subject, channel) pairs are held.
+func (c *Contacts) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.seen)
 }
 
 // prune drops the times before cutoff (ts is in order).

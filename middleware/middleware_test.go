@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -382,5 +383,26 @@ func TestFrequencyLimitAcrossSends(t *testing.T) {
 	now = now.Add(8 * 24 * time.Hour) // the window has passed
 	if got := send(`"f-1"`); len(got) != 1 {
 		t.Errorf("after the window: %v; want f-1 again", got)
+	}
+}
+
+func TestContactsForgetExpiredSubjects(t *testing.T) {
+	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	c := middleware.NewContacts(map[string]time.Duration{"sms": time.Hour}, func() time.Time { return now })
+	for i := range 1 << 14 {
+		c.AddContact(privguard.SubjectID(fmt.Sprintf("s-%d", i)), "sms")
+	}
+	now = now.Add(2 * time.Hour)
+	for i := range 1 << 14 {
+		c.AddContact(privguard.SubjectID(fmt.Sprintf("t-%d", i)), "sms")
+	}
+	if n := c.Len(); n > 1<<14 {
+		t.Errorf("%d pairs held; the expired ones were not swept", n)
+	}
+	if got := c.Contacts("t-1", "sms"); got != 1 {
+		t.Errorf("Contacts(t-1) = %d; want 1", got)
+	}
+	if got := c.Contacts("x", "email"); got != 0 {
+		t.Errorf("a channel without a window counts %d", got)
 	}
 }
