@@ -40,6 +40,9 @@ type PurposeInfo struct {
 	Categories []DataCategory
 	// Mask lists needed categories that the purpose sees only masked (138****5678).
 	Mask []DataCategory
+	// Prohibited lists categories the purpose must never use: a request that involves one
+	// is denied (purpose.category_not_allowed), not merely minimised.
+	Prohibited []DataCategory
 	// NonPersonalisedFallback marks personalised purposes that have a non-personalised
 	// alternative: with personalisation off they are served non-personalised instead of
 	// denied (PIPL Art. 24(2)).
@@ -110,6 +113,7 @@ func NewTaxonomy(infos []PurposeInfo) (*Taxonomy, error) {
 		}
 		p.Categories = slices.Clone(p.Categories)
 		p.Mask = slices.Clone(p.Mask)
+		p.Prohibited = slices.Clone(p.Prohibited)
 		t.byName[p.Purpose] = &p
 		t.names = append(t.names, p.Purpose)
 	}
@@ -146,8 +150,10 @@ func DefaultPurposes() []PurposeInfo {
 		{Purpose: "essential.storage", Description: "Storing data that must be kept (statutory retention)", Bases: essential(), Retained: true},
 		{Purpose: "essential.security", Description: "Security, fraud prevention and incident response", Bases: essential(), Retained: true,
 			Categories: []DataCategory{"user.account", "user.device"}},
+		// No differential pricing from profiling (PIPL Art. 24(1); MKT-07).
 		{Purpose: "essential.pricing", Description: "Prices and terms offered to the subject", Bases: essential(),
-			Categories: []DataCategory{"user.account", "user.financial.transaction", "user.location.imprecise"}},
+			Categories: []DataCategory{"user.account", "user.financial.transaction", "user.location.imprecise"},
+			Prohibited: []DataCategory{"user.behavior", "user.derived"}},
 		{Purpose: "essential.legal_claims", Description: "Establishing, exercising or defending legal claims", Bases: essential(), Retained: true},
 		{Purpose: "analytics.reporting", Description: "Aggregate reporting on use of the service",
 			Bases:      map[Regime][]LegalBasis{RegimePIPL: {BasisConsent}, RegimeGDPR: {BasisConsent, BasisLegitimateInterest}},

@@ -45,6 +45,7 @@ type purposeData struct {
 	Bases                   map[string][]string `json:"bases"`
 	Categories              []string            `json:"categories"`
 	Mask                    []string            `json:"mask,omitempty"`
+	Prohibited              []string            `json:"prohibited,omitempty"`
 	Separate                string              `json:"separate"`
 	DirectMarketing         bool                `json:"direct_marketing"`
 	Personalised            bool                `json:"personalised"`
@@ -72,6 +73,9 @@ func Data(t *privguard.Taxonomy, freq map[string]FrequencyLimit) map[string]any 
 		}
 		for _, c := range info.Mask {
 			d.Mask = append(d.Mask, string(c))
+		}
+		for _, c := range info.Prohibited {
+			d.Prohibited = append(d.Prohibited, string(c))
 		}
 		purposes[string(name)] = d
 	}

@@ -83,11 +83,10 @@ func TestDecide(t *testing.T) {
 		}, allow: true, reasons: []privguard.Reason{"allow"}, obligations: []privguard.Obligation{
 			{Kind: privguard.ObligeContactBudget, Remaining: 3},
 			{Kind: privguard.ObligeDrop, Categories: []privguard.DataCategory{"user.behavior.browsing_history", "user.government_id.id_card"}}}},
-		// proves MKT-07: pricing never sees behavioural data.
+		// proves MKT-07: pricing is denied behavioural data.
 		{name: "pricing", mutate: func(in *privguard.Input) {
 			in.Purpose, in.Channel, in.Categories = "essential.pricing", "", []privguard.DataCategory{"user.derived.rfm_score", "user.account"}
-		}, allow: true, reasons: []privguard.Reason{"allow"}, obligations: []privguard.Obligation{
-			{Kind: privguard.ObligeDrop, Categories: []privguard.DataCategory{"user.derived.rfm_score"}}}},
+		}, reasons: []privguard.Reason{privguard.ReasonCategoryNotAllowed}},
 		// proves MKT-01: channel consent missing → the send is blocked.
 		{name: "no_channel_consent", mutate: func(in *privguard.Input) {
 			in.Consent = privguard.ConsentFacts{State: "unknown", Reason: privguard.ReasonConsentMissing}

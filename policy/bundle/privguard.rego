@@ -122,6 +122,14 @@ deny contains "personalisation.off" if {
 	not purpose.non_personalised_fallback
 }
 
+# Categories a purpose must never use (pricing never sees behaviour or profiles: PIPL
+# Art. 24(1), MKT-07): the request is denied, not minimised.
+deny contains "purpose.category_not_allowed" if {
+	some c in requested
+	some p in object.get(purpose, "prohibited", [])
+	within(c, p)
+}
+
 # Outreach frequency per subject and channel.
 limit := data.privguard.frequency[input.channel]
 

@@ -156,11 +156,11 @@ test_mask_obligation if {
 	{"kind": "mask", "categories": ["user.contact.phone_number"]} in d.obligations
 }
 
-# proves MKT-07: pricing never sees behavioural tags.
+# proves MKT-07: pricing is denied any access to behavioural tags; without them it is allowed.
 test_pricing_sees_no_behaviour if {
 	inp := object.union(base, {"purpose": "essential.pricing", "channel": "", "categories": ["user.behavior.purchase_history", "user.derived.rfm_score", "user.account"]})
-	d := decision(inp)
-	{"kind": "drop", "categories": ["user.behavior.purchase_history", "user.derived.rfm_score"]} in d.obligations
+	denies(inp, "purpose.category_not_allowed")
+	decision(object.union(inp, {"categories": ["user.account"]})).allow
 }
 
 test_frequency_limit if {
