@@ -74,7 +74,12 @@ var (
 	bucketNotices  = []byte("consent.notices")
 	bucketSuppress = []byte("consent.suppression")
 	bucketMeta     = []byte("meta")
-	allBuckets     = [][]byte{bucketRecords, bucketIDs, bucketSubjects, bucketIdem, bucketNotices, bucketSuppress, bucketMeta}
+
+	bucketVaultKeys       = []byte("vault.keys")
+	bucketVaultTombstones = []byte("vault.tombstones")
+
+	allBuckets = [][]byte{bucketRecords, bucketIDs, bucketSubjects, bucketIdem, bucketNotices, bucketSuppress, bucketMeta,
+		bucketVaultKeys, bucketVaultTombstones}
 )
 
 // bucket returns the named bucket or an error (a read-only file that was never written).

@@ -1,0 +1,76 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/vault"
+)
+
+// VaultStore is the vault's storage in a [DB]: wrapped subject keysets and shred
+// tombstones.
+type VaultStore struct{ db *DB }
+
+var _ vault.Store = (*VaultStore)(nil)
+
+// Vault returns the vault's view of db.
+func (db *DB) Vault() *VaultStore { return &VaultStore{db: db} }
+
+// WrappedKey implements vault.Store.
+func (s *VaultStore) WrappedKey(ctx context.Context, subject privguard.SubjectID) ([]byte, error) {
+	var out []byte
+	err := s.db.bolt.View(func(tx *bolt.Tx) error {
+		b, err := bucket(tx, bucketVaultKeys)
+		if err != nil {
+			return err
+		}
+		v := b.Get([]byte(subject))
+		if v == nil {
+			return fmt.Errorf("vault key: %w", privguard.ErrNotFound)
+		}
+		out = bytes.Clone(v)
+		return nil
+	})
+	return out, err
+}
+
+// PutWrappedKey implements vault.Store.
+func (s *VaultStore) PutWrappedKey(ctx context.Context, subject privguard.SubjectID, wrapped []byte, replace bool) error {
+	return s.db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketVaultKeys)
+		if !replace && b.Get([]byte(subject)) != nil {
+			return fmt.Errorf("vault key exists: %w", privguard.ErrConflict)
+		}
+		return b.Put([]byte(subject), wrapped)
+	})
+}
+
+// Shred implements vault.Store.
+func (s *VaultStore) Shred(ctx context.Context, subject privguard.SubjectID, tombstone [32]byte) error {
+	return s.db.bolt.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketVaultKeys).Delete([]byte(subject)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketVaultTombstones).Put(tombstone[:], binary.BigEndian.AppendUint64(nil, uint64(time.Now().Unix())))
+	})
+}
+
+// Shredded implements vault.Store.
+func (s *VaultStore) Shredded(ctx context.Context, tombstone [32]byte) (bool, error) {
+	var ok bool
+	err := s.db.bolt.View(func(tx *bolt.Tx) error {
+		b, err := bucket(tx, bucketVaultTombstones)
+		if err != nil {
+			return nil
+		}
+		ok = b.Get(tombstone[:]) != nil
+		return nil
+	})
+	return ok, err
+}
