@@ -17,7 +17,10 @@ import (
 // tombstones.
 type VaultStore struct{ db *DB }
 
-var _ vault.Store = (*VaultStore)(nil)
+var (
+	_ vault.Store      = (*VaultStore)(nil)
+	_ vault.IndexStore = (*VaultStore)(nil)
+)
 
 // Vault returns the vault's view of db.
 func (db *DB) Vault() *VaultStore { return &VaultStore{db: db} }
@@ -73,4 +76,37 @@ func (s *VaultStore) Shredded(ctx context.Context, tombstone [32]byte) (bool, er
 		return nil
 	})
 	return ok, err
+}
+
+// EachWrappedKey implements vault.Store. The bytes are copied before fn sees them.
+func (s *VaultStore) EachWrappedKey(ctx context.Context, fn func(subject privguard.SubjectID, wrapped []byte) error) error {
+	type kv struct {
+		k privguard.SubjectID
+		v []byte
+	}
+	var all []kv
+	err := s.db.bolt.View(func(tx *bolt.Tx) error {
+		b, err := bucket(tx, bucketVaultKeys)
+		if err != nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			all = append(all, kv{privguard.SubjectID(k), bytes.Clone(v)})
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range all {
+		if err := fn(e.k, e.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// IndexKeyset implements vault.IndexStore.
+func (s *VaultStore) IndexKeyset(ctx context.Context, create func() ([]byte, error)) ([]byte, error) {
+	return s.db.Consent().Secret(ctx, "vault.blind-index-keyset", create)
 }

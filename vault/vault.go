@@ -58,6 +58,8 @@ type Store interface {
 	Shred(ctx context.Context, subject privguard.SubjectID, tombstone [32]byte) error
 	// Shredded reports whether tombstone was recorded.
 	Shredded(ctx context.Context, tombstone [32]byte) (bool, error)
+	// EachWrappedKey calls fn for every stored wrapped keyset.
+	EachWrappedKey(ctx context.Context, fn func(subject privguard.SubjectID, wrapped []byte) error) error
 }
 
 // Config configures [New].
@@ -65,6 +67,8 @@ type Config struct {
 	Store Store
 	// KEK wraps the subject keysets (a local master keyset or a KMS AEAD).
 	KEK tink.AEAD
+	// PreviousKEKs still unwrap keysets not yet rewrapped by a KEK rotation.
+	PreviousKEKs []tink.AEAD
 	// TombstoneKey keys the hash that records shredded subjects (at least 16 bytes).
 	TombstoneKey []byte
 	// CacheSize bounds the unwrapped keysets kept; zero means DefaultCacheSize.
@@ -77,15 +81,17 @@ type Config struct {
 
 // Vault seals and opens personal data per subject. It is safe for concurrent use.
 type Vault struct {
-	store   Store
-	kek     tink.AEAD
-	tombKey []byte
-	log     *slog.Logger
-	now     func() time.Time
+	store    Store
+	kek      tink.AEAD
+	previous []tink.AEAD
+	tombKey  []byte
+	log      *slog.Logger
+	now      func() time.Time
 	// mu orders Shred and key creation (write) against cache fills (read): a fill cannot put
 	// back a keyset that a concurrent Shred has just deleted and evicted.
 	mu    sync.RWMutex
 	cache *cache
+	index indexKey
 }
 
 // New returns a vault.
@@ -105,7 +111,7 @@ func New(cfg Config) (*Vault, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Vault{store: cfg.Store, kek: cfg.KEK, tombKey: cfg.TombstoneKey, log: cfg.Logger, now: cfg.Now,
+	return &Vault{store: cfg.Store, kek: cfg.KEK, previous: cfg.PreviousKEKs, tombKey: cfg.TombstoneKey, log: cfg.Logger, now: cfg.Now,
 		cache: newCache(cfg.CacheSize)}, nil
 }
 
@@ -303,9 +309,9 @@ func (v *Vault) create(ctx context.Context, subject privguard.SubjectID) (*entry
 
 // unwrap decrypts a wrapped keyset with the KEK.
 func (v *Vault) unwrap(subject privguard.SubjectID, wrapped []byte) (*entry, error) {
-	h, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(wrapped)), v.kek, keyAD(subject))
+	h, _, err := v.unwrapHandle(subject, wrapped)
 	if err != nil {
-		return nil, fmt.Errorf("vault: unwrap the subject's key (wrong KEK?): %w", privguard.ErrUnavailable)
+		return nil, err
 	}
 	return entryOf(h)
 }
