@@ -221,3 +221,36 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+func TestShreddedKeyBytesGoneAfterCompaction(t *testing.T) {
+	// proves SEC-06 (storage side): bbolt keeps a deleted wrapped key in free pages;
+	// after compaction no byte sequence of it remains in the data file.
+	dir := t.TempDir()
+	e := open(t, dir)
+	if _, err := e.vault.Seal(ctx, "cust-shred", []byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	wrapped, err := e.db.Vault().WrappedKey(ctx, "cust-shred")
+	if err != nil {
+		t.Fatal(err)
+	}
+	needle := wrapped[len(wrapped)-48:] // the encrypted key material (and its tag)
+	if err := e.vault.Shred(ctx, "cust-shred"); err != nil {
+		t.Fatal(err)
+	}
+	e.db.Close()
+	path := filepath.Join(dir, "privguard.db")
+	raw, _ := os.ReadFile(path)
+	t.Logf("wrapped key still in the file after Delete: %v (bbolt's free pages)", bytes.Contains(raw, needle))
+	if _, _, err := boltstore.CompactFile(path); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ = os.ReadFile(path)
+	if bytes.Contains(raw, needle) {
+		t.Fatal("the shredded wrapped key is still in the data file after compaction")
+	}
+	e2 := open(t, dir)
+	if _, err := e2.vault.Seal(ctx, "cust-shred", []byte("x"), nil); !errors.Is(err, vault.ErrShredded) {
+		t.Errorf("the tombstone did not survive compaction: %v", err)
+	}
+}
