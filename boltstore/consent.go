@@ -271,3 +271,10 @@ func (s *ConsentStore) Secret(ctx context.Context, name string, create func() ([
 	})
 	return out, err
 }
+
+// PutSecret replaces the named secret durably.
+func (s *ConsentStore) PutSecret(ctx context.Context, name string, value []byte) error {
+	return s.db.bolt.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put([]byte("secret."+name), value)
+	})
+}

@@ -18,8 +18,8 @@ import (
 type VaultStore struct{ db *DB }
 
 var (
-	_ vault.Store      = (*VaultStore)(nil)
-	_ vault.IndexStore = (*VaultStore)(nil)
+	_ vault.Store       = (*VaultStore)(nil)
+	_ vault.SecretStore = (*VaultStore)(nil)
 )
 
 // Vault returns the vault's view of db.
@@ -106,7 +106,12 @@ func (s *VaultStore) EachWrappedKey(ctx context.Context, fn func(subject privgua
 	return nil
 }
 
-// IndexKeyset implements vault.IndexStore.
-func (s *VaultStore) IndexKeyset(ctx context.Context, create func() ([]byte, error)) ([]byte, error) {
-	return s.db.Consent().Secret(ctx, "vault.blind-index-keyset", create)
+// Secret implements vault.SecretStore (in the same meta bucket as the ledger's secrets).
+func (s *VaultStore) Secret(ctx context.Context, name string, create func() ([]byte, error)) ([]byte, error) {
+	return s.db.Consent().Secret(ctx, name, create)
+}
+
+// PutSecret implements vault.SecretStore.
+func (s *VaultStore) PutSecret(ctx context.Context, name string, value []byte) error {
+	return s.db.Consent().PutSecret(ctx, name, value)
 }

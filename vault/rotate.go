@@ -108,6 +108,9 @@ func (v *Vault) RotateKEK(ctx context.Context, progress func(KEKProgress)) (KEKP
 			progress(p)
 		}
 	}
+	if err := v.rewrapSecrets(ctx); err != nil {
+		return p, fmt.Errorf("vault: rewrap the vault's own keys: %w", err)
+	}
 	return p, nil
 }
 

@@ -93,3 +93,37 @@ func TestBlindIndex(t *testing.T) {
 		t.Error("two vaults share a blind index")
 	}
 }
+
+func TestKEKRotationKeepsBlindIndexAndCheck(t *testing.T) {
+	dir := t.TempDir()
+	e := open(t, dir)
+	tok, err := e.vault.BlindIndex(ctx, "email", []byte("a@b.c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.db.Close()
+	oldKEK, _ := vault.LoadLocalKEK(filepath.Join(dir, "master.keyset.json"), nil)
+	vault.InitLocalKEK(filepath.Join(dir, "next.json"))
+	newKEK, _ := vault.LoadLocalKEK(filepath.Join(dir, "next.json"), nil)
+	db, _ := boltstore.Open(filepath.Join(dir, "privguard.db"), boltstore.Options{})
+	defer db.Close()
+	tomb := []byte("0123456789abcdef0123456789abcdef")
+	v, _ := vault.New(vault.Config{Store: db.Vault(), KEK: newKEK, PreviousKEKs: []tink.AEAD{oldKEK}, TombstoneKey: tomb})
+	if err := v.CheckKEK(ctx); err != nil {
+		t.Fatalf("CheckKEK during rotation: %v", err)
+	}
+	if _, err := v.RotateKEK(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	v2, _ := vault.New(vault.Config{Store: db.Vault(), KEK: newKEK, TombstoneKey: tomb})
+	if err := v2.CheckKEK(ctx); err != nil {
+		t.Errorf("CheckKEK with the new KEK alone: %v", err)
+	}
+	if got, err := v2.BlindIndex(ctx, "email", []byte("a@b.c")); err != nil || got != tok {
+		t.Errorf("blind index after KEK rotation = %q, %v; want %q", got, err, tok)
+	}
+	v3, _ := vault.New(vault.Config{Store: db.Vault(), KEK: oldKEK, TombstoneKey: tomb})
+	if err := v3.CheckKEK(ctx); err != vault.ErrWrongKEK {
+		t.Errorf("CheckKEK with the retired KEK = %v; want ErrWrongKEK", err)
+	}
+}
