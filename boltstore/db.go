@@ -44,7 +44,18 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	db := &DB{bolt: b}
-	if !opts.ReadOnly {
+	missing := false
+	_ = db.bolt.View(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if tx.Bucket(name) == nil {
+				missing = true
+			}
+		}
+		return nil
+	})
+	// Only a file missing buckets is written to on open: opening must not change a file
+	// (serve refuses to start on a wrong master key without touching the data).
+	if !opts.ReadOnly && missing {
 		if err := db.bolt.Update(func(tx *bolt.Tx) error {
 			for _, name := range allBuckets {
 				if _, err := tx.CreateBucketIfNotExists(name); err != nil {

@@ -101,11 +101,24 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
+	_, statErr := os.Stat(filepath.Join(cfg.Data, dataFile))
+	fresh := errors.Is(statErr, fs.ErrNotExist)
+	if !fresh {
+		// An existing installation must find its master key before anything is written.
+		if _, err := os.Stat(filepath.Join(cfg.Data, masterKeyFile)); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("no master key at %s: restore it from where you keep it (without it the encrypted data cannot be read)",
+				filepath.Join(cfg.Data, masterKeyFile))
+		}
+	}
 	db, err := boltstore.Open(filepath.Join(cfg.Data, dataFile), boltstore.Options{})
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	vlt, err := openVault(ctx, cfg.Data, db, fresh, log)
+	if err != nil {
+		return err
+	}
 	ledger, err := consent.Open(ctx, consent.Config{Store: db.Consent(), Taxonomy: taxonomy,
 		EUConsentAge: cfg.Consent.EUConsentAge, Logger: log})
 	if err != nil {
@@ -208,7 +221,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		log.Info("privguard sidecar serving", "listen", bound, "upstream", cfg.Upstream)
 		fmt.Fprintf(stdout, "privguard: sidecar on http://%s -> %s\n", bound, cfg.Upstream)
 	}
-	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Tokens: tokens, Logger: log, Checks: checks,
+	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Vault: vlt, Tokens: tokens, Logger: log, Checks: checks,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
 	if err != nil {
 		return err
@@ -308,4 +321,11 @@ func sweepExpired(ctx context.Context, ledger *consent.Ledger, log *slog.Logger)
 			log.Info("expiry sweep recorded expired consents", "records", n)
 		}
 	}
+}
+
+// randomKey returns 32 random bytes.
+func randomKey() ([]byte, error) {
+	k := make([]byte, 32)
+	_, err := rand.Read(k)
+	return k, err
 }

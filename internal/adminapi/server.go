@@ -11,12 +11,15 @@ import (
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/consent"
+	"github.com/privguard/privguard/vault"
 )
 
 // Config configures [New].
 type Config struct {
 	// Ledger is the consent ledger. Required.
 	Ledger *consent.Ledger
+	// Vault serves /v1/vault/*; nil leaves those routes out.
+	Vault *vault.Vault
 	// Tokens authenticate callers. Required and non-empty.
 	Tokens Tokens
 	// Logger receives request logs and errors. If nil, nothing is logged.
@@ -30,6 +33,7 @@ type Config struct {
 // Server is the admin HTTP API.
 type Server struct {
 	ledger   *consent.Ledger
+	vault    *vault.Vault
 	tokens   Tokens
 	log      *slog.Logger
 	validate *validator.Validate
@@ -48,7 +52,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{ledger: cfg.Ledger, tokens: cfg.Tokens, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks}
+	s := &Server{ledger: cfg.Ledger, vault: cfg.Vault, tokens: cfg.Tokens, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks}
 	s.routes()
 	if cfg.Metrics != nil {
 		s.mux.Handle("GET /metrics", s.logRequests("GET /metrics", s.authenticate(cfg.Metrics)))
@@ -73,6 +77,12 @@ func (s *Server) routes() {
 	authed("GET /v1/consents/{id}/receipt", s.getReceipt)
 	authed("GET /v1/subjects/{subject}/consents", s.getSubjectConsents)
 	authed("GET /v1/subjects/{subject}/consents/history", s.getSubjectHistory)
+	if s.vault != nil {
+		authed("POST /v1/vault/seal", s.vaultSeal)
+		authed("POST /v1/vault/open", s.vaultOpen)
+		authed("POST /v1/vault/blind-index", s.vaultBlindIndex)
+		authed("DELETE /v1/vault/subjects/{subject}", s.vaultShred)
+	}
 	authed("GET /healthz", s.healthz)
 	authed("GET /readyz", s.readyz)
 	// Public: the key receipts are signed with exists to be published.
