@@ -13,6 +13,10 @@ import (
 	"github.com/tink-crypto/tink-go/v2/tink"
 )
 
+// KEK is a key-encryption key: the AEAD that wraps subject keysets (a local master keyset
+// or a KMS key). Callers outside this package name it without importing Tink.
+type KEK = tink.AEAD
+
 // ErrNoMasterKey means the local master keyset file does not exist: run
 // `privguard keys init` first.
 var ErrNoMasterKey = errors.New("vault: no master keyset (run `privguard keys init`)")

@@ -10,8 +10,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/tink-crypto/tink-go/v2/tink"
-
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/boltstore"
 	"github.com/privguard/privguard/internal/config"
@@ -180,13 +178,13 @@ func openVault(ctx context.Context, data string, db *boltstore.DB, create bool, 
 		}
 		return nil, err
 	}
-	var previous []tink.AEAD
+	var previous []vault.KEK
 	if _, err := os.Stat(filepath.Join(data, nextKeyFile)); err == nil {
 		next, err := vault.LoadLocalKEK(filepath.Join(data, nextKeyFile), log)
 		if err != nil {
 			return nil, err
 		}
-		kek, previous = next, []tink.AEAD{kek}
+		kek, previous = next, []vault.KEK{kek}
 	}
 	tomb, err := db.Consent().Secret(ctx, tombstoneName, randomKey)
 	if err != nil {
