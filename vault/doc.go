@@ -5,10 +5,11 @@
 //
 // # Ciphertexts
 //
-// A ciphertext is a format version byte (0x01) followed by Tink's output: a 5-byte prefix
-// with the key id, a 12-byte nonce, the encrypted data and a 16-byte tag. The subject id and
-// the caller's associated data are bound into the tag, so a ciphertext moved to another
-// subject or another field fails. [Vault.Open] reports each failure with its own error:
+// A ciphertext is Tink's output: a format version byte (0x01) and the 4-byte id of the key
+// that sealed it, a 12-byte nonce, the encrypted data and a 16-byte tag (33 bytes of
+// overhead). The subject is bound by its key: another subject's keyset does not hold that
+// key id (and a colliding id fails the tag); the caller's associated data (the field) is
+// bound into the tag, so a ciphertext moved to another field fails. [Vault.Open] reports each failure with its own error:
 // [ErrShredded], [ErrNoKey], [ErrUnknownKey], [ErrTampered], [ErrTruncated], [ErrFormat].
 //
 // # Keys

@@ -19,7 +19,8 @@ import (
 	"github.com/privguard/privguard"
 )
 
-// FormatV1 is the first byte of every ciphertext this version writes.
+// FormatV1 is the first byte of every ciphertext this version writes: Tink's output prefix
+// version, followed by the 4-byte key id.
 const FormatV1 byte = 0x01
 
 // DefaultCacheSize is how many unwrapped subject keysets are cached (per generation).
@@ -42,8 +43,8 @@ var (
 	ErrFormat = errors.New("vault: unknown ciphertext format")
 )
 
-// minCiphertext is the shortest ciphertext: version, Tink prefix, nonce, tag.
-const minCiphertext = 1 + 5 + 12 + 16
+// minCiphertext is the shortest ciphertext: version and key id, nonce, tag.
+const minCiphertext = 5 + 12 + 16
 
 // Store holds wrapped subject keysets. boltstore.VaultStore is the embedded default.
 type Store interface {
@@ -71,7 +72,8 @@ type Config struct {
 	PreviousKEKs []tink.AEAD
 	// TombstoneKey keys the hash that records shredded subjects (at least 16 bytes).
 	TombstoneKey []byte
-	// CacheSize bounds the unwrapped keysets kept; zero means DefaultCacheSize.
+	// CacheSize bounds the unwrapped keysets kept; zero means DefaultCacheSize, negative
+	// disables the cache.
 	CacheSize int
 	// Logger receives audit events (shreds) and errors, never key material. Nil: discard.
 	Logger *slog.Logger
@@ -120,15 +122,6 @@ func keyAD(subject privguard.SubjectID) []byte {
 	return append([]byte("privguard/vault/key/v1\x00"), subject...)
 }
 
-// dataAD binds a ciphertext to its subject and the caller's associated data.
-func dataAD(subject privguard.SubjectID, ad []byte) []byte {
-	b := make([]byte, 0, 32+len(subject)+len(ad))
-	b = append(b, "privguard/vault/data/v1\x00"...)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(subject)))
-	b = append(b, subject...)
-	return append(b, ad...)
-}
-
 func (v *Vault) tombstone(subject privguard.SubjectID) [32]byte {
 	m := hmac.New(sha256.New, v.tombKey)
 	m.Write([]byte(subject))
@@ -146,12 +139,13 @@ func (v *Vault) Seal(ctx context.Context, subject privguard.SubjectID, plaintext
 	if err != nil {
 		return nil, err
 	}
-	ct, err := a.Encrypt(plaintext, dataAD(subject, ad))
+	// The subject is bound by its own key (another subject's keyset cannot open it); ad
+	// binds the field or context.
+	ct, err := a.Encrypt(plaintext, ad)
 	if err != nil {
 		return nil, fmt.Errorf("vault: seal: %w", err)
 	}
-	out := make([]byte, 0, 1+len(ct))
-	return append(append(out, FormatV1), ct...), nil
+	return ct, nil
 }
 
 // Open decrypts a ciphertext of subject sealed with the same ad. Errors: ErrShredded,
@@ -173,11 +167,10 @@ func (v *Vault) Open(ctx context.Context, subject privguard.SubjectID, ciphertex
 	if err != nil {
 		return nil, err
 	}
-	ct := ciphertext[1:]
-	if ct[0] != 0x01 || !e.hasKeyID(binary.BigEndian.Uint32(ct[1:5])) {
+	if !e.hasKeyID(binary.BigEndian.Uint32(ciphertext[1:5])) {
 		return nil, ErrUnknownKey
 	}
-	pt, err := e.aead.Decrypt(ct, dataAD(subject, ad))
+	pt, err := e.aead.Decrypt(ciphertext, ad)
 	if err != nil {
 		return nil, ErrTampered
 	}
@@ -340,6 +333,9 @@ func newCache(size int) *cache {
 }
 
 func (c *cache) get(s privguard.SubjectID) (*entry, bool) {
+	if c.size < 0 {
+		return nil, false
+	}
 	c.mu.RLock()
 	e, ok := c.cur[s]
 	if !ok && c.prev != nil {
@@ -354,6 +350,9 @@ func (c *cache) get(s privguard.SubjectID) (*entry, bool) {
 }
 
 func (c *cache) put(s privguard.SubjectID, e *entry) {
+	if c.size < 0 {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.cur) >= c.size {
