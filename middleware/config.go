@@ -39,6 +39,14 @@ type Recorder interface {
 	Record(route string, in *privguard.Input, d *privguard.Decision)
 }
 
+// FieldCrypter seals and opens fields of JSON documents for a subject (vault.Vault
+// implements it): routes with Encrypt fields have them sealed in request bodies before the
+// handler (and its database) sees them, and opened in responses.
+type FieldCrypter interface {
+	SealJSON(ctx context.Context, subject privguard.SubjectID, doc []byte, paths []string) ([]byte, error)
+	OpenJSON(ctx context.Context, subject privguard.SubjectID, doc []byte, paths []string) ([]byte, error)
+}
+
 // BatchFactsReader is an optional capability of a FactsReader: the facts of many subjects
 // asked about the same use, at once. fn may be called concurrently, in any order.
 // consent.Ledger implements it with batched lookups.
@@ -90,6 +98,9 @@ type Route struct {
 	Recipient string
 	// Role is the calling service's role, as the policy sees it.
 	Role string
+	// Encrypt lists fields sealed in JSON request bodies and opened in responses: dotted
+	// paths, or data categories of Fields (every field of the category). Needs Crypter.
+	Encrypt []string
 }
 
 // Config configures [New].
@@ -111,6 +122,8 @@ type Config struct {
 	MaxResponse int
 	// Recorder, if set, receives every decision (the decision log).
 	Recorder Recorder
+	// Crypter seals and opens the routes' Encrypt fields.
+	Crypter FieldCrypter
 	// Contacts, if set, counts contacts per subject and channel on routes with a Channel, for
 	// the policy's frequency limits.
 	Contacts ContactCounter
@@ -160,6 +173,12 @@ func (c *Config) validate() error {
 			if path == "" || cat.Validate() != nil {
 				errs = append(errs, fmt.Errorf("%s: Fields[%q] = %q is malformed", at, path, cat))
 			}
+		}
+		if len(r.Encrypt) > 0 && c.Crypter == nil {
+			errs = append(errs, fmt.Errorf("%s: Encrypt needs a Crypter (the vault)", at))
+		}
+		if len(r.Encrypt) > 0 && r.Subjects.JSON != "" {
+			errs = append(errs, fmt.Errorf("%s: Encrypt is for single-subject routes", at))
 		}
 	}
 	if len(errs) > 0 {

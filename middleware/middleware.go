@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"slices"
 	"strconv"
@@ -48,6 +49,7 @@ func New(cfg Config) (func(http.Handler) http.Handler, error) {
 		for i := range cfg.Routes {
 			rt := &route{Route: cfg.Routes[i], cfg: &cfg, next: next}
 			rt.categories = fieldCategories(rt.Fields)
+			rt.encrypt = encryptPaths(rt.Route)
 			mux.Handle(rt.Match, rt)
 		}
 		mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -68,6 +70,26 @@ type route struct {
 	cfg        *Config
 	next       http.Handler
 	categories []privguard.DataCategory
+	encrypt    []string // response and request paths sealed by the vault
+}
+
+// encryptPaths resolves a route's Encrypt entries (paths or categories of Fields) to paths.
+func encryptPaths(r Route) []string {
+	var out []string
+	for _, e := range r.Encrypt {
+		byCategory := false
+		for path, c := range r.Fields {
+			if c.Within(privguard.DataCategory(e)) {
+				out = append(out, path)
+				byCategory = true
+			}
+		}
+		if !byCategory {
+			out = append(out, e)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -112,14 +134,52 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if has(d, privguard.ObligeNonPersonalised) {
 		w.Header().Set(NonPersonalisedHeader, "1")
 	}
+	var open func([]byte) ([]byte, error)
+	if len(rt.encrypt) > 0 {
+		if p := rt.sealRequest(r.Context(), w, r, subject); p != nil {
+			p.Write(w)
+			return
+		}
+		open = func(doc []byte) ([]byte, error) {
+			return rt.cfg.Crypter.OpenJSON(r.Context(), subject, doc, rt.encrypt)
+		}
+	}
 	drop, mask := obligedFields(rt.Fields, d)
-	if len(drop) == 0 && len(mask) == 0 {
+	if len(drop) == 0 && len(mask) == 0 && open == nil {
 		rt.next.ServeHTTP(w, r)
 		return
 	}
 	mw := &minimiser{ResponseWriter: w, limit: rt.cfg.MaxResponse}
 	rt.next.ServeHTTP(mw, r)
-	mw.finish(drop, mask, rt.cfg)
+	mw.finish(open, drop, mask, rt.cfg)
+}
+
+// sealRequest seals the route's Encrypt fields of a JSON request body before the handler
+// (and whatever it stores) sees them.
+func (rt *route) sealRequest(ctx context.Context, w http.ResponseWriter, r *http.Request, subject privguard.SubjectID) *privguard.Problem {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return nil
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		return nil
+	}
+	body, p := readBody(w, r, rt.cfg.MaxBody)
+	if p != nil {
+		return p
+	}
+	if !json.Valid(body) {
+		return malformed("the body is not valid JSON")
+	}
+	sealed, err := rt.cfg.Crypter.SealJSON(ctx, subject, body, rt.encrypt)
+	if err != nil {
+		rt.cfg.Logger.Error("privguard: sealing request fields failed", "route", rt.Match, "err", err)
+		return privguard.NewProblem(http.StatusServiceUnavailable, TypeUnavailable, "Fields could not be sealed",
+			"the request was not passed on")
+	}
+	r.Body = io.NopCloser(bytes.NewReader(sealed))
+	r.ContentLength = int64(len(sealed))
+	r.Header.Set("Content-Length", strconv.Itoa(len(sealed)))
+	return nil
 }
 
 // decide fills the facts into in and asks the decider.

@@ -9,16 +9,19 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/boltstore"
 	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/consent/consenttest"
 	"github.com/privguard/privguard/middleware"
 	"github.com/privguard/privguard/policy"
+	"github.com/privguard/privguard/vault"
 )
 
 var ctx = context.Background()
@@ -404,5 +407,58 @@ func TestContactsForgetExpiredSubjects(t *testing.T) {
 	}
 	if got := c.Contacts("x", "email"); got != 0 {
 		t.Errorf("a channel without a window counts %d", got)
+	}
+}
+
+func TestEncryptedFields(t *testing.T) {
+	// proves SEC-02 (sidecar/middleware side): the phone number is sealed before the
+	// handler's database sees it, and opened on the way out for a purpose allowed to see it.
+	e := newEnv(t)
+	dir := t.TempDir()
+	if err := vault.InitLocalKEK(filepath.Join(dir, "k.json")); err != nil {
+		t.Fatal(err)
+	}
+	kek, _ := vault.LoadLocalKEK(filepath.Join(dir, "k.json"), nil)
+	db, err := boltstore.Open(filepath.Join(dir, "v.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	v, _ := vault.New(vault.Config{Store: db.Vault(), KEK: kek, TombstoneKey: []byte("0123456789abcdef")})
+	route := middleware.Route{Match: "/api/accounts/{id}", Purpose: "essential.service", Subject: middleware.Locator{Path: "id"},
+		Fields:  map[string]privguard.DataCategory{"phone": "user.contact.phone_number", "nickname": "user.name.nickname"},
+		Encrypt: []string{"user.contact.phone_number"}}
+	mw, err := middleware.New(middleware.Config{Routes: []middleware.Route{route}, Decider: mustEngine(t), Facts: e.ledger,
+		Regime: privguard.RegimePIPL, Crypter: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored []byte // the "database"
+	h := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "PUT" {
+			stored, _ = io.ReadAll(r.Body)
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(stored)
+	}))
+	req := httptest.NewRequest("PUT", "/api/accounts/a-1", strings.NewReader(`{"phone":"13812345678","nickname":"Lei"}`))
+	req.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusNoContent || bytes.Contains(stored, []byte("13812345678")) || !bytes.Contains(stored, []byte(vault.SealedPrefix)) {
+		t.Fatalf("PUT = %d, stored %s; want the phone sealed before the handler", w.Code, stored)
+	}
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/api/accounts/a-1", nil))
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"phone":"13812345678"`) {
+		t.Errorf("GET = %d %s; want the phone opened", w.Code, w.Body)
+	}
+	v.Shred(ctx, "a-1")
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/api/accounts/a-1", nil))
+	if !strings.Contains(w.Body.String(), `"phone":null`) {
+		t.Errorf("after shred: %s; want the phone gone", w.Body)
 	}
 }

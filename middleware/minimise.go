@@ -66,7 +66,7 @@ func (m *minimiser) Unwrap() http.ResponseWriter { return m.ResponseWriter }
 
 // finish minimises the buffered body and sends it. A body that cannot be minimised (not
 // JSON, too large, malformed) is never passed on.
-func (m *minimiser) finish(drop, mask []string, cfg *Config) {
+func (m *minimiser) finish(open func([]byte) ([]byte, error), drop, mask []string, cfg *Config) {
 	if m.status == 0 {
 		m.status = http.StatusOK
 	}
@@ -101,6 +101,14 @@ func (m *minimiser) finish(drop, mask []string, cfg *Config) {
 	if !json.Valid(doc) {
 		fail("response is malformed JSON")
 		return
+	}
+	if open != nil {
+		opened, err := open(doc)
+		if err != nil {
+			fail("sealed fields did not open")
+			return
+		}
+		doc = opened
 	}
 	ops := make([]fieldOp, 0, len(drop)+len(mask))
 	for _, p := range drop {

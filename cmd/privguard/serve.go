@@ -205,7 +205,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		if err != nil {
 			return err
 		}
-		h, err := sidecar(ctx, cfg, ledger, engine, recorder, log)
+		h, err := sidecar(ctx, cfg, ledger, engine, recorder, vlt, log)
 		if err != nil {
 			return err
 		}

@@ -20,7 +20,7 @@ import (
 
 // sidecar builds the enforcing reverse proxy in front of cfg.Upstream: the middleware with
 // the configured route table around httputil.ReverseProxy.
-func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, engine *policy.Engine, recorder middleware.Recorder, log *slog.Logger) (http.Handler, error) {
+func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, engine *policy.Engine, recorder middleware.Recorder, crypter middleware.FieldCrypter, log *slog.Logger) (http.Handler, error) {
 	upstream, err := url.Parse(cfg.Upstream)
 	if err != nil || upstream.Host == "" {
 		return nil, fmt.Errorf("config: upstream %q is not an http(s) URL", cfg.Upstream)
@@ -28,7 +28,7 @@ func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, engi
 	routes := make([]middleware.Route, len(cfg.Routes))
 	for i, r := range cfg.Routes {
 		mr := middleware.Route{Match: r.Match, Purpose: privguard.Purpose(r.Purpose), Channel: r.Channel,
-			Recipient: r.Recipient, Role: r.Role,
+			Recipient: r.Recipient, Role: r.Role, Encrypt: r.Encrypt,
 			Subject:  middleware.Locator{Path: r.Subject.Path, Header: r.Subject.Header, Query: r.Subject.Query, JSON: r.Subject.JSON},
 			Subjects: middleware.Locator{Path: r.Subjects.Path, Header: r.Subjects.Header, Query: r.Subjects.Query, JSON: r.Subjects.JSON}}
 		for _, p := range r.Purposes {
@@ -51,7 +51,7 @@ func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, engi
 		windows[ch] = w
 	}
 	protect, err := middleware.New(middleware.Config{Routes: routes, Decider: engine, Facts: ledger,
-		Regime: privguard.Regime(cfg.Regime), Recorder: recorder, Contacts: middleware.NewContacts(windows, nil), Logger: log})
+		Regime: privguard.Regime(cfg.Regime), Recorder: recorder, Contacts: middleware.NewContacts(windows, nil), Crypter: crypter, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("config: routes: %w", err)
 	}

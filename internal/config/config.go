@@ -79,7 +79,10 @@ type Route struct {
 	Fields    map[string]string `yaml:"fields" validate:"dive,keys,max=200,endkeys,max=100"`
 	Channel   string            `yaml:"channel" validate:"omitempty,oneof=sms email push wechat"`
 	Recipient string            `yaml:"recipient" validate:"max=200"`
-	Role      string            `yaml:"role" validate:"max=64"`
+	// Encrypt lists fields (paths, or data categories of Fields) sealed by the vault in
+	// request bodies and opened in responses.
+	Encrypt []string `yaml:"encrypt" validate:"dive,required,max=200"`
+	Role    string   `yaml:"role" validate:"max=64"`
 }
 
 // Locator says where a request carries its subject (one key).

@@ -1,0 +1,118 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/privguard/privguard"
+)
+
+// SealedPrefix starts the JSON string a sealed field value is replaced with.
+const SealedPrefix = "pgv1:"
+
+// SealJSON seals the values at the dotted paths of doc (objects, and arrays element by
+// element) for subject: each value's JSON encoding is sealed with its path as associated
+// data and replaced by the string SealedPrefix+base64(ciphertext). Values already sealed
+// are left as they are. doc must be JSON.
+func (v *Vault) SealJSON(ctx context.Context, subject privguard.SubjectID, doc []byte, paths []string) ([]byte, error) {
+	return v.walkJSON(doc, paths, func(path string, val json.RawMessage) (json.RawMessage, error) {
+		if isSealed(val) || bytes.Equal(bytes.TrimSpace(val), []byte("null")) {
+			return val, nil
+		}
+		ct, err := v.Seal(ctx, subject, bytes.TrimSpace(val), []byte(path))
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(SealedPrefix + base64.RawStdEncoding.EncodeToString(ct))
+	})
+}
+
+// OpenJSON reverses SealJSON. A value of a shredded subject (or one the vault has no key
+// for) becomes null: the data is gone. Any other failure (a tampered or moved value) is an
+// error, so that the caller can withhold the document.
+func (v *Vault) OpenJSON(ctx context.Context, subject privguard.SubjectID, doc []byte, paths []string) ([]byte, error) {
+	return v.walkJSON(doc, paths, func(path string, val json.RawMessage) (json.RawMessage, error) {
+		if !isSealed(val) {
+			return val, nil
+		}
+		var s string
+		if err := json.Unmarshal(val, &s); err != nil {
+			return nil, err
+		}
+		ct, err := base64.RawStdEncoding.DecodeString(strings.TrimPrefix(s, SealedPrefix))
+		if err != nil {
+			return nil, ErrTruncated
+		}
+		pt, err := v.Open(ctx, subject, ct, []byte(path))
+		if errors.Is(err, ErrShredded) || errors.Is(err, ErrNoKey) {
+			return json.RawMessage("null"), nil
+		}
+		return pt, err
+	})
+}
+
+func isSealed(val json.RawMessage) bool {
+	val = bytes.TrimSpace(val)
+	return len(val) > len(SealedPrefix)+2 && val[0] == '"' && bytes.HasPrefix(val[1:], []byte(SealedPrefix))
+}
+
+// walkJSON applies fn to the value at every path of doc and returns the document.
+func (v *Vault) walkJSON(doc []byte, paths []string, fn func(path string, val json.RawMessage) (json.RawMessage, error)) ([]byte, error) {
+	out := json.RawMessage(doc)
+	for _, p := range paths {
+		var err error
+		if out, err = walkPath(out, p, strings.Split(p, "."), fn); err != nil {
+			return nil, fmt.Errorf("vault: field %s: %w", p, err)
+		}
+	}
+	return out, nil
+}
+
+func walkPath(doc json.RawMessage, full string, path []string, fn func(string, json.RawMessage) (json.RawMessage, error)) (json.RawMessage, error) {
+	d := bytes.TrimSpace(doc)
+	if len(d) == 0 {
+		return doc, nil
+	}
+	switch d[0] {
+	case '{':
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(d, &obj); err != nil {
+			return nil, err
+		}
+		val, ok := obj[path[0]]
+		if !ok {
+			return doc, nil
+		}
+		var nv json.RawMessage
+		var err error
+		if len(path) == 1 {
+			nv, err = fn(full, val)
+		} else {
+			nv, err = walkPath(val, full, path[1:], fn)
+		}
+		if err != nil {
+			return nil, err
+		}
+		obj[path[0]] = nv
+		return json.Marshal(obj)
+	case '[':
+		var arr []json.RawMessage
+		if err := json.Unmarshal(d, &arr); err != nil {
+			return nil, err
+		}
+		for i := range arr {
+			nv, err := walkPath(arr[i], full, path, fn)
+			if err != nil {
+				return nil, err
+			}
+			arr[i] = nv
+		}
+		return json.Marshal(arr)
+	}
+	return doc, nil
+}
