@@ -115,3 +115,16 @@ func (s *VaultStore) Secret(ctx context.Context, name string, create func() ([]b
 func (s *VaultStore) PutSecret(ctx context.Context, name string, value []byte) error {
 	return s.db.Consent().PutSecret(ctx, name, value)
 }
+
+// PutWrappedKeys implements vault.Store.
+func (s *VaultStore) PutWrappedKeys(ctx context.Context, keys map[privguard.SubjectID][]byte) error {
+	return s.db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketVaultKeys)
+		for subject, wrapped := range keys {
+			if err := b.Put([]byte(subject), wrapped); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

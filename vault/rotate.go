@@ -95,15 +95,18 @@ func (v *Vault) RotateKEK(ctx context.Context, progress func(KEKProgress)) (KEKP
 		return p, err
 	}
 	p.Remaining = len(todo)
-	for _, s := range todo {
+	for len(todo) > 0 {
 		if err := ctx.Err(); err != nil {
 			return p, err
 		}
-		if err := v.rewrap(ctx, s); err != nil {
+		chunk := todo[:min(rewrapBatch, len(todo))]
+		todo = todo[len(chunk):]
+		n, err := v.rewrap(ctx, chunk)
+		if err != nil {
 			return p, err
 		}
-		p.Rewrapped++
-		p.Remaining--
+		p.Rewrapped += n
+		p.Remaining -= len(chunk)
 		if progress != nil {
 			progress(p)
 		}
@@ -114,16 +117,38 @@ func (v *Vault) RotateKEK(ctx context.Context, progress func(KEKProgress)) (KEKP
 	return p, nil
 }
 
-func (v *Vault) rewrap(ctx context.Context, subject privguard.SubjectID) error {
+// rewrapBatch is how many keysets one KEK-rotation transaction rewraps.
+const rewrapBatch = 512
+
+// rewrap rewraps the subjects' keysets with the current KEK in one transaction and returns
+// how many it rewrapped (shredded or already current ones are skipped).
+func (v *Vault) rewrap(ctx context.Context, subjects []privguard.SubjectID) (int, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	wrapped, err := v.store.WrappedKey(ctx, subject)
-	if err != nil {
-		return nil // shredded meanwhile: nothing to rewrap
+	out := make(map[privguard.SubjectID][]byte, len(subjects))
+	for _, subject := range subjects {
+		wrapped, err := v.store.WrappedKey(ctx, subject)
+		if err != nil {
+			continue // shredded meanwhile: nothing to rewrap
+		}
+		h, current, err := v.unwrapHandle(subject, wrapped)
+		if err != nil {
+			return 0, err
+		}
+		if current {
+			continue
+		}
+		var buf bytes.Buffer
+		if err := h.WriteWithAssociatedData(keyset.NewBinaryWriter(&buf), v.kek, keyAD(subject)); err != nil {
+			return 0, fmt.Errorf("vault: wrap key: %w", err)
+		}
+		out[subject] = buf.Bytes()
 	}
-	h, current, err := v.unwrapHandle(subject, wrapped)
-	if err != nil || current {
-		return err
+	if len(out) == 0 {
+		return 0, nil
 	}
-	return v.storeHandle(ctx, subject, h, true)
+	if err := v.store.PutWrappedKeys(ctx, out); err != nil {
+		return 0, fmt.Errorf("vault: store keys: %w", err)
+	}
+	return len(out), nil
 }

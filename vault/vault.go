@@ -59,6 +59,8 @@ type Store interface {
 	Shred(ctx context.Context, subject privguard.SubjectID, tombstone [32]byte) error
 	// Shredded reports whether tombstone was recorded.
 	Shredded(ctx context.Context, tombstone [32]byte) (bool, error)
+	// PutWrappedKeys replaces several wrapped keysets in one durable transaction.
+	PutWrappedKeys(ctx context.Context, keys map[privguard.SubjectID][]byte) error
 	// EachWrappedKey calls fn for every stored wrapped keyset.
 	EachWrappedKey(ctx context.Context, fn func(subject privguard.SubjectID, wrapped []byte) error) error
 }

@@ -33,7 +33,7 @@ func TestRotateKEKSurvivesKill9(t *testing.T) {
 		t.Skip("kills child processes")
 	}
 	dir := t.TempDir()
-	const n = 3000
+	const n = 6000
 	log := slog.New(slog.DiscardHandler)
 	seal := func() map[privguard.SubjectID][]byte {
 		db, err := boltstore.Open(filepath.Join(dir, dataFile), boltstore.Options{})
@@ -82,7 +82,7 @@ func TestRotateKEKSurvivesKill9(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(100+rand.IntN(400)) * time.Millisecond)
+		time.Sleep(time.Duration(20+rand.IntN(100)) * time.Millisecond)
 		cmd.Process.Kill()
 		err := cmd.Wait()
 		_, statErr := os.Stat(filepath.Join(dir, nextKeyFile))
