@@ -61,19 +61,27 @@ func isSealed(val json.RawMessage) bool {
 	return len(val) > len(SealedPrefix)+2 && val[0] == '"' && bytes.HasPrefix(val[1:], []byte(SealedPrefix))
 }
 
-// walkJSON applies fn to the value at every path of doc and returns the document.
+// walkJSON applies fn to the value at every path of doc and returns the document. Each
+// object or array on the paths is decoded once, whatever the number of paths; values off
+// the paths are copied as they are.
 func (v *Vault) walkJSON(doc []byte, paths []string, fn func(path string, val json.RawMessage) (json.RawMessage, error)) ([]byte, error) {
-	out := json.RawMessage(doc)
-	for _, p := range paths {
-		var err error
-		if out, err = walkPath(out, p, strings.Split(p, "."), fn); err != nil {
-			return nil, fmt.Errorf("vault: field %s: %w", p, err)
-		}
+	ops := make([]pathOp, len(paths))
+	for i, p := range paths {
+		ops[i] = pathOp{full: p, rest: strings.Split(p, ".")}
+	}
+	out, err := walkOps(doc, ops, fn)
+	if err != nil {
+		return nil, fmt.Errorf("vault: fields: %w", err)
 	}
 	return out, nil
 }
 
-func walkPath(doc json.RawMessage, full string, path []string, fn func(string, json.RawMessage) (json.RawMessage, error)) (json.RawMessage, error) {
+type pathOp struct {
+	full string   // the whole path: the associated data
+	rest []string // what is left of it below this level
+}
+
+func walkOps(doc json.RawMessage, ops []pathOp, fn func(string, json.RawMessage) (json.RawMessage, error)) (json.RawMessage, error) {
 	d := bytes.TrimSpace(doc)
 	if len(d) == 0 {
 		return doc, nil
@@ -84,21 +92,33 @@ func walkPath(doc json.RawMessage, full string, path []string, fn func(string, j
 		if err := json.Unmarshal(d, &obj); err != nil {
 			return nil, err
 		}
-		val, ok := obj[path[0]]
-		if !ok {
+		changed := false
+		deeper := map[string][]pathOp{}
+		for _, op := range ops {
+			val, ok := obj[op.rest[0]]
+			if !ok {
+				continue
+			}
+			if len(op.rest) > 1 {
+				deeper[op.rest[0]] = append(deeper[op.rest[0]], pathOp{full: op.full, rest: op.rest[1:]})
+				continue
+			}
+			nv, err := fn(op.full, val)
+			if err != nil {
+				return nil, err
+			}
+			obj[op.rest[0]], changed = nv, true
+		}
+		for k, sub := range deeper {
+			nv, err := walkOps(obj[k], sub, fn)
+			if err != nil {
+				return nil, err
+			}
+			obj[k], changed = nv, true
+		}
+		if !changed {
 			return doc, nil
 		}
-		var nv json.RawMessage
-		var err error
-		if len(path) == 1 {
-			nv, err = fn(full, val)
-		} else {
-			nv, err = walkPath(val, full, path[1:], fn)
-		}
-		if err != nil {
-			return nil, err
-		}
-		obj[path[0]] = nv
 		return json.Marshal(obj)
 	case '[':
 		var arr []json.RawMessage
@@ -106,7 +126,7 @@ func walkPath(doc json.RawMessage, full string, path []string, fn func(string, j
 			return nil, err
 		}
 		for i := range arr {
-			nv, err := walkPath(arr[i], full, path, fn)
+			nv, err := walkOps(arr[i], ops, fn)
 			if err != nil {
 				return nil, err
 			}
