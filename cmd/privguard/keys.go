@@ -162,6 +162,29 @@ func rotateKEK(ctx context.Context, data string, db *boltstore.DB, stdout, stder
 // data directory that holds no data yet, a missing master key is created; otherwise a
 // missing or wrong master key is an error and nothing is written.
 func openVault(ctx context.Context, data string, db *boltstore.DB, create bool, log *slog.Logger) (*vault.Vault, error) {
+	return openVaultKEK(ctx, data, "", db, create, log)
+}
+
+// openVaultKEK is openVault with the KEK in a KMS when kekURI is set.
+func openVaultKEK(ctx context.Context, data, kekURI string, db *boltstore.DB, create bool, log *slog.Logger) (*vault.Vault, error) {
+	if kekURI != "" {
+		kek, err := vault.KEKFromURI(ctx, kekURI)
+		if err != nil {
+			return nil, err
+		}
+		tomb, err := db.Consent().Secret(ctx, tombstoneName, randomKey)
+		if err != nil {
+			return nil, err
+		}
+		v, err := vault.New(vault.Config{Store: db.Vault(), KEK: kek, TombstoneKey: tomb, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		if err := v.CheckKEK(ctx); err != nil {
+			return nil, fmt.Errorf("%w (%s)", err, kekURI)
+		}
+		return v, nil
+	}
 	master := filepath.Join(data, masterKeyFile)
 	if create {
 		if _, err := os.Stat(master); errors.Is(err, os.ErrNotExist) {

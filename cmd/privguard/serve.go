@@ -103,7 +103,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	}
 	_, statErr := os.Stat(filepath.Join(cfg.Data, dataFile))
 	fresh := errors.Is(statErr, fs.ErrNotExist)
-	if !fresh {
+	if !fresh && cfg.Vault.KEKURI == "" {
 		// An existing installation must find its master key before anything is written.
 		if _, err := os.Stat(filepath.Join(cfg.Data, masterKeyFile)); errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("no master key at %s: restore it from where you keep it (without it the encrypted data cannot be read)",
@@ -115,7 +115,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		return err
 	}
 	defer db.Close()
-	vlt, err := openVault(ctx, cfg.Data, db, fresh, log)
+	vlt, err := openVaultKEK(ctx, cfg.Data, cfg.Vault.KEKURI, db, fresh, log)
 	if err != nil {
 		return err
 	}

@@ -49,8 +49,16 @@ type File struct {
 	// AdminListen is the address of the consent and admin APIs. Default DefaultAdminListen.
 	AdminListen string  `yaml:"admin_listen" validate:"omitempty,listen_addr"`
 	Policy      Policy  `yaml:"policy"`
+	Vault       Vault   `yaml:"vault"`
 	Admin       Admin   `yaml:"admin"`
 	Consent     Consent `yaml:"consent"`
+}
+
+// Vault configures the encryption of personal data.
+type Vault struct {
+	// KEKURI names a KMS key that wraps the subject keys (gcp-kms://, aws-kms://,
+	// hcvault://). Empty: the local master key file <data>/master.keyset.json.
+	KEKURI string `yaml:"kek_uri" validate:"omitempty,max=512"`
 }
 
 // Policy configures the policy engine.
