@@ -1,0 +1,239 @@
+// Package postgres is the PostgreSQL connector for data-subject requests (pgx). It is the
+// only package that imports pgx. Table and column names come from the data map only and are
+// checked and quoted; subject ids and values are always bound parameters.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/dsar"
+)
+
+// Table is one table of the data map.
+type Table struct {
+	Table         string                            // may be schema-qualified: "crm.customers"
+	SubjectColumn string                            // the column holding the subject id
+	Columns       map[string]privguard.DataCategory // personal columns and their categories
+	Erase         dsar.EraseMode
+}
+
+// Config configures [New].
+type Config struct {
+	Name   string
+	DSN    string
+	Tables []Table
+}
+
+// Connector is a PostgreSQL store.
+type Connector struct {
+	name   string
+	pool   *pgxpool.Pool
+	tables []Table
+}
+
+var (
+	_ dsar.Connector = (*Connector)(nil)
+	_ dsar.Rectifier = (*Connector)(nil)
+)
+
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+
+// validIdent reports whether name is a plain (optionally schema-qualified) identifier.
+func validIdent(name string) bool {
+	parts := strings.Split(name, ".")
+	if len(parts) > 2 {
+		return false
+	}
+	for _, p := range parts {
+		if !identRE.MatchString(p) {
+			return false
+		}
+	}
+	return true
+}
+
+func quote(name string) string { return pgx.Identifier(strings.Split(name, ".")).Sanitize() }
+
+// New connects to the database. Malformed table or column names in the data map are an
+// error: they are never interpolated unchecked.
+func New(ctx context.Context, cfg Config) (*Connector, error) {
+	if cfg.Name == "" {
+		return nil, errors.New("postgres: Config.Name is empty")
+	}
+	for _, t := range cfg.Tables {
+		if !validIdent(t.Table) || !validIdent(t.SubjectColumn) {
+			return nil, fmt.Errorf("postgres %s: table %q or subject column %q is not a plain identifier", cfg.Name, t.Table, t.SubjectColumn)
+		}
+		for c := range t.Columns {
+			if !validIdent(c) || strings.Contains(c, ".") {
+				return nil, fmt.Errorf("postgres %s: column %q of %s is not a plain identifier", cfg.Name, c, t.Table)
+			}
+		}
+		switch t.Erase {
+		case dsar.EraseDelete, dsar.EraseMask, dsar.EraseNull:
+		default:
+			return nil, fmt.Errorf("postgres %s: table %s: erase %q: want delete, mask or null", cfg.Name, t.Table, t.Erase)
+		}
+	}
+	pool, err := pgxpool.New(ctx, cfg.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("postgres %s: %w", cfg.Name, err)
+	}
+	return &Connector{name: cfg.Name, pool: pool, tables: cfg.Tables}, nil
+}
+
+// Close closes the pool.
+func (c *Connector) Close() { c.pool.Close() }
+
+// Name implements dsar.Connector.
+func (c *Connector) Name() string { return c.name }
+
+func (c *Connector) fail(op string, err error) error {
+	return &dsar.ConnectorError{Connector: c.name, Op: op, Err: fmt.Errorf("%w: %w", err, privguard.ErrUnavailable)}
+}
+
+func columnsOf(t Table) []string {
+	cols := make([]string, 0, len(t.Columns))
+	for col := range t.Columns {
+		cols = append(cols, col)
+	}
+	slices.Sort(cols)
+	return cols
+}
+
+// Export implements dsar.Connector: exactly the subject's rows, every column of the data map.
+func (c *Connector) Export(ctx context.Context, subject privguard.SubjectID) (dsar.Export, error) {
+	out := dsar.Export{Store: c.name}
+	for _, t := range c.tables {
+		cols := columnsOf(t)
+		sel := []string{quote(t.SubjectColumn)}
+		for _, col := range cols {
+			sel = append(sel, quote(col))
+		}
+		q := fmt.Sprintf("SELECT %s FROM %s WHERE %s = $1", strings.Join(sel, ", "), quote(t.Table), quote(t.SubjectColumn))
+		rows, err := c.pool.Query(ctx, q, string(subject))
+		if err != nil {
+			return dsar.Export{}, c.fail("export "+t.Table, err)
+		}
+		table := dsar.Table{Name: t.Table, Categories: t.Columns, Rows: []map[string]any{}}
+		for rows.Next() {
+			vals, err := rows.Values()
+			if err != nil {
+				rows.Close()
+				return dsar.Export{}, c.fail("export "+t.Table, err)
+			}
+			row := map[string]any{t.SubjectColumn: vals[0]}
+			for i, col := range cols {
+				row[col] = vals[i+1]
+			}
+			table.Rows = append(table.Rows, row)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return dsar.Export{}, c.fail("export "+t.Table, err)
+		}
+		out.Tables = append(out.Tables, table)
+	}
+	return out, nil
+}
+
+// Erase implements dsar.Connector, in one transaction for all tables.
+func (c *Connector) Erase(ctx context.Context, subject privguard.SubjectID) (dsar.Erased, error) {
+	var erased dsar.Erased
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		for _, t := range c.tables {
+			var q string
+			args := []any{string(subject)}
+			switch t.Erase {
+			case dsar.EraseDelete:
+				q = fmt.Sprintf("DELETE FROM %s WHERE %s = $1", quote(t.Table), quote(t.SubjectColumn))
+			case dsar.EraseMask, dsar.EraseNull:
+				var set []string
+				for _, col := range columnsOf(t) {
+					if t.Erase == dsar.EraseNull {
+						set = append(set, quote(col)+" = NULL")
+					} else {
+						set = append(set, fmt.Sprintf("%s = $%d", quote(col), len(args)+1))
+						args = append(args, dsar.MaskValue)
+					}
+				}
+				if len(set) == 0 {
+					continue
+				}
+				// Only rows not already erased count, so a repeated erasure changes nothing.
+				var changed []string
+				for _, col := range columnsOf(t) {
+					if t.Erase == dsar.EraseNull {
+						changed = append(changed, quote(col)+" IS NOT NULL")
+					} else {
+						changed = append(changed, quote(col)+" IS DISTINCT FROM $2")
+					}
+				}
+				q = fmt.Sprintf("UPDATE %s SET %s WHERE %s = $1 AND (%s)", quote(t.Table), strings.Join(set, ", "),
+					quote(t.SubjectColumn), strings.Join(changed, " OR "))
+			}
+			tag, err := tx.Exec(ctx, q, args...)
+			if err != nil {
+				return fmt.Errorf("erase %s: %w", t.Table, err)
+			}
+			erased.Items += int(tag.RowsAffected())
+		}
+		return nil
+	})
+	if err != nil {
+		return dsar.Erased{}, c.fail("erase", err)
+	}
+	return erased, nil
+}
+
+// Correct implements dsar.Rectifier: every mapped column of each patched category is set.
+func (c *Connector) Correct(ctx context.Context, subject privguard.SubjectID, patch map[privguard.DataCategory]string) (int, error) {
+	known := map[privguard.DataCategory]bool{}
+	for _, t := range c.tables {
+		for _, cat := range t.Columns {
+			known[cat] = true
+		}
+	}
+	for cat := range patch {
+		if !known[cat] {
+			return 0, &dsar.ConnectorError{Connector: c.name, Op: "correct",
+				Err: fmt.Errorf("category %q is not in this store's data map: %w", cat, privguard.ErrInvalid)}
+		}
+	}
+	n := 0
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		for _, t := range c.tables {
+			args := []any{string(subject)}
+			var set []string
+			for _, col := range columnsOf(t) {
+				if v, ok := patch[t.Columns[col]]; ok {
+					args = append(args, v)
+					set = append(set, fmt.Sprintf("%s = $%d", quote(col), len(args)))
+				}
+			}
+			if len(set) == 0 {
+				continue
+			}
+			q := fmt.Sprintf("UPDATE %s SET %s WHERE %s = $1", quote(t.Table), strings.Join(set, ", "), quote(t.SubjectColumn))
+			tag, err := tx.Exec(ctx, q, args...)
+			if err != nil {
+				return fmt.Errorf("correct %s: %w", t.Table, err)
+			}
+			n += int(tag.RowsAffected())
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, c.fail("correct", err)
+	}
+	return n, nil
+}

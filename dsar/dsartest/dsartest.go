@@ -1,0 +1,141 @@
+// Package dsartest is the conformance suite every data-subject-request connector passes:
+// export returns exactly the subject's data, erasure removes only the subject's data, every
+// operation is idempotent, not found is not an error, and hostile subject ids (SQL, globs,
+// wildcards) are just data.
+package dsartest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/dsar"
+)
+
+// Seeder prepares and inspects the store behind a connector, directly (not through it).
+type Seeder interface {
+	// Seed stores n items of personal data for subject, each holding value somewhere.
+	Seed(ctx context.Context, subject privguard.SubjectID, n int, value string) error
+	// Remaining counts the subject's items that still hold personal data.
+	Remaining(ctx context.Context, subject privguard.SubjectID) (int, error)
+}
+
+// Hostile subject ids: each must be treated as an ordinary id.
+var Hostile = []privguard.SubjectID{"x'--", "a%", "profile:*", "seg?", "o'brien@example.com", "x_y"}
+
+// TestConnector runs the suite against c, whose store s prepares. The store must hold no
+// data for the subjects the suite uses (it uses ids prefixed with "dsartest-").
+func TestConnector(t *testing.T, c dsar.Connector, s Seeder) {
+	t.Helper()
+	ctx := context.Background()
+	a, b := privguard.SubjectID("dsartest-a"), privguard.SubjectID("dsartest-b")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(s.Seed(ctx, a, 3, "value-of-a"))
+	must(s.Seed(ctx, b, 2, "value-of-b"))
+	for _, h := range Hostile {
+		must(s.Seed(ctx, h, 1, "value-of-hostile"))
+	}
+	remaining := func(subject privguard.SubjectID) int {
+		t.Helper()
+		n, err := s.Remaining(ctx, subject)
+		must(err)
+		return n
+	}
+
+	t.Run("export_is_exactly_the_subject", func(t *testing.T) {
+		e, err := c.Export(ctx, a)
+		must(err)
+		if e.Store != c.Name() || e.Rows() == 0 {
+			t.Fatalf("Export(a) = %d rows from %q; want a's rows from %q", e.Rows(), e.Store, c.Name())
+		}
+		text := fmt.Sprint(e.Tables)
+		if !strings.Contains(text, "value-of-a") || strings.Contains(text, "value-of-b") || strings.Contains(text, "hostile") {
+			t.Errorf("Export(a) = %s; want a's data only", text)
+		}
+	})
+	t.Run("unknown_subject_is_not_an_error", func(t *testing.T) {
+		e, err := c.Export(ctx, "dsartest-nobody")
+		if err != nil || e.Rows() != 0 {
+			t.Errorf("Export(nobody) = %d rows, %v; want none and no error", e.Rows(), err)
+		}
+		if r, err := c.Erase(ctx, "dsartest-nobody"); err != nil || r.Items != 0 {
+			t.Errorf("Erase(nobody) = %+v, %v; want nothing and no error", r, err)
+		}
+	})
+	t.Run("hostile_ids_are_data", func(t *testing.T) {
+		for _, h := range Hostile {
+			e, err := c.Export(ctx, h)
+			must(err)
+			if text := fmt.Sprint(e.Tables); strings.Contains(text, "value-of-a") || strings.Contains(text, "value-of-b") {
+				t.Errorf("Export(%q) returned other subjects' data", h)
+			}
+		}
+		for _, h := range Hostile {
+			_, err := c.Erase(ctx, h)
+			must(err)
+			if n := remaining(h); n != 0 {
+				t.Errorf("Erase(%q) left %d items", h, n)
+			}
+		}
+		if remaining(a) == 0 || remaining(b) == 0 {
+			t.Fatal("erasing hostile ids erased other subjects' data")
+		}
+	})
+	if r, ok := c.(dsar.Rectifier); ok {
+		t.Run("correct", func(t *testing.T) {
+			e, err := c.Export(ctx, b)
+			must(err)
+			var cat privguard.DataCategory
+			for _, tb := range e.Tables {
+				for _, c := range tb.Categories {
+					cat = c
+					break
+				}
+				if cat != "" {
+					break
+				}
+			}
+			n, err := r.Correct(ctx, b, map[privguard.DataCategory]string{cat: "corrected-b"})
+			if err != nil || n == 0 {
+				t.Fatalf("Correct(b) = %d, %v; want changes", n, err)
+			}
+			e, _ = c.Export(ctx, b)
+			if !strings.Contains(fmt.Sprint(e.Tables), "corrected-b") {
+				t.Errorf("after Correct: %v", e.Tables)
+			}
+			if _, err := r.Correct(ctx, b, map[privguard.DataCategory]string{"user.unknown.category": "x"}); err == nil {
+				t.Error("Correct with an unknown category was accepted")
+			}
+		})
+	}
+	t.Run("erase_only_the_subject_and_idempotent", func(t *testing.T) {
+		before := remaining(b)
+		r, err := c.Erase(ctx, a)
+		must(err)
+		if r.Items == 0 {
+			t.Errorf("Erase(a) changed nothing")
+		}
+		if n := remaining(a); n != 0 {
+			t.Errorf("after Erase(a), %d of a's items remain", n)
+		}
+		if n := remaining(b); n != before {
+			t.Errorf("Erase(a) changed b: %d -> %d items", before, n)
+		}
+		r, err = c.Erase(ctx, a)
+		if err != nil || r.Items != 0 {
+			t.Errorf("second Erase(a) = %+v, %v; want nothing changed and no error", r, err)
+		}
+		e, err := c.Export(ctx, a)
+		must(err)
+		if text := fmt.Sprint(e.Tables); strings.Contains(text, "value-of-a") {
+			t.Errorf("a's data is still exported after erasure: %s", text)
+		}
+	})
+}
