@@ -1,0 +1,275 @@
+// Package mysql is the MySQL/MariaDB connector for data-subject requests
+// (go-sql-driver/mysql). It is the only package that imports the driver. Table and column
+// names come from the data map only and are checked and quoted; subject ids and values are
+// always bound parameters.
+//
+// # Caveats
+//
+// MySQL compares strings with the column's collation, and the common defaults are case
+// insensitive: with such a subject column, "Cust-1" and "cust-1" are the same subject to
+// the database. Give subject columns a binary or case-sensitive collation
+// (utf8mb4_bin), as the connector cannot do it without defeating the column's index.
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	_ "github.com/go-sql-driver/mysql" // the database/sql driver
+
+	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/dsar"
+)
+
+// Table is one table of the data map.
+type Table struct {
+	Table         string // may be database-qualified: "crm.user_tags"
+	SubjectColumn string
+	Columns       map[string]privguard.DataCategory
+	Erase         dsar.EraseMode
+}
+
+// Config configures [New].
+type Config struct {
+	Name   string
+	DSN    string // go-sql-driver/mysql format: user@tcp(host:port)/db
+	Tables []Table
+}
+
+// Connector is a MySQL or MariaDB store.
+type Connector struct {
+	name   string
+	db     *sql.DB
+	tables []Table
+}
+
+var (
+	_ dsar.Connector = (*Connector)(nil)
+	_ dsar.Rectifier = (*Connector)(nil)
+)
+
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+
+func validIdent(name string) bool {
+	parts := strings.Split(name, ".")
+	if len(parts) > 2 {
+		return false
+	}
+	for _, p := range parts {
+		if !identRE.MatchString(p) {
+			return false
+		}
+	}
+	return true
+}
+
+func quote(name string) string {
+	parts := strings.Split(name, ".")
+	for i, p := range parts {
+		parts[i] = "`" + p + "`"
+	}
+	return strings.Join(parts, ".")
+}
+
+// New opens the database. Malformed names in the data map are an error.
+func New(ctx context.Context, cfg Config) (*Connector, error) {
+	if cfg.Name == "" {
+		return nil, errors.New("mysql: Config.Name is empty")
+	}
+	for _, t := range cfg.Tables {
+		if !validIdent(t.Table) || !validIdent(t.SubjectColumn) || strings.Contains(t.SubjectColumn, ".") {
+			return nil, fmt.Errorf("mysql %s: table %q or subject column %q is not a plain identifier", cfg.Name, t.Table, t.SubjectColumn)
+		}
+		for c := range t.Columns {
+			if !validIdent(c) || strings.Contains(c, ".") {
+				return nil, fmt.Errorf("mysql %s: column %q of %s is not a plain identifier", cfg.Name, c, t.Table)
+			}
+		}
+		switch t.Erase {
+		case dsar.EraseDelete, dsar.EraseMask, dsar.EraseNull:
+		default:
+			return nil, fmt.Errorf("mysql %s: table %s: erase %q: want delete, mask or null", cfg.Name, t.Table, t.Erase)
+		}
+	}
+	db, err := sql.Open("mysql", cfg.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("mysql %s: %w", cfg.Name, err)
+	}
+	return &Connector{name: cfg.Name, db: db, tables: cfg.Tables}, nil
+}
+
+// Close closes the database handle.
+func (c *Connector) Close() error { return c.db.Close() }
+
+// Name implements dsar.Connector.
+func (c *Connector) Name() string { return c.name }
+
+func (c *Connector) fail(op string, err error) error {
+	return &dsar.ConnectorError{Connector: c.name, Op: op, Err: fmt.Errorf("%w: %w", err, privguard.ErrUnavailable)}
+}
+
+func columnsOf(t Table) []string {
+	cols := make([]string, 0, len(t.Columns))
+	for col := range t.Columns {
+		cols = append(cols, col)
+	}
+	slices.Sort(cols)
+	return cols
+}
+
+// Export implements dsar.Connector.
+func (c *Connector) Export(ctx context.Context, subject privguard.SubjectID) (dsar.Export, error) {
+	out := dsar.Export{Store: c.name}
+	for _, t := range c.tables {
+		cols := columnsOf(t)
+		sel := []string{quote(t.SubjectColumn)}
+		for _, col := range cols {
+			sel = append(sel, quote(col))
+		}
+		rows, err := c.db.QueryContext(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE %s = ?",
+			strings.Join(sel, ", "), quote(t.Table), quote(t.SubjectColumn)), string(subject))
+		if err != nil {
+			return dsar.Export{}, c.fail("export "+t.Table, err)
+		}
+		table := dsar.Table{Name: t.Table, Categories: t.Columns, Rows: []map[string]any{}}
+		for rows.Next() {
+			vals := make([]sql.NullString, len(sel))
+			ptrs := make([]any, len(sel))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				rows.Close()
+				return dsar.Export{}, c.fail("export "+t.Table, err)
+			}
+			row := map[string]any{t.SubjectColumn: vals[0].String}
+			for i, col := range cols {
+				if vals[i+1].Valid {
+					row[col] = vals[i+1].String
+				} else {
+					row[col] = nil
+				}
+			}
+			table.Rows = append(table.Rows, row)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return dsar.Export{}, c.fail("export "+t.Table, err)
+		}
+		out.Tables = append(out.Tables, table)
+	}
+	return out, nil
+}
+
+// inTx runs fn in a transaction.
+func (c *Connector) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Erase implements dsar.Connector, in one transaction.
+func (c *Connector) Erase(ctx context.Context, subject privguard.SubjectID) (dsar.Erased, error) {
+	var erased dsar.Erased
+	err := c.inTx(ctx, func(tx *sql.Tx) error {
+		for _, t := range c.tables {
+			var q string
+			var args []any
+			switch t.Erase {
+			case dsar.EraseDelete:
+				q, args = fmt.Sprintf("DELETE FROM %s WHERE %s = ?", quote(t.Table), quote(t.SubjectColumn)), []any{string(subject)}
+			case dsar.EraseMask, dsar.EraseNull:
+				var set, changed []string
+				for _, col := range columnsOf(t) {
+					if t.Erase == dsar.EraseNull {
+						set = append(set, quote(col)+" = NULL")
+						changed = append(changed, quote(col)+" IS NOT NULL")
+					} else {
+						set = append(set, quote(col)+" = ?")
+						args = append(args, dsar.MaskValue)
+						changed = append(changed, "NOT ("+quote(col)+" <=> ?)")
+					}
+				}
+				if len(set) == 0 {
+					continue
+				}
+				args = append(args, string(subject))
+				if t.Erase == dsar.EraseMask {
+					for range columnsOf(t) {
+						args = append(args, dsar.MaskValue)
+					}
+				}
+				q = fmt.Sprintf("UPDATE %s SET %s WHERE %s = ? AND (%s)", quote(t.Table), strings.Join(set, ", "),
+					quote(t.SubjectColumn), strings.Join(changed, " OR "))
+			}
+			res, err := tx.ExecContext(ctx, q, args...)
+			if err != nil {
+				return fmt.Errorf("erase %s: %w", t.Table, err)
+			}
+			n, _ := res.RowsAffected()
+			erased.Items += int(n)
+		}
+		return nil
+	})
+	if err != nil {
+		return dsar.Erased{}, c.fail("erase", err)
+	}
+	return erased, nil
+}
+
+// Correct implements dsar.Rectifier.
+func (c *Connector) Correct(ctx context.Context, subject privguard.SubjectID, patch map[privguard.DataCategory]string) (int, error) {
+	known := map[privguard.DataCategory]bool{}
+	for _, t := range c.tables {
+		for _, cat := range t.Columns {
+			known[cat] = true
+		}
+	}
+	for cat := range patch {
+		if !known[cat] {
+			return 0, &dsar.ConnectorError{Connector: c.name, Op: "correct",
+				Err: fmt.Errorf("category %q is not in this store's data map: %w", cat, privguard.ErrInvalid)}
+		}
+	}
+	n := 0
+	err := c.inTx(ctx, func(tx *sql.Tx) error {
+		for _, t := range c.tables {
+			var set []string
+			var args []any
+			for _, col := range columnsOf(t) {
+				if v, ok := patch[t.Columns[col]]; ok {
+					set = append(set, quote(col)+" = ?")
+					args = append(args, v)
+				}
+			}
+			if len(set) == 0 {
+				continue
+			}
+			args = append(args, string(subject))
+			res, err := tx.ExecContext(ctx, fmt.Sprintf("UPDATE %s SET %s WHERE %s = ?", quote(t.Table), strings.Join(set, ", "),
+				quote(t.SubjectColumn)), args...)
+			if err != nil {
+				return fmt.Errorf("correct %s: %w", t.Table, err)
+			}
+			k, _ := res.RowsAffected()
+			n += int(k)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, c.fail("correct", err)
+	}
+	return n, nil
+}
