@@ -1,0 +1,167 @@
+// Package redis is the Redis connector for data-subject requests (go-redis). It is the only
+// package that imports go-redis. Subjects own whole keys (named by templates such as
+// "profile:{subject}") and appear as members of sets (segments) found by patterns from the
+// data map. A subject id is substituted into key names literally and used as a set member,
+// never as a pattern: an id such as "*" names the key "profile:*", not every profile.
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/dsar"
+)
+
+// Config configures [New].
+type Config struct {
+	Name string
+	Addr string
+	// Keys are templates of the keys a subject owns; "{subject}" is replaced by the id.
+	Keys []string
+	// SetMembers are patterns (SCAN MATCH syntax) of sets that list subject ids.
+	SetMembers []string
+	// Category is the data category of what the keys hold (default user.derived).
+	Category privguard.DataCategory
+}
+
+// Connector is a Redis store.
+type Connector struct {
+	name     string
+	client   *goredis.Client
+	keys     []string
+	sets     []string
+	category privguard.DataCategory
+}
+
+var _ dsar.Connector = (*Connector)(nil)
+
+// New connects to Redis.
+func New(cfg Config) (*Connector, error) {
+	if cfg.Name == "" {
+		return nil, errors.New("redis: Config.Name is empty")
+	}
+	for _, k := range cfg.Keys {
+		if strings.Count(k, "{subject}") != 1 {
+			return nil, fmt.Errorf("redis %s: key template %q must contain {subject} once", cfg.Name, k)
+		}
+	}
+	if cfg.Category == "" {
+		cfg.Category = "user.derived"
+	}
+	return &Connector{name: cfg.Name, client: goredis.NewClient(&goredis.Options{Addr: cfg.Addr}),
+		keys: cfg.Keys, sets: cfg.SetMembers, category: cfg.Category}, nil
+}
+
+// Close closes the client.
+func (c *Connector) Close() error { return c.client.Close() }
+
+// Name implements dsar.Connector.
+func (c *Connector) Name() string { return c.name }
+
+func (c *Connector) fail(op string, err error) error {
+	return &dsar.ConnectorError{Connector: c.name, Op: op, Err: fmt.Errorf("%w: %w", err, privguard.ErrUnavailable)}
+}
+
+func (c *Connector) keyNames(subject privguard.SubjectID) []string {
+	out := make([]string, len(c.keys))
+	for i, k := range c.keys {
+		out[i] = strings.Replace(k, "{subject}", string(subject), 1)
+	}
+	return out
+}
+
+// eachSet calls fn with every set matching the data map's patterns.
+func (c *Connector) eachSet(ctx context.Context, fn func(key string) error) error {
+	for _, pattern := range c.sets {
+		iter := c.client.Scan(ctx, 0, pattern, 1000).Iterator()
+		for iter.Next(ctx) {
+			key := iter.Val()
+			if t, err := c.client.Type(ctx, key).Result(); err != nil {
+				return err
+			} else if t != "set" {
+				continue
+			}
+			if err := fn(key); err != nil {
+				return err
+			}
+		}
+		if err := iter.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Export implements dsar.Connector: the subject's keys with their values, and the sets
+// (segments) that list the subject.
+func (c *Connector) Export(ctx context.Context, subject privguard.SubjectID) (dsar.Export, error) {
+	out := dsar.Export{Store: c.name}
+	keys := dsar.Table{Name: "keys", Categories: map[string]privguard.DataCategory{"value": c.category}, Rows: []map[string]any{}}
+	for _, key := range c.keyNames(subject) {
+		t, err := c.client.Type(ctx, key).Result()
+		if err != nil {
+			return dsar.Export{}, c.fail("export", err)
+		}
+		var v any
+		switch t {
+		case "none":
+			continue
+		case "string":
+			v, err = c.client.Get(ctx, key).Result()
+		case "hash":
+			v, err = c.client.HGetAll(ctx, key).Result()
+		case "list":
+			v, err = c.client.LRange(ctx, key, 0, -1).Result()
+		case "set":
+			v, err = c.client.SMembers(ctx, key).Result()
+		case "zset":
+			v, err = c.client.ZRangeWithScores(ctx, key, 0, -1).Result()
+		default:
+			v = "(" + t + ")"
+		}
+		if err != nil {
+			return dsar.Export{}, c.fail("export", err)
+		}
+		keys.Rows = append(keys.Rows, map[string]any{"key": key, "type": t, "value": v})
+	}
+	sets := dsar.Table{Name: "sets", Categories: map[string]privguard.DataCategory{"set": "user.derived.segments"}, Rows: []map[string]any{}}
+	err := c.eachSet(ctx, func(key string) error {
+		in, err := c.client.SIsMember(ctx, key, string(subject)).Result()
+		if in {
+			sets.Rows = append(sets.Rows, map[string]any{"set": key})
+		}
+		return err
+	})
+	if err != nil {
+		return dsar.Export{}, c.fail("export", err)
+	}
+	out.Tables = []dsar.Table{keys, sets}
+	return out, nil
+}
+
+// Erase implements dsar.Connector: deletes the subject's keys and removes the subject from
+// every matching set.
+func (c *Connector) Erase(ctx context.Context, subject privguard.SubjectID) (dsar.Erased, error) {
+	var erased dsar.Erased
+	if names := c.keyNames(subject); len(names) > 0 {
+		n, err := c.client.Del(ctx, names...).Result()
+		if err != nil {
+			return dsar.Erased{}, c.fail("erase", err)
+		}
+		erased.Items += int(n)
+	}
+	err := c.eachSet(ctx, func(key string) error {
+		n, err := c.client.SRem(ctx, key, string(subject)).Result()
+		erased.Items += int(n)
+		return err
+	})
+	if err != nil {
+		return dsar.Erased{}, c.fail("erase", err)
+	}
+	return erased, nil
+}
