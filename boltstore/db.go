@@ -88,9 +88,10 @@ var (
 
 	bucketVaultKeys       = []byte("vault.keys")
 	bucketVaultTombstones = []byte("vault.tombstones")
+	bucketDSAR            = []byte("dsar.requests")
 
 	allBuckets = [][]byte{bucketRecords, bucketIDs, bucketSubjects, bucketIdem, bucketNotices, bucketSuppress, bucketMeta,
-		bucketVaultKeys, bucketVaultTombstones}
+		bucketVaultKeys, bucketVaultTombstones, bucketDSAR}
 )
 
 // bucket returns the named bucket or an error (a read-only file that was never written).

@@ -1,0 +1,64 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/dsar"
+)
+
+// DSARStore keeps data-subject requests in a [DB].
+type DSARStore struct{ db *DB }
+
+var _ dsar.Store = (*DSARStore)(nil)
+
+// DSAR returns the request engine's view of db.
+func (db *DB) DSAR() *DSARStore { return &DSARStore{db: db} }
+
+// PutRequest implements dsar.Store.
+func (s *DSARStore) PutRequest(ctx context.Context, id string, body []byte) error {
+	return s.db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketDSAR).Put([]byte(id), body) })
+}
+
+// Request implements dsar.Store.
+func (s *DSARStore) Request(ctx context.Context, id string) ([]byte, error) {
+	var out []byte
+	err := s.db.bolt.View(func(tx *bolt.Tx) error {
+		b, err := bucket(tx, bucketDSAR)
+		if err != nil {
+			return err
+		}
+		v := b.Get([]byte(id))
+		if v == nil {
+			return fmt.Errorf("request: %w", privguard.ErrNotFound)
+		}
+		out = bytes.Clone(v)
+		return nil
+	})
+	return out, err
+}
+
+// EachRequest implements dsar.Store.
+func (s *DSARStore) EachRequest(ctx context.Context, fn func(body []byte) error) error {
+	var all [][]byte
+	err := s.db.bolt.View(func(tx *bolt.Tx) error {
+		b, err := bucket(tx, bucketDSAR)
+		if err != nil {
+			return nil
+		}
+		return b.ForEach(func(_, v []byte) error { all = append(all, bytes.Clone(v)); return nil })
+	})
+	if err != nil {
+		return err
+	}
+	for _, v := range all {
+		if err := fn(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,369 @@
+package dsar
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/privguard/privguard"
+)
+
+// Store keeps requests durably (boltstore.DSARStore is the embedded default).
+type Store interface {
+	// PutRequest stores the request's encoding under id, durably.
+	PutRequest(ctx context.Context, id string, body []byte) error
+	// Request returns the encoding stored under id, or an error wrapping privguard.ErrNotFound.
+	Request(ctx context.Context, id string) ([]byte, error)
+	// EachRequest calls fn with every stored request encoding.
+	EachRequest(ctx context.Context, fn func(body []byte) error) error
+}
+
+// Retry defaults.
+const (
+	DefaultBaseBackoff = time.Second
+	DefaultMaxBackoff  = 10 * time.Minute
+)
+
+// Config configures [New].
+type Config struct {
+	Store      Store
+	Connectors []Connector
+	// Deadlines computes due dates; nil means NewDeadlines(nil, 0).
+	Deadlines *Deadlines
+	// OnErased runs once every store erased a deletion's subject (shred the vault keys,
+	// record the erasure in the consent ledger). An error keeps the request open and retried.
+	OnErased func(ctx context.Context, subject privguard.SubjectID) error
+	// OnSubjectFact applies restriction and objection requests (through the consent
+	// ledger). Nil completes them without action.
+	OnSubjectFact func(ctx context.Context, r Request) error
+	BaseBackoff   time.Duration
+	MaxBackoff    time.Duration
+	Now           func() time.Time
+	Logger        *slog.Logger
+}
+
+// Engine runs requests. All methods are safe for concurrent use; requests are processed
+// one step at a time by [Engine.Step] (or the loop of [Engine.Run]).
+type Engine struct {
+	cfg        Config
+	connectors map[string]Connector
+	names      []string
+	mu         sync.Mutex // serialises request updates
+}
+
+// New returns an engine.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("dsar: Config.Store is nil")
+	}
+	if cfg.Deadlines == nil {
+		d, err := NewDeadlines(nil, 0)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Deadlines = d
+	}
+	if cfg.BaseBackoff == 0 {
+		cfg.BaseBackoff = DefaultBaseBackoff
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{cfg: cfg, connectors: map[string]Connector{}}
+	for _, c := range cfg.Connectors {
+		if _, dup := e.connectors[c.Name()]; dup {
+			return nil, fmt.Errorf("dsar: two connectors named %q", c.Name())
+		}
+		e.connectors[c.Name()] = c
+		e.names = append(e.names, c.Name())
+	}
+	slices.Sort(e.names)
+	return e, nil
+}
+
+// Submit records a new request. With Identity set (verified out of band by an operator, or
+// by a token checked by the caller) it is verified at once; otherwise it waits for
+// verification. Objections and restrictions need no verification (DSR-02).
+func (e *Engine) Submit(ctx context.Context, r Request) (Request, error) {
+	if !r.Type.Valid() {
+		return Request{}, fmt.Errorf("dsar: request type %q: %w", r.Type, privguard.ErrInvalid)
+	}
+	if err := r.Subject.Validate(); err != nil {
+		return Request{}, err
+	}
+	if r.Type == TypeCorrection && len(r.Patch) == 0 {
+		return Request{}, fmt.Errorf("dsar: a correction needs a patch: %w", privguard.ErrInvalid)
+	}
+	for cat := range r.Patch {
+		if cat.Validate() != nil {
+			return Request{}, fmt.Errorf("dsar: patch category: %w", privguard.ErrInvalid)
+		}
+	}
+	now := e.cfg.Now().UTC()
+	dl, err := e.cfg.Deadlines.Due(r.Regime, now, nil, nil, now)
+	if err != nil {
+		return Request{}, err
+	}
+	r.ID, r.ReceivedAt, r.Deadline, r.State = uuid.Must(uuid.NewV7()).String(), now, dl, StateReceived
+	r.Tasks, r.Events = nil, nil
+	r.event(now, "received", string(r.Type))
+	if r.Identity != nil || r.Type == TypeObjection || r.Type == TypeRestriction {
+		e.verified(&r, r.Identity, now)
+	} else {
+		r.State = StateAwaitingVerify
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return r, e.put(ctx, &r)
+}
+
+// verified moves r to verified and creates its tasks.
+func (e *Engine) verified(r *Request, id *Identity, now time.Time) {
+	if id != nil {
+		id.VerifiedAt = now
+		r.Identity = id
+		r.event(now, "identity verified", id.Method)
+	}
+	r.State = StateVerified
+	if r.Type.needsStores() {
+		for _, name := range e.names {
+			r.Tasks = append(r.Tasks, Task{Store: name, State: TaskPending})
+		}
+	}
+}
+
+// Verify records that the requester's identity was verified and starts the work.
+func (e *Engine) Verify(ctx context.Context, id string, identity Identity) (Request, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r, err := e.get(ctx, id)
+	if err != nil {
+		return Request{}, err
+	}
+	if r.State != StateAwaitingVerify {
+		return Request{}, fmt.Errorf("dsar: request is %s, not awaiting verification: %w", r.State, privguard.ErrConflict)
+	}
+	e.verified(&r, &identity, e.cfg.Now().UTC())
+	return r, e.put(ctx, &r)
+}
+
+// Get returns a request, or an error wrapping privguard.ErrNotFound.
+func (e *Engine) Get(ctx context.Context, id string) (Request, error) {
+	return e.get(ctx, id)
+}
+
+func (e *Engine) get(ctx context.Context, id string) (Request, error) {
+	b, err := e.cfg.Store.Request(ctx, id)
+	if err != nil {
+		return Request{}, err
+	}
+	var r Request
+	if err := json.Unmarshal(b, &r); err != nil {
+		return Request{}, fmt.Errorf("dsar: stored request: %w", err)
+	}
+	return r, nil
+}
+
+func (e *Engine) put(ctx context.Context, r *Request) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if err := e.cfg.Store.PutRequest(ctx, r.ID, b); err != nil {
+		return fmt.Errorf("dsar: store request: %w: %w", err, privguard.ErrUnavailable)
+	}
+	return nil
+}
+
+// List returns every stored request.
+func (e *Engine) List(ctx context.Context) ([]Request, error) {
+	var out []Request
+	err := e.cfg.Store.EachRequest(ctx, func(b []byte) error {
+		var r Request
+		if err := json.Unmarshal(b, &r); err != nil {
+			return err
+		}
+		out = append(out, r)
+		return nil
+	})
+	slices.SortFunc(out, func(a, b Request) int { return a.ReceivedAt.Compare(b.ReceivedAt) })
+	return out, err
+}
+
+// Run calls Step every interval until ctx ends.
+func (e *Engine) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := e.Step(ctx); err != nil && ctx.Err() == nil {
+			e.cfg.Logger.Error("dsar step failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Step runs every task that is due, once, and updates each request durably after each
+// task. It returns how many tasks ran. Requests survive restarts: a task interrupted
+// mid-way is simply run again (connectors are idempotent).
+func (e *Engine) Step(ctx context.Context) (int, error) {
+	all, err := e.List(ctx)
+	if err != nil {
+		return 0, err
+	}
+	ran := 0
+	for _, r := range all {
+		if r.State.Final() || r.State == StateAwaitingVerify || r.State == StateReceived {
+			continue
+		}
+		if r.Type == TypeDeletion && e.accessPending(all, r) {
+			continue // an earlier access request for the subject runs first
+		}
+		n, err := e.advance(ctx, r.ID)
+		ran += n
+		if err != nil {
+			return ran, err
+		}
+	}
+	return ran, nil
+}
+
+// accessPending reports whether an access or portability request for r's subject, received
+// before r, is still open.
+func (e *Engine) accessPending(all []Request, r Request) bool {
+	for _, o := range all {
+		earlier := o.ReceivedAt.Before(r.ReceivedAt) || (o.ReceivedAt.Equal(r.ReceivedAt) && o.ID < r.ID) // ids are time-ordered
+		if o.Subject == r.Subject && (o.Type == TypeAccess || o.Type == TypePortability) && earlier && !o.State.Final() {
+			return true
+		}
+	}
+	return false
+}
+
+// advance runs the due tasks of request id and settles its state.
+func (e *Engine) advance(ctx context.Context, id string) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r, err := e.get(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	now := e.cfg.Now().UTC()
+	if r.State == StateVerified {
+		r.State = StateInProgress
+		r.event(now, "started", "")
+	}
+	ran := 0
+	for i := range r.Tasks {
+		t := &r.Tasks[i]
+		if t.State == TaskDone || (t.State == TaskFailed && now.Before(t.NextAttempt)) {
+			continue
+		}
+		ran++
+		t.Attempts++
+		items, err := e.runTask(ctx, &r, t.Store)
+		if err != nil {
+			t.State, t.LastError = TaskFailed, describe(t.Store, err)
+			t.NextAttempt = now.Add(e.backoff(t.Attempts))
+			r.event(now, "task failed", t.LastError)
+		} else {
+			t.State, t.Items, t.DoneAt, t.LastError = TaskDone, items, now, ""
+			r.event(now, "task done", t.Store)
+		}
+		if err := e.put(ctx, &r); err != nil { // progress is durable task by task
+			return ran, err
+		}
+	}
+	e.settle(ctx, &r, now)
+	return ran, e.put(ctx, &r)
+}
+
+// runTask does r's work on one store.
+func (e *Engine) runTask(ctx context.Context, r *Request, store string) (int, error) {
+	c, ok := e.connectors[store]
+	if !ok {
+		return 0, fmt.Errorf("store %s is no longer configured", store)
+	}
+	switch r.Type {
+	case TypeAccess, TypePortability:
+		x, err := c.Export(ctx, r.Subject)
+		return x.Rows(), err
+	case TypeDeletion:
+		x, err := c.Erase(ctx, r.Subject)
+		return x.Items, err
+	case TypeCorrection:
+		rc, ok := c.(Rectifier)
+		if !ok {
+			r.event(e.cfg.Now().UTC(), "store cannot correct", store)
+			return 0, nil
+		}
+		return rc.Correct(ctx, r.Subject, r.Patch)
+	}
+	return 0, nil
+}
+
+// settle sets r's state from its tasks, running the completion hooks.
+func (e *Engine) settle(ctx context.Context, r *Request, now time.Time) {
+	failed := slices.ContainsFunc(r.Tasks, func(t Task) bool { return t.State == TaskFailed })
+	done := !slices.ContainsFunc(r.Tasks, func(t Task) bool { return t.State != TaskDone })
+	switch {
+	case failed:
+		r.State = StatePartiallyFailed
+		return
+	case !done:
+		r.State = StateInProgress
+		return
+	}
+	var hookErr error
+	switch {
+	case r.Type == TypeDeletion && e.cfg.OnErased != nil:
+		hookErr = e.cfg.OnErased(ctx, r.Subject)
+	case (r.Type == TypeRestriction || r.Type == TypeObjection) && e.cfg.OnSubjectFact != nil:
+		hookErr = e.cfg.OnSubjectFact(ctx, *r)
+	}
+	if hookErr != nil {
+		r.State = StatePartiallyFailed
+		r.event(now, "completion step failed", describe("privguard", hookErr))
+		return
+	}
+	r.State = StateCompleted
+	r.event(now, "completed", "")
+}
+
+// backoff is exponential with full jitter, capped.
+func (e *Engine) backoff(attempt int) time.Duration {
+	d := e.cfg.BaseBackoff << min(attempt-1, 20)
+	if d <= 0 || d > e.cfg.MaxBackoff {
+		d = e.cfg.MaxBackoff
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// describe names a failure without its text, which could hold personal data.
+func describe(store string, err error) string {
+	var ce *ConnectorError
+	switch {
+	case errors.As(err, &ce):
+		return ce.Connector + ": " + ce.Op + " failed"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return store + ": timed out"
+	}
+	return store + ": failed"
+}

@@ -1,0 +1,184 @@
+package dsar_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/boltstore"
+	"github.com/privguard/privguard/dsar"
+)
+
+var ctx = context.Background()
+
+// memStore is a connector over a map: subject -> items, that can be made to fail.
+type memStore struct {
+	name  string
+	mu    sync.Mutex
+	data  map[privguard.SubjectID]int
+	fails int // the next n operations fail
+}
+
+func (m *memStore) Name() string { return m.name }
+
+func (m *memStore) fail(op string) error {
+	if m.fails > 0 {
+		m.fails--
+		return &dsar.ConnectorError{Connector: m.name, Op: op, Err: errors.New("connection refused (subject li.lei@example.com)")}
+	}
+	return nil
+}
+
+func (m *memStore) Export(ctx context.Context, s privguard.SubjectID) (dsar.Export, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.fail("export"); err != nil {
+		return dsar.Export{}, err
+	}
+	rows := make([]map[string]any, m.data[s])
+	for i := range rows {
+		rows[i] = map[string]any{"v": i}
+	}
+	return dsar.Export{Store: m.name, Tables: []dsar.Table{{Name: "t", Rows: rows}}}, nil
+}
+
+func (m *memStore) Erase(ctx context.Context, s privguard.SubjectID) (dsar.Erased, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.fail("erase"); err != nil {
+		return dsar.Erased{}, err
+	}
+	n := m.data[s]
+	delete(m.data, s)
+	return dsar.Erased{Items: n}, nil
+}
+
+type clock struct{ t time.Time }
+
+func (c *clock) Now() time.Time { return c.t }
+
+func open(t *testing.T, dir string, c *clock, conns []dsar.Connector, onErased func(context.Context, privguard.SubjectID) error) (*dsar.Engine, func()) {
+	t.Helper()
+	db, err := boltstore.Open(filepath.Join(dir, "privguard.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := dsar.New(dsar.Config{Store: db.DSAR(), Connectors: conns, Now: c.Now, OnErased: onErased,
+		BaseBackoff: time.Minute, MaxBackoff: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, func() { db.Close() }
+}
+
+func TestDeletionAcrossStoresWithRetries(t *testing.T) {
+	// proves DSR-09: erasure reaches every store; a request is completed only when every
+	// store confirmed, retried with backoff, resumed after a restart.
+	dir := t.TempDir()
+	c := &clock{time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	crm := &memStore{name: "crm", data: map[privguard.SubjectID]int{"cust-1": 3, "cust-2": 1}}
+	tags := &memStore{name: "tags", data: map[privguard.SubjectID]int{"cust-1": 5}, fails: 2}
+	var shredded []privguard.SubjectID
+	onErased := func(_ context.Context, s privguard.SubjectID) error { shredded = append(shredded, s); return nil }
+	e, closeDB := open(t, dir, c, []dsar.Connector{crm, tags}, onErased)
+	r, err := e.Submit(ctx, dsar.Request{Type: dsar.TypeDeletion, Subject: "cust-1", Regime: privguard.RegimeGDPR,
+		Identity: &dsar.Identity{Method: "operator", Operator: "dpo", Note: "verified by phone call"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != dsar.StateVerified || len(r.Tasks) != 2 || !r.Deadline.Due.Equal(time.Date(2026, 4, 2, 9, 0, 0, 0, time.UTC)) {
+		t.Fatalf("submitted: %+v", r)
+	}
+	e.Step(ctx)
+	r, _ = e.Get(ctx, r.ID)
+	if r.State != dsar.StatePartiallyFailed || r.Tasks[1].LastError != "tags: erase failed" || r.Tasks[0].State != dsar.TaskDone {
+		t.Fatalf("after a failure: state %s tasks %+v; want partially failed naming tags", r.State, r.Tasks)
+	}
+	if len(shredded) != 0 {
+		t.Fatal("the subject's keys were shredded before every store confirmed")
+	}
+	for _, ev := range r.Events {
+		if containsAny(ev.Detail, "li.lei", "refused") {
+			t.Errorf("event %+v carries the store's error text", ev)
+		}
+	}
+	// Not due yet: nothing runs.
+	if n, _ := e.Step(ctx); n != 0 {
+		t.Errorf("Step before the retry time ran %d tasks", n)
+	}
+	closeDB() // restart
+	c.t = c.t.Add(2 * time.Hour)
+	e, closeDB = open(t, dir, c, []dsar.Connector{crm, tags}, onErased)
+	defer closeDB()
+	e.Step(ctx) // fails once more
+	c.t = c.t.Add(2 * time.Hour)
+	e.Step(ctx)
+	r, _ = e.Get(ctx, r.ID)
+	if r.State != dsar.StateCompleted || r.Tasks[1].Attempts != 3 || r.Tasks[1].Items != 5 {
+		t.Fatalf("after retries: %s %+v; want completed, 3 attempts on tags", r.State, r.Tasks)
+	}
+	if len(shredded) != 1 || crm.data["cust-1"] != 0 || tags.data["cust-1"] != 0 || crm.data["cust-2"] != 1 {
+		t.Errorf("shredded %v, crm %v, tags %v", shredded, crm.data, tags.data)
+	}
+}
+
+func TestUnverifiedRequestsWaitAndObjectionsDoNot(t *testing.T) {
+	// proves DSR-02: no verification for objection; access waits for verification.
+	c := &clock{time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	crm := &memStore{name: "crm", data: map[privguard.SubjectID]int{"cust-1": 2}}
+	var applied []dsar.Type
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), "p.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	e, _ := dsar.New(dsar.Config{Store: db.DSAR(), Connectors: []dsar.Connector{crm}, Now: c.Now,
+		OnSubjectFact: func(_ context.Context, r dsar.Request) error { applied = append(applied, r.Type); return nil }})
+	obj, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeObjection, Subject: "cust-1", Regime: privguard.RegimeGDPR})
+	acc, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-1", Regime: privguard.RegimePIPL})
+	del, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeDeletion, Subject: "cust-1", Regime: privguard.RegimePIPL,
+		Identity: &dsar.Identity{Method: "token"}})
+	e.Step(ctx)
+	if r, _ := e.Get(ctx, obj.ID); r.State != dsar.StateCompleted || len(applied) != 1 {
+		t.Errorf("objection: %s, applied %v; want completed without verification", r.State, applied)
+	}
+	if r, _ := e.Get(ctx, acc.ID); r.State != dsar.StateAwaitingVerify {
+		t.Errorf("unverified access: %s", r.State)
+	}
+	// The erasure waits for the earlier access request of the same subject.
+	if r, _ := e.Get(ctx, del.ID); r.State != dsar.StateVerified || crm.data["cust-1"] != 2 {
+		t.Errorf("deletion ran before the pending access: %s", r.State)
+	}
+	if _, err := e.Verify(ctx, acc.ID, dsar.Identity{Method: "code"}); err != nil {
+		t.Fatal(err)
+	}
+	e.Step(ctx)
+	e.Step(ctx)
+	if r, _ := e.Get(ctx, acc.ID); r.State != dsar.StateCompleted || r.Tasks[0].Items != 2 {
+		t.Errorf("access: %s %+v; want completed with 2 rows", r.State, r.Tasks)
+	}
+	if r, _ := e.Get(ctx, del.ID); r.State != dsar.StateCompleted || crm.data["cust-1"] != 0 {
+		t.Errorf("deletion after access: %s", r.State)
+	}
+	if _, err := e.Submit(ctx, dsar.Request{Type: "forget", Subject: "x", Regime: privguard.RegimeGDPR}); !errors.Is(err, privguard.ErrInvalid) {
+		t.Errorf("unknown type: %v", err)
+	}
+	if _, err := e.Submit(ctx, dsar.Request{Type: dsar.TypeCorrection, Subject: "x", Regime: privguard.RegimeGDPR}); !errors.Is(err, privguard.ErrInvalid) {
+		t.Errorf("correction without a patch: %v", err)
+	}
+}
+
+func containsAny(s string, subs ...string) bool {
+	for _, x := range subs {
+		for i := 0; i+len(x) <= len(s); i++ {
+			if s[i:i+len(x)] == x {
+				return true
+			}
+		}
+	}
+	return false
+}

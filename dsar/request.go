@@ -1,0 +1,119 @@
+package dsar
+
+import (
+	"time"
+
+	"github.com/privguard/privguard"
+)
+
+// Type is what a subject asks for.
+type Type string
+
+// Request types (GDPR Arts. 15-21, PIPL Arts. 44-47).
+const (
+	TypeAccess      Type = "access"      // a copy of the data
+	TypePortability Type = "portability" // machine-readable copy
+	TypeCategories  Type = "categories"  // what kinds of data, purposes, recipients only
+	TypeCorrection  Type = "correction"  // a patch: category -> new value
+	TypeDeletion    Type = "deletion"
+	TypeRestriction Type = "restriction" // storage and security only
+	TypeObjection   Type = "objection"   // to direct marketing
+)
+
+// Valid reports whether t is a known type.
+func (t Type) Valid() bool {
+	switch t {
+	case TypeAccess, TypePortability, TypeCategories, TypeCorrection, TypeDeletion, TypeRestriction, TypeObjection:
+		return true
+	}
+	return false
+}
+
+// needsStores reports whether requests of type t run a task on every store.
+func (t Type) needsStores() bool {
+	switch t {
+	case TypeAccess, TypePortability, TypeCorrection, TypeDeletion:
+		return true
+	}
+	return false
+}
+
+// State is where a request is.
+type State string
+
+// Request states.
+const (
+	StateReceived        State = "received"
+	StateAwaitingVerify  State = "awaiting_verification"
+	StateVerified        State = "verified"
+	StateInProgress      State = "in_progress"
+	StateCompleted       State = "completed"
+	StatePartiallyFailed State = "partially_failed"
+	StateRejected        State = "rejected"
+	StateCancelled       State = "cancelled"
+)
+
+// Final reports whether s ends a request.
+func (s State) Final() bool {
+	return s == StateCompleted || s == StateRejected || s == StateCancelled
+}
+
+// TaskState is where one store's part of a request is.
+type TaskState string
+
+// Task states.
+const (
+	TaskPending TaskState = "pending"
+	TaskDone    TaskState = "done"
+	TaskFailed  TaskState = "failed" // failed for now; retried at NextAttempt
+)
+
+// Task is a request's work on one store.
+type Task struct {
+	Store       string    `json:"store"`
+	State       TaskState `json:"state"`
+	Attempts    int       `json:"attempts"`
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	// LastError names the failure without personal data (connector and operation).
+	LastError string    `json:"last_error,omitempty"`
+	Items     int       `json:"items"` // rows exported or items erased/corrected
+	DoneAt    time.Time `json:"done_at,omitzero"`
+}
+
+// Identity is how the requester's identity was verified.
+type Identity struct {
+	Method     string    `json:"method"` // "token", "code", "operator"
+	Note       string    `json:"note,omitempty"`
+	Operator   string    `json:"operator,omitempty"`
+	VerifiedAt time.Time `json:"verified_at,omitzero"`
+}
+
+// Event is one entry of a request's audit trail.
+type Event struct {
+	Time   time.Time `json:"time"`
+	What   string    `json:"what"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+// Request is one data-subject request.
+type Request struct {
+	ID         string                            `json:"id"`
+	Type       Type                              `json:"type"`
+	Subject    privguard.SubjectID               `json:"subject"`
+	Regime     privguard.Regime                  `json:"regime"`
+	ReceivedAt time.Time                         `json:"received_at"`
+	Deadline   Deadline                          `json:"deadline"`
+	State      State                             `json:"state"`
+	Identity   *Identity                         `json:"identity,omitempty"`
+	Patch      map[privguard.DataCategory]string `json:"patch,omitempty"`
+	Tasks      []Task                            `json:"tasks"`
+	Reason     string                            `json:"reason,omitempty"` // rejection reason code
+	Events     []Event                           `json:"events"`
+	Pauses     []Pause                           `json:"pauses,omitempty"`
+	Extension  *Extension                        `json:"extension,omitempty"`
+	Exports    []Export                          `json:"-"` // access results, kept encrypted apart (planned)
+}
+
+func (r *Request) event(now time.Time, what, detail string) {
+	r.Events = append(r.Events, Event{Time: now, What: what, Detail: detail})
+}
