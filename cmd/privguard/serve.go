@@ -221,7 +221,20 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		log.Info("privguard sidecar serving", "listen", bound, "upstream", cfg.Upstream)
 		fmt.Fprintf(stdout, "privguard: sidecar on http://%s -> %s\n", bound, cfg.Upstream)
 	}
-	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Vault: vlt, Tokens: tokens, Logger: log, Checks: checks,
+	conns, closeConns, err := connectors(ctx, cfg.DSAR.Stores)
+	if err != nil {
+		return err
+	}
+	defer closeConns()
+	requests, err := newDSAR(cfg, db, conns, ledger, vlt, log)
+	if err != nil {
+		return err
+	}
+	dsarCtx, stopDSAR := context.WithCancel(context.Background())
+	dsarDone := make(chan struct{})
+	go func() { defer close(dsarDone); requests.Run(dsarCtx, dsarStepInterval) }()
+	defer func() { stopDSAR(); <-dsarDone }()
+	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Vault: vlt, Requests: requests, Tokens: tokens, Logger: log, Checks: checks,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
 	if err != nil {
 		return err

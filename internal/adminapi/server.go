@@ -11,6 +11,7 @@ import (
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/consent"
+	"github.com/privguard/privguard/dsar"
 	"github.com/privguard/privguard/vault"
 )
 
@@ -20,6 +21,8 @@ type Config struct {
 	Ledger *consent.Ledger
 	// Vault serves /v1/vault/*; nil leaves those routes out.
 	Vault *vault.Vault
+	// Requests serves /v1/requests/* (data-subject requests); nil leaves them out.
+	Requests *dsar.Engine
 	// Tokens authenticate callers. Required and non-empty.
 	Tokens Tokens
 	// Logger receives request logs and errors. If nil, nothing is logged.
@@ -34,6 +37,7 @@ type Config struct {
 type Server struct {
 	ledger   *consent.Ledger
 	vault    *vault.Vault
+	requests *dsar.Engine
 	tokens   Tokens
 	log      *slog.Logger
 	validate *validator.Validate
@@ -52,7 +56,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{ledger: cfg.Ledger, vault: cfg.Vault, tokens: cfg.Tokens, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks}
+	s := &Server{ledger: cfg.Ledger, vault: cfg.Vault, requests: cfg.Requests, tokens: cfg.Tokens, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks}
 	s.routes()
 	if cfg.Metrics != nil {
 		s.mux.Handle("GET /metrics", s.logRequests("GET /metrics", s.authenticate(cfg.Metrics)))
@@ -82,6 +86,12 @@ func (s *Server) routes() {
 		authed("POST /v1/vault/open", s.vaultOpen)
 		authed("POST /v1/vault/blind-index", s.vaultBlindIndex)
 		authed("DELETE /v1/vault/subjects/{subject}", s.vaultShred)
+	}
+	if s.requests != nil {
+		authed("POST /v1/requests", s.postRequest)
+		authed("GET /v1/requests", s.listRequests)
+		authed("GET /v1/requests/{id}", s.getRequest)
+		authed("POST /v1/requests/{id}/verify", s.verifyRequest)
 	}
 	authed("GET /healthz", s.healthz)
 	authed("GET /readyz", s.readyz)

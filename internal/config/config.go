@@ -50,8 +50,35 @@ type File struct {
 	AdminListen string  `yaml:"admin_listen" validate:"omitempty,listen_addr"`
 	Policy      Policy  `yaml:"policy"`
 	Vault       Vault   `yaml:"vault"`
+	DSAR        DSAR    `yaml:"dsar"`
 	Admin       Admin   `yaml:"admin"`
 	Consent     Consent `yaml:"consent"`
+}
+
+// DSAR configures data-subject requests: the stores a request reaches.
+type DSAR struct {
+	// PIPLWorkdays is the PIPL reply deadline in working days (default 15, at most 22).
+	PIPLWorkdays int     `yaml:"pipl_workdays" validate:"omitempty,min=1,max=22"`
+	Stores       []Store `yaml:"stores" validate:"dive"`
+}
+
+// Store is one downstream store of the data map.
+type Store struct {
+	Name       string       `yaml:"name" validate:"required,max=64,alphanumunicode|containsany=-_"`
+	Type       string       `yaml:"type" validate:"required,oneof=postgres mysql redis"`
+	DSN        string       `yaml:"dsn" validate:"required_if=Type postgres,required_if=Type mysql"`
+	Addr       string       `yaml:"addr" validate:"required_if=Type redis"`
+	Tables     []StoreTable `yaml:"tables" validate:"dive"`
+	Keys       []string     `yaml:"keys" validate:"dive,required,contains={subject}"`
+	SetMembers []string     `yaml:"set_members" validate:"dive,required"`
+}
+
+// StoreTable is one table of a SQL store.
+type StoreTable struct {
+	Table         string            `yaml:"table" validate:"required,max=128"`
+	SubjectColumn string            `yaml:"subject_column" validate:"required,max=64"`
+	Columns       map[string]string `yaml:"columns" validate:"dive,keys,max=64,endkeys,required,max=100"`
+	Erase         string            `yaml:"erase" validate:"required,oneof=delete mask null"`
 }
 
 // Vault configures the encryption of personal data.

@@ -78,3 +78,47 @@ func TestTaxonomyRejects(t *testing.T) {
 		})
 	}
 }
+
+func TestIssueDSARShape(t *testing.T) {
+	f, err := Parse([]byte(`
+dsar:
+  stores:
+    - name: crm
+      type: postgres
+      dsn: postgres://postgres@127.0.0.1:5432/test
+      tables:
+        - table: customers
+          subject_column: customer_id
+          columns: {email: user.contact.email, phone: user.contact.phone_number, city: user.location.imprecise}
+          erase: delete          # delete | mask | null
+        - table: orders
+          subject_column: customer_id
+          columns: {address: user.contact.address}
+          erase: mask
+    - name: tags
+      type: mysql
+      dsn: root@tcp(127.0.0.1:3306)/test
+      tables: [{table: user_tags, subject_column: uid, columns: {tag: user.behavior}, erase: delete}]
+    - name: cache
+      type: redis
+      addr: 127.0.0.1:6379
+      keys: ["profile:{subject}", "events:{subject}"]      # whole keys owned by the subject
+      set_members: ["segment:*"]                            # sets that list subject ids
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.DSAR.Stores) != 3 || f.DSAR.Stores[0].Tables[1].Erase != "mask" || f.DSAR.Stores[2].Keys[1] != "events:{subject}" {
+		t.Errorf("parsed %+v", f.DSAR)
+	}
+	for _, bad := range []string{
+		"dsar: {stores: [{name: x, type: oracle, dsn: y}]}",
+		"dsar: {stores: [{name: x, type: redis, addr: a, keys: [profile]}]}",
+		"dsar: {stores: [{name: x, type: postgres}]}",
+		"dsar: {stores: [{name: x, type: postgres, dsn: d, tables: [{table: t, subject_column: c, erase: truncate}]}]}",
+	} {
+		if _, err := Parse([]byte(bad)); err == nil {
+			t.Errorf("Parse(%q) accepted", bad)
+		}
+	}
+}

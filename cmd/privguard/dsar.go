@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/boltstore"
+	"github.com/privguard/privguard/connector/mysql"
+	"github.com/privguard/privguard/connector/postgres"
+	"github.com/privguard/privguard/connector/redis"
+	"github.com/privguard/privguard/consent"
+	"github.com/privguard/privguard/dsar"
+	"github.com/privguard/privguard/internal/config"
+	"github.com/privguard/privguard/vault"
+)
+
+// dsarStepInterval is how often serve runs due request tasks.
+const dsarStepInterval = 2 * time.Second
+
+// connectors builds the data map's connectors; close releases them.
+func connectors(ctx context.Context, stores []config.Store) (out []dsar.Connector, close func(), err error) {
+	var closers []func()
+	close = func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	for _, s := range stores {
+		switch s.Type {
+		case "postgres", "mysql":
+			var c dsar.Connector
+			if s.Type == "postgres" {
+				tables := make([]postgres.Table, len(s.Tables))
+				for i, t := range s.Tables {
+					tables[i] = postgres.Table{Table: t.Table, SubjectColumn: t.SubjectColumn, Columns: categories(t.Columns), Erase: dsar.EraseMode(t.Erase)}
+				}
+				pc, err := postgres.New(ctx, postgres.Config{Name: s.Name, DSN: s.DSN, Tables: tables})
+				if err != nil {
+					close()
+					return nil, nil, err
+				}
+				closers, c = append(closers, pc.Close), pc
+			} else {
+				tables := make([]mysql.Table, len(s.Tables))
+				for i, t := range s.Tables {
+					tables[i] = mysql.Table{Table: t.Table, SubjectColumn: t.SubjectColumn, Columns: categories(t.Columns), Erase: dsar.EraseMode(t.Erase)}
+				}
+				mc, err := mysql.New(ctx, mysql.Config{Name: s.Name, DSN: s.DSN, Tables: tables})
+				if err != nil {
+					close()
+					return nil, nil, err
+				}
+				closers, c = append(closers, func() { mc.Close() }), mc
+			}
+			out = append(out, c)
+		case "redis":
+			rc, err := redis.New(redis.Config{Name: s.Name, Addr: s.Addr, Keys: s.Keys, SetMembers: s.SetMembers})
+			if err != nil {
+				close()
+				return nil, nil, err
+			}
+			closers = append(closers, func() { rc.Close() })
+			out = append(out, rc)
+		default:
+			close()
+			return nil, nil, fmt.Errorf("config: dsar store %s: type %q", s.Name, s.Type)
+		}
+	}
+	return out, close, nil
+}
+
+func categories(m map[string]string) map[string]privguard.DataCategory {
+	out := make(map[string]privguard.DataCategory, len(m))
+	for k, v := range m {
+		out[k] = privguard.DataCategory(v)
+	}
+	return out
+}
+
+// newDSAR builds the request engine: erasure shreds the subject's vault keys and records
+// the erasure (and so the withdrawal of every purpose) in the consent ledger; restriction
+// and objection are recorded in the ledger.
+func newDSAR(cfg *config.File, db *boltstore.DB, conns []dsar.Connector, ledger *consent.Ledger, vlt *vault.Vault, log *slog.Logger) (*dsar.Engine, error) {
+	dl, err := dsar.NewDeadlines(nil, cfg.DSAR.PIPLWorkdays)
+	if err != nil {
+		return nil, err
+	}
+	record := func(ctx context.Context, subject privguard.SubjectID, a consent.Action) error {
+		_, _, err := ledger.Append(ctx, consent.Request{Subject: subject, Action: a, Actor: "privguard:dsar", ActorType: consent.ActorSystem})
+		return err
+	}
+	return dsar.New(dsar.Config{Store: db.DSAR(), Connectors: conns, Deadlines: dl, Logger: log,
+		OnErased: func(ctx context.Context, s privguard.SubjectID) error {
+			if err := vlt.Shred(ctx, s); err != nil {
+				return err
+			}
+			return record(ctx, s, consent.ActionErase)
+		},
+		OnSubjectFact: func(ctx context.Context, r dsar.Request) error {
+			switch r.Type {
+			case dsar.TypeRestriction:
+				return record(ctx, r.Subject, consent.ActionRestrict)
+			case dsar.TypeObjection:
+				return record(ctx, r.Subject, consent.ActionObject)
+			}
+			return errors.New("not a subject fact")
+		}})
+}

@@ -1,0 +1,108 @@
+package adminapi
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/dsar"
+)
+
+// dueSoonWindow marks requests due within it in listings.
+const dueSoonWindow = 72 * time.Hour
+
+type requestBody struct {
+	Type     string            `json:"type" validate:"required,oneof=access portability categories correction deletion restriction objection"`
+	Subject  string            `json:"subject" validate:"required,max=128"`
+	Regime   string            `json:"regime" validate:"required,oneof=pipl gdpr"`
+	Patch    map[string]string `json:"patch" validate:"max=64,dive,keys,max=100,endkeys,max=4096"`
+	Identity *identityBody     `json:"identity"`
+}
+
+type identityBody struct {
+	Method string `json:"method" validate:"required,oneof=operator token code"`
+	Note   string `json:"note" validate:"max=1000"`
+}
+
+// requestView is a request as the API shows it, with its deadline status.
+type requestView struct {
+	dsar.Request
+	Overdue bool `json:"overdue"`
+	DueSoon bool `json:"due_soon"`
+}
+
+func (s *Server) view(r dsar.Request) requestView {
+	now := time.Now()
+	open := !r.State.Final()
+	return requestView{Request: r, Overdue: open && dsar.Overdue(r.Deadline.Due, now),
+		DueSoon: open && dsar.DueSoon(r.Deadline.Due, now, dueSoonWindow)}
+}
+
+func (s *Server) postRequest(w http.ResponseWriter, r *http.Request) error {
+	var b requestBody
+	if err := s.decode(w, r, MaxConsentBody, &b); err != nil {
+		return err
+	}
+	subject, err := validSubject(b.Subject)
+	if err != nil {
+		return err
+	}
+	req := dsar.Request{Type: dsar.Type(b.Type), Subject: subject, Regime: privguard.Regime(b.Regime)}
+	if len(b.Patch) > 0 {
+		req.Patch = map[privguard.DataCategory]string{}
+		for k, v := range b.Patch {
+			req.Patch[privguard.DataCategory(k)] = v
+		}
+	}
+	if b.Identity != nil {
+		p, _ := PrincipalFromContext(r.Context())
+		req.Identity = &dsar.Identity{Method: b.Identity.Method, Note: b.Identity.Note, Operator: p.Name}
+	}
+	out, err := s.requests.Submit(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v1/requests/"+out.ID)
+	writeJSON(w, http.StatusCreated, s.view(out))
+	return nil
+}
+
+func (s *Server) getRequest(w http.ResponseWriter, r *http.Request) error {
+	out, err := s.requests.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.view(out))
+	return nil
+}
+
+func (s *Server) listRequests(w http.ResponseWriter, r *http.Request) error {
+	all, err := s.requests.List(r.Context())
+	if err != nil {
+		return err
+	}
+	views := make([]requestView, 0, len(all))
+	for _, x := range all {
+		views = append(views, s.view(x))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"requests": views})
+	return nil
+}
+
+func (s *Server) verifyRequest(w http.ResponseWriter, r *http.Request) error {
+	var b identityBody
+	if err := s.decode(w, r, MaxConsentBody, &b); err != nil {
+		return err
+	}
+	p, _ := PrincipalFromContext(r.Context())
+	out, err := s.requests.Verify(r.Context(), r.PathValue("id"), dsar.Identity{Method: b.Method, Note: b.Note, Operator: p.Name})
+	if errors.Is(err, privguard.ErrConflict) {
+		return privguard.NewProblem(http.StatusConflict, TypeConflict, "Not awaiting verification", "")
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.view(out))
+	return nil
+}
