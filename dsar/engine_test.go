@@ -182,3 +182,23 @@ func containsAny(s string, subs ...string) bool {
 	}
 	return false
 }
+
+func TestRegister(t *testing.T) {
+	// proves DSR-16: every request is in the register, with the on-time ratio per regime.
+	due := time.Date(2026, 3, 10, 0, 0, 0, 0, time.UTC)
+	now := time.Date(2026, 3, 20, 0, 0, 0, 0, time.UTC)
+	reqs := []dsar.Request{
+		{Regime: privguard.RegimePIPL, State: dsar.StateCompleted, Deadline: dsar.Deadline{Due: due}, Events: []dsar.Event{{Time: due.Add(-time.Hour)}}},
+		{Regime: privguard.RegimePIPL, State: dsar.StateCompleted, Deadline: dsar.Deadline{Due: due}, Events: []dsar.Event{{Time: due.Add(time.Hour)}}},
+		{Regime: privguard.RegimePIPL, State: dsar.StateInProgress, Deadline: dsar.Deadline{Due: due}},
+		{Regime: privguard.RegimeGDPR, State: dsar.StateVerified, Deadline: dsar.Deadline{Due: now.Add(time.Hour)}},
+	}
+	reg := dsar.Register(reqs, now)
+	p := reg[privguard.RegimePIPL]
+	if p.Total != 3 || p.Closed != 2 || p.OnTime != 1 || p.OnTimePct != 50 || p.Overdue != 1 {
+		t.Errorf("PIPL register = %+v", p)
+	}
+	if g := reg[privguard.RegimeGDPR]; g.Total != 1 || g.Open != 1 || g.Overdue != 0 {
+		t.Errorf("GDPR register = %+v", g)
+	}
+}

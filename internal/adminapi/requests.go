@@ -106,3 +106,16 @@ func (s *Server) verifyRequest(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, s.view(out))
 	return nil
 }
+
+func (s *Server) requestRegister(w http.ResponseWriter, r *http.Request) error {
+	all, err := s.requests.List(r.Context())
+	if err != nil {
+		return err
+	}
+	views := make([]requestView, 0, len(all))
+	for _, x := range all {
+		views = append(views, s.view(x))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"generated_at": time.Now().UTC(), "summary": dsar.Register(all, time.Now()), "requests": views})
+	return nil
+}
