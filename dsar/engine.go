@@ -128,7 +128,25 @@ func (e *Engine) Submit(ctx context.Context, r Request) (Request, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if dup, ok := e.openDuplicate(ctx, r); ok {
+		// The same subject asking again for the same thing: the open request answers it.
+		return dup, nil
+	}
 	return r, e.put(ctx, &r)
+}
+
+// openDuplicate returns an open request of r's subject and type, if any.
+func (e *Engine) openDuplicate(ctx context.Context, r Request) (Request, bool) {
+	var dup Request
+	found := false
+	_ = e.cfg.Store.EachRequest(ctx, func(b []byte) error {
+		var o Request
+		if json.Unmarshal(b, &o) == nil && o.Subject == r.Subject && o.Type == r.Type && !o.State.Final() && r.Type != TypeCorrection {
+			dup, found = o, true
+		}
+		return nil
+	})
+	return dup, found
 }
 
 // verified moves r to verified and creates its tasks.
@@ -226,6 +244,9 @@ func (e *Engine) Run(ctx context.Context, interval time.Duration) {
 func (e *Engine) Step(ctx context.Context) (int, error) {
 	all, err := e.List(ctx)
 	if err != nil {
+		return 0, err
+	}
+	if err := e.expireUnverified(ctx, all); err != nil {
 		return 0, err
 	}
 	ran := 0

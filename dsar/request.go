@@ -112,6 +112,8 @@ type Request struct {
 	Pauses     []Pause                           `json:"pauses,omitempty"`
 	Extension  *Extension                        `json:"extension,omitempty"`
 	Exports    []Export                          `json:"-"` // access results, kept encrypted apart (planned)
+	// Challenge is a pending one-time code (hashed), while awaiting verification.
+	Challenge *challenge `json:"challenge,omitempty"`
 }
 
 func (r *Request) event(now time.Time, what, detail string) {

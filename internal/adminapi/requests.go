@@ -35,6 +35,7 @@ type requestView struct {
 func (s *Server) view(r dsar.Request) requestView {
 	now := time.Now()
 	open := !r.State.Final()
+	r.Challenge = nil // a hashed six-digit code is guessable offline: never shown
 	return requestView{Request: r, Overdue: open && dsar.Overdue(r.Deadline.Due, now),
 		DueSoon: open && dsar.DueSoon(r.Deadline.Due, now, dueSoonWindow)}
 }

@@ -1,0 +1,215 @@
+package dsar
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/privguard/privguard"
+)
+
+// Verification settings.
+const (
+	CodeTTL        = 10 * time.Minute
+	CodeAttempts   = 5
+	UnverifiedTTL  = 7 * 24 * time.Hour // an unverified request expires after it
+	maxTokenLength = 4096
+	tokenMaxLife   = 24 * time.Hour
+	tokenClockSkew = time.Minute
+)
+
+// Verification errors.
+var (
+	ErrBadToken    = errors.New("dsar: identity token does not verify")
+	ErrBadCode     = errors.New("dsar: wrong or expired code")
+	ErrNoAttempts  = errors.New("dsar: too many wrong codes; ask for a new one")
+	ErrNotNotified = errors.New("dsar: no code was sent for this request")
+)
+
+// TokenVerifier checks identity tokens the company's app signs for its logged-in user: a
+// JWS (HS256 with a shared secret, or EdDSA with the app's Ed25519 key) whose payload holds
+// {"sub": subject id, "exp": unix seconds, "iat": unix seconds}.
+type TokenVerifier struct {
+	keys []any // []byte for HS256, ed25519.PublicKey for EdDSA
+	now  func() time.Time
+}
+
+// NewTokenVerifier accepts HMAC secrets ([]byte, at least 32 bytes) and Ed25519 public keys.
+func NewTokenVerifier(now func() time.Time, keys ...any) (*TokenVerifier, error) {
+	for _, k := range keys {
+		if b, ok := k.([]byte); ok && len(b) < 32 {
+			return nil, errors.New("dsar: HMAC token secret shorter than 32 bytes")
+		}
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &TokenVerifier{keys: keys, now: now}, nil
+}
+
+// Subject verifies token and returns the subject it vouches for.
+func (v *TokenVerifier) Subject(token string) (privguard.SubjectID, error) {
+	if len(token) > maxTokenLength {
+		return "", ErrBadToken
+	}
+	jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.HS256, jose.EdDSA})
+	if err != nil {
+		return "", ErrBadToken
+	}
+	for _, k := range v.keys {
+		payload, err := jws.Verify(k)
+		if err != nil {
+			continue
+		}
+		var claims struct {
+			Sub string `json:"sub"`
+			Exp int64  `json:"exp"`
+			Iat int64  `json:"iat"`
+		}
+		if json.Unmarshal(payload, &claims) != nil {
+			return "", ErrBadToken
+		}
+		now := v.now()
+		exp, iat := time.Unix(claims.Exp, 0), time.Unix(claims.Iat, 0)
+		if claims.Exp == 0 || now.After(exp.Add(tokenClockSkew)) || exp.Sub(iat) > tokenMaxLife || iat.After(now.Add(tokenClockSkew)) {
+			return "", fmt.Errorf("%w: expired or too long-lived", ErrBadToken)
+		}
+		s := privguard.SubjectID(claims.Sub)
+		if s.Validate() != nil {
+			return "", ErrBadToken
+		}
+		return s, nil
+	}
+	return "", ErrBadToken
+}
+
+// Notifier sends a one-time code to the subject (email, SMS).
+type Notifier interface {
+	SendCode(ctx context.Context, subject privguard.SubjectID, requestID, code string) error
+}
+
+// OutboxNotifier is the built-in Notifier: it appends each message to a file, for a mail or
+// SMS gateway (or a developer) to pick up.
+type OutboxNotifier struct {
+	Path string
+	mu   sync.Mutex
+}
+
+// SendCode implements Notifier.
+func (o *OutboxNotifier) SendCode(ctx context.Context, subject privguard.SubjectID, requestID, code string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	f, err := os.OpenFile(o.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	line, _ := json.Marshal(map[string]string{"to": string(subject), "request": requestID,
+		"text": "Your privacy request code is " + code + ". It expires in 10 minutes."})
+	_, err = f.Write(append(line, '\n'))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// challenge is a pending one-time code, stored hashed in the request.
+type challenge struct {
+	Hash      string    `json:"hash"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Attempts  int       `json:"attempts"`
+}
+
+func codeHash(requestID, code string) string {
+	h := sha256.Sum256([]byte(requestID + "\x00" + code))
+	return hex.EncodeToString(h[:])
+}
+
+// SendCode sends a fresh one-time code for request id through n. Earlier codes stop working.
+func (e *Engine) SendCode(ctx context.Context, id string, n Notifier) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r, err := e.get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if r.State != StateAwaitingVerify {
+		return fmt.Errorf("dsar: request is %s, not awaiting verification: %w", r.State, privguard.ErrConflict)
+	}
+	x, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
+	if err != nil {
+		return err
+	}
+	code := fmt.Sprintf("%06d", x.Int64())
+	now := e.cfg.Now().UTC()
+	r.Challenge = &challenge{Hash: codeHash(r.ID, code), ExpiresAt: now.Add(CodeTTL)}
+	r.event(now, "code sent", "")
+	if err := e.put(ctx, &r); err != nil {
+		return err
+	}
+	return n.SendCode(ctx, r.Subject, r.ID, code)
+}
+
+// VerifyCode checks a one-time code and, if right, verifies the request.
+func (e *Engine) VerifyCode(ctx context.Context, id, code string) (Request, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r, err := e.get(ctx, id)
+	if err != nil {
+		return Request{}, err
+	}
+	if r.State != StateAwaitingVerify {
+		return Request{}, fmt.Errorf("dsar: request is %s, not awaiting verification: %w", r.State, privguard.ErrConflict)
+	}
+	c := r.Challenge
+	now := e.cfg.Now().UTC()
+	switch {
+	case c == nil:
+		return Request{}, ErrNotNotified
+	case c.Attempts >= CodeAttempts:
+		return Request{}, ErrNoAttempts
+	}
+	if now.After(c.ExpiresAt) || subtle.ConstantTimeCompare([]byte(c.Hash), []byte(codeHash(r.ID, code))) != 1 {
+		c.Attempts++
+		r.event(now, "wrong or expired code", "")
+		if err := e.put(ctx, &r); err != nil {
+			return Request{}, err
+		}
+		return Request{}, ErrBadCode
+	}
+	r.Challenge = nil
+	e.verified(&r, &Identity{Method: "code"}, now)
+	return r, e.put(ctx, &r)
+}
+
+// expireUnverified cancels requests left unverified for UnverifiedTTL.
+func (e *Engine) expireUnverified(ctx context.Context, all []Request) error {
+	now := e.cfg.Now().UTC()
+	for _, r := range all {
+		if r.State != StateAwaitingVerify || now.Sub(r.ReceivedAt) < UnverifiedTTL {
+			continue
+		}
+		e.mu.Lock()
+		cur, err := e.get(ctx, r.ID)
+		if err == nil && cur.State == StateAwaitingVerify {
+			cur.State, cur.Reason = StateCancelled, "identity_not_verified"
+			cur.event(now, "cancelled", "identity not verified in time")
+			err = e.put(ctx, &cur)
+		}
+		e.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

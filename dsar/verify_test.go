@@ -1,0 +1,211 @@
+package dsar_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/dsar"
+)
+
+func sign(t *testing.T, alg jose.SignatureAlgorithm, key any, claims map[string]any) string {
+	t.Helper()
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(claims)
+	jws, err := s.Sign(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := jws.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestTokenVerifier(t *testing.T) {
+	// proves DSR-02: identity is verified by a token the company's app signs for its
+	// logged-in user; forged, expired, long-lived and foreign tokens are refused.
+	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	_, otherPriv, _ := ed25519.GenerateKey(rand.Reader)
+	v, err := dsar.NewTokenVerifier(func() time.Time { return now }, secret, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := map[string]any{"sub": "cust-1", "iat": now.Add(-time.Minute).Unix(), "exp": now.Add(time.Hour).Unix()}
+	for _, tc := range []struct {
+		name  string
+		token string
+		want  privguard.SubjectID
+	}{
+		{"hs256", sign(t, jose.HS256, secret, ok), "cust-1"},
+		{"eddsa", sign(t, jose.EdDSA, priv, ok), "cust-1"},
+		{"wrong secret", sign(t, jose.HS256, []byte("ffffffffffffffffffffffffffffffff"), ok), ""},
+		{"foreign ed25519 key", sign(t, jose.EdDSA, otherPriv, ok), ""},
+		{"expired", sign(t, jose.HS256, secret, map[string]any{"sub": "cust-1", "iat": now.Add(-3 * time.Hour).Unix(), "exp": now.Add(-2 * time.Hour).Unix()}), ""},
+		{"no exp", sign(t, jose.HS256, secret, map[string]any{"sub": "cust-1", "iat": now.Unix()}), ""},
+		{"lives a week", sign(t, jose.HS256, secret, map[string]any{"sub": "cust-1", "iat": now.Unix(), "exp": now.Add(7 * 24 * time.Hour).Unix()}), ""},
+		{"issued in the future", sign(t, jose.HS256, secret, map[string]any{"sub": "cust-1", "iat": now.Add(time.Hour).Unix(), "exp": now.Add(2 * time.Hour).Unix()}), ""},
+		{"empty subject", sign(t, jose.HS256, secret, map[string]any{"sub": "", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}), ""},
+		{"garbage", "not.a.jws", ""},
+		{"huge", string(make([]byte, 10000)), ""},
+	} {
+		got, err := v.Subject(tc.token)
+		if tc.want != "" {
+			if err != nil || got != tc.want {
+				t.Errorf("%s: %q, %v; want %q", tc.name, got, err, tc.want)
+			}
+			continue
+		}
+		if !errors.Is(err, dsar.ErrBadToken) {
+			t.Errorf("%s: %q, %v; want ErrBadToken", tc.name, got, err)
+		}
+	}
+	if _, err := dsar.NewTokenVerifier(nil, []byte("short")); err == nil {
+		t.Error("a 5-byte HMAC secret was accepted")
+	}
+}
+
+// captureNotifier keeps the codes it was asked to send.
+type captureNotifier struct{ codes map[string]string }
+
+func (c *captureNotifier) SendCode(_ context.Context, _ privguard.SubjectID, id, code string) error {
+	c.codes[id] = code
+	return nil
+}
+
+func TestOneTimeCode(t *testing.T) {
+	// proves DSR-02: a one-time code sent to the subject verifies the request; wrong codes
+	// are counted and a sixth try is refused; a code expires after ten minutes.
+	c := &clock{time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	e, closeDB := open(t, t.TempDir(), c, nil, nil)
+	defer closeDB()
+	n := &captureNotifier{codes: map[string]string{}}
+	r, err := e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-1", Regime: privguard.RegimePIPL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.VerifyCode(ctx, r.ID, "000000"); !errors.Is(err, dsar.ErrNotNotified) {
+		t.Fatalf("verify before any code: %v", err)
+	}
+	if err := e.SendCode(ctx, r.ID, n); err != nil {
+		t.Fatal(err)
+	}
+	code := n.codes[r.ID]
+	if !regexp.MustCompile(`^\d{6}$`).MatchString(code) {
+		t.Fatalf("code %q is not six digits", code)
+	}
+	stored, _ := e.Get(ctx, r.ID)
+	if b, _ := json.Marshal(stored); regexp.MustCompile(`\b`+code+`\b`).Match(b) {
+		t.Fatalf("the code is stored in clear: %s", b)
+	}
+	wrong := fmt.Sprintf("%06d", (atoi(code)+1)%1_000_000)
+	for i := 0; i < dsar.CodeAttempts; i++ {
+		if _, err := e.VerifyCode(ctx, r.ID, wrong); !errors.Is(err, dsar.ErrBadCode) {
+			t.Fatalf("wrong code %d: %v", i, err)
+		}
+	}
+	if _, err := e.VerifyCode(ctx, r.ID, code); !errors.Is(err, dsar.ErrNoAttempts) {
+		t.Fatalf("right code after %d wrong ones: %v; want ErrNoAttempts", dsar.CodeAttempts, err)
+	}
+
+	// A fresh code resets the attempts; it expires after CodeTTL.
+	if err := e.SendCode(ctx, r.ID, n); err != nil {
+		t.Fatal(err)
+	}
+	c.t = c.t.Add(dsar.CodeTTL + time.Second)
+	if _, err := e.VerifyCode(ctx, r.ID, n.codes[r.ID]); !errors.Is(err, dsar.ErrBadCode) {
+		t.Fatalf("expired code: %v", err)
+	}
+	if err := e.SendCode(ctx, r.ID, n); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.VerifyCode(ctx, r.ID, n.codes[r.ID])
+	if err != nil || got.State != dsar.StateVerified || got.Identity == nil || got.Identity.Method != "code" {
+		t.Fatalf("right code: %+v, %v", got.State, err)
+	}
+	if _, err := e.VerifyCode(ctx, r.ID, n.codes[r.ID]); !errors.Is(err, privguard.ErrConflict) {
+		t.Errorf("code reused on a verified request: %v", err)
+	}
+	if err := e.SendCode(ctx, r.ID, n); !errors.Is(err, privguard.ErrConflict) {
+		t.Errorf("code sent for a verified request: %v", err)
+	}
+}
+
+func atoi(s string) int {
+	n := 0
+	for _, c := range s {
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+func TestOutboxNotifier(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outbox.jsonl")
+	o := &dsar.OutboxNotifier{Path: path}
+	if err := o.SendCode(ctx, "cust-1", "req-1", "123456"); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.SendCode(ctx, "cust-2", "req-2", "654321"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	want := `{"request":"req-1","text":"Your privacy request code is 123456. It expires in 10 minutes.","to":"cust-1"}
+{"request":"req-2","text":"Your privacy request code is 654321. It expires in 10 minutes.","to":"cust-2"}
+`
+	if string(b) != want {
+		t.Errorf("outbox:\n%s\nwant:\n%s", b, want)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("outbox mode %v; want 0600 (it holds codes)", fi.Mode().Perm())
+	}
+}
+
+func TestUnverifiedRequestExpiresAndDuplicatesFold(t *testing.T) {
+	// proves DSR-02: a request never verified is closed after seven days, not kept open.
+	c := &clock{time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	e, closeDB := open(t, t.TempDir(), c, nil, nil)
+	defer closeDB()
+	a, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-1", Regime: privguard.RegimeGDPR})
+	// The same subject asking again while the first is open gets the open request back.
+	again, err := e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-1", Regime: privguard.RegimeGDPR})
+	if err != nil || again.ID != a.ID {
+		t.Errorf("duplicate access request: %s, %v; want the open %s", again.ID, err, a.ID)
+	}
+	other, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-2", Regime: privguard.RegimeGDPR})
+	if other.ID == a.ID {
+		t.Error("another subject's request folded into cust-1's")
+	}
+	c.t = c.t.Add(dsar.UnverifiedTTL - time.Minute)
+	e.Step(ctx)
+	if r, _ := e.Get(ctx, a.ID); r.State != dsar.StateAwaitingVerify {
+		t.Fatalf("before seven days: %s", r.State)
+	}
+	c.t = c.t.Add(2 * time.Minute)
+	e.Step(ctx)
+	r, _ := e.Get(ctx, a.ID)
+	if r.State != dsar.StateCancelled || r.Reason != "identity_not_verified" {
+		t.Fatalf("after seven days: %s %q; want cancelled identity_not_verified", r.State, r.Reason)
+	}
+	// Once closed, a new request is a new request.
+	fresh, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-1", Regime: privguard.RegimeGDPR})
+	if fresh.ID == a.ID {
+		t.Error("a new request after the first closed reused its id")
+	}
+}
