@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/privguard/privguard"
@@ -109,4 +112,26 @@ func newDSAR(cfg *config.File, db *boltstore.DB, conns []dsar.Connector, ledger 
 			}
 			return errors.New("not a subject fact")
 		}})
+}
+
+// identityVerification builds the token verifier (if a secret is configured) and the code
+// notifier of data-subject requests.
+func identityVerification(cfg *config.File) (*dsar.TokenVerifier, dsar.Notifier, error) {
+	outbox := cfg.DSAR.Outbox
+	if outbox == "" {
+		outbox = filepath.Join(cfg.Data, "outbox.jsonl")
+	}
+	n := &dsar.OutboxNotifier{Path: outbox}
+	if cfg.DSAR.IdentityTokenSecretFile == "" {
+		return nil, n, nil
+	}
+	secret, err := os.ReadFile(cfg.DSAR.IdentityTokenSecretFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dsar identity token secret: %w", err)
+	}
+	v, err := dsar.NewTokenVerifier(nil, bytes.TrimSpace(secret))
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, n, nil
 }

@@ -125,3 +125,56 @@ dsar:
 		t.Errorf("the ledger has no erase record: %v", h)
 	}
 }
+
+// TestCodeVerificationThroughOutbox runs serve on the embedded store and verifies a request
+// with the one-time code the outbox received (proves DSR-02 end to end).
+func TestCodeVerificationThroughOutbox(t *testing.T) {
+	// proves DSR-02: the subject proves identity with a code sent to them.
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "privguard.yaml")
+	os.WriteFile(cfg, []byte("admin_listen: 127.0.0.1:0\ndata: "+dir+"\n"), 0o600)
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"serve", "--config", cfg}, os.Getenv, pw, io.Discard); pw.Close() }()
+	defer func() { cancel(); <-done }()
+	line, _ := bufio.NewReader(pr).ReadString('\n')
+	go io.Copy(io.Discard, pr)
+	url := strings.TrimSpace(line[strings.Index(line, "http://"):])
+	tok, _ := os.ReadFile(filepath.Join(dir, "admin.token"))
+	call := func(method, path, body string) (int, map[string]any) {
+		req, _ := http.NewRequest(method, url+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	_, r := call("POST", "/v1/requests", `{"type":"access","subject":"cust-9","regime":"pipl"}`)
+	id, _ := r["id"].(string)
+	if st, _ := call("POST", "/v1/requests/"+id+"/code", ""); st != 202 {
+		t.Fatalf("send code: %d", st)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "outbox.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg struct{ To, Request, Text string }
+	json.Unmarshal(b, &msg)
+	code := msg.Text[strings.Index(msg.Text, "code is ")+8:][:6]
+	if msg.To != "cust-9" || msg.Request != id {
+		t.Fatalf("outbox message %+v", msg)
+	}
+	if st, out := call("POST", "/v1/requests/"+id+"/code/verify", `{"code":"`+code+`"}`); st != 200 || out["state"] != "verified" {
+		t.Fatalf("verify code: %d %v", st, out)
+	}
+	// No identity token secret configured: tokens are refused with a clear answer.
+	if st, out := call("POST", "/v1/requests", `{"type":"access","subject":"cust-8","regime":"pipl","identity_token":"x.y.z"}`); st != 422 {
+		t.Errorf("token without a configured secret: %d %v", st, out)
+	}
+}

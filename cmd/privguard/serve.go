@@ -234,7 +234,11 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	dsarDone := make(chan struct{})
 	go func() { defer close(dsarDone); requests.Run(dsarCtx, dsarStepInterval) }()
 	defer func() { stopDSAR(); <-dsarDone }()
-	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Vault: vlt, Requests: requests, Tokens: tokens, Logger: log, Checks: checks,
+	idTokens, notifier, err := identityVerification(cfg)
+	if err != nil {
+		return err
+	}
+	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Vault: vlt, Requests: requests, IdentityTokens: idTokens, Notifier: notifier, Tokens: tokens, Logger: log, Checks: checks,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
 	if err != nil {
 		return err

@@ -24,6 +24,8 @@ const (
 	TypeConflict             = "conflict"
 	TypeUnavailable          = "unavailable"
 	TypeInternal             = "internal"
+	TypeIdentityNotVerified  = "identity-not-verified"
+	TypeTooManyAttempts      = "too-many-attempts"
 )
 
 func unauthenticated() *privguard.Problem {

@@ -17,7 +17,14 @@ type requestBody struct {
 	Subject  string            `json:"subject" validate:"required,max=128"`
 	Regime   string            `json:"regime" validate:"required,oneof=pipl gdpr"`
 	Patch    map[string]string `json:"patch" validate:"max=64,dive,keys,max=100,endkeys,max=4096"`
-	Identity *identityBody     `json:"identity"`
+	Identity *identityBody     `json:"identity" validate:"excluded_with=IdentityToken"`
+	// IdentityToken is a JWS the company's app signed for its logged-in user (see
+	// dsar.TokenVerifier); a valid one for this subject verifies the request at once.
+	IdentityToken string `json:"identity_token" validate:"max=4096"`
+}
+
+type codeBody struct {
+	Code string `json:"code" validate:"required,len=6,numeric"`
 }
 
 type identityBody struct {
@@ -55,6 +62,18 @@ func (s *Server) postRequest(w http.ResponseWriter, r *http.Request) error {
 		for k, v := range b.Patch {
 			req.Patch[privguard.DataCategory(k)] = v
 		}
+	}
+	if b.IdentityToken != "" {
+		if s.idTokens == nil {
+			return privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "Identity tokens are not configured",
+				"set dsar.identity_token_secret_file, or verify with a code")
+		}
+		vouched, err := s.idTokens.Subject(b.IdentityToken)
+		if err != nil || vouched != subject {
+			// One answer for a forged token and a token for someone else: no oracle.
+			return privguard.NewProblem(http.StatusForbidden, TypeIdentityNotVerified, "Identity token does not verify for this subject", "")
+		}
+		req.Identity = &dsar.Identity{Method: "token"}
 	}
 	if b.Identity != nil {
 		p, _ := PrincipalFromContext(r.Context())
@@ -118,5 +137,42 @@ func (s *Server) requestRegister(w http.ResponseWriter, r *http.Request) error {
 		views = append(views, s.view(x))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"generated_at": time.Now().UTC(), "summary": dsar.Register(all, time.Now()), "requests": views})
+	return nil
+}
+
+// sendCode sends a fresh one-time code to the subject of a request awaiting verification.
+func (s *Server) sendCode(w http.ResponseWriter, r *http.Request) error {
+	if s.notifier == nil {
+		return privguard.NewProblem(http.StatusServiceUnavailable, TypeUnavailable, "No code notifier is configured", "")
+	}
+	err := s.requests.SendCode(r.Context(), r.PathValue("id"), s.notifier)
+	if errors.Is(err, privguard.ErrConflict) {
+		return privguard.NewProblem(http.StatusConflict, TypeConflict, "Not awaiting verification", "")
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"sent": true, "expires_in_seconds": int(dsar.CodeTTL.Seconds())})
+	return nil
+}
+
+// verifyCode checks the one-time code the subject received.
+func (s *Server) verifyCode(w http.ResponseWriter, r *http.Request) error {
+	var b codeBody
+	if err := s.decode(w, r, MaxConsentBody, &b); err != nil {
+		return err
+	}
+	out, err := s.requests.VerifyCode(r.Context(), r.PathValue("id"), b.Code)
+	switch {
+	case errors.Is(err, privguard.ErrConflict):
+		return privguard.NewProblem(http.StatusConflict, TypeConflict, "Not awaiting verification", "")
+	case errors.Is(err, dsar.ErrNoAttempts):
+		return privguard.NewProblem(http.StatusTooManyRequests, TypeTooManyAttempts, "Too many wrong codes", "ask for a new code")
+	case errors.Is(err, dsar.ErrBadCode), errors.Is(err, dsar.ErrNotNotified):
+		return privguard.NewProblem(http.StatusForbidden, TypeIdentityNotVerified, "Wrong or expired code", "")
+	case err != nil:
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.view(out))
 	return nil
 }

@@ -23,6 +23,11 @@ type Config struct {
 	Vault *vault.Vault
 	// Requests serves /v1/requests/* (data-subject requests); nil leaves them out.
 	Requests *dsar.Engine
+	// IdentityTokens, if set, verifies the identity tokens a request may carry
+	// ("identity_token"): the company's app vouches for its logged-in user.
+	IdentityTokens *dsar.TokenVerifier
+	// Notifier, if set, sends one-time codes (POST /v1/requests/{id}/code).
+	Notifier dsar.Notifier
 	// Tokens authenticate callers. Required and non-empty.
 	Tokens Tokens
 	// Logger receives request logs and errors. If nil, nothing is logged.
@@ -38,6 +43,8 @@ type Server struct {
 	ledger   *consent.Ledger
 	vault    *vault.Vault
 	requests *dsar.Engine
+	idTokens *dsar.TokenVerifier
+	notifier dsar.Notifier
 	tokens   Tokens
 	log      *slog.Logger
 	validate *validator.Validate
@@ -56,7 +63,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{ledger: cfg.Ledger, vault: cfg.Vault, requests: cfg.Requests, tokens: cfg.Tokens, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks}
+	s := &Server{ledger: cfg.Ledger, vault: cfg.Vault, requests: cfg.Requests, idTokens: cfg.IdentityTokens, notifier: cfg.Notifier, tokens: cfg.Tokens, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks}
 	s.routes()
 	if cfg.Metrics != nil {
 		s.mux.Handle("GET /metrics", s.logRequests("GET /metrics", s.authenticate(cfg.Metrics)))
@@ -93,6 +100,8 @@ func (s *Server) routes() {
 		authed("GET /v1/requests/register", s.requestRegister)
 		authed("GET /v1/requests/{id}", s.getRequest)
 		authed("POST /v1/requests/{id}/verify", s.verifyRequest)
+		authed("POST /v1/requests/{id}/code", s.sendCode)
+		authed("POST /v1/requests/{id}/code/verify", s.verifyCode)
 	}
 	authed("GET /healthz", s.healthz)
 	authed("GET /readyz", s.readyz)

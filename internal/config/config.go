@@ -60,6 +60,12 @@ type DSAR struct {
 	// PIPLWorkdays is the PIPL reply deadline in working days (default 15, at most 22).
 	PIPLWorkdays int     `yaml:"pipl_workdays" validate:"omitempty,min=1,max=22"`
 	Stores       []Store `yaml:"stores" validate:"dive"`
+	// IdentityTokenSecretFile holds the HMAC secret (at least 32 bytes) the company's app
+	// signs identity tokens with (HS256 JWS {sub, iat, exp}); unset disables tokens.
+	IdentityTokenSecretFile string `yaml:"identity_token_secret_file"`
+	// Outbox is the file one-time codes are appended to, for a mail or SMS gateway to send.
+	// Default <data>/outbox.jsonl.
+	Outbox string `yaml:"outbox"`
 }
 
 // Store is one downstream store of the data map.

@@ -1,0 +1,138 @@
+package adminapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/boltstore"
+	"github.com/privguard/privguard/consent"
+	"github.com/privguard/privguard/consent/consenttest"
+	"github.com/privguard/privguard/dsar"
+	"github.com/privguard/privguard/internal/adminapi"
+)
+
+var idSecret = []byte("app-secret-0123456789abcdef-0123456789")
+
+type codes map[string]string
+
+func (c codes) SendCode(_ context.Context, _ privguard.SubjectID, id, code string) error {
+	c[id] = code
+	return nil
+}
+
+func newRequestsEnv(t *testing.T) (*env, codes) {
+	t.Helper()
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), "p.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	eng, err := dsar.New(dsar.Config{Store: db.DSAR()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := dsar.NewTokenVerifier(nil, idSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := codes{}
+	l := consenttest.Open(t, "", consent.Config{})
+	logs := &bytes.Buffer{}
+	tokens := adminapi.Tokens{}
+	tokens.Add(token, adminapi.Principal{Name: "portal", Roles: []string{"admin"}})
+	api, err := adminapi.New(adminapi.Config{Ledger: l, Tokens: tokens, Requests: eng, IdentityTokens: v, Notifier: sent,
+		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	return &env{t: t, srv: srv, ledger: l, logs: logs}, sent
+}
+
+func appToken(t *testing.T, key []byte, sub string) string {
+	t.Helper()
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: key}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	b, _ := json.Marshal(map[string]any{"sub": sub, "iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix()})
+	jws, err := s.Sign(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := jws.CompactSerialize()
+	return out
+}
+
+func TestRequestIdentityByTokenAndCode(t *testing.T) {
+	// proves DSR-02: a request is verified by the app's signed token for that very subject,
+	// or by a one-time code; a token for someone else, a forged token or a wrong code is refused.
+	e, sent := newRequestsEnv(t)
+	var view map[string]any
+	body := `{"type":"access","subject":"cust-1","regime":"pipl","identity_token":"` + appToken(t, idSecret, "cust-1") + `"}`
+	if resp := e.do("POST", "/v1/requests", body, nil, &view); resp.StatusCode != 201 || view["state"] != "verified" {
+		t.Fatalf("valid token: %d %v", resp.StatusCode, view)
+	}
+	for name, tok := range map[string]string{
+		"someone else's token": appToken(t, idSecret, "cust-2"),
+		"forged token":         appToken(t, []byte("attacker-secret-0123456789abcdef-xx"), "cust-3"),
+	} {
+		var p map[string]any
+		body := `{"type":"deletion","subject":"cust-3","regime":"gdpr","identity_token":"` + tok + `"}`
+		if resp := e.do("POST", "/v1/requests", body, nil, &p); resp.StatusCode != 403 || !strings.HasSuffix(p["type"].(string), adminapi.TypeIdentityNotVerified) {
+			t.Errorf("%s: %d %v; want 403 identity-not-verified", name, resp.StatusCode, p)
+		}
+	}
+
+	// One-time code.
+	var r map[string]any
+	e.do("POST", "/v1/requests", `{"type":"deletion","subject":"cust-4","regime":"gdpr"}`, nil, &r)
+	id, _ := r["id"].(string)
+	if r["state"] != "awaiting_verification" {
+		t.Fatalf("without identity: %v", r)
+	}
+	if resp := e.do("POST", "/v1/requests/"+id+"/code", "", nil, nil); resp.StatusCode != 202 || len(sent[id]) != 6 {
+		t.Fatalf("send code: %d, sent %q", resp.StatusCode, sent[id])
+	}
+	var got map[string]any
+	e.do("GET", "/v1/requests/"+id, "", nil, &got)
+	if _, shown := got["challenge"]; shown {
+		t.Errorf("the code's hash is shown: %v", got["challenge"])
+	}
+	wrong := "000000"
+	if sent[id] == wrong {
+		wrong = "111111"
+	}
+	for _, tc := range []struct {
+		body   string
+		status int
+	}{
+		{`{"code":"12345"}`, 422},
+		{`{"code":"abcdef"}`, 422},
+		{`{"code":"` + wrong + `"}`, 403},
+		{`{"code":"` + sent[id] + `"}`, 200},
+		{`{"code":"` + sent[id] + `"}`, 409},
+	} {
+		if resp := e.do("POST", "/v1/requests/"+id+"/code/verify", tc.body, nil, nil); resp.StatusCode != tc.status {
+			t.Errorf("verify %s: %d; want %d", tc.body, resp.StatusCode, tc.status)
+		}
+	}
+	if resp := e.do("POST", "/v1/requests/nope/code", "", nil, nil); resp.StatusCode != 404 {
+		t.Errorf("code for an unknown request: %d; want 404", resp.StatusCode)
+	}
+	if strings.Contains(e.logs.String(), sent[id]) {
+		t.Error("a one-time code reached the log")
+	}
+}
