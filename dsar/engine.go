@@ -57,6 +57,14 @@ type Engine struct {
 	connectors map[string]Connector
 	names      []string
 	mu         sync.Mutex // serialises request updates
+	// open indexes open requests by subject and type (the duplicate check), loaded from the
+	// store on first use and kept current by put. Guarded by mu.
+	open map[openKey]string
+}
+
+type openKey struct {
+	subject privguard.SubjectID
+	typ     Type
 }
 
 // New returns an engine.
@@ -135,18 +143,47 @@ func (e *Engine) Submit(ctx context.Context, r Request) (Request, error) {
 	return r, e.put(ctx, &r)
 }
 
-// openDuplicate returns an open request of r's subject and type, if any.
+// openDuplicate returns an open request of r's subject and type, if any. Corrections are
+// never duplicates: each carries its own patch. e.mu must be held.
 func (e *Engine) openDuplicate(ctx context.Context, r Request) (Request, bool) {
-	var dup Request
-	found := false
-	_ = e.cfg.Store.EachRequest(ctx, func(b []byte) error {
-		var o Request
-		if json.Unmarshal(b, &o) == nil && o.Subject == r.Subject && o.Type == r.Type && !o.State.Final() && r.Type != TypeCorrection {
-			dup, found = o, true
+	if r.Type == TypeCorrection {
+		return Request{}, false
+	}
+	if e.open == nil {
+		open := map[openKey]string{}
+		err := e.cfg.Store.EachRequest(ctx, func(b []byte) error {
+			var o Request
+			if err := json.Unmarshal(b, &o); err != nil {
+				return err
+			}
+			e.index(open, &o)
+			return nil
+		})
+		if err != nil {
+			return Request{}, false // the store is failing; put will say so
 		}
-		return nil
-	})
-	return dup, found
+		e.open = open
+	}
+	id, ok := e.open[openKey{r.Subject, r.Type}]
+	if !ok {
+		return Request{}, false
+	}
+	dup, err := e.get(ctx, id)
+	return dup, err == nil && !dup.State.Final()
+}
+
+// index records r in open if it is an open, non-correction request, and removes it if not.
+func (e *Engine) index(open map[openKey]string, r *Request) {
+	if r.Type == TypeCorrection {
+		return
+	}
+	k := openKey{r.Subject, r.Type}
+	switch {
+	case !r.State.Final():
+		open[k] = r.ID
+	case open[k] == r.ID:
+		delete(open, k)
+	}
 }
 
 // verified moves r to verified and creates its tasks.
@@ -203,6 +240,9 @@ func (e *Engine) put(ctx context.Context, r *Request) error {
 	}
 	if err := e.cfg.Store.PutRequest(ctx, r.ID, b); err != nil {
 		return fmt.Errorf("dsar: store request: %w: %w", err, privguard.ErrUnavailable)
+	}
+	if e.open != nil {
+		e.index(e.open, r)
 	}
 	return nil
 }

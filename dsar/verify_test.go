@@ -180,10 +180,14 @@ func TestOutboxNotifier(t *testing.T) {
 func TestUnverifiedRequestExpiresAndDuplicatesFold(t *testing.T) {
 	// proves DSR-02: a request never verified is closed after seven days, not kept open.
 	c := &clock{time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
-	e, closeDB := open(t, t.TempDir(), c, nil, nil)
-	defer closeDB()
+	dir := t.TempDir()
+	e, closeDB := open(t, dir, c, nil, nil)
 	a, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-1", Regime: privguard.RegimeGDPR})
-	// The same subject asking again while the first is open gets the open request back.
+	closeDB()
+	// After a restart, the same subject asking again while the first is open gets the open
+	// request back.
+	e, closeDB = open(t, dir, c, nil, nil)
+	defer func() { closeDB() }()
 	again, err := e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-1", Regime: privguard.RegimeGDPR})
 	if err != nil || again.ID != a.ID {
 		t.Errorf("duplicate access request: %s, %v; want the open %s", again.ID, err, a.ID)
