@@ -1,6 +1,7 @@
 package dsar
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -30,6 +32,7 @@ type Store interface {
 const (
 	DefaultBaseBackoff = time.Second
 	DefaultMaxBackoff  = 10 * time.Minute
+	DefaultWorkers     = 8
 )
 
 // Config configures [New].
@@ -46,8 +49,10 @@ type Config struct {
 	OnSubjectFact func(ctx context.Context, r Request) error
 	BaseBackoff   time.Duration
 	MaxBackoff    time.Duration
-	Now           func() time.Time
-	Logger        *slog.Logger
+	// Workers is how many requests Step advances at once (default DefaultWorkers).
+	Workers int
+	Now     func() time.Time
+	Logger  *slog.Logger
 }
 
 // Engine runs requests. All methods are safe for concurrent use; requests are processed
@@ -56,7 +61,8 @@ type Engine struct {
 	cfg        Config
 	connectors map[string]Connector
 	names      []string
-	mu         sync.Mutex // serialises request updates
+	mu         sync.Mutex // serialises request reads-then-writes
+	stepMu     sync.Mutex // one Step at a time
 	// open indexes open requests by subject and type (the duplicate check), loaded from the
 	// store on first use and kept current by put. Guarded by mu.
 	open map[openKey]string
@@ -81,6 +87,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.BaseBackoff == 0 {
 		cfg.BaseBackoff = DefaultBaseBackoff
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = DefaultWorkers
 	}
 	if cfg.MaxBackoff == 0 {
 		cfg.MaxBackoff = DefaultMaxBackoff
@@ -282,6 +291,8 @@ func (e *Engine) Run(ctx context.Context, interval time.Duration) {
 // task. It returns how many tasks ran. Requests survive restarts: a task interrupted
 // mid-way is simply run again (connectors are idempotent).
 func (e *Engine) Step(ctx context.Context) (int, error) {
+	e.stepMu.Lock()
+	defer e.stepMu.Unlock()
 	all, err := e.List(ctx)
 	if err != nil {
 		return 0, err
@@ -289,7 +300,7 @@ func (e *Engine) Step(ctx context.Context) (int, error) {
 	if err := e.expireUnverified(ctx, all); err != nil {
 		return 0, err
 	}
-	ran := 0
+	var due []string
 	for _, r := range all {
 		if r.State.Final() || r.State == StateAwaitingVerify || r.State == StateReceived {
 			continue
@@ -297,13 +308,32 @@ func (e *Engine) Step(ctx context.Context) (int, error) {
 		if r.Type == TypeDeletion && e.accessPending(all, r) {
 			continue // an earlier access request for the subject runs first
 		}
-		n, err := e.advance(ctx, r.ID)
-		ran += n
-		if err != nil {
-			return ran, err
-		}
+		due = append(due, r.ID)
 	}
-	return ran, nil
+	// Requests advance in parallel (store round trips overlap); each request's own tasks
+	// run in order.
+	var (
+		wg       sync.WaitGroup
+		ran      atomic.Int64
+		errMu    sync.Mutex
+		firstErr error
+		sem      = make(chan struct{}, e.cfg.Workers)
+	)
+	for _, id := range due {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			n, err := e.advance(ctx, id)
+			ran.Add(int64(n))
+			if err != nil {
+				errMu.Lock()
+				firstErr = cmp.Or(firstErr, err)
+				errMu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return int(ran.Load()), firstErr
 }
 
 // accessPending reports whether an access or portability request for r's subject, received
@@ -320,9 +350,12 @@ func (e *Engine) accessPending(all []Request, r Request) bool {
 
 // advance runs the due tasks of request id and settles its state.
 func (e *Engine) advance(ctx context.Context, id string) (int, error) {
+	// Only Step changes a verified or in-progress request (the other mutators act on
+	// requests awaiting verification), so e.mu is held to read and write, not while the
+	// stores work.
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	r, err := e.get(ctx, id)
+	e.mu.Unlock()
 	if err != nil {
 		return 0, err
 	}
@@ -348,10 +381,17 @@ func (e *Engine) advance(ctx context.Context, id string) (int, error) {
 			t.State, t.Items, t.DoneAt, t.LastError = TaskDone, items, now, ""
 			r.event(now, "task done", t.Store)
 		}
-		if err := e.put(ctx, &r); err != nil { // progress is durable task by task
-			return ran, err
+		if i < len(r.Tasks)-1 { // progress is durable task by task (the last is saved below)
+			e.mu.Lock()
+			err := e.put(ctx, &r)
+			e.mu.Unlock()
+			if err != nil {
+				return ran, err
+			}
 		}
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	e.settle(ctx, &r, now)
 	return ran, e.put(ctx, &r)
 }

@@ -3,6 +3,7 @@ package dsar_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -200,5 +201,51 @@ func TestRegister(t *testing.T) {
 	}
 	if g := reg[privguard.RegimeGDPR]; g.Total != 1 || g.Open != 1 || g.Overdue != 0 {
 		t.Errorf("GDPR register = %+v", g)
+	}
+}
+
+func TestParallelStepErasesEachSubjectOnce(t *testing.T) {
+	// proves DSR-09: with requests advanced in parallel, every subject is erased in every
+	// store and the erasure hook runs exactly once per subject.
+	c := &clock{time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	crm := &memStore{name: "crm", data: map[privguard.SubjectID]int{}}
+	tags := &memStore{name: "tags", data: map[privguard.SubjectID]int{}}
+	const n = 300
+	for i := range n {
+		s := privguard.SubjectID(fmt.Sprintf("cust-%d", i))
+		crm.data[s], tags.data[s] = 2, 3
+	}
+	erased := map[privguard.SubjectID]int{}
+	e, closeDB := open(t, t.TempDir(), c, []dsar.Connector{crm, tags}, func(_ context.Context, s privguard.SubjectID) error {
+		erased[s]++ // called under the engine's lock
+		return nil
+	})
+	defer closeDB()
+	crm.fails = 7 // some tasks fail and are retried after the backoff
+	for i := range n {
+		if _, err := e.Submit(ctx, dsar.Request{Type: dsar.TypeDeletion, Subject: privguard.SubjectID(fmt.Sprintf("cust-%d", i)),
+			Regime: privguard.RegimeGDPR, Identity: &dsar.Identity{Method: "operator"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 10 {
+		if _, err := e.Step(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c.t = c.t.Add(2 * time.Hour) // past every backoff
+	}
+	all, _ := e.List(ctx)
+	for _, r := range all {
+		if r.State != dsar.StateCompleted {
+			t.Errorf("%s: %s %+v", r.Subject, r.State, r.Tasks)
+		}
+	}
+	if len(crm.data)+len(tags.data) != 0 || len(erased) != n {
+		t.Errorf("left: crm %d, tags %d; erased hooks for %d of %d", len(crm.data), len(tags.data), len(erased), n)
+	}
+	for s, k := range erased {
+		if k != 1 {
+			t.Errorf("%s erased %d times", s, k)
+		}
 	}
 }
