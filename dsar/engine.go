@@ -381,15 +381,9 @@ func (e *Engine) advance(ctx context.Context, id string) (int, error) {
 			t.State, t.Items, t.DoneAt, t.LastError = TaskDone, items, now, ""
 			r.event(now, "task done", t.Store)
 		}
-		if i < len(r.Tasks)-1 { // progress is durable task by task (the last is saved below)
-			e.mu.Lock()
-			err := e.put(ctx, &r)
-			e.mu.Unlock()
-			if err != nil {
-				return ran, err
-			}
-		}
 	}
+	// One durable write per round, not per task: every connector operation is idempotent,
+	// so a crash before this write only means the round's tasks run again.
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.settle(ctx, &r, now)
