@@ -178,3 +178,53 @@ func TestCodeVerificationThroughOutbox(t *testing.T) {
 		t.Errorf("token without a configured secret: %d %v", st, out)
 	}
 }
+
+// TestDSARCommand drives a running serve with 'privguard dsar submit|list|status'.
+func TestDSARCommand(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "privguard.yaml")
+	os.WriteFile(cfg, []byte("admin_listen: 127.0.0.1:0\ndata: "+dir+"\n"), 0o600)
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"serve", "--config", cfg}, os.Getenv, pw, io.Discard); pw.Close() }()
+	defer func() { cancel(); <-done }()
+	line, _ := bufio.NewReader(pr).ReadString('\n')
+	go io.Copy(io.Discard, pr)
+	url := strings.TrimSpace(line[strings.Index(line, "http://"):])
+	noenv := func(string) string { return "" }
+	cli := func(args ...string) (int, string, string) {
+		var out, errb strings.Builder
+		code := run(ctx, append([]string{"dsar"}, append(args, "--admin", url, "--data", dir)...), noenv, &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	ids := filepath.Join(dir, "ids.txt")
+	os.WriteFile(ids, []byte("cust-1\ncust-2\n\n# a comment\ncust-3\nbad subject\x00\n"), 0o600)
+	code, out, errOut := cli("submit", "--type", "objection", "--regime", "gdpr", "--subjects-file", ids)
+	if code != 1 || strings.Count(out, "\n") != 3 || !strings.Contains(errOut, "line 6:") || !strings.Contains(errOut, "1 of 4 submissions failed") {
+		t.Fatalf("bulk submit: %d\n%s\n%s", code, out, errOut)
+	}
+	if strings.Contains(errOut, "bad subject") {
+		t.Errorf("a subject id reached stderr: %s", errOut)
+	}
+	code, out, _ = cli("submit", "--type", "access", "--subject", "cust-9", "--regime", "pipl", "--operator-note", "checked ID card")
+	if code != 0 || !strings.HasSuffix(strings.TrimSpace(out), "verified") {
+		t.Fatalf("submit: %d %s", code, out)
+	}
+	id := strings.Fields(out)[0]
+	if code, out, _ = cli("status", id); code != 0 || !strings.Contains(out, `"subject": "cust-9"`) {
+		t.Errorf("status: %d %s", code, out)
+	}
+	if code, out, _ = cli("list", "--state", "verified"); code != 0 || !strings.Contains(out, id) || strings.Count(out, "verified") != strings.Count(out, "\n")-1 {
+		t.Errorf("list --state verified: %d\n%s", code, out)
+	}
+	if code, out, _ = cli("list", "--overdue"); code != 0 || strings.Count(out, "\n") != 1 {
+		t.Errorf("list --overdue (none are): %d\n%s", code, out)
+	}
+	if code, _, errOut = cli("status", "no-such-id"); code != 1 || !strings.Contains(errOut, "404") {
+		t.Errorf("status of an unknown id: %d %s", code, errOut)
+	}
+	if code, _, _ = cli("submit", "--type", "access"); code != 2 {
+		t.Errorf("submit without a subject: %d; want 2", code)
+	}
+}

@@ -19,6 +19,7 @@ Commands:
   serve            run the consent ledger and admin APIs (embedded store, no other service needed)
   consent verify   check the consent ledger's hash chain; names the first record that does not match
   policy test DIR  run a policy's Rego unit tests (the default bundle: policy/bundle)
+  dsar ...         data-subject requests through a running serve: submit, status, list
   keys ...         master key and subject keys: init, status, shred, compact, rotate, rotate-kek
   version          print the version
   help             print this help
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		fmt.Fprintf(stderr, "privguard: unknown consent command %q (want: verify)\n", args[1])
 		return 2
+	case "dsar":
+		return dsarCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "keys":
 		return keys(ctx, args[1:], stdout, stderr)
 	case "policy":

@@ -102,9 +102,18 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	q := r.URL.Query()
+	state, overdue := q.Get("state"), q.Get("overdue")
+	if overdue != "" && overdue != "true" && overdue != "false" {
+		return privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "overdue: want true or false")
+	}
 	views := make([]requestView, 0, len(all))
 	for _, x := range all {
-		views = append(views, s.view(x))
+		v := s.view(x)
+		if (state != "" && string(x.State) != state) || (overdue != "" && v.Overdue != (overdue == "true")) {
+			continue
+		}
+		views = append(views, v)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"requests": views})
 	return nil

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/privguard/privguard/internal/config"
+)
+
+const dsarUsage = `Usage: privguard dsar <submit|status|list> [flags]
+
+Talks to a running 'privguard serve' through its admin API.
+
+  submit --type T --subject ID | --subjects-file FILE [--regime pipl|gdpr] [--operator-note TEXT]
+         T: access portability categories correction deletion restriction objection.
+         With --operator-note, you attest that you verified the requester's identity.
+         A subjects file has one id per line; progress goes to stderr.
+  status ID           print one request (state, deadline, tasks per store)
+  list [--state S] [--overdue]
+
+Common flags: --admin URL (default http://127.0.0.1:8081), --data DIR (reads DIR/admin.token),
+--token-file FILE; or set PRIVGUARD_ADMIN_TOKEN.
+`
+
+// adminClient calls the admin API.
+type adminClient struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+func (c *adminClient) call(ctx context.Context, method, path string, body any, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var p struct{ Title, Detail string }
+		json.Unmarshal(b, &p)
+		return fmt.Errorf("%s: %s %s", resp.Status, p.Title, p.Detail)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+func dsarCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, dsarUsage)
+		return 2
+	}
+	cmd := args[0]
+	fs := flag.NewFlagSet("privguard dsar "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, dsarUsage) }
+	admin := fs.String("admin", "http://"+config.DefaultAdminListen, "admin API `URL`")
+	data := fs.String("data", config.DefaultDataDir, "data `directory` holding admin.token")
+	tokenFile := fs.String("token-file", "", "`file` holding the admin token")
+	typ := fs.String("type", "", "request type (submit)")
+	subject := fs.String("subject", "", "subject id (submit)")
+	subjectsFile := fs.String("subjects-file", "", "`file` of subject ids, one per line (submit)")
+	regime := fs.String("regime", "pipl", "pipl or gdpr (submit)")
+	note := fs.String("operator-note", "", "how you verified the identity (submit)")
+	state := fs.String("state", "", "only requests in this state (list)")
+	overdue := fs.Bool("overdue", false, "only overdue requests (list)")
+	// Flags may come before or after the positional argument (privguard dsar status ID --admin URL).
+	var positional []string
+	for rest := args[1:]; ; {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional, rest = append(positional, fs.Arg(0)), fs.Args()[1:]
+	}
+	token := getenv("PRIVGUARD_ADMIN_TOKEN")
+	if token == "" {
+		f := *tokenFile
+		if f == "" {
+			f = filepath.Join(*data, adminTokenFile)
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			fmt.Fprintf(stderr, "privguard: admin token: %v (use --token-file or PRIVGUARD_ADMIN_TOKEN)\n", err)
+			return 2
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	c := &adminClient{base: strings.TrimSuffix(*admin, "/"), token: token, http: &http.Client{Timeout: 30 * time.Second}}
+	switch cmd {
+	case "submit":
+		return dsarSubmit(ctx, c, *typ, *subject, *subjectsFile, *regime, *note, stdout, stderr)
+	case "status":
+		if len(positional) != 1 {
+			fmt.Fprint(stderr, "Usage: privguard dsar status ID\n")
+			return 2
+		}
+		var out json.RawMessage
+		if err := c.call(ctx, "GET", "/v1/requests/"+url.PathEscape(positional[0]), nil, &out); err != nil {
+			fmt.Fprintf(stderr, "privguard: %v\n", err)
+			return 1
+		}
+		var pretty bytes.Buffer
+		json.Indent(&pretty, out, "", "  ")
+		fmt.Fprintln(stdout, pretty.String())
+		return 0
+	case "list":
+		q := url.Values{}
+		if *state != "" {
+			q.Set("state", *state)
+		}
+		if *overdue {
+			q.Set("overdue", "true")
+		}
+		var out struct {
+			Requests []struct {
+				ID, Type, State, Regime string
+				Overdue                 bool
+				DueSoon                 bool `json:"due_soon"`
+				Deadline                struct{ Due time.Time }
+			}
+		}
+		if err := c.call(ctx, "GET", "/v1/requests?"+q.Encode(), nil, &out); err != nil {
+			fmt.Fprintf(stderr, "privguard: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%-36s  %-12s  %-5s  %-22s  %-10s  %s\n", "ID", "TYPE", "LAW", "STATE", "DUE", "")
+		for _, r := range out.Requests {
+			flag := ""
+			if r.Overdue {
+				flag = "OVERDUE"
+			} else if r.DueSoon {
+				flag = "due soon"
+			}
+			fmt.Fprintf(stdout, "%-36s  %-12s  %-5s  %-22s  %-10s  %s\n", r.ID, r.Type, r.Regime, r.State, r.Deadline.Due.Format(time.DateOnly), flag)
+		}
+		return 0
+	}
+	fmt.Fprintf(stderr, "privguard: unknown dsar command %q\n\n%s", cmd, dsarUsage)
+	return 2
+}
+
+func dsarSubmit(ctx context.Context, c *adminClient, typ, subject, subjectsFile, regime, note string, stdout, stderr io.Writer) int {
+	if typ == "" || (subject == "") == (subjectsFile == "") {
+		fmt.Fprint(stderr, "privguard dsar submit: need --type and exactly one of --subject, --subjects-file\n")
+		return 2
+	}
+	subjects, lines := []string{subject}, []int{1}
+	if subjectsFile != "" {
+		f, err := os.Open(subjectsFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "privguard: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		subjects, lines = subjects[:0], lines[:0]
+		sc := bufio.NewScanner(f)
+		for n := 1; sc.Scan(); n++ {
+			if s := strings.TrimSpace(sc.Text()); s != "" && !strings.HasPrefix(s, "#") {
+				subjects, lines = append(subjects, s), append(lines, n)
+			}
+		}
+		if err := sc.Err(); err != nil {
+			fmt.Fprintf(stderr, "privguard: %s: %v\n", subjectsFile, err)
+			return 2
+		}
+	}
+	body := map[string]any{"type": typ, "regime": regime}
+	if note != "" {
+		body["identity"] = map[string]string{"method": "operator", "note": note}
+	}
+	failed := 0
+	start := time.Now()
+	for i, s := range subjects {
+		body["subject"] = s
+		var out struct{ ID, State string }
+		if err := c.call(ctx, "POST", "/v1/requests", body, &out); err != nil {
+			// Name the line, not the id: the id is personal data and stderr may be logged.
+			fmt.Fprintf(stderr, "line %d: %v\n", lines[i], err)
+			failed++
+			continue
+		}
+		fmt.Fprintf(stdout, "%s\t%s\n", out.ID, out.State)
+		if len(subjects) > 1 && ((i+1)%100 == 0 || i+1 == len(subjects)) {
+			fmt.Fprintf(stderr, "\rsubmitted %d/%d (%.0f/s)", i+1, len(subjects), float64(i+1)/time.Since(start).Seconds())
+		}
+	}
+	if len(subjects) > 1 {
+		fmt.Fprintln(stderr)
+	}
+	if failed > 0 {
+		fmt.Fprintf(stderr, "privguard: %d of %d submissions failed\n", failed, len(subjects))
+		return 1
+	}
+	return 0
+}
