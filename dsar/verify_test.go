@@ -112,7 +112,7 @@ func TestOneTimeCode(t *testing.T) {
 		t.Fatalf("code %q is not six digits", code)
 	}
 	stored, _ := e.Get(ctx, r.ID)
-	if b, _ := json.Marshal(stored); regexp.MustCompile(`\b`+code+`\b`).Match(b) {
+	if b, _ := json.Marshal(stored); regexp.MustCompile(`\b` + code + `\b`).Match(b) {
 		t.Fatalf("the code is stored in clear: %s", b)
 	}
 	wrong := fmt.Sprintf("%06d", (atoi(code)+1)%1_000_000)
