@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,7 +66,8 @@ type Engine struct {
 	stepMu     sync.Mutex // one Step at a time
 	// open indexes open requests by subject and type (the duplicate check), loaded from the
 	// store on first use and kept current by put. Guarded by mu.
-	open map[openKey]string
+	open   map[openKey]string
+	active map[string]bool // ids of requests not yet final
 }
 
 type openKey struct {
@@ -158,20 +160,8 @@ func (e *Engine) openDuplicate(ctx context.Context, r Request) (Request, bool) {
 	if r.Type == TypeCorrection {
 		return Request{}, false
 	}
-	if e.open == nil {
-		open := map[openKey]string{}
-		err := e.cfg.Store.EachRequest(ctx, func(b []byte) error {
-			var o Request
-			if err := json.Unmarshal(b, &o); err != nil {
-				return err
-			}
-			e.index(open, &o)
-			return nil
-		})
-		if err != nil {
-			return Request{}, false // the store is failing; put will say so
-		}
-		e.open = open
+	if e.loadIndex(ctx) != nil {
+		return Request{}, false // the store is failing; put will say so
 	}
 	id, ok := e.open[openKey{r.Subject, r.Type}]
 	if !ok {
@@ -181,8 +171,34 @@ func (e *Engine) openDuplicate(ctx context.Context, r Request) (Request, bool) {
 	return dup, err == nil && !dup.State.Final()
 }
 
-// index records r in open if it is an open, non-correction request, and removes it if not.
-func (e *Engine) index(open map[openKey]string, r *Request) {
+// loadIndex builds the indexes of open requests from the store, once. e.mu must be held.
+func (e *Engine) loadIndex(ctx context.Context) error {
+	if e.open != nil {
+		return nil
+	}
+	open, active := map[openKey]string{}, map[string]bool{}
+	err := e.cfg.Store.EachRequest(ctx, func(b []byte) error {
+		var o Request
+		if err := json.Unmarshal(b, &o); err != nil {
+			return err
+		}
+		index(open, active, &o)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	e.open, e.active = open, active
+	return nil
+}
+
+// index records r in the indexes of open requests if it is open, and removes it if not.
+func index(open map[openKey]string, active map[string]bool, r *Request) {
+	if r.State.Final() {
+		delete(active, r.ID)
+	} else {
+		active[r.ID] = true
+	}
 	if r.Type == TypeCorrection {
 		return
 	}
@@ -193,6 +209,25 @@ func (e *Engine) index(open map[openKey]string, r *Request) {
 	case open[k] == r.ID:
 		delete(open, k)
 	}
+}
+
+// openRequests returns every request not yet final, without reading the finished ones.
+func (e *Engine) openRequests(ctx context.Context) ([]Request, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.loadIndex(ctx); err != nil {
+		return nil, fmt.Errorf("dsar: list requests: %w: %w", err, privguard.ErrUnavailable)
+	}
+	out := make([]Request, 0, len(e.active))
+	for id := range e.active {
+		r, err := e.get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b Request) int { return strings.Compare(a.ID, b.ID) }) // oldest first (ids are time-ordered)
+	return out, nil
 }
 
 // verified moves r to verified and creates its tasks.
@@ -251,7 +286,7 @@ func (e *Engine) put(ctx context.Context, r *Request) error {
 		return fmt.Errorf("dsar: store request: %w: %w", err, privguard.ErrUnavailable)
 	}
 	if e.open != nil {
-		e.index(e.open, r)
+		index(e.open, e.active, r)
 	}
 	return nil
 }
@@ -293,7 +328,7 @@ func (e *Engine) Run(ctx context.Context, interval time.Duration) {
 func (e *Engine) Step(ctx context.Context) (int, error) {
 	e.stepMu.Lock()
 	defer e.stepMu.Unlock()
-	all, err := e.List(ctx)
+	all, err := e.openRequests(ctx)
 	if err != nil {
 		return 0, err
 	}
