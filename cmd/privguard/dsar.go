@@ -25,7 +25,7 @@ import (
 const dsarStepInterval = 2 * time.Second
 
 // connectors builds the data map's connectors; close releases them.
-func connectors(ctx context.Context, stores []config.Store) (out []dsar.Connector, close func(), err error) {
+func connectors(ctx context.Context, stores []config.Store, log *slog.Logger) (out []dsar.Connector, close func(), err error) {
 	var closers []func()
 	close = func() {
 		for _, c := range closers {
@@ -58,6 +58,16 @@ func connectors(ctx context.Context, stores []config.Store) (out []dsar.Connecto
 					return nil, nil, err
 				}
 				closers, c = append(closers, func() { mc.Close() }), mc
+				// A store that is down now is retried by the tasks; the check is advisory.
+				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				warnings, err := mc.CheckCollation(cctx)
+				cancel()
+				if err != nil {
+					log.Warn("dsar store collation not checked", "store", s.Name, "err", err)
+				}
+				for _, w := range warnings {
+					log.Warn(w)
+				}
 			}
 			out = append(out, c)
 		case "redis":

@@ -221,7 +221,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		log.Info("privguard sidecar serving", "listen", bound, "upstream", cfg.Upstream)
 		fmt.Fprintf(stdout, "privguard: sidecar on http://%s -> %s\n", bound, cfg.Upstream)
 	}
-	conns, closeConns, err := connectors(ctx, cfg.DSAR.Stores)
+	conns, closeConns, err := connectors(ctx, cfg.DSAR.Stores, log)
 	if err != nil {
 		return err
 	}

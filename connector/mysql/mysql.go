@@ -103,6 +103,36 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 	return &Connector{name: cfg.Name, db: db, tables: cfg.Tables}, nil
 }
 
+// CheckCollation returns a warning for each subject column whose collation is not binary.
+// Under a case- or accent-insensitive collation ("utf8mb4_general_ci", MariaDB's default)
+// 'Cust-1' and 'cust-1' are equal, so an erasure of one subject would also erase another
+// whose id differs only in case; subject columns should use a _bin collation.
+func (c *Connector) CheckCollation(ctx context.Context) ([]string, error) {
+	var warnings []string
+	for _, t := range c.tables {
+		schema, table, found := strings.Cut(t.Table, ".")
+		if !found {
+			schema, table = "", t.Table
+		}
+		var coll sql.NullString
+		err := c.db.QueryRowContext(ctx, `SELECT COLLATION_NAME FROM information_schema.COLUMNS
+			WHERE TABLE_SCHEMA = COALESCE(NULLIF(?, ''), DATABASE()) AND TABLE_NAME = ? AND COLUMN_NAME = ?`,
+			schema, table, t.SubjectColumn).Scan(&coll)
+		if errors.Is(err, sql.ErrNoRows) {
+			warnings = append(warnings, fmt.Sprintf("mysql %s: %s.%s does not exist", c.name, t.Table, t.SubjectColumn))
+			continue
+		}
+		if err != nil {
+			return nil, c.fail("check collation", err)
+		}
+		if coll.Valid && !strings.HasSuffix(coll.String, "_bin") {
+			warnings = append(warnings, fmt.Sprintf("mysql %s: subject column %s.%s has collation %s, which compares ids case-insensitively; use a _bin collation",
+				c.name, t.Table, t.SubjectColumn, coll.String))
+		}
+	}
+	return warnings, nil
+}
+
 // Close closes the database handle.
 func (c *Connector) Close() error { return c.db.Close() }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/privguard/privguard"
@@ -55,4 +56,40 @@ func TestConformance(t *testing.T) {
 	defer c.Close()
 	// proves PUR-05: tags and segments (derived data) are exported and erased like any data.
 	dsartest.TestConnector(t, c, seeder{db})
+}
+
+func TestCheckCollation(t *testing.T) {
+	dsn := os.Getenv("PRIVGUARD_TEST_MYSQL_DSN")
+	if dsn == "" {
+		t.Skip("PRIVGUARD_TEST_MYSQL_DSN is not set (CI sets it; see .ci/run)")
+	}
+	ctx := context.Background()
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{"DROP TABLE IF EXISTS mytest_coll_bin, mytest_coll_ci",
+		"CREATE TABLE mytest_coll_bin (uid VARCHAR(64)) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+		"CREATE TABLE mytest_coll_ci (uid VARCHAR(64)) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { db.Exec("DROP TABLE IF EXISTS mytest_coll_bin, mytest_coll_ci") })
+	c, err := mysql.New(ctx, mysql.Config{Name: "tags", DSN: dsn, Tables: []mysql.Table{
+		{Table: "mytest_coll_bin", SubjectColumn: "uid", Erase: dsar.EraseDelete},
+		{Table: "mytest_coll_ci", SubjectColumn: "uid", Erase: dsar.EraseDelete},
+		{Table: "mytest_coll_missing", SubjectColumn: "uid", Erase: dsar.EraseDelete}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got, err := c.CheckCollation(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !strings.Contains(got[0], "mytest_coll_ci.uid has collation utf8mb4_general_ci") || !strings.Contains(got[1], "mytest_coll_missing.uid does not exist") {
+		t.Errorf("warnings: %q", got)
+	}
 }
