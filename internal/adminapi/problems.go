@@ -26,6 +26,7 @@ const (
 	TypeInternal             = "internal"
 	TypeIdentityNotVerified  = "identity-not-verified"
 	TypeTooManyAttempts      = "too-many-attempts"
+	TypeExtensionRefused     = "extension-refused"
 )
 
 func unauthenticated() *privguard.Problem {

@@ -23,6 +23,16 @@ type requestBody struct {
 	IdentityToken string `json:"identity_token" validate:"max=4096"`
 }
 
+type extendBody struct {
+	Months     int       `json:"months" validate:"required,min=1,max=2"`
+	Reason     string    `json:"reason" validate:"required,max=2000"`
+	NotifiedAt time.Time `json:"notified_at"`
+}
+
+type reasonBody struct {
+	Reason string `json:"reason" validate:"required,max=2000"`
+}
+
 type codeBody struct {
 	Code string `json:"code" validate:"required,len=6,numeric"`
 }
@@ -179,6 +189,46 @@ func (s *Server) verifyCode(w http.ResponseWriter, r *http.Request) error {
 		return privguard.NewProblem(http.StatusTooManyRequests, TypeTooManyAttempts, "Too many wrong codes", "ask for a new code")
 	case errors.Is(err, dsar.ErrBadCode), errors.Is(err, dsar.ErrNotNotified):
 		return privguard.NewProblem(http.StatusForbidden, TypeIdentityNotVerified, "Wrong or expired code", "")
+	case err != nil:
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.view(out))
+	return nil
+}
+
+// extendRequest records a GDPR Art. 12(3) extension.
+func (s *Server) extendRequest(w http.ResponseWriter, r *http.Request) error {
+	var b extendBody
+	if err := s.decode(w, r, MaxConsentBody, &b); err != nil {
+		return err
+	}
+	out, err := s.requests.Extend(r.Context(), r.PathValue("id"), b.Months, b.Reason, b.NotifiedAt)
+	return s.requestChanged(w, out, err)
+}
+
+// closeRequest cancels or rejects an open request with a reason.
+func (s *Server) closeRequest(reject bool) func(w http.ResponseWriter, r *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var b reasonBody
+		if err := s.decode(w, r, MaxConsentBody, &b); err != nil {
+			return err
+		}
+		op := s.requests.Cancel
+		if reject {
+			op = s.requests.Reject
+		}
+		out, err := op(r.Context(), r.PathValue("id"), b.Reason)
+		return s.requestChanged(w, out, err)
+	}
+}
+
+func (s *Server) requestChanged(w http.ResponseWriter, out dsar.Request, err error) error {
+	switch {
+	case errors.Is(err, privguard.ErrConflict):
+		return privguard.NewProblem(http.StatusConflict, TypeConflict, "The request is closed", "")
+	case errors.Is(err, dsar.ErrExtensionRefused):
+		// The error names the rule broken (Art. 12(3)), never personal data.
+		return privguard.NewProblem(http.StatusUnprocessableEntity, TypeExtensionRefused, "Extension refused", err.Error())
 	case err != nil:
 		return err
 	}

@@ -136,3 +136,38 @@ func TestRequestIdentityByTokenAndCode(t *testing.T) {
 		t.Error("a one-time code reached the log")
 	}
 }
+
+func TestRequestExtendCancelReject(t *testing.T) {
+	e, _ := newRequestsEnv(t)
+	var g, p map[string]any
+	e.do("POST", "/v1/requests", `{"type":"access","subject":"cust-1","regime":"gdpr"}`, nil, &g)
+	e.do("POST", "/v1/requests", `{"type":"access","subject":"cust-2","regime":"pipl"}`, nil, &p)
+	gid, pid := g["id"].(string), p["id"].(string)
+	for _, tc := range []struct {
+		path, body string
+		status     int
+		problem    string
+	}{
+		{"/v1/requests/" + pid + "/extend", `{"months":1,"reason":"complex"}`, 422, adminapi.TypeExtensionRefused},
+		{"/v1/requests/" + gid + "/extend", `{"months":3,"reason":"complex"}`, 422, adminapi.TypeValidation},
+		{"/v1/requests/" + gid + "/extend", `{"months":1}`, 422, adminapi.TypeValidation},
+		{"/v1/requests/" + gid + "/extend", `{"months":2,"reason":"complex, many stores"}`, 200, ""},
+		{"/v1/requests/" + pid + "/reject", `{}`, 422, adminapi.TypeValidation},
+		{"/v1/requests/" + pid + "/reject", `{"reason":"manifestly_unfounded"}`, 200, ""},
+		{"/v1/requests/" + pid + "/cancel", `{"reason":"withdrawn"}`, 409, adminapi.TypeConflict},
+		{"/v1/requests/" + gid + "/cancel", `{"reason":"withdrawn by the subject"}`, 200, ""},
+		{"/v1/requests/nope/cancel", `{"reason":"x"}`, 404, adminapi.TypeNotFound},
+	} {
+		var out map[string]any
+		resp := e.do("POST", tc.path, tc.body, nil, &out)
+		if resp.StatusCode != tc.status || (tc.problem != "" && !strings.HasSuffix(out["type"].(string), tc.problem)) {
+			t.Errorf("%s %s: %d %v; want %d %s", tc.path, tc.body, resp.StatusCode, out, tc.status, tc.problem)
+		}
+	}
+	var got map[string]any
+	e.do("GET", "/v1/requests/"+gid, "", nil, &got)
+	dl, _ := got["deadline"].(map[string]any)
+	if got["state"] != "cancelled" || dl["extended"] != true {
+		t.Errorf("after extend and cancel: %v", got)
+	}
+}

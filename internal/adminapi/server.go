@@ -102,6 +102,9 @@ func (s *Server) routes() {
 		authed("POST /v1/requests/{id}/verify", s.verifyRequest)
 		authed("POST /v1/requests/{id}/code", s.sendCode)
 		authed("POST /v1/requests/{id}/code/verify", s.verifyCode)
+		authed("POST /v1/requests/{id}/extend", s.extendRequest)
+		authed("POST /v1/requests/{id}/cancel", s.closeRequest(false))
+		authed("POST /v1/requests/{id}/reject", s.closeRequest(true))
 	}
 	authed("GET /healthz", s.healthz)
 	authed("GET /readyz", s.readyz)

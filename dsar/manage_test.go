@@ -1,0 +1,66 @@
+package dsar_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/dsar"
+)
+
+func TestExtendCancelReject(t *testing.T) {
+	// proves DSR-01: a GDPR deadline is extended by at most two months, only with reasons
+	// decided and told within the first month; PIPL has no extension.
+	c := &clock{time.Date(2026, 1, 31, 9, 0, 0, 0, time.UTC)}
+	crm := &memStore{name: "crm", data: map[privguard.SubjectID]int{"cust-1": 2}}
+	e, closeDB := open(t, t.TempDir(), c, []dsar.Connector{crm}, nil)
+	defer closeDB()
+	g, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-1", Regime: privguard.RegimeGDPR})
+	p, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-2", Regime: privguard.RegimePIPL})
+	if want := time.Date(2026, 2, 28, 9, 0, 0, 0, time.UTC); !g.Deadline.Due.Equal(want) {
+		t.Fatalf("GDPR due %v; want %v", g.Deadline.Due, want)
+	}
+	if _, err := e.Extend(ctx, g.ID, 3, "complex", time.Time{}); !errors.Is(err, dsar.ErrExtensionRefused) {
+		t.Errorf("three months: %v", err)
+	}
+	if _, err := e.Extend(ctx, g.ID, 1, "", time.Time{}); !errors.Is(err, dsar.ErrExtensionRefused) {
+		t.Errorf("no reason: %v", err)
+	}
+	if _, err := e.Extend(ctx, p.ID, 1, "complex", time.Time{}); !errors.Is(err, dsar.ErrExtensionRefused) {
+		t.Errorf("PIPL extension: %v", err)
+	}
+	c.t = c.t.Add(10 * 24 * time.Hour)
+	got, err := e.Extend(ctx, g.ID, 2, "many stores, complex request", time.Time{})
+	if want := time.Date(2026, 4, 30, 9, 0, 0, 0, time.UTC); err != nil || !got.Deadline.Due.Equal(want) || !got.Deadline.Extended {
+		t.Errorf("two-month extension: due %v, %v; want %v", got.Deadline.Due, err, want)
+	}
+	late, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeDeletion, Subject: "cust-3", Regime: privguard.RegimeGDPR})
+	c.t = c.t.Add(40 * 24 * time.Hour)
+	if _, err := e.Extend(ctx, late.ID, 1, "complex", time.Time{}); !errors.Is(err, dsar.ErrExtensionRefused) {
+		t.Errorf("extension decided after the first month: %v", err)
+	}
+
+	if _, err := e.Reject(ctx, p.ID, ""); !errors.Is(err, privguard.ErrInvalid) {
+		t.Errorf("reject without a reason: %v", err)
+	}
+	r, err := e.Reject(ctx, p.ID, "manifestly_unfounded")
+	if err != nil || r.State != dsar.StateRejected || r.Reason != "manifestly_unfounded" {
+		t.Errorf("reject: %s %q %v", r.State, r.Reason, err)
+	}
+	if _, err := e.Verify(ctx, g.ID, dsar.Identity{Method: "operator"}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err = e.Cancel(ctx, g.ID, "withdrawn by the subject"); err != nil || r.State != dsar.StateCancelled {
+		t.Fatalf("cancel: %s %v", r.State, err)
+	}
+	if n, _ := e.Step(ctx); n != 0 {
+		t.Errorf("a cancelled request ran %d tasks", n)
+	}
+	if _, err := e.Cancel(ctx, g.ID, "again"); !errors.Is(err, privguard.ErrConflict) {
+		t.Errorf("cancel a cancelled request: %v", err)
+	}
+	if _, err := e.Extend(ctx, "nope", 1, "x", time.Time{}); !errors.Is(err, privguard.ErrNotFound) {
+		t.Errorf("unknown id: %v", err)
+	}
+}
