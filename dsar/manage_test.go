@@ -10,7 +10,7 @@ import (
 )
 
 func TestExtendCancelReject(t *testing.T) {
-	// proves DSR-01: a GDPR deadline is extended by at most two months, only with reasons
+	// proves DSR-03: a GDPR deadline is extended by at most two months, only with reasons
 	// decided and told within the first month; PIPL has no extension.
 	c := &clock{time.Date(2026, 1, 31, 9, 0, 0, 0, time.UTC)}
 	crm := &memStore{name: "crm", data: map[privguard.SubjectID]int{"cust-1": 2}}
