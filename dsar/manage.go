@@ -68,3 +68,19 @@ func (e *Engine) change(ctx context.Context, id string, fn func(r *Request, now 
 	}
 	return r, e.put(ctx, &r)
 }
+
+// Retry makes a request's failed tasks due now instead of at their backoff time (a store
+// came back; the operator does not want to wait). It reports how many tasks it made due.
+func (e *Engine) Retry(ctx context.Context, id string) (Request, int, error) {
+	n := 0
+	r, err := e.change(ctx, id, func(r *Request, now time.Time) error {
+		for i := range r.Tasks {
+			if t := &r.Tasks[i]; t.State == TaskFailed {
+				t.NextAttempt, n = now, n+1
+			}
+		}
+		r.event(now, "retry requested", fmt.Sprintf("%d task(s)", n))
+		return nil
+	})
+	return r, n, err
+}

@@ -64,3 +64,28 @@ func TestExtendCancelReject(t *testing.T) {
 		t.Errorf("unknown id: %v", err)
 	}
 }
+
+func TestRetryMakesFailedTasksDue(t *testing.T) {
+	c := &clock{time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	crm := &memStore{name: "crm", data: map[privguard.SubjectID]int{"cust-1": 2}, fails: 1}
+	e, closeDB := open(t, t.TempDir(), c, []dsar.Connector{crm}, nil)
+	defer closeDB()
+	r, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeDeletion, Subject: "cust-1", Regime: privguard.RegimeGDPR, Identity: &dsar.Identity{Method: "operator"}})
+	e.Step(ctx)
+	if n, _ := e.Step(ctx); n != 0 {
+		t.Fatalf("a failed task ran %d times before its backoff", n)
+	}
+	r, n, err := e.Retry(ctx, r.ID)
+	if err != nil || n != 1 {
+		t.Fatalf("retry: %d, %v", n, err)
+	}
+	if ran, _ := e.Step(ctx); ran != 1 {
+		t.Fatalf("after retry: %d tasks ran; want 1", ran)
+	}
+	if r, _ = e.Get(ctx, r.ID); r.State != dsar.StateCompleted || len(crm.data) != 0 {
+		t.Errorf("after retry: %s", r.State)
+	}
+	if _, _, err := e.Retry(ctx, r.ID); !errors.Is(err, privguard.ErrConflict) {
+		t.Errorf("retry a completed request: %v", err)
+	}
+}

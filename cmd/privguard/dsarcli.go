@@ -19,7 +19,7 @@ import (
 	"github.com/privguard/privguard/internal/config"
 )
 
-const dsarUsage = `Usage: privguard dsar <submit|status|list> [flags]
+const dsarUsage = `Usage: privguard dsar <submit|status|list|retry> [flags]
 
 Talks to a running 'privguard serve' through its admin API.
 
@@ -28,6 +28,7 @@ Talks to a running 'privguard serve' through its admin API.
          With --operator-note, you attest that you verified the requester's identity.
          A subjects file has one id per line; progress goes to stderr.
   status ID           print one request (state, deadline, tasks per store)
+  retry ID            run the request's failed tasks now, not at their backoff time
   list [--state S] [--overdue]
 
 Common flags: --admin URL (default http://127.0.0.1:8081), --data DIR (reads DIR/admin.token),
@@ -128,13 +129,17 @@ func dsarCmd(ctx context.Context, args []string, getenv func(string) string, std
 	switch cmd {
 	case "submit":
 		return dsarSubmit(ctx, c, *typ, *subject, *subjectsFile, *regime, *note, stdout, stderr)
-	case "status":
+	case "status", "retry":
 		if len(positional) != 1 {
-			fmt.Fprint(stderr, "Usage: privguard dsar status ID\n")
+			fmt.Fprintf(stderr, "Usage: privguard dsar %s ID\n", cmd)
 			return 2
 		}
+		method, path := "GET", "/v1/requests/"+url.PathEscape(positional[0])
+		if cmd == "retry" {
+			method, path = "POST", path+"/retry"
+		}
 		var out json.RawMessage
-		if err := c.call(ctx, "GET", "/v1/requests/"+url.PathEscape(positional[0]), nil, &out); err != nil {
+		if err := c.call(ctx, method, path, nil, &out); err != nil {
 			fmt.Fprintf(stderr, "privguard: %v\n", err)
 			return 1
 		}

@@ -235,3 +235,9 @@ func (s *Server) requestChanged(w http.ResponseWriter, out dsar.Request, err err
 	writeJSON(w, http.StatusOK, s.view(out))
 	return nil
 }
+
+// retryRequest makes a request's failed tasks due now.
+func (s *Server) retryRequest(w http.ResponseWriter, r *http.Request) error {
+	out, _, err := s.requests.Retry(r.Context(), r.PathValue("id"))
+	return s.requestChanged(w, out, err)
+}

@@ -105,6 +105,7 @@ func (s *Server) routes() {
 		authed("POST /v1/requests/{id}/extend", s.extendRequest)
 		authed("POST /v1/requests/{id}/cancel", s.closeRequest(false))
 		authed("POST /v1/requests/{id}/reject", s.closeRequest(true))
+		authed("POST /v1/requests/{id}/retry", s.retryRequest)
 	}
 	authed("GET /healthz", s.healthz)
 	authed("GET /readyz", s.readyz)
