@@ -50,6 +50,8 @@ type Config struct {
 	OnSubjectFact func(ctx context.Context, r Request) error
 	BaseBackoff   time.Duration
 	MaxBackoff    time.Duration
+	// Recourse overrides DefaultRecourse per regime (name your authority and court).
+	Recourse map[privguard.Regime]string
 	// Workers is how many requests Step advances at once (default DefaultWorkers).
 	Workers int
 	Now     func() time.Time

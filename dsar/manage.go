@@ -1,8 +1,10 @@
 package dsar
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/privguard/privguard"
@@ -29,22 +31,43 @@ func (e *Engine) Extend(ctx context.Context, id string, months int, reason strin
 
 // Cancel closes an open request (withdrawn by the subject, say) with a reason.
 func (e *Engine) Cancel(ctx context.Context, id, reason string) (Request, error) {
-	return e.close(ctx, id, StateCancelled, reason)
-}
-
-// Reject refuses an open request with the reason the subject is told (manifestly unfounded
-// or excessive, identity not established, a legal exemption).
-func (e *Engine) Reject(ctx context.Context, id, reason string) (Request, error) {
-	return e.close(ctx, id, StateRejected, reason)
-}
-
-func (e *Engine) close(ctx context.Context, id string, state State, reason string) (Request, error) {
 	if reason == "" {
 		return Request{}, fmt.Errorf("dsar: a reason is required: %w", privguard.ErrInvalid)
 	}
 	return e.change(ctx, id, func(r *Request, now time.Time) error {
-		r.State, r.Reason, r.Challenge = state, reason, nil
-		r.event(now, string(state), "")
+		r.State, r.Reason, r.Challenge = StateCancelled, reason, nil
+		r.event(now, string(StateCancelled), "")
+		return nil
+	})
+}
+
+// Rejection reason codes (DSR-04: a refusal always carries one, and the recourse).
+var RejectReasons = []string{
+	"manifestly_unfounded",     // GDPR Art. 12(5)
+	"excessive",                // GDPR Art. 12(5): repetitive
+	"identity_not_established", // GDPR Art. 12(6), 11(2)
+	"legal_exemption",          // GDPR Art. 15(4), 17(3), 23; PIPL Art. 18, 45
+	"retention_obligation",     // PIPL Art. 47(2): storage and security only
+	"not_the_subject",          // the requester's data is not held
+}
+
+// DefaultRecourse is the recourse a rejection tells the subject, per regime. The controller
+// may name its own authority and court (Config.Recourse).
+var DefaultRecourse = map[privguard.Regime]string{
+	privguard.RegimeGDPR: "You may lodge a complaint with a data protection supervisory authority, in particular in the Member State of your habitual residence, place of work or of the alleged infringement, and seek a judicial remedy before a court (GDPR Arts. 12(4), 77, 79).",
+	privguard.RegimePIPL: "您可以向履行个人信息保护职责的部门投诉、举报；个人信息处理者拒绝您行使权利的请求的，您可以依法向人民法院提起诉讼（《个人信息保护法》第五十条、第六十五条）。",
+}
+
+// Reject refuses an open request with a reason code from RejectReasons; the request then
+// carries the recourse text for its regime (DSR-04).
+func (e *Engine) Reject(ctx context.Context, id, reason string) (Request, error) {
+	if !slices.Contains(RejectReasons, reason) {
+		return Request{}, fmt.Errorf("dsar: reject reason %q: want one of %v: %w", reason, RejectReasons, privguard.ErrInvalid)
+	}
+	return e.change(ctx, id, func(r *Request, now time.Time) error {
+		r.State, r.Reason, r.Challenge = StateRejected, reason, nil
+		r.Recourse = cmp.Or(e.cfg.Recourse[r.Regime], DefaultRecourse[r.Regime])
+		r.event(now, string(StateRejected), reason)
 		return nil
 	})
 }

@@ -2,6 +2,7 @@ package dsar_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,9 +45,14 @@ func TestExtendCancelReject(t *testing.T) {
 	if _, err := e.Reject(ctx, p.ID, ""); !errors.Is(err, privguard.ErrInvalid) {
 		t.Errorf("reject without a reason: %v", err)
 	}
+	// proves DSR-04: a refusal carries a reason code and the recourse (authority, court).
+	if _, err := e.Reject(ctx, p.ID, "we do not feel like it"); !errors.Is(err, privguard.ErrInvalid) {
+		t.Errorf("reject with a free-text reason: %v", err)
+	}
 	r, err := e.Reject(ctx, p.ID, "manifestly_unfounded")
-	if err != nil || r.State != dsar.StateRejected || r.Reason != "manifestly_unfounded" {
-		t.Errorf("reject: %s %q %v", r.State, r.Reason, err)
+	if err != nil || r.State != dsar.StateRejected || r.Reason != "manifestly_unfounded" ||
+		!strings.Contains(r.Recourse, "投诉") || !strings.Contains(r.Recourse, "人民法院") {
+		t.Errorf("reject: %s %q %q %v", r.State, r.Reason, r.Recourse, err)
 	}
 	if _, err := e.Verify(ctx, g.ID, dsar.Identity{Method: "operator"}); err != nil {
 		t.Fatal(err)

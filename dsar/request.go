@@ -107,11 +107,13 @@ type Request struct {
 	Identity   *Identity                         `json:"identity,omitempty"`
 	Patch      map[privguard.DataCategory]string `json:"patch,omitempty"`
 	Tasks      []Task                            `json:"tasks"`
-	Reason     string                            `json:"reason,omitempty"` // rejection reason code
-	Events     []Event                           `json:"events"`
-	Pauses     []Pause                           `json:"pauses,omitempty"`
-	Extension  *Extension                        `json:"extension,omitempty"`
-	Exports    []Export                          `json:"-"` // access results, kept encrypted apart (planned)
+	Reason     string                            `json:"reason,omitempty"` // rejection reason code, or why cancelled
+	// Recourse tells a rejected subject where to complain and that a court remedy exists.
+	Recourse  string     `json:"recourse,omitempty"`
+	Events    []Event    `json:"events"`
+	Pauses    []Pause    `json:"pauses,omitempty"`
+	Extension *Extension `json:"extension,omitempty"`
+	Exports   []Export   `json:"-"` // access results, kept encrypted apart (planned)
 	// Challenge is a pending one-time code (hashed), while awaiting verification.
 	Challenge *challenge `json:"challenge,omitempty"`
 }

@@ -33,6 +33,10 @@ type reasonBody struct {
 	Reason string `json:"reason" validate:"required,max=2000"`
 }
 
+type rejectBody struct {
+	Reason string `json:"reason" validate:"required,oneof=manifestly_unfounded excessive identity_not_established legal_exemption retention_obligation not_the_subject"`
+}
+
 type codeBody struct {
 	Code string `json:"code" validate:"required,len=6,numeric"`
 }
@@ -206,20 +210,24 @@ func (s *Server) extendRequest(w http.ResponseWriter, r *http.Request) error {
 	return s.requestChanged(w, out, err)
 }
 
-// closeRequest cancels or rejects an open request with a reason.
-func (s *Server) closeRequest(reject bool) func(w http.ResponseWriter, r *http.Request) error {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		var b reasonBody
-		if err := s.decode(w, r, MaxConsentBody, &b); err != nil {
-			return err
-		}
-		op := s.requests.Cancel
-		if reject {
-			op = s.requests.Reject
-		}
-		out, err := op(r.Context(), r.PathValue("id"), b.Reason)
-		return s.requestChanged(w, out, err)
+// cancelRequest closes an open request with a reason.
+func (s *Server) cancelRequest(w http.ResponseWriter, r *http.Request) error {
+	var b reasonBody
+	if err := s.decode(w, r, MaxConsentBody, &b); err != nil {
+		return err
 	}
+	out, err := s.requests.Cancel(r.Context(), r.PathValue("id"), b.Reason)
+	return s.requestChanged(w, out, err)
+}
+
+// rejectRequest refuses an open request with a reason code; the answer carries the recourse.
+func (s *Server) rejectRequest(w http.ResponseWriter, r *http.Request) error {
+	var b rejectBody
+	if err := s.decode(w, r, MaxConsentBody, &b); err != nil {
+		return err
+	}
+	out, err := s.requests.Reject(r.Context(), r.PathValue("id"), b.Reason)
+	return s.requestChanged(w, out, err)
 }
 
 func (s *Server) requestChanged(w http.ResponseWriter, out dsar.Request, err error) error {

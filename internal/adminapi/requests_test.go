@@ -153,6 +153,7 @@ func TestRequestExtendCancelReject(t *testing.T) {
 		{"/v1/requests/" + gid + "/extend", `{"months":1}`, 422, adminapi.TypeValidation},
 		{"/v1/requests/" + gid + "/extend", `{"months":2,"reason":"complex, many stores"}`, 200, ""},
 		{"/v1/requests/" + pid + "/reject", `{}`, 422, adminapi.TypeValidation},
+		{"/v1/requests/" + pid + "/reject", `{"reason":"because"}`, 422, adminapi.TypeValidation},
 		{"/v1/requests/" + pid + "/reject", `{"reason":"manifestly_unfounded"}`, 200, ""},
 		{"/v1/requests/" + pid + "/cancel", `{"reason":"withdrawn"}`, 409, adminapi.TypeConflict},
 		{"/v1/requests/" + gid + "/cancel", `{"reason":"withdrawn by the subject"}`, 200, ""},

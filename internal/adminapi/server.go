@@ -103,8 +103,8 @@ func (s *Server) routes() {
 		authed("POST /v1/requests/{id}/code", s.sendCode)
 		authed("POST /v1/requests/{id}/code/verify", s.verifyCode)
 		authed("POST /v1/requests/{id}/extend", s.extendRequest)
-		authed("POST /v1/requests/{id}/cancel", s.closeRequest(false))
-		authed("POST /v1/requests/{id}/reject", s.closeRequest(true))
+		authed("POST /v1/requests/{id}/cancel", s.cancelRequest)
+		authed("POST /v1/requests/{id}/reject", s.rejectRequest)
 		authed("POST /v1/requests/{id}/retry", s.retryRequest)
 	}
 	authed("GET /healthz", s.healthz)
