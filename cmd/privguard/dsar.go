@@ -106,7 +106,11 @@ func newDSAR(cfg *config.File, db *boltstore.DB, conns []dsar.Connector, ledger 
 		_, _, err := ledger.Append(ctx, consent.Request{Subject: subject, Action: a, Actor: "privguard:dsar", ActorType: consent.ActorSystem})
 		return err
 	}
-	return dsar.New(dsar.Config{Store: db.DSAR(), Connectors: conns, Deadlines: dl, Logger: log,
+	recourse := map[privguard.Regime]string{}
+	for regime, text := range cfg.DSAR.Recourse {
+		recourse[privguard.Regime(regime)] = text
+	}
+	return dsar.New(dsar.Config{Store: db.DSAR(), Connectors: conns, Deadlines: dl, Logger: log, Recourse: recourse,
 		OnErased: func(ctx context.Context, s privguard.SubjectID) error {
 			if err := vlt.Shred(ctx, s); err != nil {
 				return err

@@ -63,6 +63,9 @@ type DSAR struct {
 	// IdentityTokenSecretFile holds the HMAC secret (at least 32 bytes) the company's app
 	// signs identity tokens with (HS256 JWS {sub, iat, exp}); unset disables tokens.
 	IdentityTokenSecretFile string `yaml:"identity_token_secret_file"`
+	// Recourse overrides, per regime ("pipl", "gdpr"), the text a rejected subject is told
+	// about complaints and courts; name your own authority and court here.
+	Recourse map[string]string `yaml:"recourse" validate:"dive,keys,oneof=pipl gdpr,endkeys,required,max=4000"`
 	// Outbox is the file one-time codes are appended to, for a mail or SMS gateway to send.
 	// Default <data>/outbox.jsonl.
 	Outbox string `yaml:"outbox"`

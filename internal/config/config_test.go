@@ -48,6 +48,7 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"bad_listen", "admin_listen: nowhere\n", "admin_listen"},
 		{"short_token_hash", "admin:\n  tokens:\n    - {name: a, sha256: abc}\n", "admin.tokens[0].sha256"},
 		{"bad_duration", "consent:\n  purposes:\n    marketing.profiling: {validity: forever}\n", "duration"},
+		{"bad_recourse_regime", "dsar:\n  recourse: {ccpa: call us}\n", "recourse"},
 		{"bad_regime", "consent:\n  purposes:\n    marketing.profiling: {legal_bases: {ccpa: [consent]}}\n", "legal_bases"},
 	}
 	for _, tc := range cases {
@@ -120,5 +121,12 @@ dsar:
 		if _, err := Parse([]byte(bad)); err == nil {
 			t.Errorf("Parse(%q) accepted", bad)
 		}
+	}
+}
+
+func TestRecourseParses(t *testing.T) {
+	f, err := Parse([]byte("dsar:\n  recourse:\n    pipl: 您可以向上海市网信办投诉。\n    gdpr: Complain to the CNIL.\n"))
+	if err != nil || f.DSAR.Recourse["pipl"] != "您可以向上海市网信办投诉。" || f.DSAR.Recourse["gdpr"] != "Complain to the CNIL." {
+		t.Errorf("recourse: %v, %v", f.DSAR.Recourse, err)
 	}
 }
