@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,26 +58,10 @@ dsar:
       keys: ["e2e:profile:{subject}"]
       set_members: ["e2e:segment:*"]
 `), 0o600)
-	sctx, cancel := context.WithCancel(ctx)
-	pr, pw := io.Pipe()
-	done := make(chan int, 1)
-	go func() { done <- run(sctx, []string{"serve", "--config", cfg}, os.Getenv, pw, io.Discard); pw.Close() }()
-	defer func() { cancel(); <-done }()
-	line, _ := bufio.NewReader(pr).ReadString('\n')
-	go io.Copy(io.Discard, pr)
-	url := strings.TrimSpace(line[strings.Index(line, "http://"):])
-	tok, _ := os.ReadFile(filepath.Join(dir, "admin.token"))
+	url, tok, stop, _ := startServe(t, dir, "--config", cfg)
+	defer stop()
 	call := func(method, path, body string) map[string]any {
-		req, _ := http.NewRequest(method, url+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		json.NewDecoder(resp.Body).Decode(&m)
+		_, m := callJSON(t, url, tok, method, path, body)
 		return m
 	}
 	sealed := call("POST", "/v1/vault/seal", `{"subject":"e2e-1","plaintext":"eA=="}`)["ciphertext"].(string)
@@ -131,29 +112,10 @@ dsar:
 func TestCodeVerificationThroughOutbox(t *testing.T) {
 	// proves DSR-02: the subject proves identity with a code sent to them.
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "privguard.yaml")
-	os.WriteFile(cfg, []byte("admin_listen: 127.0.0.1:0\ndata: "+dir+"\n"), 0o600)
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"serve", "--config", cfg}, os.Getenv, pw, io.Discard); pw.Close() }()
-	defer func() { cancel(); <-done }()
-	line, _ := bufio.NewReader(pr).ReadString('\n')
-	go io.Copy(io.Discard, pr)
-	url := strings.TrimSpace(line[strings.Index(line, "http://"):])
-	tok, _ := os.ReadFile(filepath.Join(dir, "admin.token"))
+	url, tok, stop, _ := startServe(t, dir)
+	defer stop()
 	call := func(method, path, body string) (int, map[string]any) {
-		req, _ := http.NewRequest(method, url+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		json.NewDecoder(resp.Body).Decode(&out)
-		return resp.StatusCode, out
+		return callJSON(t, url, tok, method, path, body)
 	}
 	_, r := call("POST", "/v1/requests", `{"type":"access","subject":"cust-9","regime":"pipl"}`)
 	id, _ := r["id"].(string)
@@ -182,16 +144,9 @@ func TestCodeVerificationThroughOutbox(t *testing.T) {
 // TestDSARCommand drives a running serve with 'privguard dsar submit|list|status'.
 func TestDSARCommand(t *testing.T) {
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "privguard.yaml")
-	os.WriteFile(cfg, []byte("admin_listen: 127.0.0.1:0\ndata: "+dir+"\n"), 0o600)
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"serve", "--config", cfg}, os.Getenv, pw, io.Discard); pw.Close() }()
-	defer func() { cancel(); <-done }()
-	line, _ := bufio.NewReader(pr).ReadString('\n')
-	go io.Copy(io.Discard, pr)
-	url := strings.TrimSpace(line[strings.Index(line, "http://"):])
+	url, _, stop, _ := startServe(t, dir)
+	defer stop()
+	ctx := context.Background()
 	noenv := func(string) string { return "" }
 	cli := func(args ...string) (int, string, string) {
 		var out, errb strings.Builder

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -28,15 +29,17 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // startServe runs `privguard serve` in-process on a free port and returns its base URL, the
-// admin token and a stop function that cancels it and returns the exit code.
-func startServe(t *testing.T, dir string) (url, token string, stop func() int, logs *syncBuffer) {
+// admin token and a stop function that cancels it and returns the exit code. extra flags
+// (such as --config FILE) are passed on to serve.
+func startServe(t *testing.T, dir string, extra ...string) (url, token string, stop func() int, logs *syncBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	logs = &syncBuffer{}
 	code := make(chan int, 1)
 	go func() {
-		code <- run(ctx, []string{"serve", "--data", dir, "--admin-listen", "127.0.0.1:0"}, func(string) string { return "" }, pw, logs)
+		args := append([]string{"serve", "--data", dir, "--admin-listen", "127.0.0.1:0"}, extra...)
+		code <- run(ctx, args, func(string) string { return "" }, pw, logs)
 		pw.Close()
 	}()
 	line, err := bufio.NewReader(pr).ReadString('\n')
@@ -66,6 +69,22 @@ func startServe(t *testing.T, dir string) (url, token string, stop func() int, l
 		}
 	}
 	return url, strings.TrimSpace(string(b)), stop, logs
+}
+
+// callJSON sends an authenticated JSON request and decodes the JSON answer.
+func callJSON(t *testing.T, url, token, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
 }
 
 func post(t *testing.T, url, token, path, body string) int {
