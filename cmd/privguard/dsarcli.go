@@ -169,13 +169,13 @@ func dsarCmd(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		fmt.Fprintf(stdout, "%-36s  %-12s  %-5s  %-22s  %-10s  %s\n", "ID", "TYPE", "LAW", "STATE", "DUE", "")
 		for _, r := range out.Requests {
-			flag := ""
+			mark := ""
 			if r.Overdue {
-				flag = "OVERDUE"
+				mark = "OVERDUE"
 			} else if r.DueSoon {
-				flag = "due soon"
+				mark = "due soon"
 			}
-			fmt.Fprintf(stdout, "%-36s  %-12s  %-5s  %-22s  %-10s  %s\n", r.ID, r.Type, r.Regime, r.State, r.Deadline.Due.Format(time.DateOnly), flag)
+			fmt.Fprintf(stdout, "%-36s  %-12s  %-5s  %-22s  %-10s  %s\n", r.ID, r.Type, r.Regime, r.State, r.Deadline.Due.Format(time.DateOnly), mark)
 		}
 		return 0
 	}
