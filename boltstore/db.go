@@ -89,9 +89,10 @@ var (
 	bucketVaultKeys       = []byte("vault.keys")
 	bucketVaultTombstones = []byte("vault.tombstones")
 	bucketDSAR            = []byte("dsar.requests")
+	bucketDSARResults     = []byte("dsar.results")
 
 	allBuckets = [][]byte{bucketRecords, bucketIDs, bucketSubjects, bucketIdem, bucketNotices, bucketSuppress, bucketMeta,
-		bucketVaultKeys, bucketVaultTombstones, bucketDSAR}
+		bucketVaultKeys, bucketVaultTombstones, bucketDSAR, bucketDSARResults}
 )
 
 // bucket returns the named bucket or an error (a read-only file that was never written).

@@ -14,7 +14,10 @@ import (
 // DSARStore keeps data-subject requests in a [DB].
 type DSARStore struct{ db *DB }
 
-var _ dsar.Store = (*DSARStore)(nil)
+var (
+	_ dsar.Store       = (*DSARStore)(nil)
+	_ dsar.ResultStore = (*DSARStore)(nil)
+)
 
 // DSAR returns the request engine's view of db.
 func (db *DB) DSAR() *DSARStore { return &DSARStore{db: db} }
@@ -61,4 +64,32 @@ func (s *DSARStore) EachRequest(ctx context.Context, fn func(body []byte) error)
 		}
 	}
 	return nil
+}
+
+// PutResult implements dsar.ResultStore.
+func (s *DSARStore) PutResult(ctx context.Context, key string, body []byte) error {
+	return s.db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketDSARResults).Put([]byte(key), body) })
+}
+
+// Result implements dsar.ResultStore.
+func (s *DSARStore) Result(ctx context.Context, key string) ([]byte, error) {
+	var out []byte
+	err := s.db.bolt.View(func(tx *bolt.Tx) error {
+		b, err := bucket(tx, bucketDSARResults)
+		if err != nil {
+			return err
+		}
+		v := b.Get([]byte(key))
+		if v == nil {
+			return fmt.Errorf("result: %w", privguard.ErrNotFound)
+		}
+		out = bytes.Clone(v)
+		return nil
+	})
+	return out, err
+}
+
+// DeleteResult implements dsar.ResultStore.
+func (s *DSARStore) DeleteResult(ctx context.Context, key string) error {
+	return s.db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketDSARResults).Delete([]byte(key)) })
 }

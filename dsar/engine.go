@@ -54,8 +54,21 @@ type Config struct {
 	Recourse map[privguard.Regime]string
 	// Workers is how many requests Step advances at once (default DefaultWorkers).
 	Workers int
-	Now     func() time.Time
-	Logger  *slog.Logger
+	// Sealer encrypts access results at rest (vault.Vault); access, portability and
+	// categories requests are refused without one.
+	Sealer Sealer
+	// Results stores the sealed results; nil means Store, if it is a ResultStore.
+	Results ResultStore
+	// Disclose supplies what an access answer says beside the data (purposes, recipients,
+	// retention, source, consent history, rights). Nil leaves those sections empty.
+	Disclose func(ctx context.Context, r Request) (Disclosure, error)
+	// Notifier, if it is a LinkNotifier, sends the subject the download link of a
+	// finished access request.
+	Notifier Notifier
+	// ResultTTL is how long a package can be downloaded (default DefaultResultTTL).
+	ResultTTL time.Duration
+	Now       func() time.Time
+	Logger    *slog.Logger
 }
 
 // Engine runs requests. All methods are safe for concurrent use; requests are processed
@@ -70,6 +83,8 @@ type Engine struct {
 	// store on first use and kept current by put. Guarded by mu.
 	open   map[openKey]string
 	active map[string]bool // ids of requests not yet final
+	// results maps the requests whose results still exist to when they must be destroyed.
+	results map[string]time.Time
 }
 
 type openKey struct {
@@ -94,6 +109,15 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = DefaultWorkers
+	}
+	if cfg.ResultTTL <= 0 {
+		cfg.ResultTTL = DefaultResultTTL
+	}
+	if cfg.Results == nil {
+		cfg.Results, _ = cfg.Store.(ResultStore)
+	}
+	if cfg.Sealer != nil && cfg.Results == nil {
+		return nil, errors.New("dsar: Config.Sealer is set but there is no ResultStore")
 	}
 	if cfg.MaxBackoff == 0 {
 		cfg.MaxBackoff = DefaultMaxBackoff
@@ -128,6 +152,9 @@ func (e *Engine) Submit(ctx context.Context, r Request) (Request, error) {
 	}
 	if r.Type == TypeCorrection && len(r.Patch) == 0 {
 		return Request{}, fmt.Errorf("dsar: a correction needs a patch: %w", privguard.ErrInvalid)
+	}
+	if r.Type.producesResult() && e.cfg.Sealer == nil {
+		return Request{}, fmt.Errorf("dsar: %s requests need a result sealer (the vault): %w", r.Type, privguard.ErrUnavailable)
 	}
 	for cat := range r.Patch {
 		if cat.Validate() != nil {
@@ -178,28 +205,39 @@ func (e *Engine) loadIndex(ctx context.Context) error {
 	if e.open != nil {
 		return nil
 	}
-	open, active := map[openKey]string{}, map[string]bool{}
+	e.open, e.active, e.results = map[openKey]string{}, map[string]bool{}, map[string]time.Time{}
 	err := e.cfg.Store.EachRequest(ctx, func(b []byte) error {
 		var o Request
 		if err := json.Unmarshal(b, &o); err != nil {
 			return err
 		}
-		index(open, active, &o)
+		e.index(&o)
 		return nil
 	})
 	if err != nil {
+		e.open, e.active, e.results = nil, nil, nil
 		return err
 	}
-	e.open, e.active = open, active
 	return nil
 }
 
-// index records r in the indexes of open requests if it is open, and removes it if not.
-func index(open map[openKey]string, active map[string]bool, r *Request) {
+// index records r in the indexes: of open requests if it is open (removing it if not),
+// and of results still to destroy. e.mu must be held.
+func (e *Engine) index(r *Request) {
+	if r.Type.producesResult() {
+		switch res := r.Result; {
+		case res != nil && res.Purged:
+			delete(e.results, r.ID)
+		case res != nil && res.DownloadedAt.IsZero():
+			e.results[r.ID] = res.ExpiresAt
+		case res != nil || r.State.Final():
+			e.results[r.ID] = time.Time{} // downloaded, or the request ended without a package
+		}
+	}
 	if r.State.Final() {
-		delete(active, r.ID)
+		delete(e.active, r.ID)
 	} else {
-		active[r.ID] = true
+		e.active[r.ID] = true
 	}
 	if r.Type == TypeCorrection {
 		return
@@ -207,9 +245,9 @@ func index(open map[openKey]string, active map[string]bool, r *Request) {
 	k := openKey{r.Subject, r.Type}
 	switch {
 	case !r.State.Final():
-		open[k] = r.ID
-	case open[k] == r.ID:
-		delete(open, k)
+		e.open[k] = r.ID
+	case e.open[k] == r.ID:
+		delete(e.open, k)
 	}
 }
 
@@ -288,7 +326,7 @@ func (e *Engine) put(ctx context.Context, r *Request) error {
 		return fmt.Errorf("dsar: store request: %w: %w", err, privguard.ErrUnavailable)
 	}
 	if e.open != nil {
-		index(e.open, e.active, r)
+		e.index(r)
 	}
 	return nil
 }
@@ -336,6 +374,9 @@ func (e *Engine) Step(ctx context.Context) (int, error) {
 	}
 	if err := e.expireUnverified(ctx, all); err != nil {
 		return 0, err
+	}
+	if err := e.purgeDone(ctx); err != nil {
+		return 0, fmt.Errorf("dsar: destroy results: %w", err)
 	}
 	var due []string
 	for _, r := range all {
@@ -419,12 +460,26 @@ func (e *Engine) advance(ctx context.Context, id string) (int, error) {
 			r.event(now, "task done", t.Store)
 		}
 	}
+	var token string
+	if r.Type.producesResult() && r.Result == nil && allDone(r.Tasks) {
+		if token, err = e.buildResult(ctx, &r, now); err != nil {
+			r.event(now, "result not built", describe("privguard", err))
+		}
+	}
 	// One durable write per round, not per task: every connector operation is idempotent,
 	// so a crash before this write only means the round's tasks run again.
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	e.settle(ctx, &r, now)
-	return ran, e.put(ctx, &r)
+	err = e.put(ctx, &r)
+	e.mu.Unlock()
+	if err == nil {
+		e.sendLink(ctx, r, token)
+	}
+	return ran, err
+}
+
+func allDone(tasks []Task) bool {
+	return !slices.ContainsFunc(tasks, func(t Task) bool { return t.State != TaskDone })
 }
 
 // runTask does r's work on one store.
@@ -434,9 +489,13 @@ func (e *Engine) runTask(ctx context.Context, r *Request, store string) (int, er
 		return 0, fmt.Errorf("store %s is no longer configured", store)
 	}
 	switch r.Type {
-	case TypeAccess, TypePortability:
+	case TypeAccess, TypePortability, TypeCategories:
 		x, err := c.Export(ctx, r.Subject)
-		return x.Rows(), err
+		if err != nil {
+			return 0, err
+		}
+		x.Store = store
+		return x.Rows(), e.keepExport(ctx, r, x)
 	case TypeDeletion:
 		x, err := c.Erase(ctx, r.Subject)
 		return x.Items, err
@@ -454,9 +513,9 @@ func (e *Engine) runTask(ctx context.Context, r *Request, store string) (int, er
 // settle sets r's state from its tasks, running the completion hooks.
 func (e *Engine) settle(ctx context.Context, r *Request, now time.Time) {
 	failed := slices.ContainsFunc(r.Tasks, func(t Task) bool { return t.State == TaskFailed })
-	done := !slices.ContainsFunc(r.Tasks, func(t Task) bool { return t.State != TaskDone })
+	done := allDone(r.Tasks)
 	switch {
-	case failed:
+	case failed, done && r.Type.producesResult() && r.Result == nil:
 		r.State = StatePartiallyFailed
 		return
 	case !done:

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/boltstore"
 	"github.com/privguard/privguard/dsar"
+	"github.com/privguard/privguard/vault"
 )
 
 var ctx = context.Background()
@@ -58,6 +61,26 @@ func (m *memStore) Erase(ctx context.Context, s privguard.SubjectID) (dsar.Erase
 	return dsar.Erased{Items: n}, nil
 }
 
+// newVault returns a vault over db with a fresh local master key in dir.
+func newVault(t *testing.T, dir string, db *boltstore.DB) *vault.Vault {
+	t.Helper()
+	kekPath := filepath.Join(dir, "kek.json")
+	if _, err := os.Stat(kekPath); errors.Is(err, fs.ErrNotExist) {
+		if err := vault.InitLocalKEK(kekPath); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kek, err := vault.LoadLocalKEK(kekPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := vault.New(vault.Config{Store: db.Vault(), KEK: kek, TombstoneKey: []byte("0123456789abcdef0123456789abcdef")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 type clock struct{ t time.Time }
 
 func (c *clock) Now() time.Time { return c.t }
@@ -69,7 +92,7 @@ func open(t *testing.T, dir string, c *clock, conns []dsar.Connector, onErased f
 		t.Fatal(err)
 	}
 	e, err := dsar.New(dsar.Config{Store: db.DSAR(), Connectors: conns, Now: c.Now, OnErased: onErased,
-		BaseBackoff: time.Minute, MaxBackoff: time.Hour})
+		BaseBackoff: time.Minute, MaxBackoff: time.Hour, Sealer: newVault(t, dir, db)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +160,7 @@ func TestUnverifiedRequestsWaitAndObjectionsDoNot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	e, _ := dsar.New(dsar.Config{Store: db.DSAR(), Connectors: []dsar.Connector{crm}, Now: c.Now,
+	e, _ := dsar.New(dsar.Config{Store: db.DSAR(), Connectors: []dsar.Connector{crm}, Now: c.Now, Sealer: newVault(t, t.TempDir(), db),
 		OnSubjectFact: func(_ context.Context, r dsar.Request) error { applied = append(applied, r.Type); return nil }})
 	obj, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeObjection, Subject: "cust-1", Regime: privguard.RegimeGDPR})
 	acc, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-1", Regime: privguard.RegimePIPL})

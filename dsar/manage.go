@@ -66,7 +66,7 @@ func (e *Engine) Reject(ctx context.Context, id, reason string) (Request, error)
 	}
 	return e.change(ctx, id, func(r *Request, now time.Time) error {
 		r.State, r.Reason, r.Challenge = StateRejected, reason, nil
-		r.Recourse = cmp.Or(e.cfg.Recourse[r.Regime], DefaultRecourse[r.Regime])
+		r.Recourse = e.recourse(r.Regime)
 		r.event(now, string(StateRejected), reason)
 		return nil
 	})
@@ -106,4 +106,9 @@ func (e *Engine) Retry(ctx context.Context, id string) (Request, int, error) {
 		return nil
 	})
 	return r, n, err
+}
+
+// recourse is the complaint authority and court remedy the subject is told of under regime.
+func (e *Engine) recourse(regime privguard.Regime) string {
+	return cmp.Or(e.cfg.Recourse[regime], DefaultRecourse[regime])
 }

@@ -32,7 +32,7 @@ func (t Type) Valid() bool {
 // needsStores reports whether requests of type t run a task on every store.
 func (t Type) needsStores() bool {
 	switch t {
-	case TypeAccess, TypePortability, TypeCorrection, TypeDeletion:
+	case TypeAccess, TypePortability, TypeCategories, TypeCorrection, TypeDeletion:
 		return true
 	}
 	return false
@@ -113,7 +113,8 @@ type Request struct {
 	Events    []Event    `json:"events"`
 	Pauses    []Pause    `json:"pauses,omitempty"`
 	Extension *Extension `json:"extension,omitempty"`
-	Exports   []Export   `json:"-"` // access results, kept encrypted apart (planned)
+	// Result is the package of a finished access, portability or categories request.
+	Result *Result `json:"result,omitempty"`
 	// Challenge is a pending one-time code (hashed), while awaiting verification.
 	Challenge *challenge `json:"challenge,omitempty"`
 }

@@ -108,14 +108,27 @@ type OutboxNotifier struct {
 
 // SendCode implements Notifier.
 func (o *OutboxNotifier) SendCode(ctx context.Context, subject privguard.SubjectID, requestID, code string) error {
+	return o.write(map[string]string{"to": string(subject), "request": requestID, "kind": "code",
+		"text": "Your privacy request code is " + code + ". It expires in 10 minutes. / 您的个人信息请求验证码为 " + code + "，10 分钟内有效。"})
+}
+
+// SendLink implements LinkNotifier.
+func (o *OutboxNotifier) SendLink(ctx context.Context, subject privguard.SubjectID, requestID, token string, expires time.Time) error {
+	until := expires.UTC().Format(time.RFC3339)
+	return o.write(map[string]string{"to": string(subject), "request": requestID, "kind": "download", "token": token,
+		"expires_at": until,
+		"text": "A copy of your personal information is ready. It can be downloaded once, until " + until +
+			". / 您的个人信息副本已生成，可在 " + until + " 之前下载一次。"})
+}
+
+func (o *OutboxNotifier) write(msg map[string]string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	f, err := os.OpenFile(o.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
-	line, _ := json.Marshal(map[string]string{"to": string(subject), "request": requestID,
-		"text": "Your privacy request code is " + code + ". It expires in 10 minutes."})
+	line, _ := json.Marshal(msg)
 	_, err = f.Write(append(line, '\n'))
 	if cerr := f.Close(); err == nil {
 		err = cerr

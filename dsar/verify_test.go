@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,12 +166,22 @@ func TestOutboxNotifier(t *testing.T) {
 	if err := o.SendCode(ctx, "cust-2", "req-2", "654321"); err != nil {
 		t.Fatal(err)
 	}
+	if err := o.SendLink(ctx, "cust-2", "req-3", "tok", time.Date(2026, 3, 9, 0, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
 	b, _ := os.ReadFile(path)
-	want := `{"request":"req-1","text":"Your privacy request code is 123456. It expires in 10 minutes.","to":"cust-1"}
-{"request":"req-2","text":"Your privacy request code is 654321. It expires in 10 minutes.","to":"cust-2"}
-`
-	if string(b) != want {
-		t.Errorf("outbox:\n%s\nwant:\n%s", b, want)
+	var msgs []map[string]string
+	for line := range strings.Lines(string(b)) {
+		var m map[string]string
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("outbox line %q: %v", line, err)
+		}
+		msgs = append(msgs, m)
+	}
+	if len(msgs) != 3 || msgs[0]["to"] != "cust-1" || msgs[0]["kind"] != "code" || !strings.Contains(msgs[0]["text"], "123456") ||
+		msgs[1]["request"] != "req-2" || !strings.Contains(msgs[1]["text"], "验证码为 654321") ||
+		msgs[2]["kind"] != "download" || msgs[2]["token"] != "tok" || msgs[2]["expires_at"] != "2026-03-09T00:00:00Z" {
+		t.Errorf("outbox:\n%s", b)
 	}
 	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
 		t.Errorf("outbox mode %v; want 0600 (it holds codes)", fi.Mode().Perm())

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/privguard/privguard"
@@ -97,7 +98,8 @@ func categories(m map[string]string) map[string]privguard.DataCategory {
 // newDSAR builds the request engine: erasure shreds the subject's vault keys and records
 // the erasure (and so the withdrawal of every purpose) in the consent ledger; restriction
 // and objection are recorded in the ledger.
-func newDSAR(cfg *config.File, db *boltstore.DB, conns []dsar.Connector, ledger *consent.Ledger, vlt *vault.Vault, log *slog.Logger) (*dsar.Engine, error) {
+func newDSAR(cfg *config.File, db *boltstore.DB, conns []dsar.Connector, ledger *consent.Ledger, vlt *vault.Vault,
+	tax *privguard.Taxonomy, notifier dsar.Notifier, log *slog.Logger) (*dsar.Engine, error) {
 	dl, err := dsar.NewDeadlines(nil, cfg.DSAR.PIPLWorkdays)
 	if err != nil {
 		return nil, err
@@ -110,7 +112,12 @@ func newDSAR(cfg *config.File, db *boltstore.DB, conns []dsar.Connector, ledger 
 	for regime, text := range cfg.DSAR.Recourse {
 		recourse[privguard.Regime(regime)] = text
 	}
+	var ttl time.Duration
+	if cfg.DSAR.ResultTTL != nil {
+		ttl = cfg.DSAR.ResultTTL.Duration
+	}
 	return dsar.New(dsar.Config{Store: db.DSAR(), Connectors: conns, Deadlines: dl, Logger: log, Recourse: recourse,
+		Sealer: vlt, Notifier: notifier, ResultTTL: ttl, Disclose: discloser(cfg.DSAR, tax, ledger),
 		OnErased: func(ctx context.Context, s privguard.SubjectID) error {
 			if err := vlt.Shred(ctx, s); err != nil {
 				return err
@@ -148,4 +155,62 @@ func identityVerification(cfg *config.File) (*dsar.TokenVerifier, dsar.Notifier,
 		return nil, nil, err
 	}
 	return v, n, nil
+}
+
+// discloser builds the metadata of access answers: the configured controller, retention,
+// sources and rights; every purpose the regime allows with its bases and, for consent,
+// the ledger's state for the subject; the recipients; the consent history.
+func discloser(cfg config.DSAR, tax *privguard.Taxonomy, ledger *consent.Ledger) func(context.Context, dsar.Request) (dsar.Disclosure, error) {
+	fixed := cfg.Disclosure
+	return func(ctx context.Context, r dsar.Request) (dsar.Disclosure, error) {
+		d := dsar.Disclosure{
+			Controller:         dsar.Party{Name: fixed.Controller.Name, Contact: fixed.Controller.Contact},
+			Retention:          fixed.Retention,
+			Sources:            fixed.Sources,
+			AutomatedDecisions: fixed.AutomatedDecisions,
+			Rights:             fixed.Rights,
+		}
+		for _, p := range tax.Purposes() {
+			info, _ := tax.Lookup(p)
+			bases := info.Bases[r.Regime]
+			if len(bases) == 0 {
+				continue
+			}
+			use := dsar.PurposeUse{Purpose: p, Description: info.Description, Bases: bases}
+			if slices.Contains(bases, privguard.BasisConsent) {
+				st, err := ledger.Check(ctx, r.Subject, p)
+				if err != nil {
+					return dsar.Disclosure{}, err
+				}
+				use.Consent = st.State.String()
+			}
+			d.Purposes = append(d.Purposes, use)
+		}
+		for _, rc := range cfg.Recipients {
+			x := dsar.Recipient{Name: rc.Name, Country: rc.Country}
+			for _, p := range rc.Purposes {
+				x.Purposes = append(x.Purposes, privguard.Purpose(p))
+			}
+			for _, c := range rc.Categories {
+				x.Categories = append(x.Categories, privguard.DataCategory(c))
+			}
+			d.Recipients = append(d.Recipients, x)
+		}
+		history, err := ledger.History(ctx, r.Subject)
+		if err != nil {
+			return dsar.Disclosure{}, err
+		}
+		for _, rec := range history {
+			ev := dsar.ConsentEvent{Time: rec.Time, Action: string(rec.Action), Purpose: rec.Purpose, Channel: string(rec.Channel), Record: rec.ID}
+			if rec.Notice != nil {
+				ev.Notice = fmt.Sprintf("%s@v%d", rec.Notice.ID, rec.Notice.Version)
+			}
+			if rec.Recipient != nil && !slices.ContainsFunc(d.Recipients, func(x dsar.Recipient) bool { return x.Name == rec.Recipient.Name }) {
+				// A recipient the subject consented to sharing with is named too (PIPL Art. 23).
+				d.Recipients = append(d.Recipients, dsar.Recipient{Name: rec.Recipient.Name, Purposes: []privguard.Purpose{rec.Purpose}})
+			}
+			d.ConsentHistory = append(d.ConsentHistory, ev)
+		}
+		return d, nil
+	}
 }

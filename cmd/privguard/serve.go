@@ -226,7 +226,11 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		return err
 	}
 	defer closeConns()
-	requests, err := newDSAR(cfg, db, conns, ledger, vlt, log)
+	idTokens, notifier, err := identityVerification(cfg)
+	if err != nil {
+		return err
+	}
+	requests, err := newDSAR(cfg, db, conns, ledger, vlt, taxonomy, notifier, log)
 	if err != nil {
 		return err
 	}
@@ -234,10 +238,6 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	dsarDone := make(chan struct{})
 	go func() { defer close(dsarDone); requests.Run(dsarCtx, dsarStepInterval) }()
 	defer func() { stopDSAR(); <-dsarDone }()
-	idTokens, notifier, err := identityVerification(cfg)
-	if err != nil {
-		return err
-	}
 	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Vault: vlt, Requests: requests, IdentityTokens: idTokens, Notifier: notifier, Tokens: tokens, Logger: log, Checks: checks,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/consent/consenttest"
+	"github.com/privguard/privguard/dsar"
 	"github.com/privguard/privguard/internal/adminapi"
 )
 
@@ -26,6 +27,7 @@ type env struct {
 	srv    *httptest.Server
 	ledger *consent.Ledger
 	logs   *bytes.Buffer
+	eng    *dsar.Engine // with newRequestsEnv
 }
 
 func newEnv(t *testing.T) *env {

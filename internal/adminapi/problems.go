@@ -27,6 +27,8 @@ const (
 	TypeIdentityNotVerified  = "identity-not-verified"
 	TypeTooManyAttempts      = "too-many-attempts"
 	TypeExtensionRefused     = "extension-refused"
+	TypeResultGone           = "result-gone"
+	TypeNoResult             = "no-result"
 )
 
 func unauthenticated() *privguard.Problem {

@@ -1,9 +1,16 @@
 package adminapi
 
 import (
+	"cmp"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/dsar"
@@ -57,6 +64,11 @@ func (s *Server) view(r dsar.Request) requestView {
 	now := time.Now()
 	open := !r.State.Final()
 	r.Challenge = nil // a hashed six-digit code is guessable offline: never shown
+	if r.Result != nil {
+		res := *r.Result
+		res.Token = nil // the download token's hash is the credential's verifier: not shown
+		r.Result = &res
+	}
 	return requestView{Request: r, Overdue: open && dsar.Overdue(r.Deadline.Due, now),
 		DueSoon: open && dsar.DueSoon(r.Deadline.Due, now, dueSoonWindow)}
 }
@@ -248,4 +260,87 @@ func (s *Server) requestChanged(w http.ResponseWriter, out dsar.Request, err err
 func (s *Server) retryRequest(w http.ResponseWriter, r *http.Request) error {
 	out, _, err := s.requests.Retry(r.Context(), r.PathValue("id"))
 	return s.requestChanged(w, out, err)
+}
+
+// issueLink mints a new download token for a finished access request's package; the old
+// one stops working. The token is shown once.
+func (s *Server) issueLink(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	token, expires, err := s.requests.IssueLink(r.Context(), id)
+	if err := resultError(err); err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, map[string]any{"token": token, "expires_at": expires,
+		"path": "/v1/requests/" + url.PathEscape(id) + "/result"})
+	return nil
+}
+
+// downloadResult returns the package once, for the download token in the
+// X-Privguard-Download-Token header or the token query parameter.
+func (s *Server) downloadResult(w http.ResponseWriter, r *http.Request) error {
+	token := cmp.Or(r.Header.Get("X-Privguard-Download-Token"), r.URL.Query().Get("token"))
+	if token == "" || len(token) > 256 {
+		return privguard.NewProblem(http.StatusForbidden, TypeIdentityNotVerified, "Download token required",
+			"send X-Privguard-Download-Token or ?token=")
+	}
+	id := r.PathValue("id")
+	zip, res, err := s.requests.Download(r.Context(), id, token)
+	if err := resultError(err); err != nil {
+		return err
+	}
+	sum, _ := hex.DecodeString(res.SHA256)
+	h := w.Header()
+	h.Set("Content-Type", "application/zip")
+	h.Set("Content-Disposition", `attachment; filename="privguard-`+safeFilename(id)+`.zip"`)
+	h.Set("Content-Length", strconv.Itoa(len(zip)))
+	h.Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum)+":")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(zip)
+	return err
+}
+
+func resultError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, privguard.ErrNotFound):
+		return privguard.NewProblem(http.StatusNotFound, TypeNotFound, "Not found", "")
+	case errors.Is(err, dsar.ErrNoResult):
+		return privguard.NewProblem(http.StatusConflict, TypeNoResult, "No result yet",
+			"the request is not an access request or is not finished")
+	case errors.Is(err, dsar.ErrBadDownloadToken):
+		return privguard.NewProblem(http.StatusForbidden, TypeIdentityNotVerified, "Wrong download token", "")
+	case errors.Is(err, dsar.ErrResultGone):
+		return privguard.NewProblem(http.StatusGone, TypeResultGone, "The result is gone",
+			"it was downloaded already or has expired; a new access request gives a new copy")
+	}
+	return err
+}
+
+// safeFilename keeps a request id usable in a Content-Disposition header.
+func safeFilename(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x80 && (r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r)) {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// getSchema serves the published JSON Schemas of access packages.
+func (s *Server) getSchema(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	if strings.ContainsAny(name, "/\\") || !strings.HasSuffix(name, ".schema.json") {
+		return privguard.NewProblem(http.StatusNotFound, TypeNotFound, "Not found", "")
+	}
+	b, err := dsar.Schemas.ReadFile("schema/" + name)
+	if err != nil {
+		return privguard.NewProblem(http.StatusNotFound, TypeNotFound, "Not found", "")
+	}
+	w.Header().Set("Content-Type", "application/schema+json")
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(b)
+	return err
 }

@@ -1,10 +1,15 @@
 package adminapi_test
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -19,6 +24,7 @@ import (
 	"github.com/privguard/privguard/consent/consenttest"
 	"github.com/privguard/privguard/dsar"
 	"github.com/privguard/privguard/internal/adminapi"
+	"github.com/privguard/privguard/vault"
 )
 
 var idSecret = []byte("app-secret-0123456789abcdef-0123456789")
@@ -30,14 +36,26 @@ func (c codes) SendCode(_ context.Context, _ privguard.SubjectID, id, code strin
 	return nil
 }
 
-func newRequestsEnv(t *testing.T) (*env, codes) {
+func newRequestsEnv(t *testing.T, conns ...dsar.Connector) (*env, codes) {
 	t.Helper()
-	db, err := boltstore.Open(filepath.Join(t.TempDir(), "p.db"), boltstore.Options{})
+	dir := t.TempDir()
+	db, err := boltstore.Open(filepath.Join(dir, "p.db"), boltstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	eng, err := dsar.New(dsar.Config{Store: db.DSAR()})
+	if err := vault.InitLocalKEK(filepath.Join(dir, "kek.json")); err != nil {
+		t.Fatal(err)
+	}
+	kek, err := vault.LoadLocalKEK(filepath.Join(dir, "kek.json"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vlt, err := vault.New(vault.Config{Store: db.Vault(), KEK: kek, TombstoneKey: bytes.Repeat([]byte{7}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := dsar.New(dsar.Config{Store: db.DSAR(), Sealer: vlt, Connectors: conns})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +75,7 @@ func newRequestsEnv(t *testing.T) (*env, codes) {
 	}
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, ledger: l, logs: logs}, sent
+	return &env{t: t, srv: srv, ledger: l, logs: logs, eng: eng}, sent
 }
 
 func appToken(t *testing.T, key []byte, sub string) string {
@@ -170,5 +188,100 @@ func TestRequestExtendCancelReject(t *testing.T) {
 	dl, _ := got["deadline"].(map[string]any)
 	if got["state"] != "cancelled" || dl["extended"] != true {
 		t.Errorf("after extend and cancel: %v", got)
+	}
+}
+
+// rowsStore is a one-table connector holding one row per subject.
+type rowsStore struct{}
+
+func (rowsStore) Name() string { return "crm" }
+func (rowsStore) Export(_ context.Context, s privguard.SubjectID) (dsar.Export, error) {
+	return dsar.Export{Store: "crm", Tables: []dsar.Table{{Name: "customers",
+		Categories: map[string]privguard.DataCategory{"email": "user.contact.email"},
+		Rows:       []map[string]any{{"id": string(s), "email": "li.lei@example.com"}}}}}, nil
+}
+func (rowsStore) Erase(context.Context, privguard.SubjectID) (dsar.Erased, error) {
+	return dsar.Erased{}, nil
+}
+
+func TestRequestResultDownloadOnce(t *testing.T) {
+	e, _ := newRequestsEnv(t, rowsStore{})
+	var made map[string]any
+	body := `{"type":"access","subject":"cust-1","regime":"pipl","identity":{"method":"operator","note":"ID card seen at the store"}}`
+	if resp := e.do("POST", "/v1/requests", body, nil, &made); resp.StatusCode != 201 {
+		t.Fatalf("submit: %d", resp.StatusCode)
+	}
+	id := made["id"].(string)
+	var p map[string]any
+	if resp := e.do("POST", "/v1/requests/"+id+"/link", "", nil, &p); resp.StatusCode != 409 || p["type"] != privguard.ProblemTypePrefix+"no-result" {
+		t.Errorf("link before the result: %d %v", resp.StatusCode, p)
+	}
+	if _, err := e.eng.Step(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var link map[string]any
+	if resp := e.do("POST", "/v1/requests/"+id+"/link", "", nil, &link); resp.StatusCode != 201 {
+		t.Fatalf("link: %d %v", resp.StatusCode, link)
+	}
+	tok := link["token"].(string)
+	var view map[string]any
+	e.do("GET", "/v1/requests/"+id, "", nil, &view)
+	res, _ := view["result"].(map[string]any)
+	if res == nil || res["sha256"] == "" || res["token"] != nil {
+		t.Errorf("request view result: %v; want the checksum and no token hash", res)
+	}
+
+	get := func(query, header string) (*http.Response, []byte) {
+		req, _ := http.NewRequest("GET", e.srv.URL+"/v1/requests/"+id+"/result"+query, nil)
+		if header != "" {
+			req.Header.Set("X-Privguard-Download-Token", header)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	for _, tc := range []struct {
+		name, query, header string
+		status              int
+	}{
+		{"no token", "", "", 403},
+		{"wrong token", "?token=" + strings.Repeat("a", 64), "", 403},
+		{"huge token", "", strings.Repeat("a", 5000), 403},
+	} {
+		if resp, b := get(tc.query, tc.header); resp.StatusCode != tc.status || resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s: %d %s %s", tc.name, resp.StatusCode, resp.Header.Get("Content-Type"), b)
+		}
+	}
+	resp, zb := get("", tok)
+	sum := sha256.Sum256(zb)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/zip" ||
+		resp.Header.Get("Repr-Digest") != "sha-256=:"+base64.StdEncoding.EncodeToString(sum[:])+":" ||
+		resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("download: %d %v", resp.StatusCode, resp.Header)
+	}
+	if _, err := zip.NewReader(bytes.NewReader(zb), int64(len(zb))); err != nil {
+		t.Errorf("the download is not a zip: %v", err)
+	}
+	if resp, b := get("?token="+tok, ""); resp.StatusCode != 410 || !strings.Contains(string(b), "result-gone") {
+		t.Errorf("second download: %d %s; want 410", resp.StatusCode, b)
+	}
+	if strings.Contains(e.logs.String(), tok) || strings.Contains(e.logs.String(), "cust-1") {
+		t.Error("the token or the subject reached the log")
+	}
+	// The schemas are published.
+	sresp, err := http.Get(e.srv.URL + "/v1/schema/disclosure.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sresp.Body.Close()
+	if sresp.StatusCode != 200 || sresp.Header.Get("Content-Type") != "application/schema+json" {
+		t.Errorf("schema: %d", sresp.StatusCode)
+	}
+	if resp := e.do("GET", "/v1/schema/..%2Fresult.go", "", nil, nil); resp.StatusCode != 404 {
+		t.Errorf("schema path traversal: %d", resp.StatusCode)
 	}
 }

@@ -106,11 +106,17 @@ func (s *Server) routes() {
 		authed("POST /v1/requests/{id}/cancel", s.cancelRequest)
 		authed("POST /v1/requests/{id}/reject", s.rejectRequest)
 		authed("POST /v1/requests/{id}/retry", s.retryRequest)
+		authed("POST /v1/requests/{id}/link", s.issueLink)
+		// The download token is the credential: the subject fetches the package without
+		// an API token (through the company's portal or the link they were sent).
+		s.mux.Handle("GET /v1/requests/{id}/result", s.logRequests("GET /v1/requests/{id}/result", s.wrap(s.downloadResult)))
 	}
 	authed("GET /healthz", s.healthz)
 	authed("GET /readyz", s.readyz)
 	// Public: the key receipts are signed with exists to be published.
 	s.mux.Handle("GET /v1/receipts/keys", s.logRequests("GET /v1/receipts/keys", s.wrap(s.getReceiptKeys)))
+	// Public: the JSON Schemas access packages follow (DSR-07).
+	s.mux.Handle("GET /v1/schema/{name}", s.logRequests("GET /v1/schema/{name}", s.wrap(s.getSchema)))
 
 	// Other methods on known paths get 405, unknown paths 404, both as problems.
 	for _, path := range []string{"/v1/notices", "/v1/notices/{id}", "/v1/consents", "/v1/consents/{id}/receipt",

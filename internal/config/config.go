@@ -66,20 +66,58 @@ type DSAR struct {
 	// Recourse overrides, per regime ("pipl", "gdpr"), the text a rejected subject is told
 	// about complaints and courts; name your own authority and court here.
 	Recourse map[string]string `yaml:"recourse" validate:"dive,keys,oneof=pipl gdpr,endkeys,required,max=4000"`
-	// Outbox is the file one-time codes are appended to, for a mail or SMS gateway to send.
-	// Default <data>/outbox.jsonl.
+	// Outbox is the file one-time codes and download links are appended to, for a mail or
+	// SMS gateway to send. Default <data>/outbox.jsonl.
 	Outbox string `yaml:"outbox"`
+	// ResultTTL is how long an access package can be downloaded (default 168h).
+	ResultTTL *Duration `yaml:"result_ttl"`
+	// Disclosure is what access answers say beside the data (GDPR Art. 15, PIPL Art. 45/48).
+	Disclosure Disclosure `yaml:"disclosure"`
+	// Recipients are the parties data is disclosed to; access answers name them, and those
+	// with a webhook are told of every erasure, correction and restriction (GDPR Art. 19).
+	Recipients []Recipient `yaml:"recipients" validate:"dive"`
+}
+
+// Disclosure is the controller's fixed part of an access answer.
+type Disclosure struct {
+	Controller struct {
+		Name    string `yaml:"name" validate:"max=200"`
+		Contact string `yaml:"contact" validate:"max=200"`
+	} `yaml:"controller"`
+	Retention          string   `yaml:"retention" validate:"max=4000"`
+	Sources            []string `yaml:"sources" validate:"dive,max=1000"`
+	AutomatedDecisions string   `yaml:"automated_decisions" validate:"max=4000"`
+	Rights             string   `yaml:"rights" validate:"max=4000"`
+}
+
+// Recipient is a party personal data is disclosed to.
+type Recipient struct {
+	Name       string   `yaml:"name" validate:"required,max=64,alphanumunicode|containsany=-_"`
+	Country    string   `yaml:"country" validate:"omitempty,iso3166_1_alpha2"`
+	Purposes   []string `yaml:"purposes" validate:"dive,required,max=100"`
+	Categories []string `yaml:"categories" validate:"dive,required,max=100"`
+	// Webhook receives the recipient's notices (signed like webhook stores).
+	Webhook *Webhook `yaml:"webhook"`
+}
+
+// Webhook is an HTTPS endpoint privguard calls with HMAC-signed JSON bodies.
+type Webhook struct {
+	URL string `yaml:"url" validate:"required,url,startswith=http"`
+	// SecretFile holds the shared HMAC secret (at least 32 bytes).
+	SecretFile string `yaml:"secret_file" validate:"required"`
 }
 
 // Store is one downstream store of the data map.
 type Store struct {
 	Name       string       `yaml:"name" validate:"required,max=64,alphanumunicode|containsany=-_"`
-	Type       string       `yaml:"type" validate:"required,oneof=postgres mysql redis"`
+	Type       string       `yaml:"type" validate:"required,oneof=postgres mysql redis webhook"`
 	DSN        string       `yaml:"dsn" validate:"required_if=Type postgres,required_if=Type mysql"`
 	Addr       string       `yaml:"addr" validate:"required_if=Type redis"`
 	Tables     []StoreTable `yaml:"tables" validate:"dive"`
 	Keys       []string     `yaml:"keys" validate:"dive,required,contains={subject}"`
 	SetMembers []string     `yaml:"set_members" validate:"dive,required"`
+	// Webhook is the endpoint of a webhook store (a SaaS tool holding subjects' data).
+	Webhook *Webhook `yaml:"webhook" validate:"required_if=Type webhook"`
 }
 
 // StoreTable is one table of a SQL store.

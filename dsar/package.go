@@ -1,0 +1,391 @@
+package dsar
+
+import (
+	"archive/zip"
+	"bytes"
+	"cmp"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/privguard/privguard"
+)
+
+// Disclosure is what an access answer says beside the data itself (GDPR Art. 15(1)-(3),
+// PIPL Arts. 45 and 48): the purposes, the categories held, the recipients, retention,
+// the source, automated decision-making, the consent history, the rights and where to
+// complain. [Config.Disclose] supplies it; the engine adds the categories it found.
+type Disclosure struct {
+	Controller Party        `json:"controller"`
+	Purposes   []PurposeUse `json:"purposes"`
+	// Categories are the data categories found in the stores for the subject; derived
+	// data (tags, segments, scores) is marked.
+	Categories         []CategoryHeld `json:"categories"`
+	Recipients         []Recipient    `json:"recipients"`
+	Retention          string         `json:"retention"`
+	Sources            []string       `json:"sources"`
+	AutomatedDecisions string         `json:"automated_decisions"`
+	ConsentHistory     []ConsentEvent `json:"consent_history"`
+	// Rights says how to exercise the other rights; Complaint names the supervisory
+	// authority and the court remedy.
+	Rights    string `json:"rights"`
+	Complaint string `json:"complaint"`
+}
+
+// Party names the controller (personal information handler) and how to reach it.
+type Party struct {
+	Name    string `json:"name"`
+	Contact string `json:"contact"`
+}
+
+// PurposeUse is one purpose the subject's data serves, with its legal bases and, for
+// consent, whether the subject's consent is in force now.
+type PurposeUse struct {
+	Purpose     privguard.Purpose      `json:"purpose"`
+	Description string                 `json:"description,omitempty"`
+	Bases       []privguard.LegalBasis `json:"legal_bases"`
+	// Consent is the ledger's state for consent-based purposes ("given", "withdrawn",
+	// "expired", "none"); empty where consent is not the basis.
+	Consent string `json:"consent,omitempty"`
+}
+
+// CategoryHeld is a data category found for the subject, with where and how much.
+type CategoryHeld struct {
+	Category privguard.DataCategory `json:"category"`
+	Stores   []string               `json:"stores"`
+	Items    int                    `json:"items"` // rows or keys holding it
+	Derived  bool                   `json:"derived"`
+}
+
+// Recipient is a party the data is disclosed to (a processor or another handler).
+type Recipient struct {
+	Name       string                   `json:"name"`
+	Country    string                   `json:"country,omitempty"` // ISO 3166 alpha-2; outside CN/EU means a cross-border transfer
+	Purposes   []privguard.Purpose      `json:"purposes,omitempty"`
+	Categories []privguard.DataCategory `json:"categories,omitempty"`
+}
+
+// ConsentEvent is one entry of the subject's consent history from the ledger.
+type ConsentEvent struct {
+	Time    time.Time         `json:"time"`
+	Action  string            `json:"action"`
+	Purpose privguard.Purpose `json:"purpose,omitempty"`
+	Notice  string            `json:"notice,omitempty"` // notice id and version
+	Channel string            `json:"channel,omitempty"`
+	Record  string            `json:"record"` // ledger record id, for the proof
+}
+
+// derived reports whether c is data the controller inferred rather than collected.
+func derived(c privguard.DataCategory) bool {
+	return c == "user.derived" || strings.HasPrefix(string(c), "user.derived.")
+}
+
+// held lists the categories found in exports: a column counts when a row has a value in it.
+func held(exports []Export) []CategoryHeld {
+	by := map[privguard.DataCategory]*CategoryHeld{}
+	for _, x := range exports {
+		for _, t := range x.Tables {
+			for col, cat := range t.Categories {
+				n := 0
+				for _, row := range t.Rows {
+					if v, ok := row[col]; ok && v != nil {
+						n++
+					}
+				}
+				if n == 0 {
+					continue
+				}
+				h := by[cat]
+				if h == nil {
+					h = &CategoryHeld{Category: cat, Derived: derived(cat)}
+					by[cat] = h
+				}
+				h.Items += n
+				if !slices.Contains(h.Stores, x.Store) {
+					h.Stores = append(h.Stores, x.Store)
+				}
+			}
+		}
+	}
+	out := make([]CategoryHeld, 0, len(by))
+	for _, c := range slices.Sorted(maps.Keys(by)) {
+		slices.Sort(by[c].Stores)
+		out = append(out, *by[c])
+	}
+	return out
+}
+
+// Manifest lists a package's files with their SHA-256 checksums.
+type Manifest struct {
+	Schema    string           `json:"schema"`
+	Request   string           `json:"request"`
+	Type      Type             `json:"type"`
+	Regime    privguard.Regime `json:"regime"`
+	CreatedAt time.Time        `json:"created_at"`
+	Files     []ManifestFile   `json:"files"`
+}
+
+// ManifestFile is one file of a package.
+type ManifestFile struct {
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+	Bytes  int    `json:"bytes"`
+}
+
+// PackageSchema names the JSON Schema that a package's disclosure.json and data files
+// follow (dsar/schema/access-package.schema.json).
+const PackageSchema = "https://privguard.dev/schema/dsar/access-package/v1"
+
+// PackageDoc is the content of disclosure.json: the request, the disclosure and, for
+// access and portability, the data of every store.
+type PackageDoc struct {
+	Schema     string           `json:"$schema"`
+	Request    string           `json:"request"`
+	Type       Type             `json:"type"`
+	Regime     privguard.Regime `json:"regime"`
+	Subject    string           `json:"subject"`
+	CreatedAt  time.Time        `json:"created_at"`
+	Disclosure Disclosure       `json:"disclosure"`
+}
+
+// buildPackage writes r's zip: README.txt (bilingual summary), disclosure.json, and for
+// access and portability data/<store>.json and data/<store>/<table>.csv, then
+// manifest.json listing the others with their checksums. It returns the zip and how many
+// files it holds.
+func buildPackage(r Request, exports []Export, d Disclosure, now time.Time) ([]byte, int, error) {
+	type file struct {
+		path string
+		body []byte
+	}
+	var files []file
+	add := func(path string, body []byte) { files = append(files, file{path, body}) }
+
+	doc := PackageDoc{Schema: PackageSchema, Request: r.ID, Type: r.Type, Regime: r.Regime,
+		Subject: string(r.Subject), CreatedAt: now, Disclosure: nonNil(d)}
+	b, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return nil, 0, err
+	}
+	add("README.txt", summary(r, d, exports, now))
+	add("disclosure.json", b)
+	if r.Type != TypeCategories {
+		for _, x := range exports {
+			x.Tables = slices.Clone(x.Tables)
+			for i := range x.Tables {
+				if x.Tables[i].Rows == nil {
+					x.Tables[i].Rows = []map[string]any{}
+				}
+			}
+			b, err := json.MarshalIndent(x, "", "  ")
+			if err != nil {
+				return nil, 0, fmt.Errorf("dsar: export of %s: %w", x.Store, err)
+			}
+			add("data/"+safeName(x.Store)+".json", b)
+			for _, t := range x.Tables {
+				b, err := tableCSV(t)
+				if err != nil {
+					return nil, 0, err
+				}
+				add("data/"+safeName(x.Store)+"/"+safeName(t.Name)+".csv", b)
+			}
+		}
+	}
+	m := Manifest{Schema: PackageSchema, Request: r.ID, Type: r.Type, Regime: r.Regime, CreatedAt: now}
+	for _, f := range files {
+		sum := sha256.Sum256(f.body)
+		m.Files = append(m.Files, ManifestFile{Path: f.path, SHA256: hex.EncodeToString(sum[:]), Bytes: len(f.body)})
+	}
+	mb, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, 0, err
+	}
+	add("manifest.json", mb)
+
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, f := range files {
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: f.path, Method: zip.Deflate, Modified: now})
+		if err != nil {
+			return nil, 0, err
+		}
+		if _, err := w.Write(f.body); err != nil {
+			return nil, 0, err
+		}
+	}
+	if err := zw.Close(); err != nil {
+		return nil, 0, err
+	}
+	return buf.Bytes(), len(files), nil
+}
+
+// nonNil makes d's lists empty arrays rather than null, as the schema requires.
+func nonNil(d Disclosure) Disclosure {
+	if d.Purposes == nil {
+		d.Purposes = []PurposeUse{}
+	}
+	if d.Categories == nil {
+		d.Categories = []CategoryHeld{}
+	}
+	if d.Recipients == nil {
+		d.Recipients = []Recipient{}
+	}
+	if d.Sources == nil {
+		d.Sources = []string{}
+	}
+	if d.ConsentHistory == nil {
+		d.ConsentHistory = []ConsentEvent{}
+	}
+	for i := range d.Purposes {
+		if d.Purposes[i].Bases == nil {
+			d.Purposes[i].Bases = []privguard.LegalBasis{}
+		}
+	}
+	return d
+}
+
+// safeName keeps a store or table name usable as a path element in any unzip tool.
+func safeName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || (c == '.' && i > 0)) {
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 {
+		return "_"
+	}
+	return string(b)
+}
+
+// tableCSV writes t as CSV: a header of the sorted column names, then one line per row.
+// Cells that a spreadsheet would run as a formula (= + - @, tab, CR) get a leading
+// apostrophe; the JSON file keeps the exact values.
+func tableCSV(t Table) ([]byte, error) {
+	colSet := map[string]bool{}
+	for c := range t.Categories {
+		colSet[c] = true
+	}
+	for _, row := range t.Rows {
+		for c := range row {
+			colSet[c] = true
+		}
+	}
+	cols := slices.Sorted(maps.Keys(colSet))
+	var buf bytes.Buffer
+	buf.WriteString("\uFEFF") // a BOM, so that spreadsheet programs read UTF-8 (Chinese text)
+	w := csv.NewWriter(&buf)
+	if err := w.Write(cols); err != nil {
+		return nil, err
+	}
+	line := make([]string, len(cols))
+	for _, row := range t.Rows {
+		for i, c := range cols {
+			line[i] = cell(row[c])
+		}
+		if err := w.Write(line); err != nil {
+			return nil, err
+		}
+	}
+	w.Flush()
+	return buf.Bytes(), w.Error()
+}
+
+func cell(v any) string {
+	var s string
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case string:
+		s = v
+	case []byte:
+		return base64.StdEncoding.EncodeToString(v)
+	case time.Time:
+		return v.UTC().Format(time.RFC3339Nano)
+	case bool:
+		return strconv.FormatBool(v)
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64, json.Number:
+		return fmt.Sprint(v)
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Sprint(v)
+		}
+		s = string(b)
+	}
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+// summary is README.txt: the package in plain words, in Chinese then English.
+func summary(r Request, d Disclosure, exports []Export, now time.Time) []byte {
+	var b strings.Builder
+	rows := 0
+	for _, x := range exports {
+		rows += x.Rows()
+	}
+	list := func(items []string, none string) string {
+		if len(items) == 0 {
+			return none
+		}
+		return strings.Join(items, "; ")
+	}
+	var cats, derivedCats, purposes, recipients []string
+	for _, c := range d.Categories {
+		if c.Derived {
+			derivedCats = append(derivedCats, string(c.Category))
+		} else {
+			cats = append(cats, string(c.Category))
+		}
+	}
+	for _, p := range d.Purposes {
+		purposes = append(purposes, cmp.Or(p.Description, string(p.Purpose))+" ("+string(p.Purpose)+")")
+	}
+	for _, rc := range d.Recipients {
+		s := rc.Name
+		if rc.Country != "" {
+			s += " [" + rc.Country + "]"
+		}
+		recipients = append(recipients, s)
+	}
+	fmt.Fprintf(&b, "个人信息副本 / Copy of your personal information\n")
+	fmt.Fprintf(&b, "请求编号 / Request: %s (%s)\n生成时间 / Created: %s\n\n", r.ID, r.Type, now.UTC().Format(time.RFC3339))
+
+	fmt.Fprintf(&b, "【中文】\n")
+	fmt.Fprintf(&b, "个人信息处理者：%s（联系方式：%s）\n", d.Controller.Name, d.Controller.Contact)
+	fmt.Fprintf(&b, "我们持有的个人信息类别：%s\n", list(cats, "无"))
+	fmt.Fprintf(&b, "我们推断得出的信息（标签、分群等）：%s\n", list(derivedCats, "无"))
+	fmt.Fprintf(&b, "处理目的：%s\n", list(purposes, "无"))
+	fmt.Fprintf(&b, "接收方：%s\n", list(recipients, "无"))
+	fmt.Fprintf(&b, "保存期限：%s\n", cmp.Or(d.Retention, "见隐私政策"))
+	fmt.Fprintf(&b, "同意记录：%d 条（见 disclosure.json）\n", len(d.ConsentHistory))
+	if r.Type != TypeCategories {
+		fmt.Fprintf(&b, "数据：%d 个存储，共 %d 条记录，见 data/ 目录（JSON 与 CSV）。\n", len(exports), rows)
+	}
+	fmt.Fprintf(&b, "您的权利：%s\n投诉与救济：%s\n", d.Rights, d.Complaint)
+	fmt.Fprintf(&b, "manifest.json 列出每个文件的 SHA-256 校验值。\n\n")
+
+	fmt.Fprintf(&b, "[English]\n")
+	fmt.Fprintf(&b, "Controller: %s (contact: %s)\n", d.Controller.Name, d.Controller.Contact)
+	fmt.Fprintf(&b, "Categories of personal data we hold: %s\n", list(cats, "none"))
+	fmt.Fprintf(&b, "Data we derived (tags, segments): %s\n", list(derivedCats, "none"))
+	fmt.Fprintf(&b, "Purposes: %s\n", list(purposes, "none"))
+	fmt.Fprintf(&b, "Recipients: %s\n", list(recipients, "none"))
+	fmt.Fprintf(&b, "Retention: %s\n", cmp.Or(d.Retention, "see the privacy notice"))
+	fmt.Fprintf(&b, "Consent history: %d records (see disclosure.json)\n", len(d.ConsentHistory))
+	if r.Type != TypeCategories {
+		fmt.Fprintf(&b, "Data: %d stores, %d records in all, in data/ (JSON and CSV).\n", len(exports), rows)
+	}
+	fmt.Fprintf(&b, "Your rights: %s\nComplaints and remedies: %s\n", d.Rights, d.Complaint)
+	fmt.Fprintf(&b, "manifest.json lists the SHA-256 checksum of every file.\n")
+	return []byte(b.String())
+}

@@ -1,0 +1,316 @@
+package dsar
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/privguard/privguard"
+)
+
+// ResultStore keeps the sealed parts and packages of access requests apart from the
+// requests themselves (boltstore.DSARStore is the embedded default).
+type ResultStore interface {
+	PutResult(ctx context.Context, key string, body []byte) error
+	// Result returns what is stored under key, or an error wrapping privguard.ErrNotFound.
+	Result(ctx context.Context, key string) ([]byte, error)
+	// DeleteResult deletes key; deleting a missing key is not an error.
+	DeleteResult(ctx context.Context, key string) error
+}
+
+// Sealer encrypts results at rest (vault.Vault). Each request's results are sealed under a
+// key of their own, which is shredded once the package is downloaded or expires: the
+// copy cannot be read again, even from a backup of the store.
+type Sealer interface {
+	Seal(ctx context.Context, subject privguard.SubjectID, plaintext, ad []byte) ([]byte, error)
+	Open(ctx context.Context, subject privguard.SubjectID, ciphertext, ad []byte) ([]byte, error)
+	Shred(ctx context.Context, subject privguard.SubjectID) error
+}
+
+// LinkNotifier is the optional capability of a [Notifier] to send the subject the
+// download token of a finished access request.
+type LinkNotifier interface {
+	SendLink(ctx context.Context, subject privguard.SubjectID, requestID, token string, expires time.Time) error
+}
+
+// DefaultResultTTL is how long a finished package can be downloaded.
+const DefaultResultTTL = 7 * 24 * time.Hour
+
+// Errors of [Engine.Download] and [Engine.IssueLink].
+var (
+	// ErrNoResult: the request has no package (not an access request, or not finished).
+	ErrNoResult = fmt.Errorf("dsar: the request has no result yet: %w", privguard.ErrConflict)
+	// ErrBadDownloadToken: the token is not the request's current download token.
+	ErrBadDownloadToken = errors.New("dsar: wrong download token")
+	// ErrResultGone: the package was downloaded already or expired, and is destroyed.
+	ErrResultGone = errors.New("dsar: the result was downloaded already or has expired")
+)
+
+// Result describes an access request's package. The package itself is stored sealed
+// (see [ResultStore]); Result is what the request shows.
+type Result struct {
+	SHA256       string    `json:"sha256"` // of the zip
+	Bytes        int       `json:"bytes"`
+	Files        int       `json:"files"`
+	CreatedAt    time.Time `json:"created_at"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	DownloadedAt time.Time `json:"downloaded_at,omitzero"`
+	// Purged reports that the package and its key are destroyed (downloaded or expired).
+	Purged bool `json:"purged,omitempty"`
+	// Token is the current download token, hashed; hidden from API views.
+	Token *Token `json:"token,omitempty"`
+}
+
+// Token is a download token's hash. Only the hash is stored.
+type Token struct {
+	Hash string `json:"hash"`
+}
+
+// gone reports whether the package can no longer be downloaded.
+func (r *Result) gone(now time.Time) bool {
+	return r.Purged || !r.DownloadedAt.IsZero() || now.After(r.ExpiresAt)
+}
+
+// resultKey is the vault subject whose key seals request id's results.
+func resultKey(id string) privguard.SubjectID { return privguard.SubjectID("dsar-result:" + id) }
+
+func partKey(id, store string) string { return id + "/part/" + store }
+func packageKey(id string) string     { return id + "/package" }
+
+func resultAD(key string) []byte { return []byte("privguard/dsar/result/v1\x00" + key) }
+
+func tokenHash(requestID, token string) string {
+	h := sha256.Sum256([]byte("privguard/dsar/download\x00" + requestID + "\x00" + token))
+	return hex.EncodeToString(h[:])
+}
+
+// producesResult reports whether requests of type t end with a package.
+func (t Type) producesResult() bool {
+	return t == TypeAccess || t == TypePortability || t == TypeCategories
+}
+
+// sealPut seals body under request id's key and stores it under key.
+func (e *Engine) sealPut(ctx context.Context, id, key string, body []byte) error {
+	ct, err := e.cfg.Sealer.Seal(ctx, resultKey(id), body, resultAD(key))
+	if err != nil {
+		return fmt.Errorf("dsar: seal result: %w", err)
+	}
+	if err := e.cfg.Results.PutResult(ctx, key, ct); err != nil {
+		return fmt.Errorf("dsar: store result: %w: %w", err, privguard.ErrUnavailable)
+	}
+	return nil
+}
+
+// getOpen reads and opens what sealPut stored.
+func (e *Engine) getOpen(ctx context.Context, id, key string) ([]byte, error) {
+	ct, err := e.cfg.Results.Result(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("dsar: read result: %w", err)
+	}
+	pt, err := e.cfg.Sealer.Open(ctx, resultKey(id), ct, resultAD(key))
+	if err != nil {
+		return nil, fmt.Errorf("dsar: open result: %w", err)
+	}
+	return pt, nil
+}
+
+// keepExport stores one store's export of an access request, sealed, until every store
+// has answered and the package is built.
+func (e *Engine) keepExport(ctx context.Context, r *Request, x Export) error {
+	b, err := json.Marshal(x)
+	if err != nil {
+		return err
+	}
+	return e.sealPut(ctx, r.ID, partKey(r.ID, x.Store), b)
+}
+
+// buildResult assembles r's package from the stored parts once every task is done, stores
+// it sealed, and mints the first download token, which it returns.
+func (e *Engine) buildResult(ctx context.Context, r *Request, now time.Time) (string, error) {
+	exports := make([]Export, 0, len(r.Tasks))
+	for _, t := range r.Tasks {
+		b, err := e.getOpen(ctx, r.ID, partKey(r.ID, t.Store))
+		if err != nil {
+			return "", err
+		}
+		var x Export
+		if err := json.Unmarshal(b, &x); err != nil {
+			return "", fmt.Errorf("dsar: stored export: %w", err)
+		}
+		x.Store = t.Store
+		exports = append(exports, x)
+	}
+	var d Disclosure
+	if e.cfg.Disclose != nil {
+		var err error
+		if d, err = e.cfg.Disclose(ctx, *r); err != nil {
+			return "", fmt.Errorf("dsar: disclosure: %w", err)
+		}
+	}
+	d.Categories = held(exports)
+	if d.Complaint == "" {
+		d.Complaint = e.recourse(r.Regime)
+	}
+	zip, files, err := buildPackage(*r, exports, d, now)
+	if err != nil {
+		return "", err
+	}
+	if err := e.sealPut(ctx, r.ID, packageKey(r.ID), zip); err != nil {
+		return "", err
+	}
+	for _, t := range r.Tasks {
+		if err := e.cfg.Results.DeleteResult(ctx, partKey(r.ID, t.Store)); err != nil {
+			return "", fmt.Errorf("dsar: delete result part: %w: %w", err, privguard.ErrUnavailable)
+		}
+	}
+	sum := sha256.Sum256(zip)
+	token := newToken()
+	r.Result = &Result{SHA256: hex.EncodeToString(sum[:]), Bytes: len(zip), Files: files, CreatedAt: now,
+		ExpiresAt: now.Add(e.cfg.ResultTTL), Token: &Token{Hash: tokenHash(r.ID, token)}}
+	r.event(now, "result ready", fmt.Sprintf("%d files, %d bytes", files, len(zip)))
+	return token, nil
+}
+
+func newToken() string {
+	b := make([]byte, 32)
+	rand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
+}
+
+// sendLink sends a fresh token to the subject through the configured notifier, if it can
+// send links. A failure is recorded on the request; an operator can issue a new link.
+func (e *Engine) sendLink(ctx context.Context, r Request, token string) {
+	ln, ok := e.cfg.Notifier.(LinkNotifier)
+	if !ok || token == "" {
+		return
+	}
+	if err := ln.SendLink(ctx, r.Subject, r.ID, token, r.Result.ExpiresAt); err != nil {
+		e.cfg.Logger.Warn("dsar: download link not sent", "request", r.ID, "err", describe("notifier", err))
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if cur, err := e.get(ctx, r.ID); err == nil {
+			cur.event(e.cfg.Now().UTC(), "download link not sent", "")
+			_ = e.put(ctx, &cur) // best effort: the log line says it too
+		}
+	}
+}
+
+// IssueLink mints a new download token for request id's package (the old one stops
+// working) and returns it with its expiry. Use it when the subject lost the first one, or
+// to hand the link over through the company's own portal.
+func (e *Engine) IssueLink(ctx context.Context, id string) (string, time.Time, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r, err := e.get(ctx, id)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	now := e.cfg.Now().UTC()
+	switch {
+	case r.Result == nil:
+		return "", time.Time{}, ErrNoResult
+	case r.Result.gone(now):
+		return "", time.Time{}, ErrResultGone
+	}
+	token := newToken()
+	r.Result.Token = &Token{Hash: tokenHash(r.ID, token)}
+	r.event(now, "download link issued", "")
+	if err := e.put(ctx, &r); err != nil {
+		return "", time.Time{}, err
+	}
+	return token, r.Result.ExpiresAt, nil
+}
+
+// Download returns request id's package (a zip) for the right token, once: the package
+// is marked downloaded durably before it is returned, then destroyed (its key shredded).
+func (e *Engine) Download(ctx context.Context, id, token string) ([]byte, Result, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r, err := e.get(ctx, id)
+	if err != nil {
+		return nil, Result{}, err
+	}
+	now := e.cfg.Now().UTC()
+	res := r.Result
+	switch {
+	case res == nil:
+		return nil, Result{}, ErrNoResult
+	case res.Token == nil || subtle.ConstantTimeCompare([]byte(res.Token.Hash), []byte(tokenHash(r.ID, token))) != 1:
+		return nil, Result{}, ErrBadDownloadToken
+	case res.gone(now):
+		return nil, Result{}, ErrResultGone
+	}
+	zip, err := e.getOpen(ctx, r.ID, packageKey(r.ID))
+	if err != nil {
+		return nil, Result{}, err
+	}
+	if sum := sha256.Sum256(zip); hex.EncodeToString(sum[:]) != res.SHA256 {
+		return nil, Result{}, fmt.Errorf("dsar: stored package does not match its checksum")
+	}
+	res.DownloadedAt = now
+	r.event(now, "result downloaded", "")
+	if err := e.put(ctx, &r); err != nil {
+		return nil, Result{}, err
+	}
+	if err := e.purge(ctx, &r, now); err != nil {
+		// Marked downloaded: nobody can fetch it again; the sweep destroys it later.
+		e.cfg.Logger.Warn("dsar: downloaded package not yet destroyed", "request", r.ID, "err", describe("privguard", err))
+	}
+	return zip, *res, nil
+}
+
+// purge destroys r's package and parts (shreds their key, deletes the ciphertexts) and
+// records it. e.mu must be held.
+func (e *Engine) purge(ctx context.Context, r *Request, now time.Time) error {
+	if err := e.cfg.Sealer.Shred(ctx, resultKey(r.ID)); err != nil {
+		return err
+	}
+	keys := []string{packageKey(r.ID)}
+	for _, t := range r.Tasks {
+		keys = append(keys, partKey(r.ID, t.Store))
+	}
+	for _, k := range keys {
+		if err := e.cfg.Results.DeleteResult(ctx, k); err != nil {
+			return err
+		}
+	}
+	if r.Result == nil {
+		r.Result = &Result{}
+	}
+	r.Result.Purged = true
+	r.event(now, "result destroyed", "")
+	return e.put(ctx, r)
+}
+
+// purgeDone destroys the packages that were downloaded or expired, and the parts of
+// cancelled access requests.
+func (e *Engine) purgeDone(ctx context.Context) error {
+	if e.cfg.Sealer == nil {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.loadIndex(ctx); err != nil {
+		return err
+	}
+	now := e.cfg.Now().UTC()
+	for id, expires := range e.results {
+		if now.Before(expires) {
+			continue
+		}
+		r, err := e.get(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := e.purge(ctx, &r, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}

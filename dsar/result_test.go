@@ -1,0 +1,387 @@
+package dsar_test
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/boltstore"
+	"github.com/privguard/privguard/dsar"
+)
+
+// profileStore is a connector with typed tables: a CRM profile and derived tags.
+type profileStore struct {
+	name  string
+	fails int
+}
+
+func (p *profileStore) Name() string { return p.name }
+
+func (p *profileStore) Export(_ context.Context, s privguard.SubjectID) (dsar.Export, error) {
+	if p.fails > 0 {
+		p.fails--
+		return dsar.Export{}, &dsar.ConnectorError{Connector: p.name, Op: "export", Err: errors.New("down")}
+	}
+	if s != "cust-1" {
+		return dsar.Export{Store: p.name}, nil
+	}
+	return dsar.Export{Store: p.name, Tables: []dsar.Table{
+		{Name: "customers", Categories: map[string]privguard.DataCategory{"email": "user.contact.email", "city": "user.location.imprecise", "phone": "user.contact.phone_number"},
+			Rows: []map[string]any{{"customer_id": "cust-1", "email": "li.lei@example.com", "city": "上海", "phone": nil}}},
+		{Name: "user_tags", Categories: map[string]privguard.DataCategory{"tag": "user.derived.tags"},
+			Rows: []map[string]any{{"uid": "cust-1", "tag": "=HYPERLINK(\"x\")"}, {"uid": "cust-1", "tag": "高价值"}}},
+	}}, nil
+}
+
+func (p *profileStore) Erase(context.Context, privguard.SubjectID) (dsar.Erased, error) {
+	return dsar.Erased{}, nil
+}
+
+type linkBox struct {
+	mu     sync.Mutex
+	tokens map[string]string
+}
+
+func (l *linkBox) SendCode(context.Context, privguard.SubjectID, string, string) error { return nil }
+func (l *linkBox) SendLink(_ context.Context, _ privguard.SubjectID, id, token string, _ time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.tokens[id] = token
+	return nil
+}
+
+func disclose(_ context.Context, r dsar.Request) (dsar.Disclosure, error) {
+	return dsar.Disclosure{
+		Controller: dsar.Party{Name: "Example Retail Ltd", Contact: "privacy@example.com"},
+		Purposes:   []dsar.PurposeUse{{Purpose: "marketing.communications.sms", Bases: []privguard.LegalBasis{"consent"}, Consent: "given"}},
+		Recipients: []dsar.Recipient{{Name: "SMS vendor", Country: "CN", Purposes: []privguard.Purpose{"marketing.communications.sms"}}},
+		Retention:  "until the account is closed, then 3 years",
+		Sources:    []string{"collected from you at sign-up"},
+		ConsentHistory: []dsar.ConsentEvent{{Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Action: "grant",
+			Purpose: "marketing.communications.sms", Notice: "n-1@v1", Record: "rec-1"}},
+		AutomatedDecisions: "segments are computed from purchases; no decision with legal effect",
+		Rights:             "privacy@example.com or the app's privacy centre",
+	}, nil
+}
+
+type resultEnv struct {
+	e     *dsar.Engine
+	c     *clock
+	links *linkBox
+	db    *boltstore.DB
+}
+
+func newResultEnv(t *testing.T, dir string, conns ...dsar.Connector) *resultEnv {
+	t.Helper()
+	db, err := boltstore.Open(filepath.Join(dir, "privguard.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	env := &resultEnv{c: &clock{time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}, links: &linkBox{tokens: map[string]string{}}, db: db}
+	env.e, err = dsar.New(dsar.Config{Store: db.DSAR(), Connectors: conns, Now: env.c.Now, Sealer: newVault(t, dir, db),
+		Disclose: disclose, Notifier: env.links, BaseBackoff: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+func (env *resultEnv) finished(t *testing.T, typ dsar.Type) (dsar.Request, string) {
+	t.Helper()
+	r, err := env.e.Submit(ctx, dsar.Request{Type: typ, Subject: "cust-1", Regime: privguard.RegimePIPL, Identity: &dsar.Identity{Method: "token"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.e.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, _ = env.e.Get(ctx, r.ID)
+	if r.State != dsar.StateCompleted || r.Result == nil {
+		t.Fatalf("%s request: %s, result %v; want completed with a result", typ, r.State, r.Result)
+	}
+	return r, env.links.tokens[r.ID]
+}
+
+// unzip returns the package's files after checking the manifest's checksums.
+func unzip(t *testing.T, b []byte) map[string][]byte {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[f.Name], _ = io.ReadAll(rc)
+		rc.Close()
+	}
+	var m dsar.Manifest
+	if err := json.Unmarshal(files["manifest.json"], &m); err != nil {
+		t.Fatalf("manifest: %v", err)
+	}
+	if len(m.Files) != len(files)-1 {
+		t.Errorf("manifest lists %d files; the zip has %d besides it", len(m.Files), len(files)-1)
+	}
+	for _, mf := range m.Files {
+		sum := sha256.Sum256(files[mf.Path])
+		if hex.EncodeToString(sum[:]) != mf.SHA256 || len(files[mf.Path]) != mf.Bytes {
+			t.Errorf("%s: checksum or size does not match the manifest", mf.Path)
+		}
+	}
+	return files
+}
+
+func compileSchema(t *testing.T, name string) *jsonschema.Schema {
+	t.Helper()
+	b, err := dsar.Schemas.ReadFile("schema/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	if err := c.AddResource(name, doc); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Compile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func validate(t *testing.T, s *jsonschema.Schema, name string, b []byte) {
+	t.Helper()
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if err := s.Validate(v); err != nil {
+		t.Errorf("%s does not follow its schema: %v", name, err)
+	}
+}
+
+func TestAccessPackage(t *testing.T) {
+	// proves DSR-06: the access answer holds the data and every metadata section, with the
+	// consent history and the derived tags. proves PUR-05: tags are exported.
+	env := newResultEnv(t, t.TempDir(), &profileStore{name: "crm"})
+	r, token := env.finished(t, dsar.TypeAccess)
+	if token == "" {
+		t.Fatal("no download link was sent")
+	}
+	if _, _, err := env.e.Download(ctx, r.ID, strings.Repeat("0", 64)); !errors.Is(err, dsar.ErrBadDownloadToken) {
+		t.Errorf("wrong token: %v", err)
+	}
+	zb, res, err := env.e.Download(ctx, r.ID, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.DownloadedAt.IsZero() || res.Bytes != len(zb) {
+		t.Errorf("result after download: %+v", res)
+	}
+	files := unzip(t, zb)
+	for _, want := range []string{"README.txt", "disclosure.json", "manifest.json", "data/crm.json", "data/crm/customers.csv", "data/crm/user_tags.csv"} {
+		if files[want] == nil {
+			t.Errorf("package lacks %s", want)
+		}
+	}
+	validate(t, compileSchema(t, "disclosure.schema.json"), "disclosure.json", files["disclosure.json"])
+	validate(t, compileSchema(t, "manifest.schema.json"), "manifest.json", files["manifest.json"])
+	validate(t, compileSchema(t, "store-export.schema.json"), "data/crm.json", files["data/crm.json"])
+
+	var doc dsar.PackageDoc
+	if err := json.Unmarshal(files["disclosure.json"], &doc); err != nil {
+		t.Fatal(err)
+	}
+	d := doc.Disclosure
+	cats := map[privguard.DataCategory]dsar.CategoryHeld{}
+	for _, c := range d.Categories {
+		cats[c.Category] = c
+	}
+	if c := cats["user.derived.tags"]; !c.Derived || c.Items != 2 {
+		t.Errorf("derived tags: %+v", c)
+	}
+	if _, ok := cats["user.contact.phone_number"]; ok {
+		t.Error("a category with no value (phone is NULL) is reported as held")
+	}
+	if len(d.ConsentHistory) != 1 || len(d.Recipients) != 1 || d.Complaint == "" || d.Retention == "" {
+		t.Errorf("disclosure sections: %+v", d)
+	}
+	readme := string(files["README.txt"])
+	for _, want := range []string{"【中文】", "[English]", "user.contact.email", "user.derived.tags", "SMS vendor [CN]", "个人信息处理者", "Controller: Example Retail Ltd"} {
+		if !strings.Contains(readme, want) {
+			t.Errorf("README.txt lacks %q", want)
+		}
+	}
+	rows, err := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(files["data/crm/user_tags.csv"], []byte("\uFEFF")))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 3 || rows[0][0] != "tag" || rows[1][0] != `'=HYPERLINK("x")` || rows[2][0] != "高价值" {
+		t.Errorf("user_tags.csv = %q; want a header, the formula defused, the Chinese tag intact", rows)
+	}
+	if !strings.Contains(string(files["data/crm.json"]), `"=HYPERLINK(\"x\")"`) {
+		t.Error("the JSON copy must keep the exact value")
+	}
+
+	// Once: a second download is refused and the package is gone from the store.
+	if _, _, err := env.e.Download(ctx, r.ID, token); !errors.Is(err, dsar.ErrResultGone) {
+		t.Errorf("second download: %v; want ErrResultGone", err)
+	}
+	if _, err := env.db.DSAR().Result(ctx, r.ID+"/package"); !errors.Is(err, privguard.ErrNotFound) {
+		t.Errorf("package still stored after download: %v", err)
+	}
+	if r, _ := env.e.Get(ctx, r.ID); !r.Result.Purged {
+		t.Errorf("result after download: %+v", r.Result)
+	}
+}
+
+func TestPortabilityPackageIsMachineReadable(t *testing.T) {
+	// proves DSR-07: the portable copy validates against the published JSON Schema.
+	env := newResultEnv(t, t.TempDir(), &profileStore{name: "crm"}, &profileStore{name: "tags"})
+	r, token := env.finished(t, dsar.TypePortability)
+	zb, _, err := env.e.Download(ctx, r.ID, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := unzip(t, zb)
+	s := compileSchema(t, "store-export.schema.json")
+	for _, name := range []string{"data/crm.json", "data/tags.json"} {
+		validate(t, s, name, files[name])
+		var x dsar.Export
+		if err := json.Unmarshal(files[name], &x); err != nil || x.Rows() != 3 {
+			t.Errorf("%s: %d rows, %v; want 3", name, x.Rows(), err)
+		}
+	}
+}
+
+func TestCategoriesPackageHasNoData(t *testing.T) {
+	env := newResultEnv(t, t.TempDir(), &profileStore{name: "crm"})
+	r, token := env.finished(t, dsar.TypeCategories)
+	zb, _, err := env.e.Download(ctx, r.ID, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := unzip(t, zb)
+	for name := range files {
+		if strings.HasPrefix(name, "data/") {
+			t.Errorf("a categories-only answer holds %s", name)
+		}
+	}
+	if bytes.Contains(zb, []byte("li.lei")) || bytes.Contains(files["disclosure.json"], []byte("li.lei")) {
+		t.Error("a categories-only answer holds the data itself")
+	}
+	validate(t, compileSchema(t, "disclosure.schema.json"), "disclosure.json", files["disclosure.json"])
+	if !bytes.Contains(files["disclosure.json"], []byte("user.contact.email")) {
+		t.Error("categories-only answer lacks the categories")
+	}
+}
+
+func TestResultExpiresAndLinksRotate(t *testing.T) {
+	env := newResultEnv(t, t.TempDir(), &profileStore{name: "crm"})
+	r, first := env.finished(t, dsar.TypeAccess)
+	second, expires, err := env.e.IssueLink(ctx, r.ID)
+	if err != nil || !expires.Equal(r.Result.ExpiresAt) {
+		t.Fatalf("IssueLink: %v, expires %v", err, expires)
+	}
+	if _, _, err := env.e.Download(ctx, r.ID, first); !errors.Is(err, dsar.ErrBadDownloadToken) {
+		t.Errorf("the replaced token still works: %v", err)
+	}
+	env.c.t = r.Result.ExpiresAt.Add(time.Second)
+	if _, err := env.e.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := env.e.Download(ctx, r.ID, second); !errors.Is(err, dsar.ErrResultGone) {
+		t.Errorf("download after expiry: %v", err)
+	}
+	if _, _, err := env.e.IssueLink(ctx, r.ID); !errors.Is(err, dsar.ErrResultGone) {
+		t.Errorf("link after expiry: %v", err)
+	}
+	if _, err := env.db.DSAR().Result(ctx, r.ID+"/package"); !errors.Is(err, privguard.ErrNotFound) {
+		t.Errorf("expired package still stored: %v", err)
+	}
+	if got, _ := env.e.Get(ctx, r.ID); !got.Result.Purged {
+		t.Error("expired result not marked destroyed")
+	}
+}
+
+func TestResultPartsSurviveRestartAndStayEncrypted(t *testing.T) {
+	dir := t.TempDir()
+	tags := &profileStore{name: "tags", fails: 1}
+	env := newResultEnv(t, dir, &profileStore{name: "crm"}, tags)
+	r, err := env.e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-1", Regime: privguard.RegimeGDPR, Identity: &dsar.Identity{Method: "operator"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.e.Step(ctx)
+	if r, _ = env.e.Get(ctx, r.ID); r.State != dsar.StatePartiallyFailed || r.Result != nil {
+		t.Fatalf("with tags down: %s", r.State)
+	}
+	part, err := env.db.DSAR().Result(ctx, r.ID+"/part/crm")
+	if err != nil {
+		t.Fatalf("crm's export is not kept: %v", err)
+	}
+	if bytes.Contains(part, []byte("li.lei")) || bytes.Contains(part, []byte("customers")) {
+		t.Error("a stored export part is not encrypted")
+	}
+	env.db.Close()
+
+	env = newResultEnv(t, dir, &profileStore{name: "crm"}, &profileStore{name: "tags"})
+	env.c.t = env.c.t.Add(time.Hour)
+	env.e.Step(ctx)
+	if r, _ = env.e.Get(ctx, r.ID); r.State != dsar.StateCompleted || r.Result == nil || r.Result.Files != 9 {
+		t.Fatalf("after restart: %s, %+v", r.State, r.Result)
+	}
+	if _, err := env.db.DSAR().Result(ctx, r.ID+"/part/crm"); !errors.Is(err, privguard.ErrNotFound) {
+		t.Errorf("parts kept after the package was built: %v", err)
+	}
+}
+
+func TestCancelledAccessDestroysParts(t *testing.T) {
+	env := newResultEnv(t, t.TempDir(), &profileStore{name: "crm"}, &profileStore{name: "tags", fails: 100})
+	r, _ := env.e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-1", Regime: privguard.RegimeGDPR, Identity: &dsar.Identity{Method: "operator"}})
+	env.e.Step(ctx)
+	if _, err := env.db.DSAR().Result(ctx, r.ID+"/part/crm"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.e.Cancel(ctx, r.ID, "subject withdrew the request"); err != nil {
+		t.Fatal(err)
+	}
+	env.e.Step(ctx)
+	if _, err := env.db.DSAR().Result(ctx, r.ID+"/part/crm"); !errors.Is(err, privguard.ErrNotFound) {
+		t.Errorf("a cancelled request's export part is kept: %v", err)
+	}
+}
+
+func TestAccessRefusedWithoutSealer(t *testing.T) {
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), "p.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	e, _ := dsar.New(dsar.Config{Store: db.DSAR()})
+	if _, err := e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-1", Regime: privguard.RegimeGDPR}); !errors.Is(err, privguard.ErrUnavailable) {
+		t.Errorf("access without a sealer: %v; want ErrUnavailable (results are never stored in clear)", err)
+	}
+}
