@@ -28,6 +28,13 @@ type Rectifier interface {
 	Correct(ctx context.Context, subject privguard.SubjectID, patch map[privguard.DataCategory]string) (int, error)
 }
 
+// CategoryLister is the optional capability of naming the data categories a store holds
+// (from its data map). A correction then reaches each store with only the categories it
+// holds, and a patch category that no store holds is refused when the request is made.
+type CategoryLister interface {
+	Categories() []privguard.DataCategory
+}
+
 // Export is a store's copy of a subject's data: one table (or key, or list) per entry.
 type Export struct {
 	Store  string  `json:"store"`

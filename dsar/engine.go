@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -52,6 +53,9 @@ type Config struct {
 	MaxBackoff    time.Duration
 	// Recourse overrides DefaultRecourse per regime (name your authority and court).
 	Recourse map[privguard.Regime]string
+	// Recipients are told of every erasure, rectification and restriction (GDPR Art. 19):
+	// each is one more task of those requests.
+	Recipients []RecipientNotifier
 	// Workers is how many requests Step advances at once (default DefaultWorkers).
 	Workers int
 	// Sealer encrypts access results at rest (vault.Vault); access, portability and
@@ -77,8 +81,11 @@ type Engine struct {
 	cfg        Config
 	connectors map[string]Connector
 	names      []string
-	mu         sync.Mutex // serialises request reads-then-writes
-	stepMu     sync.Mutex // one Step at a time
+	// recipients are keyed by their task name ("recipient:" + name).
+	recipients     map[string]RecipientNotifier
+	recipientNames []string
+	mu             sync.Mutex // serialises request reads-then-writes
+	stepMu         sync.Mutex // one Step at a time
 	// open indexes open requests by subject and type (the duplicate check), loaded from the
 	// store on first use and kept current by put. Guarded by mu.
 	open   map[openKey]string
@@ -128,7 +135,16 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Engine{cfg: cfg, connectors: map[string]Connector{}}
+	e := &Engine{cfg: cfg, connectors: map[string]Connector{}, recipients: map[string]RecipientNotifier{}}
+	for _, rn := range cfg.Recipients {
+		name := recipientTask(rn.Name())
+		if _, dup := e.recipients[name]; dup {
+			return nil, fmt.Errorf("dsar: two recipients named %q", rn.Name())
+		}
+		e.recipients[name] = rn
+		e.recipientNames = append(e.recipientNames, name)
+	}
+	slices.Sort(e.recipientNames)
 	for _, c := range cfg.Connectors {
 		if _, dup := e.connectors[c.Name()]; dup {
 			return nil, fmt.Errorf("dsar: two connectors named %q", c.Name())
@@ -160,6 +176,9 @@ func (e *Engine) Submit(ctx context.Context, r Request) (Request, error) {
 		if cat.Validate() != nil {
 			return Request{}, fmt.Errorf("dsar: patch category: %w", privguard.ErrInvalid)
 		}
+		if !e.correctable(cat) {
+			return Request{}, fmt.Errorf("dsar: patch category %s: no store holds it: %w", cat, privguard.ErrInvalid)
+		}
 	}
 	now := e.cfg.Now().UTC()
 	dl, err := e.cfg.Deadlines.Due(r.Regime, now, nil, nil, now)
@@ -181,6 +200,21 @@ func (e *Engine) Submit(ctx context.Context, r Request) (Request, error) {
 		return dup, nil
 	}
 	return r, e.put(ctx, &r)
+}
+
+// correctable reports whether some store may hold cat: one that lists it, or one that
+// can correct without listing its categories (a webhook store decides itself).
+func (e *Engine) correctable(cat privguard.DataCategory) bool {
+	for _, c := range e.connectors {
+		if _, ok := c.(Rectifier); !ok {
+			continue
+		}
+		cl, ok := c.(CategoryLister)
+		if !ok || slices.Contains(cl.Categories(), cat) {
+			return true
+		}
+	}
+	return false
 }
 
 // openDuplicate returns an open request of r's subject and type, if any. Corrections are
@@ -277,9 +311,23 @@ func (e *Engine) verified(r *Request, id *Identity, now time.Time) {
 		r.Identity = id
 		r.event(now, "identity verified", id.Method)
 	}
+	if r.Type == TypeCorrection {
+		r.State = StateAwaitingApproval
+		return
+	}
+	e.start(r)
+}
+
+// start moves r to verified (ready to run) and creates its tasks.
+func (e *Engine) start(r *Request) {
 	r.State = StateVerified
 	if r.Type.needsStores() {
 		for _, name := range e.names {
+			r.Tasks = append(r.Tasks, Task{Store: name, State: TaskPending})
+		}
+	}
+	if r.Type.notifiesRecipients() {
+		for _, name := range e.recipientNames {
 			r.Tasks = append(r.Tasks, Task{Store: name, State: TaskPending})
 		}
 	}
@@ -380,7 +428,7 @@ func (e *Engine) Step(ctx context.Context) (int, error) {
 	}
 	var due []string
 	for _, r := range all {
-		if r.State.Final() || r.State == StateAwaitingVerify || r.State == StateReceived {
+		if r.State.Final() || r.State == StateAwaitingVerify || r.State == StateReceived || r.State == StateAwaitingApproval {
 			continue
 		}
 		if r.Type == TypeDeletion && e.accessPending(all, r) {
@@ -442,15 +490,33 @@ func (e *Engine) advance(ctx context.Context, id string) (int, error) {
 		r.State = StateInProgress
 		r.event(now, "started", "")
 	}
+	// A restriction or objection takes effect first (in the ledger, so on the next policy
+	// decision); telling the recipients follows.
+	if (r.Type == TypeRestriction || r.Type == TypeObjection) && !r.Applied && e.cfg.OnSubjectFact != nil {
+		if err := e.cfg.OnSubjectFact(ctx, r); err != nil {
+			r.State = StatePartiallyFailed
+			r.event(now, "completion step failed", describe("privguard", err))
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			return 0, e.put(ctx, &r)
+		}
+		r.Applied = true
+		r.event(now, "recorded in the consent ledger", string(r.Type))
+	}
 	ran := 0
 	for i := range r.Tasks {
 		t := &r.Tasks[i]
-		if t.State == TaskDone || (t.State == TaskFailed && now.Before(t.NextAttempt)) {
+		if t.State == TaskDone || ((t.State == TaskFailed || t.State == TaskWaiting) && now.Before(t.NextAttempt)) {
 			continue
 		}
 		ran++
 		t.Attempts++
 		items, err := e.runTask(ctx, &r, t.Store)
+		if errors.Is(err, ErrPending) {
+			t.State, t.LastError, t.NextAttempt = TaskWaiting, "", now.Add(PendingRecheck)
+			r.event(now, "task accepted, waiting for the store", t.Store)
+			continue
+		}
 		if err != nil {
 			t.State, t.LastError = TaskFailed, describe(t.Store, err)
 			t.NextAttempt = now.Add(e.backoff(t.Attempts))
@@ -484,6 +550,10 @@ func allDone(tasks []Task) bool {
 
 // runTask does r's work on one store.
 func (e *Engine) runTask(ctx context.Context, r *Request, store string) (int, error) {
+	ctx = WithTask(ctx, TaskInfo{Request: r.ID, Type: r.Type, Store: store})
+	if rn, ok := e.recipients[store]; ok {
+		return 1, rn.NotifyRecipient(ctx, notice(r))
+	}
 	c, ok := e.connectors[store]
 	if !ok {
 		return 0, fmt.Errorf("store %s is no longer configured", store)
@@ -505,37 +575,45 @@ func (e *Engine) runTask(ctx context.Context, r *Request, store string) (int, er
 			r.event(e.cfg.Now().UTC(), "store cannot correct", store)
 			return 0, nil
 		}
-		return rc.Correct(ctx, r.Subject, r.Patch)
+		patch := r.Patch
+		if cl, ok := c.(CategoryLister); ok {
+			held := cl.Categories()
+			patch = maps.Clone(patch)
+			maps.DeleteFunc(patch, func(c privguard.DataCategory, _ string) bool { return !slices.Contains(held, c) })
+			if len(patch) == 0 {
+				return 0, nil // the store holds none of the patched categories
+			}
+		}
+		return rc.Correct(ctx, r.Subject, patch)
 	}
 	return 0, nil
 }
 
 // settle sets r's state from its tasks, running the completion hooks.
 func (e *Engine) settle(ctx context.Context, r *Request, now time.Time) {
+	// An erasure is final once every store erased: the vault keys are shredded and the
+	// ledger records it then, without waiting for recipients to acknowledge their notices.
+	storesDone := !slices.ContainsFunc(r.Tasks, func(t Task) bool { return t.State != TaskDone && !IsRecipientTask(t.Store) })
+	if r.Type == TypeDeletion && storesDone && !r.Applied && e.cfg.OnErased != nil {
+		if err := e.cfg.OnErased(ctx, r.Subject); err != nil {
+			r.State = StatePartiallyFailed
+			r.event(now, "completion step failed", describe("privguard", err))
+			return
+		}
+		r.Applied = true
+		r.event(now, "vault keys shredded, erasure recorded in the consent ledger", "")
+	}
 	failed := slices.ContainsFunc(r.Tasks, func(t Task) bool { return t.State == TaskFailed })
 	done := allDone(r.Tasks)
 	switch {
 	case failed, done && r.Type.producesResult() && r.Result == nil:
 		r.State = StatePartiallyFailed
-		return
 	case !done:
 		r.State = StateInProgress
-		return
+	default:
+		r.State = StateCompleted
+		r.event(now, "completed", "")
 	}
-	var hookErr error
-	switch {
-	case r.Type == TypeDeletion && e.cfg.OnErased != nil:
-		hookErr = e.cfg.OnErased(ctx, r.Subject)
-	case (r.Type == TypeRestriction || r.Type == TypeObjection) && e.cfg.OnSubjectFact != nil:
-		hookErr = e.cfg.OnSubjectFact(ctx, *r)
-	}
-	if hookErr != nil {
-		r.State = StatePartiallyFailed
-		r.event(now, "completion step failed", describe("privguard", hookErr))
-		return
-	}
-	r.State = StateCompleted
-	r.event(now, "completed", "")
 }
 
 // backoff is exponential with full jitter, capped.

@@ -49,6 +49,7 @@ var RejectReasons = []string{
 	"legal_exemption",          // GDPR Art. 15(4), 17(3), 23; PIPL Art. 18, 45
 	"retention_obligation",     // PIPL Art. 47(2): storage and security only
 	"not_the_subject",          // the requester's data is not held
+	"data_accurate",            // a correction: the data held is accurate (GDPR Art. 16, PIPL Art. 46)
 }
 
 // DefaultRecourse is the recourse a rejection tells the subject, per regime. The controller
@@ -111,4 +112,18 @@ func (e *Engine) Retry(ctx context.Context, id string) (Request, int, error) {
 // recourse is the complaint authority and court remedy the subject is told of under regime.
 func (e *Engine) recourse(regime privguard.Regime) string {
 	return cmp.Or(e.cfg.Recourse[regime], DefaultRecourse[regime])
+}
+
+// Approve approves a verified correction's patch; its tasks then run on every store that
+// can correct. approver names the operator (kept in the request's audit trail).
+func (e *Engine) Approve(ctx context.Context, id, approver, note string) (Request, error) {
+	return e.change(ctx, id, func(r *Request, now time.Time) error {
+		if r.State != StateAwaitingApproval {
+			return fmt.Errorf("dsar: request is %s, not awaiting approval: %w", r.State, privguard.ErrConflict)
+		}
+		r.Approval = &Approval{By: approver, Note: note, At: now}
+		r.event(now, "approved", approver)
+		e.start(r)
+		return nil
+	})
 }

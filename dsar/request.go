@@ -43,14 +43,17 @@ type State string
 
 // Request states.
 const (
-	StateReceived        State = "received"
-	StateAwaitingVerify  State = "awaiting_verification"
-	StateVerified        State = "verified"
-	StateInProgress      State = "in_progress"
-	StateCompleted       State = "completed"
-	StatePartiallyFailed State = "partially_failed"
-	StateRejected        State = "rejected"
-	StateCancelled       State = "cancelled"
+	StateReceived       State = "received"
+	StateAwaitingVerify State = "awaiting_verification"
+	StateVerified       State = "verified"
+	// StateAwaitingApproval: a verified correction waits for an operator to approve the
+	// patch (GDPR Art. 16, PIPL Art. 46: the controller checks the new data is accurate).
+	StateAwaitingApproval State = "awaiting_approval"
+	StateInProgress       State = "in_progress"
+	StateCompleted        State = "completed"
+	StatePartiallyFailed  State = "partially_failed"
+	StateRejected         State = "rejected"
+	StateCancelled        State = "cancelled"
 )
 
 // Final reports whether s ends a request.
@@ -66,6 +69,9 @@ const (
 	TaskPending TaskState = "pending"
 	TaskDone    TaskState = "done"
 	TaskFailed  TaskState = "failed" // failed for now; retried at NextAttempt
+	// TaskWaiting: the store accepted the work and reports completion by callback; it is
+	// asked again at NextAttempt if the callback has not come.
+	TaskWaiting TaskState = "waiting"
 )
 
 // Task is a request's work on one store.
@@ -86,6 +92,13 @@ type Identity struct {
 	Note       string    `json:"note,omitempty"`
 	Operator   string    `json:"operator,omitempty"`
 	VerifiedAt time.Time `json:"verified_at,omitzero"`
+}
+
+// Approval is an operator's approval of a correction.
+type Approval struct {
+	By   string    `json:"by"`
+	Note string    `json:"note,omitempty"`
+	At   time.Time `json:"at"`
 }
 
 // Event is one entry of a request's audit trail.
@@ -113,6 +126,10 @@ type Request struct {
 	Events    []Event    `json:"events"`
 	Pauses    []Pause    `json:"pauses,omitempty"`
 	Extension *Extension `json:"extension,omitempty"`
+	// Applied reports that a restriction or objection is recorded in the consent ledger.
+	Applied bool `json:"applied,omitempty"`
+	// Approval records who approved a correction's patch.
+	Approval *Approval `json:"approval,omitempty"`
 	// Result is the package of a finished access, portability or categories request.
 	Result *Result `json:"result,omitempty"`
 	// Challenge is a pending one-time code (hashed), while awaiting verification.

@@ -16,6 +16,7 @@ import (
 	"github.com/privguard/privguard/connector/mysql"
 	"github.com/privguard/privguard/connector/postgres"
 	"github.com/privguard/privguard/connector/redis"
+	"github.com/privguard/privguard/connector/webhook"
 	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/dsar"
 	"github.com/privguard/privguard/internal/config"
@@ -71,6 +72,13 @@ func connectors(ctx context.Context, stores []config.Store, log *slog.Logger) (o
 				}
 			}
 			out = append(out, c)
+		case "webhook":
+			wc, err := newWebhook(s.Name, s.Webhook)
+			if err != nil {
+				close()
+				return nil, nil, err
+			}
+			out = append(out, wc)
 		case "redis":
 			rc, err := redis.New(redis.Config{Name: s.Name, Addr: s.Addr, Keys: s.Keys, SetMembers: s.SetMembers})
 			if err != nil {
@@ -85,6 +93,31 @@ func connectors(ctx context.Context, stores []config.Store, log *slog.Logger) (o
 		}
 	}
 	return out, close, nil
+}
+
+// newWebhook builds a webhook store or recipient from its configuration.
+func newWebhook(name string, cfg *config.Webhook) (*webhook.Connector, error) {
+	secret, err := os.ReadFile(cfg.SecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("webhook %s: secret: %w", name, err)
+	}
+	return webhook.New(webhook.Config{Name: name, URL: cfg.URL, Secret: bytes.TrimSpace(secret)})
+}
+
+// recipients builds the notifiers of the recipients that have a webhook.
+func recipients(cfg []config.Recipient) ([]dsar.RecipientNotifier, error) {
+	var out []dsar.RecipientNotifier
+	for _, r := range cfg {
+		if r.Webhook == nil {
+			continue
+		}
+		w, err := newWebhook(r.Name, r.Webhook)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, w)
+	}
+	return out, nil
 }
 
 func categories(m map[string]string) map[string]privguard.DataCategory {
@@ -112,12 +145,16 @@ func newDSAR(cfg *config.File, db *boltstore.DB, conns []dsar.Connector, ledger 
 	for regime, text := range cfg.DSAR.Recourse {
 		recourse[privguard.Regime(regime)] = text
 	}
+	notify, err := recipients(cfg.DSAR.Recipients)
+	if err != nil {
+		return nil, err
+	}
 	var ttl time.Duration
 	if cfg.DSAR.ResultTTL != nil {
 		ttl = cfg.DSAR.ResultTTL.Duration
 	}
 	return dsar.New(dsar.Config{Store: db.DSAR(), Connectors: conns, Deadlines: dl, Logger: log, Recourse: recourse,
-		Sealer: vlt, Notifier: notifier, ResultTTL: ttl, Disclose: discloser(cfg.DSAR, tax, ledger),
+		Sealer: vlt, Notifier: notifier, Recipients: notify, ResultTTL: ttl, Disclose: discloser(cfg.DSAR, tax, ledger),
 		OnErased: func(ctx context.Context, s privguard.SubjectID) error {
 			if err := vlt.Shred(ctx, s); err != nil {
 				return err

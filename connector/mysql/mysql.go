@@ -139,6 +139,20 @@ func (c *Connector) Close() error { return c.db.Close() }
 // Name implements dsar.Connector.
 func (c *Connector) Name() string { return c.name }
 
+// Categories implements dsar.CategoryLister: the categories of the data map's columns.
+func (c *Connector) Categories() []privguard.DataCategory {
+	var out []privguard.DataCategory
+	for _, t := range c.tables {
+		for _, cat := range t.Columns {
+			if !slices.Contains(out, cat) {
+				out = append(out, cat)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 func (c *Connector) fail(op string, err error) error {
 	return &dsar.ConnectorError{Connector: c.name, Op: op, Err: fmt.Errorf("%w: %w", err, privguard.ErrUnavailable)}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -41,7 +42,11 @@ type reasonBody struct {
 }
 
 type rejectBody struct {
-	Reason string `json:"reason" validate:"required,oneof=manifestly_unfounded excessive identity_not_established legal_exemption retention_obligation not_the_subject"`
+	Reason string `json:"reason" validate:"required,oneof=manifestly_unfounded excessive identity_not_established legal_exemption retention_obligation not_the_subject data_accurate"`
+}
+
+type approveBody struct {
+	Note string `json:"note" validate:"required,max=2000"`
 }
 
 type codeBody struct {
@@ -256,6 +261,21 @@ func (s *Server) requestChanged(w http.ResponseWriter, out dsar.Request, err err
 	return nil
 }
 
+// approveRequest approves a verified correction's patch; the approving principal and the
+// note (how the new data was checked) go into the request's audit trail.
+func (s *Server) approveRequest(w http.ResponseWriter, r *http.Request) error {
+	var b approveBody
+	if err := s.decode(w, r, MaxConsentBody, &b); err != nil {
+		return err
+	}
+	p, _ := PrincipalFromContext(r.Context())
+	out, err := s.requests.Approve(r.Context(), r.PathValue("id"), p.Name, b.Note)
+	if errors.Is(err, privguard.ErrConflict) {
+		return privguard.NewProblem(http.StatusConflict, TypeConflict, "Not awaiting approval", "")
+	}
+	return s.requestChanged(w, out, err)
+}
+
 // retryRequest makes a request's failed tasks due now.
 func (s *Server) retryRequest(w http.ResponseWriter, r *http.Request) error {
 	out, _, err := s.requests.Retry(r.Context(), r.PathValue("id"))
@@ -343,4 +363,29 @@ func (s *Server) getSchema(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 	_, err = w.Write(b)
 	return err
+}
+
+// MaxCallbackBody bounds a completion callback (it may carry a store's export).
+const MaxCallbackBody = 64 << 20
+
+// callback applies a webhook store's or recipient's completion report.
+func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxCallbackBody))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return privguard.NewProblem(http.StatusRequestEntityTooLarge, TypeBodyTooLarge, "Body too large", "")
+	case err != nil:
+		return err
+	}
+	err = s.requests.Complete(r.Context(), r.PathValue("store"), r.Header.Get("Privguard-Signature"), body)
+	if errors.Is(err, dsar.ErrBadCallback) {
+		return privguard.NewProblem(http.StatusUnauthorized, TypeUnauthenticated, "Callback not authentic",
+			"sign the body with the store's secret (Privguard-Signature: t=...,v1=...)")
+	}
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

@@ -106,10 +106,14 @@ func (s *Server) routes() {
 		authed("POST /v1/requests/{id}/cancel", s.cancelRequest)
 		authed("POST /v1/requests/{id}/reject", s.rejectRequest)
 		authed("POST /v1/requests/{id}/retry", s.retryRequest)
+		authed("POST /v1/requests/{id}/approve", s.approveRequest)
 		authed("POST /v1/requests/{id}/link", s.issueLink)
 		// The download token is the credential: the subject fetches the package without
 		// an API token (through the company's portal or the link they were sent).
 		s.mux.Handle("GET /v1/requests/{id}/result", s.logRequests("GET /v1/requests/{id}/result", s.wrap(s.downloadResult)))
+		// Stores and recipients behind webhooks report completions here, authenticated by
+		// their HMAC signature rather than an API token.
+		s.mux.Handle("POST /v1/callbacks/{store}", s.logRequests("POST /v1/callbacks/{store}", s.wrap(s.callback)))
 	}
 	authed("GET /healthz", s.healthz)
 	authed("GET /readyz", s.readyz)

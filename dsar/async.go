@@ -1,0 +1,116 @@
+package dsar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/privguard/privguard"
+)
+
+// ErrPending is returned by a connector whose store accepted the work and will report
+// completion later (a SaaS tool behind a webhook answering 202). The task then waits for
+// the store's callback ([Engine.Complete]); until it arrives the request is asked again
+// (idempotently) every PendingRecheck.
+var ErrPending = errors.New("dsar: accepted, completion pending")
+
+// PendingRecheck is how long a waiting task waits for its callback before the engine
+// asks the store again.
+const PendingRecheck = 15 * time.Minute
+
+// TaskInfo names the task a connector operation belongs to; connectors that talk to other
+// systems send it along as the idempotency key and for the completion callback.
+type TaskInfo struct {
+	Request string `json:"request"`
+	Type    Type   `json:"type"`
+	Store   string `json:"store"`
+}
+
+type taskKey struct{}
+
+// TaskFromContext returns the task a connector operation runs for, if any.
+func TaskFromContext(ctx context.Context) (TaskInfo, bool) {
+	t, ok := ctx.Value(taskKey{}).(TaskInfo)
+	return t, ok
+}
+
+// WithTask returns ctx carrying t (for connectors' tests; the engine sets it).
+func WithTask(ctx context.Context, t TaskInfo) context.Context {
+	return context.WithValue(ctx, taskKey{}, t)
+}
+
+// Completion is a store's report that a pending task finished.
+type Completion struct {
+	Request string `json:"request"`
+	// Failed reports that the store could not do it; the task is retried.
+	Failed bool `json:"failed"`
+	Items  int  `json:"items"`
+	// Export is the store's data for an access request.
+	Export *Export `json:"export,omitempty"`
+}
+
+// CallbackParser is a connector that reports completions itself: it authenticates the
+// callback (its signature over the body) and decodes it.
+type CallbackParser interface {
+	ParseCallback(signature string, body []byte) (Completion, error)
+}
+
+// ErrBadCallback is returned by [Engine.Complete] for a callback that is not authentic.
+var ErrBadCallback = errors.New("dsar: callback not authentic")
+
+// Complete applies store's completion callback: the connector named store authenticates
+// and decodes it, and the request's waiting task becomes done (or failed, to retry). A
+// callback for a task already done is accepted and changes nothing (stores may resend).
+func (e *Engine) Complete(ctx context.Context, store, signature string, body []byte) error {
+	var cp CallbackParser
+	if c, ok := e.connectors[store]; ok {
+		cp, _ = c.(CallbackParser)
+	} else if rn, ok := e.recipients[store]; ok {
+		cp, _ = rn.(CallbackParser)
+	}
+	if cp == nil {
+		return fmt.Errorf("dsar: store %q takes no callbacks: %w", store, privguard.ErrNotFound)
+	}
+	done, err := cp.ParseCallback(signature, body)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadCallback, err)
+	}
+	e.stepMu.Lock() // not while a Step advances the request
+	defer e.stepMu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r, err := e.get(ctx, done.Request)
+	if err != nil {
+		return err
+	}
+	now := e.cfg.Now().UTC()
+	for i := range r.Tasks {
+		t := &r.Tasks[i]
+		if t.Store != store {
+			continue
+		}
+		if t.State == TaskDone || r.State.Final() {
+			return nil
+		}
+		if done.Failed {
+			t.State, t.LastError, t.NextAttempt = TaskFailed, store+": reported failure", now.Add(e.backoff(t.Attempts))
+			r.event(now, "task failed", t.LastError)
+			return e.put(ctx, &r)
+		}
+		if r.Type.producesResult() && !IsRecipientTask(store) {
+			x := Export{Store: store}
+			if done.Export != nil {
+				x.Tables = done.Export.Tables
+			}
+			if err := e.keepExport(ctx, &r, x); err != nil {
+				return err
+			}
+			done.Items = x.Rows()
+		}
+		t.State, t.Items, t.DoneAt, t.LastError, t.NextAttempt = TaskDone, done.Items, now, "", time.Time{}
+		r.event(now, "task done", store+" (callback)")
+		return e.put(ctx, &r)
+	}
+	return fmt.Errorf("dsar: request has no task for store %q: %w", store, privguard.ErrNotFound)
+}
