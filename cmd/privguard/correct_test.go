@@ -100,7 +100,9 @@ dsar:
 `), 0o600)
 	url, tok, stop, _ := startServe(t, dir, "--config", cfg)
 	defer stop()
-	call := func(method, path, body string) (int, map[string]any) { return callJSON(t, url, tok, method, path, body) }
+	call := func(method, path, body string) (int, map[string]any) {
+		return callJSON(t, url, tok, method, path, body)
+	}
 
 	// Hostile patches are refused before anything is recorded.
 	for name, body := range map[string]string{
