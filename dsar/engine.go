@@ -53,6 +53,9 @@ type Config struct {
 	MaxBackoff    time.Duration
 	// Recourse overrides DefaultRecourse per regime (name your authority and court).
 	Recourse map[privguard.Regime]string
+	// DefaultRegime applies to requests that do not name one (default PIPL, whose deadline
+	// is the shorter): a subject need not know which law applies (DSR-01).
+	DefaultRegime privguard.Regime
 	// Recipients are told of every erasure, rectification and restriction (GDPR Art. 19):
 	// each is one more task of those requests.
 	Recipients []RecipientNotifier
@@ -117,6 +120,9 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = DefaultWorkers
 	}
+	if cfg.DefaultRegime == "" {
+		cfg.DefaultRegime = privguard.RegimePIPL
+	}
 	if cfg.ResultTTL <= 0 {
 		cfg.ResultTTL = DefaultResultTTL
 	}
@@ -165,6 +171,20 @@ func (e *Engine) Submit(ctx context.Context, r Request) (Request, error) {
 	}
 	if err := r.Subject.Validate(); err != nil {
 		return Request{}, err
+	}
+	if r.Regime == "" {
+		r.Regime = e.cfg.DefaultRegime
+	}
+	if r.Trigger != "" {
+		if r.Type != TypeDeletion || !slices.Contains(Triggers, r.Trigger) {
+			return Request{}, fmt.Errorf("dsar: trigger %q: want a deletion with one of %v: %w", r.Trigger, Triggers, privguard.ErrInvalid)
+		}
+		// The controller's own erasure: there is no requester to verify.
+		id := Identity{Method: "controller", Note: r.Trigger}
+		if r.Identity != nil {
+			id.Operator = r.Identity.Operator
+		}
+		r.Identity = &id
 	}
 	if r.Type == TypeCorrection && len(r.Patch) == 0 {
 		return Request{}, fmt.Errorf("dsar: a correction needs a patch: %w", privguard.ErrInvalid)

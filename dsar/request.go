@@ -86,6 +86,16 @@ type Task struct {
 	DoneAt    time.Time `json:"done_at,omitzero"`
 }
 
+// Triggers of proactive erasure (PIPL Art. 47(1), GDPR Art. 17(1)): the controller
+// must erase on its own initiative, not only when asked.
+var Triggers = []string{
+	"purpose_achieved",    // the purpose is achieved, cannot be, or the data is no longer needed
+	"service_ended",       // the product or service stopped, or the account was closed
+	"retention_expired",   // the retention period ended
+	"consent_withdrawn",   // consent withdrawn and no other basis
+	"unlawful_processing", // processed in breach of law or agreement
+}
+
 // Identity is how the requester's identity was verified.
 type Identity struct {
 	Method     string    `json:"method"` // "token", "code", "operator"
@@ -119,6 +129,8 @@ type Request struct {
 	State      State                             `json:"state"`
 	Identity   *Identity                         `json:"identity,omitempty"`
 	Patch      map[privguard.DataCategory]string `json:"patch,omitempty"`
+	// Trigger marks a deletion the controller starts itself (one of Triggers), not the subject.
+	Trigger string `json:"trigger,omitempty"`
 	Tasks      []Task                            `json:"tasks"`
 	Reason     string                            `json:"reason,omitempty"` // rejection reason code, or why cancelled
 	// Recourse tells a rejected subject where to complain and that a court remedy exists.

@@ -154,7 +154,7 @@ func newDSAR(cfg *config.File, db *boltstore.DB, conns []dsar.Connector, ledger 
 		ttl = cfg.DSAR.ResultTTL.Duration
 	}
 	return dsar.New(dsar.Config{Store: db.DSAR(), Connectors: conns, Deadlines: dl, Logger: log, Recourse: recourse,
-		Sealer: vlt, Notifier: notifier, Recipients: notify, ResultTTL: ttl, Disclose: discloser(cfg.DSAR, tax, ledger),
+		Sealer: vlt, Notifier: notifier, Recipients: notify, DefaultRegime: privguard.Regime(cfg.Regime), ResultTTL: ttl, Disclose: discloser(cfg.DSAR, tax, ledger),
 		OnErased: func(ctx context.Context, s privguard.SubjectID) error {
 			if err := vlt.Shred(ctx, s); err != nil {
 				return err

@@ -186,4 +186,38 @@ func TestDSARCommand(t *testing.T) {
 	if code, _, _ = cli("submit", "--type", "access"); code != 2 {
 		t.Errorf("submit without a subject: %d; want 2", code)
 	}
+	// The operator downloads the finished package to hand it over; it exists once.
+	zipPath := filepath.Join(dir, "cust-9.zip")
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if code, out, _ = cli("status", id); strings.Contains(out, `"state": "completed"`) {
+			break
+		}
+	}
+	if code, out, errOut = cli("result", id, "--out", zipPath); code != 0 || !strings.Contains(out, "sha-256=:") {
+		t.Fatalf("result: %d %s %s", code, out, errOut)
+	}
+	if fi, err := os.Stat(zipPath); err != nil || fi.Mode().Perm() != 0o600 || fi.Size() == 0 {
+		t.Errorf("package file: %v %v", fi, err)
+	}
+	if code, _, errOut = cli("result", id, "--out", filepath.Join(dir, "again.zip")); code != 1 || !strings.Contains(errOut, "410") {
+		t.Errorf("second result: %d %s; want 410 Gone", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "again.zip")); err == nil {
+		t.Error("a failed download left a file behind")
+	}
+	// proves DSR-09: the controller's own erasure triggers create deletion jobs without a requester.
+	for _, trig := range []string{"purpose_achieved", "service_ended", "retention_expired", "consent_withdrawn", "unlawful_processing"} {
+		if code, out, errOut = cli("submit", "--type", "deletion", "--subject", "cust-t-"+trig, "--trigger", trig); code != 0 || !strings.Contains(out, "verified") {
+			t.Errorf("trigger %s: %d %s %s", trig, code, out, errOut)
+		}
+	}
+	if code, _, errOut = cli("submit", "--type", "access", "--subject", "cust-x", "--trigger", "retention_expired"); code != 1 || !strings.Contains(errOut, "422") {
+		t.Errorf("a trigger on an access request: %d %s", code, errOut)
+	}
+	if code, _, errOut = cli("submit", "--type", "correction", "--subject", "cust-1", "--patch", "user.contact.email=a@b.c"); code != 1 || !strings.Contains(errOut, "no store holds it") {
+		t.Errorf("correction nobody can apply: %d %s", code, errOut)
+	}
+	if code, _, errOut = cli("approve", id, "--note", "x"); code != 1 || !strings.Contains(errOut, "409") {
+		t.Errorf("approve a non-correction: %d %s", code, errOut)
+	}
 }

@@ -19,16 +19,22 @@ import (
 	"github.com/privguard/privguard/internal/config"
 )
 
-const dsarUsage = `Usage: privguard dsar <submit|status|list|retry> [flags]
+const dsarUsage = `Usage: privguard dsar <submit|status|list|retry|approve|result> [flags]
 
 Talks to a running 'privguard serve' through its admin API.
 
   submit --type T --subject ID | --subjects-file FILE [--regime pipl|gdpr] [--operator-note TEXT]
+         [--patch CATEGORY=VALUE]... [--trigger WHY]
          T: access portability categories correction deletion restriction objection.
          With --operator-note, you attest that you verified the requester's identity.
+         --trigger starts a deletion the controller owes on its own (purpose_achieved,
+         service_ended, retention_expired, consent_withdrawn, unlawful_processing).
          A subjects file has one id per line; progress goes to stderr.
   status ID           print one request (state, deadline, tasks per store)
   retry ID            run the request's failed tasks now, not at their backoff time
+  approve ID --note TEXT   approve a correction's patch (say how you checked it)
+  result ID --out FILE     download a finished access request's package (once; it is
+                           then destroyed), to hand it to the subject yourself
   list [--state S] [--overdue]
 
 Common flags: --admin URL (default http://127.0.0.1:8081), --data DIR (reads DIR/admin.token),
@@ -94,8 +100,13 @@ func dsarCmd(ctx context.Context, args []string, getenv func(string) string, std
 	typ := fs.String("type", "", "request type (submit)")
 	subject := fs.String("subject", "", "subject id (submit)")
 	subjectsFile := fs.String("subjects-file", "", "`file` of subject ids, one per line (submit)")
-	regime := fs.String("regime", "pipl", "pipl or gdpr (submit)")
+	regime := fs.String("regime", "", "pipl or gdpr (submit; default: the server's regime)")
 	note := fs.String("operator-note", "", "how you verified the identity (submit)")
+	trigger := fs.String("trigger", "", "why the controller erases on its own (submit --type deletion)")
+	patch := patchFlag{}
+	fs.Var(patch, "patch", "`CATEGORY=VALUE` to correct, repeatable (submit --type correction)")
+	approveNote := fs.String("note", "", "how the correction was checked (approve)")
+	outFile := fs.String("out", "", "`file` to write the package to (result)")
 	state := fs.String("state", "", "only requests in this state (list)")
 	overdue := fs.Bool("overdue", false, "only overdue requests (list)")
 	// Flags may come before or after the positional argument (privguard dsar status ID --admin URL).
@@ -128,7 +139,26 @@ func dsarCmd(ctx context.Context, args []string, getenv func(string) string, std
 	c := &adminClient{base: strings.TrimSuffix(*admin, "/"), token: token, http: &http.Client{Timeout: 30 * time.Second}}
 	switch cmd {
 	case "submit":
-		return dsarSubmit(ctx, c, *typ, *subject, *subjectsFile, *regime, *note, stdout, stderr)
+		return dsarSubmit(ctx, c, submitOptions{typ: *typ, subject: *subject, subjectsFile: *subjectsFile, regime: *regime,
+			note: *note, trigger: *trigger, patch: patch}, stdout, stderr)
+	case "approve":
+		if len(positional) != 1 || *approveNote == "" {
+			fmt.Fprint(stderr, "Usage: privguard dsar approve ID --note TEXT\n")
+			return 2
+		}
+		var out struct{ ID, State string }
+		if err := c.call(ctx, "POST", "/v1/requests/"+url.PathEscape(positional[0])+"/approve", map[string]string{"note": *approveNote}, &out); err != nil {
+			fmt.Fprintf(stderr, "privguard: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s\t%s\n", out.ID, out.State)
+		return 0
+	case "result":
+		if len(positional) != 1 || *outFile == "" {
+			fmt.Fprint(stderr, "Usage: privguard dsar result ID --out FILE\n")
+			return 2
+		}
+		return dsarResult(ctx, c, positional[0], *outFile, stdout, stderr)
 	case "status", "retry":
 		if len(positional) != 1 {
 			fmt.Fprintf(stderr, "Usage: privguard dsar %s ID\n", cmd)
@@ -183,14 +213,34 @@ func dsarCmd(ctx context.Context, args []string, getenv func(string) string, std
 	return 2
 }
 
-func dsarSubmit(ctx context.Context, c *adminClient, typ, subject, subjectsFile, regime, note string, stdout, stderr io.Writer) int {
-	if typ == "" || (subject == "") == (subjectsFile == "") {
+// submitOptions are the flags of 'privguard dsar submit'.
+type submitOptions struct {
+	typ, subject, subjectsFile, regime, note, trigger string
+	patch                                             patchFlag
+}
+
+// patchFlag collects repeated --patch CATEGORY=VALUE flags.
+type patchFlag map[string]string
+
+func (p patchFlag) String() string { return "" }
+
+func (p patchFlag) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return errors.New("want CATEGORY=VALUE")
+	}
+	p[k] = val
+	return nil
+}
+
+func dsarSubmit(ctx context.Context, c *adminClient, o submitOptions, stdout, stderr io.Writer) int {
+	if o.typ == "" || (o.subject == "") == (o.subjectsFile == "") {
 		fmt.Fprint(stderr, "privguard dsar submit: need --type and exactly one of --subject, --subjects-file\n")
 		return 2
 	}
-	subjects, lines := []string{subject}, []int{1}
-	if subjectsFile != "" {
-		f, err := os.Open(subjectsFile)
+	subjects, lines := []string{o.subject}, []int{1}
+	if o.subjectsFile != "" {
+		f, err := os.Open(o.subjectsFile)
 		if err != nil {
 			fmt.Fprintf(stderr, "privguard: %v\n", err)
 			return 2
@@ -204,13 +254,22 @@ func dsarSubmit(ctx context.Context, c *adminClient, typ, subject, subjectsFile,
 			}
 		}
 		if err := sc.Err(); err != nil {
-			fmt.Fprintf(stderr, "privguard: %s: %v\n", subjectsFile, err)
+			fmt.Fprintf(stderr, "privguard: %s: %v\n", o.subjectsFile, err)
 			return 2
 		}
 	}
-	body := map[string]any{"type": typ, "regime": regime}
-	if note != "" {
-		body["identity"] = map[string]string{"method": "operator", "note": note}
+	body := map[string]any{"type": o.typ}
+	if o.regime != "" {
+		body["regime"] = o.regime
+	}
+	if o.note != "" {
+		body["identity"] = map[string]string{"method": "operator", "note": o.note}
+	}
+	if o.trigger != "" {
+		body["trigger"] = o.trigger
+	}
+	if len(o.patch) > 0 {
+		body["patch"] = map[string]string(o.patch)
 	}
 	failed := 0
 	start := time.Now()
@@ -236,4 +295,52 @@ func dsarSubmit(ctx context.Context, c *adminClient, typ, subject, subjectsFile,
 		return 1
 	}
 	return 0
+}
+
+// dsarResult mints a download token and saves the package to out (mode 0600). The
+// package is destroyed on the server once downloaded.
+func dsarResult(ctx context.Context, c *adminClient, id, out string, stdout, stderr io.Writer) int {
+	// The file is made first: once downloaded, the server's copy is gone.
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		fmt.Fprintf(stderr, "privguard: %v\n", err)
+		return 1
+	}
+	n, digest, err := download(ctx, c, id, f)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("%s: %w (the server has destroyed its copy; submit a new access request)", out, cerr)
+	}
+	if err != nil {
+		os.Remove(out)
+		fmt.Fprintf(stderr, "privguard: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s\t%d bytes\t%s\n", out, n, digest)
+	return 0
+}
+
+// download mints a download token for request id and copies the package to w.
+func download(ctx context.Context, c *adminClient, id string, w io.Writer) (int64, string, error) {
+	var link struct{ Token, Path string }
+	if err := c.call(ctx, "POST", "/v1/requests/"+url.PathEscape(id)+"/link", nil, &link); err != nil {
+		return 0, "", err
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", c.base+link.Path, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("X-Privguard-Download-Token", link.Token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, "", fmt.Errorf("download: %s", resp.Status)
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return n, "", fmt.Errorf("download cut off: %w (the server has destroyed its copy; submit a new access request)", err)
+	}
+	return n, resp.Header.Get("Repr-Digest"), nil
 }

@@ -142,6 +142,17 @@ routes:
 			}
 		}
 	}
+	// proves DSR-10 (request path): a restriction request, made with the identifier only and
+	// no identity check, stops every non-storage purpose on the subject's next request.
+	adminPost("/v1/requests", `{"type":"restriction","subject":"c-1"}`)
+	restricted := false
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && !restricted; time.Sleep(100 * time.Millisecond) {
+		code, body := get("GET", "/api/profiles/c-1", "")
+		restricted = code == http.StatusForbidden && strings.Contains(body, "restricted")
+	}
+	if !restricted {
+		t.Error("the profile is still served after a restriction request")
+	}
 	cancel()
 	select {
 	case c := <-done:

@@ -23,12 +23,14 @@ const dueSoonWindow = 72 * time.Hour
 type requestBody struct {
 	Type     string            `json:"type" validate:"required,oneof=access portability categories correction deletion restriction objection"`
 	Subject  string            `json:"subject" validate:"required,max=128"`
-	Regime   string            `json:"regime" validate:"required,oneof=pipl gdpr"`
+	Regime   string            `json:"regime" validate:"omitempty,oneof=pipl gdpr"` // default: the engine's
 	Patch    map[string]string `json:"patch" validate:"max=64,dive,keys,max=100,endkeys,max=4096"`
 	Identity *identityBody     `json:"identity" validate:"excluded_with=IdentityToken"`
 	// IdentityToken is a JWS the company's app signed for its logged-in user (see
 	// dsar.TokenVerifier); a valid one for this subject verifies the request at once.
 	IdentityToken string `json:"identity_token" validate:"max=4096"`
+	// Trigger starts a proactive erasure (dsar.Triggers); no identity is needed.
+	Trigger string `json:"trigger" validate:"omitempty,oneof=purpose_achieved service_ended retention_expired consent_withdrawn unlawful_processing,excluded_with=Identity IdentityToken"`
 }
 
 type extendBody struct {
@@ -106,11 +108,22 @@ func (s *Server) postRequest(w http.ResponseWriter, r *http.Request) error {
 		}
 		req.Identity = &dsar.Identity{Method: "token"}
 	}
+	if b.Trigger != "" {
+		p, _ := PrincipalFromContext(r.Context())
+		req.Trigger, req.Identity = b.Trigger, &dsar.Identity{Operator: p.Name}
+	}
 	if b.Identity != nil {
 		p, _ := PrincipalFromContext(r.Context())
 		req.Identity = &dsar.Identity{Method: b.Identity.Method, Note: b.Identity.Note, Operator: p.Name}
 	}
 	out, err := s.requests.Submit(r.Context(), req)
+	if errors.Is(err, privguard.ErrInvalid) && len(req.Patch) > 0 {
+		// The engine names the patch category it refuses (a category, never a value).
+		p := privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule",
+			strings.TrimPrefix(strings.TrimSuffix(err.Error(), ": "+privguard.ErrInvalid.Error()), "dsar: "))
+		p.Field = "patch"
+		return p
+	}
 	if err != nil {
 		return err
 	}

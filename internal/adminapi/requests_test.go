@@ -285,3 +285,41 @@ func TestRequestResultDownloadOnce(t *testing.T) {
 		t.Errorf("schema path traversal: %d", resp.StatusCode)
 	}
 }
+
+func TestEveryRightCanBeRequestedWithIdentifiersOnly(t *testing.T) {
+	// proves DSR-01: every right has an intake through the API with no mandatory field
+	// beyond the subject's identifier (a correction also says what to correct); the regime
+	// defaults; objection and restriction need no identity check (DSR-02).
+	e, _ := newRequestsEnv(t, rowsStore{})
+	for _, tc := range []struct {
+		body, state string
+	}{
+		{`{"type":"access","subject":"cust-1"}`, "awaiting_verification"},
+		{`{"type":"portability","subject":"cust-1"}`, "awaiting_verification"},
+		{`{"type":"categories","subject":"cust-1"}`, "awaiting_verification"},
+		{`{"type":"correction","subject":"cust-1","patch":{"user.contact.email":"new@example.com"}}`, "awaiting_verification"},
+		{`{"type":"deletion","subject":"cust-1"}`, "awaiting_verification"},
+		{`{"type":"restriction","subject":"cust-1"}`, "verified"},
+		{`{"type":"objection","subject":"cust-1"}`, "verified"},
+	} {
+		var out map[string]any
+		resp := e.do("POST", "/v1/requests", tc.body, nil, &out)
+		if resp.StatusCode != 201 || out["state"] != tc.state || out["regime"] != "pipl" || out["deadline"] == nil {
+			t.Errorf("%s: %d %v; want 201 %s with the default regime and a deadline", tc.body, resp.StatusCode, out, tc.state)
+		}
+	}
+	// A correction of something no store holds is refused up front.
+	var p map[string]any
+	if resp := e.do("POST", "/v1/requests", `{"type":"correction","subject":"cust-1","patch":{"user.contact.phone_number":"1"}}`, nil, &p); resp.StatusCode != 422 ||
+		p["detail"] != "patch category user.contact.phone_number: no store holds it" {
+		t.Errorf("correction of an unheld category: %d %v", resp.StatusCode, p)
+	}
+}
+
+func (rowsStore) Correct(context.Context, privguard.SubjectID, map[privguard.DataCategory]string) (int, error) {
+	return 1, nil
+}
+
+func (rowsStore) Categories() []privguard.DataCategory {
+	return []privguard.DataCategory{"user.contact.email"}
+}
