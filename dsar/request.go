@@ -131,8 +131,8 @@ type Request struct {
 	Patch      map[privguard.DataCategory]string `json:"patch,omitempty"`
 	// Trigger marks a deletion the controller starts itself (one of Triggers), not the subject.
 	Trigger string `json:"trigger,omitempty"`
-	Tasks      []Task                            `json:"tasks"`
-	Reason     string                            `json:"reason,omitempty"` // rejection reason code, or why cancelled
+	Tasks   []Task `json:"tasks"`
+	Reason  string `json:"reason,omitempty"` // rejection reason code, or why cancelled
 	// Recourse tells a rejected subject where to complain and that a court remedy exists.
 	Recourse  string     `json:"recourse,omitempty"`
 	Events    []Event    `json:"events"`
