@@ -35,6 +35,9 @@ const (
 	DefaultBaseBackoff = time.Second
 	DefaultMaxBackoff  = 10 * time.Minute
 	DefaultWorkers     = 8
+	// DefaultTaskTimeout bounds one task on one store: a store that stops answering fails
+	// the task (retried later) instead of holding the engine.
+	DefaultTaskTimeout = 2 * time.Minute
 )
 
 // Config configures [New].
@@ -61,6 +64,8 @@ type Config struct {
 	Recipients []RecipientNotifier
 	// Workers is how many requests Step advances at once (default DefaultWorkers).
 	Workers int
+	// TaskTimeout bounds one task on one store (default DefaultTaskTimeout).
+	TaskTimeout time.Duration
 	// Sealer encrypts access results at rest (vault.Vault); access, portability and
 	// categories requests are refused without one.
 	Sealer Sealer
@@ -119,6 +124,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = DefaultWorkers
+	}
+	if cfg.TaskTimeout <= 0 {
+		cfg.TaskTimeout = DefaultTaskTimeout
 	}
 	if cfg.DefaultRegime == "" {
 		cfg.DefaultRegime = privguard.RegimePIPL
@@ -570,7 +578,8 @@ func allDone(tasks []Task) bool {
 
 // runTask does r's work on one store.
 func (e *Engine) runTask(ctx context.Context, r *Request, store string) (int, error) {
-	ctx = WithTask(ctx, TaskInfo{Request: r.ID, Type: r.Type, Store: store})
+	ctx, cancel := context.WithTimeout(WithTask(ctx, TaskInfo{Request: r.ID, Type: r.Type, Store: store}), e.cfg.TaskTimeout)
+	defer cancel()
 	if rn, ok := e.recipients[store]; ok {
 		return 1, rn.NotifyRecipient(ctx, notice(r))
 	}

@@ -53,7 +53,9 @@ func New(cfg Config) (*Connector, error) {
 	if cfg.Category == "" {
 		cfg.Category = "user.derived"
 	}
-	return &Connector{name: cfg.Name, client: goredis.NewClient(&goredis.Options{Addr: cfg.Addr}),
+	return &Connector{name: cfg.Name, client: goredis.NewClient(&goredis.Options{Addr: cfg.Addr,
+		// The engine's per-task deadline bounds every command, also on a server that hangs.
+		ContextTimeoutEnabled: true}),
 		keys: cfg.Keys, sets: cfg.SetMembers, category: cfg.Category}, nil
 }
 
