@@ -1,0 +1,109 @@
+package dsar_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/boltstore"
+	"github.com/privguard/privguard/dsar"
+)
+
+// recipient records notices and can be down.
+type recipient struct {
+	name    string
+	mu      sync.Mutex
+	down    bool
+	notices []dsar.RecipientNotice
+}
+
+func (r *recipient) Name() string { return r.name }
+
+func (r *recipient) NotifyRecipient(_ context.Context, n dsar.RecipientNotice) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.down {
+		return &dsar.ConnectorError{Connector: r.name, Op: "notify", Err: errors.New("down")}
+	}
+	r.notices = append(r.notices, n)
+	return nil
+}
+
+func TestRecipientsAreToldAndDoNotHoldTheSubjectsRights(t *testing.T) {
+	// proves DSR-11: every recipient is told of erasure and restriction, and the telling is
+	// tracked per recipient; a recipient that is down delays neither the restriction (in
+	// the ledger at once) nor the shredding of the keys.
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), "p.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)
+	sms, ads := &recipient{name: "sms"}, &recipient{name: "ads", down: true}
+	crm := &memStore{name: "crm", data: map[privguard.SubjectID]int{"cust-1": 2}}
+	var (
+		hookMu sync.Mutex // hooks run on the engine's workers
+		facts  []dsar.Type
+		erased int
+	)
+	e, err := dsar.New(dsar.Config{Store: db.DSAR(), Connectors: []dsar.Connector{crm}, Recipients: []dsar.RecipientNotifier{sms, ads},
+		Now: func() time.Time { return now }, BaseBackoff: time.Minute,
+		OnSubjectFact: func(_ context.Context, r dsar.Request) error {
+			hookMu.Lock()
+			defer hookMu.Unlock()
+			facts = append(facts, r.Type)
+			return nil
+		},
+		OnErased: func(context.Context, privguard.SubjectID) error {
+			hookMu.Lock()
+			defer hookMu.Unlock()
+			erased++
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeRestriction, Subject: "cust-1", Regime: privguard.RegimeGDPR})
+	obj, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeObjection, Subject: "cust-1", Regime: privguard.RegimeGDPR})
+	del, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeDeletion, Subject: "cust-2", Regime: privguard.RegimeGDPR, Identity: &dsar.Identity{Method: "token"}})
+	e.Step(ctx)
+	r, _ := e.Get(ctx, res.ID)
+	if len(facts) != 2 || !r.Applied || r.State != dsar.StatePartiallyFailed {
+		t.Fatalf("restriction with a recipient down: %s applied=%v facts %v; want in the ledger at once, the request open", r.State, r.Applied, facts)
+	}
+	if o, _ := e.Get(ctx, obj.ID); o.State != dsar.StateCompleted || len(o.Tasks) != 0 {
+		t.Errorf("objection: %s with %d tasks; recipients are not told of objections (Art. 19 covers 16, 17, 18)", o.State, len(o.Tasks))
+	}
+	if d, _ := e.Get(ctx, del.ID); erased != 1 || d.State != dsar.StatePartiallyFailed {
+		t.Errorf("deletion with a recipient down: %s, erased %d; want the keys shredded and the request open", d.State, erased)
+	}
+	ads.mu.Lock()
+	ads.down = false
+	ads.mu.Unlock()
+	now = now.Add(time.Hour)
+	e.Step(ctx)
+	for _, id := range []string{res.ID, del.ID} {
+		if r, _ := e.Get(ctx, id); r.State != dsar.StateCompleted {
+			t.Errorf("%s after the recipient came back: %s", r.Type, r.State)
+		}
+	}
+	if len(facts) != 2 || erased != 1 {
+		t.Errorf("hooks ran again: facts %v, erased %d", facts, erased)
+	}
+	events := func(rc *recipient) map[string]bool {
+		m := map[string]bool{}
+		for _, n := range rc.notices {
+			m[n.Event+":"+string(n.Subject)] = true
+		}
+		return m
+	}
+	for _, rc := range []*recipient{sms, ads} {
+		if got := events(rc); !got["restriction:cust-1"] || !got["erasure:cust-2"] || len(rc.notices) != 2 {
+			t.Errorf("%s was told %v; want the restriction and the erasure, once each", rc.name, rc.notices)
+		}
+	}
+}
