@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/privguard/privguard"
 )
@@ -88,29 +89,50 @@ func derived(c privguard.DataCategory) bool {
 	return c == "user.derived" || strings.HasPrefix(string(c), "user.derived.")
 }
 
-// held lists the categories found in exports: a column counts when a row has a value in it.
-func held(exports []Export) []CategoryHeld {
+// heldIn lists the categories found in one store's export: a column counts when a row
+// has a value in it.
+func heldIn(x Export) []CategoryHeld {
 	by := map[privguard.DataCategory]*CategoryHeld{}
-	for _, x := range exports {
-		for _, t := range x.Tables {
-			for col, cat := range t.Categories {
-				n := 0
-				for _, row := range t.Rows {
-					if v, ok := row[col]; ok && v != nil {
-						n++
-					}
+	for _, t := range x.Tables {
+		for col, cat := range t.Categories {
+			n := 0
+			for _, row := range t.Rows {
+				if v, ok := row[col]; ok && v != nil {
+					n++
 				}
-				if n == 0 {
-					continue
-				}
-				h := by[cat]
-				if h == nil {
-					h = &CategoryHeld{Category: cat, Derived: derived(cat)}
-					by[cat] = h
-				}
-				h.Items += n
-				if !slices.Contains(h.Stores, x.Store) {
-					h.Stores = append(h.Stores, x.Store)
+			}
+			if n == 0 {
+				continue
+			}
+			h := by[cat]
+			if h == nil {
+				h = &CategoryHeld{Category: cat, Derived: derived(cat), Stores: []string{x.Store}}
+				by[cat] = h
+			}
+			h.Items += n
+		}
+	}
+	out := make([]CategoryHeld, 0, len(by))
+	for _, c := range slices.Sorted(maps.Keys(by)) {
+		out = append(out, *by[c])
+	}
+	return out
+}
+
+// mergeHeld merges the categories held in several stores.
+func mergeHeld(parts [][]CategoryHeld) []CategoryHeld {
+	by := map[privguard.DataCategory]*CategoryHeld{}
+	for _, part := range parts {
+		for _, h := range part {
+			m := by[h.Category]
+			if m == nil {
+				m = &CategoryHeld{Category: h.Category, Derived: h.Derived}
+				by[h.Category] = m
+			}
+			m.Items += h.Items
+			for _, s := range h.Stores {
+				if !slices.Contains(m.Stores, s) {
+					m.Stores = append(m.Stores, s)
 				}
 			}
 		}
@@ -156,74 +178,328 @@ type PackageDoc struct {
 	Disclosure Disclosure       `json:"disclosure"`
 }
 
-// buildPackage writes r's zip: README.txt (bilingual summary), disclosure.json, and for
-// access and portability data/<store>.json and data/<store>/<table>.csv, then
-// manifest.json listing the others with their checksums. It returns the zip and how many
-// files it holds.
-func buildPackage(r Request, exports []Export, d Disclosure, now time.Time) ([]byte, int, error) {
-	type file struct {
-		path string
-		body []byte
-	}
-	var files []file
-	add := func(path string, body []byte) { files = append(files, file{path, body}) }
+// partMeta is the index of a rendered store part (meta.json in the part).
+type partMeta struct {
+	Store string         `json:"store"`
+	Rows  int            `json:"rows"`
+	Held  []CategoryHeld `json:"held"`
+	Files []ManifestFile `json:"files"` // the data files, with their checksums
+}
 
-	doc := PackageDoc{Schema: PackageSchema, Request: r.ID, Type: r.Type, Regime: r.Regime,
-		Subject: string(r.Subject), CreatedAt: now, Disclosure: nonNil(d)}
-	b, err := json.MarshalIndent(doc, "", "  ")
-	if err != nil {
-		return nil, 0, err
+const partMetaName = "meta.json"
+
+// renderPart renders one store's share of a package once, when the store answers: a zip
+// holding meta.json and, with data, data/<store>.json and a CSV per table. The package
+// later copies the compressed files as they are.
+func renderPart(x Export, withData bool) ([]byte, error) {
+	meta := partMeta{Store: x.Store, Rows: x.Rows(), Held: heldIn(x)}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	add := func(path string, body []byte) error {
+		sum := sha256.Sum256(body)
+		meta.Files = append(meta.Files, ManifestFile{Path: path, SHA256: hex.EncodeToString(sum[:]), Bytes: len(body)})
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: path, Method: zip.Deflate})
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(body)
+		return err
 	}
-	add("README.txt", summary(r, d, exports, now))
-	add("disclosure.json", b)
-	if r.Type != TypeCategories {
-		for _, x := range exports {
-			x.Tables = slices.Clone(x.Tables)
-			for i := range x.Tables {
-				if x.Tables[i].Rows == nil {
-					x.Tables[i].Rows = []map[string]any{}
-				}
-			}
-			b, err := json.MarshalIndent(x, "", "  ")
+	if withData {
+		b, err := exportJSON(x)
+		if err != nil {
+			return nil, fmt.Errorf("dsar: export of %s: %w", x.Store, err)
+		}
+		if err := add("data/"+safeName(x.Store)+".json", b); err != nil {
+			return nil, err
+		}
+		for _, t := range x.Tables {
+			b, err := tableCSV(t)
 			if err != nil {
-				return nil, 0, fmt.Errorf("dsar: export of %s: %w", x.Store, err)
+				return nil, err
 			}
-			add("data/"+safeName(x.Store)+".json", b)
-			for _, t := range x.Tables {
-				b, err := tableCSV(t)
-				if err != nil {
-					return nil, 0, err
-				}
-				add("data/"+safeName(x.Store)+"/"+safeName(t.Name)+".csv", b)
+			if err := add("data/"+safeName(x.Store)+"/"+safeName(t.Name)+".csv", b); err != nil {
+				return nil, err
 			}
 		}
 	}
+	mb, err := json.Marshal(meta)
+	if err != nil {
+		return nil, err
+	}
+	w, err := zw.Create(partMetaName)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(mb); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// exportJSON writes x as its data file: the store, then each table with its categories
+// and its rows, one row per line (readable, and cheap to write for large exports).
+func exportJSON(x Export) ([]byte, error) {
+	var buf, tmp bytes.Buffer
+	enc := json.NewEncoder(&tmp)
+	enc.SetEscapeHTML(false)
+	val := func(v any) error {
+		tmp.Reset()
+		if err := enc.Encode(v); err != nil {
+			return err
+		}
+		buf.Write(bytes.TrimSuffix(tmp.Bytes(), []byte("\n")))
+		return nil
+	}
+	buf.WriteString(`{"store": `)
+	if err := val(x.Store); err != nil {
+		return nil, err
+	}
+	buf.WriteString(`, "tables": [`)
+	for i, t := range x.Tables {
+		if i > 0 {
+			buf.WriteString(",")
+		}
+		buf.WriteString("\n {\"name\": ")
+		if err := val(t.Name); err != nil {
+			return nil, err
+		}
+		buf.WriteString(`, "categories": `)
+		cats := t.Categories
+		if cats == nil {
+			cats = map[string]privguard.DataCategory{}
+		}
+		if err := val(cats); err != nil {
+			return nil, err
+		}
+		buf.WriteString(`, "rows": [`)
+		// Rows are written by hand, with the keys sorted once per table, as encoding/json
+		// would write them (sorted keys, same escaping) at a fraction of the cost.
+		cols := columns(t)
+		keys := make([][]byte, len(cols))
+		for i, c := range cols {
+			keys[i] = appendJSONString(nil, c)
+		}
+		var out []byte
+		for j, row := range t.Rows {
+			out = out[:0]
+			if j > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, "\n  {"...)
+			first := true
+			for i, c := range cols {
+				v, ok := row[c]
+				if !ok {
+					continue
+				}
+				if !first {
+					out = append(out, ',')
+				}
+				first = false
+				out = append(append(out, keys[i]...), ':')
+				var err error
+				if out, err = appendJSONValue(out, v); err != nil {
+					return nil, err
+				}
+			}
+			buf.Write(append(out, '}'))
+		}
+		buf.WriteString("]}")
+	}
+	buf.WriteString("\n]}\n")
+	return buf.Bytes(), nil
+}
+
+// appendJSONValue appends v as JSON: strings, integers, booleans and nil directly, the
+// rest through encoding/json.
+func appendJSONValue(out []byte, v any) ([]byte, error) {
+	switch v := v.(type) {
+	case nil:
+		return append(out, "null"...), nil
+	case string:
+		return appendJSONString(out, v), nil
+	case bool:
+		return strconv.AppendBool(out, v), nil
+	case int:
+		return strconv.AppendInt(out, int64(v), 10), nil
+	case int32:
+		return strconv.AppendInt(out, int64(v), 10), nil
+	case int64:
+		return strconv.AppendInt(out, v, 10), nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, b...), nil
+}
+
+// appendJSONString appends s quoted as encoding/json does with HTML escaping off:
+// quote, backslash and control characters escaped, invalid UTF-8 as U+FFFD, and U+2028
+// and U+2029 escaped.
+func appendJSONString(out []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	out = append(out, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			out = append(out, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				out = append(out, '\\', c)
+			case '\n':
+				out = append(out, '\\', 'n')
+			case '\r':
+				out = append(out, '\\', 'r')
+			case '\t':
+				out = append(out, '\\', 't')
+			case '\b':
+				out = append(out, '\\', 'b')
+			case '\f':
+				out = append(out, '\\', 'f')
+			default:
+				out = append(out, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			out = append(append(out, s[start:i]...), `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			out = append(append(out, s[start:i]...), '\\', 'u', '2', '0', '2', hex[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(append(out, s[start:]...), '"')
+}
+
+// columns returns the sorted union of t's row keys and mapped columns.
+func columns(t Table) []string {
+	set := map[string]bool{}
+	for c := range t.Categories {
+		set[c] = true
+	}
+	for _, row := range t.Rows {
+		if len(row) == len(set) {
+			// Usually every row has the same columns: check cheaply before merging.
+			same := true
+			for c := range row {
+				if !set[c] {
+					same = false
+					break
+				}
+			}
+			if same {
+				continue
+			}
+		}
+		for c := range row {
+			set[c] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+// buildPackage writes r's zip from the stores' rendered parts: README.txt (bilingual
+// summary), disclosure.json, the parts' data files (copied compressed), and
+// manifest.json listing every other file with its checksum. It returns the zip and how
+// many files it holds. d.Categories is set from the parts.
+func buildPackage(r Request, parts [][]byte, d *Disclosure, now time.Time) ([]byte, int, error) {
+	type part struct {
+		meta  partMeta
+		files []*zip.File
+	}
+	var ps []part
+	var held [][]CategoryHeld
+	rows := 0
+	for _, b := range parts {
+		zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			return nil, 0, fmt.Errorf("dsar: stored part: %w", err)
+		}
+		var p part
+		for _, f := range zr.File {
+			if f.Name != partMetaName {
+				p.files = append(p.files, f)
+				continue
+			}
+			rc, err := f.Open()
+			if err != nil {
+				return nil, 0, err
+			}
+			err = json.NewDecoder(rc).Decode(&p.meta)
+			rc.Close()
+			if err != nil {
+				return nil, 0, fmt.Errorf("dsar: stored part index: %w", err)
+			}
+		}
+		ps, held, rows = append(ps, p), append(held, p.meta.Held), rows+p.meta.Rows
+	}
+	d.Categories = mergeHeld(held)
+
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
 	m := Manifest{Schema: PackageSchema, Request: r.ID, Type: r.Type, Regime: r.Regime, CreatedAt: now}
-	for _, f := range files {
-		sum := sha256.Sum256(f.body)
-		m.Files = append(m.Files, ManifestFile{Path: f.path, SHA256: hex.EncodeToString(sum[:]), Bytes: len(f.body)})
+	add := func(path string, body []byte) error {
+		sum := sha256.Sum256(body)
+		if path != "manifest.json" {
+			m.Files = append(m.Files, ManifestFile{Path: path, SHA256: hex.EncodeToString(sum[:]), Bytes: len(body)})
+		}
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: path, Method: zip.Deflate, Modified: now})
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(body)
+		return err
+	}
+	doc := PackageDoc{Schema: PackageSchema, Request: r.ID, Type: r.Type, Regime: r.Regime,
+		Subject: string(r.Subject), CreatedAt: now, Disclosure: nonNil(*d)}
+	db, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := add("README.txt", summary(r, *d, len(parts), rows, now)); err != nil {
+		return nil, 0, err
+	}
+	if err := add("disclosure.json", db); err != nil {
+		return nil, 0, err
+	}
+	for _, p := range ps {
+		m.Files = append(m.Files, p.meta.Files...)
+		for _, f := range p.files {
+			if err := zw.Copy(f); err != nil {
+				return nil, 0, err
+			}
+		}
 	}
 	mb, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return nil, 0, err
 	}
-	add("manifest.json", mb)
-
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for _, f := range files {
-		w, err := zw.CreateHeader(&zip.FileHeader{Name: f.path, Method: zip.Deflate, Modified: now})
-		if err != nil {
-			return nil, 0, err
-		}
-		if _, err := w.Write(f.body); err != nil {
-			return nil, 0, err
-		}
+	if err := add("manifest.json", mb); err != nil {
+		return nil, 0, err
 	}
 	if err := zw.Close(); err != nil {
 		return nil, 0, err
 	}
-	return buf.Bytes(), len(files), nil
+	return buf.Bytes(), len(m.Files) + 1, nil
 }
 
 // nonNil makes d's lists empty arrays rather than null, as the schema requires.
@@ -269,16 +545,7 @@ func safeName(s string) string {
 // Cells that a spreadsheet would run as a formula (= + - @, tab, CR) get a leading
 // apostrophe; the JSON file keeps the exact values.
 func tableCSV(t Table) ([]byte, error) {
-	colSet := map[string]bool{}
-	for c := range t.Categories {
-		colSet[c] = true
-	}
-	for _, row := range t.Rows {
-		for c := range row {
-			colSet[c] = true
-		}
-	}
-	cols := slices.Sorted(maps.Keys(colSet))
+	cols := columns(t)
 	var buf bytes.Buffer
 	buf.WriteString("\uFEFF") // a BOM, so that spreadsheet programs read UTF-8 (Chinese text)
 	w := csv.NewWriter(&buf)
@@ -327,12 +594,8 @@ func cell(v any) string {
 }
 
 // summary is README.txt: the package in plain words, in Chinese then English.
-func summary(r Request, d Disclosure, exports []Export, now time.Time) []byte {
+func summary(r Request, d Disclosure, stores, rows int, now time.Time) []byte {
 	var b strings.Builder
-	rows := 0
-	for _, x := range exports {
-		rows += x.Rows()
-	}
 	list := func(items []string, none string) string {
 		if len(items) == 0 {
 			return none
@@ -369,7 +632,7 @@ func summary(r Request, d Disclosure, exports []Export, now time.Time) []byte {
 	fmt.Fprintf(&b, "保存期限：%s\n", cmp.Or(d.Retention, "见隐私政策"))
 	fmt.Fprintf(&b, "同意记录：%d 条（见 disclosure.json）\n", len(d.ConsentHistory))
 	if r.Type != TypeCategories {
-		fmt.Fprintf(&b, "数据：%d 个存储，共 %d 条记录，见 data/ 目录（JSON 与 CSV）。\n", len(exports), rows)
+		fmt.Fprintf(&b, "数据：%d 个存储，共 %d 条记录，见 data/ 目录（JSON 与 CSV）。\n", stores, rows)
 	}
 	fmt.Fprintf(&b, "您的权利：%s\n投诉与救济：%s\n", d.Rights, d.Complaint)
 	fmt.Fprintf(&b, "manifest.json 列出每个文件的 SHA-256 校验值。\n\n")
@@ -383,7 +646,7 @@ func summary(r Request, d Disclosure, exports []Export, now time.Time) []byte {
 	fmt.Fprintf(&b, "Retention: %s\n", cmp.Or(d.Retention, "see the privacy notice"))
 	fmt.Fprintf(&b, "Consent history: %d records (see disclosure.json)\n", len(d.ConsentHistory))
 	if r.Type != TypeCategories {
-		fmt.Fprintf(&b, "Data: %d stores, %d records in all, in data/ (JSON and CSV).\n", len(exports), rows)
+		fmt.Fprintf(&b, "Data: %d stores, %d records in all, in data/ (JSON and CSV).\n", stores, rows)
 	}
 	fmt.Fprintf(&b, "Your rights: %s\nComplaints and remedies: %s\n", d.Rights, d.Complaint)
 	fmt.Fprintf(&b, "manifest.json lists the SHA-256 checksum of every file.\n")

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -120,10 +119,10 @@ func (e *Engine) getOpen(ctx context.Context, id, key string) ([]byte, error) {
 	return pt, nil
 }
 
-// keepExport stores one store's export of an access request, sealed, until every store
-// has answered and the package is built.
+// keepExport renders one store's export of an access request into its part of the
+// package and stores it sealed until every store has answered.
 func (e *Engine) keepExport(ctx context.Context, r *Request, x Export) error {
-	b, err := json.Marshal(x)
+	b, err := renderPart(x, r.Type != TypeCategories)
 	if err != nil {
 		return err
 	}
@@ -133,18 +132,16 @@ func (e *Engine) keepExport(ctx context.Context, r *Request, x Export) error {
 // buildResult assembles r's package from the stored parts once every task is done, stores
 // it sealed, and mints the first download token, which it returns.
 func (e *Engine) buildResult(ctx context.Context, r *Request, now time.Time) (string, error) {
-	exports := make([]Export, 0, len(r.Tasks))
+	parts := make([][]byte, 0, len(r.Tasks))
 	for _, t := range r.Tasks {
+		if IsRecipientTask(t.Store) {
+			continue
+		}
 		b, err := e.getOpen(ctx, r.ID, partKey(r.ID, t.Store))
 		if err != nil {
 			return "", err
 		}
-		var x Export
-		if err := json.Unmarshal(b, &x); err != nil {
-			return "", fmt.Errorf("dsar: stored export: %w", err)
-		}
-		x.Store = t.Store
-		exports = append(exports, x)
+		parts = append(parts, b)
 	}
 	var d Disclosure
 	if e.cfg.Disclose != nil {
@@ -153,11 +150,10 @@ func (e *Engine) buildResult(ctx context.Context, r *Request, now time.Time) (st
 			return "", fmt.Errorf("dsar: disclosure: %w", err)
 		}
 	}
-	d.Categories = held(exports)
 	if d.Complaint == "" {
 		d.Complaint = e.recourse(r.Regime)
 	}
-	zip, files, err := buildPackage(*r, exports, d, now)
+	zip, files, err := buildPackage(*r, parts, &d, now)
 	if err != nil {
 		return "", err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/privguard/privguard/connector/postgres"
 	"github.com/privguard/privguard/connector/redis"
 	"github.com/privguard/privguard/dsar"
+	"github.com/privguard/privguard/vault"
 )
 
 // benchStores is PostgreSQL + MariaDB + Redis with a marketing data map: customers and
@@ -305,4 +306,49 @@ func BenchmarkExport10kRows(b *testing.B) {
 			}
 		})
 	}
+	// The whole access request on the same data: both exports, sealing the parts, the
+	// package (JSON, CSV, manifest, zip), sealing it, and the one download.
+	b.Run("access-request", func(b *testing.B) {
+		dir := b.TempDir()
+		db, err := boltstore.Open(filepath.Join(dir, "p.db"), boltstore.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		if err := vault.InitLocalKEK(filepath.Join(dir, "kek.json")); err != nil {
+			b.Fatal(err)
+		}
+		kek, err := vault.LoadLocalKEK(filepath.Join(dir, "kek.json"), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		vlt, err := vault.New(vault.Config{Store: db.Vault(), KEK: kek, TombstoneKey: make([]byte, 32)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		e, err := dsar.New(dsar.Config{Store: db.DSAR(), Connectors: s.conns, Sealer: vlt})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var size int
+		for b.Loop() {
+			r, err := e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "heavy-1", Regime: privguard.RegimeGDPR, Identity: &dsar.Identity{Method: "operator"}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := e.Step(ctx); err != nil {
+				b.Fatal(err)
+			}
+			tok, _, err := e.IssueLink(ctx, r.ID)
+			if err != nil {
+				b.Fatal(err)
+			}
+			zip, _, err := e.Download(ctx, r.ID, tok)
+			if err != nil {
+				b.Fatal(err)
+			}
+			size = len(zip)
+		}
+		b.ReportMetric(float64(size), "zip-bytes")
+	})
 }
