@@ -50,6 +50,11 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"bad_duration", "consent:\n  purposes:\n    marketing.profiling: {validity: forever}\n", "duration"},
 		{"bad_recourse_regime", "dsar:\n  recourse: {ccpa: call us}\n", "recourse"},
 		{"bad_regime", "consent:\n  purposes:\n    marketing.profiling: {legal_bases: {ccpa: [consent]}}\n", "legal_bases"},
+		{"webhook_store_without_webhook", "dsar:\n  stores:\n    - {name: v, type: webhook}\n", "dsar.stores[0].webhook"},
+		{"webhook_without_secret", "dsar:\n  stores:\n    - {name: v, type: webhook, webhook: {url: 'https://v.example/p'}}\n", "secret_file"},
+		{"webhook_bad_url", "dsar:\n  recipients:\n    - {name: r, webhook: {url: 'not a url', secret_file: s}}\n", "url"},
+		{"recipient_country", "dsar:\n  recipients:\n    - {name: r, country: China}\n", "country"},
+		{"result_ttl", "dsar:\n  result_ttl: soon\n", "duration"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -128,5 +133,27 @@ func TestRecourseParses(t *testing.T) {
 	f, err := Parse([]byte("dsar:\n  recourse:\n    pipl: 您可以向上海市网信办投诉。\n    gdpr: Complain to the CNIL.\n"))
 	if err != nil || f.DSAR.Recourse["pipl"] != "您可以向上海市网信办投诉。" || f.DSAR.Recourse["gdpr"] != "Complain to the CNIL." {
 		t.Errorf("recourse: %v, %v", f.DSAR.Recourse, err)
+	}
+}
+
+func TestDisclosureAndRecipientsParse(t *testing.T) {
+	f, err := Parse([]byte(`regime: gdpr
+dsar:
+  result_ttl: 72h
+  disclosure:
+    controller: {name: Example Retail Ltd, contact: privacy@example.com}
+    retention: 3 years
+    sources: [sign-up]
+  stores:
+    - {name: email-vendor, type: webhook, webhook: {url: "https://vendor.example/privacy", secret_file: /etc/v.secret}}
+  recipients:
+    - {name: ad-platform, country: SG, purposes: [marketing.advertising.first_party], webhook: {url: "https://ads.example/p", secret_file: /etc/a.secret}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.DSAR.ResultTTL.Hours() != 72 || f.DSAR.Disclosure.Controller.Name != "Example Retail Ltd" || f.DSAR.Stores[0].Webhook.URL != "https://vendor.example/privacy" ||
+		f.DSAR.Recipients[0].Country != "SG" || f.DSAR.Recipients[0].Webhook.SecretFile != "/etc/a.secret" {
+		t.Errorf("parsed %+v", f.DSAR)
 	}
 }
