@@ -17,6 +17,7 @@ type DSARStore struct{ db *DB }
 var (
 	_ dsar.Store       = (*DSARStore)(nil)
 	_ dsar.ResultStore = (*DSARStore)(nil)
+	_ dsar.RangeStore  = (*DSARStore)(nil)
 )
 
 // DSAR returns the request engine's view of db.
@@ -92,4 +93,41 @@ func (s *DSARStore) Result(ctx context.Context, key string) ([]byte, error) {
 // DeleteResult implements dsar.ResultStore.
 func (s *DSARStore) DeleteResult(ctx context.Context, key string) error {
 	return s.db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketDSARResults).Delete([]byte(key)) })
+}
+
+// EachRequestAfter implements dsar.RangeStore. It reads in batches of 256 so that fn runs
+// outside the read transaction.
+func (s *DSARStore) EachRequestAfter(ctx context.Context, after string, fn func(body []byte) error) error {
+	from := []byte(after)
+	for {
+		var batch [][]byte
+		var last []byte
+		err := s.db.bolt.View(func(tx *bolt.Tx) error {
+			b, err := bucket(tx, bucketDSAR)
+			if err != nil {
+				return nil
+			}
+			c := b.Cursor()
+			k, v := c.Seek(from)
+			if k != nil && bytes.Equal(k, from) {
+				k, v = c.Next()
+			}
+			for ; k != nil && len(batch) < 256; k, v = c.Next() {
+				batch, last = append(batch, bytes.Clone(v)), bytes.Clone(k)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, v := range batch {
+			if err := fn(v); err != nil {
+				return err
+			}
+		}
+		if len(batch) < 256 {
+			return nil
+		}
+		from = last
+	}
 }

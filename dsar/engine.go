@@ -422,6 +422,91 @@ func (e *Engine) List(ctx context.Context) ([]Request, error) {
 	return out, err
 }
 
+// RangeStore is the optional capability of a Store to list requests in id order from a
+// cursor, so that a page of requests does not read them all.
+type RangeStore interface {
+	// EachRequestAfter calls fn with the encodings of the requests whose id sorts after
+	// after, in id order, until fn returns ErrStop.
+	EachRequestAfter(ctx context.Context, after string, fn func(body []byte) error) error
+}
+
+// ErrStop ends an iteration early without an error.
+var ErrStop = errors.New("dsar: stop")
+
+// Filter selects a page of requests for [Engine.Page].
+type Filter struct {
+	State   State // only this state
+	Overdue *bool // only open and overdue (true) or not (false)
+	After   string
+	Limit   int // default 100
+}
+
+// Page returns up to f.Limit requests matching f, oldest first (ids are time-ordered),
+// after the id f.After, and the cursor of the next page ("" when there is no more). Open
+// requests come from the engine's index; others are read from the store in id order.
+func (e *Engine) Page(ctx context.Context, f Filter, now time.Time) ([]Request, string, error) {
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	match := func(r *Request) bool {
+		if f.State != "" && r.State != f.State {
+			return false
+		}
+		if f.Overdue != nil && (!r.State.Final() && Overdue(r.Deadline.Due, now)) != *f.Overdue {
+			return false
+		}
+		return true
+	}
+	var out []Request
+	more := false
+	visit := func(r Request) error {
+		if r.ID <= f.After || !match(&r) {
+			return nil
+		}
+		if len(out) == f.Limit {
+			more = true
+			return ErrStop
+		}
+		out = append(out, r)
+		return nil
+	}
+	openOnly := (f.State != "" && !f.State.Final()) || (f.Overdue != nil && *f.Overdue)
+	if openOnly {
+		open, err := e.openRequests(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		for _, r := range open {
+			if err := visit(r); errors.Is(err, ErrStop) {
+				break
+			}
+		}
+	} else {
+		decode := func(b []byte) error {
+			var r Request
+			if err := json.Unmarshal(b, &r); err != nil {
+				return err
+			}
+			return visit(r)
+		}
+		var err error
+		if rs, ok := e.cfg.Store.(RangeStore); ok {
+			err = rs.EachRequestAfter(ctx, f.After, decode)
+		} else {
+			err = e.cfg.Store.EachRequest(ctx, decode)
+			slices.SortFunc(out, func(a, b Request) int { return strings.Compare(a.ID, b.ID) })
+		}
+		if err != nil && !errors.Is(err, ErrStop) {
+			return nil, "", err
+		}
+	}
+	next := ""
+	if more && len(out) > 0 {
+		next = out[len(out)-1].ID
+	}
+	return out, next, nil
+}
+
 // Run calls Step every interval until ctx ends.
 func (e *Engine) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)

@@ -20,6 +20,22 @@ const (
 	TypeObjection   Type = "objection"   // to direct marketing
 )
 
+// ParseType returns the type named s, accepting the verbs as well (correct, delete,
+// restrict, object). An unknown name comes back as is (and is not Valid).
+func ParseType(s string) Type {
+	switch s {
+	case "correct":
+		return TypeCorrection
+	case "delete":
+		return TypeDeletion
+	case "restrict":
+		return TypeRestriction
+	case "object":
+		return TypeObjection
+	}
+	return Type(s)
+}
+
 // Valid reports whether t is a known type.
 func (t Type) Valid() bool {
 	switch t {

@@ -108,6 +108,7 @@ func dsarCmd(ctx context.Context, args []string, getenv func(string) string, std
 	approveNote := fs.String("note", "", "how the correction was checked (approve)")
 	outFile := fs.String("out", "", "`file` to write the package to (result)")
 	state := fs.String("state", "", "only requests in this state (list)")
+	fs.StringVar(state, "status", "", "same as --state")
 	overdue := fs.Bool("overdue", false, "only overdue requests (list)")
 	// Flags may come before or after the positional argument (privguard dsar status ID --admin URL).
 	var positional []string
@@ -185,18 +186,30 @@ func dsarCmd(ctx context.Context, args []string, getenv func(string) string, std
 		if *overdue {
 			q.Set("overdue", "true")
 		}
-		var out struct {
-			Requests []struct {
-				ID, Type, State, Regime string
-				Overdue                 bool
-				DueSoon                 bool `json:"due_soon"`
-				Deadline                struct{ Due time.Time }
+		type row struct {
+			ID, Type, State, Regime string
+			Overdue                 bool
+			DueSoon                 bool `json:"due_soon"`
+			Deadline                struct{ Due time.Time }
+		}
+		var rows []row
+		q.Set("limit", "1000")
+		for {
+			var out struct {
+				Requests []row
+				Next     string
 			}
+			if err := c.call(ctx, "GET", "/v1/requests?"+q.Encode(), nil, &out); err != nil {
+				fmt.Fprintf(stderr, "privguard: %v\n", err)
+				return 1
+			}
+			rows = append(rows, out.Requests...)
+			if out.Next == "" {
+				break
+			}
+			q.Set("after", out.Next)
 		}
-		if err := c.call(ctx, "GET", "/v1/requests?"+q.Encode(), nil, &out); err != nil {
-			fmt.Fprintf(stderr, "privguard: %v\n", err)
-			return 1
-		}
+		out := struct{ Requests []row }{rows}
 		fmt.Fprintf(stdout, "%-36s  %-12s  %-5s  %-22s  %-10s  %s\n", "ID", "TYPE", "LAW", "STATE", "DUE", "")
 		for _, r := range out.Requests {
 			mark := ""

@@ -21,7 +21,7 @@ import (
 const dueSoonWindow = 72 * time.Hour
 
 type requestBody struct {
-	Type     string            `json:"type" validate:"required,oneof=access portability categories correction deletion restriction objection"`
+	Type     string            `json:"type" validate:"required,oneof=access portability categories correction deletion restriction objection correct delete restrict object"`
 	Subject  string            `json:"subject" validate:"required,max=128"`
 	Regime   string            `json:"regime" validate:"omitempty,oneof=pipl gdpr"` // default: the engine's
 	Patch    map[string]string `json:"patch" validate:"max=64,dive,keys,max=100,endkeys,max=4096"`
@@ -63,8 +63,11 @@ type identityBody struct {
 // requestView is a request as the API shows it, with its deadline status.
 type requestView struct {
 	dsar.Request
-	Overdue bool `json:"overdue"`
-	DueSoon bool `json:"due_soon"`
+	// Status and DueDate repeat State and Deadline.Due under the names the API promises.
+	Status  dsar.State `json:"status"`
+	DueDate time.Time  `json:"due_date"`
+	Overdue bool       `json:"overdue"`
+	DueSoon bool       `json:"due_soon"`
 }
 
 func (s *Server) view(r dsar.Request) requestView {
@@ -76,7 +79,7 @@ func (s *Server) view(r dsar.Request) requestView {
 		res.Token = nil // the download token's hash is the credential's verifier: not shown
 		r.Result = &res
 	}
-	return requestView{Request: r, Overdue: open && dsar.Overdue(r.Deadline.Due, now),
+	return requestView{Request: r, Status: r.State, DueDate: r.Deadline.Due, Overdue: open && dsar.Overdue(r.Deadline.Due, now),
 		DueSoon: open && dsar.DueSoon(r.Deadline.Due, now, dueSoonWindow)}
 }
 
@@ -89,7 +92,7 @@ func (s *Server) postRequest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	req := dsar.Request{Type: dsar.Type(b.Type), Subject: subject, Regime: privguard.Regime(b.Regime)}
+	req := dsar.Request{Type: dsar.ParseType(b.Type), Subject: subject, Regime: privguard.Regime(b.Regime)}
 	if len(b.Patch) > 0 {
 		req.Patch = map[privguard.DataCategory]string{}
 		for k, v := range b.Patch {
@@ -141,25 +144,42 @@ func (s *Server) getRequest(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// listRequests returns a page of requests, oldest first: ?status= (or state=), overdue=,
+// limit= (1..1000, default 100) and after= (the next cursor of the previous page).
 func (s *Server) listRequests(w http.ResponseWriter, r *http.Request) error {
-	all, err := s.requests.List(r.Context())
+	q := r.URL.Query()
+	f := dsar.Filter{State: dsar.State(cmp.Or(q.Get("status"), q.Get("state"))), After: q.Get("after"), Limit: 100}
+	switch o := q.Get("overdue"); o {
+	case "":
+	case "true", "false":
+		b := o == "true"
+		f.Overdue = &b
+	default:
+		return privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "overdue: want true or false")
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			return privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "limit: want 1 to 1000")
+		}
+		f.Limit = n
+	}
+	if len(f.After) > 64 || len(f.State) > 64 {
+		return privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "after or status too long")
+	}
+	page, next, err := s.requests.Page(r.Context(), f, time.Now())
 	if err != nil {
 		return err
 	}
-	q := r.URL.Query()
-	state, overdue := q.Get("state"), q.Get("overdue")
-	if overdue != "" && overdue != "true" && overdue != "false" {
-		return privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "overdue: want true or false")
+	views := make([]requestView, 0, len(page))
+	for _, x := range page {
+		views = append(views, s.view(x))
 	}
-	views := make([]requestView, 0, len(all))
-	for _, x := range all {
-		v := s.view(x)
-		if (state != "" && string(x.State) != state) || (overdue != "" && v.Overdue != (overdue == "true")) {
-			continue
-		}
-		views = append(views, v)
+	out := map[string]any{"requests": views}
+	if next != "" {
+		out["next"] = next
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"requests": views})
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

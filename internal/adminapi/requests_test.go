@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -322,4 +324,57 @@ func (rowsStore) Correct(context.Context, privguard.SubjectID, map[privguard.Dat
 
 func (rowsStore) Categories() []privguard.DataCategory {
 	return []privguard.DataCategory{"user.contact.email"}
+}
+
+func TestRequestListPagesAndIssueNames(t *testing.T) {
+	e, _ := newRequestsEnv(t, rowsStore{})
+	for i := range 5 {
+		var out map[string]any
+		// The issue's verbs are accepted as well as the nouns.
+		resp := e.do("POST", "/v1/requests", `{"type":"object","subject":"cust-`+strconv.Itoa(i)+`"}`, nil, &out)
+		if resp.StatusCode != 201 || out["type"] != "objection" || out["status"] != "verified" || out["due_date"] == nil {
+			t.Fatalf("submit: %d %v", resp.StatusCode, out)
+		}
+	}
+	var del map[string]any
+	if resp := e.do("POST", "/v1/requests", `{"type":"delete","subject":"cust-9"}`, nil, &del); resp.StatusCode != 201 || del["type"] != "deletion" {
+		t.Errorf("type delete: %d %v", resp.StatusCode, del)
+	}
+	var ids []string
+	after := ""
+	for pages := 0; ; pages++ {
+		var page struct {
+			Requests []struct{ ID string }
+			Next     string
+		}
+		e.do("GET", "/v1/requests?status=verified&limit=2&after="+after, "", nil, &page)
+		for _, r := range page.Requests {
+			ids = append(ids, r.ID)
+		}
+		if page.Next == "" {
+			break
+		}
+		if pages > 5 {
+			t.Fatal("pagination does not end")
+		}
+		after = page.Next
+	}
+	if len(ids) != 5 || !slices.IsSorted(ids) {
+		t.Errorf("paged ids %v; want the 5 verified objections, oldest first", ids)
+	}
+	e.eng.Step(context.Background())
+	var done struct {
+		Requests []struct{ ID string }
+		Next     string
+	}
+	e.do("GET", "/v1/requests?status=completed&limit=3", "", nil, &done)
+	if len(done.Requests) != 3 || done.Next != done.Requests[2].ID {
+		t.Errorf("completed page: %+v", done)
+	}
+	for _, q := range []string{"limit=0", "limit=5000", "limit=x", "overdue=maybe", "after=" + strings.Repeat("a", 100)} {
+		var p map[string]any
+		if resp := e.do("GET", "/v1/requests?"+q, "", nil, &p); resp.StatusCode != 400 {
+			t.Errorf("?%s: %d %v", q, resp.StatusCode, p)
+		}
+	}
 }
