@@ -23,6 +23,7 @@ import (
 	"github.com/privguard/privguard/boltstore"
 	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/internal/adminapi"
+	"github.com/privguard/privguard/internal/authz"
 	"github.com/privguard/privguard/internal/config"
 	"github.com/privguard/privguard/internal/metrics"
 )
@@ -238,7 +239,17 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	dsarDone := make(chan struct{})
 	go func() { defer close(dsarDone); requests.Run(dsarCtx, dsarStepInterval) }()
 	defer func() { stopDSAR(); <-dsarDone }()
-	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Vault: vlt, Requests: requests, IdentityTokens: idTokens, Notifier: notifier, Tokens: tokens, Logger: log, Checks: checks,
+	var policy []byte
+	if cfg.Admin.PolicyFile != "" {
+		if policy, err = os.ReadFile(cfg.Admin.PolicyFile); err != nil {
+			return fmt.Errorf("admin policy: %w", err)
+		}
+	}
+	authorizer, err := authz.New(string(policy))
+	if err != nil {
+		return err
+	}
+	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Authorizer: authorizer, Vault: vlt, Requests: requests, IdentityTokens: idTokens, Notifier: notifier, Tokens: tokens, Logger: log, Checks: checks,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
 	if err != nil {
 		return err

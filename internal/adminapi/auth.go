@@ -11,8 +11,8 @@ import (
 	"strings"
 )
 
-// Principal is an authenticated caller. Roles are carried now and enforced by an
-// authorizer in a later version; today every principal may call every API.
+// Principal is an authenticated caller. Its roles decide which routes it may call
+// (internal/authz; a principal without roles is an "app").
 type Principal struct {
 	Name  string
 	Roles []string
@@ -78,4 +78,24 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	})
+}
+
+// authorize lets the principal through only if one of its roles may call the route
+// registered as pattern ("POST /v1/requests/{id}/approve").
+func (s *Server) authorize(pattern string, next http.Handler) http.Handler {
+	method, path, _ := strings.Cut(pattern, " ")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := PrincipalFromContext(r.Context())
+		if !s.authz.Allow(p.Roles, path, method) {
+			forbidden().Write(w)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// may reports whether the request's principal has permission perm (authz.Attest).
+func (s *Server) may(r *http.Request, perm string) bool {
+	p, _ := PrincipalFromContext(r.Context())
+	return s.authz.Allow(p.Roles, perm, "use")
 }

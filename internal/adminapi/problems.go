@@ -28,12 +28,18 @@ const (
 	TypeTooManyAttempts      = "too-many-attempts"
 	TypeExtensionRefused     = "extension-refused"
 	TypeResultGone           = "result-gone"
+	TypeForbidden            = "forbidden"
 	TypeNoResult             = "no-result"
 )
 
 func unauthenticated() *privguard.Problem {
 	return privguard.NewProblem(http.StatusUnauthorized, TypeUnauthenticated, "Authentication required",
 		"send Authorization: Bearer <token>")
+}
+
+func forbidden() *privguard.Problem {
+	return privguard.NewProblem(http.StatusForbidden, TypeForbidden, "Not allowed",
+		"your token's roles do not allow this call")
 }
 
 // writeError maps err to a problem and writes it. It is the only place errors become HTTP

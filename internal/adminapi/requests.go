@@ -15,6 +15,7 @@ import (
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/dsar"
+	"github.com/privguard/privguard/internal/authz"
 )
 
 // dueSoonWindow marks requests due within it in listings.
@@ -110,6 +111,11 @@ func (s *Server) postRequest(w http.ResponseWriter, r *http.Request) error {
 			return privguard.NewProblem(http.StatusForbidden, TypeIdentityNotVerified, "Identity token does not verify for this subject", "")
 		}
 		req.Identity = &dsar.Identity{Method: "token"}
+	}
+	if (b.Trigger != "" || b.Identity != nil) && !s.may(r, authz.Attest) {
+		// Saying the identity was checked, or that the controller erases on its own, is an
+		// operator's word (dpo), not an app's: apps verify with a code or a signed token.
+		return forbidden()
 	}
 	if b.Trigger != "" {
 		p, _ := PrincipalFromContext(r.Context())

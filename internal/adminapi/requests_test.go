@@ -70,6 +70,9 @@ func newRequestsEnv(t *testing.T, conns ...dsar.Connector) (*env, codes) {
 	logs := &bytes.Buffer{}
 	tokens := adminapi.Tokens{}
 	tokens.Add(token, adminapi.Principal{Name: "portal", Roles: []string{"admin"}})
+	tokens.Add("app-token", adminapi.Principal{Name: "crm-backend"}) // no roles: an app
+	tokens.Add("auditor-token", adminapi.Principal{Name: "internal-audit", Roles: []string{"auditor"}})
+	tokens.Add("dpo-token", adminapi.Principal{Name: "dpo-office", Roles: []string{"dpo"}})
 	api, err := adminapi.New(adminapi.Config{Ledger: l, Tokens: tokens, Requests: eng, IdentityTokens: v, Notifier: sent,
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
@@ -376,5 +379,55 @@ func TestRequestListPagesAndIssueNames(t *testing.T) {
 		if resp := e.do("GET", "/v1/requests?"+q, "", nil, &p); resp.StatusCode != 400 {
 			t.Errorf("?%s: %d %v", q, resp.StatusCode, p)
 		}
+	}
+}
+
+func TestRolesDecideWhoMayDoWhat(t *testing.T) {
+	e, _ := newRequestsEnv(t, rowsStore{})
+	as := func(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
+	status := func(tok, method, path, body string) (int, map[string]any) {
+		var out map[string]any
+		resp := e.do(method, path, body, as(tok), &out)
+		return resp.StatusCode, out
+	}
+	// An app submits for its users and follows; it cannot vouch for an identity itself.
+	st, made := status("app-token", "POST", "/v1/requests", `{"type":"access","subject":"cust-1"}`)
+	if st != 201 {
+		t.Fatalf("app submit: %d %v", st, made)
+	}
+	id := made["id"].(string)
+	st, cor := status("dpo-token", "POST", "/v1/requests", `{"type":"correction","subject":"cust-2","patch":{"user.contact.email":"n@example.com"},"identity":{"method":"operator","note":"desk"}}`)
+	if st != 201 || cor["state"] != "awaiting_approval" {
+		t.Fatalf("dpo submit with attestation: %d %v", st, cor)
+	}
+	cid := cor["id"].(string)
+	for _, tc := range []struct {
+		tok, method, path, body string
+		want                    int
+	}{
+		{"app-token", "POST", "/v1/requests", `{"type":"deletion","subject":"cust-1","identity":{"method":"operator","note":"trust me"}}`, 403},
+		{"app-token", "POST", "/v1/requests", `{"type":"deletion","subject":"cust-1","trigger":"retention_expired"}`, 403},
+		{"app-token", "POST", "/v1/requests/" + id + "/verify", `{"method":"operator","note":"x"}`, 403},
+		{"app-token", "POST", "/v1/requests/" + cid + "/approve", `{"note":"x"}`, 403},
+		{"app-token", "POST", "/v1/requests/" + id + "/link", ``, 403},
+		{"app-token", "POST", "/v1/requests/" + id + "/reject", `{"reason":"excessive"}`, 403},
+		{"app-token", "GET", "/v1/requests/register", ``, 403},
+		{"app-token", "GET", "/v1/requests/" + id, ``, 200},
+		{"auditor-token", "GET", "/v1/requests/register", ``, 200},
+		{"auditor-token", "GET", "/v1/requests?limit=5", ``, 200},
+		{"auditor-token", "POST", "/v1/requests", `{"type":"objection","subject":"cust-3"}`, 403},
+		{"auditor-token", "POST", "/v1/requests/" + cid + "/approve", `{"note":"x"}`, 403},
+		{"dpo-token", "POST", "/v1/requests/" + cid + "/approve", `{"note":"checked against the order"}`, 200},
+		{"dpo-token", "POST", "/v1/requests", `{"type":"deletion","subject":"cust-4","trigger":"service_ended"}`, 201},
+	} {
+		st, out := status(tc.tok, tc.method, tc.path, tc.body)
+		if st != tc.want || (st == 403 && out["type"] != privguard.ProblemTypePrefix+"forbidden") {
+			t.Errorf("%s %s %s: %d %v; want %d", tc.tok, tc.method, tc.path, st, out, tc.want)
+		}
+	}
+	var r map[string]any
+	e.do("GET", "/v1/requests/"+cid, "", nil, &r)
+	if a, _ := r["approval"].(map[string]any); a["by"] != "dpo-office" {
+		t.Errorf("approval recorded as %v; want the dpo's principal", r["approval"])
 	}
 }

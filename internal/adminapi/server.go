@@ -12,6 +12,7 @@ import (
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/dsar"
+	"github.com/privguard/privguard/internal/authz"
 	"github.com/privguard/privguard/vault"
 )
 
@@ -36,6 +37,9 @@ type Config struct {
 	Checks func() map[string]any
 	// Metrics, if set, serves GET /metrics (Prometheus), behind the same authentication.
 	Metrics http.Handler
+	// Authorizer decides which roles may call which routes; nil means the default policy
+	// (authz.DefaultPolicy).
+	Authorizer *authz.Authorizer
 }
 
 // Server is the admin HTTP API.
@@ -50,6 +54,7 @@ type Server struct {
 	validate *validator.Validate
 	mux      *http.ServeMux
 	checks   func() map[string]any
+	authz    *authz.Authorizer
 }
 
 // New returns the API server.
@@ -63,10 +68,18 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{ledger: cfg.Ledger, vault: cfg.Vault, requests: cfg.Requests, idTokens: cfg.IdentityTokens, notifier: cfg.Notifier, tokens: cfg.Tokens, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks}
+	if cfg.Authorizer == nil {
+		a, err := authz.New("")
+		if err != nil {
+			return nil, err
+		}
+		cfg.Authorizer = a
+	}
+	s := &Server{ledger: cfg.Ledger, vault: cfg.Vault, requests: cfg.Requests, idTokens: cfg.IdentityTokens, notifier: cfg.Notifier,
+		tokens: cfg.Tokens, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks, authz: cfg.Authorizer}
 	s.routes()
 	if cfg.Metrics != nil {
-		s.mux.Handle("GET /metrics", s.logRequests("GET /metrics", s.authenticate(cfg.Metrics)))
+		s.mux.Handle("GET /metrics", s.logRequests("GET /metrics", s.authenticate(s.authorize("GET /metrics", cfg.Metrics))))
 	}
 	return s, nil
 }
@@ -80,7 +93,7 @@ type handler func(w http.ResponseWriter, r *http.Request) error
 
 func (s *Server) routes() {
 	authed := func(pattern string, h handler) {
-		s.mux.Handle(pattern, s.logRequests(pattern, s.authenticate(s.wrap(h))))
+		s.mux.Handle(pattern, s.logRequests(pattern, s.authenticate(s.authorize(pattern, s.wrap(h)))))
 	}
 	authed("POST /v1/notices", s.postNotice)
 	authed("GET /v1/notices/{id}", s.getNotices)

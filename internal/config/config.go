@@ -180,13 +180,18 @@ type Admin struct {
 	// Tokens are the bearer tokens accepted, by the hex SHA-256 of their value
 	// (`printf %s "$TOKEN" | sha256sum`). With none, serve creates one in <data>/admin.token.
 	Tokens []Token `yaml:"tokens" validate:"dive"`
+	// PolicyFile replaces the default role policy (casbin CSV lines, see
+	// internal/authz/policy.csv): which roles may call which routes.
+	PolicyFile string `yaml:"policy_file"`
 }
 
 // Token is one accepted bearer token.
 type Token struct {
-	Name   string   `yaml:"name" validate:"required,max=64,printascii"`
-	SHA256 string   `yaml:"sha256" validate:"required,len=64,hexadecimal"`
-	Roles  []string `yaml:"roles" validate:"dive,required,max=64"`
+	Name   string `yaml:"name" validate:"required,max=64,printascii"`
+	SHA256 string `yaml:"sha256" validate:"required,len=64,hexadecimal"`
+	// Roles decide what the token may call: app (default), auditor, dpo, admin, or
+	// those of admin.policy_file.
+	Roles []string `yaml:"roles" validate:"dive,required,max=64"`
 }
 
 // Consent configures the consent ledger.

@@ -1,0 +1,60 @@
+package authz_test
+
+import (
+	"testing"
+
+	"github.com/privguard/privguard/internal/authz"
+)
+
+func TestDefaultPolicy(t *testing.T) {
+	a, err := authz.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		roles    []string
+		obj, act string
+		allow    bool
+	}{
+		{nil, "/v1/consents", "POST", true}, // no roles: an app
+		{[]string{"app"}, "/v1/requests", "POST", true},
+		{[]string{"app"}, "/v1/requests/{id}/code/verify", "POST", true},
+		{[]string{"app"}, "/v1/requests/{id}/approve", "POST", false},
+		{[]string{"app"}, "/v1/requests/{id}/link", "POST", false},
+		{[]string{"app"}, "/v1/requests/{id}/verify", "POST", false},
+		{[]string{"app"}, "/v1/requests/register", "GET", false},
+		{[]string{"app"}, "/v1/vault/subjects/{subject}", "DELETE", false},
+		{[]string{"app"}, authz.Attest, "use", false},
+		{[]string{"app"}, "/metrics", "GET", false},
+		{[]string{"auditor"}, "/v1/requests/register", "GET", true},
+		{[]string{"auditor"}, "/v1/requests", "POST", false},
+		{[]string{"auditor"}, "/v1/consents", "POST", false},
+		{[]string{"dpo"}, "/v1/requests/{id}/approve", "POST", true},
+		{[]string{"dpo"}, "/v1/requests/{id}/link", "POST", true},
+		{[]string{"dpo"}, authz.Attest, "use", true},
+		{[]string{"dpo"}, "/v1/consents", "POST", true},   // inherits app
+		{[]string{"dpo"}, "/metrics", "GET", true},        // inherits auditor
+		{[]string{"dpo"}, "/v1/vault/open", "POST", true}, // inherits app
+		{[]string{"auditor", "dpo"}, "/v1/requests/{id}/reject", "POST", true},
+		{[]string{"admin"}, "/v1/vault/subjects/{subject}", "DELETE", true},
+		{[]string{"nobody"}, "/healthz", "GET", false},
+		{[]string{"app"}, "/v1/requests/{id}/../approve", "POST", false},
+	} {
+		if got := a.Allow(tc.roles, tc.obj, tc.act); got != tc.allow {
+			t.Errorf("Allow(%v, %s, %s) = %v; want %v", tc.roles, tc.obj, tc.act, got, tc.allow)
+		}
+	}
+}
+
+func TestCustomPolicy(t *testing.T) {
+	a, err := authz.New("p, support, /v1/requests/{id}, GET\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.Allow([]string{"support"}, "/v1/requests/{id}", "GET") || a.Allow([]string{"admin"}, "/v1/requests", "POST") {
+		t.Error("a custom policy replaces the default one")
+	}
+	if _, err := authz.New("# only a comment\n"); err == nil {
+		t.Error("a policy that grants nothing was accepted")
+	}
+}
