@@ -54,7 +54,7 @@ func connectors(ctx context.Context, stores []config.Store, log *slog.Logger) (o
 				for i, t := range s.Tables {
 					tables[i] = mysql.Table{Table: t.Table, SubjectColumn: t.SubjectColumn, Columns: categories(t.Columns), Erase: dsar.EraseMode(t.Erase)}
 				}
-				mc, err := mysql.New(ctx, mysql.Config{Name: s.Name, DSN: s.DSN, Tables: tables})
+				mc, err := mysql.New(ctx, mysql.Config{Name: s.Name, DSN: s.DSN, Tables: tables, Logger: log})
 				if err != nil {
 					close()
 					return nil, nil, err

@@ -16,11 +16,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"slices"
 	"strings"
 
-	_ "github.com/go-sql-driver/mysql" // the database/sql driver
+	gomysql "github.com/go-sql-driver/mysql" // the database/sql driver
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/dsar"
@@ -39,6 +40,8 @@ type Config struct {
 	Name   string
 	DSN    string // go-sql-driver/mysql format: user@tcp(host:port)/db
 	Tables []Table
+	// Logger, if set, receives the driver's own log lines (process-wide).
+	Logger *slog.Logger
 }
 
 // Connector is a MySQL or MariaDB store.
@@ -96,12 +99,22 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 			return nil, fmt.Errorf("mysql %s: table %s: erase %q: want delete, mask or null", cfg.Name, t.Table, t.Erase)
 		}
 	}
+	if cfg.Logger != nil {
+		// The driver logs connection trouble on its own (to stderr by default); send it to
+		// the service's log instead. Its lines name connections, never query values.
+		gomysql.SetLogger(driverLog{cfg.Logger})
+	}
 	db, err := sql.Open("mysql", cfg.DSN)
 	if err != nil {
 		return nil, fmt.Errorf("mysql %s: %w", cfg.Name, err)
 	}
 	return &Connector{name: cfg.Name, db: db, tables: cfg.Tables}, nil
 }
+
+// driverLog adapts slog to the driver's logger (process-wide: the driver has one).
+type driverLog struct{ l *slog.Logger }
+
+func (d driverLog) Print(v ...any) { d.l.Warn("mysql driver: " + fmt.Sprint(v...)) }
 
 // CheckCollation returns a warning for each subject column whose collation is not binary.
 // Under a case- or accent-insensitive collation ("utf8mb4_general_ci", MariaDB's default)
