@@ -4,7 +4,6 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
-	"github.com/jackc/pgx/v5"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/privguard/privguard/dsar"
@@ -32,32 +30,10 @@ func TestAccessEndToEnd(t *testing.T) {
 		t.Skip("PRIVGUARD_TEST_POSTGRES_DSN, PRIVGUARD_TEST_MYSQL_DSN and PRIVGUARD_TEST_REDIS_ADDR are not set (CI sets them; see .ci/run)")
 	}
 	ctx := context.Background()
-	pg, err := pgx.Connect(ctx, pgDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Close(ctx)
-	for _, q := range []string{`DROP TABLE IF EXISTS acc_customers`,
-		`CREATE TABLE acc_customers (customer_id text, email text, city text)`,
-		`INSERT INTO acc_customers VALUES ('acc-1','li.lei@example.com','上海'), ('acc-2','han@example.com','北京')`} {
-		if _, err := pg.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	defer pg.Exec(context.Background(), `DROP TABLE IF EXISTS acc_customers`)
-	my, err := sql.Open("mysql", myDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer my.Close()
-	for _, q := range []string{`DROP TABLE IF EXISTS acc_tags`,
-		`CREATE TABLE acc_tags (uid VARCHAR(64), tag VARCHAR(64)) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`,
-		`INSERT INTO acc_tags VALUES ('acc-1','高价值'), ('acc-1','churn-risk'), ('acc-2','new')`} {
-		if _, err := my.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	defer my.Exec(`DROP TABLE IF EXISTS acc_tags`)
+	pgTable(t, pgDSN, "acc_customers", `CREATE TABLE acc_customers (customer_id text, email text, city text)`,
+		`INSERT INTO acc_customers VALUES ('acc-1','li.lei@example.com','上海'), ('acc-2','han@example.com','北京')`)
+	myTable(t, myDSN, "acc_tags", `CREATE TABLE acc_tags (uid VARCHAR(64), tag VARCHAR(64)) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`,
+		`INSERT INTO acc_tags VALUES ('acc-1','高价值'), ('acc-1','churn-risk'), ('acc-2','new')`)
 	rd := goredis.NewClient(&goredis.Options{Addr: redisAddr})
 	defer rd.Close()
 	rd.SAdd(ctx, "acc:segment:vip", "acc-1", "acc-2")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,8 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/privguard/privguard/connector/webhook"
 )
@@ -30,32 +27,10 @@ func TestCorrectionEndToEnd(t *testing.T) {
 		t.Skip("PRIVGUARD_TEST_POSTGRES_DSN and PRIVGUARD_TEST_MYSQL_DSN are not set (CI sets them; see .ci/run)")
 	}
 	ctx := context.Background()
-	pg, err := pgx.Connect(ctx, pgDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Close(ctx)
-	for _, q := range []string{`DROP TABLE IF EXISTS cor_customers`,
-		`CREATE TABLE cor_customers (customer_id text, email text, city text)`,
-		`INSERT INTO cor_customers VALUES ('cor-1','old@example.com','上海'), ('cor-2','other@example.com','北京')`} {
-		if _, err := pg.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	defer pg.Exec(context.Background(), `DROP TABLE IF EXISTS cor_customers`)
-	my, err := sql.Open("mysql", myDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer my.Close()
-	for _, q := range []string{`DROP TABLE IF EXISTS cor_contacts`,
-		`CREATE TABLE cor_contacts (uid VARCHAR(64), mail VARCHAR(255)) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`,
-		`INSERT INTO cor_contacts VALUES ('cor-1','old@example.com'), ('cor-2','other@example.com')`} {
-		if _, err := my.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	defer my.Exec(`DROP TABLE IF EXISTS cor_contacts`)
+	pg := pgTable(t, pgDSN, "cor_customers", `CREATE TABLE cor_customers (customer_id text, email text, city text)`,
+		`INSERT INTO cor_customers VALUES ('cor-1','old@example.com','上海'), ('cor-2','other@example.com','北京')`)
+	my := myTable(t, myDSN, "cor_contacts", `CREATE TABLE cor_contacts (uid VARCHAR(64), mail VARCHAR(255)) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`,
+		`INSERT INTO cor_contacts VALUES ('cor-1','old@example.com'), ('cor-2','other@example.com')`)
 
 	// The recipient: an ad platform that was sent the email, behind a signed webhook.
 	secret := []byte("ad-platform-shared-secret-0123456789abcdef")
