@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	_ "github.com/go-sql-driver/mysql"
 	goredis "github.com/redis/go-redis/v9"
@@ -83,16 +82,7 @@ dsar:
 	if st != 201 || id == "" {
 		t.Fatalf("submit: %d %v", st, r)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, r = call("GET", "/v1/requests/"+id, ""); r["state"] == "completed" {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if r["state"] != "completed" {
-		t.Fatalf("request did not complete: %v", r)
-	}
+	r = awaitCompleted(t, url, tok, id)
 	// The download token went to the outbox.
 	var token string
 	b, _ := os.ReadFile(filepath.Join(dir, "outbox.jsonl"))

@@ -117,16 +117,7 @@ dsar:
 	if st, _ := call("POST", "/v1/requests/"+id+"/approve", `{"note":"again"}`); st != 409 {
 		t.Errorf("second approval: %d; want 409", st)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, r = call("GET", "/v1/requests/"+id, ""); r["state"] == "completed" {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if r["state"] != "completed" {
-		t.Fatalf("correction did not complete: %v", r)
-	}
+	r = awaitCompleted(t, url, tok, id)
 	var mail string
 	pg.QueryRow(ctx, `SELECT email FROM cor_customers WHERE customer_id = 'cor-1'`).Scan(&email)
 	my.QueryRow(`SELECT mail FROM cor_contacts WHERE uid = 'cor-1'`).Scan(&mail)

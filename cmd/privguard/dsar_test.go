@@ -70,16 +70,7 @@ dsar:
 	if id == "" || r["state"] != "verified" {
 		t.Fatalf("submit = %v", r)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if r = call("GET", "/v1/requests/"+id, ""); r["state"] == "completed" {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if r["state"] != "completed" {
-		t.Fatalf("request did not complete: %v", r)
-	}
+	r = awaitCompleted(t, url, tok, id)
 	var n int
 	pg.QueryRow(ctx, `SELECT count(*) FROM e2e_customers WHERE customer_id = 'e2e-1'`).Scan(&n)
 	if n != 0 {

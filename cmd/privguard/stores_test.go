@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -46,4 +47,18 @@ func myTable(t *testing.T, dsn, table string, stmts ...string) *sql.DB {
 		}
 	}
 	return my
+}
+
+// awaitCompleted polls request id on a running serve until it is completed (the engine
+// steps every 2 s) and returns it; the test fails after 20 s.
+func awaitCompleted(t *testing.T, url, tok, id string) map[string]any {
+	t.Helper()
+	var r map[string]any
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if _, r = callJSON(t, url, tok, "GET", "/v1/requests/"+id, ""); r["state"] == "completed" {
+			return r
+		}
+	}
+	t.Fatalf("request did not complete: %v", r)
+	return nil
 }
