@@ -533,18 +533,17 @@ func (e *Engine) Step(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Housekeeping failures are logged, never a reason to leave the requests unprocessed.
 	if err := e.expireUnverified(ctx, all); err != nil {
-		return 0, err
+		e.cfg.Logger.Error("dsar: expiring unverified requests failed", "err", err)
 	}
-	if err := e.purgeDone(ctx); err != nil {
-		return 0, fmt.Errorf("dsar: destroy results: %w", err)
-	}
+	e.purgeDone(ctx)
 	var due []string
 	for _, r := range all {
 		if r.State.Final() || r.State == StateAwaitingVerify || r.State == StateReceived || r.State == StateAwaitingApproval {
 			continue
 		}
-		if r.Type == TypeDeletion && e.accessPending(all, r) {
+		if r.Type == TypeDeletion && e.accessPending(all, r, e.cfg.Now().UTC()) {
 			continue // an earlier access request for the subject runs first
 		}
 		due = append(due, r.ID)
@@ -575,12 +574,23 @@ func (e *Engine) Step(ctx context.Context) (int, error) {
 	return int(ran.Load()), firstErr
 }
 
+// AccessFirstWait caps how long an erasure waits for an earlier access request of the same
+// subject to finish (so that the copy is made first): a stuck access request (a store
+// down for days) must not hold the erasure past its own deadline.
+const AccessFirstWait = 72 * time.Hour
+
 // accessPending reports whether an access or portability request for r's subject, received
-// before r, is still open.
-func (e *Engine) accessPending(all []Request, r Request) bool {
+// before r, is running (verified, in progress or retrying) and r has waited less than
+// AccessFirstWait. An access request still waiting for its requester to verify does not
+// hold an erasure.
+func (e *Engine) accessPending(all []Request, r Request, now time.Time) bool {
+	if now.Sub(r.ReceivedAt) >= AccessFirstWait {
+		return false
+	}
 	for _, o := range all {
 		earlier := o.ReceivedAt.Before(r.ReceivedAt) || (o.ReceivedAt.Equal(r.ReceivedAt) && o.ID < r.ID) // ids are time-ordered
-		if o.Subject == r.Subject && (o.Type == TypeAccess || o.Type == TypePortability) && earlier && !o.State.Final() {
+		running := o.State == StateVerified || o.State == StateInProgress || o.State == StatePartiallyFailed
+		if o.Subject == r.Subject && (o.Type == TypeAccess || o.Type == TypePortability) && earlier && running {
 			return true
 		}
 	}
@@ -732,7 +742,7 @@ func (e *Engine) settle(ctx context.Context, r *Request, now time.Time) {
 
 // backoff is exponential with full jitter, capped.
 func (e *Engine) backoff(attempt int) time.Duration {
-	d := e.cfg.BaseBackoff << min(attempt-1, 20)
+	d := e.cfg.BaseBackoff << min(max(attempt, 1)-1, 20)
 	if d <= 0 || d > e.cfg.MaxBackoff {
 		d = e.cfg.MaxBackoff
 	}

@@ -173,20 +173,9 @@ func TestUnverifiedRequestsWaitAndObjectionsDoNot(t *testing.T) {
 	if r, _ := e.Get(ctx, acc.ID); r.State != dsar.StateAwaitingVerify {
 		t.Errorf("unverified access: %s", r.State)
 	}
-	// The erasure waits for the earlier access request of the same subject.
-	if r, _ := e.Get(ctx, del.ID); r.State != dsar.StateVerified || crm.data["cust-1"] != 2 {
-		t.Errorf("deletion ran before the pending access: %s", r.State)
-	}
-	if _, err := e.Verify(ctx, acc.ID, dsar.Identity{Method: "code"}); err != nil {
-		t.Fatal(err)
-	}
-	e.Step(ctx)
-	e.Step(ctx)
-	if r, _ := e.Get(ctx, acc.ID); r.State != dsar.StateCompleted || r.Tasks[0].Items != 2 {
-		t.Errorf("access: %s %+v; want completed with 2 rows", r.State, r.Tasks)
-	}
+	// An access request its requester never verified does not hold the erasure.
 	if r, _ := e.Get(ctx, del.ID); r.State != dsar.StateCompleted || crm.data["cust-1"] != 0 {
-		t.Errorf("deletion after access: %s", r.State)
+		t.Errorf("deletion behind an unverified access request: %s", r.State)
 	}
 	if _, err := e.Submit(ctx, dsar.Request{Type: "forget", Subject: "x", Regime: privguard.RegimeGDPR}); !errors.Is(err, privguard.ErrInvalid) {
 		t.Errorf("unknown type: %v", err)
@@ -270,5 +259,87 @@ func TestParallelStepErasesEachSubjectOnce(t *testing.T) {
 		if k != 1 {
 			t.Errorf("%s erased %d times", s, k)
 		}
+	}
+}
+
+// exportDown is a store whose exports fail while down; erasure works.
+type exportDown struct {
+	mu   sync.Mutex
+	down bool
+	rows map[privguard.SubjectID]int
+}
+
+func (x *exportDown) Name() string { return "crm" }
+func (x *exportDown) Export(_ context.Context, s privguard.SubjectID) (dsar.Export, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.down {
+		return dsar.Export{}, &dsar.ConnectorError{Connector: "crm", Op: "export", Err: errors.New("down")}
+	}
+	rows := make([]map[string]any, x.rows[s])
+	for i := range rows {
+		rows[i] = map[string]any{"v": i}
+	}
+	return dsar.Export{Store: "crm", Tables: []dsar.Table{{Name: "t", Rows: rows}}}, nil
+}
+func (x *exportDown) Erase(_ context.Context, s privguard.SubjectID) (dsar.Erased, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	n := x.rows[s]
+	delete(x.rows, s)
+	return dsar.Erased{Items: n}, nil
+}
+
+func TestErasureWaitsForARunningAccessRequestOnlyForAWhile(t *testing.T) {
+	// The copy is made before the erasure (the subject asked for both), but a stuck access
+	// request holds the erasure at most AccessFirstWait.
+	c := &clock{time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	crm := &exportDown{down: true, rows: map[privguard.SubjectID]int{"cust-1": 2, "cust-2": 3}}
+	e, closeDB := open(t, t.TempDir(), c, []dsar.Connector{crm}, nil)
+	defer closeDB()
+	op := &dsar.Identity{Method: "operator"}
+	acc1, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-1", Regime: privguard.RegimeGDPR, Identity: op})
+	del1, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeDeletion, Subject: "cust-1", Regime: privguard.RegimeGDPR, Identity: op})
+	e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-2", Regime: privguard.RegimeGDPR, Identity: op})
+	del2, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeDeletion, Subject: "cust-2", Regime: privguard.RegimeGDPR, Identity: op})
+	e.Step(ctx)
+	for _, id := range []string{del1.ID, del2.ID} {
+		if r, _ := e.Get(ctx, id); r.State != dsar.StateVerified {
+			t.Errorf("deletion while the access request retries: %s; want it to wait", r.State)
+		}
+	}
+	// cust-1's copy succeeds an hour later: then its erasure runs.
+	crm.mu.Lock()
+	crm.down = false
+	crm.mu.Unlock()
+	c.t = c.t.Add(time.Hour)
+	e.Step(ctx) // both access requests complete
+	e.Step(ctx) // both erasures run
+	if r, _ := e.Get(ctx, acc1.ID); r.State != dsar.StateCompleted || r.Tasks[0].Items != 2 {
+		t.Errorf("access: %s %+v; want completed with 2 rows", r.State, r.Tasks)
+	}
+	if r, _ := e.Get(ctx, del1.ID); r.State != dsar.StateCompleted {
+		t.Errorf("deletion after the access: %s", r.State)
+	}
+	if r, _ := e.Get(ctx, del2.ID); r.State != dsar.StateCompleted {
+		t.Errorf("deletion 2 after its access: %s", r.State)
+	}
+	// A third subject's copy never succeeds: after AccessFirstWait its erasure goes ahead.
+	crm.mu.Lock()
+	crm.down, crm.rows["cust-3"] = true, 4
+	crm.mu.Unlock()
+	acc3, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-3", Regime: privguard.RegimeGDPR, Identity: op})
+	del3, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeDeletion, Subject: "cust-3", Regime: privguard.RegimeGDPR, Identity: op})
+	e.Step(ctx)
+	if r, _ := e.Get(ctx, del3.ID); r.State != dsar.StateVerified {
+		t.Errorf("deletion 3 before the wait ran out: %s", r.State)
+	}
+	c.t = c.t.Add(dsar.AccessFirstWait)
+	e.Step(ctx)
+	if r, _ := e.Get(ctx, del3.ID); r.State != dsar.StateCompleted {
+		t.Errorf("deletion 3 after AccessFirstWait: %s; want it done", r.State)
+	}
+	if r, _ := e.Get(ctx, acc3.ID); r.State != dsar.StatePartiallyFailed {
+		t.Errorf("access 3: %s", r.State)
 	}
 }

@@ -285,15 +285,15 @@ func (e *Engine) purge(ctx context.Context, r *Request, now time.Time) error {
 }
 
 // purgeDone destroys the packages that were downloaded or expired, and the parts of
-// cancelled access requests.
-func (e *Engine) purgeDone(ctx context.Context) error {
+// cancelled access requests. A failure is logged and retried on the next Step.
+func (e *Engine) purgeDone(ctx context.Context) {
 	if e.cfg.Sealer == nil {
-		return nil
+		return
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err := e.loadIndex(ctx); err != nil {
-		return err
+		return // openRequests says so
 	}
 	now := e.cfg.Now().UTC()
 	for id, expires := range e.results {
@@ -301,12 +301,11 @@ func (e *Engine) purgeDone(ctx context.Context) error {
 			continue
 		}
 		r, err := e.get(ctx, id)
-		if err != nil {
-			return err
+		if err == nil {
+			err = e.purge(ctx, &r, now)
 		}
-		if err := e.purge(ctx, &r, now); err != nil {
-			return err
+		if err != nil {
+			e.cfg.Logger.Error("dsar: destroying a result failed", "request", id, "err", describe("privguard", err))
 		}
 	}
-	return nil
 }
