@@ -661,7 +661,8 @@ func (e *Engine) advance(ctx context.Context, id string) (int, error) {
 	e.settle(ctx, &r, now)
 	err = e.put(ctx, &r)
 	e.mu.Unlock()
-	if err == nil {
+	if err == nil && token != "" {
+		e.dropParts(ctx, r)
 		e.sendLink(ctx, r, token)
 	}
 	return ran, err

@@ -160,11 +160,6 @@ func (e *Engine) buildResult(ctx context.Context, r *Request, now time.Time) (st
 	if err := e.sealPut(ctx, r.ID, packageKey(r.ID), zip); err != nil {
 		return "", err
 	}
-	for _, t := range r.Tasks {
-		if err := e.cfg.Results.DeleteResult(ctx, partKey(r.ID, t.Store)); err != nil {
-			return "", fmt.Errorf("dsar: delete result part: %w: %w", err, privguard.ErrUnavailable)
-		}
-	}
 	sum := sha256.Sum256(zip)
 	token := newToken()
 	r.Result = &Result{SHA256: hex.EncodeToString(sum[:]), Bytes: len(zip), Files: files, CreatedAt: now,
@@ -177,6 +172,18 @@ func newToken() string {
 	b := make([]byte, 32)
 	rand.Read(b) // never fails (crypto/rand)
 	return hex.EncodeToString(b)
+}
+
+// dropParts deletes r's stored parts once the request that holds the package is stored
+// (before, a failed write would leave a request whose parts are gone). Failures are left
+// to purge, which deletes them with the package.
+func (e *Engine) dropParts(ctx context.Context, r Request) {
+	for _, t := range r.Tasks {
+		if err := e.cfg.Results.DeleteResult(ctx, partKey(r.ID, t.Store)); err != nil {
+			e.cfg.Logger.Warn("dsar: result part not deleted", "request", r.ID, "err", describe("privguard", err))
+			return
+		}
+	}
 }
 
 // sendLink sends a fresh token to the subject through the configured notifier, if it can

@@ -385,3 +385,64 @@ func TestAccessRefusedWithoutSealer(t *testing.T) {
 		t.Errorf("access without a sealer: %v; want ErrUnavailable (results are never stored in clear)", err)
 	}
 }
+
+// flakyPuts fails the next n request writes.
+type flakyPuts struct {
+	*boltstore.DSARStore
+	mu sync.Mutex
+	n  int
+}
+
+func (f *flakyPuts) PutRequest(ctx context.Context, id string, body []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n > 0 {
+		f.n--
+		return errors.New("disk full")
+	}
+	return f.DSARStore.PutRequest(ctx, id, body)
+}
+
+func TestPackageSurvivesAFailedWrite(t *testing.T) {
+	// The package is built, then the request cannot be stored: the next round builds it
+	// again from the parts, which are only dropped once the request holding it is stored.
+	dir := t.TempDir()
+	db, err := boltstore.Open(filepath.Join(dir, "p.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	store := &flakyPuts{DSARStore: db.DSAR()}
+	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	e, err := dsar.New(dsar.Config{Store: store, Connectors: []dsar.Connector{&profileStore{name: "crm"}, &profileStore{name: "tags", fails: 1}},
+		Sealer: newVault(t, dir, db), Now: func() time.Time { return now }, BaseBackoff: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-1", Regime: privguard.RegimeGDPR, Identity: &dsar.Identity{Method: "operator"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Step(ctx) // crm answers (stored done), tags fails
+	now = now.Add(time.Hour)
+	store.mu.Lock()
+	store.n = 1
+	store.mu.Unlock()
+	if _, err := e.Step(ctx); err == nil { // tags answers, the package is built, the write fails
+		t.Fatal("Step hid the failed write")
+	}
+	if _, err := e.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := e.Get(ctx, r.ID)
+	if got.State != dsar.StateCompleted || got.Result == nil {
+		t.Fatalf("after a failed write and another round: %s %+v", got.State, got.Result)
+	}
+	tok, _, err := e.IssueLink(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.Download(ctx, r.ID, tok); err != nil {
+		t.Errorf("download: %v", err)
+	}
+}
