@@ -19,12 +19,38 @@ var ErrPending = errors.New("dsar: accepted, completion pending")
 // asks the store again.
 const PendingRecheck = 15 * time.Minute
 
+// Task operations, as connectors that talk to other systems name them.
+const (
+	OpExport  = "export"
+	OpErase   = "erase"
+	OpCorrect = "correct"
+	OpNotify  = "notify"
+)
+
 // TaskInfo names the task a connector operation belongs to; connectors that talk to other
 // systems send it along as the idempotency key and for the completion callback.
 type TaskInfo struct {
 	Request string `json:"request"`
 	Type    Type   `json:"type"`
-	Store   string `json:"store"`
+	Store   string `json:"store"` // the task's store: a connector's name, or "recipient:" + name
+	Op      string `json:"op"`
+}
+
+// ID is the task's identity across systems: "<request>:<store>:<op>". A completion
+// callback must name it.
+func (t TaskInfo) ID() string { return t.Request + ":" + t.Store + ":" + t.Op }
+
+// taskOp is the operation request type typ runs on store.
+func taskOp(typ Type, store string) string {
+	switch {
+	case IsRecipientTask(store):
+		return OpNotify
+	case typ == TypeDeletion:
+		return OpErase
+	case typ == TypeCorrection:
+		return OpCorrect
+	}
+	return OpExport
 }
 
 type taskKey struct{}
@@ -42,6 +68,8 @@ func WithTask(ctx context.Context, t TaskInfo) context.Context {
 
 // Completion is a store's report that a pending task finished.
 type Completion struct {
+	// Task is the TaskInfo.ID the store was sent; it binds the report to one task.
+	Task    string `json:"task"`
 	Request string `json:"request"`
 	// Failed reports that the store could not do it; the task is retried.
 	Failed bool `json:"failed"`
@@ -85,6 +113,12 @@ func (e *Engine) Complete(ctx context.Context, store, signature string, body []b
 		return err
 	}
 	now := e.cfg.Now().UTC()
+	want := TaskInfo{Request: r.ID, Type: r.Type, Store: store, Op: taskOp(r.Type, store)}
+	if done.Task != want.ID() {
+		// A report for another operation (a recipient's acknowledgement sent to a store's
+		// path, an erase report on an access task) must not complete this one.
+		return fmt.Errorf("%w: the callback names task %q, not this store's %s task", ErrBadCallback, done.Task, want.Op)
+	}
 	for i := range r.Tasks {
 		t := &r.Tasks[i]
 		if t.Store != store {
@@ -92,6 +126,9 @@ func (e *Engine) Complete(ctx context.Context, store, signature string, body []b
 		}
 		if t.State == TaskDone || r.State.Final() {
 			return nil
+		}
+		if t.Attempts == 0 {
+			return fmt.Errorf("%w: the task was never sent", ErrBadCallback)
 		}
 		if done.Failed {
 			t.State, t.LastError, t.NextAttempt = TaskFailed, store+": reported failure", now.Add(e.backoff(t.Attempts))

@@ -674,7 +674,7 @@ func allDone(tasks []Task) bool {
 
 // runTask does r's work on one store.
 func (e *Engine) runTask(ctx context.Context, r *Request, store string) (int, error) {
-	ctx, cancel := context.WithTimeout(WithTask(ctx, TaskInfo{Request: r.ID, Type: r.Type, Store: store}), e.cfg.TaskTimeout)
+	ctx, cancel := context.WithTimeout(WithTask(ctx, TaskInfo{Request: r.ID, Type: r.Type, Store: store, Op: taskOp(r.Type, store)}), e.cfg.TaskTimeout)
 	defer cancel()
 	if rn, ok := e.recipients[store]; ok {
 		return 1, rn.NotifyRecipient(ctx, notice(r))

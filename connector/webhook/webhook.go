@@ -15,8 +15,9 @@
 // op is export, erase, correct (with patch: category -> new value) or notify (with
 // notice). The store answers 200 with an [Answer] when it is done ({"status":"done",
 // "items":3} and, for export, "tables"), or 202 when it accepted the work and will call
-// back. The callback is a POST of a [Callback] to privguard's
-// /v1/callbacks/<store>, signed the same way with the same secret. A call may be repeated
+// back. The callback is a POST of a [Callback] naming the call's id to the call's
+// "callback" path on privguard's admin listener (/v1/callbacks/<store>), signed the same
+// way with the same secret; a callback naming another task is refused. A call may be repeated
 // with the same Idempotency-Key (retries, rechecks of pending work); the store must treat
 // it as one. Any other status is a failure, retried with backoff; redirects are not
 // followed. Signatures older or newer than [Tolerance] are refused.
@@ -57,20 +58,26 @@ const (
 
 // Ops.
 const (
-	OpExport  = "export"
-	OpErase   = "erase"
-	OpCorrect = "correct"
-	OpNotify  = "notify"
+	OpExport  = dsar.OpExport
+	OpErase   = dsar.OpErase
+	OpCorrect = dsar.OpCorrect
+	OpNotify  = dsar.OpNotify
 )
 
 // Call is what privguard sends.
 type Call struct {
-	ID      string                `json:"id"` // the idempotency key
-	Request string                `json:"request"`
-	Op      string                `json:"op"`
-	Subject privguard.SubjectID   `json:"subject"`
-	Patch   map[string]string     `json:"patch,omitempty"`
-	Notice  *dsar.RecipientNotice `json:"notice,omitempty"`
+	// ID names the task ("<request>:<store>:<op>"): the idempotency key, and what a
+	// callback must name.
+	ID      string `json:"id"`
+	Request string `json:"request"`
+	// Store is the task's store as privguard names it (a recipient's is
+	// "recipient:<name>"); Callback is the path to report completion to.
+	Store    string                `json:"store"`
+	Callback string                `json:"callback"`
+	Op       string                `json:"op"`
+	Subject  privguard.SubjectID   `json:"subject"`
+	Patch    map[string]string     `json:"patch,omitempty"`
+	Notice   *dsar.RecipientNotice `json:"notice,omitempty"`
 }
 
 // Answer is a store's synchronous answer.
@@ -80,8 +87,9 @@ type Answer struct {
 	Tables []dsar.Table `json:"tables,omitempty"`
 }
 
-// Callback is a store's report that accepted work finished.
+// Callback is a store's report that accepted work finished. ID is the call's id.
 type Callback struct {
+	ID      string       `json:"id"`
 	Request string       `json:"request"`
 	Op      string       `json:"op"`
 	Status  string       `json:"status"` // "done" or "failed"
@@ -196,10 +204,12 @@ func (c *Connector) fail(op string, err error) error {
 // call sends one signed call and reads the answer; 202 (or status "accepted") is
 // dsar.ErrPending.
 func (c *Connector) call(ctx context.Context, call Call) (Answer, error) {
+	task := dsar.TaskInfo{Store: c.name, Op: call.Op}
 	if t, ok := dsar.TaskFromContext(ctx); ok {
-		call.Request = t.Request
+		task.Request, task.Store = t.Request, t.Store
 	}
-	call.ID = call.Request + ":" + c.name + ":" + call.Op
+	call.ID, call.Request, call.Store = task.ID(), task.Request, task.Store
+	call.Callback = "/v1/callbacks/" + url.PathEscape(task.Store)
 	body, err := json.Marshal(call)
 	if err != nil {
 		return Answer{}, c.fail(call.Op, err)
@@ -272,13 +282,13 @@ func (c *Connector) ParseCallback(signature string, body []byte) (dsar.Completio
 	if err := json.Unmarshal(body, &cb); err != nil {
 		return dsar.Completion{}, errors.New("callback is not JSON")
 	}
-	if cb.Request == "" {
-		return dsar.Completion{}, errors.New("callback names no request")
+	if cb.Request == "" || cb.ID == "" {
+		return dsar.Completion{}, errors.New("callback names no request or task id")
 	}
 	if err := checkTables(cb.Tables); err != nil {
 		return dsar.Completion{}, err
 	}
-	done := dsar.Completion{Request: cb.Request, Items: cb.Items}
+	done := dsar.Completion{Task: cb.ID, Request: cb.Request, Items: cb.Items}
 	switch cb.Status {
 	case "done":
 		if cb.Op == OpExport {

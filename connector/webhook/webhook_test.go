@@ -269,14 +269,33 @@ func TestAsyncCompletionThroughEngine(t *testing.T) {
 	if got.State != dsar.StateInProgress || got.Tasks[0].State != dsar.TaskWaiting || got.Tasks[1].State != dsar.TaskWaiting || erased != 0 {
 		t.Fatalf("after 202s: %s %+v, erased %d; want in progress, both waiting", got.State, got.Tasks, erased)
 	}
+	// The calls name their task and where to report.
+	v.mu.Lock()
+	call := v.pending[0]
+	v.mu.Unlock()
+	if call.ID != req.ID+":email-vendor:erase" || call.Callback != "/v1/callbacks/email-vendor" || call.Store != "email-vendor" {
+		t.Errorf("store call %+v", call)
+	}
+	r.mu.Lock()
+	note := r.pending[0]
+	r.mu.Unlock()
+	if note.ID != req.ID+":recipient:ad-platform:notify" || note.Callback != "/v1/callbacks/recipient:ad-platform" {
+		t.Errorf("recipient call %+v", note)
+	}
+	// The recipient's acknowledgement (same secret here) sent to the store's path must not
+	// complete the store's erasure.
+	ackWrong, _ := json.Marshal(webhook.Callback{ID: note.ID, Request: req.ID, Op: webhook.OpNotify, Status: "done", Items: 1})
+	if err := e.Complete(ctx, "email-vendor", webhook.Sign(secret, ackWrong, time.Now()), ackWrong); !errors.Is(err, dsar.ErrBadCallback) {
+		t.Errorf("another task's callback on the store's path: %v", err)
+	}
 	// A forged callback changes nothing.
-	done, _ := json.Marshal(webhook.Callback{Request: req.ID, Op: webhook.OpErase, Status: "done", Items: 2})
+	done, _ := json.Marshal(webhook.Callback{ID: call.ID, Request: req.ID, Op: webhook.OpErase, Status: "done", Items: 2})
 	if err := e.Complete(ctx, "email-vendor", webhook.Sign([]byte("attacker-secret-0123456789abcdefgh"), done, time.Now()), done); !errors.Is(err, dsar.ErrBadCallback) {
 		t.Errorf("forged callback: %v", err)
 	}
 	// The vendor does the work, then calls back.
 	v.mu.Lock()
-	v.do(v.pending[0])
+	v.do(call)
 	v.mu.Unlock()
 	if err := e.Complete(ctx, "email-vendor", webhook.Sign(secret, done, time.Now()), done); err != nil {
 		t.Fatal(err)
@@ -290,7 +309,7 @@ func TestAsyncCompletionThroughEngine(t *testing.T) {
 	if len(r.pending) != 1 || r.pending[0].Notice == nil || r.pending[0].Notice.Event != "erasure" {
 		t.Fatalf("recipient got %+v", r.pending)
 	}
-	ack, _ := json.Marshal(webhook.Callback{Request: req.ID, Op: webhook.OpNotify, Status: "done", Items: 1})
+	ack, _ := json.Marshal(webhook.Callback{ID: note.ID, Request: req.ID, Op: webhook.OpNotify, Status: "done", Items: 1})
 	if err := e.Complete(ctx, "recipient:ad-platform", webhook.Sign(secret, ack, time.Now()), ack); err != nil {
 		t.Fatal(err)
 	}
