@@ -230,42 +230,72 @@ func (e *Engine) IssueLink(ctx context.Context, id string) (string, time.Time, e
 	return token, r.Result.ExpiresAt, nil
 }
 
-// Download returns request id's package (a zip) for the right token, once: the package
-// is marked downloaded durably before it is returned, then destroyed (its key shredded).
-func (e *Engine) Download(ctx context.Context, id, token string) ([]byte, Result, error) {
+// Download hands request id's package (a zip) to deliver, for the right token, once.
+// The package is marked downloaded durably before deliver runs, so a second caller gets
+// ErrResultGone meanwhile; if deliver fails (the client went away mid-way) the mark is
+// taken back and the package stays available; if it succeeds the package is destroyed (its
+// key shredded). An unknown request, one without a package and a wrong token all get
+// ErrBadDownloadToken, so that the route tells a caller without the token nothing.
+func (e *Engine) Download(ctx context.Context, id, token string, deliver func(zip []byte, res Result) error) (Result, error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	r, err := e.get(ctx, id)
+	if errors.Is(err, privguard.ErrNotFound) {
+		err = ErrBadDownloadToken
+	}
 	if err != nil {
-		return nil, Result{}, err
+		e.mu.Unlock()
+		return Result{}, err
 	}
 	now := e.cfg.Now().UTC()
 	res := r.Result
 	switch {
-	case res == nil:
-		return nil, Result{}, ErrNoResult
-	case res.Token == nil || subtle.ConstantTimeCompare([]byte(res.Token.Hash), []byte(tokenHash(r.ID, token))) != 1:
-		return nil, Result{}, ErrBadDownloadToken
-	case res.gone(now):
-		return nil, Result{}, ErrResultGone
+	case res == nil || res.Token == nil || subtle.ConstantTimeCompare([]byte(res.Token.Hash), []byte(tokenHash(r.ID, token))) != 1:
+		e.mu.Unlock()
+		return Result{}, ErrBadDownloadToken
+	case res.gone(now) || e.delivering[r.ID]:
+		e.mu.Unlock()
+		return Result{}, ErrResultGone
 	}
 	zip, err := e.getOpen(ctx, r.ID, packageKey(r.ID))
+	if err == nil {
+		if sum := sha256.Sum256(zip); hex.EncodeToString(sum[:]) != res.SHA256 {
+			err = errors.New("dsar: stored package does not match its checksum")
+		}
+	}
+	if err == nil {
+		res.DownloadedAt = now
+		r.event(now, "result downloaded", "")
+		err = e.put(ctx, &r)
+	}
 	if err != nil {
-		return nil, Result{}, err
+		e.mu.Unlock()
+		return Result{}, err
 	}
-	if sum := sha256.Sum256(zip); hex.EncodeToString(sum[:]) != res.SHA256 {
-		return nil, Result{}, fmt.Errorf("dsar: stored package does not match its checksum")
+	e.delivering[r.ID] = true // the sweep leaves it alone until delivery ends
+	e.mu.Unlock()
+
+	derr := deliver(zip, *res)
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.delivering, r.ID)
+	if r, err = e.get(ctx, id); err != nil {
+		return Result{}, err
 	}
-	res.DownloadedAt = now
-	r.event(now, "result downloaded", "")
-	if err := e.put(ctx, &r); err != nil {
-		return nil, Result{}, err
+	now = e.cfg.Now().UTC()
+	if derr != nil {
+		r.Result.DownloadedAt = time.Time{}
+		r.event(now, "download interrupted; the result stays available", "")
+		if err := e.put(ctx, &r); err != nil {
+			e.cfg.Logger.Error("dsar: interrupted download not taken back", "request", r.ID, "err", describe("privguard", err))
+		}
+		return Result{}, derr
 	}
 	if err := e.purge(ctx, &r, now); err != nil {
 		// Marked downloaded: nobody can fetch it again; the sweep destroys it later.
 		e.cfg.Logger.Warn("dsar: downloaded package not yet destroyed", "request", r.ID, "err", describe("privguard", err))
 	}
-	return zip, *res, nil
+	return *r.Result, nil
 }
 
 // purge destroys r's package and parts (shreds their key, deletes the ciphertexts) and
@@ -304,7 +334,7 @@ func (e *Engine) purgeDone(ctx context.Context) {
 	}
 	now := e.cfg.Now().UTC()
 	for id, expires := range e.results {
-		if now.Before(expires) {
+		if now.Before(expires) || e.delivering[id] {
 			continue
 		}
 		r, err := e.get(ctx, id)

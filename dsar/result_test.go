@@ -190,10 +190,10 @@ func TestAccessPackage(t *testing.T) {
 	if token == "" {
 		t.Fatal("no download link was sent")
 	}
-	if _, _, err := env.e.Download(ctx, r.ID, strings.Repeat("0", 64)); !errors.Is(err, dsar.ErrBadDownloadToken) {
+	if _, _, err := fetch(env.e, r.ID, strings.Repeat("0", 64)); !errors.Is(err, dsar.ErrBadDownloadToken) {
 		t.Errorf("wrong token: %v", err)
 	}
-	zb, res, err := env.e.Download(ctx, r.ID, token)
+	zb, res, err := fetch(env.e, r.ID, token)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func TestAccessPackage(t *testing.T) {
 	}
 
 	// Once: a second download is refused and the package is gone from the store.
-	if _, _, err := env.e.Download(ctx, r.ID, token); !errors.Is(err, dsar.ErrResultGone) {
+	if _, _, err := fetch(env.e, r.ID, token); !errors.Is(err, dsar.ErrResultGone) {
 		t.Errorf("second download: %v; want ErrResultGone", err)
 	}
 	if _, err := env.db.DSAR().Result(ctx, r.ID+"/package"); !errors.Is(err, privguard.ErrNotFound) {
@@ -261,7 +261,7 @@ func TestPortabilityPackageIsMachineReadable(t *testing.T) {
 	// proves DSR-07: the portable copy validates against the published JSON Schema.
 	env := newResultEnv(t, t.TempDir(), &profileStore{name: "crm"}, &profileStore{name: "tags"})
 	r, token := env.finished(t, dsar.TypePortability)
-	zb, _, err := env.e.Download(ctx, r.ID, token)
+	zb, _, err := fetch(env.e, r.ID, token)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +279,7 @@ func TestPortabilityPackageIsMachineReadable(t *testing.T) {
 func TestCategoriesPackageHasNoData(t *testing.T) {
 	env := newResultEnv(t, t.TempDir(), &profileStore{name: "crm"})
 	r, token := env.finished(t, dsar.TypeCategories)
-	zb, _, err := env.e.Download(ctx, r.ID, token)
+	zb, _, err := fetch(env.e, r.ID, token)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,14 +305,14 @@ func TestResultExpiresAndLinksRotate(t *testing.T) {
 	if err != nil || !expires.Equal(r.Result.ExpiresAt) {
 		t.Fatalf("IssueLink: %v, expires %v", err, expires)
 	}
-	if _, _, err := env.e.Download(ctx, r.ID, first); !errors.Is(err, dsar.ErrBadDownloadToken) {
+	if _, _, err := fetch(env.e, r.ID, first); !errors.Is(err, dsar.ErrBadDownloadToken) {
 		t.Errorf("the replaced token still works: %v", err)
 	}
 	env.c.t = r.Result.ExpiresAt.Add(time.Second)
 	if _, err := env.e.Step(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := env.e.Download(ctx, r.ID, second); !errors.Is(err, dsar.ErrResultGone) {
+	if _, _, err := fetch(env.e, r.ID, second); !errors.Is(err, dsar.ErrResultGone) {
 		t.Errorf("download after expiry: %v", err)
 	}
 	if _, _, err := env.e.IssueLink(ctx, r.ID); !errors.Is(err, dsar.ErrResultGone) {
@@ -442,7 +442,40 @@ func TestPackageSurvivesAFailedWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := e.Download(ctx, r.ID, tok); err != nil {
+	if _, _, err := fetch(e, r.ID, tok); err != nil {
 		t.Errorf("download: %v", err)
+	}
+}
+
+// fetch downloads a package.
+func fetch(e *dsar.Engine, id, token string) ([]byte, dsar.Result, error) {
+	var zip []byte
+	res, err := e.Download(ctx, id, token, func(b []byte, _ dsar.Result) error { zip = b; return nil })
+	return zip, res, err
+}
+
+func TestInterruptedDownloadStaysAvailable(t *testing.T) {
+	env := newResultEnv(t, t.TempDir(), &profileStore{name: "crm"})
+	r, token := env.finished(t, dsar.TypeAccess)
+	// While one download is being handed over, another gets "gone"; the first fails
+	// (the client went away) and the package is still there.
+	_, err := env.e.Download(ctx, r.ID, token, func([]byte, dsar.Result) error {
+		if _, _, err := fetch(env.e, r.ID, token); !errors.Is(err, dsar.ErrResultGone) {
+			t.Errorf("a second download during the first: %v; want ErrResultGone", err)
+		}
+		env.e.Step(ctx) // the sweep must not destroy a package being handed over
+		return errors.New("connection reset")
+	})
+	if err == nil || err.Error() != "connection reset" {
+		t.Fatalf("interrupted download: %v", err)
+	}
+	if got, _ := env.e.Get(ctx, r.ID); !got.Result.DownloadedAt.IsZero() || got.Result.Purged {
+		t.Fatalf("after an interrupted download: %+v; want it available", got.Result)
+	}
+	if zb, _, err := fetch(env.e, r.ID, token); err != nil || len(zb) == 0 {
+		t.Errorf("download after the interruption: %v", err)
+	}
+	if _, _, err := fetch(env.e, "no-such-request", token); !errors.Is(err, dsar.ErrBadDownloadToken) {
+		t.Errorf("unknown request: %v; want the same answer as a wrong token", err)
 	}
 }

@@ -96,7 +96,12 @@ dsar:
 	if token == "" {
 		t.Fatalf("no download link in the outbox:\n%s", b)
 	}
-	resp, err := http.Get(url + "/v1/requests/" + id + "/result?token=" + token)
+	download := func() (*http.Response, error) {
+		req, _ := http.NewRequest("GET", url+"/v1/requests/"+id+"/result", nil)
+		req.Header.Set("X-Privguard-Download-Token", token)
+		return http.DefaultClient.Do(req)
+	}
+	resp, err := download()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +147,7 @@ dsar:
 	if err := json.Unmarshal([]byte(files["disclosure.json"]), &doc); err != nil || len(doc.Disclosure.ConsentHistory) != 1 {
 		t.Errorf("consent history: %v, %+v", err, doc.Disclosure.ConsentHistory)
 	}
-	resp, err = http.Get(url + "/v1/requests/" + id + "/result?token=" + token)
+	resp, err = download()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -336,28 +336,45 @@ func (s *Server) issueLink(w http.ResponseWriter, r *http.Request) error {
 }
 
 // downloadResult returns the package once, for the download token in the
-// X-Privguard-Download-Token header or the token query parameter.
+// X-Privguard-Download-Token header. The token is never taken from the URL: a link checker
+// or a mail scanner that follows a URL must not use up the one download, so the link the
+// subject gets leads to your portal, which calls this with the header. HEAD is refused
+// for the same reason.
 func (s *Server) downloadResult(w http.ResponseWriter, r *http.Request) error {
-	token := cmp.Or(r.Header.Get("X-Privguard-Download-Token"), r.URL.Query().Get("token"))
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		return privguard.NewProblem(http.StatusMethodNotAllowed, TypeMethodNotAllowed, "Method not allowed", "GET with the download token")
+	}
+	token := r.Header.Get("X-Privguard-Download-Token")
 	if token == "" || len(token) > 256 {
 		return privguard.NewProblem(http.StatusForbidden, TypeIdentityNotVerified, "Download token required",
-			"send X-Privguard-Download-Token or ?token=")
+			"send it in X-Privguard-Download-Token")
 	}
 	id := r.PathValue("id")
-	zip, res, err := s.requests.Download(r.Context(), id, token)
-	if err := resultError(err); err != nil {
-		return err
+	started := false
+	_, err := s.requests.Download(r.Context(), id, token, func(zip []byte, res dsar.Result) error {
+		started = true
+		sum, _ := hex.DecodeString(res.SHA256)
+		h := w.Header()
+		h.Set("Content-Type", "application/zip")
+		h.Set("Content-Disposition", `attachment; filename="privguard-`+safeFilename(id)+`.zip"`)
+		h.Set("Content-Length", strconv.Itoa(len(zip)))
+		h.Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum)+":")
+		h.Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		if _, err := w.Write(zip); err != nil {
+			return err
+		}
+		// Only a body the client took counts as delivered.
+		return http.NewResponseController(w).Flush()
+	})
+	if started && err != nil {
+		// The body may be half written: nothing more can be said to this client, and the
+		// package stays available for another try.
+		s.log.Warn("download not completed", "route", r.Pattern, "err", err)
+		return nil
 	}
-	sum, _ := hex.DecodeString(res.SHA256)
-	h := w.Header()
-	h.Set("Content-Type", "application/zip")
-	h.Set("Content-Disposition", `attachment; filename="privguard-`+safeFilename(id)+`.zip"`)
-	h.Set("Content-Length", strconv.Itoa(len(zip)))
-	h.Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum)+":")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	_, err = w.Write(zip)
-	return err
+	return resultError(err)
 }
 
 func resultError(err error) error {

@@ -237,29 +237,27 @@ func TestRequestResultDownloadOnce(t *testing.T) {
 	}
 
 	get := func(query, header string) (*http.Response, []byte) {
-		req, _ := http.NewRequest("GET", e.srv.URL+"/v1/requests/"+id+"/result"+query, nil)
-		if header != "" {
-			req.Header.Set("X-Privguard-Download-Token", header)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp, b
+		return fetchResult(t, "GET", e.srv.URL+"/v1/requests/"+id+"/result"+query, header)
 	}
 	for _, tc := range []struct {
 		name, query, header string
 		status              int
 	}{
 		{"no token", "", "", 403},
-		{"wrong token", "?token=" + strings.Repeat("a", 64), "", 403},
+		{"token in the URL (a link checker must not use the download up)", "?token=" + "TOKEN", "", 403},
+		{"wrong token", "", strings.Repeat("a", 64), 403},
 		{"huge token", "", strings.Repeat("a", 5000), 403},
 	} {
-		if resp, b := get(tc.query, tc.header); resp.StatusCode != tc.status || resp.Header.Get("Content-Type") != "application/problem+json" {
+		query := strings.ReplaceAll(tc.query, "TOKEN", tok)
+		if resp, b := get(query, tc.header); resp.StatusCode != tc.status || resp.Header.Get("Content-Type") != "application/problem+json" {
 			t.Errorf("%s: %d %s %s", tc.name, resp.StatusCode, resp.Header.Get("Content-Type"), b)
 		}
+	}
+	if resp, _ := fetchResult(t, "HEAD", e.srv.URL+"/v1/requests/"+id+"/result", tok); resp.StatusCode != 405 {
+		t.Errorf("HEAD: %d; want 405 (it must not use the download up)", resp.StatusCode)
+	}
+	if resp, _ := fetchResult(t, "GET", e.srv.URL+"/v1/requests/nope/result", tok); resp.StatusCode != 403 {
+		t.Errorf("unknown request: %d; want 403 like a wrong token", resp.StatusCode)
 	}
 	resp, zb := get("", tok)
 	sum := sha256.Sum256(zb)
@@ -271,7 +269,7 @@ func TestRequestResultDownloadOnce(t *testing.T) {
 	if _, err := zip.NewReader(bytes.NewReader(zb), int64(len(zb))); err != nil {
 		t.Errorf("the download is not a zip: %v", err)
 	}
-	if resp, b := get("?token="+tok, ""); resp.StatusCode != 410 || !strings.Contains(string(b), "result-gone") {
+	if resp, b := get("", tok); resp.StatusCode != 410 || !strings.Contains(string(b), "result-gone") {
 		t.Errorf("second download: %d %s; want 410", resp.StatusCode, b)
 	}
 	if strings.Contains(e.logs.String(), tok) || strings.Contains(e.logs.String(), "cust-1") {
@@ -430,4 +428,20 @@ func TestRolesDecideWhoMayDoWhat(t *testing.T) {
 	if a, _ := r["approval"].(map[string]any); a["by"] != "dpo-office" {
 		t.Errorf("approval recorded as %v; want the dpo's principal", r["approval"])
 	}
+}
+
+// fetchResult calls the download route with the token in its header.
+func fetchResult(t *testing.T, method, url, token string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	if token != "" {
+		req.Header.Set("X-Privguard-Download-Token", token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
 }
