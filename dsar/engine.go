@@ -495,8 +495,24 @@ func (e *Engine) Page(ctx context.Context, f Filter, now time.Time) ([]Request, 
 		if rs, ok := e.cfg.Store.(RangeStore); ok {
 			err = rs.EachRequestAfter(ctx, f.After, decode)
 		} else {
-			err = e.cfg.Store.EachRequest(ctx, decode)
-			slices.SortFunc(out, func(a, b Request) int { return strings.Compare(a.ID, b.ID) })
+			// No order from the store: read all, sort, then page.
+			var all []Request
+			err = e.cfg.Store.EachRequest(ctx, func(b []byte) error {
+				var r Request
+				if err := json.Unmarshal(b, &r); err != nil {
+					return err
+				}
+				all = append(all, r)
+				return nil
+			})
+			slices.SortFunc(all, func(a, b Request) int { return strings.Compare(a.ID, b.ID) })
+			for _, r := range all {
+				if err == nil {
+					if verr := visit(r); errors.Is(verr, ErrStop) {
+						break
+					}
+				}
+			}
 		}
 		if err != nil && !errors.Is(err, ErrStop) {
 			return nil, "", err
@@ -699,8 +715,12 @@ func (e *Engine) runTask(ctx context.Context, r *Request, store string) (int, er
 	case TypeCorrection:
 		rc, ok := c.(Rectifier)
 		if !ok {
-			r.event(e.cfg.Now().UTC(), "store cannot correct", store)
-			return 0, nil
+			// Done only if the store provably holds none of the patched categories;
+			// otherwise the old value would stay there while the request says completed.
+			if cl, ok := c.(CategoryLister); ok && !slices.ContainsFunc(cl.Categories(), func(cat privguard.DataCategory) bool { _, in := r.Patch[cat]; return in }) {
+				return 0, nil
+			}
+			return 0, &ConnectorError{Connector: store, Op: "correct", Err: errors.New("the store cannot correct; correct it by hand, then cancel the request with a note")}
 		}
 		patch := r.Patch
 		if cl, ok := c.(CategoryLister); ok {

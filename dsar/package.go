@@ -206,6 +206,18 @@ func renderPart(x Export, withData bool) ([]byte, error) {
 		return err
 	}
 	if withData {
+		// Table names that differ only in characters a path cannot hold, or in case (one
+		// file on a case-insensitive disk), get a numbered name: no file hides another.
+		used := map[string]bool{}
+		fileName := func(table string) string {
+			base := safeName(table)
+			name := base
+			for i := 2; used[strings.ToLower(name)]; i++ {
+				name = fmt.Sprintf("%s-%d", base, i)
+			}
+			used[strings.ToLower(name)] = true
+			return name
+		}
 		b, err := exportJSON(x)
 		if err != nil {
 			return nil, fmt.Errorf("dsar: export of %s: %w", x.Store, err)
@@ -218,7 +230,7 @@ func renderPart(x Export, withData bool) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			if err := add("data/"+safeName(x.Store)+"/"+safeName(t.Name)+".csv", b); err != nil {
+			if err := add("data/"+safeName(x.Store)+"/"+fileName(t.Name)+".csv", b); err != nil {
 				return nil, err
 			}
 		}

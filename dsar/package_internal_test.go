@@ -1,6 +1,7 @@
 package dsar
 
 import (
+	"archive/zip"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -88,5 +89,28 @@ func BenchmarkAccessPackage10kRows(b *testing.B) {
 		if _, _, err := buildPackage(r, [][]byte{part}, &d, now); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestTableFilesNeverCollide(t *testing.T) {
+	x := Export{Store: "crm", Tables: []Table{{Name: "a b", Rows: []map[string]any{{"v": 1}}}, {Name: "a_b", Rows: []map[string]any{{"v": 2}}},
+		{Name: "Users", Rows: []map[string]any{{"v": 3}}}, {Name: "users", Rows: []map[string]any{{"v": 4}}}}}
+	part, err := renderPart(x, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(part), int64(len(part)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, f := range zr.File {
+		if seen[strings.ToLower(f.Name)] {
+			t.Errorf("two files named %s", f.Name)
+		}
+		seen[strings.ToLower(f.Name)] = true
+	}
+	if len(zr.File) != 6 { // meta.json, crm.json, 4 CSVs
+		t.Errorf("%d files", len(zr.File))
 	}
 }

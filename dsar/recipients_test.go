@@ -107,3 +107,46 @@ func TestRecipientsAreToldAndDoNotHoldTheSubjectsRights(t *testing.T) {
 		}
 	}
 }
+
+// listing is a store that holds the given categories and cannot correct.
+type listing struct {
+	memStore
+	cats []privguard.DataCategory
+}
+
+func (l *listing) Categories() []privguard.DataCategory { return l.cats }
+
+// fixer is a store that corrects.
+type fixer struct{ listing }
+
+func (f *fixer) Correct(context.Context, privguard.SubjectID, map[privguard.DataCategory]string) (int, error) {
+	return 1, nil
+}
+
+func TestCorrectionIsNotCompletedWhereItCannotBeApplied(t *testing.T) {
+	// proves DSR-08 (negative): a store that holds a patched category but cannot correct
+	// keeps the request open; a store that does not hold it is done.
+	c := &clock{time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	crm := &fixer{listing{memStore: memStore{name: "crm"}, cats: []privguard.DataCategory{"user.contact.email"}}}
+	cache := &listing{memStore: memStore{name: "cache"}, cats: []privguard.DataCategory{"user.derived"}}
+	legacy := &listing{memStore: memStore{name: "legacy"}, cats: []privguard.DataCategory{"user.contact.email"}}
+	e, closeDB := open(t, t.TempDir(), c, []dsar.Connector{crm, cache, legacy}, nil)
+	defer closeDB()
+	r, err := e.Submit(ctx, dsar.Request{Type: dsar.TypeCorrection, Subject: "cust-1", Regime: privguard.RegimeGDPR,
+		Patch: map[privguard.DataCategory]string{"user.contact.email": "n@example.com"}, Identity: &dsar.Identity{Method: "operator"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Approve(ctx, r.ID, "dpo", "checked"); err != nil {
+		t.Fatal(err)
+	}
+	e.Step(ctx)
+	got, _ := e.Get(ctx, r.ID)
+	states := map[string]dsar.TaskState{}
+	for _, tk := range got.Tasks {
+		states[tk.Store] = tk.State
+	}
+	if got.State != dsar.StatePartiallyFailed || states["crm"] != dsar.TaskDone || states["cache"] != dsar.TaskDone || states["legacy"] != dsar.TaskFailed {
+		t.Errorf("correction: %s %v; want crm and cache done, legacy failed, the request open", got.State, states)
+	}
+}

@@ -65,6 +65,11 @@ func (c *Connector) Close() error { return c.client.Close() }
 // Name implements dsar.Connector.
 func (c *Connector) Name() string { return c.name }
 
+// Categories implements dsar.CategoryLister: what the keys hold, and segment membership.
+func (c *Connector) Categories() []privguard.DataCategory {
+	return []privguard.DataCategory{c.category, "user.derived.segments"}
+}
+
 func (c *Connector) fail(op string, err error) error {
 	return &dsar.ConnectorError{Connector: c.name, Op: op, Err: fmt.Errorf("%w: %w", err, privguard.ErrUnavailable)}
 }

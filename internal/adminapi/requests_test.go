@@ -372,6 +372,13 @@ func TestRequestListPagesAndIssueNames(t *testing.T) {
 	if len(done.Requests) != 3 || done.Next != done.Requests[2].ID {
 		t.Errorf("completed page: %+v", done)
 	}
+	for _, route := range []string{"DELETE /v1/requests/" + ids[0], "PUT /v1/requests", "GET /v1/callbacks/x", "DELETE /v1/requests/" + ids[0] + "/approve"} {
+		method, path, _ := strings.Cut(route, " ")
+		var p map[string]any
+		if resp := e.do(method, path, "", nil, &p); resp.StatusCode != 405 || p["type"] == nil {
+			t.Errorf("%s: %d %v; want a 405 problem", route, resp.StatusCode, p)
+		}
+	}
 	for _, q := range []string{"limit=0", "limit=5000", "limit=x", "overdue=maybe", "after=" + strings.Repeat("a", 100)} {
 		var p map[string]any
 		if resp := e.do("GET", "/v1/requests?"+q, "", nil, &p); resp.StatusCode != 400 {

@@ -136,8 +136,16 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /v1/schema/{name}", s.logRequests("GET /v1/schema/{name}", s.wrap(s.getSchema)))
 
 	// Other methods on known paths get 405, unknown paths 404, both as problems.
-	for _, path := range []string{"/v1/notices", "/v1/notices/{id}", "/v1/consents", "/v1/consents/{id}/receipt",
-		"/v1/subjects/{subject}/consents", "/v1/subjects/{subject}/consents/history", "/healthz", "/readyz", "/v1/receipts/keys"} {
+	paths := []string{"/v1/notices", "/v1/notices/{id}", "/v1/consents", "/v1/consents/{id}/receipt",
+		"/v1/subjects/{subject}/consents", "/v1/subjects/{subject}/consents/history", "/healthz", "/readyz", "/v1/receipts/keys",
+		"/v1/schema/{name}"}
+	if s.requests != nil {
+		paths = append(paths, "/v1/requests", "/v1/requests/{id}", "/v1/callbacks/{store}") // {id} covers register
+		for _, action := range []string{"verify", "code", "code/verify", "extend", "cancel", "reject", "retry", "approve", "link", "result"} {
+			paths = append(paths, "/v1/requests/{id}/"+action)
+		}
+	}
+	for _, path := range paths {
 		s.mux.Handle(path, s.logRequests(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			privguard.NewProblem(http.StatusMethodNotAllowed, TypeMethodNotAllowed, "Method not allowed", "").Write(w)
 		})))

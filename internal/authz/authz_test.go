@@ -32,9 +32,10 @@ func TestDefaultPolicy(t *testing.T) {
 		{[]string{"dpo"}, "/v1/requests/{id}/approve", "POST", true},
 		{[]string{"dpo"}, "/v1/requests/{id}/link", "POST", true},
 		{[]string{"dpo"}, authz.Attest, "use", true},
-		{[]string{"dpo"}, "/v1/consents", "POST", true},   // inherits app
-		{[]string{"dpo"}, "/metrics", "GET", true},        // inherits auditor
-		{[]string{"dpo"}, "/v1/vault/open", "POST", true}, // inherits app
+		{[]string{"dpo"}, "/v1/consents", "POST", false},   // not an app
+		{[]string{"dpo"}, "/metrics", "GET", true},         // inherits auditor
+		{[]string{"dpo"}, "/v1/vault/open", "POST", false}, // opening sealed fields is not its work
+		{[]string{"dpo"}, "/v1/requests", "POST", true},
 		{[]string{"auditor", "dpo"}, "/v1/requests/{id}/reject", "POST", true},
 		{[]string{"admin"}, "/v1/vault/subjects/{subject}", "DELETE", true},
 		{[]string{"nobody"}, "/healthz", "GET", false},
