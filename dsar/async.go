@@ -104,8 +104,6 @@ func (e *Engine) Complete(ctx context.Context, store, signature string, body []b
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadCallback, err)
 	}
-	e.stepMu.Lock() // not while a Step advances the request
-	defer e.stepMu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	r, err := e.get(ctx, done.Request)

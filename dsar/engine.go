@@ -396,6 +396,7 @@ func (e *Engine) get(ctx context.Context, id string) (Request, error) {
 }
 
 func (e *Engine) put(ctx context.Context, r *Request) error {
+	r.Version++
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -617,15 +618,15 @@ func (e *Engine) accessPending(all []Request, r Request, now time.Time) bool {
 
 // advance runs the due tasks of request id and settles its state.
 func (e *Engine) advance(ctx context.Context, id string) (int, error) {
-	// Only Step changes a verified or in-progress request (the other mutators act on
-	// requests awaiting verification), so e.mu is held to read and write, not while the
-	// stores work.
+	// e.mu is held to read and to write, not while the stores work. Operators and
+	// callbacks may change the request meanwhile: the write then merges (see merge).
 	e.mu.Lock()
 	r, err := e.get(ctx, id)
 	e.mu.Unlock()
 	if err != nil {
 		return 0, err
 	}
+	baseTasks, baseEvents := slices.Clone(r.Tasks), len(r.Events)
 	now := e.cfg.Now().UTC()
 	if r.State == StateVerified {
 		r.State = StateInProgress
@@ -676,7 +677,15 @@ func (e *Engine) advance(ctx context.Context, id string) (int, error) {
 	// One durable write per round, not per task: every connector operation is idempotent,
 	// so a crash before this write only means the round's tasks run again.
 	e.mu.Lock()
-	e.settle(ctx, &r, now)
+	if cur, err := e.get(ctx, id); err == nil && cur.Version != r.Version {
+		r = merge(baseTasks, baseEvents, r, cur)
+		if r.Result == nil {
+			token = "" // the package was not kept: the sweep destroys it
+		}
+	}
+	if !r.State.Final() {
+		e.settle(ctx, &r, now)
+	}
 	err = e.put(ctx, &r)
 	e.mu.Unlock()
 	if err == nil && token != "" {
@@ -684,6 +693,36 @@ func (e *Engine) advance(ctx context.Context, id string) (int, error) {
 		e.sendLink(ctx, r, token)
 	}
 	return ran, err
+}
+
+// merge combines what a round did (mine, from a copy read before the stores worked, whose
+// tasks were baseTasks and events baseEvents long) with the request as someone else stored
+// it meanwhile (cur: an operator's cancel, extension or retry, a store's callback). cur
+// wins for every task it changed and for everything but the tasks; the round's results
+// fill in the tasks cur left alone, and its events are appended. A request closed
+// meanwhile stays closed and gets no package.
+func merge(baseTasks []Task, baseEvents int, mine, cur Request) Request {
+	m := cur
+	m.Tasks = slices.Clone(cur.Tasks)
+	for i := range m.Tasks {
+		if i < len(baseTasks) && i < len(mine.Tasks) && sameTask(cur.Tasks[i], baseTasks[i]) {
+			m.Tasks[i] = mine.Tasks[i]
+		}
+	}
+	m.Events = append(slices.Clone(cur.Events), mine.Events[min(baseEvents, len(mine.Events)):]...)
+	m.Applied = cur.Applied || mine.Applied
+	if m.Result == nil && mine.Result != nil && !m.State.Final() {
+		m.Result = mine.Result
+	}
+	if m.State == StateVerified && mine.State == StateInProgress {
+		m.State = StateInProgress
+	}
+	return m
+}
+
+func sameTask(a, b Task) bool {
+	return a.Store == b.Store && a.State == b.State && a.Attempts == b.Attempts && a.NextAttempt.Equal(b.NextAttempt) &&
+		a.LastError == b.LastError && a.Items == b.Items && a.DoneAt.Equal(b.DoneAt)
 }
 
 func allDone(tasks []Task) bool {

@@ -73,11 +73,9 @@ func (e *Engine) Reject(ctx context.Context, id, reason string) (Request, error)
 	})
 }
 
-// change applies fn to an open request. It holds stepMu so that no Step round is working
-// on the request meanwhile (Step writes its own copy back when the round ends).
+// change applies fn to an open request, at once: a Step round working on the request
+// meanwhile merges its results into the changed request when it writes (merge).
 func (e *Engine) change(ctx context.Context, id string, fn func(r *Request, now time.Time) error) (Request, error) {
-	e.stepMu.Lock()
-	defer e.stepMu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	r, err := e.get(ctx, id)

@@ -1,7 +1,9 @@
 package dsar_test
 
 import (
+	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -93,5 +95,63 @@ func TestRetryMakesFailedTasksDue(t *testing.T) {
 	}
 	if _, _, err := e.Retry(ctx, r.ID); !errors.Is(err, privguard.ErrConflict) {
 		t.Errorf("retry a completed request: %v", err)
+	}
+}
+
+// slowStore blocks each erasure until released.
+type slowStore struct {
+	started chan struct{}
+	release chan struct{}
+}
+
+func (s *slowStore) Name() string { return "slow" }
+func (s *slowStore) Export(context.Context, privguard.SubjectID) (dsar.Export, error) {
+	return dsar.Export{}, nil
+}
+func (s *slowStore) Erase(ctx context.Context, _ privguard.SubjectID) (dsar.Erased, error) {
+	s.started <- struct{}{}
+	<-s.release
+	return dsar.Erased{Items: 1}, nil
+}
+
+func TestOperatorsDoNotWaitForASlowStore(t *testing.T) {
+	// An extension and a cancellation made while a store is slow take effect at once; the
+	// round's results are merged in, not written over them.
+	c := &clock{time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)}
+	slow := &slowStore{started: make(chan struct{}, 2), release: make(chan struct{})}
+	crm := &memStore{name: "crm", data: map[privguard.SubjectID]int{"cust-1": 1, "cust-2": 1}}
+	e, closeDB := open(t, t.TempDir(), c, []dsar.Connector{crm, slow}, nil)
+	defer closeDB()
+	op := &dsar.Identity{Method: "operator"}
+	ext, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeDeletion, Subject: "cust-1", Regime: privguard.RegimeGDPR, Identity: op})
+	can, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeDeletion, Subject: "cust-2", Regime: privguard.RegimeGDPR, Identity: op})
+	done := make(chan struct{})
+	go func() { defer close(done); e.Step(ctx) }()
+	<-slow.started
+	<-slow.started // both requests are in the slow store now
+	start := time.Now()
+	if _, err := e.Extend(ctx, ext.ID, 1, "the erasure needs a vendor's backup rotation", c.t); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Cancel(ctx, can.ID, "the subject withdrew the request"); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("operator actions waited %v for the store", d)
+	}
+	close(slow.release)
+	<-done
+	r, _ := e.Get(ctx, ext.ID)
+	if r.State != dsar.StateCompleted || r.Extension == nil || !slices.ContainsFunc(r.Events, func(ev dsar.Event) bool { return ev.What == "extended" }) {
+		t.Errorf("extended request after the round: %s %+v %v; want completed and still extended", r.State, r.Extension, r.Events)
+	}
+	r, _ = e.Get(ctx, can.ID)
+	if r.State != dsar.StateCancelled {
+		t.Errorf("cancelled request after the round: %s; want still cancelled", r.State)
+	}
+	for _, tk := range r.Tasks {
+		if tk.State != dsar.TaskDone {
+			t.Errorf("cancelled request's task %+v; the round's work is still recorded", tk)
+		}
 	}
 }

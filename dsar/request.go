@@ -136,7 +136,10 @@ type Event struct {
 
 // Request is one data-subject request.
 type Request struct {
-	ID         string                            `json:"id"`
+	ID string `json:"id"`
+	// Version counts the request's stored writes; a Step round that finds it changed
+	// merges its results in instead of writing over the change.
+	Version    uint64                            `json:"version"`
 	Type       Type                              `json:"type"`
 	Subject    privguard.SubjectID               `json:"subject"`
 	Regime     privguard.Regime                  `json:"regime"`
