@@ -125,9 +125,6 @@ func (e *Engine) Complete(ctx context.Context, store, signature string, body []b
 		if t.State == TaskDone || r.State.Final() {
 			return nil
 		}
-		if t.Attempts == 0 {
-			return fmt.Errorf("%w: the task was never sent", ErrBadCallback)
-		}
 		if done.Failed {
 			t.State, t.LastError, t.NextAttempt = TaskFailed, store+": reported failure", now.Add(e.backoff(t.Attempts))
 			r.event(now, "task failed", t.LastError)

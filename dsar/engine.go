@@ -599,11 +599,15 @@ func (e *Engine) Step(ctx context.Context) (int, error) {
 const AccessFirstWait = 72 * time.Hour
 
 // accessPending reports whether an access or portability request for r's subject, received
-// before r, is running (verified, in progress or retrying) and r has waited less than
-// AccessFirstWait. An access request still waiting for its requester to verify does not
-// hold an erasure.
+// before r, is running (verified, in progress or retrying) while r has not started and was
+// verified less than AccessFirstWait ago. An access request still waiting for its
+// requester does not hold an erasure, and nothing pauses an erasure once it has started.
 func (e *Engine) accessPending(all []Request, r Request, now time.Time) bool {
-	if now.Sub(r.ReceivedAt) >= AccessFirstWait {
+	since := r.ReceivedAt
+	if r.Identity != nil && !r.Identity.VerifiedAt.IsZero() {
+		since = r.Identity.VerifiedAt
+	}
+	if r.State != StateVerified || now.Sub(since) >= AccessFirstWait {
 		return false
 	}
 	for _, o := range all {
@@ -626,29 +630,33 @@ func (e *Engine) advance(ctx context.Context, id string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	switch r.State {
+	case StateVerified, StateInProgress, StatePartiallyFailed:
+	default:
+		return 0, nil // closed or sent back since Step listed it
+	}
 	baseTasks, baseEvents := slices.Clone(r.Tasks), len(r.Events)
 	now := e.cfg.Now().UTC()
 	if r.State == StateVerified {
 		r.State = StateInProgress
 		r.event(now, "started", "")
 	}
+	ran, hookFailed := 0, false
 	// A restriction or objection takes effect first (in the ledger, so on the next policy
 	// decision); telling the recipients follows.
 	if (r.Type == TypeRestriction || r.Type == TypeObjection) && !r.Applied && e.cfg.OnSubjectFact != nil {
 		if err := e.cfg.OnSubjectFact(ctx, r); err != nil {
+			hookFailed = true
 			r.State = StatePartiallyFailed
 			r.event(now, "completion step failed", describe("privguard", err))
-			e.mu.Lock()
-			defer e.mu.Unlock()
-			return 0, e.put(ctx, &r)
+		} else {
+			r.Applied = true
+			r.event(now, "recorded in the consent ledger", string(r.Type))
 		}
-		r.Applied = true
-		r.event(now, "recorded in the consent ledger", string(r.Type))
 	}
-	ran := 0
 	for i := range r.Tasks {
 		t := &r.Tasks[i]
-		if t.State == TaskDone || ((t.State == TaskFailed || t.State == TaskWaiting) && now.Before(t.NextAttempt)) {
+		if hookFailed || t.State == TaskDone || ((t.State == TaskFailed || t.State == TaskWaiting) && now.Before(t.NextAttempt)) {
 			continue
 		}
 		ran++
@@ -669,22 +677,35 @@ func (e *Engine) advance(ctx context.Context, id string) (int, error) {
 		}
 	}
 	var token string
+	buildFailed := false
 	if r.Type.producesResult() && r.Result == nil && allDone(r.Tasks) {
 		if token, err = e.buildResult(ctx, &r, now); err != nil {
+			buildFailed = true
 			r.event(now, "result not built", describe("privguard", err))
 		}
 	}
 	// One durable write per round, not per task: every connector operation is idempotent,
 	// so a crash before this write only means the round's tasks run again.
 	e.mu.Lock()
-	if cur, err := e.get(ctx, id); err == nil && cur.Version != r.Version {
+	cur, err := e.get(ctx, id)
+	if err != nil {
+		e.mu.Unlock()
+		return ran, err
+	}
+	if cur.Version != r.Version {
 		r = merge(baseTasks, baseEvents, r, cur)
 		if r.Result == nil {
-			token = "" // the package was not kept: the sweep destroys it
+			token = "" // the package was not kept: it is built again, or destroyed
 		}
 	}
-	if !r.State.Final() {
-		e.settle(ctx, &r, now)
+	switch {
+	case r.State.Final():
+		// Closed meanwhile (cancelled, rejected). What the stores did is recorded; an
+		// erasure the stores finished is still completed in the vault and the ledger.
+		e.finishErasure(ctx, &r, now)
+	case hookFailed:
+	default:
+		e.settle(ctx, &r, now, buildFailed)
 	}
 	err = e.put(ctx, &r)
 	e.mu.Unlock()
@@ -698,20 +719,21 @@ func (e *Engine) advance(ctx context.Context, id string) (int, error) {
 // merge combines what a round did (mine, from a copy read before the stores worked, whose
 // tasks were baseTasks and events baseEvents long) with the request as someone else stored
 // it meanwhile (cur: an operator's cancel, extension or retry, a store's callback). cur
-// wins for every task it changed and for everything but the tasks; the round's results
-// fill in the tasks cur left alone, and its events are appended. A request closed
-// meanwhile stays closed and gets no package.
+// wins for every task whose outcome it changed (a callback) and for everything but the
+// tasks; the round's results fill in the rest (a retry only moved the next attempt), and
+// its events are appended. A request closed meanwhile stays closed; a package is kept only
+// if every task of the merged request is done.
 func merge(baseTasks []Task, baseEvents int, mine, cur Request) Request {
 	m := cur
 	m.Tasks = slices.Clone(cur.Tasks)
 	for i := range m.Tasks {
-		if i < len(baseTasks) && i < len(mine.Tasks) && sameTask(cur.Tasks[i], baseTasks[i]) {
+		if i < len(baseTasks) && i < len(mine.Tasks) && sameOutcome(cur.Tasks[i], baseTasks[i]) {
 			m.Tasks[i] = mine.Tasks[i]
 		}
 	}
 	m.Events = append(slices.Clone(cur.Events), mine.Events[min(baseEvents, len(mine.Events)):]...)
 	m.Applied = cur.Applied || mine.Applied
-	if m.Result == nil && mine.Result != nil && !m.State.Final() {
+	if m.Result == nil && mine.Result != nil && !m.State.Final() && allDone(m.Tasks) {
 		m.Result = mine.Result
 	}
 	if m.State == StateVerified && mine.State == StateInProgress {
@@ -720,8 +742,10 @@ func merge(baseTasks []Task, baseEvents int, mine, cur Request) Request {
 	return m
 }
 
-func sameTask(a, b Task) bool {
-	return a.Store == b.Store && a.State == b.State && a.Attempts == b.Attempts && a.NextAttempt.Equal(b.NextAttempt) &&
+// sameOutcome reports whether two versions of a task agree on everything but the time of
+// the next attempt (which Retry moves).
+func sameOutcome(a, b Task) bool {
+	return a.Store == b.Store && a.State == b.State && a.Attempts == b.Attempts &&
 		a.LastError == b.LastError && a.Items == b.Items && a.DoneAt.Equal(b.DoneAt)
 }
 
@@ -776,30 +800,39 @@ func (e *Engine) runTask(ctx context.Context, r *Request, store string) (int, er
 }
 
 // settle sets r's state from its tasks, running the completion hooks.
-func (e *Engine) settle(ctx context.Context, r *Request, now time.Time) {
-	// An erasure is final once every store erased: the vault keys are shredded and the
-	// ledger records it then, without waiting for recipients to acknowledge their notices.
-	storesDone := !slices.ContainsFunc(r.Tasks, func(t Task) bool { return t.State != TaskDone && !IsRecipientTask(t.Store) })
-	if r.Type == TypeDeletion && storesDone && !r.Applied && e.cfg.OnErased != nil {
-		if err := e.cfg.OnErased(ctx, r.Subject); err != nil {
-			r.State = StatePartiallyFailed
-			r.event(now, "completion step failed", describe("privguard", err))
-			return
-		}
-		r.Applied = true
-		r.event(now, "vault keys shredded, erasure recorded in the consent ledger", "")
+func (e *Engine) settle(ctx context.Context, r *Request, now time.Time, buildFailed bool) {
+	if !e.finishErasure(ctx, r, now) {
+		r.State = StatePartiallyFailed
+		return
 	}
 	failed := slices.ContainsFunc(r.Tasks, func(t Task) bool { return t.State == TaskFailed })
 	done := allDone(r.Tasks)
 	switch {
-	case failed, done && r.Type.producesResult() && r.Result == nil:
+	case failed, done && r.Type.producesResult() && r.Result == nil && buildFailed:
 		r.State = StatePartiallyFailed
-	case !done:
-		r.State = StateInProgress
+	case !done, r.Type.producesResult() && r.Result == nil:
+		r.State = StateInProgress // the package is built next round
 	default:
 		r.State = StateCompleted
 		r.event(now, "completed", "")
 	}
+}
+
+// finishErasure completes an erasure once every store erased: the vault keys are shredded
+// and the ledger records it, without waiting for recipients to acknowledge their notices.
+// It reports false if that step failed (recorded on r; retried next round).
+func (e *Engine) finishErasure(ctx context.Context, r *Request, now time.Time) bool {
+	storesDone := !slices.ContainsFunc(r.Tasks, func(t Task) bool { return t.State != TaskDone && !IsRecipientTask(t.Store) })
+	if r.Type != TypeDeletion || !storesDone || r.Applied || e.cfg.OnErased == nil {
+		return true
+	}
+	if err := e.cfg.OnErased(ctx, r.Subject); err != nil {
+		r.event(now, "completion step failed", describe("privguard", err))
+		return false
+	}
+	r.Applied = true
+	r.event(now, "vault keys shredded, erasure recorded in the consent ledger", "")
+	return true
 }
 
 // backoff is exponential with full jitter, capped.

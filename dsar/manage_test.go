@@ -3,12 +3,15 @@ package dsar_test
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/boltstore"
 	"github.com/privguard/privguard/dsar"
 )
 
@@ -120,7 +123,14 @@ func TestOperatorsDoNotWaitForASlowStore(t *testing.T) {
 	c := &clock{time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)}
 	slow := &slowStore{started: make(chan struct{}, 2), release: make(chan struct{})}
 	crm := &memStore{name: "crm", data: map[privguard.SubjectID]int{"cust-1": 1, "cust-2": 1}}
-	e, closeDB := open(t, t.TempDir(), c, []dsar.Connector{crm, slow}, nil)
+	var erasedMu sync.Mutex
+	erased := map[privguard.SubjectID]int{}
+	e, closeDB := open(t, t.TempDir(), c, []dsar.Connector{crm, slow}, func(_ context.Context, s privguard.SubjectID) error {
+		erasedMu.Lock()
+		defer erasedMu.Unlock()
+		erased[s]++
+		return nil
+	})
 	defer closeDB()
 	op := &dsar.Identity{Method: "operator"}
 	ext, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeDeletion, Subject: "cust-1", Regime: privguard.RegimeGDPR, Identity: op})
@@ -153,5 +163,111 @@ func TestOperatorsDoNotWaitForASlowStore(t *testing.T) {
 		if tk.State != dsar.TaskDone {
 			t.Errorf("cancelled request's task %+v; the round's work is still recorded", tk)
 		}
+	}
+	// The stores erased before the cancellation landed: the erasure is finished in the
+	// vault and the ledger too, not left half done.
+	if erased["cust-1"] != 1 || erased["cust-2"] != 1 || !r.Applied {
+		t.Errorf("erasure hooks %v, applied %v; want each subject once", erased, r.Applied)
+	}
+}
+
+// asyncStore accepts erasures (ErrPending) and reports them done by callback at once,
+// while the round is still working on another store.
+type asyncStore struct {
+	e       *dsar.Engine
+	crm     *slowStore
+	results chan error
+}
+
+func (a *asyncStore) Name() string { return "a-vendor" }
+func (a *asyncStore) Export(context.Context, privguard.SubjectID) (dsar.Export, error) {
+	return dsar.Export{}, nil
+}
+func (a *asyncStore) Erase(ctx context.Context, _ privguard.SubjectID) (dsar.Erased, error) {
+	task, _ := dsar.TaskFromContext(ctx)
+	go func() { a.results <- a.e.Complete(context.Background(), "a-vendor", "ok", []byte(task.ID())) }()
+	return dsar.Erased{}, dsar.ErrPending
+}
+func (a *asyncStore) ParseCallback(sig string, body []byte) (dsar.Completion, error) {
+	if sig != "ok" {
+		return dsar.Completion{}, errors.New("bad signature")
+	}
+	req, _, _ := strings.Cut(string(body), ":")
+	return dsar.Completion{Task: string(body), Request: req, Items: 3}, nil
+}
+
+func TestCallbackDuringTheRoundCounts(t *testing.T) {
+	c := &clock{time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)}
+	slow := &slowStore{started: make(chan struct{}, 1), release: make(chan struct{})}
+	vendor := &asyncStore{crm: slow, results: make(chan error, 1)}
+	e, closeDB := open(t, t.TempDir(), c, []dsar.Connector{slow, vendor}, nil) // a-vendor runs before slow (names sorted)
+	defer closeDB()
+	vendor.e = e
+	r, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeDeletion, Subject: "cust-1", Regime: privguard.RegimeGDPR, Identity: &dsar.Identity{Method: "operator"}})
+	done := make(chan struct{})
+	go func() { defer close(done); e.Step(ctx) }()
+	<-slow.started
+	if err := <-vendor.results; err != nil {
+		t.Fatalf("a callback that came while the round still worked: %v", err)
+	}
+	close(slow.release)
+	<-done
+	got, _ := e.Get(ctx, r.ID)
+	if got.State != dsar.StateCompleted {
+		t.Errorf("after the round: %s %+v; want the callback's done kept and the request completed", got.State, got.Tasks)
+	}
+}
+
+func TestRetryDuringTheRoundKeepsTheRoundsResult(t *testing.T) {
+	c := &clock{time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)}
+	slow := &slowStore{started: make(chan struct{}, 1), release: make(chan struct{})}
+	crm := &memStore{name: "crm", data: map[privguard.SubjectID]int{"cust-1": 1}, fails: 1}
+	e, closeDB := open(t, t.TempDir(), c, []dsar.Connector{crm, slow}, nil)
+	defer closeDB()
+	r, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeDeletion, Subject: "cust-1", Regime: privguard.RegimeGDPR, Identity: &dsar.Identity{Method: "operator"}})
+	close(slow.release) // round 1: crm fails, slow is done
+	e.Step(ctx)
+	slow.release = make(chan struct{})
+	<-slow.started
+	c.t = c.t.Add(2 * time.Hour)
+	if got, _ := e.Get(ctx, r.ID); got.State != dsar.StatePartiallyFailed {
+		t.Fatalf("after round 1: %s", got.State)
+	}
+	// Round 2 retries crm; an operator presses retry meanwhile (it only moves the time).
+	crmDone := make(chan struct{})
+	go func() { defer close(crmDone); e.Step(ctx) }()
+	if _, _, err := e.Retry(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	<-crmDone
+	if got, _ := e.Get(ctx, r.ID); got.State != dsar.StateCompleted {
+		t.Errorf("after round 2 with a retry pressed meanwhile: %s %+v", got.State, got.Tasks)
+	}
+}
+
+func TestLedgerFailureDoesNotReopenACancelledRequest(t *testing.T) {
+	c := &clock{time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)}
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), "p.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	entered, release := make(chan struct{}), make(chan struct{})
+	e, _ := dsar.New(dsar.Config{Store: db.DSAR(), Now: c.Now, OnSubjectFact: func(context.Context, dsar.Request) error {
+		close(entered)
+		<-release
+		return errors.New("ledger unavailable")
+	}})
+	r, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeObjection, Subject: "cust-1", Regime: privguard.RegimeGDPR})
+	done := make(chan struct{})
+	go func() { defer close(done); e.Step(ctx) }()
+	<-entered
+	if _, err := e.Cancel(ctx, r.ID, "sent by mistake"); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	<-done
+	if got, _ := e.Get(ctx, r.ID); got.State != dsar.StateCancelled {
+		t.Errorf("after the ledger failed: %s; want still cancelled", got.State)
 	}
 }

@@ -276,11 +276,15 @@ func (e *Engine) Download(ctx context.Context, id, token string, deliver func(zi
 
 	derr := deliver(zip, *res)
 
+	// What follows must happen even when the client went away (its context is done).
+	ctx = context.WithoutCancel(ctx)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	delete(e.delivering, r.ID)
-	if r, err = e.get(ctx, id); err != nil {
-		return Result{}, err
+	if cur, err := e.get(ctx, id); err == nil {
+		r = cur
+	} else {
+		e.cfg.Logger.Error("dsar: request not read again after a download", "request", r.ID, "err", describe("privguard", err))
 	}
 	now = e.cfg.Now().UTC()
 	if derr != nil {
