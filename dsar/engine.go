@@ -397,6 +397,9 @@ func (e *Engine) get(ctx context.Context, id string) (Request, error) {
 
 func (e *Engine) put(ctx context.Context, r *Request) error {
 	r.Version++
+	if r.State.Final() && r.ClosedAt.IsZero() {
+		r.ClosedAt = e.cfg.Now().UTC()
+	}
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err

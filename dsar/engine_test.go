@@ -2,11 +2,13 @@ package dsar_test
 
 import (
 	"context"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -341,5 +343,54 @@ func TestErasureWaitsForARunningAccessRequestOnlyForAWhile(t *testing.T) {
 	}
 	if r, _ := e.Get(ctx, acc3.ID); r.State != dsar.StatePartiallyFailed {
 		t.Errorf("access 3: %s", r.State)
+	}
+}
+
+func TestRegisterCSV(t *testing.T) {
+	// proves DSR-16: the register exports every request, with timestamps, outcome and
+	// reasons, and no subject; on-time is judged at closing, not at a later download.
+	c := &clock{time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	crm := &memStore{name: "crm", data: map[privguard.SubjectID]int{"cust-1": 1}}
+	e, closeDB := open(t, t.TempDir(), c, []dsar.Connector{crm}, nil)
+	defer closeDB()
+	op := &dsar.Identity{Method: "operator"}
+	e.Submit(ctx, dsar.Request{Type: dsar.TypeDeletion, Subject: "cust-1", Regime: privguard.RegimeGDPR, Identity: op})
+	rej, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-2", Regime: privguard.RegimePIPL, Identity: op})
+	can, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeObjection, Subject: "cust-3", Regime: privguard.RegimeGDPR})
+	e.Submit(ctx, dsar.Request{Type: dsar.TypeDeletion, Subject: "cust-4", Regime: privguard.RegimeGDPR, Trigger: "retention_expired"})
+	if _, err := e.Reject(ctx, rej.ID, "excessive"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Cancel(ctx, can.ID, "Li Lei called to say it was a mistake"); err != nil {
+		t.Fatal(err)
+	}
+	e.Step(ctx)
+	all, _ := e.List(ctx)
+	var buf strings.Builder
+	if err := dsar.WriteRegisterCSV(&buf, all, c.t.Add(90*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(strings.NewReader(buf.String())).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 5 || len(rows[0]) != len(dsar.RegisterColumns) {
+		t.Fatalf("register: %d rows\n%s", len(rows), buf.String())
+	}
+	text := buf.String()
+	for _, no := range []string{"cust-", "Li Lei"} {
+		if strings.Contains(text, no) {
+			t.Errorf("the register CSV carries %q", no)
+		}
+	}
+	for _, want := range []string{",excessive,", ",cancelled_by_operator,", ",retention_expired,", ",completed,"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the register CSV lacks %s:\n%s", want, text)
+		}
+	}
+	for _, row := range rows[1:] {
+		if row[3] == "completed" && row[11] != "true" {
+			t.Errorf("a request completed the day it came is not on time: %v", row)
+		}
 	}
 }

@@ -1,6 +1,9 @@
 package dsar
 
 import (
+	"encoding/csv"
+	"io"
+	"strconv"
 	"time"
 
 	"github.com/privguard/privguard"
@@ -42,10 +45,74 @@ func Register(requests []Request, now time.Time) map[privguard.Regime]RegisterSt
 	return out
 }
 
-// closedAt is when r reached its final state (the last event).
+// closedAt is when r reached its final state (for requests stored before ClosedAt
+// existed, the last event).
 func closedAt(r Request) time.Time {
+	if !r.ClosedAt.IsZero() {
+		return r.ClosedAt
+	}
 	if len(r.Events) == 0 {
 		return time.Time{}
 	}
 	return r.Events[len(r.Events)-1].Time
+}
+
+// RegisterColumns are the columns of [WriteRegisterCSV].
+var RegisterColumns = []string{"id", "type", "regime", "state", "received_at", "verified_at", "identity_method",
+	"trigger", "due", "extended_months", "closed_at", "on_time", "overdue", "reason", "stores", "stores_failed", "recipients"}
+
+// WriteRegisterCSV writes the register of requests as CSV for the DPO (PIPL Arts. 50, 54;
+// GDPR Art. 5(2)): one line per request, oldest first. It names no subject: the request id
+// leads to it inside privguard, and the export can travel without carrying personal data.
+func WriteRegisterCSV(w io.Writer, requests []Request, now time.Time) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(RegisterColumns); err != nil {
+		return err
+	}
+	ts := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	for _, r := range requests {
+		var verified, method string
+		if r.Identity != nil {
+			verified, method = ts(r.Identity.VerifiedAt), r.Identity.Method
+		}
+		months := ""
+		if r.Extension != nil {
+			months = strconv.Itoa(r.Extension.Months)
+		}
+		closed, onTime, overdue := "", "", strconv.FormatBool(!r.State.Final() && Overdue(r.Deadline.Due, now))
+		if r.State.Final() {
+			c := closedAt(r)
+			closed, onTime = ts(c), strconv.FormatBool(!c.IsZero() && !c.After(r.Deadline.Due))
+		}
+		// Rejection reasons and the engine's own are codes; an operator's cancellation
+		// reason is free text, which stays inside privguard.
+		reason := r.Reason
+		if r.State == StateCancelled && reason != "identity_not_verified" {
+			reason = "cancelled_by_operator"
+		}
+		stores, failed, recipients := 0, 0, 0
+		for _, t := range r.Tasks {
+			switch {
+			case IsRecipientTask(t.Store):
+				recipients++
+			default:
+				stores++
+				if t.State == TaskFailed {
+					failed++
+				}
+			}
+		}
+		if err := cw.Write([]string{r.ID, string(r.Type), string(r.Regime), string(r.State), ts(r.ReceivedAt), verified, method,
+			r.Trigger, ts(r.Deadline.Due), months, closed, onTime, overdue, reason,
+			strconv.Itoa(stores), strconv.Itoa(failed), strconv.Itoa(recipients)}); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
 }

@@ -157,6 +157,8 @@ type Request struct {
 	Events    []Event    `json:"events"`
 	Pauses    []Pause    `json:"pauses,omitempty"`
 	Extension *Extension `json:"extension,omitempty"`
+	// ClosedAt is when the request reached its final state.
+	ClosedAt time.Time `json:"closed_at,omitzero"`
 	// Applied reports that a restriction or objection is recorded in the consent ledger.
 	Applied bool `json:"applied,omitempty"`
 	// Approval records who approved a correction's patch.

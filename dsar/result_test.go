@@ -321,8 +321,9 @@ func TestResultExpiresAndLinksRotate(t *testing.T) {
 	if _, err := env.db.DSAR().Result(ctx, r.ID+"/package"); !errors.Is(err, privguard.ErrNotFound) {
 		t.Errorf("expired package still stored: %v", err)
 	}
-	if got, _ := env.e.Get(ctx, r.ID); !got.Result.Purged {
-		t.Error("expired result not marked destroyed")
+	if got, _ := env.e.Get(ctx, r.ID); !got.Result.Purged || !got.ClosedAt.Equal(r.Result.CreatedAt) {
+		t.Errorf("expired result: purged %v, closed at %v; want destroyed, and closed when it was completed (%v), not when destroyed",
+			got.Result.Purged, got.ClosedAt, r.Result.CreatedAt)
 	}
 }
 

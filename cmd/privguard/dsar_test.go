@@ -211,4 +211,11 @@ func TestDSARCommand(t *testing.T) {
 	if code, _, errOut = cli("approve", id, "--note", "x"); code != 1 || !strings.Contains(errOut, "409") {
 		t.Errorf("approve a non-correction: %d %s", code, errOut)
 	}
+	reg := filepath.Join(dir, "register.csv")
+	if code, out, errOut = cli("register", "--out", reg); code != 0 {
+		t.Errorf("register: %d %s %s", code, out, errOut)
+	}
+	if b, _ := os.ReadFile(reg); !strings.HasPrefix(string(b), "id,type,regime,") || !strings.Contains(string(b), id) || strings.Contains(string(b), "cust-9") {
+		t.Errorf("register.csv:\n%s", b)
+	}
 }

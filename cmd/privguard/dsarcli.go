@@ -19,7 +19,7 @@ import (
 	"github.com/privguard/privguard/internal/config"
 )
 
-const dsarUsage = `Usage: privguard dsar <submit|status|list|retry|approve|result> [flags]
+const dsarUsage = `Usage: privguard dsar <submit|status|list|retry|approve|result|register> [flags]
 
 Talks to a running 'privguard serve' through its admin API.
 
@@ -36,6 +36,7 @@ Talks to a running 'privguard serve' through its admin API.
   result ID --out FILE     download a finished access request's package (once; it is
                            then destroyed), to hand it to the subject yourself
   list [--state S] [--overdue]
+  register --out FILE      the register of every request as CSV (no subject ids), for the DPO
 
 Common flags: --admin URL (default http://127.0.0.1:8081), --data DIR (reads DIR/admin.token),
 --token-file FILE; or set PRIVGUARD_ADMIN_TOKEN.
@@ -154,6 +155,12 @@ func dsarCmd(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		fmt.Fprintf(stdout, "%s\t%s\n", out.ID, out.State)
 		return 0
+	case "register":
+		if *outFile == "" {
+			fmt.Fprint(stderr, "Usage: privguard dsar register --out FILE\n")
+			return 2
+		}
+		return dsarRegister(ctx, c, *outFile, stdout, stderr)
 	case "result":
 		if len(positional) != 1 || *outFile == "" {
 			fmt.Fprint(stderr, "Usage: privguard dsar result ID --out FILE\n")
@@ -356,4 +363,39 @@ func download(ctx context.Context, c *adminClient, id string, w io.Writer) (int6
 		return n, "", fmt.Errorf("download cut off: %w (the server has destroyed its copy; submit a new access request)", err)
 	}
 	return n, resp.Header.Get("Repr-Digest"), nil
+}
+
+// dsarRegister saves the request register as CSV (mode 0600).
+func dsarRegister(ctx context.Context, c *adminClient, out string, stdout, stderr io.Writer) int {
+	req, err := http.NewRequestWithContext(ctx, "GET", c.base+"/v1/requests/register?format=csv", nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "privguard: %v\n", err)
+		return 1
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		fmt.Fprintf(stderr, "privguard: %v\n", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "privguard: register: %s\n", resp.Status)
+		return 1
+	}
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		fmt.Fprintf(stderr, "privguard: %v\n", err)
+		return 1
+	}
+	n, err := io.Copy(f, resp.Body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "privguard: %s: %v\n", out, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s\t%d bytes\n", out, n)
+	return 0
 }

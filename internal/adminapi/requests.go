@@ -211,6 +211,16 @@ func (s *Server) requestRegister(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	switch r.URL.Query().Get("format") {
+	case "", "json":
+	case "csv":
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="privguard-request-register.csv"`)
+		w.WriteHeader(http.StatusOK)
+		return dsar.WriteRegisterCSV(w, all, time.Now())
+	default:
+		return privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "format: want json or csv")
+	}
 	views := make([]requestView, 0, len(all))
 	for _, x := range all {
 		views = append(views, s.view(x))

@@ -419,6 +419,7 @@ func TestRolesDecideWhoMayDoWhat(t *testing.T) {
 		{"app-token", "GET", "/v1/requests/register", ``, 403},
 		{"app-token", "GET", "/v1/requests/" + id, ``, 200},
 		{"auditor-token", "GET", "/v1/requests/register", ``, 200},
+		{"auditor-token", "GET", "/v1/requests/register?format=xml", ``, 400},
 		{"auditor-token", "GET", "/v1/requests?limit=5", ``, 200},
 		{"auditor-token", "POST", "/v1/requests", `{"type":"objection","subject":"cust-3"}`, 403},
 		{"auditor-token", "POST", "/v1/requests/" + cid + "/approve", `{"note":"x"}`, 403},
@@ -451,4 +452,21 @@ func fetchResult(t *testing.T, method, url, token string) (*http.Response, []byt
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp, b
+}
+
+func TestRegisterCSVExport(t *testing.T) {
+	e, _ := newRequestsEnv(t, rowsStore{})
+	e.do("POST", "/v1/requests", `{"type":"objection","subject":"cust-1"}`, nil, nil)
+	req, _ := http.NewRequest("GET", e.srv.URL+"/v1/requests/register?format=csv", nil)
+	req.Header.Set("Authorization", "Bearer auditor-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/csv; charset=utf-8" ||
+		!strings.HasPrefix(string(b), "id,type,regime,state,") || strings.Count(string(b), "\n") != 2 || strings.Contains(string(b), "cust-1") {
+		t.Errorf("register CSV: %d %s\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
+	}
 }
