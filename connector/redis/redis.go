@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -82,26 +83,21 @@ func (c *Connector) keyNames(subject privguard.SubjectID) []string {
 	return out
 }
 
-// eachSet calls fn with every set matching the data map's patterns.
-func (c *Connector) eachSet(ctx context.Context, fn func(key string) error) error {
+// setKeys returns every set matching the data map's patterns. SCAN ... TYPE set (Redis
+// 6+) lets the server skip other keys, so no TYPE round trip per key is needed.
+func (c *Connector) setKeys(ctx context.Context) ([]string, error) {
+	var out []string
 	for _, pattern := range c.sets {
-		iter := c.client.Scan(ctx, 0, pattern, 1000).Iterator()
+		iter := c.client.ScanType(ctx, 0, pattern, 1000, "set").Iterator()
 		for iter.Next(ctx) {
-			key := iter.Val()
-			if t, err := c.client.Type(ctx, key).Result(); err != nil {
-				return err
-			} else if t != "set" {
-				continue
-			}
-			if err := fn(key); err != nil {
-				return err
-			}
+			out = append(out, iter.Val())
 		}
 		if err := iter.Err(); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	slices.Sort(out)
+	return slices.Compact(out), nil // SCAN may return a key twice
 }
 
 // Export implements dsar.Connector: the subject's keys with their values, and the sets
@@ -137,15 +133,25 @@ func (c *Connector) Export(ctx context.Context, subject privguard.SubjectID) (ds
 		keys.Rows = append(keys.Rows, map[string]any{"key": key, "type": t, "value": v})
 	}
 	sets := dsar.Table{Name: "sets", Categories: map[string]privguard.DataCategory{"set": "user.derived.segments"}, Rows: []map[string]any{}}
-	err := c.eachSet(ctx, func(key string) error {
-		in, err := c.client.SIsMember(ctx, key, string(subject)).Result()
-		if in {
-			sets.Rows = append(sets.Rows, map[string]any{"set": key})
-		}
-		return err
-	})
+	setKeys, err := c.setKeys(ctx)
 	if err != nil {
 		return dsar.Export{}, c.fail("export", err)
+	}
+	if len(setKeys) > 0 {
+		// One round trip for every membership test.
+		pipe := c.client.Pipeline()
+		in := make([]*goredis.BoolCmd, len(setKeys))
+		for i, key := range setKeys {
+			in[i] = pipe.SIsMember(ctx, key, string(subject))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return dsar.Export{}, c.fail("export", err)
+		}
+		for i, key := range setKeys {
+			if in[i].Val() {
+				sets.Rows = append(sets.Rows, map[string]any{"set": key})
+			}
+		}
 	}
 	out.Tables = []dsar.Table{keys, sets}
 	return out, nil
@@ -162,13 +168,23 @@ func (c *Connector) Erase(ctx context.Context, subject privguard.SubjectID) (dsa
 		}
 		erased.Items += int(n)
 	}
-	err := c.eachSet(ctx, func(key string) error {
-		n, err := c.client.SRem(ctx, key, string(subject)).Result()
-		erased.Items += int(n)
-		return err
-	})
+	setKeys, err := c.setKeys(ctx)
 	if err != nil {
 		return dsar.Erased{}, c.fail("erase", err)
+	}
+	if len(setKeys) > 0 {
+		// One round trip for every removal.
+		pipe := c.client.Pipeline()
+		rem := make([]*goredis.IntCmd, len(setKeys))
+		for i, key := range setKeys {
+			rem[i] = pipe.SRem(ctx, key, string(subject))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return dsar.Erased{}, c.fail("erase", err)
+		}
+		for _, r := range rem {
+			erased.Items += int(r.Val())
+		}
 	}
 	return erased, nil
 }
