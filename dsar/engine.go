@@ -196,6 +196,14 @@ func (e *Engine) Submit(ctx context.Context, r Request) (Request, error) {
 		}
 		r.Identity = &id
 	}
+	if r.TransferTo != "" {
+		if r.Type != TypePortability {
+			return Request{}, fmt.Errorf("dsar: transfer_to is for portability requests: %w", privguard.ErrInvalid)
+		}
+		if _, ok := e.receiver(r.TransferTo); !ok {
+			return Request{}, fmt.Errorf("dsar: transfer_to %q: no recipient of that name takes packages: %w", r.TransferTo, privguard.ErrInvalid)
+		}
+	}
 	if r.Type == TypeCorrection && len(r.Patch) == 0 {
 		return Request{}, fmt.Errorf("dsar: a correction needs a patch: %w", privguard.ErrInvalid)
 	}
@@ -714,7 +722,11 @@ func (e *Engine) advance(ctx context.Context, id string) (int, error) {
 	e.mu.Unlock()
 	if err == nil && token != "" {
 		e.dropParts(ctx, r)
-		e.sendLink(ctx, r, token)
+		if r.TransferTo != "" {
+			e.transfer(ctx, r, token)
+		} else {
+			e.sendLink(ctx, r, token)
+		}
 	}
 	return ran, err
 }

@@ -57,3 +57,51 @@ func notice(r *Request) RecipientNotice {
 	}
 	return n
 }
+
+// PackageReceiver is the optional capability of a recipient to receive a portability
+// package directly (GDPR Art. 20(2): transmitted from one controller to another where
+// technically feasible; PIPL Art. 45(3)).
+type PackageReceiver interface {
+	ReceivePackage(ctx context.Context, requestID string, zip []byte, sha256 string) error
+}
+
+// receiver returns the recipient named name if it can receive packages.
+func (e *Engine) receiver(name string) (PackageReceiver, bool) {
+	rn, ok := e.recipients[recipientTask(name)]
+	if !ok {
+		return nil, false
+	}
+	pr, ok := rn.(PackageReceiver)
+	return pr, ok
+}
+
+// transfer hands a finished portability package to the recipient the subject named, as
+// its one download. If that fails, the subject gets the download link instead, so the copy
+// is not lost; the request records both.
+func (e *Engine) transfer(ctx context.Context, r Request, token string) {
+	pr, ok := e.receiver(r.TransferTo)
+	if ok {
+		_, err := e.Download(ctx, r.ID, token, func(zip []byte, res Result) error {
+			tctx, cancel := context.WithTimeout(ctx, e.cfg.TaskTimeout)
+			defer cancel()
+			return pr.ReceivePackage(tctx, r.ID, zip, res.SHA256)
+		})
+		if err == nil {
+			e.note(ctx, r.ID, "transferred to the named controller", r.TransferTo)
+			return
+		}
+		e.cfg.Logger.Warn("dsar: portability transfer failed", "request", r.ID, "err", describe(r.TransferTo, err))
+	}
+	e.note(ctx, r.ID, "transfer failed; the download link goes to the subject", r.TransferTo)
+	e.sendLink(ctx, r, token)
+}
+
+// note appends an event to a stored request (best effort: the log says it too).
+func (e *Engine) note(ctx context.Context, id, what, detail string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if cur, err := e.get(ctx, id); err == nil {
+		cur.event(e.cfg.Now().UTC(), what, detail)
+		_ = e.put(ctx, &cur)
+	}
+}

@@ -148,6 +148,9 @@ type Request struct {
 	State      State                             `json:"state"`
 	Identity   *Identity                         `json:"identity,omitempty"`
 	Patch      map[privguard.DataCategory]string `json:"patch,omitempty"`
+	// TransferTo names the recipient a portability package goes to directly, instead of
+	// a download link to the subject (GDPR Art. 20(2)).
+	TransferTo string `json:"transfer_to,omitempty"`
 	// Trigger marks a deletion the controller starts itself (one of Triggers), not the subject.
 	Trigger string `json:"trigger,omitempty"`
 	Tasks   []Task `json:"tasks"`

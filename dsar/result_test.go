@@ -480,3 +480,73 @@ func TestInterruptedDownloadStaysAvailable(t *testing.T) {
 		t.Errorf("unknown request: %v; want the same answer as a wrong token", err)
 	}
 }
+
+// newController is the controller a subject moves to: it receives portability packages.
+type newController struct {
+	recipient
+	fail     bool
+	received map[string][]byte
+}
+
+func (n *newController) ReceivePackage(_ context.Context, id string, zip []byte, sha string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.fail {
+		return errors.New("the new controller is down")
+	}
+	sum := sha256.Sum256(zip)
+	if hex.EncodeToString(sum[:]) != sha {
+		return errors.New("checksum")
+	}
+	n.received[id] = zip
+	return nil
+}
+
+func TestPortabilityTransferToTheNamedController(t *testing.T) {
+	// proves DSR-07: the portable copy goes straight to the controller the subject named,
+	// as the package's one download; if it cannot be delivered the subject gets the link.
+	dir := t.TempDir()
+	db, err := boltstore.Open(filepath.Join(dir, "p.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	next := &newController{recipient: recipient{name: "next-shop"}, received: map[string][]byte{}}
+	plain := &recipient{name: "sms"}
+	links := &linkBox{tokens: map[string]string{}}
+	e, err := dsar.New(dsar.Config{Store: db.DSAR(), Connectors: []dsar.Connector{&profileStore{name: "crm"}}, Sealer: newVault(t, dir, db),
+		Recipients: []dsar.RecipientNotifier{next, plain}, Notifier: links})
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := &dsar.Identity{Method: "operator"}
+	for name, r := range map[string]dsar.Request{
+		"access with a transfer": {Type: dsar.TypeAccess, TransferTo: "next-shop"},
+		"a recipient without it": {Type: dsar.TypePortability, TransferTo: "sms"},
+		"an unknown recipient":   {Type: dsar.TypePortability, TransferTo: "elsewhere"},
+	} {
+		r.Subject, r.Regime, r.Identity = "cust-1", privguard.RegimeGDPR, op
+		if _, err := e.Submit(ctx, r); !errors.Is(err, privguard.ErrInvalid) {
+			t.Errorf("%s: %v; want ErrInvalid", name, err)
+		}
+	}
+	r, err := e.Submit(ctx, dsar.Request{Type: dsar.TypePortability, Subject: "cust-1", Regime: privguard.RegimeGDPR, Identity: op, TransferTo: "next-shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Step(ctx)
+	got, _ := e.Get(ctx, r.ID)
+	if zb := next.received[r.ID]; len(zb) == 0 || got.State != dsar.StateCompleted || !got.Result.Purged || links.tokens[r.ID] != "" {
+		t.Fatalf("transfer: received %d bytes, %s, result %+v, link %q; want the package delivered once and destroyed, no link", len(zb), got.State, got.Result, links.tokens[r.ID])
+	}
+	unzip(t, next.received[r.ID])
+	// The next controller is down: the subject gets the link instead.
+	next.fail = true
+	r2, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypePortability, Subject: "cust-1", Regime: privguard.RegimeGDPR, Identity: op, TransferTo: "next-shop"})
+	e.Step(ctx)
+	if tok := links.tokens[r2.ID]; tok == "" {
+		t.Fatal("a failed transfer left the subject without the link")
+	} else if _, _, err := fetch(e, r2.ID, tok); err != nil {
+		t.Errorf("download after a failed transfer: %v", err)
+	}
+}

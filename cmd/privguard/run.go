@@ -19,7 +19,8 @@ Commands:
   serve            run the consent ledger and admin APIs (embedded store, no other service needed)
   consent verify   check the consent ledger's hash chain; names the first record that does not match
   policy test DIR  run a policy's Rego unit tests (the default bundle: policy/bundle)
-  dsar ...         data-subject requests through a running serve: submit, status, list
+  dsar ...         data-subject requests through a running serve: submit, status, list, retry,
+                   approve, result, register
   keys ...         master key and subject keys: init, status, shred, compact, rotate, rotate-kek
   version          print the version
   help             print this help

@@ -28,6 +28,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -124,6 +125,7 @@ var (
 	_ dsar.Rectifier         = (*Connector)(nil)
 	_ dsar.RecipientNotifier = (*Connector)(nil)
 	_ dsar.CallbackParser    = (*Connector)(nil)
+	_ dsar.PackageReceiver   = (*Connector)(nil)
 )
 
 // New checks cfg and returns the connector. The URL must be https, except on a loopback
@@ -195,6 +197,36 @@ func (c *Connector) Correct(ctx context.Context, subject privguard.SubjectID, pa
 func (c *Connector) NotifyRecipient(ctx context.Context, n dsar.RecipientNotice) error {
 	_, err := c.call(ctx, Call{Op: OpNotify, Subject: n.Subject, Notice: &n})
 	return err
+}
+
+// ReceivePackage implements dsar.PackageReceiver: it POSTs a portability package (the zip)
+// to the recipient, signed like every call, with the request id and the zip's SHA-256
+// (Repr-Digest) in headers. Any 2xx is receipt.
+func (c *Connector) ReceivePackage(ctx context.Context, requestID string, zip []byte, sha string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(zip))
+	if err != nil {
+		return c.fail("transfer", errors.New("bad request URL"))
+	}
+	sum, err := hex.DecodeString(sha)
+	if err != nil {
+		return c.fail("transfer", errors.New("bad checksum"))
+	}
+	req.Header.Set("Content-Type", "application/zip")
+	req.Header.Set("User-Agent", "privguard")
+	req.Header.Set("Idempotency-Key", requestID+":"+c.name+":transfer")
+	req.Header.Set("X-Privguard-Request", requestID)
+	req.Header.Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum)+":")
+	req.Header.Set(SignatureHeader, Sign(c.secret, zip, c.now()))
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return c.fail("transfer", errors.New("no answer"))
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return c.fail("transfer", fmt.Errorf("HTTP %d", resp.StatusCode))
+	}
+	return nil
 }
 
 func (c *Connector) fail(op string, err error) error {

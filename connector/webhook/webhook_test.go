@@ -3,6 +3,8 @@ package webhook_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -356,5 +358,33 @@ func TestPendingWorkIsAskedAgain(t *testing.T) {
 	}
 	if len(v.keys) != 1 {
 		t.Errorf("idempotency keys %v; want the same key on the recheck", v.keys)
+	}
+}
+
+func TestReceivePackageIsSigned(t *testing.T) {
+	zip := []byte("PK\x03\x04 pretend zip")
+	sum := sha256.Sum256(zip)
+	var got []byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Header.Get("Content-Type") != "application/zip" || r.Header.Get("X-Privguard-Request") != "req-1" ||
+			webhook.Verify(secret, r.Header.Get(webhook.SignatureHeader), body, time.Now()) != nil {
+			http.Error(w, "refused", http.StatusUnauthorized)
+			return
+		}
+		got = body
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer srv.Close()
+	c := newConnector(t, srv.URL)
+	if err := c.ReceivePackage(context.Background(), "req-1", zip, hex.EncodeToString(sum[:])); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, zip) {
+		t.Error("the receiver did not get the package")
+	}
+	bad, _ := webhook.New(webhook.Config{Name: "x", URL: srv.URL, Secret: []byte("another-secret-0123456789abcdefghij")})
+	if err := bad.ReceivePackage(context.Background(), "req-1", zip, hex.EncodeToString(sum[:])); err == nil {
+		t.Error("a refused transfer was reported delivered")
 	}
 }

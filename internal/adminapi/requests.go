@@ -22,11 +22,13 @@ import (
 const dueSoonWindow = 72 * time.Hour
 
 type requestBody struct {
-	Type     string            `json:"type" validate:"required,oneof=access portability categories correction deletion restriction objection correct delete restrict object"`
-	Subject  string            `json:"subject" validate:"required,max=128"`
-	Regime   string            `json:"regime" validate:"omitempty,oneof=pipl gdpr"` // default: the engine's
-	Patch    map[string]string `json:"patch" validate:"max=64,dive,keys,max=100,endkeys,max=4096"`
-	Identity *identityBody     `json:"identity" validate:"excluded_with=IdentityToken"`
+	Type    string            `json:"type" validate:"required,oneof=access portability categories correction deletion restriction objection correct delete restrict object"`
+	Subject string            `json:"subject" validate:"required,max=128"`
+	Regime  string            `json:"regime" validate:"omitempty,oneof=pipl gdpr"` // default: the engine's
+	Patch   map[string]string `json:"patch" validate:"max=64,dive,keys,max=100,endkeys,max=4096"`
+	// TransferTo names a configured recipient a portability package goes to directly.
+	TransferTo string        `json:"transfer_to" validate:"max=64"`
+	Identity   *identityBody `json:"identity" validate:"excluded_with=IdentityToken"`
 	// IdentityToken is a JWS the company's app signed for its logged-in user (see
 	// dsar.TokenVerifier); a valid one for this subject verifies the request at once.
 	IdentityToken string `json:"identity_token" validate:"max=4096"`
@@ -93,7 +95,7 @@ func (s *Server) postRequest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	req := dsar.Request{Type: dsar.ParseType(b.Type), Subject: subject, Regime: privguard.Regime(b.Regime)}
+	req := dsar.Request{Type: dsar.ParseType(b.Type), Subject: subject, Regime: privguard.Regime(b.Regime), TransferTo: b.TransferTo}
 	if len(b.Patch) > 0 {
 		req.Patch = map[privguard.DataCategory]string{}
 		for k, v := range b.Patch {
@@ -126,11 +128,14 @@ func (s *Server) postRequest(w http.ResponseWriter, r *http.Request) error {
 		req.Identity = &dsar.Identity{Method: b.Identity.Method, Note: b.Identity.Note, Operator: p.Name}
 	}
 	out, err := s.requests.Submit(r.Context(), req)
-	if errors.Is(err, privguard.ErrInvalid) && len(req.Patch) > 0 {
-		// The engine names the patch category it refuses (a category, never a value).
+	if errors.Is(err, privguard.ErrInvalid) && (len(req.Patch) > 0 || req.TransferTo != "") {
+		// The engine names the patch category or recipient it refuses (never a value).
 		p := privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule",
 			strings.TrimPrefix(strings.TrimSuffix(err.Error(), ": "+privguard.ErrInvalid.Error()), "dsar: "))
 		p.Field = "patch"
+		if req.TransferTo != "" && strings.Contains(err.Error(), "transfer_to") {
+			p.Field = "transfer_to"
+		}
 		return p
 	}
 	if err != nil {
