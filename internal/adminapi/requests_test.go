@@ -470,3 +470,87 @@ func TestRegisterCSVExport(t *testing.T) {
 		t.Errorf("register CSV: %d %s\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
 	}
 }
+
+func TestNoPersonalDataInRequestLogs(t *testing.T) {
+	// proves SEC-08 (for the request API): canary subject ids, patch values, notes and
+	// download tokens sent to every request endpoint, valid or not, never reach the logs.
+	e, sent := newRequestsEnv(t, rowsStore{})
+	const canary = "canary-qzxw9"
+	dpo := map[string]string{"Authorization": "Bearer dpo-token"}
+	var acc, cor map[string]any
+	e.do("POST", "/v1/requests", `{"type":"access","subject":"`+canary+`","identity":{"method":"operator","note":"passport `+canary+`"}}`, dpo, &acc)
+	e.do("POST", "/v1/requests", `{"type":"correction","subject":"`+canary+`","patch":{"user.contact.email":"`+canary+`@example.com"},"identity":{"method":"operator","note":"x"}}`, dpo, &cor)
+	e.do("POST", "/v1/requests", `{"type":"correction","subject":"`+canary+`","patch":{"user.`+canary+`":"v"}}`, dpo, nil)
+	e.do("POST", "/v1/requests", `{"type":"deletion","subject":"`+canary+` x"}`, dpo, nil)
+	e.do("POST", "/v1/requests", `{"type":"deletion","subject":"`+canary+`","`+canary+`":1}`, dpo, nil)
+	e.do("POST", "/v1/requests", `{"type":"deletion","subject":"`+canary+`",`, dpo, nil)
+	var code map[string]any
+	e.do("POST", "/v1/requests", `{"type":"deletion","subject":"`+canary+`-2"}`, dpo, &code)
+	cid, _ := code["id"].(string)
+	e.do("POST", "/v1/requests/"+cid+"/code", "", dpo, nil)
+	e.do("POST", "/v1/requests/"+cid+"/code/verify", `{"code":"000000"}`, dpo, nil)
+	e.do("POST", "/v1/requests/"+cid+"/code/verify", `{"code":"`+sent[cid]+`"}`, dpo, nil)
+	corID, _ := cor["id"].(string)
+	e.do("POST", "/v1/requests/"+corID+"/approve", `{"note":"matches `+canary+`"}`, dpo, nil)
+	e.eng.Step(context.Background())
+	accID, _ := acc["id"].(string)
+	var link map[string]any
+	e.do("POST", "/v1/requests/"+accID+"/link", "", dpo, &link)
+	tok, _ := link["token"].(string)
+	fetchResult(t, "GET", e.srv.URL+"/v1/requests/"+accID+"/result", tok)
+	fetchResult(t, "GET", e.srv.URL+"/v1/requests/"+accID+"/result", canary)
+	e.do("POST", "/v1/callbacks/crm", `{"id":"`+canary+`"}`, map[string]string{"Privguard-Signature": "t=1,v1=" + canary}, nil)
+	e.do("GET", "/v1/requests?after="+canary, "", dpo, nil)
+	e.do("GET", "/v1/requests/register?format=csv", "", dpo, nil)
+	e.do("GET", "/v1/requests/"+canary, "", dpo, nil)
+	logs := e.logs.String()
+	if !strings.Contains(logs, `"route"`) || tok == "" {
+		t.Fatalf("nothing was logged, or no download happened; the test would prove nothing:\n%s", logs)
+	}
+	for _, c := range []string{"qzxw9", tok, sent[cid]} {
+		if c != "" && strings.Contains(logs, c) {
+			t.Errorf("logs contain %q:\n%s", c, logs)
+		}
+	}
+}
+
+func FuzzRequestBody(f *testing.F) {
+	for _, seed := range []string{`{"type":"access","subject":"a"}`, `{"type":"correction","subject":"a","patch":{"user.contact.email":"x"}}`,
+		`{"type":"deletion","subject":"a","trigger":"retention_expired"}`, `{"type":"portability","subject":"a","transfer_to":"x"}`,
+		`{"type":"delete","subject":"a","identity":{"method":"operator","note":"n"}}`, `{"type":"object","subject":"a","regime":"ccpa"}`,
+		`{}`, `[`, `{"patch":{"":""}}`, `{"type":"access","subject":"a","identity_token":"x.y.z"}`} {
+		f.Add(seed)
+	}
+	db, err := boltstore.Open(filepath.Join(f.TempDir(), "p.db"), boltstore.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer db.Close()
+	eng, err := dsar.New(dsar.Config{Store: db.DSAR(), Connectors: []dsar.Connector{rowsStore{}}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	v, _ := dsar.NewTokenVerifier(nil, idSecret)
+	tokens := adminapi.Tokens{}
+	tokens.Add(token, adminapi.Principal{Name: "fuzz", Roles: []string{"admin"}})
+	api, err := adminapi.New(adminapi.Config{Ledger: consenttest.Open(f, "", consent.Config{}), Tokens: tokens, Requests: eng, IdentityTokens: v})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		for _, path := range []string{"/v1/requests", "/v1/callbacks/crm"} {
+			req := httptest.NewRequest("POST", path, strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+token)
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Privguard-Signature", body)
+			w := httptest.NewRecorder()
+			api.ServeHTTP(w, req)
+			if w.Code >= 500 && w.Code != http.StatusServiceUnavailable {
+				t.Fatalf("%s: status %d for %q: %s", path, w.Code, body, w.Body)
+			}
+			if w.Code >= 400 && w.Header().Get("Content-Type") != privguard.ProblemContentType {
+				t.Fatalf("%s: status %d without a problem body for %q", path, w.Code, body)
+			}
+		}
+	})
+}
