@@ -107,6 +107,8 @@ type Engine struct {
 type openKey struct {
 	subject privguard.SubjectID
 	typ     Type
+	// transferTo keeps a copy for the subject and a transfer to another controller apart.
+	transferTo string
 }
 
 // New returns an engine.
@@ -264,7 +266,7 @@ func (e *Engine) openDuplicate(ctx context.Context, r Request) (Request, bool) {
 	if e.loadIndex(ctx) != nil {
 		return Request{}, false // the store is failing; put will say so
 	}
-	id, ok := e.open[openKey{r.Subject, r.Type}]
+	id, ok := e.open[openKey{r.Subject, r.Type, r.TransferTo}]
 	if !ok {
 		return Request{}, false
 	}
@@ -314,7 +316,7 @@ func (e *Engine) index(r *Request) {
 	if r.Type == TypeCorrection {
 		return
 	}
-	k := openKey{r.Subject, r.Type}
+	k := openKey{r.Subject, r.Type, r.TransferTo}
 	switch {
 	case !r.State.Final():
 		e.open[k] = r.ID
@@ -406,7 +408,7 @@ func (e *Engine) get(ctx context.Context, id string) (Request, error) {
 func (e *Engine) put(ctx context.Context, r *Request) error {
 	r.Version++
 	if r.State.Final() && r.ClosedAt.IsZero() {
-		r.ClosedAt = e.cfg.Now().UTC()
+		r.ClosedAt = closingEvent(*r)
 	}
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -795,7 +797,15 @@ func (e *Engine) runTask(ctx context.Context, r *Request, store string) (int, er
 		if !ok {
 			// Done only if the store provably holds none of the patched categories;
 			// otherwise the old value would stay there while the request says completed.
-			if cl, ok := c.(CategoryLister); ok && !slices.ContainsFunc(cl.Categories(), func(cat privguard.DataCategory) bool { _, in := r.Patch[cat]; return in }) {
+			// A store holding "user.contact" holds the patched "user.contact.email" too.
+			if cl, ok := c.(CategoryLister); ok && !slices.ContainsFunc(cl.Categories(), func(held privguard.DataCategory) bool {
+				for cat := range r.Patch {
+					if cat.Within(held) || held.Within(cat) {
+						return true
+					}
+				}
+				return false
+			}) {
 				return 0, nil
 			}
 			return 0, &ConnectorError{Connector: store, Op: "correct", Err: errors.New("the store cannot correct; correct it by hand, then cancel the request with a note")}

@@ -203,7 +203,7 @@ func TestRegister(t *testing.T) {
 	due := time.Date(2026, 3, 10, 0, 0, 0, 0, time.UTC)
 	now := time.Date(2026, 3, 20, 0, 0, 0, 0, time.UTC)
 	reqs := []dsar.Request{
-		{Regime: privguard.RegimePIPL, State: dsar.StateCompleted, Deadline: dsar.Deadline{Due: due}, Events: []dsar.Event{{Time: due.Add(-time.Hour)}}},
+		{Regime: privguard.RegimePIPL, State: dsar.StateCompleted, Deadline: dsar.Deadline{Due: due}, Events: []dsar.Event{{Time: due.Add(-time.Hour), What: "completed"}, {Time: due.Add(time.Hour), What: "result destroyed"}}},
 		{Regime: privguard.RegimePIPL, State: dsar.StateCompleted, Deadline: dsar.Deadline{Due: due}, Events: []dsar.Event{{Time: due.Add(time.Hour)}}},
 		{Regime: privguard.RegimePIPL, State: dsar.StateInProgress, Deadline: dsar.Deadline{Due: due}},
 		{Regime: privguard.RegimeGDPR, State: dsar.StateVerified, Deadline: dsar.Deadline{Due: now.Add(time.Hour)}},

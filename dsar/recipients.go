@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/privguard/privguard"
 )
@@ -76,21 +77,45 @@ func (e *Engine) receiver(name string) (PackageReceiver, bool) {
 }
 
 // transfer hands a finished portability package to the recipient the subject named, as
-// its one download. If that fails, the subject gets the download link instead, so the copy
-// is not lost; the request records both.
+// its one download, trying three times. If the recipient cannot be reached, the subject
+// gets the download link instead, so the copy is not lost; the request records which.
 func (e *Engine) transfer(ctx context.Context, r Request, token string) {
 	pr, ok := e.receiver(r.TransferTo)
-	if ok {
+	handOverFailed := false
+	for attempt := 0; ok && attempt < 3; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Duration(attempt*attempt) * min(e.cfg.BaseBackoff, time.Second)):
+			}
+		}
+		handOverFailed = false
 		_, err := e.Download(ctx, r.ID, token, func(zip []byte, res Result) error {
 			tctx, cancel := context.WithTimeout(ctx, e.cfg.TaskTimeout)
 			defer cancel()
-			return pr.ReceivePackage(tctx, r.ID, zip, res.SHA256)
+			if err := pr.ReceivePackage(tctx, r.ID, zip, res.SHA256); err != nil {
+				handOverFailed = true
+				return err
+			}
+			return nil
 		})
 		if err == nil {
 			e.note(ctx, r.ID, "transferred to the named controller", r.TransferTo)
 			return
 		}
-		e.cfg.Logger.Warn("dsar: portability transfer failed", "request", r.ID, "err", describe(r.TransferTo, err))
+		if !handOverFailed {
+			// The package is gone or its token was replaced (an operator issued a link):
+			// nothing to hand over, and no link of ours to send.
+			e.cfg.Logger.Warn("dsar: portability transfer not made", "request", r.ID, "err", describe(r.TransferTo, err))
+			e.note(ctx, r.ID, "transfer not made", r.TransferTo)
+			return
+		}
+		e.cfg.Logger.Warn("dsar: portability transfer failed", "request", r.ID, "attempt", attempt+1, "err", describe(r.TransferTo, err))
+	}
+	if _, can := e.cfg.Notifier.(LinkNotifier); !can {
+		e.note(ctx, r.ID, "transfer failed; issue a download link for the subject", r.TransferTo)
+		return
 	}
 	e.note(ctx, r.ID, "transfer failed; the download link goes to the subject", r.TransferTo)
 	e.sendLink(ctx, r, token)

@@ -130,7 +130,8 @@ func TestCorrectionIsNotCompletedWhereItCannotBeApplied(t *testing.T) {
 	crm := &fixer{listing{memStore: memStore{name: "crm"}, cats: []privguard.DataCategory{"user.contact.email"}}}
 	cache := &listing{memStore: memStore{name: "cache"}, cats: []privguard.DataCategory{"user.derived"}}
 	legacy := &listing{memStore: memStore{name: "legacy"}, cats: []privguard.DataCategory{"user.contact.email"}}
-	e, closeDB := open(t, t.TempDir(), c, []dsar.Connector{crm, cache, legacy}, nil)
+	profile := &listing{memStore: memStore{name: "profile"}, cats: []privguard.DataCategory{"user.contact"}} // holds the email inside a broader category
+	e, closeDB := open(t, t.TempDir(), c, []dsar.Connector{crm, cache, legacy, profile}, nil)
 	defer closeDB()
 	r, err := e.Submit(ctx, dsar.Request{Type: dsar.TypeCorrection, Subject: "cust-1", Regime: privguard.RegimeGDPR,
 		Patch: map[privguard.DataCategory]string{"user.contact.email": "n@example.com"}, Identity: &dsar.Identity{Method: "operator"}})
@@ -146,7 +147,8 @@ func TestCorrectionIsNotCompletedWhereItCannotBeApplied(t *testing.T) {
 	for _, tk := range got.Tasks {
 		states[tk.Store] = tk.State
 	}
-	if got.State != dsar.StatePartiallyFailed || states["crm"] != dsar.TaskDone || states["cache"] != dsar.TaskDone || states["legacy"] != dsar.TaskFailed {
-		t.Errorf("correction: %s %v; want crm and cache done, legacy failed, the request open", got.State, states)
+	if got.State != dsar.StatePartiallyFailed || states["crm"] != dsar.TaskDone || states["cache"] != dsar.TaskDone ||
+		states["legacy"] != dsar.TaskFailed || states["profile"] != dsar.TaskFailed {
+		t.Errorf("correction: %s %v; want crm and cache done, legacy and profile failed, the request open", got.State, states)
 	}
 }

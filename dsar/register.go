@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/privguard/privguard"
@@ -45,16 +46,27 @@ func Register(requests []Request, now time.Time) map[privguard.Regime]RegisterSt
 	return out
 }
 
-// closedAt is when r reached its final state (for requests stored before ClosedAt
-// existed, the last event).
+// closedAt is when r reached its final state.
 func closedAt(r Request) time.Time {
 	if !r.ClosedAt.IsZero() {
 		return r.ClosedAt
 	}
-	if len(r.Events) == 0 {
-		return time.Time{}
+	if t := closingEvent(r); !t.IsZero() || len(r.Events) == 0 {
+		return t
 	}
-	return r.Events[len(r.Events)-1].Time
+	return r.Events[len(r.Events)-1].Time // a record without a closing event: its last one
+}
+
+// closingEvent is the time of the event that closed r (completed, cancelled, rejected):
+// the writes after it (a download, the sweep) do not move it. Zero if there is none.
+func closingEvent(r Request) time.Time {
+	for i := len(r.Events) - 1; i >= 0; i-- {
+		switch r.Events[i].What {
+		case "completed", string(StateCancelled), string(StateRejected):
+			return r.Events[i].Time
+		}
+	}
+	return time.Time{}
 }
 
 // RegisterColumns are the columns of [WriteRegisterCSV].
@@ -107,12 +119,20 @@ func WriteRegisterCSV(w io.Writer, requests []Request, now time.Time) error {
 				}
 			}
 		}
-		if err := cw.Write([]string{r.ID, string(r.Type), string(r.Regime), string(r.State), ts(r.ReceivedAt), verified, method,
-			r.Trigger, ts(r.Deadline.Due), months, closed, onTime, overdue, reason,
+		if err := cw.Write([]string{r.ID, string(r.Type), string(r.Regime), string(r.State), ts(r.ReceivedAt), verified, defuse(method),
+			defuse(r.Trigger), ts(r.Deadline.Due), months, closed, onTime, overdue, defuse(reason),
 			strconv.Itoa(stores), strconv.Itoa(failed), strconv.Itoa(recipients)}); err != nil {
 			return err
 		}
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// defuse keeps a spreadsheet from running a cell as a formula.
+func defuse(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
 }

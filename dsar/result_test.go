@@ -515,7 +515,7 @@ func TestPortabilityTransferToTheNamedController(t *testing.T) {
 	plain := &recipient{name: "sms"}
 	links := &linkBox{tokens: map[string]string{}}
 	e, err := dsar.New(dsar.Config{Store: db.DSAR(), Connectors: []dsar.Connector{&profileStore{name: "crm"}}, Sealer: newVault(t, dir, db),
-		Recipients: []dsar.RecipientNotifier{next, plain}, Notifier: links})
+		Recipients: []dsar.RecipientNotifier{next, plain}, Notifier: links, BaseBackoff: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -548,5 +548,23 @@ func TestPortabilityTransferToTheNamedController(t *testing.T) {
 		t.Fatal("a failed transfer left the subject without the link")
 	} else if _, _, err := fetch(e, r2.ID, tok); err != nil {
 		t.Errorf("download after a failed transfer: %v", err)
+	}
+}
+
+func TestATransferAndACopyAreNotDuplicates(t *testing.T) {
+	dir := t.TempDir()
+	db, err := boltstore.Open(filepath.Join(dir, "p.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	next := &newController{recipient: recipient{name: "next-shop"}, received: map[string][]byte{}}
+	e, _ := dsar.New(dsar.Config{Store: db.DSAR(), Sealer: newVault(t, dir, db), Recipients: []dsar.RecipientNotifier{next}})
+	move := dsar.Request{Type: dsar.TypePortability, Subject: "cust-1", Regime: privguard.RegimeGDPR, TransferTo: "next-shop"}
+	a, _ := e.Submit(ctx, move)
+	b, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypePortability, Subject: "cust-1", Regime: privguard.RegimeGDPR})
+	c, _ := e.Submit(ctx, move)
+	if a.ID == b.ID || a.ID != c.ID || b.TransferTo != "" {
+		t.Errorf("transfer %s, copy %s, transfer again %s: a copy for the subject must not fold into a transfer, nor the reverse", a.ID, b.ID, c.ID)
 	}
 }

@@ -100,6 +100,17 @@ func (c *Connector) setKeys(ctx context.Context) ([]string, error) {
 	return slices.Compact(out), nil // SCAN may return a key twice
 }
 
+// onlyWrongType reports whether every failed command failed with WRONGTYPE: the key was
+// no longer a set when the command ran (changed since SCAN), so it lists no subject.
+func onlyWrongType[C interface{ Err() error }](cmds []C) bool {
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !strings.HasPrefix(err.Error(), "WRONGTYPE") {
+			return false
+		}
+	}
+	return true
+}
+
 // Export implements dsar.Connector: the subject's keys with their values, and the sets
 // (segments) that list the subject.
 func (c *Connector) Export(ctx context.Context, subject privguard.SubjectID) (dsar.Export, error) {
@@ -144,11 +155,11 @@ func (c *Connector) Export(ctx context.Context, subject privguard.SubjectID) (ds
 		for i, key := range setKeys {
 			in[i] = pipe.SIsMember(ctx, key, string(subject))
 		}
-		if _, err := pipe.Exec(ctx); err != nil {
+		if _, err := pipe.Exec(ctx); err != nil && !onlyWrongType(in) {
 			return dsar.Export{}, c.fail("export", err)
 		}
 		for i, key := range setKeys {
-			if in[i].Val() {
+			if in[i].Err() == nil && in[i].Val() {
 				sets.Rows = append(sets.Rows, map[string]any{"set": key})
 			}
 		}
@@ -179,11 +190,13 @@ func (c *Connector) Erase(ctx context.Context, subject privguard.SubjectID) (dsa
 		for i, key := range setKeys {
 			rem[i] = pipe.SRem(ctx, key, string(subject))
 		}
-		if _, err := pipe.Exec(ctx); err != nil {
+		if _, err := pipe.Exec(ctx); err != nil && !onlyWrongType(rem) {
 			return dsar.Erased{}, c.fail("erase", err)
 		}
 		for _, r := range rem {
-			erased.Items += int(r.Val())
+			if r.Err() == nil {
+				erased.Items += int(r.Val())
+			}
 		}
 	}
 	return erased, nil

@@ -201,7 +201,8 @@ func (c *Connector) NotifyRecipient(ctx context.Context, n dsar.RecipientNotice)
 
 // ReceivePackage implements dsar.PackageReceiver: it POSTs a portability package (the zip)
 // to the recipient, signed like every call, with the request id and the zip's SHA-256
-// (Repr-Digest) in headers. Any 2xx is receipt.
+// (Repr-Digest) in headers; the request id is also in the zip's manifest.json, which the
+// signature covers. 200, 201 or 204 is receipt.
 func (c *Connector) ReceivePackage(ctx context.Context, requestID string, zip []byte, sha string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(zip))
 	if err != nil {
@@ -223,10 +224,13 @@ func (c *Connector) ReceivePackage(ctx context.Context, requestID string, zip []
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return c.fail("transfer", fmt.Errorf("HTTP %d", resp.StatusCode))
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusCreated, http.StatusNoContent:
+		return nil
 	}
-	return nil
+	// 202 is no receipt: the package is destroyed once handed over, so the recipient
+	// must have it when it answers.
+	return c.fail("transfer", fmt.Errorf("HTTP %d", resp.StatusCode))
 }
 
 func (c *Connector) fail(op string, err error) error {
