@@ -56,7 +56,20 @@ var RejectReasons = []string{
 // may name its own authority and court (Config.Recourse).
 var DefaultRecourse = map[privguard.Regime]string{
 	privguard.RegimeGDPR: "You may lodge a complaint with a data protection supervisory authority, in particular in the Member State of your habitual residence, place of work or of the alleged infringement, and seek a judicial remedy before a court (GDPR Arts. 12(4), 77, 79).",
-	privguard.RegimePIPL: "您可以向履行个人信息保护职责的部门投诉、举报；个人信息处理者拒绝您行使权利的请求的，您可以依法向人民法院提起诉讼（《个人信息保护法》第五十条、第六十五条）。",
+	privguard.RegimePIPL: "您可以向履行个人信息保护职责的部门投诉、举报；个人信息处理者拒绝您行使权利的请求的，您可以依法向人民法院提起诉讼（《个人信息保护法》第五十条、第六十五条）。" +
+		" You may complain to or report to the authorities responsible for personal information protection; if a handler refuses your request, you may sue before a people's court (PIPL Arts. 50, 65).",
+}
+
+// DefaultRights tells an access answer's reader which rights they have and how to use
+// them, per regime, when the controller configured no text of its own.
+var DefaultRights = map[privguard.Regime]string{
+	privguard.RegimeGDPR: "You may ask for access to and a copy of your data, its correction, erasure and restriction, " +
+		"receive it in a portable form or have it sent to another controller, object to its processing (to direct marketing " +
+		"at any time), and withdraw consent at any time, through the channel you used for this request (GDPR Arts. 7(3), 15-21).",
+	privguard.RegimePIPL: "您有权查阅、复制、转移、更正、补充、删除您的个人信息，限制或者拒绝处理，撤回同意，并要求我们解释个人信息处理规则；" +
+		"请通过提出本次请求的渠道行使（《个人信息保护法》第四十四条至第四十八条）。 You may access, copy, transfer, correct, " +
+		"complete and delete your personal information, restrict or refuse its processing, withdraw consent and ask us to explain " +
+		"our processing rules, through the channel you used for this request (PIPL Arts. 44-48).",
 }
 
 // Reject refuses an open request with a reason code from RejectReasons; the request then

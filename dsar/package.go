@@ -191,14 +191,14 @@ const partMetaName = "meta.json"
 // renderPart renders one store's share of a package once, when the store answers: a zip
 // holding meta.json and, with data, data/<store>.json and a CSV per table. The package
 // later copies the compressed files as they are.
-func renderPart(x Export, withData bool) ([]byte, error) {
+func renderPart(x Export, withData bool, now time.Time) ([]byte, error) {
 	meta := partMeta{Store: x.Store, Rows: x.Rows(), Held: heldIn(x)}
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	add := func(path string, body []byte) error {
 		sum := sha256.Sum256(body)
 		meta.Files = append(meta.Files, ManifestFile{Path: path, SHA256: hex.EncodeToString(sum[:]), Bytes: len(body)})
-		w, err := zw.CreateHeader(&zip.FileHeader{Name: path, Method: zip.Deflate})
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: path, Method: zip.Deflate, Modified: now})
 		if err != nil {
 			return err
 		}
@@ -636,7 +636,7 @@ func summary(r Request, d Disclosure, stores, rows int, now time.Time) []byte {
 	fmt.Fprintf(&b, "请求编号 / Request: %s (%s)\n生成时间 / Created: %s\n\n", r.ID, r.Type, now.UTC().Format(time.RFC3339))
 
 	fmt.Fprintf(&b, "【中文】\n")
-	fmt.Fprintf(&b, "个人信息处理者：%s（联系方式：%s）\n", d.Controller.Name, d.Controller.Contact)
+	fmt.Fprintf(&b, "个人信息处理者：%s（联系方式：%s）\n", cmp.Or(d.Controller.Name, "见隐私政策"), cmp.Or(d.Controller.Contact, "见隐私政策"))
 	fmt.Fprintf(&b, "我们持有的个人信息类别：%s\n", list(cats, "无"))
 	fmt.Fprintf(&b, "我们推断得出的信息（标签、分群等）：%s\n", list(derivedCats, "无"))
 	fmt.Fprintf(&b, "处理目的：%s\n", list(purposes, "无"))
@@ -650,7 +650,7 @@ func summary(r Request, d Disclosure, stores, rows int, now time.Time) []byte {
 	fmt.Fprintf(&b, "manifest.json 列出每个文件的 SHA-256 校验值。\n\n")
 
 	fmt.Fprintf(&b, "[English]\n")
-	fmt.Fprintf(&b, "Controller: %s (contact: %s)\n", d.Controller.Name, d.Controller.Contact)
+	fmt.Fprintf(&b, "Controller: %s (contact: %s)\n", cmp.Or(d.Controller.Name, "see the privacy notice"), cmp.Or(d.Controller.Contact, "see the privacy notice"))
 	fmt.Fprintf(&b, "Categories of personal data we hold: %s\n", list(cats, "none"))
 	fmt.Fprintf(&b, "Data we derived (tags, segments): %s\n", list(derivedCats, "none"))
 	fmt.Fprintf(&b, "Purposes: %s\n", list(purposes, "none"))

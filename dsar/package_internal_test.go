@@ -81,7 +81,7 @@ func BenchmarkAccessPackage10kRows(b *testing.B) {
 	now := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
-		part, err := renderPart(x, true)
+		part, err := renderPart(x, true, now)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -95,7 +95,7 @@ func BenchmarkAccessPackage10kRows(b *testing.B) {
 func TestTableFilesNeverCollide(t *testing.T) {
 	x := Export{Store: "crm", Tables: []Table{{Name: "a b", Rows: []map[string]any{{"v": 1}}}, {Name: "a_b", Rows: []map[string]any{{"v": 2}}},
 		{Name: "Users", Rows: []map[string]any{{"v": 3}}}, {Name: "users", Rows: []map[string]any{{"v": 4}}}}}
-	part, err := renderPart(x, true)
+	part, err := renderPart(x, true, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

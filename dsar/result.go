@@ -122,7 +122,7 @@ func (e *Engine) getOpen(ctx context.Context, id, key string) ([]byte, error) {
 // keepExport renders one store's export of an access request into its part of the
 // package and stores it sealed until every store has answered.
 func (e *Engine) keepExport(ctx context.Context, r *Request, x Export) error {
-	b, err := renderPart(x, r.Type != TypeCategories)
+	b, err := renderPart(x, r.Type != TypeCategories, e.cfg.Now().UTC())
 	if err != nil {
 		return err
 	}
@@ -152,6 +152,9 @@ func (e *Engine) buildResult(ctx context.Context, r *Request, now time.Time) (st
 	}
 	if d.Complaint == "" {
 		d.Complaint = e.recourse(r.Regime)
+	}
+	if d.Rights == "" {
+		d.Rights = DefaultRights[r.Regime]
 	}
 	zip, files, err := buildPackage(*r, parts, &d, now)
 	if err != nil {

@@ -568,3 +568,49 @@ func TestATransferAndACopyAreNotDuplicates(t *testing.T) {
 		t.Errorf("transfer %s, copy %s, transfer again %s: a copy for the subject must not fold into a transfer, nor the reverse", a.ID, b.ID, c.ID)
 	}
 }
+
+func TestDefaultsWhenNothingIsConfigured(t *testing.T) {
+	// Without a Disclose hook the answer still names the rights and the complaint route,
+	// in both languages, and says where to find the controller.
+	dir := t.TempDir()
+	db, err := boltstore.Open(filepath.Join(dir, "p.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	e, _ := dsar.New(dsar.Config{Store: db.DSAR(), Connectors: []dsar.Connector{&profileStore{name: "crm"}}, Sealer: newVault(t, dir, db)})
+	r, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-1", Regime: privguard.RegimePIPL, Identity: &dsar.Identity{Method: "operator"}})
+	e.Step(ctx)
+	tok, _, err := e.IssueLink(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zb, _, err := fetch(e, r.ID, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(unzip(t, zb)["README.txt"])
+	for _, want := range []string{"第四十四条至第四十八条", "PIPL Arts. 44-48", "第五十条、第六十五条", "PIPL Arts. 50, 65", "见隐私政策", "see the privacy notice"} {
+		if !strings.Contains(readme, want) {
+			t.Errorf("README.txt lacks %q:\n%s", want, readme)
+		}
+	}
+	for name, f := range unzipFiles(t, zb) {
+		if f.Modified.Year() < 2000 {
+			t.Errorf("%s is dated %v", name, f.Modified)
+		}
+	}
+}
+
+func unzipFiles(t *testing.T, b []byte) map[string]*zip.File {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*zip.File{}
+	for _, f := range zr.File {
+		out[f.Name] = f
+	}
+	return out
+}

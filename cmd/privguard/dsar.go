@@ -219,6 +219,9 @@ func discloser(cfg config.DSAR, tax *privguard.Taxonomy, ledger *consent.Ledger)
 				if err != nil {
 					return dsar.Disclosure{}, err
 				}
+				if info.NeedsConsent(r.Regime) && st.State == consent.StateUnknown {
+					continue // consent is the only basis and the subject never gave or refused it: not processed
+				}
 				use.Consent = st.State.String()
 			}
 			d.Purposes = append(d.Purposes, use)

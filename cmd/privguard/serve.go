@@ -227,6 +227,9 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		return err
 	}
 	defer closeConns()
+	if cfg.DSAR.Disclosure.Controller.Name == "" || cfg.DSAR.Disclosure.Retention == "" {
+		log.Warn("dsar.disclosure names no controller or retention: access answers will say \"see the privacy notice\" (GDPR Art. 15, PIPL Art. 45 want them)")
+	}
 	idTokens, notifier, err := identityVerification(cfg)
 	if err != nil {
 		return err
