@@ -3,13 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,22 +31,7 @@ func TestCorrectionEndToEnd(t *testing.T) {
 
 	// The recipient: an ad platform that was sent the email, behind a signed webhook.
 	secret := []byte("ad-platform-shared-secret-0123456789abcdef")
-	var mu sync.Mutex
-	var notices []webhook.Call
-	vendor := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		if webhook.Verify(secret, r.Header.Get(webhook.SignatureHeader), body, time.Now()) != nil {
-			http.Error(w, "unsigned", http.StatusUnauthorized)
-			return
-		}
-		var c webhook.Call
-		json.Unmarshal(body, &c)
-		mu.Lock()
-		notices = append(notices, c)
-		mu.Unlock()
-		io.WriteString(w, `{"status":"done","items":1}`)
-	}))
-	defer vendor.Close()
+	vendorURL, notices := signedVendor(t, secret, http.StatusOK, `{"status":"done","items":1}`)
 
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "ad.secret"), secret, 0o600)
@@ -62,7 +44,7 @@ dsar:
       country: SG
       purposes: [marketing.advertising]
       categories: [user.contact.email]
-      webhook: {url: `+vendor.URL+`, secret_file: `+filepath.Join(dir, "ad.secret")+`}
+      webhook: {url: `+vendorURL+`, secret_file: `+filepath.Join(dir, "ad.secret")+`}
   stores:
     - name: crm
       type: postgres
@@ -129,12 +111,10 @@ dsar:
 	if others != 1 {
 		t.Error("another subject's row changed")
 	}
-	mu.Lock()
-	if len(notices) != 1 || notices[0].Op != webhook.OpNotify || notices[0].Notice.Event != "rectification" ||
-		notices[0].Notice.Patch["user.contact.email"] != newEmail || notices[0].Request != id {
-		t.Errorf("recipient notices: %+v", notices)
+	if got := notices(); len(got) != 1 || got[0].Op != webhook.OpNotify || got[0].Notice.Event != "rectification" ||
+		got[0].Notice.Patch["user.contact.email"] != newEmail || got[0].Request != id {
+		t.Errorf("recipient notices: %+v", got)
 	}
-	mu.Unlock()
 	b, _ := json.Marshal(r)
 	for _, want := range []string{`"by":"admin"`, `matches the address`, `"store":"recipient:ad-platform"`, `"approved"`} {
 		if !strings.Contains(string(b), want) {

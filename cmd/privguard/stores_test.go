@@ -3,10 +3,18 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/privguard/privguard/connector/webhook"
 )
 
 // pgTable connects to PostgreSQL, drops and recreates table with the statements given
@@ -61,4 +69,32 @@ func awaitCompleted(t *testing.T, url, tok, id string) map[string]any {
 	}
 	t.Fatalf("request did not complete: %v", r)
 	return nil
+}
+
+// signedVendor is a SaaS tool's privacy endpoint: it refuses calls not signed with secret,
+// keeps the calls it accepted, and answers each with status and body.
+func signedVendor(t *testing.T, secret []byte, status int, body string) (url string, calls func() []webhook.Call) {
+	t.Helper()
+	var mu sync.Mutex
+	var got []webhook.Call
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if webhook.Verify(secret, r.Header.Get(webhook.SignatureHeader), b, time.Now()) != nil {
+			http.Error(w, "unsigned", http.StatusUnauthorized)
+			return
+		}
+		var c webhook.Call
+		json.Unmarshal(b, &c)
+		mu.Lock()
+		got = append(got, c)
+		mu.Unlock()
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, func() []webhook.Call {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
 }

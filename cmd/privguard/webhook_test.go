@@ -3,13 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,22 +20,7 @@ import (
 func TestWebhookStoreEndToEnd(t *testing.T) {
 	// proves DSR-09: a SaaS store's erasure is tracked to its confirmation.
 	secret := []byte("email-vendor-shared-secret-0123456789ab")
-	var mu sync.Mutex
-	var calls []webhook.Call
-	vendor := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		if webhook.Verify(secret, r.Header.Get(webhook.SignatureHeader), body, time.Now()) != nil {
-			http.Error(w, "unsigned", http.StatusUnauthorized)
-			return
-		}
-		var c webhook.Call
-		json.Unmarshal(body, &c)
-		mu.Lock()
-		calls = append(calls, c)
-		mu.Unlock()
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	defer vendor.Close()
+	vendorURL, calls := signedVendor(t, secret, http.StatusAccepted, "")
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "vendor.secret"), secret, 0o600)
 	cfg := filepath.Join(dir, "privguard.yaml")
@@ -46,7 +28,7 @@ func TestWebhookStoreEndToEnd(t *testing.T) {
 data: `+dir+`
 dsar:
   stores:
-    - {name: email-vendor, type: webhook, webhook: {url: "`+vendor.URL+`", secret_file: "`+filepath.Join(dir, "vendor.secret")+`"}}
+    - {name: email-vendor, type: webhook, webhook: {url: "`+vendorURL+`", secret_file: "`+filepath.Join(dir, "vendor.secret")+`"}}
 `), 0o600)
 	url, tok, stop, _ := startServe(t, dir, "--config", cfg)
 	defer stop()
@@ -57,11 +39,9 @@ dsar:
 	}
 	var call webhook.Call
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && call.ID == ""; time.Sleep(100 * time.Millisecond) {
-		mu.Lock()
-		if len(calls) > 0 {
-			call = calls[0]
+		if got := calls(); len(got) > 0 {
+			call = got[0]
 		}
-		mu.Unlock()
 	}
 	if call.Op != webhook.OpErase || call.Subject != "cust-7" || call.Callback != "/v1/callbacks/email-vendor" {
 		t.Fatalf("the vendor got %+v", call)
