@@ -63,6 +63,17 @@ func (m *memStore) Erase(ctx context.Context, s privguard.SubjectID) (dsar.Erase
 	return dsar.Erased{Items: n}, nil
 }
 
+// openDB opens a bbolt file in dir, closed when the test ends.
+func openDB(t *testing.T, dir string) *boltstore.DB {
+	t.Helper()
+	db, err := boltstore.Open(filepath.Join(dir, "p.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 // newVault returns a vault over db with a fresh local master key in dir.
 func newVault(t *testing.T, dir string, db *boltstore.DB) *vault.Vault {
 	t.Helper()
@@ -157,11 +168,7 @@ func TestUnverifiedRequestsWaitAndObjectionsDoNot(t *testing.T) {
 	c := &clock{time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
 	crm := &memStore{name: "crm", data: map[privguard.SubjectID]int{"cust-1": 2}}
 	var applied []dsar.Type
-	db, err := boltstore.Open(filepath.Join(t.TempDir(), "p.db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDB(t, t.TempDir())
 	e, _ := dsar.New(dsar.Config{Store: db.DSAR(), Connectors: []dsar.Connector{crm}, Now: c.Now, Sealer: newVault(t, t.TempDir(), db),
 		OnSubjectFact: func(_ context.Context, r dsar.Request) error { applied = append(applied, r.Type); return nil }})
 	obj, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeObjection, Subject: "cust-1", Regime: privguard.RegimeGDPR})

@@ -3,7 +3,6 @@ package dsar_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/privguard/privguard"
-	"github.com/privguard/privguard/boltstore"
 	"github.com/privguard/privguard/dsar"
 )
 
@@ -247,11 +245,7 @@ func TestRetryDuringTheRoundKeepsTheRoundsResult(t *testing.T) {
 
 func TestLedgerFailureDoesNotReopenACancelledRequest(t *testing.T) {
 	c := &clock{time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)}
-	db, err := boltstore.Open(filepath.Join(t.TempDir(), "p.db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDB(t, t.TempDir())
 	entered, release := make(chan struct{}), make(chan struct{})
 	e, _ := dsar.New(dsar.Config{Store: db.DSAR(), Now: c.Now, OnSubjectFact: func(context.Context, dsar.Request) error {
 		close(entered)

@@ -3,13 +3,11 @@ package dsar_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/privguard/privguard"
-	"github.com/privguard/privguard/boltstore"
 	"github.com/privguard/privguard/dsar"
 )
 
@@ -37,11 +35,7 @@ func TestRecipientsAreToldAndDoNotHoldTheSubjectsRights(t *testing.T) {
 	// proves DSR-11: every recipient is told of erasure and restriction, and the telling is
 	// tracked per recipient; a recipient that is down delays neither the restriction (in
 	// the ledger at once) nor the shredding of the keys.
-	db, err := boltstore.Open(filepath.Join(t.TempDir(), "p.db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDB(t, t.TempDir())
 	now := time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)
 	sms, ads := &recipient{name: "sms"}, &recipient{name: "ads", down: true}
 	crm := &memStore{name: "crm", data: map[privguard.SubjectID]int{"cust-1": 2}}

@@ -376,11 +376,7 @@ func TestCancelledAccessDestroysParts(t *testing.T) {
 }
 
 func TestAccessRefusedWithoutSealer(t *testing.T) {
-	db, err := boltstore.Open(filepath.Join(t.TempDir(), "p.db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDB(t, t.TempDir())
 	e, _ := dsar.New(dsar.Config{Store: db.DSAR()})
 	if _, err := e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-1", Regime: privguard.RegimeGDPR}); !errors.Is(err, privguard.ErrUnavailable) {
 		t.Errorf("access without a sealer: %v; want ErrUnavailable (results are never stored in clear)", err)
@@ -408,11 +404,7 @@ func TestPackageSurvivesAFailedWrite(t *testing.T) {
 	// The package is built, then the request cannot be stored: the next round builds it
 	// again from the parts, which are only dropped once the request holding it is stored.
 	dir := t.TempDir()
-	db, err := boltstore.Open(filepath.Join(dir, "p.db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDB(t, dir)
 	store := &flakyPuts{DSARStore: db.DSAR()}
 	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 	e, err := dsar.New(dsar.Config{Store: store, Connectors: []dsar.Connector{&profileStore{name: "crm"}, &profileStore{name: "tags", fails: 1}},
@@ -506,11 +498,7 @@ func TestPortabilityTransferToTheNamedController(t *testing.T) {
 	// proves DSR-07: the portable copy goes straight to the controller the subject named,
 	// as the package's one download; if it cannot be delivered the subject gets the link.
 	dir := t.TempDir()
-	db, err := boltstore.Open(filepath.Join(dir, "p.db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDB(t, dir)
 	next := &newController{recipient: recipient{name: "next-shop"}, received: map[string][]byte{}}
 	plain := &recipient{name: "sms"}
 	links := &linkBox{tokens: map[string]string{}}
@@ -553,11 +541,7 @@ func TestPortabilityTransferToTheNamedController(t *testing.T) {
 
 func TestATransferAndACopyAreNotDuplicates(t *testing.T) {
 	dir := t.TempDir()
-	db, err := boltstore.Open(filepath.Join(dir, "p.db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDB(t, dir)
 	next := &newController{recipient: recipient{name: "next-shop"}, received: map[string][]byte{}}
 	e, _ := dsar.New(dsar.Config{Store: db.DSAR(), Sealer: newVault(t, dir, db), Recipients: []dsar.RecipientNotifier{next}})
 	move := dsar.Request{Type: dsar.TypePortability, Subject: "cust-1", Regime: privguard.RegimeGDPR, TransferTo: "next-shop"}
@@ -573,11 +557,7 @@ func TestDefaultsWhenNothingIsConfigured(t *testing.T) {
 	// Without a Disclose hook the answer still names the rights and the complaint route,
 	// in both languages, and says where to find the controller.
 	dir := t.TempDir()
-	db, err := boltstore.Open(filepath.Join(dir, "p.db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDB(t, dir)
 	e, _ := dsar.New(dsar.Config{Store: db.DSAR(), Connectors: []dsar.Connector{&profileStore{name: "crm"}}, Sealer: newVault(t, dir, db)})
 	r, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-1", Regime: privguard.RegimePIPL, Identity: &dsar.Identity{Method: "operator"}})
 	e.Step(ctx)
