@@ -198,12 +198,7 @@ func (e *Engine) sendLink(ctx context.Context, r Request, token string) {
 	}
 	if err := ln.SendLink(ctx, r.Subject, r.ID, token, r.Result.ExpiresAt); err != nil {
 		e.cfg.Logger.Warn("dsar: download link not sent", "request", r.ID, "err", describe("notifier", err))
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		if cur, err := e.get(ctx, r.ID); err == nil {
-			cur.event(e.cfg.Now().UTC(), "download link not sent", "")
-			_ = e.put(ctx, &cur) // best effort: the log line says it too
-		}
+		e.note(ctx, r.ID, "download link not sent", "")
 	}
 }
 
