@@ -100,8 +100,6 @@ type Engine struct {
 	active map[string]bool // ids of requests not yet final
 	// results maps the requests whose results still exist to when they must be destroyed.
 	results map[string]time.Time
-	// delivering holds the requests whose package is being handed over. Guarded by mu.
-	delivering map[string]bool
 }
 
 type openKey struct {
@@ -153,7 +151,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Engine{cfg: cfg, connectors: map[string]Connector{}, recipients: map[string]RecipientNotifier{}, delivering: map[string]bool{}}
+	e := &Engine{cfg: cfg, connectors: map[string]Connector{}, recipients: map[string]RecipientNotifier{}}
 	for _, rn := range cfg.Recipients {
 		name := recipientTask(rn.Name())
 		if _, dup := e.recipients[name]; dup {

@@ -60,6 +60,8 @@ type Result struct {
 	CreatedAt    time.Time `json:"created_at"`
 	ExpiresAt    time.Time `json:"expires_at"`
 	DownloadedAt time.Time `json:"downloaded_at,omitzero"`
+	// DeliveringUntil is set while the package is being handed over (see Download).
+	DeliveringUntil time.Time `json:"delivering_until,omitzero"`
 	// Purged reports that the package and its key are destroyed (downloaded or expired).
 	Purged bool `json:"purged,omitempty"`
 	// Token is the current download token, hashed; hidden from API views.
@@ -228,12 +230,18 @@ func (e *Engine) IssueLink(ctx context.Context, id string) (string, time.Time, e
 	return token, r.Result.ExpiresAt, nil
 }
 
+// DeliveryWindow is how long a download in progress keeps others away. A delivery cut
+// by a crash frees the package again after it: the copy is not lost.
+const DeliveryWindow = 15 * time.Minute
+
 // Download hands request id's package (a zip) to deliver, for the right token, once.
-// The package is marked downloaded durably before deliver runs, so a second caller gets
-// ErrResultGone meanwhile; if deliver fails (the client went away mid-way) the mark is
-// taken back and the package stays available; if it succeeds the package is destroyed (its
-// key shredded). An unknown request, one without a package and a wrong token all get
-// ErrBadDownloadToken, so that the route tells a caller without the token nothing.
+// Before deliver runs, the package is marked as being delivered, durably, so a second
+// caller gets ErrResultGone meanwhile (and, if privguard dies mid-way, until
+// DeliveryWindow has passed). If deliver fails (the client went away) the mark is taken
+// back and the package stays available; if it succeeds the package is marked downloaded
+// and destroyed (its key shredded). An unknown request, one without a package and a wrong
+// token all get ErrBadDownloadToken, so that the route tells a caller without the token
+// nothing.
 func (e *Engine) Download(ctx context.Context, id, token string, deliver func(zip []byte, res Result) error) (Result, error) {
 	e.mu.Lock()
 	r, err := e.get(ctx, id)
@@ -250,7 +258,7 @@ func (e *Engine) Download(ctx context.Context, id, token string, deliver func(zi
 	case res == nil || res.Token == nil || subtle.ConstantTimeCompare([]byte(res.Token.Hash), []byte(tokenHash(r.ID, token))) != 1:
 		e.mu.Unlock()
 		return Result{}, ErrBadDownloadToken
-	case res.gone(now) || e.delivering[r.ID]:
+	case res.gone(now) || now.Before(res.DeliveringUntil):
 		e.mu.Unlock()
 		return Result{}, ErrResultGone
 	}
@@ -261,16 +269,13 @@ func (e *Engine) Download(ctx context.Context, id, token string, deliver func(zi
 		}
 	}
 	if err == nil {
-		res.DownloadedAt = now
-		r.event(now, "result downloaded", "")
+		res.DeliveringUntil = now.Add(DeliveryWindow)
 		err = e.put(ctx, &r)
 	}
+	e.mu.Unlock()
 	if err != nil {
-		e.mu.Unlock()
 		return Result{}, err
 	}
-	e.delivering[r.ID] = true // the sweep leaves it alone until delivery ends
-	e.mu.Unlock()
 
 	derr := deliver(zip, *res)
 
@@ -278,20 +283,25 @@ func (e *Engine) Download(ctx context.Context, id, token string, deliver func(zi
 	ctx = context.WithoutCancel(ctx)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	delete(e.delivering, r.ID)
 	if cur, err := e.get(ctx, id); err == nil {
 		r = cur
 	} else {
 		e.cfg.Logger.Error("dsar: request not read again after a download", "request", r.ID, "err", describe("privguard", err))
 	}
 	now = e.cfg.Now().UTC()
+	r.Result.DeliveringUntil = time.Time{}
 	if derr != nil {
-		r.Result.DownloadedAt = time.Time{}
 		r.event(now, "download interrupted; the result stays available", "")
 		if err := e.put(ctx, &r); err != nil {
 			e.cfg.Logger.Error("dsar: interrupted download not taken back", "request", r.ID, "err", describe("privguard", err))
 		}
 		return Result{}, derr
+	}
+	r.Result.DownloadedAt = now
+	r.event(now, "result downloaded", "")
+	if err := e.put(ctx, &r); err != nil {
+		// Delivered but not recorded: the package is destroyed now all the same.
+		e.cfg.Logger.Error("dsar: download not recorded", "request", r.ID, "err", describe("privguard", err))
 	}
 	if err := e.purge(ctx, &r, now); err != nil {
 		// Marked downloaded: nobody can fetch it again; the sweep destroys it later.
@@ -336,10 +346,13 @@ func (e *Engine) purgeDone(ctx context.Context) {
 	}
 	now := e.cfg.Now().UTC()
 	for id, expires := range e.results {
-		if now.Before(expires) || e.delivering[id] {
+		if now.Before(expires) {
 			continue
 		}
 		r, err := e.get(ctx, id)
+		if err == nil && r.Result != nil && now.Before(r.Result.DeliveringUntil) {
+			continue // being handed over: its download decides
+		}
 		if err == nil {
 			err = e.purge(ctx, &r, now)
 		}

@@ -594,3 +594,46 @@ func unzipFiles(t *testing.T, b []byte) map[string]*zip.File {
 	}
 	return out
 }
+
+func TestDownloadCutByACrashFreesThePackageLater(t *testing.T) {
+	// privguard dies while handing a package over: after a restart the package is busy for
+	// DeliveryWindow, then available again (the copy is not lost), and still only once.
+	dir := t.TempDir()
+	db := openDB(t, dir)
+	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	vlt := newVault(t, dir, db)
+	cfg := dsar.Config{Store: db.DSAR(), Connectors: []dsar.Connector{&profileStore{name: "crm"}}, Sealer: vlt, Now: clock}
+	first, _ := dsar.New(cfg)
+	r, _ := first.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-1", Regime: privguard.RegimeGDPR, Identity: &dsar.Identity{Method: "operator"}})
+	first.Step(ctx)
+	tok, _, err := first.IssueLink(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inDelivery, dead, over := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(over)
+		first.Download(ctx, r.ID, tok, func([]byte, dsar.Result) error {
+			close(inDelivery)
+			<-dead // the process is gone: this delivery never ends while the test looks
+			return errors.New("process killed")
+		})
+	}()
+	<-inDelivery
+	restarted, _ := dsar.New(cfg) // a new process on the same store
+	if _, _, err := fetch(restarted, r.ID, tok); !errors.Is(err, dsar.ErrResultGone) {
+		t.Errorf("during the cut delivery's window: %v; want ErrResultGone", err)
+	}
+	restarted.Step(ctx) // the sweep must not destroy it either
+	now = now.Add(dsar.DeliveryWindow + time.Second)
+	zb, _, err := fetch(restarted, r.ID, tok)
+	if err != nil || len(zb) == 0 {
+		t.Fatalf("after the window: %v; want the package", err)
+	}
+	if _, _, err := fetch(restarted, r.ID, tok); !errors.Is(err, dsar.ErrResultGone) {
+		t.Errorf("a second download: %v; want ErrResultGone", err)
+	}
+	close(dead)
+	<-over
+}
