@@ -38,11 +38,11 @@ func connectors(ctx context.Context, stores []config.Store, log *slog.Logger) (o
 		switch s.Type {
 		case "postgres", "mysql":
 			var c dsar.Connector
+			tables := make([]dsar.TableMap, len(s.Tables))
+			for i, t := range s.Tables {
+				tables[i] = dsar.TableMap{Table: t.Table, SubjectColumn: t.SubjectColumn, Columns: categories(t.Columns), Erase: dsar.EraseMode(t.Erase)}
+			}
 			if s.Type == "postgres" {
-				tables := make([]postgres.Table, len(s.Tables))
-				for i, t := range s.Tables {
-					tables[i] = postgres.Table{Table: t.Table, SubjectColumn: t.SubjectColumn, Columns: categories(t.Columns), Erase: dsar.EraseMode(t.Erase)}
-				}
 				pc, err := postgres.New(ctx, postgres.Config{Name: s.Name, DSN: s.DSN, Tables: tables})
 				if err != nil {
 					close()
@@ -50,10 +50,6 @@ func connectors(ctx context.Context, stores []config.Store, log *slog.Logger) (o
 				}
 				closers, c = append(closers, pc.Close), pc
 			} else {
-				tables := make([]mysql.Table, len(s.Tables))
-				for i, t := range s.Tables {
-					tables[i] = mysql.Table{Table: t.Table, SubjectColumn: t.SubjectColumn, Columns: categories(t.Columns), Erase: dsar.EraseMode(t.Erase)}
-				}
 				mc, err := mysql.New(ctx, mysql.Config{Name: s.Name, DSN: s.DSN, Tables: tables, Logger: log})
 				if err != nil {
 					close()

@@ -17,8 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
-	"slices"
 	"strings"
 
 	gomysql "github.com/go-sql-driver/mysql" // the database/sql driver
@@ -28,12 +26,7 @@ import (
 )
 
 // Table is one table of the data map.
-type Table struct {
-	Table         string // may be database-qualified: "crm.user_tags"
-	SubjectColumn string
-	Columns       map[string]privguard.DataCategory
-	Erase         dsar.EraseMode
-}
+type Table = dsar.TableMap
 
 // Config configures [New].
 type Config struct {
@@ -56,21 +49,6 @@ var (
 	_ dsar.Rectifier = (*Connector)(nil)
 )
 
-var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
-
-func validIdent(name string) bool {
-	parts := strings.Split(name, ".")
-	if len(parts) > 2 {
-		return false
-	}
-	for _, p := range parts {
-		if !identRE.MatchString(p) {
-			return false
-		}
-	}
-	return true
-}
-
 func quote(name string) string {
 	parts := strings.Split(name, ".")
 	for i, p := range parts {
@@ -85,18 +63,8 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 		return nil, errors.New("mysql: Config.Name is empty")
 	}
 	for _, t := range cfg.Tables {
-		if !validIdent(t.Table) || !validIdent(t.SubjectColumn) || strings.Contains(t.SubjectColumn, ".") {
-			return nil, fmt.Errorf("mysql %s: table %q or subject column %q is not a plain identifier", cfg.Name, t.Table, t.SubjectColumn)
-		}
-		for c := range t.Columns {
-			if !validIdent(c) || strings.Contains(c, ".") {
-				return nil, fmt.Errorf("mysql %s: column %q of %s is not a plain identifier", cfg.Name, c, t.Table)
-			}
-		}
-		switch t.Erase {
-		case dsar.EraseDelete, dsar.EraseMask, dsar.EraseNull:
-		default:
-			return nil, fmt.Errorf("mysql %s: table %s: erase %q: want delete, mask or null", cfg.Name, t.Table, t.Erase)
+		if err := t.Check(64); err != nil {
+			return nil, fmt.Errorf("mysql %s: %w", cfg.Name, err)
 		}
 	}
 	if cfg.Logger != nil {
@@ -153,37 +121,17 @@ func (c *Connector) Close() error { return c.db.Close() }
 func (c *Connector) Name() string { return c.name }
 
 // Categories implements dsar.CategoryLister: the categories of the data map's columns.
-func (c *Connector) Categories() []privguard.DataCategory {
-	var out []privguard.DataCategory
-	for _, t := range c.tables {
-		for _, cat := range t.Columns {
-			if !slices.Contains(out, cat) {
-				out = append(out, cat)
-			}
-		}
-	}
-	slices.Sort(out)
-	return out
-}
+func (c *Connector) Categories() []privguard.DataCategory { return dsar.MapCategories(c.tables) }
 
 func (c *Connector) fail(op string, err error) error {
 	return &dsar.ConnectorError{Connector: c.name, Op: op, Err: fmt.Errorf("%w: %w", err, privguard.ErrUnavailable)}
-}
-
-func columnsOf(t Table) []string {
-	cols := make([]string, 0, len(t.Columns))
-	for col := range t.Columns {
-		cols = append(cols, col)
-	}
-	slices.Sort(cols)
-	return cols
 }
 
 // Export implements dsar.Connector.
 func (c *Connector) Export(ctx context.Context, subject privguard.SubjectID) (dsar.Export, error) {
 	out := dsar.Export{Store: c.name}
 	for _, t := range c.tables {
-		cols := columnsOf(t)
+		cols := t.SortedColumns()
 		sel := []string{quote(t.SubjectColumn)}
 		for _, col := range cols {
 			sel = append(sel, quote(col))
@@ -249,7 +197,7 @@ func (c *Connector) Erase(ctx context.Context, subject privguard.SubjectID) (dsa
 				q, args = fmt.Sprintf("DELETE FROM %s WHERE %s = ?", quote(t.Table), quote(t.SubjectColumn)), []any{string(subject)}
 			case dsar.EraseMask, dsar.EraseNull:
 				var set, changed []string
-				for _, col := range columnsOf(t) {
+				for _, col := range t.SortedColumns() {
 					if t.Erase == dsar.EraseNull {
 						set = append(set, quote(col)+" = NULL")
 						changed = append(changed, quote(col)+" IS NOT NULL")
@@ -264,7 +212,7 @@ func (c *Connector) Erase(ctx context.Context, subject privguard.SubjectID) (dsa
 				}
 				args = append(args, string(subject))
 				if t.Erase == dsar.EraseMask {
-					for range columnsOf(t) {
+					for range t.SortedColumns() {
 						args = append(args, dsar.MaskValue)
 					}
 				}
@@ -305,7 +253,7 @@ func (c *Connector) Correct(ctx context.Context, subject privguard.SubjectID, pa
 		for _, t := range c.tables {
 			var set []string
 			var args []any
-			for _, col := range columnsOf(t) {
+			for _, col := range t.SortedColumns() {
 				if v, ok := patch[t.Columns[col]]; ok {
 					set = append(set, quote(col)+" = ?")
 					args = append(args, v)

@@ -7,8 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -19,12 +17,7 @@ import (
 )
 
 // Table is one table of the data map.
-type Table struct {
-	Table         string                            // may be schema-qualified: "crm.customers"
-	SubjectColumn string                            // the column holding the subject id
-	Columns       map[string]privguard.DataCategory // personal columns and their categories
-	Erase         dsar.EraseMode
-}
+type Table = dsar.TableMap
 
 // Config configures [New].
 type Config struct {
@@ -45,22 +38,6 @@ var (
 	_ dsar.Rectifier = (*Connector)(nil)
 )
 
-var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
-
-// validIdent reports whether name is a plain (optionally schema-qualified) identifier.
-func validIdent(name string) bool {
-	parts := strings.Split(name, ".")
-	if len(parts) > 2 {
-		return false
-	}
-	for _, p := range parts {
-		if !identRE.MatchString(p) {
-			return false
-		}
-	}
-	return true
-}
-
 func quote(name string) string { return pgx.Identifier(strings.Split(name, ".")).Sanitize() }
 
 // New connects to the database. Malformed table or column names in the data map are an
@@ -70,18 +47,8 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 		return nil, errors.New("postgres: Config.Name is empty")
 	}
 	for _, t := range cfg.Tables {
-		if !validIdent(t.Table) || !validIdent(t.SubjectColumn) {
-			return nil, fmt.Errorf("postgres %s: table %q or subject column %q is not a plain identifier", cfg.Name, t.Table, t.SubjectColumn)
-		}
-		for c := range t.Columns {
-			if !validIdent(c) || strings.Contains(c, ".") {
-				return nil, fmt.Errorf("postgres %s: column %q of %s is not a plain identifier", cfg.Name, c, t.Table)
-			}
-		}
-		switch t.Erase {
-		case dsar.EraseDelete, dsar.EraseMask, dsar.EraseNull:
-		default:
-			return nil, fmt.Errorf("postgres %s: table %s: erase %q: want delete, mask or null", cfg.Name, t.Table, t.Erase)
+		if err := t.Check(63); err != nil {
+			return nil, fmt.Errorf("postgres %s: %w", cfg.Name, err)
 		}
 	}
 	pool, err := pgxpool.New(ctx, cfg.DSN)
@@ -98,37 +65,17 @@ func (c *Connector) Close() { c.pool.Close() }
 func (c *Connector) Name() string { return c.name }
 
 // Categories implements dsar.CategoryLister: the categories of the data map's columns.
-func (c *Connector) Categories() []privguard.DataCategory {
-	var out []privguard.DataCategory
-	for _, t := range c.tables {
-		for _, cat := range t.Columns {
-			if !slices.Contains(out, cat) {
-				out = append(out, cat)
-			}
-		}
-	}
-	slices.Sort(out)
-	return out
-}
+func (c *Connector) Categories() []privguard.DataCategory { return dsar.MapCategories(c.tables) }
 
 func (c *Connector) fail(op string, err error) error {
 	return &dsar.ConnectorError{Connector: c.name, Op: op, Err: fmt.Errorf("%w: %w", err, privguard.ErrUnavailable)}
-}
-
-func columnsOf(t Table) []string {
-	cols := make([]string, 0, len(t.Columns))
-	for col := range t.Columns {
-		cols = append(cols, col)
-	}
-	slices.Sort(cols)
-	return cols
 }
 
 // Export implements dsar.Connector: exactly the subject's rows, every column of the data map.
 func (c *Connector) Export(ctx context.Context, subject privguard.SubjectID) (dsar.Export, error) {
 	out := dsar.Export{Store: c.name}
 	for _, t := range c.tables {
-		cols := columnsOf(t)
+		cols := t.SortedColumns()
 		sel := []string{quote(t.SubjectColumn)}
 		for _, col := range cols {
 			sel = append(sel, quote(col))
@@ -172,7 +119,7 @@ func (c *Connector) Erase(ctx context.Context, subject privguard.SubjectID) (dsa
 				q = fmt.Sprintf("DELETE FROM %s WHERE %s = $1", quote(t.Table), quote(t.SubjectColumn))
 			case dsar.EraseMask, dsar.EraseNull:
 				var set []string
-				for _, col := range columnsOf(t) {
+				for _, col := range t.SortedColumns() {
 					if t.Erase == dsar.EraseNull {
 						set = append(set, quote(col)+" = NULL")
 					} else {
@@ -185,7 +132,7 @@ func (c *Connector) Erase(ctx context.Context, subject privguard.SubjectID) (dsa
 				}
 				// Only rows not already erased count, so a repeated erasure changes nothing.
 				var changed []string
-				for _, col := range columnsOf(t) {
+				for _, col := range t.SortedColumns() {
 					if t.Erase == dsar.EraseNull {
 						changed = append(changed, quote(col)+" IS NOT NULL")
 					} else {
@@ -228,7 +175,7 @@ func (c *Connector) Correct(ctx context.Context, subject privguard.SubjectID, pa
 		for _, t := range c.tables {
 			args := []any{string(subject)}
 			var set []string
-			for _, col := range columnsOf(t) {
+			for _, col := range t.SortedColumns() {
 				if v, ok := patch[t.Columns[col]]; ok {
 					args = append(args, v)
 					set = append(set, fmt.Sprintf("%s = $%d", quote(col), len(args)))

@@ -1,0 +1,72 @@
+package dsar
+
+import (
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/privguard/privguard"
+)
+
+// TableMap is one SQL table of the data map: where a subject's rows are, which columns
+// hold personal data (with their categories), and how they are erased. The SQL connectors
+// share it; names from it are checked ([TableMap.Check]) and quoted, never interpolated
+// unchecked.
+type TableMap struct {
+	Table         string                            // may be qualified by a schema or database: "crm.customers"
+	SubjectColumn string                            // the column holding the subject id
+	Columns       map[string]privguard.DataCategory // personal columns and their categories
+	Erase         EraseMode
+}
+
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// plainIdent reports whether name is a plain identifier of at most maxLen bytes, qualified
+// by at most one schema if qualified is set.
+func plainIdent(name string, maxLen int, qualified bool) bool {
+	parts := strings.Split(name, ".")
+	if len(parts) > 2 || (len(parts) == 2 && !qualified) {
+		return false
+	}
+	for _, p := range parts {
+		if len(p) > maxLen || !identRE.MatchString(p) {
+			return false
+		}
+	}
+	return true
+}
+
+// Check reports a table, subject column or column name that is not a plain identifier of
+// at most maxLen bytes (the database's limit: PostgreSQL 63, MySQL 64), or an unknown
+// erase mode. Only the table may be qualified ("crm.customers").
+func (t TableMap) Check(maxLen int) error {
+	if !plainIdent(t.Table, maxLen, true) || !plainIdent(t.SubjectColumn, maxLen, false) {
+		return fmt.Errorf("table %q or subject column %q is not a plain identifier", t.Table, t.SubjectColumn)
+	}
+	for c := range t.Columns {
+		if !plainIdent(c, maxLen, false) {
+			return fmt.Errorf("column %q of %s is not a plain identifier", c, t.Table)
+		}
+	}
+	switch t.Erase {
+	case EraseDelete, EraseMask, EraseNull:
+		return nil
+	}
+	return fmt.Errorf("table %s: erase %q: want delete, mask or null", t.Table, t.Erase)
+}
+
+// SortedColumns returns the mapped columns in name order (queries are built from them).
+func (t TableMap) SortedColumns() []string { return slices.Sorted(maps.Keys(t.Columns)) }
+
+// MapCategories returns the categories of the tables' columns, sorted, each once: what a
+// SQL store holds ([CategoryLister]).
+func MapCategories(tables []TableMap) []privguard.DataCategory {
+	var out []privguard.DataCategory
+	for _, t := range tables {
+		out = append(out, slices.Collect(maps.Values(t.Columns))...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
