@@ -375,6 +375,17 @@ func (e *Engine) start(r *Request) {
 func (e *Engine) Verify(ctx context.Context, id string, identity Identity) (Request, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	r, err := e.awaitingVerification(ctx, id)
+	if err != nil {
+		return Request{}, err
+	}
+	e.verified(&r, &identity, e.cfg.Now().UTC())
+	return r, e.put(ctx, &r)
+}
+
+// awaitingVerification returns request id if it is awaiting verification, and a conflict
+// otherwise. e.mu must be held.
+func (e *Engine) awaitingVerification(ctx context.Context, id string) (Request, error) {
 	r, err := e.get(ctx, id)
 	if err != nil {
 		return Request{}, err
@@ -382,8 +393,7 @@ func (e *Engine) Verify(ctx context.Context, id string, identity Identity) (Requ
 	if r.State != StateAwaitingVerify {
 		return Request{}, fmt.Errorf("dsar: request is %s, not awaiting verification: %w", r.State, privguard.ErrConflict)
 	}
-	e.verified(&r, &identity, e.cfg.Now().UTC())
-	return r, e.put(ctx, &r)
+	return r, nil
 }
 
 // Get returns a request, or an error wrapping privguard.ErrNotFound.
@@ -421,7 +431,7 @@ func (e *Engine) put(ctx context.Context, r *Request) error {
 	return nil
 }
 
-// List returns every stored request.
+// List returns every stored request, oldest first.
 func (e *Engine) List(ctx context.Context) ([]Request, error) {
 	var out []Request
 	err := e.cfg.Store.EachRequest(ctx, func(b []byte) error {
@@ -432,7 +442,7 @@ func (e *Engine) List(ctx context.Context) ([]Request, error) {
 		out = append(out, r)
 		return nil
 	})
-	slices.SortFunc(out, func(a, b Request) int { return a.ReceivedAt.Compare(b.ReceivedAt) })
+	slices.SortFunc(out, func(a, b Request) int { return strings.Compare(a.ID, b.ID) }) // ids are time-ordered (UUIDv7)
 	return out, err
 }
 
@@ -507,17 +517,9 @@ func (e *Engine) Page(ctx context.Context, f Filter, now time.Time) ([]Request, 
 		if rs, ok := e.cfg.Store.(RangeStore); ok {
 			err = rs.EachRequestAfter(ctx, f.After, decode)
 		} else {
-			// No order from the store: read all, sort, then page.
+			// No order from the store: read all (in id order), then page.
 			var all []Request
-			err = e.cfg.Store.EachRequest(ctx, func(b []byte) error {
-				var r Request
-				if err := json.Unmarshal(b, &r); err != nil {
-					return err
-				}
-				all = append(all, r)
-				return nil
-			})
-			slices.SortFunc(all, func(a, b Request) int { return strings.Compare(a.ID, b.ID) })
+			all, err = e.List(ctx)
 			for _, r := range all {
 				if err == nil {
 					if verr := visit(r); errors.Is(verr, ErrStop) {

@@ -152,12 +152,9 @@ func codeHash(requestID, code string) string {
 func (e *Engine) SendCode(ctx context.Context, id string, n Notifier) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	r, err := e.get(ctx, id)
+	r, err := e.awaitingVerification(ctx, id)
 	if err != nil {
 		return err
-	}
-	if r.State != StateAwaitingVerify {
-		return fmt.Errorf("dsar: request is %s, not awaiting verification: %w", r.State, privguard.ErrConflict)
 	}
 	x, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
 	if err != nil {
@@ -177,12 +174,9 @@ func (e *Engine) SendCode(ctx context.Context, id string, n Notifier) error {
 func (e *Engine) VerifyCode(ctx context.Context, id, code string) (Request, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	r, err := e.get(ctx, id)
+	r, err := e.awaitingVerification(ctx, id)
 	if err != nil {
 		return Request{}, err
-	}
-	if r.State != StateAwaitingVerify {
-		return Request{}, fmt.Errorf("dsar: request is %s, not awaiting verification: %w", r.State, privguard.ErrConflict)
 	}
 	c := r.Challenge
 	now := e.cfg.Now().UTC()
