@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/internal/jsonpath"
 )
 
 // obligedFields returns the response paths to drop and to mask under d.
@@ -138,66 +139,30 @@ type fieldOp struct {
 	mask func(any) any
 }
 
-// rewrite returns doc with ops applied, descending through objects and, element by element,
-// arrays. Each object or array on the way is decoded once, whatever the number of ops; every
-// other value is copied as it is.
+// rewrite returns doc with ops applied (the slow path of rewriteFast: escaped keys,
+// unusual layouts), through the shared path walker.
 func rewrite(doc json.RawMessage, ops []fieldOp) (json.RawMessage, error) {
-	switch firstByte(doc) {
-	case '{':
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(doc, &obj); err != nil {
-			return nil, err
+	paths := make([]string, len(ops))
+	drop, masks := map[string]bool{}, map[string]func(any) any{}
+	for i, op := range ops {
+		p := strings.Join(op.path, ".")
+		paths[i] = p
+		if op.mask == nil {
+			drop[p] = true
+		} else if masks[p] == nil {
+			masks[p] = op.mask
 		}
-		changed := false
-		deeper := map[string][]fieldOp{}
-		for _, op := range ops {
-			v, ok := obj[op.path[0]]
-			switch {
-			case !ok:
-			case len(op.path) > 1:
-				deeper[op.path[0]] = append(deeper[op.path[0]], fieldOp{path: op.path[1:], mask: op.mask})
-			case op.mask == nil:
-				delete(obj, op.path[0])
-				changed = true
-			default:
-				var x any
-				if err := json.Unmarshal(v, &x); err != nil {
-					return nil, err
-				}
-				mv, err := json.Marshal(op.mask(x))
-				if err != nil {
-					return nil, err
-				}
-				obj[op.path[0]] = mv
-				changed = true
-			}
-		}
-		for k, sub := range deeper {
-			nv, err := rewrite(obj[k], sub)
-			if err != nil {
-				return nil, err
-			}
-			obj[k], changed = nv, true
-		}
-		if !changed {
-			return doc, nil
-		}
-		return json.Marshal(obj)
-	case '[':
-		var arr []json.RawMessage
-		if err := json.Unmarshal(doc, &arr); err != nil {
-			return nil, err
-		}
-		for i := range arr {
-			nv, err := rewrite(arr[i], ops)
-			if err != nil {
-				return nil, err
-			}
-			arr[i] = nv
-		}
-		return json.Marshal(arr)
 	}
-	return doc, nil
+	return jsonpath.Rewrite(doc, paths, func(path string, val json.RawMessage) (json.RawMessage, error) {
+		if drop[path] {
+			return nil, nil
+		}
+		var x any
+		if err := json.Unmarshal(val, &x); err != nil {
+			return nil, err
+		}
+		return json.Marshal(masks[path](x))
+	})
 }
 
 func firstByte(b []byte) byte {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/internal/jsonpath"
 )
 
 // SealedPrefix starts the JSON string a sealed field value is replaced with.
@@ -61,78 +62,11 @@ func isSealed(val json.RawMessage) bool {
 	return len(val) > len(SealedPrefix)+2 && val[0] == '"' && bytes.HasPrefix(val[1:], []byte(SealedPrefix))
 }
 
-// walkJSON applies fn to the value at every path of doc and returns the document. Each
-// object or array on the paths is decoded once, whatever the number of paths; values off
-// the paths are copied as they are.
-func (v *Vault) walkJSON(doc []byte, paths []string, fn func(path string, val json.RawMessage) (json.RawMessage, error)) ([]byte, error) {
-	ops := make([]pathOp, len(paths))
-	for i, p := range paths {
-		ops[i] = pathOp{full: p, rest: strings.Split(p, ".")}
-	}
-	out, err := walkOps(doc, ops, fn)
+// walkJSON applies fn to the value at every path of doc and returns the document.
+func (v *Vault) walkJSON(doc []byte, paths []string, fn jsonpath.Func) ([]byte, error) {
+	out, err := jsonpath.Rewrite(doc, paths, fn)
 	if err != nil {
 		return nil, fmt.Errorf("vault: fields: %w", err)
 	}
 	return out, nil
-}
-
-type pathOp struct {
-	full string   // the whole path: the associated data
-	rest []string // what is left of it below this level
-}
-
-func walkOps(doc json.RawMessage, ops []pathOp, fn func(string, json.RawMessage) (json.RawMessage, error)) (json.RawMessage, error) {
-	d := bytes.TrimSpace(doc)
-	if len(d) == 0 {
-		return doc, nil
-	}
-	switch d[0] {
-	case '{':
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(d, &obj); err != nil {
-			return nil, err
-		}
-		changed := false
-		deeper := map[string][]pathOp{}
-		for _, op := range ops {
-			val, ok := obj[op.rest[0]]
-			if !ok {
-				continue
-			}
-			if len(op.rest) > 1 {
-				deeper[op.rest[0]] = append(deeper[op.rest[0]], pathOp{full: op.full, rest: op.rest[1:]})
-				continue
-			}
-			nv, err := fn(op.full, val)
-			if err != nil {
-				return nil, err
-			}
-			obj[op.rest[0]], changed = nv, true
-		}
-		for k, sub := range deeper {
-			nv, err := walkOps(obj[k], sub, fn)
-			if err != nil {
-				return nil, err
-			}
-			obj[k], changed = nv, true
-		}
-		if !changed {
-			return doc, nil
-		}
-		return json.Marshal(obj)
-	case '[':
-		var arr []json.RawMessage
-		if err := json.Unmarshal(d, &arr); err != nil {
-			return nil, err
-		}
-		for i := range arr {
-			nv, err := walkOps(arr[i], ops, fn)
-			if err != nil {
-				return nil, err
-			}
-			arr[i] = nv
-		}
-		return json.Marshal(arr)
-	}
-	return doc, nil
 }
