@@ -25,10 +25,8 @@ import (
 func TestAccessEndToEnd(t *testing.T) {
 	// proves DSR-06: data copy plus purposes, categories, recipients, retention, source,
 	// consent history, rights and complaint route. proves PUR-05: tags and segments are exported.
-	pgDSN, myDSN, redisAddr := os.Getenv("PRIVGUARD_TEST_POSTGRES_DSN"), os.Getenv("PRIVGUARD_TEST_MYSQL_DSN"), os.Getenv("PRIVGUARD_TEST_REDIS_ADDR")
-	if pgDSN == "" || myDSN == "" || redisAddr == "" {
-		t.Skip("PRIVGUARD_TEST_POSTGRES_DSN, PRIVGUARD_TEST_MYSQL_DSN and PRIVGUARD_TEST_REDIS_ADDR are not set (CI sets them; see .ci/run)")
-	}
+	env := needServices(t, "POSTGRES_DSN", "MYSQL_DSN", "REDIS_ADDR")
+	pgDSN, myDSN, redisAddr := env[0], env[1], env[2]
 	ctx := context.Background()
 	pgTable(t, pgDSN, "acc_customers", `CREATE TABLE acc_customers (customer_id text, email text, city text)`,
 		`INSERT INTO acc_customers VALUES ('acc-1','li.lei@example.com','上海'), ('acc-2','han@example.com','北京')`)

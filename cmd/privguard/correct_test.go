@@ -19,10 +19,8 @@ import (
 func TestCorrectionEndToEnd(t *testing.T) {
 	// proves DSR-08: after approval every store holds the new value, the recipient gets the
 	// notice, the audit trail names the approver. proves DSR-11: the recipient is notified.
-	pgDSN, myDSN := os.Getenv("PRIVGUARD_TEST_POSTGRES_DSN"), os.Getenv("PRIVGUARD_TEST_MYSQL_DSN")
-	if pgDSN == "" || myDSN == "" {
-		t.Skip("PRIVGUARD_TEST_POSTGRES_DSN and PRIVGUARD_TEST_MYSQL_DSN are not set (CI sets them; see .ci/run)")
-	}
+	env := needServices(t, "POSTGRES_DSN", "MYSQL_DSN")
+	pgDSN, myDSN := env[0], env[1]
 	ctx := context.Background()
 	pg := pgTable(t, pgDSN, "cor_customers", `CREATE TABLE cor_customers (customer_id text, email text, city text)`,
 		`INSERT INTO cor_customers VALUES ('cor-1','old@example.com','上海'), ('cor-2','other@example.com','北京')`)

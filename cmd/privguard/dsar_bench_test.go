@@ -36,10 +36,8 @@ type benchStores struct {
 
 func openBenchStores(b *testing.B) *benchStores {
 	b.Helper()
-	pgDSN, myDSN, rdAddr := os.Getenv("PRIVGUARD_TEST_POSTGRES_DSN"), os.Getenv("PRIVGUARD_TEST_MYSQL_DSN"), os.Getenv("PRIVGUARD_TEST_REDIS_ADDR")
-	if pgDSN == "" || myDSN == "" || rdAddr == "" {
-		b.Skip("PRIVGUARD_TEST_POSTGRES_DSN, PRIVGUARD_TEST_MYSQL_DSN and PRIVGUARD_TEST_REDIS_ADDR are not set (see .ci/run)")
-	}
+	env := needServices(b, "POSTGRES_DSN", "MYSQL_DSN", "REDIS_ADDR")
+	pgDSN, myDSN, rdAddr := env[0], env[1], env[2]
 	ctx := context.Background()
 	s := &benchStores{}
 	var err error

@@ -18,10 +18,8 @@ import (
 // PostgreSQL rows, Redis keys and segment membership, the vault key, the consent ledger.
 func TestDeletionEndToEnd(t *testing.T) {
 	// proves DSR-09, SEC-06, CON-09: every store erased, the vault key shredded, the ledger records it.
-	pgDSN, redisAddr := os.Getenv("PRIVGUARD_TEST_POSTGRES_DSN"), os.Getenv("PRIVGUARD_TEST_REDIS_ADDR")
-	if pgDSN == "" || redisAddr == "" {
-		t.Skip("PRIVGUARD_TEST_POSTGRES_DSN and PRIVGUARD_TEST_REDIS_ADDR are not set (CI sets them; see .ci/run)")
-	}
+	env := needServices(t, "POSTGRES_DSN", "REDIS_ADDR")
+	pgDSN, redisAddr := env[0], env[1]
 	ctx := context.Background()
 	pg, err := pgx.Connect(ctx, pgDSN)
 	if err != nil {

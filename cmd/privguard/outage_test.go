@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -123,10 +122,8 @@ type outageStores struct {
 
 func newOutageStores(t *testing.T, behind string) *outageStores {
 	t.Helper()
-	pgDSN, myDSN, rdAddr := os.Getenv("PRIVGUARD_TEST_POSTGRES_DSN"), os.Getenv("PRIVGUARD_TEST_MYSQL_DSN"), os.Getenv("PRIVGUARD_TEST_REDIS_ADDR")
-	if pgDSN == "" || myDSN == "" || rdAddr == "" {
-		t.Skip("PRIVGUARD_TEST_POSTGRES_DSN, PRIVGUARD_TEST_MYSQL_DSN and PRIVGUARD_TEST_REDIS_ADDR are not set (CI sets them; see .ci/run)")
-	}
+	env := needServices(t, "POSTGRES_DSN", "MYSQL_DSN", "REDIS_ADDR")
+	pgDSN, myDSN, rdAddr := env[0], env[1], env[2]
 	ctx := context.Background()
 	s := &outageStores{}
 	var err error

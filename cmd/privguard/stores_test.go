@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -97,4 +98,17 @@ func signedVendor(t *testing.T, secret []byte, status int, body string) (url str
 		defer mu.Unlock()
 		return slices.Clone(got)
 	}
+}
+
+// needServices returns the values of the PRIVGUARD_TEST_* variables named (POSTGRES_DSN,
+// MYSQL_DSN, REDIS_ADDR), and skips the test when one is unset (.ci/run sets them all).
+func needServices(tb testing.TB, names ...string) []string {
+	tb.Helper()
+	out := make([]string, len(names))
+	for i, n := range names {
+		if out[i] = os.Getenv("PRIVGUARD_TEST_" + n); out[i] == "" {
+			tb.Skipf("PRIVGUARD_TEST_%s is not set (CI sets it; see .ci/run)", n)
+		}
+	}
+	return out
 }
