@@ -1,6 +1,8 @@
 // Package jsonpath rewrites the values at dotted paths ("address.city") of a JSON
 // document: the middleware drops and masks response fields with it, the vault seals and
-// opens them. Standard library only, so that the middleware stays light.
+// opens them. It also checks that the keys privguard enforces can be read one way only
+// (CheckPaths, CheckDuplicates): no duplicates, no spellings a case-insensitive decoder would
+// take for them. Standard library only, so that the middleware stays light.
 package jsonpath
 
 import (
