@@ -16,8 +16,8 @@ func TestFoldMatchesEncodingJSON(t *testing.T) {
 		same bool
 	}{
 		{"recipients", true}, {"RECIPIENTS", true}, {"Recipients", true},
-		{"recipientſ", true},  // U+017F LATIN SMALL LETTER LONG S folds to s
-		{"Kustomer", false},   // another word
+		{"recipientſ", true}, // U+017F LATIN SMALL LETTER LONG S folds to s
+		{"Kustomer", false},  // another word
 		{"recipients ", false}, {"recipient", false}, {"recipients\u0000", false},
 	} {
 		var v struct {
