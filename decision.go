@@ -102,6 +102,9 @@ const (
 	ReasonFrequencyExceeded        Reason = "frequency.exceeded"
 	ReasonLegalBasisMissing        Reason = "legal_basis.missing"
 	ReasonPIARequired              Reason = "pia.required"
+	// ReasonRouteNotConfigured: the request matched no route, so it declared no purpose
+	// (PUR-01); the sidecar denies it by default.
+	ReasonRouteNotConfigured Reason = "route.not_configured"
 )
 
 // ObligationKind says what an [Obligation] asks the enforcement point to do.

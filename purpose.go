@@ -49,6 +49,23 @@ func (p Purpose) Parent() Purpose {
 	return ""
 }
 
+// ChannelOf returns the outreach channel a purpose names, the one frequency limits count:
+// "sms" for marketing.communications.sms and the purposes below it, and so for email, push
+// and wechat; "" for any other purpose.
+func ChannelOf(p Purpose) string {
+	const prefix = "marketing.communications."
+	rest, ok := strings.CutPrefix(string(p), prefix)
+	if !ok {
+		return ""
+	}
+	ch, _, _ := strings.Cut(rest, ".")
+	switch ch {
+	case "sms", "email", "push", "wechat":
+		return ch
+	}
+	return ""
+}
+
 // Within reports whether p is ancestor itself or one of its descendants.
 func (p Purpose) Within(ancestor Purpose) bool {
 	if len(p) == len(ancestor) {

@@ -18,7 +18,8 @@ const (
 	DefaultBatchTimeout    = 10 * time.Second
 	DefaultMaxBody         = 1 << 20
 	DefaultMaxResponse     = 8 << 20
-	// PurposeHeader lets a caller choose among a route's allowed purposes.
+	// PurposeHeader lets a caller choose among a route's allowed purposes; on the way to
+	// the handler it carries the purpose the request was allowed for.
 	PurposeHeader = "X-Privguard-Purpose"
 )
 
@@ -78,6 +79,10 @@ func (l Locator) set() int {
 type Route struct {
 	// Match is a net/http ServeMux pattern, such as "GET /api/profiles/{id}".
 	Match string
+	// Pass declares that the route handles no personal data (health checks, static
+	// assets): its requests reach the handler without a decision, only stripped of
+	// privguard's headers. A pass route has no purpose, subject, fields or encryption.
+	Pass bool
 	// Purpose is the route's purpose; the default when Purposes lets callers choose.
 	Purpose privguard.Purpose
 	// Purposes, if set, are the purposes a caller may declare with X-Privguard-Purpose.
@@ -91,7 +96,9 @@ type Route struct {
 	// Subjects locates a batch of subjects (a campaign's recipients) in a JSON body field;
 	// the handler sees only those that may be contacted.
 	Subjects Locator
-	// Channel is the outreach channel, for frequency limits.
+	// Channel is the outreach channel, for frequency limits. If empty, it is derived from
+	// the purpose: marketing.communications.sms (or a purpose below it) is "sms", and so
+	// for email, push and wechat.
 	Channel string
 	// Recipient names the handler the route provides data to (third-party sharing,
 	// cross-border transfer): consent must be separate consent for that recipient.
@@ -127,8 +134,17 @@ type Config struct {
 	// Contacts, if set, counts contacts per subject and channel on routes with a Channel, for
 	// the policy's frequency limits.
 	Contacts ContactCounter
-	// DenyUnmatched denies requests no route matches; by default they pass untouched.
+	// DenyUnmatched denies (403, recorded) requests no route matches. By default they reach
+	// the handler unenforced, stripped of privguard's headers: right when the middleware
+	// wraps only handlers whose every route is in the table, wrong in front of a whole
+	// service (the sidecar denies by default).
 	DenyUnmatched bool
+	// StrictPaths refuses (400) requests a more lenient router than net/http's could send
+	// somewhere else: encoded slashes, dot segments, empty segments, matrix parameters,
+	// double-encoded escapes, method overrides, malformed query strings, and paths that
+	// differ from a route only by case or a trailing slash; and (405) an enforced path
+	// under a method no route has. The sidecar turns it on by default.
+	StrictPaths bool
 	// Logger receives errors (never personal data). If nil, nothing is logged.
 	Logger *slog.Logger
 }
@@ -152,6 +168,13 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("%s: Match is empty or repeated", at))
 		}
 		seen[r.Match] = true
+		if r.Pass {
+			if r.Purpose != "" || len(r.Purposes) > 0 || r.Subject.set()+r.Subjects.set() > 0 || len(r.Fields) > 0 ||
+				len(r.Encrypt) > 0 || r.Channel != "" || r.Recipient != "" || r.Role != "" {
+				errs = append(errs, fmt.Errorf("%s: a Pass route has no purpose, subject, fields, encryption, channel, recipient or role", at))
+			}
+			continue
+		}
 		if r.Purpose == "" && len(r.Purposes) == 0 {
 			errs = append(errs, fmt.Errorf("%s: no Purpose", at))
 		}

@@ -9,10 +9,13 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/internal/jsonpath"
 )
 
 // Problem type slugs (after privguard.ProblemTypePrefix).
@@ -26,13 +29,15 @@ const (
 	TypeBodyTooLarge       = "body-too-large"
 	TypeUnmatched          = "route-not-configured"
 	TypeResponseUnreadable = "response-not-minimisable"
-)
-
-// Response headers.
-const (
-	DecisionHeader        = "X-Privguard-Decision"
-	NonPersonalisedHeader = "X-Privguard-Non-Personalised"
-	RemovedHeader         = "X-Privguard-Removed"
+	// TypeAmbiguous: the request could be read two ways (a key or locator repeated or
+	// spelled another way), so what privguard checks might not be what the handler uses.
+	TypeAmbiguous = "ambiguous-request"
+	// TypeUnsupportedMediaType: a body privguard must inspect (to seal fields) but cannot.
+	TypeUnsupportedMediaType = "unsupported-media-type"
+	// TypePathNotCanonical: a path another router could read as a different route.
+	TypePathNotCanonical = "path-not-canonical"
+	// TypeMethodNotConfigured: an enforced path under a method no route has.
+	TypeMethodNotConfigured = "method-not-configured"
 )
 
 // New returns the enforcing middleware for cfg. A malformed configuration is an error that
@@ -44,33 +49,95 @@ func New(cfg Config) (func(http.Handler) http.Handler, error) {
 	if err := checkPatterns(cfg.Routes); err != nil {
 		return nil, err
 	}
+	var canon *canonical
+	if cfg.StrictPaths {
+		var err error
+		if canon, err = newCanonical(cfg.Routes); err != nil {
+			return nil, err
+		}
+	}
 	return func(next http.Handler) http.Handler {
-		mux := http.NewServeMux()
+		e := &enforcer{mux: http.NewServeMux(), cfg: &cfg, canon: canon, next: next}
+		catchAll := false
 		for i := range cfg.Routes {
-			rt := &route{Route: cfg.Routes[i], cfg: &cfg, next: next}
+			rt := &route{Route: cfg.Routes[i], cfg: &cfg, canon: canon, next: next}
 			rt.categories = fieldCategories(rt.Fields)
 			rt.encrypt = encryptPaths(rt.Route)
-			mux.Handle(rt.Match, rt)
+			rt.minimises = len(rt.Fields) > 0 || len(rt.encrypt) > 0
+			e.mux.Handle(rt.Match, rt)
+			catchAll = catchAll || rt.Match == "/"
 		}
-		mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if cfg.DenyUnmatched {
-				privguard.NewProblem(http.StatusForbidden, TypeUnmatched, "Route not configured",
-					"this route is not in privguard's route table").Write(w)
-				return
-			}
-			next.ServeHTTP(w, r)
-		}))
-		return mux
+		if !catchAll {
+			e.mux.Handle("/", http.HandlerFunc(e.unmatched))
+		}
+		return e
 	}, nil
+}
+
+// enforcer is the middleware: strict path checks, then the route table.
+type enforcer struct {
+	mux   *http.ServeMux
+	cfg   *Config
+	canon *canonical
+	next  http.Handler
+}
+
+func (e *enforcer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if e.cfg.StrictPaths {
+		if p := strictPath(r); p != nil {
+			p.Write(w)
+			return
+		}
+	}
+	e.mux.ServeHTTP(w, r)
+}
+
+// unmatched serves a request no route matches: denied (and recorded) with DenyUnmatched,
+// else passed on without privguard's headers.
+func (e *enforcer) unmatched(w http.ResponseWriter, r *http.Request) {
+	if e.canon != nil {
+		if p := e.canon.check(r, "", false); p != nil {
+			p.Write(w)
+			return
+		}
+	}
+	if e.cfg.DenyUnmatched {
+		d := privguard.Decision{Effect: privguard.Deny, Reasons: []privguard.Reason{privguard.ReasonRouteNotConfigured}}
+		if e.cfg.Recorder != nil {
+			e.cfg.Recorder.Record(UnmatchedRoute, &privguard.Input{Regime: e.cfg.Regime}, &d)
+		}
+		prob := privguard.NewProblem(http.StatusForbidden, TypeUnmatched, "Route not configured",
+			"this route is not in privguard's route table, so no purpose is declared for it")
+		prob.Reasons = d.Reasons
+		prob.Write(w)
+		return
+	}
+	e.next.ServeHTTP(w, stripped(r))
+}
+
+// UnmatchedRoute is the route name Recorder gets for a request no route matched.
+const UnmatchedRoute = "(unmatched)"
+
+// stripped returns r without privguard's headers (r itself if it has none).
+func stripped(r *http.Request) *http.Request {
+	h := withoutOwnHeaders(r.Header)
+	if len(h) == len(r.Header) {
+		return r
+	}
+	r2 := r.WithContext(r.Context())
+	r2.Header = h
+	return r2
 }
 
 // route enforces one configured route.
 type route struct {
 	Route
 	cfg        *Config
+	canon      *canonical // nil unless StrictPaths
 	next       http.Handler
 	categories []privguard.DataCategory
 	encrypt    []string // response and request paths sealed by the vault
+	minimises  bool     // the response may be rewritten (fields to drop or mask, or to open)
 }
 
 // encryptPaths resolves a route's Encrypt entries (paths or categories of Fields) to paths.
@@ -93,13 +160,27 @@ func encryptPaths(r Route) []string {
 }
 
 func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if rt.canon != nil {
+		if p := rt.canon.check(r, rt.Match, rt.Pass); p != nil {
+			p.Write(w)
+			return
+		}
+	}
+	if rt.Pass {
+		rt.next.ServeHTTP(w, stripped(r))
+		return
+	}
+	if p := rt.checkRequest(r); p != nil {
+		p.Write(w)
+		return
+	}
 	purpose, p := rt.purpose(r)
 	if p != nil {
 		p.Write(w)
 		return
 	}
 	in := privguard.Input{Purpose: purpose, Categories: rt.categories, Regime: rt.cfg.Regime,
-		Channel: rt.Channel, Recipient: rt.Recipient, Role: rt.Role, GPC: r.Header.Get("Sec-GPC") == "1"}
+		Channel: rt.channel(purpose), Recipient: rt.Recipient, Role: rt.Role, GPC: r.Header.Get("Sec-GPC") == "1"}
 	if rt.Subjects.JSON != "" {
 		ctx, cancel := context.WithTimeout(r.Context(), rt.cfg.BatchTimeout)
 		defer cancel()
@@ -112,6 +193,15 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p != nil {
 		p.Write(w)
 		return
+	}
+	var sealed []byte
+	if len(rt.encrypt) > 0 {
+		// Checked before the decision, so that a body privguard cannot seal is refused
+		// without counting a contact; sealed after it.
+		if sealed, p = rt.sealable(w, r); p != nil {
+			p.Write(w)
+			return
+		}
 	}
 	in.Subject = subject
 	rt.countContacts(&in)
@@ -129,14 +219,14 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		prob.Write(w)
 		return
 	}
-	r = r.WithContext(withDecision(r.Context(), d))
-	rt.addContact(subject)
+	r = rt.forward(r, purpose, d)
+	rt.addContact(in.Channel, subject)
 	if has(d, privguard.ObligeNonPersonalised) {
 		w.Header().Set(NonPersonalisedHeader, "1")
 	}
 	var open func([]byte) ([]byte, error)
 	if len(rt.encrypt) > 0 {
-		if p := rt.sealRequest(r.Context(), w, r, subject); p != nil {
+		if p := rt.seal(r.Context(), r, subject, sealed); p != nil {
 			p.Write(w)
 			return
 		}
@@ -154,21 +244,111 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	mw.finish(open, drop, mask, rt.cfg)
 }
 
-// sealRequest seals the route's Encrypt fields of a JSON request body before the handler
-// (and whatever it stores) sees them.
-func (rt *route) sealRequest(ctx context.Context, w http.ResponseWriter, r *http.Request, subject privguard.SubjectID) *privguard.Problem {
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		return nil
+// forward returns the request the handler gets: with the decision in its context, and
+// privguard's headers (the decision's, none of the client's). On a route whose response
+// may be rewritten, the request also loses what would make the response unreadable or
+// partial: Accept-Encoding (privguard rewrites only identity-encoded JSON), and Range and
+// If-Range (a byte range of a JSON document can itself be valid JSON that no field path
+// reaches).
+func (rt *route) forward(r *http.Request, purpose privguard.Purpose, d privguard.Decision) *http.Request {
+	r2 := r.WithContext(withDecision(r.Context(), d))
+	r2.Header = decisionHeaders(r.Header, purpose, d)
+	if rt.minimises {
+		for _, h := range []string{"Accept-Encoding", "Range", "If-Range"} {
+			delete(r2.Header, h)
+		}
 	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		return nil
+	return r2
+}
+
+// checkRequest refuses what a route cannot enforce whatever the decision: a Connection
+// header that would have a proxy drop a header privguard checked or set, a protocol upgrade
+// on a route whose response is rewritten (the upgraded stream bypasses the rewrite), and a
+// query string servers split differently.
+func (rt *route) checkRequest(r *http.Request) *privguard.Problem {
+	if p := checkConnection(r.Header); p != nil {
+		return p
+	}
+	if rt.minimises && r.Header.Get("Upgrade") != "" {
+		return privguard.NewProblem(http.StatusBadRequest, TypeAmbiguous, "Upgrade not allowed",
+			"the responses of this route are minimised; a protocol upgrade would bypass that")
+	}
+	if r.URL.RawQuery != "" {
+		if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+			return ambiguous("the query string is malformed (a semicolon or a bad escape), so servers split it differently")
+		}
+	}
+	return nil
+}
+
+// channel is the route's outreach channel: its own, or the one its purpose names.
+func (rt *route) channel(p privguard.Purpose) string {
+	if rt.Channel != "" {
+		return rt.Channel
+	}
+	return privguard.ChannelOf(p)
+}
+
+// sealable reads and checks the body of a route that seals fields: privguard must seal
+// whatever body the handler could parse as JSON, so every non-empty body must be JSON it can
+// read (any media type: handlers often decode without looking at it), one way only (no
+// duplicate or variant spelling of a sealed key), not compressed and in UTF-8; anything else
+// is refused (415), never forwarded. A query parameter named like a sealed field is refused
+// too: frameworks that merge query and body parameters would store it unsealed. It returns
+// the body, nil if there is none.
+func (rt *route) sealable(w http.ResponseWriter, r *http.Request) ([]byte, *privguard.Problem) {
+	for k := range r.URL.Query() {
+		for _, path := range rt.encrypt {
+			root, _, _ := strings.Cut(path, ".")
+			if jsonpath.Fold(paramRoot(k)) == jsonpath.Fold(root) {
+				return nil, ambiguous("the query string names a sealed field; send it in the JSON body")
+			}
+		}
+	}
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return nil, nil
+	}
+	ct, p := oneHeader(r.Header, "Content-Type")
+	if p != nil {
+		return nil, p
+	}
+	enc, p := oneHeader(r.Header, "Content-Encoding")
+	if p != nil {
+		return nil, p
+	}
+	if enc != "" && !strings.EqualFold(enc, "identity") {
+		return nil, unsupported("privguard cannot seal fields in a compressed body; send it uncompressed")
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if ct != "" && err != nil {
+		return nil, unsupported("the Content-Type cannot be parsed")
+	}
+	if cs := params["charset"]; cs != "" && !strings.EqualFold(cs, "utf-8") {
+		return nil, unsupported("a JSON body must be UTF-8")
 	}
 	body, p := readBody(w, r, rt.cfg.MaxBody)
 	if p != nil {
-		return p
+		return nil, p
 	}
-	if !json.Valid(body) {
-		return malformed("the body is not valid JSON")
+	if len(body) == 0 {
+		return nil, nil
+	}
+	switch err := jsonpath.CheckPaths(body, rt.encrypt); {
+	case errors.Is(err, jsonpath.ErrNotJSON) && jsonMediaType(mt):
+		return nil, malformed("the body is not valid JSON")
+	case errors.Is(err, jsonpath.ErrNotJSON):
+		return nil, unsupported("this route seals fields of JSON bodies; privguard cannot inspect this body, so it is not passed on")
+	case err != nil:
+		return nil, ambiguousKey(err)
+	}
+	return body, nil
+}
+
+// seal seals the route's Encrypt fields of body (from sealable) into r's body before the
+// handler (and whatever it stores) sees them.
+func (rt *route) seal(ctx context.Context, r *http.Request, subject privguard.SubjectID, body []byte) *privguard.Problem {
+	if body == nil {
+		return nil
 	}
 	sealed, err := rt.cfg.Crypter.SealJSON(ctx, subject, body, rt.encrypt)
 	if err != nil {
@@ -182,6 +362,35 @@ func (rt *route) sealRequest(ctx context.Context, w http.ResponseWriter, r *http
 	return nil
 }
 
+// paramRoot is the field a query parameter sets in frameworks that nest parameters
+// ("profile[phone]" and "profile.phone" set profile).
+func paramRoot(k string) string {
+	if i := strings.IndexAny(k, "[."); i >= 0 {
+		return k[:i]
+	}
+	return k
+}
+
+func jsonMediaType(mt string) bool {
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+func unsupported(detail string) *privguard.Problem {
+	return privguard.NewProblem(http.StatusUnsupportedMediaType, TypeUnsupportedMediaType, "Unsupported body", detail)
+}
+
+// ambiguousKey is the problem for a jsonpath.KeyError: it names the configured key, never a
+// value.
+func ambiguousKey(err error) *privguard.Problem {
+	var ke *jsonpath.KeyError
+	if !errors.As(err, &ke) {
+		return ambiguous("the body could be read two ways")
+	}
+	p := ambiguous(ke.Path + " appears more than once or under another spelling (case, Unicode folding); send it once, spelled as configured")
+	p.Field = ke.Path
+	return p
+}
+
 // decide fills the facts into in and asks the decider.
 func (rt *route) decide(ctx context.Context, in *privguard.Input) (privguard.Decision, error) {
 	if err := rt.cfg.Facts.Facts(ctx, in); err != nil {
@@ -193,17 +402,17 @@ func (rt *route) decide(ctx context.Context, in *privguard.Input) (privguard.Dec
 	return rt.cfg.Decider.Decide(ctx, *in)
 }
 
-// countContacts reads the subject's contacts on the route's channel into in.
+// countContacts reads the subject's contacts on the request's channel into in.
 func (rt *route) countContacts(in *privguard.Input) {
-	if rt.cfg.Contacts != nil && rt.Channel != "" {
-		in.Facts.Contacts = rt.cfg.Contacts.Contacts(in.Subject, rt.Channel)
+	if rt.cfg.Contacts != nil && in.Channel != "" {
+		in.Facts.Contacts = rt.cfg.Contacts.Contacts(in.Subject, in.Channel)
 	}
 }
 
-// addContact records that the request reaches subject on the route's channel.
-func (rt *route) addContact(subject privguard.SubjectID) {
-	if rt.cfg.Contacts != nil && rt.Channel != "" {
-		rt.cfg.Contacts.AddContact(subject, rt.Channel)
+// addContact records that the request reaches subject on channel.
+func (rt *route) addContact(channel string, subject privguard.SubjectID) {
+	if rt.cfg.Contacts != nil && channel != "" {
+		rt.cfg.Contacts.AddContact(subject, channel)
 	}
 }
 
@@ -238,20 +447,40 @@ func (rt *route) purpose(r *http.Request) (privguard.Purpose, *privguard.Problem
 	return p, nil
 }
 
-// subject finds the single subject of the request.
+// subject finds the single subject of the request. A locator that could be read two ways
+// (a repeated query parameter or header, a second spelling of its name, a JSON key repeated
+// or spelled another way, or also given in the query string) is refused: the handler might
+// act on another value than the one privguard checked.
 func (rt *route) subject(w http.ResponseWriter, r *http.Request) (privguard.SubjectID, *privguard.Problem) {
 	var s string
 	switch l := rt.Subject; {
 	case l.Path != "":
 		s = r.PathValue(l.Path)
 	case l.Header != "":
-		s = r.Header.Get(l.Header)
+		v, p := oneHeader(r.Header, l.Header)
+		if p != nil {
+			return "", p
+		}
+		s = v
 	case l.Query != "":
-		s = r.URL.Query().Get(l.Query)
+		v, p := oneParam(r.URL.Query(), l.Query)
+		if p != nil {
+			return "", p
+		}
+		s = v
 	case l.JSON != "":
+		if p := notInQuery(r, l.JSON); p != nil {
+			return "", p
+		}
 		body, p := readBody(w, r, rt.cfg.MaxBody)
 		if p != nil {
 			return "", p
+		}
+		switch err := jsonpath.CheckMember(body, l.JSON); {
+		case errors.Is(err, jsonpath.ErrNotJSON):
+			return "", malformed("the body must be a JSON object")
+		case err != nil:
+			return "", ambiguousKey(err)
 		}
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal(body, &m); err != nil {
@@ -275,15 +504,63 @@ func (rt *route) subject(w http.ResponseWriter, r *http.Request) (privguard.Subj
 	return subject, nil
 }
 
+// oneParam returns the one value of query parameter name, or a problem if it is repeated
+// or another parameter's name folds to it (ASP.NET and others match names
+// case-insensitively).
+func oneParam(q url.Values, name string) (string, *privguard.Problem) {
+	want := jsonpath.Fold(name)
+	var vals []string
+	variant := false
+	for k, vs := range q {
+		if k == name || jsonpath.Fold(k) == want {
+			vals = append(vals, vs...)
+			variant = variant || k != name
+		}
+	}
+	switch {
+	case len(vals) > 1:
+		return "", ambiguous("the query parameter " + name + " is given more than once or under two spellings")
+	case variant:
+		return "", ambiguous("the query parameter " + name + " is spelled another way")
+	case len(vals) == 0:
+		return "", nil
+	}
+	return vals[0], nil
+}
+
+// notInQuery refuses a request whose query string also names a JSON body locator:
+// frameworks that merge query and body parameters (Rails, PHP's $_REQUEST) could take that
+// one.
+func notInQuery(r *http.Request, key string) *privguard.Problem {
+	if r.URL.RawQuery == "" {
+		return nil
+	}
+	want := jsonpath.Fold(key)
+	for k := range r.URL.Query() {
+		if jsonpath.Fold(paramRoot(k)) == want {
+			return ambiguous(key + " is given in the query string as well as the body")
+		}
+	}
+	return nil
+}
+
 // serveBatch filters the subjects of a JSON body field down to those that may be contacted.
 func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.Request, in privguard.Input) {
+	if p := notInQuery(r, rt.Subjects.JSON); p != nil {
+		p.Write(w)
+		return
+	}
 	body, p := readBody(w, r, rt.cfg.MaxBody)
 	if p != nil {
 		p.Write(w)
 		return
 	}
-	if !json.Valid(body) {
+	switch err := jsonpath.CheckMember(body, rt.Subjects.JSON); {
+	case errors.Is(err, jsonpath.ErrNotJSON):
 		malformed("the body is not valid JSON").Write(w)
+		return
+	case err != nil:
+		ambiguousKey(err).Write(w)
 		return
 	}
 	vs, ve, isObject, found := member(body, rt.Subjects.JSON)
@@ -341,9 +618,9 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 			all[i] = facts{one.Consent, one.Facts}
 		}
 	}
-	if rt.cfg.Contacts != nil && rt.Channel != "" {
+	if rt.cfg.Contacts != nil && in.Channel != "" {
 		for i, s := range valid {
-			all[i].f.Contacts = rt.cfg.Contacts.Contacts(s, rt.Channel)
+			all[i].f.Contacts = rt.cfg.Contacts.Contacts(s, in.Channel)
 		}
 	}
 	// Batches have few distinct sets of facts: a short list searched in order beats a map
@@ -385,7 +662,7 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 		if d.Allowed() {
 			kept = append(kept, s)
 			keepAt[pos[i]] = true
-			rt.addContact(s)
+			rt.addContact(in.Channel, s)
 		}
 	}
 	removed := len(subjects) - len(kept)
@@ -414,7 +691,8 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 	if removed > 0 {
 		batch.Obligations = []privguard.Obligation{{Kind: privguard.ObligeDropSubjects, Remaining: removed}}
 	}
-	r2 := r.WithContext(withDecision(r.Context(), batch))
+	r2 := rt.forward(r, in.Purpose, batch)
+	r2.Header[RemovedHeader] = []string{strconv.Itoa(removed)}
 	r2.Body = io.NopCloser(bytes.NewReader(body))
 	r2.ContentLength = int64(len(body))
 	r2.Header.Set("Content-Length", strconv.Itoa(len(body)))

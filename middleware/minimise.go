@@ -1,11 +1,14 @@
 package middleware
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"mime"
+	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -36,24 +39,33 @@ func obligedFields(fields map[string]privguard.DataCategory, d privguard.Decisio
 }
 
 // minimiser buffers a JSON response so that fields can be dropped or masked before it
-// leaves. It keeps the handler's status and headers until finish.
+// leaves. Nothing reaches the client before finish decides: flushes are absorbed (a
+// streaming handler, or httputil.ReverseProxy streaming an upstream, would otherwise send
+// the status and headers of a response that then cannot be minimised), hijacking is
+// refused, informational (1xx) responses are dropped, and headers added after the status
+// (trailers) are not sent.
 type minimiser struct {
 	http.ResponseWriter
 	status   int
+	header   http.Header // the handler's headers when it sent the status
 	buf      bytes.Buffer
 	limit    int
 	overflow bool
 }
 
 func (m *minimiser) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		return // an Early Hints or Continue answer would send headers before finish
+	}
 	if m.status == 0 {
 		m.status = code
+		m.header = m.ResponseWriter.Header().Clone()
 	}
 }
 
 func (m *minimiser) Write(b []byte) (int, error) {
 	if m.status == 0 {
-		m.status = http.StatusOK
+		m.WriteHeader(http.StatusOK)
 	}
 	if m.buf.Len()+len(b) > m.limit {
 		m.overflow = true
@@ -62,8 +74,39 @@ func (m *minimiser) Write(b []byte) (int, error) {
 	return m.buf.Write(b)
 }
 
-// Unwrap lets http.ResponseController reach the real writer.
+// Flush and FlushError absorb flushes: the body is sent by finish.
+func (m *minimiser) Flush() {}
+
+// FlushError is what http.ResponseController calls; it finds it before Unwrap.
+func (m *minimiser) FlushError() error { return nil }
+
+// Hijack refuses: a hijacked connection would bypass the rewrite.
+func (m *minimiser) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return nil, nil, http.ErrNotSupported
+}
+
+// Unwrap lets http.ResponseController reach the real writer (deadlines).
 func (m *minimiser) Unwrap() http.ResponseWriter { return m.ResponseWriter }
+
+// restoreHeader puts back the headers the handler had when it sent the status: whatever
+// it set after (trailer values, which httputil.ReverseProxy copies from the upstream after
+// the body) and the Trailer announcement itself are not sent, since they were not
+// minimised.
+func (m *minimiser) restoreHeader() {
+	h := m.ResponseWriter.Header()
+	if m.header != nil {
+		for k := range h {
+			if _, ok := m.header[k]; !ok {
+				delete(h, k)
+			}
+		}
+	}
+	for k := range h {
+		if k == "Trailer" || strings.HasPrefix(k, http.TrailerPrefix) {
+			delete(h, k)
+		}
+	}
+}
 
 // finish minimises the buffered body and sends it. A body that cannot be minimised (not
 // JSON, too large, malformed) is never passed on.
@@ -71,6 +114,7 @@ func (m *minimiser) finish(open func([]byte) ([]byte, error), drop, mask []strin
 	if m.status == 0 {
 		m.status = http.StatusOK
 	}
+	m.restoreHeader()
 	w := m.ResponseWriter
 	if m.buf.Len() == 0 && !m.overflow {
 		w.WriteHeader(m.status)
@@ -99,8 +143,14 @@ func (m *minimiser) finish(open func([]byte) ([]byte, error), drop, mask []strin
 		return
 	}
 	doc := bytes.TrimSpace(m.buf.Bytes())
-	if !json.Valid(doc) {
+	switch err := jsonpath.CheckPaths(doc, append(slices.Clone(drop), mask...)); {
+	case errors.Is(err, jsonpath.ErrNotJSON):
 		fail("response is malformed JSON")
+		return
+	case err != nil:
+		// A client that reads keys case-insensitively could read the variant privguard
+		// did not drop.
+		fail("response names a minimised field twice or in another spelling")
 		return
 	}
 	if open != nil {

@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/privguard/privguard"
@@ -27,7 +28,7 @@ func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, engi
 	}
 	routes := make([]middleware.Route, len(cfg.Routes))
 	for i, r := range cfg.Routes {
-		mr := middleware.Route{Match: r.Match, Purpose: privguard.Purpose(r.Purpose), Channel: r.Channel,
+		mr := middleware.Route{Match: r.Match, Pass: r.Pass, Purpose: privguard.Purpose(r.Purpose), Channel: r.Channel,
 			Recipient: r.Recipient, Role: r.Role, Encrypt: r.Encrypt,
 			Subject:  middleware.Locator{Path: r.Subject.Path, Header: r.Subject.Header, Query: r.Subject.Query, JSON: r.Subject.JSON},
 			Subjects: middleware.Locator{Path: r.Subjects.Path, Header: r.Subjects.Header, Query: r.Subjects.Query, JSON: r.Subjects.JSON}}
@@ -51,7 +52,8 @@ func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, engi
 		windows[ch] = w
 	}
 	protect, err := middleware.New(middleware.Config{Routes: routes, Decider: engine, Facts: ledger,
-		Regime: privguard.Regime(cfg.Regime), Recorder: recorder, Contacts: middleware.NewContacts(windows, nil), Crypter: crypter, Logger: log})
+		Regime: privguard.Regime(cfg.Regime), Recorder: recorder, Contacts: middleware.NewContacts(windows, nil), Crypter: crypter, Logger: log,
+		DenyUnmatched: cfg.Unmatched != "pass", StrictPaths: cfg.Paths != "exact"})
 	if err != nil {
 		return nil, fmt.Errorf("config: routes: %w", err)
 	}
@@ -72,6 +74,14 @@ func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, engi
 				r.Out.Header["X-Forwarded-For"] = xff
 			}
 			r.SetXForwarded()
+			// The middleware removed every X-Privguard-* header the client sent and set the
+			// decision's. The proxy has since dropped the headers the client's Connection
+			// header named; privguard's own are put back, so no client can remove them.
+			for k, v := range r.In.Header {
+				if strings.HasPrefix(k, middleware.HeaderPrefix) {
+					r.Out.Header[k] = v
+				}
+			}
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			log.Warn("upstream unavailable", "err", err)

@@ -31,14 +31,10 @@ func TestSidecarEnforcesRoutes(t *testing.T) {
 		}
 	}))
 	defer upstream.Close()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "privguard.yaml")
-	os.WriteFile(cfg, []byte(`listen: 127.0.0.1:0
-admin_listen: 127.0.0.1:0
-upstream: `+upstream.URL+`
-data_dir: `+dir+`
-regime: pipl
+	sc := startSidecar(t, upstream.URL, `regime: pipl
 routes:
+  - {match: "GET /health", pass: true}
+  - {match: "GET /xff", pass: true}
   - match: "GET /api/profiles/{id}"
     purpose: personalize.recommendation
     subject: {path: id}
@@ -46,35 +42,8 @@ routes:
   - match: "POST /api/campaigns/{id}/send"
     purpose: marketing.communications.sms
     subjects: {json: recipients}
-`), 0o600)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--config", cfg}, os.Getenv, pw, io.Discard)
-		pw.Close()
-	}()
-	var proxy, admin string
-	sc := bufio.NewScanner(pr)
-	for (proxy == "" || admin == "") && sc.Scan() {
-		line := sc.Text()
-		if i := strings.Index(line, "http://"); i >= 0 {
-			u := strings.Fields(line[i:])[0]
-			if strings.Contains(line, "sidecar") {
-				proxy = u
-			} else {
-				admin = u
-			}
-		}
-	}
-	go io.Copy(io.Discard, pr)
-	if proxy == "" || admin == "" {
-		cancel()
-		t.Fatal("serve did not print both addresses")
-	}
-	token, _ := os.ReadFile(filepath.Join(dir, "admin.token"))
-	tok := strings.TrimSpace(string(token))
+`)
+	proxy, admin, tok, dir := sc.proxy, sc.admin, sc.token, sc.dir
 	adminPost := func(path, body string) {
 		req, _ := http.NewRequest("POST", admin+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+tok)
@@ -101,7 +70,10 @@ routes:
 		t.Errorf("profile without consent through the sidecar = %d; want 403", code)
 	}
 	if code, body := get("GET", "/health", ""); code != http.StatusOK || !strings.Contains(body, "ok") {
-		t.Errorf("unrouted path = %d %s; want it passed through", code, body)
+		t.Errorf("pass route = %d %s; want it passed through", code, body)
+	}
+	if code, _ := get("GET", "/export", ""); code != http.StatusForbidden {
+		t.Errorf("undeclared path = %d; want 403", code)
 	}
 	// An untrusted client's X-Forwarded-For is not passed on.
 	xreq, _ := http.NewRequest("GET", proxy+"/xff", nil)
@@ -153,14 +125,8 @@ routes:
 	if !restricted {
 		t.Error("the profile is still served after a restriction request")
 	}
-	cancel()
-	select {
-	case c := <-done:
-		if c != 0 {
-			t.Errorf("serve exited %d", c)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not stop")
+	if c := sc.stop(); c != 0 {
+		t.Errorf("serve exited %d", c)
 	}
 	// proves AUD-02: every decision is in the chained decision log, under a pseudonym.
 	raw, err := os.ReadFile(filepath.Join(dir, "decisions.log"))

@@ -43,6 +43,15 @@ type File struct {
 	Regime string `yaml:"regime" validate:"omitempty,oneof=pipl gdpr"`
 	// Routes map the upstream's endpoints to purposes, subjects and data categories.
 	Routes []Route `yaml:"routes" validate:"dive"`
+	// Unmatched is what the sidecar does with a request no route matches: deny (the
+	// default: 403, recorded in the decision log) or pass (sent to the upstream
+	// unenforced, which is safe only if every path that carries personal data is a route).
+	Unmatched string `yaml:"unmatched" validate:"omitempty,oneof=deny pass"`
+	// Paths is how the sidecar treats paths another router could read differently: strict
+	// (the default) refuses encoded slashes, dot segments, matrix parameters, method
+	// overrides and case or trailing-slash variants of routes; exact matches routes as
+	// net/http does and nothing more (for an upstream that routes exactly the same way).
+	Paths string `yaml:"paths" validate:"omitempty,oneof=strict exact"`
 	// TrustedProxies are the CIDRs whose X-Forwarded-For the sidecar passes on; from any
 	// other client it is dropped and replaced by the client's own address.
 	TrustedProxies []string `yaml:"trusted_proxies" validate:"dive,cidr"`
@@ -153,8 +162,11 @@ type Frequency struct {
 
 // Route is one route of the sidecar's route table (see middleware.Route).
 type Route struct {
-	Match     string            `yaml:"match" validate:"required,max=300"`
-	Purpose   string            `yaml:"purpose" validate:"required_without=Purposes,omitempty,max=100"`
+	Match string `yaml:"match" validate:"required,max=300"`
+	// Pass declares a route that handles no personal data (health checks, assets): its
+	// requests reach the upstream without a decision. It takes no other key.
+	Pass      bool              `yaml:"pass"`
+	Purpose   string            `yaml:"purpose" validate:"required_without_all=Purposes Pass,omitempty,max=100"`
 	Purposes  []string          `yaml:"purposes" validate:"dive,max=100"`
 	Subject   Locator           `yaml:"subject"`
 	Subjects  Locator           `yaml:"subjects"`

@@ -95,6 +95,15 @@ func CheckPaths(doc []byte, paths []string) error {
 	return nil
 }
 
+// CheckMember is CheckPaths for the one top-level key of an object (a key that may hold
+// dots).
+func CheckMember(doc []byte, key string) error {
+	if !json.Valid(doc) {
+		return ErrNotJSON
+	}
+	return checkPath(doc, key, []string{key})
+}
+
 func checkPath(doc []byte, full string, path []string) error {
 	i := skipSpace(doc, 0)
 	if i >= len(doc) {

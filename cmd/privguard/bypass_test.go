@@ -1,0 +1,354 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// bypassRoutes is the route table of the bypass tests: subjects in a path, a JSON body field,
+// a batch, a query parameter and a header; a route that seals a field; two pass routes.
+const bypassRoutes = `regime: pipl
+routes:
+  - {match: "GET /health", pass: true}
+  - {match: "GET /static/", pass: true}
+  - match: "GET /api/profiles/{id}"
+    purpose: personalize.recommendation
+    subject: {path: id}
+    fields: {email: user.contact.email, phone: user.contact.phone_number, history: user.behavior.browsing_history}
+  - match: "POST /api/profiles/{id}/contact"
+    purpose: marketing.profiling
+    subject: {path: id}
+    fields: {phone: user.contact.phone_number, address: user.contact.address}
+    encrypt: [user.contact.phone_number, user.contact.address]
+  - match: "POST /api/sms/{id}"
+    purpose: marketing.communications.sms
+    subject: {path: id}
+  - match: "POST /api/campaigns/{id}/send"
+    purpose: marketing.communications.sms
+    subjects: {json: recipients}
+  - match: "POST /api/customers"
+    purpose: marketing.profiling
+    subject: {json: customer}
+  - match: "GET /api/orders"
+    purpose: marketing.profiling
+    subject: {query: uid}
+  - match: "GET /api/tags"
+    purpose: marketing.profiling
+    subject: {header: X-Customer}
+policy:
+  frequency:
+    sms: {max: 2, window: 168h}
+`
+
+// bypassSidecar starts serve with bypassRoutes (and extra config) in front of a lenient
+// upstream, and records consent for subject "ok" (every purpose of the table) and "np"
+// (recommendations, then personalisation turned off). "victim" has consented to nothing.
+func bypassSidecar(t *testing.T, extra string) (proxy string, up *lenientUpstream, logs *syncBuffer) {
+	t.Helper()
+	up = &lenientUpstream{}
+	srv := httptest.NewServer(up)
+	t.Cleanup(srv.Close)
+	sc := startSidecar(t, srv.URL, bypassRoutes+extra)
+	proxy, admin, tok := sc.proxy, sc.admin, sc.token
+	logs = sc.logs
+	if c := post(t, admin, tok, "/v1/notices", `{"id":"n","version":1,"language":"en","text":"t","purposes":["marketing","personalize"],
+		"controller":{"name":"E","contact":"p@example.com"},"retention":"1y","rights_channels":["x"]}`); c != http.StatusCreated {
+		t.Fatalf("notice: %d", c)
+	}
+	grant := func(subject, purpose string) {
+		if c := post(t, admin, tok, "/v1/consents", `{"subject":"`+subject+`","purpose":"`+purpose+`","action":"grant","regime":"pipl",
+			"notice":{"id":"n","version":1},"channel":"app","method":"explicit"}`); c != http.StatusCreated {
+			t.Fatalf("grant %s %s: %d", subject, purpose, c)
+		}
+	}
+	for _, p := range []string{"personalize.recommendation", "marketing.communications.sms", "marketing.profiling"} {
+		grant("ok", p)
+	}
+	grant("np", "personalize.recommendation")
+	if c := post(t, admin, tok, "/v1/consents", `{"subject":"np","action":"personalisation_off"}`); c != http.StatusCreated {
+		t.Fatalf("personalisation_off: %d", c)
+	}
+	return proxy, up, logs
+}
+
+// attack is one request an attacker sends; the upstream must not act on victim.
+type attack struct {
+	name    string
+	method  string
+	target  string // sent byte for byte
+	body    string
+	header  [][2]string // in order; names as given
+	want    int         // the status privguard answers
+	victim  string      // what the upstream must never act on
+	gzipped bool
+}
+
+func (a attack) send(t *testing.T, proxy string) (int, string) {
+	t.Helper()
+	body := a.body
+	if a.gzipped {
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		zw.Write([]byte(a.body))
+		zw.Close()
+		body = b.String()
+	}
+	req := newRawRequest(t, a.method, proxy, a.target, body)
+	for _, h := range a.header {
+		req.Header[h[0]] = append(req.Header[h[0]], h[1])
+	}
+	code, resp, _ := rawRequest(t, req)
+	return code, resp
+}
+
+// The requests of the issue's bypass classes, each checked against what the lenient
+// upstream did.
+func bypassAttacks() []attack {
+	ct := [2]string{"Content-Type", "application/json"}
+	return []attack{
+		// 1. JSON parser differential: batch and subject keys repeated or in variant spellings.
+		{name: "batch_key_in_capitals", method: "POST", target: "/api/campaigns/1/send", body: `{"recipients":["ok"],"RECIPIENTS":["victim"]}`, header: [][2]string{ct}, want: 400, victim: "victim"},
+		{name: "batch_key_duplicate", method: "POST", target: "/api/campaigns/1/send", body: `{"recipients":["ok"],"recipients":["victim"]}`, header: [][2]string{ct}, want: 400, victim: "victim"},
+		{name: "batch_key_long_s", method: "POST", target: "/api/campaigns/1/send", body: `{"recipients":["ok"],"recipientſ":["victim"]}`, header: [][2]string{ct}, want: 400, victim: "victim"},
+		{name: "subject_key_in_capitals", method: "POST", target: "/api/customers", body: `{"customer":"ok","CUSTOMER":"victim"}`, header: [][2]string{ct}, want: 400, victim: "victim"},
+		{name: "subject_key_long_s_escaped", method: "POST", target: "/api/customers", body: `{"customer":"ok","cu\u017ftomer":"victim"}`, header: [][2]string{ct}, want: 400, victim: "victim"},
+		{name: "subject_key_also_in_query", method: "POST", target: "/api/customers?customer=victim", body: `{"customer":"ok"}`, header: [][2]string{ct}, want: 400, victim: "victim"},
+		{name: "batch_key_also_in_query", method: "POST", target: "/api/campaigns/1/send?recipients=victim", body: `{"recipients":["ok"]}`, header: [][2]string{ct}, want: 400, victim: "victim"},
+		// 2. Field encryption: a body the upstream parses as JSON is sealed whatever its
+		// type; one privguard cannot read is refused.
+		{name: "sealed_field_variant", method: "POST", target: "/api/profiles/ok/contact", body: `{"phone":"1","PHONE":"13800000001"}`, header: [][2]string{ct}, want: 400, victim: "13800000001"},
+		{name: "sealed_field_long_s_variant", method: "POST", target: "/api/profiles/ok/contact", body: `{"address":"x","addreſſ":"Shanghai Road 1"}`, header: [][2]string{ct}, want: 400, victim: "Shanghai Road 1"},
+		{name: "sealed_field_form_body", method: "POST", target: "/api/profiles/ok/contact", body: `phone=13800000002`, header: [][2]string{{"Content-Type", "application/x-www-form-urlencoded"}}, want: 415, victim: "13800000002"},
+		{name: "sealed_field_gzip_body", method: "POST", target: "/api/profiles/ok/contact", body: `{"phone":"13800000003"}`, header: [][2]string{ct, {"Content-Encoding", "gzip"}}, gzipped: true, want: 415, victim: "13800000003"},
+		{name: "sealed_field_in_query", method: "POST", target: "/api/profiles/ok/contact?phone=13800000004", body: `{"phone":"1"}`, header: [][2]string{ct}, want: 400, victim: "13800000004"},
+		{name: "sealed_field_utf16", method: "POST", target: "/api/profiles/ok/contact", body: `{"phone":"13800000005"}`, header: [][2]string{{"Content-Type", "application/json; charset=utf-16"}}, want: 415, victim: "13800000005"},
+		// 3. Repeated locators.
+		{name: "query_repeated", method: "GET", target: "/api/orders?uid=ok&uid=victim", want: 400, victim: "victim"},
+		{name: "query_semicolon", method: "GET", target: "/api/orders?uid=ok&uid=victim;x=1", want: 400, victim: "victim"},
+		{name: "query_case_variant", method: "GET", target: "/api/orders?uid=ok&UID=victim", want: 400, victim: "victim"},
+		{name: "header_repeated", method: "GET", target: "/api/tags", header: [][2]string{{"X-Customer", "ok"}, {"X-Customer", "victim"}}, want: 400, victim: "victim"},
+		{name: "header_underscore", method: "GET", target: "/api/tags", header: [][2]string{{"X-Customer", "ok"}, {"X_Customer", "victim"}}, want: 400, victim: "victim"},
+		{name: "connection_drops_subject_header", method: "GET", target: "/api/tags", header: [][2]string{{"X-Customer", "ok"}, {"Connection", "X-Customer"}}, want: 400},
+		// 4. Unrouted traffic a lenient router serves.
+		{name: "path_in_capitals", method: "GET", target: "/API/profiles/victim", want: 400, victim: "victim"},
+		{name: "path_trailing_slash", method: "GET", target: "/api/profiles/victim/", want: 400, victim: "victim"},
+		{name: "path_encoded_slash", method: "GET", target: "/api%2Fprofiles/victim", want: 400, victim: "victim"},
+		{name: "path_encoded_dots_under_pass_route", method: "GET", target: "/static/%2e%2e/api/profiles/victim", want: 400, victim: "victim"},
+		{name: "path_encoded_slash_under_pass_route", method: "GET", target: "/static/..%2Fapi/profiles/victim", want: 400, victim: "victim"},
+		{name: "path_matrix_parameter", method: "GET", target: "/api/profiles;x=1/victim", want: 400, victim: "victim"},
+		{name: "path_double_encoded", method: "GET", target: "/static/%252e%252e/api/profiles/victim", want: 400, victim: "victim"},
+		{name: "other_method_on_routed_path", method: "DELETE", target: "/api/profiles/victim", want: 405, victim: "victim"},
+		{name: "method_override_header", method: "GET", target: "/health", header: [][2]string{{"X-HTTP-Method-Override", "DELETE"}}, want: 400},
+		{name: "method_override_param", method: "GET", target: "/health?_method=DELETE", want: 400},
+	}
+}
+
+// TestSidecarRefusesBypasses sends every bypass of the issue's classes through the real serve
+// binary to an upstream that reads requests as loosely as frameworks do, under both settings
+// of unmatched: each is refused with a problem, and the upstream never acts on the victim.
+func TestSidecarRefusesBypasses(t *testing.T) {
+	for _, mode := range []string{"deny", "pass"} {
+		t.Run("unmatched_"+mode, func(t *testing.T) {
+			proxy, up, logs := bypassSidecar(t, "unmatched: "+mode+"\n")
+			for _, a := range bypassAttacks() {
+				code, body := a.send(t, proxy)
+				if code != a.want || !strings.Contains(body, `"type":"urn:privguard:problem:`) {
+					t.Errorf("%s: %s %s = %d %s; want %d problem+json", a.name, a.method, a.target, code, body, a.want)
+				}
+				if a.victim != "" && up.actedOn(a.victim) {
+					t.Errorf("%s: the upstream acted on %s", a.name, a.victim)
+				}
+			}
+			// The same requests done right get through, so the refusals above are not
+			// refusing everything.
+			for _, ok := range []attack{
+				{method: "POST", target: "/api/campaigns/1/send", body: `{"recipients":["ok","victim"]}`, header: [][2]string{{"Content-Type", "application/json"}}, want: 200},
+				{method: "POST", target: "/api/customers", body: `{"customer":"ok"}`, header: [][2]string{{"Content-Type", "application/json"}}, want: 200},
+				{method: "GET", target: "/api/orders?uid=ok", want: 200},
+				{method: "GET", target: "/api/tags", header: [][2]string{{"X-Customer", "ok"}, {"Connection", "keep-alive"}}, want: 200},
+				{method: "GET", target: "/api/profiles/ok", want: 200},
+				{method: "GET", target: "/health", want: 200},
+				{method: "GET", target: "/static/app.js", want: 200},
+			} {
+				if code, body := ok.send(t, proxy); code != ok.want {
+					t.Errorf("%s %s = %d %s; want %d", ok.method, ok.target, code, body, ok.want)
+				}
+			}
+			if up.actedOn("victim") {
+				t.Error("the upstream acted on the victim")
+			}
+			// proves SEC-08 (logs): none of the refused requests put a subject id, a phone
+			// number or an email into serve's log.
+			for _, pd := range []string{"victim", "13800000001", "13800000004", "li.lei"} {
+				if strings.Contains(logs.String(), pd) {
+					t.Errorf("serve's log holds %q", pd)
+				}
+			}
+		})
+	}
+}
+
+// TestSidecarUnmatchedDenied: a request for a path the route table does not declare is
+// refused by default, and the refusal is in the decision log.
+func TestSidecarUnmatchedDenied(t *testing.T) {
+	up := &lenientUpstream{}
+	srv := httptest.NewServer(up)
+	defer srv.Close()
+	sc := startSidecar(t, srv.URL, bypassRoutes)
+	// proves PUR-01 (undeclared routes): a request that declares no purpose, because no
+	// route covers it, is denied (403 with route.not_configured), never passed on, and
+	// recorded in the decision log.
+	code, body, _ := rawRequest(t, newRawRequest(t, "GET", sc.proxy, "/api/export/all-customers", ""))
+	if code != http.StatusForbidden || !strings.Contains(body, "route.not_configured") {
+		t.Errorf("unrouted request = %d %s; want 403 route.not_configured", code, body)
+	}
+	if a := up.last(); a.Op != "" {
+		t.Errorf("the upstream was called for an unrouted request: %+v", a)
+	}
+	if c := sc.stop(); c != 0 {
+		t.Fatalf("serve exited %d", c)
+	}
+	log, err := os.ReadFile(filepath.Join(sc.dir, "decisions.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), `"route":"(unmatched)"`) || !strings.Contains(string(log), `"route.not_configured"`) {
+		t.Errorf("the decision log does not record the refusal:\n%s", log)
+	}
+}
+
+// TestSidecarSealsEveryJSONBody: on a route that seals fields, a JSON body is sealed whatever
+// media type it is sent with (the upstream may decode it anyway), so the plaintext never
+// reaches the upstream.
+func TestSidecarSealsEveryJSONBody(t *testing.T) {
+	proxy, up, _ := bypassSidecar(t, "")
+	for i, ct := range []string{"application/json", "text/plain", "application/merge-patch+json", "application/vnd.api+json", ""} {
+		phone := fmt.Sprintf("1390000000%d", i)
+		a := attack{method: "POST", target: "/api/profiles/ok/contact", body: `{"phone":"` + phone + `","address":"Road ` + phone + `"}`}
+		if ct != "" {
+			a.header = [][2]string{{"Content-Type", ct}}
+		}
+		if code, body := a.send(t, proxy); code != http.StatusOK {
+			t.Errorf("Content-Type %q: %d %s; want 200", ct, code, body)
+			continue
+		}
+		got := up.last()
+		if got.Op != "contact" || !strings.HasPrefix(got.Phone, "pgv1:") || !strings.HasPrefix(got.Address, "pgv1:") {
+			t.Errorf("Content-Type %q: the upstream stored phone %q, address %q; want both sealed", ct, got.Phone, got.Address)
+		}
+		if up.actedOn(phone) || up.actedOn("Road "+phone) {
+			t.Errorf("Content-Type %q: the upstream got the plaintext", ct)
+		}
+	}
+}
+
+// TestSidecarObligationHeaders: the upstream learns the decision from privguard's own
+// headers, and no client can forge or remove them.
+func TestSidecarObligationHeaders(t *testing.T) {
+	proxy, up, _ := bypassSidecar(t, "")
+	forged := [][2]string{{"X-Privguard-Decision", "forged"}, {"X-Privguard-Non-Personalised", "0"},
+		{"X_Privguard_Contact_Budget", "99"}, {"x-privguard-removed", "0"}}
+	req := newRawRequest(t, "GET", proxy, "/api/profiles/ok", "")
+	for _, h := range forged {
+		req.Header[h[0]] = []string{h[1]}
+	}
+	code, _, resp := rawRequest(t, req)
+	got := up.last().Header
+	if code != 200 || got.Get("X-Privguard-Decision") == "" || got.Get("X-Privguard-Decision") != resp.Header.Get("X-Privguard-Decision") {
+		t.Errorf("the upstream saw decision %q; the client was told %q", got.Get("X-Privguard-Decision"), resp.Header.Get("X-Privguard-Decision"))
+	}
+	if got.Get("X-Privguard-Purpose") != "personalize.recommendation" || len(got) != 2 {
+		t.Errorf("the upstream saw %v; want only the decision id and purpose", got)
+	}
+	// A pass route carries none of the client's.
+	req = newRawRequest(t, "GET", proxy, "/health", "")
+	for _, h := range forged {
+		req.Header[h[0]] = []string{h[1]}
+	}
+	rawRequest(t, req)
+	if h := up.last().Header; len(h) != 0 {
+		t.Errorf("a pass route forwarded %v", h)
+	}
+	// The non-personalised obligation reaches the upstream, and a Connection header cannot
+	// strip it.
+	code, _, _ = rawRequest(t, newRawRequest(t, "GET", proxy, "/api/profiles/np", ""))
+	if h := up.last().Header; code != 200 || h.Get("X-Privguard-Non-Personalised") != "1" {
+		t.Errorf("non-personalised subject: %d, upstream saw %v", code, h)
+	}
+	req = newRawRequest(t, "GET", proxy, "/api/profiles/np", "")
+	req.Header.Set("Connection", "X-Privguard-Non-Personalised")
+	if code, _, _ := rawRequest(t, req); code != http.StatusBadRequest {
+		t.Errorf("Connection naming privguard's header = %d; want 400", code)
+	}
+	// The remaining contact budget, on a channel derived from the route's purpose.
+	code, _, _ = rawRequest(t, newRawRequest(t, "POST", proxy, "/api/sms/ok", ""))
+	if h := up.last().Header; code != 200 || h.Get("X-Privguard-Contact-Budget") != "2" {
+		t.Errorf("sms: %d, upstream saw budget %q; want 2 (the policy's remaining before this contact)", code, h.Get("X-Privguard-Contact-Budget"))
+	}
+	// A batch says how many subjects it lost.
+	a := attack{method: "POST", target: "/api/campaigns/1/send", body: `{"recipients":["victim","ok"]}`}
+	if code, _ := a.send(t, proxy); code != 200 || up.last().Header.Get("X-Privguard-Removed") != "1" {
+		t.Errorf("batch: %d, upstream saw removed %q; want 1", code, up.last().Header.Get("X-Privguard-Removed"))
+	}
+}
+
+// TestSidecarResponsesDecidedBeforeFirstByte: a response that is minimised is decided on whole
+// before anything reaches the client: a stream that turns out unreadable is a 502, not a 200
+// with a problem after it; trailers, byte ranges, compression and a second spelling of a
+// minimised field cannot carry what minimisation drops.
+func TestSidecarResponsesDecidedBeforeFirstByte(t *testing.T) {
+	proxy, _, _ := bypassSidecar(t, "")
+	get := func(target string, h ...[2]string) (int, string, *http.Response) {
+		req := newRawRequest(t, "GET", proxy, target, "")
+		for _, kv := range h {
+			req.Header.Set(kv[0], kv[1])
+		}
+		return rawRequest(t, req)
+	}
+	if code, body, _ := get("/api/profiles/ok?stream=1"); code != http.StatusBadGateway || strings.Contains(body, "li.lei") {
+		t.Errorf("a streamed response that is not JSON = %d %s; want 502 without the email", code, body)
+	}
+	code, body, resp := get("/api/profiles/ok?trailer=1")
+	if code != 200 || strings.Contains(body, "li.lei") || resp.Header.Get("X-Email") != "" || resp.Trailer.Get("X-Email") != "" || resp.Header.Get("Trailer") != "" {
+		t.Errorf("a response with a trailer = %d %s, header %v, trailer %v; want the email nowhere", code, body, resp.Header, resp.Trailer)
+	}
+	doc := strings.Replace(lenientProfile, "%s", "ok", 1)
+	from := strings.Index(doc, `"li.lei`)
+	to := from + len(`"li.lei@example.com"`) - 1
+	code, body, _ = get("/api/profiles/ok", [2]string{"Range", fmt.Sprintf("bytes=%d-%d", from, to)})
+	if strings.Contains(body, "li.lei") {
+		t.Errorf("a byte range of the email = %d %s; want it never sent", code, body)
+	}
+	code, body, _ = get("/api/profiles/ok", [2]string{"Accept-Encoding", "gzip"})
+	if code != 200 || strings.Contains(body, "li.lei") || !strings.Contains(body, "sku-1") {
+		t.Errorf("a client that accepts gzip = %d %s; want the minimised profile", code, body)
+	}
+	if code, body, _ := get("/api/profiles/ok?variant=1"); code != http.StatusBadGateway || strings.Contains(body, "li.lei") {
+		t.Errorf("a response with the email in two spellings = %d %s; want 502", code, body)
+	}
+}
+
+// TestSidecarFrequencyFromPurpose: the README's configuration limits texts with
+// policy.frequency.sms on a route whose purpose is marketing.communications.sms, without
+// naming a channel.
+func TestSidecarFrequencyFromPurpose(t *testing.T) {
+	proxy, up, _ := bypassSidecar(t, "")
+	a := attack{method: "POST", target: "/api/campaigns/1/send", body: `{"recipients":["ok"]}`}
+	for i := 1; i <= 3; i++ {
+		code, body := a.send(t, proxy)
+		kept := strings.Contains(body, `"ok"`)
+		if code != 200 || kept != (i <= 2) {
+			t.Errorf("send %d = %d %s; want ok kept only in the first 2 (max 2 a week)", i, code, body)
+		}
+	}
+	if n := up.count("send", "ok"); n != 2 {
+		t.Errorf("the upstream texted ok %d times; want 2", n)
+	}
+}
