@@ -35,8 +35,9 @@ func FuzzRequest(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	// DenyUnmatched: so that every request the handler sees went through a decision.
-	mw, err := middleware.New(middleware.Config{Routes: routes, Decider: engine, Facts: l, Regime: privguard.RegimePIPL, DenyUnmatched: true})
+	// DenyUnmatched: so that every request the handler sees went through a decision; StrictPaths
+	// as the sidecar runs it.
+	mw, err := middleware.New(middleware.Config{Routes: routes, Decider: engine, Facts: l, Regime: privguard.RegimePIPL, DenyUnmatched: true, StrictPaths: true})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -30,14 +30,34 @@ const (
 	RemovedHeader = "X-Privguard-Removed"
 )
 
-// headerKey maps a header name the way CGI, WSGI and PHP servers do (case folded, '_' read
-// as '-'), so that "X_Customer" and "x-customer" are one header to such a server.
-func headerKey(name string) string {
-	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
+// sameHeader reports whether two header names are one header to a CGI, WSGI or PHP server
+// (case folded, '_' read as '-'), so that "X_Customer" and "x-customer" are the same. It
+// does not allocate.
+func sameHeader(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if headerByte(a[i]) != headerByte(b[i]) {
+			return false
+		}
+	}
+	return true
 }
 
+func headerByte(c byte) byte {
+	switch {
+	case c == '_':
+		return '-'
+	case 'A' <= c && c <= 'Z':
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// ownHeader reports whether name is privguard's (X-Privguard-..., in any such spelling).
 func ownHeader(name string) bool {
-	return strings.HasPrefix(headerKey(name), "x-privguard-")
+	return len(name) >= len(HeaderPrefix) && sameHeader(name[:len(HeaderPrefix)], HeaderPrefix)
 }
 
 // withoutOwnHeaders returns h without privguard's headers: h itself when it has none.
@@ -65,11 +85,10 @@ func withoutOwnHeaders(h http.Header) http.Header {
 // CGI-style server reads as the same one is present too.
 func headerValues(h http.Header, name string) (vals []string, variant bool) {
 	canon := textproto.CanonicalMIMEHeaderKey(name)
-	want := headerKey(name)
 	for k, v := range h {
 		if k == canon {
 			vals = v
-		} else if headerKey(k) == want {
+		} else if sameHeader(k, name) {
 			variant = true
 		}
 	}
@@ -89,15 +108,15 @@ func oneHeader(h http.Header, name string) (string, *privguard.Problem) {
 	return vals[0], nil
 }
 
-// hopByHop are the Connection tokens a request may carry. Any other token asks a proxy to
+// checkConnection allows only the standard Connection tokens. Any other asks a proxy to
 // remove that header before passing the request on, which would let a client strip the
 // subject header privguard checked, or a header privguard adds.
-var hopByHop = map[string]bool{"close": true, "keep-alive": true, "upgrade": true, "te": true}
-
 func checkConnection(h http.Header) *privguard.Problem {
 	for _, v := range h.Values("Connection") {
 		for tok := range strings.SplitSeq(v, ",") {
-			if t := strings.ToLower(strings.TrimSpace(tok)); t != "" && !hopByHop[t] {
+			switch strings.ToLower(strings.TrimSpace(tok)) {
+			case "", "close", "keep-alive", "upgrade", "te":
+			default:
 				return ambiguous("Connection may name only close, keep-alive, upgrade or te")
 			}
 		}
@@ -114,16 +133,22 @@ func decisionHeaders(h http.Header, purpose privguard.Purpose, d privguard.Decis
 			out[k] = v
 		}
 	}
-	out[DecisionHeader] = []string{d.ID}
-	out[PurposeHeader] = []string{string(purpose)}
+	vals := make([]string, 2, 5) // one allocation for every value privguard sets
+	vals[0], vals[1] = d.ID, string(purpose)
+	set := func(k string, i int) { out[k] = vals[i : i+1 : i+1] }
+	set(DecisionHeader, 0)
+	set(PurposeHeader, 1)
 	for _, o := range d.Obligations {
 		switch o.Kind {
 		case privguard.ObligeNonPersonalised:
-			out[NonPersonalisedHeader] = []string{"1"}
+			vals = append(vals, "1")
+			set(NonPersonalisedHeader, len(vals)-1)
 		case privguard.ObligeContactBudget:
-			out[ContactBudgetHeader] = []string{strconv.Itoa(o.Remaining)}
+			vals = append(vals, strconv.Itoa(o.Remaining))
+			set(ContactBudgetHeader, len(vals)-1)
 		case privguard.ObligeDropSubjects:
-			out[RemovedHeader] = []string{strconv.Itoa(o.Remaining)}
+			vals = append(vals, strconv.Itoa(o.Remaining))
+			set(RemovedHeader, len(vals)-1)
 		}
 	}
 	return out

@@ -180,7 +180,7 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in := privguard.Input{Purpose: purpose, Categories: rt.categories, Regime: rt.cfg.Regime,
-		Channel: rt.channel(purpose), Recipient: rt.Recipient, Role: rt.Role, GPC: r.Header.Get("Sec-GPC") == "1"}
+		Channel: rt.channel(purpose), Recipient: rt.Recipient, Role: rt.Role, GPC: gpc(r.Header)}
 	if rt.Subjects.JSON != "" {
 		ctx, cancel := context.WithTimeout(r.Context(), rt.cfg.BatchTimeout)
 		defer cancel()
@@ -279,6 +279,12 @@ func (rt *route) checkRequest(r *http.Request) *privguard.Problem {
 		}
 	}
 	return nil
+}
+
+// gpc reports a Global Privacy Control opt-out: any Sec-GPC value of "1" counts, so that a
+// second header cannot hide one the handler might see.
+func gpc(h http.Header) bool {
+	return slices.Contains(h.Values("Sec-GPC"), "1")
 }
 
 // channel is the route's outreach channel: its own, or the one its purpose names.
@@ -431,7 +437,10 @@ func (rt *route) unavailable(w http.ResponseWriter, err error) {
 
 // purpose returns the purpose the request declares (or the route's).
 func (rt *route) purpose(r *http.Request) (privguard.Purpose, *privguard.Problem) {
-	h := r.Header.Get(PurposeHeader)
+	h, prob := oneHeader(r.Header, PurposeHeader)
+	if prob != nil {
+		return "", prob
+	}
 	if h == "" {
 		if rt.Purpose == "" {
 			return "", privguard.NewProblem(http.StatusBadRequest, TypePurposeNotAllowed, "Purpose required",

@@ -47,7 +47,7 @@ func obligedFields(fields map[string]privguard.DataCategory, d privguard.Decisio
 type minimiser struct {
 	http.ResponseWriter
 	status   int
-	header   http.Header // the handler's headers when it sent the status
+	sent     []string // the names of the handler's headers when it sent the status
 	buf      bytes.Buffer
 	limit    int
 	overflow bool
@@ -59,7 +59,11 @@ func (m *minimiser) WriteHeader(code int) {
 	}
 	if m.status == 0 {
 		m.status = code
-		m.header = m.ResponseWriter.Header().Clone()
+		h := m.ResponseWriter.Header()
+		m.sent = make([]string, 0, len(h))
+		for k := range h {
+			m.sent = append(m.sent, k)
+		}
 	}
 }
 
@@ -88,21 +92,19 @@ func (m *minimiser) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // Unwrap lets http.ResponseController reach the real writer (deadlines).
 func (m *minimiser) Unwrap() http.ResponseWriter { return m.ResponseWriter }
 
-// restoreHeader puts back the headers the handler had when it sent the status: whatever
+// restoreHeader keeps only the headers the handler had when it sent the status: whatever
 // it set after (trailer values, which httputil.ReverseProxy copies from the upstream after
-// the body) and the Trailer announcement itself are not sent, since they were not
-// minimised.
+// the body, even over a header of the same name), the trailers it announced and the Trailer
+// announcement itself are not sent, since they were not minimised.
 func (m *minimiser) restoreHeader() {
 	h := m.ResponseWriter.Header()
-	if m.header != nil {
-		for k := range h {
-			if _, ok := m.header[k]; !ok {
-				delete(h, k)
-			}
+	for _, v := range h.Values("Trailer") {
+		for name := range strings.SplitSeq(v, ",") {
+			h.Del(strings.TrimSpace(name))
 		}
 	}
 	for k := range h {
-		if k == "Trailer" || strings.HasPrefix(k, http.TrailerPrefix) {
+		if k == "Trailer" || strings.HasPrefix(k, http.TrailerPrefix) || (m.sent != nil && !slices.Contains(m.sent, k)) {
 			delete(h, k)
 		}
 	}
@@ -143,7 +145,11 @@ func (m *minimiser) finish(open func([]byte) ([]byte, error), drop, mask []strin
 		return
 	}
 	doc := bytes.TrimSpace(m.buf.Bytes())
-	switch err := jsonpath.CheckPaths(doc, append(slices.Clone(drop), mask...)); {
+	checked := drop
+	if len(mask) > 0 {
+		checked = append(slices.Clip(drop), mask...)
+	}
+	switch err := jsonpath.CheckPaths(doc, checked); {
 	case errors.Is(err, jsonpath.ErrNotJSON):
 		fail("response is malformed JSON")
 		return

@@ -17,8 +17,17 @@ import (
 // another route) reach an enforced endpoint. With Config.StrictPaths such requests are
 // refused before any route sees them.
 
-// methodOverrides are the headers and query parameter frameworks take as the real method.
-var methodOverrides = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+// rerouting reports the headers frameworks take as the real method (X-HTTP-Method-Override
+// and its kin) or the real path (X-Original-URL, X-Rewrite-URL: Symfony, IIS, Zend): with
+// them a request privguard saw for one route is served by another.
+func rerouting(name string) bool {
+	for _, h := range [...]string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override", "X-Original-Url", "X-Rewrite-Url"} {
+		if sameHeader(name, h) {
+			return true
+		}
+	}
+	return false
+}
 
 // strictPath refuses a request whose path or method another server could read another way.
 func strictPath(r *http.Request) *privguard.Problem {
@@ -37,9 +46,9 @@ func strictPath(r *http.Request) *privguard.Problem {
 	if strings.Contains(path, "//") {
 		return notCanonical("the path holds an empty segment (//)")
 	}
-	for _, h := range methodOverrides {
-		if _, ok := r.Header[h]; ok {
-			return notCanonical(h + " is not accepted: send the request with its real method")
+	for k := range r.Header {
+		if rerouting(k) {
+			return notCanonical(k + " is not accepted: send the request with its real method and path")
 		}
 	}
 	if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {

@@ -70,6 +70,8 @@ func TestStrictPaths(t *testing.T) {
 		{"other_method", "DELETE", "/api/profiles/c-2", nil, http.StatusMethodNotAllowed},
 		{"other_method_capitals", "PUT", "/API/profiles/c-2", nil, http.StatusMethodNotAllowed},
 		{"override_header", "GET", "/health", map[string]string{"X-HTTP-Method-Override": "DELETE"}, http.StatusBadRequest},
+		{"original_url", "GET", "/health", map[string]string{"X-Original-URL": "/api/profiles/c-2"}, http.StatusBadRequest},
+		{"rewrite_url_cgi_spelling", "GET", "/health", map[string]string{"X_Rewrite_Url": "/api/profiles/c-2"}, http.StatusBadRequest},
 		{"override_param", "GET", "/health?_METHOD=delete", nil, http.StatusBadRequest},
 		{"semicolon_query", "GET", "/health?a=1;b=2", nil, http.StatusBadRequest},
 		{"unrouted", "GET", "/elsewhere", nil, http.StatusOK},
@@ -175,6 +177,26 @@ func TestOwnHeaders(t *testing.T) {
 	}
 	if w := e.do("GET", "/api/profiles/c-1", "", map[string]string{"Connection": "keep-alive"}); w.Code != 200 {
 		t.Errorf("Connection: keep-alive = %d", w.Code)
+	}
+	r := httptest.NewRequest("GET", "/api/profiles/c-1", nil)
+	r.Header["X-Privguard-Purpose"] = []string{"personalize.recommendation", "personalize.recommendation"}
+	w = httptest.NewRecorder()
+	e.handler.ServeHTTP(w, r)
+	if w.Code != http.StatusBadRequest {
+		t.Errorf("two purpose headers = %d; want 400", w.Code)
+	}
+}
+
+func TestAnySecGPCCounts(t *testing.T) {
+	e := newEnv(t)
+	e.grant("g-1", "marketing.advertising.first_party")
+	r := httptest.NewRequest("GET", "/api/ads", nil)
+	r.Header["X-Customer"] = []string{"g-1"}
+	r.Header["Sec-Gpc"] = []string{"0", "1"}
+	w := httptest.NewRecorder()
+	e.handler.ServeHTTP(w, r)
+	if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "gpc") {
+		t.Errorf("Sec-GPC 0 then 1 = %d %s; want the opt-out honoured", w.Code, w.Body)
 	}
 }
 

@@ -146,6 +146,7 @@ func bypassAttacks() []attack {
 		{name: "path_double_encoded", method: "GET", target: "/static/%252e%252e/api/profiles/victim", want: 400, victim: "victim"},
 		{name: "other_method_on_routed_path", method: "DELETE", target: "/api/profiles/victim", want: 405, victim: "victim"},
 		{name: "method_override_header", method: "GET", target: "/health", header: [][2]string{{"X-HTTP-Method-Override", "DELETE"}}, want: 400},
+		{name: "original_url_header", method: "GET", target: "/health", header: [][2]string{{"X-Original-URL", "/api/profiles/victim"}}, want: 400, victim: "victim"},
 		{name: "method_override_param", method: "GET", target: "/health?_method=DELETE", want: 400},
 	}
 }

@@ -21,7 +21,7 @@ import (
 // lenientUpstream is the service an attacker hopes to find behind the sidecar: it reads
 // requests as loosely as real frameworks do. It routes paths case-insensitively, ignores a
 // trailing slash, decodes %2F before routing, resolves dot segments, strips ";..." matrix
-// parameters and honours X-HTTP-Method-Override and _method; it splits the query on '&'
+// parameters and honours X-HTTP-Method-Override, _method and X-Original-URL; it splits the query on '&'
 // and ';', matches parameter names case-insensitively and takes the last value (and a query
 // parameter over a body field); it reads headers as CGI does ("X_Customer" is
 // "X-Customer") and takes the last; it decodes every body as JSON whatever its type (and
@@ -156,7 +156,11 @@ func (u *lenientUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			own[k] = v
 		}
 	}
-	segs := strings.Split(strings.Trim(lenientPath(r.URL.EscapedPath()), "/"), "/")
+	escaped := r.URL.EscapedPath()
+	if u := lenientHeader(r.Header, "X-Original-URL"); u != "" {
+		escaped = u // Symfony, IIS: the path a front proxy rewrote from
+	}
+	segs := strings.Split(strings.Trim(lenientPath(escaped), "/"), "/")
 	w.Header().Set("Content-Type", "application/json")
 	switch {
 	case len(segs) == 3 && segs[0] == "api" && segs[1] == "profiles" && method == http.MethodDelete:

@@ -3,6 +3,7 @@ package jsonpath
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -88,7 +89,7 @@ func CheckPaths(doc []byte, paths []string) error {
 		return ErrNotJSON
 	}
 	for _, p := range paths {
-		if err := checkPath(doc, p, strings.Split(p, ".")); err != nil {
+		if err := checkPath(doc, p, p, true); err != nil {
 			return err
 		}
 	}
@@ -101,50 +102,51 @@ func CheckMember(doc []byte, key string) error {
 	if !json.Valid(doc) {
 		return ErrNotJSON
 	}
-	return checkPath(doc, key, []string{key})
+	return checkPath(doc, key, key, false)
 }
 
-func checkPath(doc []byte, full string, path []string) error {
+// checkPath checks rest, the part of the path full below doc; split says whether rest is a
+// dotted path or a single key.
+func checkPath(doc []byte, full, rest string, split bool) error {
 	i := skipSpace(doc, 0)
 	if i >= len(doc) {
 		return nil
 	}
 	switch doc[i] {
 	case '[':
-		var err error
-		elements(doc[i:], func(v []byte) bool {
-			err = checkPath(v, full, path)
-			return err == nil
-		})
-		return err
+		for v, j := element(doc, skipSpace(doc, i+1)); v != nil; v, j = element(doc, j) {
+			if err := checkPath(v, full, rest, split); err != nil {
+				return err
+			}
+		}
+		return nil
 	case '{':
 	default:
 		return nil
 	}
-	want := Fold(path[0])
-	var below [][]byte
-	variant := false
-	members(doc[i:], func(key string, val []byte) bool {
-		if key == path[0] || Fold(key) == want {
-			variant = variant || key != path[0]
-			below = append(below, val)
+	head, tail, deeper := rest, "", false
+	if split {
+		head, tail, deeper = strings.Cut(rest, ".")
+	}
+	want := Fold(head)
+	var found []byte
+	n, variant := 0, false
+	for key, val, j := member(doc, skipSpace(doc, i+1)); key != nil; key, val, j = member(doc, j) {
+		if exact, folded := keyIs(key, head, want); exact || folded {
+			n++
+			variant = variant || !exact
+			found = val
 		}
-		return len(below) < 2
-	})
+	}
 	switch {
-	case len(below) > 1:
+	case n > 1:
 		return &KeyError{Path: full}
 	case variant:
 		return &KeyError{Path: full, Variant: true}
-	case len(path) == 1:
+	case n == 0 || !deeper:
 		return nil
 	}
-	for _, v := range below {
-		if err := checkPath(v, full, path[1:]); err != nil {
-			return err
-		}
-	}
-	return nil
+	return checkPath(found, full, tail, true)
 }
 
 // CheckDuplicates reports whether doc has an object, at any depth, with two keys that fold
@@ -162,29 +164,28 @@ func checkDuplicates(doc []byte, at string) error {
 	if i >= len(doc) {
 		return nil
 	}
-	var err error
 	switch doc[i] {
 	case '[':
-		elements(doc[i:], func(v []byte) bool {
-			err = checkDuplicates(v, at)
-			return err == nil
-		})
+		for v, j := element(doc, skipSpace(doc, i+1)); v != nil; v, j = element(doc, j) {
+			if err := checkDuplicates(v, at); err != nil {
+				return err
+			}
+		}
 	case '{':
 		var seen []string // objects are small: a list beats a map
-		members(doc[i:], func(key string, val []byte) bool {
+		for raw, val, j := member(doc, skipSpace(doc, i+1)); raw != nil; raw, val, j = member(doc, j) {
+			key := unquote(raw)
 			f := Fold(key)
-			for _, s := range seen {
-				if s == f {
-					err = &KeyError{Path: join(at, key)}
-					return false
-				}
+			if slices.Contains(seen, f) {
+				return &KeyError{Path: join(at, key)}
 			}
 			seen = append(seen, f)
-			err = checkDuplicates(val, join(at, key))
-			return err == nil
-		})
+			if err := checkDuplicates(val, join(at, key)); err != nil {
+				return err
+			}
+		}
 	}
-	return err
+	return nil
 }
 
 func join(at, key string) string {
@@ -194,39 +195,68 @@ func join(at, key string) string {
 	return at + "." + key
 }
 
-// members calls fn with every member of the object obj (valid JSON, starting with '{'): its
-// key, unescaped, and the bytes of its value. fn returns false to stop.
-func members(obj []byte, fn func(key string, val []byte) bool) {
-	i := skipSpace(obj, 1)
-	for i < len(obj) && obj[i] != '}' {
-		ke := skipString(obj, i)
-		key := unquote(obj[i:ke])
-		i = skipSpace(obj, skipSpace(obj, ke)+1) // past ':'
-		ve := skipValue(obj, i)
-		if !fn(key, obj[i:ve]) {
-			return
-		}
-		i = skipSpace(obj, ve)
-		if i < len(obj) && obj[i] == ',' {
-			i = skipSpace(obj, i+1)
-		}
+// member returns the member of an object (valid JSON) that starts at obj[i], or at the ','
+// before it: its key as the quoted literal, the bytes of its value, and where the next one
+// starts. key is nil after the last member.
+func member(obj []byte, i int) (key, val []byte, next int) {
+	i = skipSpace(obj, i)
+	if i < len(obj) && obj[i] == ',' {
+		i = skipSpace(obj, i+1)
 	}
+	if i >= len(obj) || obj[i] != '"' {
+		return nil, nil, i
+	}
+	ke := skipString(obj, i)
+	vs := skipSpace(obj, skipSpace(obj, ke)+1) // past ':'
+	ve := skipValue(obj, vs)
+	return obj[i:ke], obj[vs:ve], ve
 }
 
-// elements calls fn with the bytes of every element of the array arr (valid JSON, starting
-// with '['). fn returns false to stop.
-func elements(arr []byte, fn func(val []byte) bool) {
-	i := skipSpace(arr, 1)
-	for i < len(arr) && arr[i] != ']' {
-		ve := skipValue(arr, i)
-		if !fn(arr[i:ve]) {
-			return
-		}
-		i = skipSpace(arr, ve)
-		if i < len(arr) && arr[i] == ',' {
-			i = skipSpace(arr, i+1)
+// element returns the element of an array (valid JSON) that starts at arr[i], or at the ','
+// before it, and where the next one starts; nil after the last.
+func element(arr []byte, i int) (val []byte, next int) {
+	i = skipSpace(arr, i)
+	if i < len(arr) && arr[i] == ',' {
+		i = skipSpace(arr, i+1)
+	}
+	if i >= len(arr) || arr[i] == ']' {
+		return nil, i
+	}
+	ve := skipValue(arr, i)
+	return arr[i:ve], ve
+}
+
+// keyIs compares the quoted key literal raw with want (whose Fold is folded): exact when it
+// decodes to want, folded when it decodes to another spelling with the same fold. Plain ASCII
+// keys, the common case, are compared without decoding or allocating.
+func keyIs(raw []byte, want, folded string) (exact, fold bool) {
+	body := raw[1 : len(raw)-1]
+	plain := true
+	for _, c := range body {
+		if c == '\\' || c >= utf8.RuneSelf {
+			plain = false
+			break
 		}
 	}
+	if !plain {
+		key := unquote(raw)
+		return key == want, key != want && Fold(key) == folded
+	}
+	if string(body) == want {
+		return true, false
+	}
+	if len(body) != len(folded) {
+		return false, false
+	}
+	for i, c := range body {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != folded[i] {
+			return false, false
+		}
+	}
+	return false, true
 }
 
 // unquote returns the string the JSON string literal q (valid) stands for. Invalid UTF-8
