@@ -200,8 +200,10 @@ func (c *Config) validate() error {
 		if len(r.Encrypt) > 0 && c.Crypter == nil {
 			errs = append(errs, fmt.Errorf("%s: Encrypt needs a Crypter (the vault)", at))
 		}
-		if len(r.Encrypt) > 0 && r.Subjects.JSON != "" {
-			errs = append(errs, fmt.Errorf("%s: Encrypt is for single-subject routes", at))
+		if (len(r.Encrypt) > 0 || len(r.Fields) > 0) && r.Subjects.JSON != "" {
+			// A batch is decided subject by subject: there is no one decision to minimise
+			// its response by, so a Fields map there would silently do nothing.
+			errs = append(errs, fmt.Errorf("%s: Fields and Encrypt are for single-subject routes", at))
 		}
 	}
 	if len(errs) > 0 {

@@ -344,6 +344,9 @@ func TestConfigErrorsNameTheRoute(t *testing.T) {
 		{"bad_pattern", middleware.Route{Match: "GET /a/{id", Purpose: "essential.service", Subject: middleware.Locator{Header: "X"}}, "GET /a/{id"},
 		{"bad_category", middleware.Route{Match: "GET /a", Purpose: "essential.service", Subject: middleware.Locator{Header: "X"},
 			Fields: map[string]privguard.DataCategory{"x": "Not A Category"}}, "Fields"},
+		{"fields_on_batch", middleware.Route{Match: "POST /a", Purpose: "marketing.communications.sms", Subjects: middleware.Locator{JSON: "to"},
+			Fields: map[string]privguard.DataCategory{"phone": "user.contact.phone_number"}}, "single-subject"},
+		{"pass_with_purpose", middleware.Route{Match: "GET /a", Pass: true, Purpose: "essential.service"}, "Pass route"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
