@@ -9,7 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/privguard/privguard/middleware"
 )
 
 // bypassRoutes is the route table of the bypass tests: subjects in a path, a JSON body field,
@@ -351,5 +355,50 @@ func TestSidecarFrequencyFromPurpose(t *testing.T) {
 	}
 	if n := up.count("send", "ok"); n != 2 {
 		t.Errorf("the upstream texted ok %d times; want 2", n)
+	}
+}
+
+// TestSidecarSignsRequests: with upstream_secret_file, every request the sidecar passes on
+// carries a signature the upstream can verify, over privguard's headers; a client's own
+// signature header never reaches it.
+func TestSidecarSignsRequests(t *testing.T) {
+	key := []byte("a shared key of at least 32 bytes, from a file")
+	keyFile := filepath.Join(t.TempDir(), "upstream.secret")
+	os.WriteFile(keyFile, append(key, '\n'), 0o600)
+	var mu sync.Mutex
+	var verdicts []error
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		verdicts = append(verdicts, middleware.VerifySignature(r, key, time.Now(), 0))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"id":"x"}`))
+	}))
+	defer srv.Close()
+	sc := startSidecar(t, srv.URL, bypassRoutes+"unmatched: pass\nupstream_secret_file: "+keyFile+"\n")
+	if c := post(t, sc.admin, sc.token, "/v1/notices", `{"id":"n","version":1,"language":"en","text":"t","purposes":["personalize"],
+		"controller":{"name":"E","contact":"p@example.com"},"retention":"1y","rights_channels":["x"]}`); c != http.StatusCreated {
+		t.Fatalf("notice: %d", c)
+	}
+	if c := post(t, sc.admin, sc.token, "/v1/consents", `{"subject":"ok","purpose":"personalize.recommendation","action":"grant","regime":"pipl",
+		"notice":{"id":"n","version":1},"channel":"app","method":"explicit"}`); c != http.StatusCreated {
+		t.Fatalf("grant: %d", c)
+	}
+	for _, target := range []string{"/api/profiles/ok?x=1", "/health", "/elsewhere"} {
+		req := newRawRequest(t, "GET", sc.proxy, target, "")
+		req.Header.Set(middleware.SignatureHeader, "t=1,v1=forged")
+		if code, body, _ := rawRequest(t, req); code != http.StatusOK {
+			t.Errorf("%s = %d %s", target, code, body)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(verdicts) != 3 {
+		t.Fatalf("the upstream got %d requests; want 3", len(verdicts))
+	}
+	for i, err := range verdicts {
+		if err != nil {
+			t.Errorf("request %d: the upstream's VerifySignature = %v", i, err)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -57,6 +59,15 @@ func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, engi
 	if err != nil {
 		return nil, fmt.Errorf("config: routes: %w", err)
 	}
+	var signKey []byte
+	if cfg.UpstreamSecretFile != "" {
+		if signKey, err = os.ReadFile(cfg.UpstreamSecretFile); err != nil {
+			return nil, fmt.Errorf("config: upstream_secret_file: %w", err)
+		}
+		if signKey = bytes.TrimSpace(signKey); len(signKey) < 32 {
+			return nil, fmt.Errorf("config: upstream_secret_file %s holds %d bytes; want at least 32", cfg.UpstreamSecretFile, len(signKey))
+		}
+	}
 	var trusted []netip.Prefix
 	for _, c := range cfg.TrustedProxies {
 		p, err := netip.ParsePrefix(c)
@@ -81,6 +92,9 @@ func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, engi
 				if strings.HasPrefix(k, middleware.HeaderPrefix) {
 					r.Out.Header[k] = v
 				}
+			}
+			if signKey != nil {
+				middleware.Sign(r.Out.Header, r.Out.Method, r.Out.URL.RequestURI(), signKey, time.Now())
 			}
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {

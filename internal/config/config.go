@@ -52,6 +52,11 @@ type File struct {
 	// overrides and case or trailing-slash variants of routes; exact matches routes as
 	// net/http does and nothing more (for an upstream that routes exactly the same way).
 	Paths string `yaml:"paths" validate:"omitempty,oneof=strict exact"`
+	// UpstreamSecretFile holds a key (at least 32 bytes) the sidecar signs every request it
+	// passes on with (X-Privguard-Signature: HMAC-SHA256 over the time, method, request URI
+	// and privguard's headers), so that the upstream can refuse requests that did not come
+	// through privguard. Unset: requests are not signed.
+	UpstreamSecretFile string `yaml:"upstream_secret_file"`
 	// TrustedProxies are the CIDRs whose X-Forwarded-For the sidecar passes on; from any
 	// other client it is dropped and replaced by the client's own address.
 	TrustedProxies []string `yaml:"trusted_proxies" validate:"dive,cidr"`

@@ -6,11 +6,15 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"log"
 	"net/http"
+	"os"
 	"time"
+
+	"github.com/privguard/privguard/middleware"
 )
 
 // Handler is the service's API.
@@ -40,10 +44,31 @@ func Handler() http.Handler {
 	return mux
 }
 
+// Signed refuses (401) requests that do not carry a valid privguard signature under key
+// (the sidecar's upstream_secret_file): only requests privguard passed on are served.
+func Signed(key []byte, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := middleware.VerifySignature(r, key, time.Now(), 0); err != nil {
+			http.Error(w, "not through privguard", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 func main() {
 	addr := flag.String("listen", "127.0.0.1:9000", "address")
+	secretFile := flag.String("secret-file", "", "serve only requests signed with the key in this `file` (the sidecar's upstream_secret_file)")
 	flag.Parse()
-	srv := &http.Server{Addr: *addr, Handler: Handler(), ReadHeaderTimeout: 5 * time.Second}
+	h := Handler()
+	if *secretFile != "" {
+		key, err := os.ReadFile(*secretFile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		h = Signed(bytes.TrimSpace(key), h)
+	}
+	srv := &http.Server{Addr: *addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	log.Printf("upstream on http://%s", *addr)
 	log.Fatal(srv.ListenAndServe())
 }
