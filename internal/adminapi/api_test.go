@@ -347,3 +347,40 @@ func FuzzConsentBody(f *testing.F) {
 		}
 	})
 }
+
+func TestNoticeIDs(t *testing.T) {
+	// A notice id is the controller's name for a document: hyphens, capitals and dots are
+	// fine; what cannot sit unescaped in a path segment or a log line is not.
+	e := newEnv(t)
+	for _, tc := range []struct {
+		id     string
+		status int
+	}{
+		{"privacy-policy", 201},
+		{"Privacy_Policy.v2", 201},
+		{"2026-03-terms", 201},
+		{"-leading-hyphen", 422},
+		{".hidden", 422},
+		{"a b", 422},
+		{"a/b", 422},
+		{"a%2Fb", 422},
+		{"é-notice", 422},
+		{strings.Repeat("n", 65), 422},
+	} {
+		body := strings.Replace(noticeJSON, `"id":"marketing"`, `"id":"`+tc.id+`"`, 1)
+		var p map[string]any
+		if resp := e.do("POST", "/v1/notices", body, nil, &p); resp.StatusCode != tc.status || (tc.status == 422 && p["field"] != "id") {
+			t.Errorf("notice id %q: %d %v; want %d", tc.id, resp.StatusCode, p, tc.status)
+		}
+	}
+	var got struct {
+		Versions []struct{ ID string }
+	}
+	if resp := e.do("GET", "/v1/notices/privacy-policy", "", nil, &got); resp.StatusCode != 200 || len(got.Versions) != 1 || got.Versions[0].ID != "privacy-policy" {
+		t.Errorf("GET /v1/notices/privacy-policy = %d %+v", resp.StatusCode, got)
+	}
+	grant := strings.Replace(grantJSON, `"id":"marketing"`, `"id":"privacy-policy"`, 1)
+	if resp := e.do("POST", "/v1/consents", grant, nil, nil); resp.StatusCode != 201 {
+		t.Errorf("a grant citing privacy-policy = %d; want 201", resp.StatusCode)
+	}
+}
