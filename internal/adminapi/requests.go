@@ -211,6 +211,8 @@ func (s *Server) verifyRequest(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// requestRegister is the DPO's register of every request: JSON (default) or, with
+// ?format=csv, CSV. Both carry the same fields (dsar.RegisterEntry) and no subject ids.
 func (s *Server) requestRegister(w http.ResponseWriter, r *http.Request) error {
 	all, err := s.requests.List(r.Context())
 	if err != nil {
@@ -226,11 +228,11 @@ func (s *Server) requestRegister(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "format: want json or csv")
 	}
-	views := make([]requestView, 0, len(all))
-	for _, x := range all {
-		views = append(views, s.view(x))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"generated_at": time.Now().UTC(), "summary": dsar.Register(all, time.Now()), "requests": views})
+	// The same entries as the CSV: no subject ids, no free text (GET /v1/requests/{id}
+	// shows a request in full to whoever may read it).
+	now := time.Now()
+	writeJSON(w, http.StatusOK, map[string]any{"generated_at": now.UTC(), "summary": dsar.Register(all, now),
+		"requests": dsar.RegisterEntries(all, now)})
 	return nil
 }
 

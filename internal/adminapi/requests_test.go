@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/csv"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -553,4 +554,81 @@ func FuzzRequestBody(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestRegisterJSONAndCSVAgree(t *testing.T) {
+	// The register is the DPO's export: JSON and CSV carry the same fields, and neither
+	// names a subject or repeats free text (notes, patches, cancellation reasons).
+	e, _ := newRequestsEnv(t, rowsStore{})
+	const canary = "qzreg7"
+	dpo := map[string]string{"Authorization": "Bearer dpo-token"}
+	var cancel map[string]any
+	e.do("POST", "/v1/requests", `{"type":"objection","subject":"cust-`+canary+`-1"}`, nil, nil)
+	e.do("POST", "/v1/requests", `{"type":"deletion","subject":"cust-`+canary+`-2"}`, nil, nil)
+	e.do("POST", "/v1/requests", `{"type":"access","subject":"cust-`+canary+`-3","identity":{"method":"operator","note":"passport `+canary+`"}}`, dpo, nil)
+	e.do("POST", "/v1/requests", `{"type":"correction","subject":"cust-`+canary+`-4","patch":{"user.contact.email":"`+canary+`@example.com"}}`, nil, nil)
+	e.do("POST", "/v1/requests", `{"type":"categories","subject":"cust-`+canary+`-5"}`, nil, &cancel)
+	e.do("POST", "/v1/requests/"+cancel["id"].(string)+"/cancel", `{"reason":"asked by `+canary+` on the phone"}`, dpo, nil)
+	if _, err := e.eng.Step(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	get := func(query string) []byte {
+		req, _ := http.NewRequest("GET", e.srv.URL+"/v1/requests/register"+query, nil)
+		req.Header.Set("Authorization", "Bearer auditor-token")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("register%s: %d %s", query, resp.StatusCode, b)
+		}
+		if strings.Contains(string(b), canary) {
+			t.Errorf("register%s carries a subject id or free text:\n%s", query, b)
+		}
+		return b
+	}
+	var reg struct {
+		Summary  map[string]any   `json:"summary"`
+		Requests []map[string]any `json:"requests"`
+	}
+	if err := json.Unmarshal(get(""), &reg); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(get("?format=csv"))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reg.Requests) != 5 || len(rows) != 6 || !slices.Equal(rows[0], dsar.RegisterColumns) || reg.Summary["pipl"] == nil {
+		t.Fatalf("register: %d JSON entries, %d CSV lines (header %v), summary %v; want 5 requests each", len(reg.Requests), len(rows), rows[0], reg.Summary)
+	}
+	for i, entry := range reg.Requests {
+		for k := range entry {
+			if !slices.Contains(dsar.RegisterColumns, k) {
+				t.Errorf("JSON entry %d has %q, which the CSV has no column for", i, k)
+			}
+		}
+		for j, col := range dsar.RegisterColumns {
+			want := ""
+			switch v := entry[col].(type) {
+			case nil:
+			case string:
+				want = v
+			case bool:
+				want = strconv.FormatBool(v)
+			case float64:
+				want = strconv.FormatFloat(v, 'f', -1, 64)
+			default:
+				t.Fatalf("entry %d %s: unexpected %T", i, col, v)
+			}
+			if col == "extended_months" && want == "0" {
+				want = ""
+			}
+			if got := rows[i+1][j]; got != want {
+				t.Errorf("request %d column %s: CSV %q, JSON %q", i, col, got, want)
+			}
+		}
+	}
 }
