@@ -384,3 +384,47 @@ func TestNoticeIDs(t *testing.T) {
 		t.Errorf("a grant citing privacy-policy = %d; want 201", resp.StatusCode)
 	}
 }
+
+func TestAmbiguousKeysAreRefused(t *testing.T) {
+	// encoding/json takes "Subject" (or "ſubject") for subject and keeps the last of two
+	// equal keys; a service reading the same body another way would see another subject.
+	// Such a body is refused, naming the field, and nothing is written.
+	e, _ := newRequestsEnv(t, rowsStore{})
+	e.registerNotice()
+	for _, tc := range []struct {
+		name, path, body, field string
+	}{
+		{"case_variant", "/v1/consents", `{"Subject":"cust-1","action":"object"}`, "subject"},
+		{"unicode_fold_variant", "/v1/consents", `{"subject":"cust-1","\u017fubject":"cust-2","action":"object"}`, "\u017fubject"},
+		{"fold_variant_alone", "/v1/consents", `{"\u017fubject":"cust-2","action":"object"}`, "subject"},
+		{"duplicate", "/v1/consents", `{"subject":"cust-1","action":"object","subject":"cust-2"}`, "subject"},
+		{"duplicate_other_case", "/v1/consents", `{"subject":"cust-1","action":"object","SUBJECT":"cust-2"}`, "SUBJECT"},
+		{"nested_variant", "/v1/consents", strings.Replace(grantJSON, `"notice":{"id"`, `"notice":{"ID"`, 1), "notice.id"},
+		{"nested_duplicate", "/v1/consents", strings.Replace(grantJSON, `"version":1}`, `"version":1,"version":2}`, 1), "notice.version"},
+		{"request_type_variant", "/v1/requests", `{"Type":"access","subject":"cust-1"}`, "type"},
+		{"request_identity_variant", "/v1/requests", `{"type":"access","subject":"cust-1","identity":{"Method":"operator","note":"x"}}`, "identity.method"},
+		{"patch_duplicate", "/v1/requests", `{"type":"correction","subject":"cust-1","patch":{"user.contact.email":"a@example.com","user.contact.email":"b@example.com"}}`, "patch.user.contact.email"},
+		{"notice_variant", "/v1/notices", strings.Replace(noticeJSON, `"retention"`, `"Retention"`, 1), "retention"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := e.ledger.Stats().Records
+			all, _ := e.eng.List(context.Background())
+			var p privguard.Problem
+			resp := e.do("POST", tc.path, tc.body, nil, &p)
+			if resp.StatusCode != 400 || p.Type != privguard.ProblemTypePrefix+adminapi.TypeAmbiguousKey || p.Field != tc.field {
+				t.Errorf("= %d %s field %q; want 400 %s field %q (%+v)", resp.StatusCode, p.Type, p.Field, adminapi.TypeAmbiguousKey, tc.field, p)
+			}
+			after, _ := e.eng.List(context.Background())
+			if e.ledger.Stats().Records != before || len(after) != len(all) {
+				t.Error("a refused body was written")
+			}
+		})
+	}
+	// The exact spelling passes, map keys (a patch's categories) are not field names.
+	if resp := e.do("POST", "/v1/consents", `{"subject":"cust-1","action":"object"}`, nil, nil); resp.StatusCode != 201 {
+		t.Errorf("exact keys: %d; want 201", resp.StatusCode)
+	}
+	if resp := e.do("POST", "/v1/requests", `{"type":"correction","subject":"cust-1","patch":{"user.contact.email":"a@example.com"}}`, nil, nil); resp.StatusCode != 201 {
+		t.Errorf("a patch: %d; want 201", resp.StatusCode)
+	}
+}

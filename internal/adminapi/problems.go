@@ -19,17 +19,21 @@ const (
 	TypeUnsupportedMediaType = "unsupported-media-type"
 	TypeBodyTooLarge         = "body-too-large"
 	TypeMalformedJSON        = "malformed-json"
-	TypeValidation           = "validation"
-	TypeInvalidSubject       = "invalid-subject"
-	TypeConflict             = "conflict"
-	TypeUnavailable          = "unavailable"
-	TypeInternal             = "internal"
-	TypeIdentityNotVerified  = "identity-not-verified"
-	TypeTooManyAttempts      = "too-many-attempts"
-	TypeExtensionRefused     = "extension-refused"
-	TypeResultGone           = "result-gone"
-	TypeForbidden            = "forbidden"
-	TypeNoResult             = "no-result"
+	// TypeAmbiguousKey: a key appears twice in one object (also under case folding), or a
+	// field is spelled in another case than its name; a lenient reader could take it
+	// another way, so it is refused (400, field names it).
+	TypeAmbiguousKey        = "ambiguous-key"
+	TypeValidation          = "validation"
+	TypeInvalidSubject      = "invalid-subject"
+	TypeConflict            = "conflict"
+	TypeUnavailable         = "unavailable"
+	TypeInternal            = "internal"
+	TypeIdentityNotVerified = "identity-not-verified"
+	TypeTooManyAttempts     = "too-many-attempts"
+	TypeExtensionRefused    = "extension-refused"
+	TypeResultGone          = "result-gone"
+	TypeForbidden           = "forbidden"
+	TypeNoResult            = "no-result"
 )
 
 func unauthenticated() *privguard.Problem {
