@@ -36,14 +36,14 @@ const (
 	TypeNoResult            = "no-result"
 )
 
-func unauthenticated() *privguard.Problem {
-	return privguard.NewProblem(http.StatusUnauthorized, TypeUnauthenticated, "Authentication required",
-		"send Authorization: Bearer <token>")
+// unauthenticated is the 401; detail says what would work.
+func unauthenticated(detail string) *privguard.Problem {
+	return privguard.NewProblem(http.StatusUnauthorized, TypeUnauthenticated, "Authentication required", detail)
 }
 
-func forbidden() *privguard.Problem {
-	return privguard.NewProblem(http.StatusForbidden, TypeForbidden, "Not allowed",
-		"your token's roles do not allow this call")
+// forbidden is the 403; detail names the roles that may (Server.roleHint).
+func forbidden(detail string) *privguard.Problem {
+	return privguard.NewProblem(http.StatusForbidden, TypeForbidden, "Not allowed", detail)
 }
 
 // writeError maps err to a problem and writes it. It is the only place errors become HTTP

@@ -117,7 +117,8 @@ func (s *Server) postRequest(w http.ResponseWriter, r *http.Request) error {
 	if (b.Trigger != "" || b.Identity != nil) && !s.may(r, authz.Attest) {
 		// Saying the identity was checked, or that the controller erases on its own, is an
 		// operator's word (dpo), not an app's: apps verify with a code or a signed token.
-		return forbidden()
+		return forbidden("identity or trigger: attesting an identity or starting the controller's own erasure is an operator's word; " +
+			s.roleHint(authz.Attest, "use") + " (an app verifies with a code or identity_token)")
 	}
 	if b.Trigger != "" {
 		p, _ := PrincipalFromContext(r.Context())

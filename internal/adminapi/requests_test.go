@@ -27,6 +27,7 @@ import (
 	"github.com/privguard/privguard/consent/consenttest"
 	"github.com/privguard/privguard/dsar"
 	"github.com/privguard/privguard/internal/adminapi"
+	"github.com/privguard/privguard/internal/authz"
 	"github.com/privguard/privguard/vault"
 )
 
@@ -630,5 +631,70 @@ func TestRegisterJSONAndCSVAgree(t *testing.T) {
 				t.Errorf("request %d column %s: CSV %q, JSON %q", i, col, got, want)
 			}
 		}
+	}
+}
+
+func TestRefusalsSayWhatWouldWork(t *testing.T) {
+	// A 401 or 403 names the roles the policy lets make the call, and a 401 for an unknown
+	// token says that configured tokens replace the generated one.
+	e, _ := newRequestsEnv(t, rowsStore{})
+	for _, tc := range []struct {
+		name, tok, method, path, body string
+		status                        int
+		says                          []string
+	}{
+		{"app approves", "app-token", "POST", "/v1/requests/x/approve", `{"note":"x"}`, 403, []string{"dpo", "admin"}},
+		{"auditor records consent", "auditor-token", "POST", "/v1/consents", `{"subject":"cust-1","action":"object"}`, 403, []string{"app (a token configured without roles)", "admin"}},
+		{"app reads the register", "app-token", "GET", "/v1/requests/register", "", 403, []string{"auditor", "dpo", "admin"}},
+		{"app attests", "app-token", "POST", "/v1/requests", `{"type":"deletion","subject":"cust-1","identity":{"method":"operator","note":"x"}}`, 403, []string{"dpo", "admin", "identity_token"}},
+		{"unknown token", "pg_not-a-token", "POST", "/v1/requests/x/approve", `{"note":"x"}`, 401, []string{"admin.tokens", "admin.token", "dpo"}},
+		{"no token", "", "GET", "/v1/requests/register", "", 401, []string{"Bearer", "auditor"}},
+	} {
+		h := map[string]string{"Authorization": "Bearer " + tc.tok}
+		if tc.tok == "" {
+			h["Authorization"] = ""
+		}
+		var p privguard.Problem
+		resp := e.do(tc.method, tc.path, tc.body, h, &p)
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s: %d %+v; want %d", tc.name, resp.StatusCode, p, tc.status)
+		}
+		for _, s := range tc.says {
+			if !strings.Contains(p.Detail, s) {
+				t.Errorf("%s: detail %q does not mention %q", tc.name, p.Detail, s)
+			}
+		}
+		if tc.status == 403 && strings.Contains(p.Detail, "auditor") && !slices.Contains(tc.says, "auditor") {
+			t.Errorf("%s: detail %q names a role that may not", tc.name, p.Detail)
+		}
+	}
+}
+
+func TestRefusalsFollowACustomPolicy(t *testing.T) {
+	// The roles named come from the policy in force, not from a list kept by hand.
+	l := consenttest.Open(t, "", consent.Config{})
+	az, err := authz.New("p, support, /v1/subjects/*, GET\np, app, /v1/consents, POST\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := adminapi.Tokens{}
+	tokens.Add("app-token", adminapi.Principal{Name: "crm"})
+	api, err := adminapi.New(adminapi.Config{Ledger: l, Tokens: tokens, Authorizer: az})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/v1/subjects/cust-1/consents", nil)
+	req.Header.Set("Authorization", "Bearer app-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var p privguard.Problem
+	json.NewDecoder(resp.Body).Decode(&p)
+	if resp.StatusCode != 403 || !strings.HasSuffix(p.Detail, "needs a token with the role support") {
+		t.Errorf("under a custom policy: %d %q; want 403 naming support alone", resp.StatusCode, p.Detail)
 	}
 }

@@ -79,7 +79,7 @@ func New(cfg Config) (*Server, error) {
 		tokens: cfg.Tokens, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks, authz: cfg.Authorizer}
 	s.routes()
 	if cfg.Metrics != nil {
-		s.mux.Handle("GET /metrics", s.logRequests("GET /metrics", s.authenticate(s.authorize("GET /metrics", cfg.Metrics))))
+		s.mux.Handle("GET /metrics", s.logRequests("GET /metrics", s.authenticate("GET /metrics", s.authorize("GET /metrics", cfg.Metrics))))
 	}
 	return s, nil
 }
@@ -93,7 +93,7 @@ type handler func(w http.ResponseWriter, r *http.Request) error
 
 func (s *Server) routes() {
 	authed := func(pattern string, h handler) {
-		s.mux.Handle(pattern, s.logRequests(pattern, s.authenticate(s.authorize(pattern, s.wrap(h)))))
+		s.mux.Handle(pattern, s.logRequests(pattern, s.authenticate(pattern, s.authorize(pattern, s.wrap(h)))))
 	}
 	authed("POST /v1/notices", s.postNotice)
 	authed("GET /v1/notices/{id}", s.getNotices)
