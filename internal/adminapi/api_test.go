@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -426,5 +427,75 @@ func TestAmbiguousKeysAreRefused(t *testing.T) {
 	}
 	if resp := e.do("POST", "/v1/requests", `{"type":"correction","subject":"cust-1","patch":{"user.contact.email":"a@example.com"}}`, nil, nil); resp.StatusCode != 201 {
 		t.Errorf("a patch: %d; want 201", resp.StatusCode)
+	}
+}
+
+func TestOnlyTheControllerWritesItsFacts(t *testing.T) {
+	// An app relays the subjects' choices; erase, expire and lift_restriction are the
+	// controller's own facts (the request engine's, an operator's). An app cannot write
+	// them, and nobody chooses the actor_type a record carries: it is derived.
+	e, _ := newRequestsEnv(t)
+	e.registerNotice()
+	app := map[string]string{"Authorization": "Bearer app-token"}
+	dpo := map[string]string{"Authorization": "Bearer dpo-token"}
+	restricted := func() bool {
+		var v consent.SubjectView
+		e.do("GET", "/v1/subjects/cust-1/consents", "", nil, &v)
+		return v.Facts.Restricted
+	}
+	var rec map[string]any
+	if resp := e.do("POST", "/v1/consents", strings.Replace(grantJSON, "cust-42", "cust-1", 1), app, &rec); resp.StatusCode != 201 || rec["actor_type"] != "subject" || rec["actor"] != "token:crm-backend" {
+		t.Fatalf("app grant: %d %v; want 201 by the subject through token:crm-backend", resp.StatusCode, rec)
+	}
+	if resp := e.do("POST", "/v1/consents", `{"subject":"cust-1","action":"restrict"}`, app, nil); resp.StatusCode != 201 || !restricted() {
+		t.Fatalf("app restrict: %d; want 201 and the subject restricted", resp.StatusCode)
+	}
+	for _, tc := range []struct {
+		name, body string
+		status     int
+	}{
+		{"app lifts a restriction", `{"subject":"cust-1","action":"lift_restriction"}`, 403},
+		{"app records an erasure", `{"subject":"cust-1","action":"erase"}`, 403},
+		{"app records an expiry", `{"subject":"cust-1","purpose":"marketing.communications.sms","action":"expire"}`, 403},
+		{"app forges a system erasure", `{"subject":"cust-1","action":"erase","actor_type":"system"}`, 422},
+		{"app claims an operator grant", strings.Replace(strings.Replace(grantJSON, "cust-42", "cust-1", 1), `"channel"`, `"actor_type":"operator","channel"`, 1), 422},
+		{"app says the subject objected", `{"subject":"cust-1","action":"object","actor_type":"subject"}`, 422},
+	} {
+		before := e.ledger.Stats().Records
+		var p privguard.Problem
+		resp := e.do("POST", "/v1/consents", tc.body, app, &p)
+		if resp.StatusCode != tc.status || (tc.status == 422 && p.Field != "actor_type") {
+			t.Errorf("%s: %d %+v; want %d", tc.name, resp.StatusCode, p, tc.status)
+		}
+		if tc.status == 403 && !strings.Contains(p.Detail, "dpo") {
+			t.Errorf("%s: the 403 does not say who may: %q", tc.name, p.Detail)
+		}
+		if e.ledger.Stats().Records != before {
+			t.Errorf("%s: a refused record was written", tc.name)
+		}
+	}
+	if !restricted() {
+		t.Fatal("an app lifted the restriction")
+	}
+	// A dpo may, and the record says an operator did it, through the dpo's token.
+	if resp := e.do("POST", "/v1/consents", `{"subject":"cust-1","action":"lift_restriction"}`, dpo, &rec); resp.StatusCode != 201 ||
+		rec["actor_type"] != "operator" || rec["actor"] != "token:dpo-office" || restricted() {
+		t.Errorf("dpo lift_restriction: %d %v; want 201 by an operator through token:dpo-office", resp.StatusCode, rec)
+	}
+	// A dpo does not record the subjects' choices.
+	var p privguard.Problem
+	if resp := e.do("POST", "/v1/consents", `{"subject":"cust-1","action":"object"}`, dpo, &p); resp.StatusCode != 403 || !strings.Contains(p.Detail, "app") {
+		t.Errorf("dpo records an objection: %d %+v; want 403 naming app", resp.StatusCode, p)
+	}
+	var hist struct {
+		Records []map[string]any `json:"records"`
+	}
+	e.do("GET", "/v1/subjects/cust-1/consents/history", "", nil, &hist)
+	var got []string
+	for _, r := range hist.Records {
+		got = append(got, r["action"].(string)+"/"+r["actor_type"].(string))
+	}
+	if want := []string{"grant/subject", "restrict/subject", "lift_restriction/operator"}; !slices.Equal(got, want) {
+		t.Errorf("history = %v; want %v", got, want)
 	}
 }

@@ -102,6 +102,29 @@ func (s *Server) authorize(pattern string, next http.Handler) http.Handler {
 	})
 }
 
+// authorizeOr is authorize for a route that a principal holding permission perm may also
+// call: the handler then decides, per request, which of the two the call needs.
+func (s *Server) authorizeOr(pattern, perm string, next http.Handler) http.Handler {
+	method, path, _ := strings.Cut(pattern, " ")
+	refused := "your token's roles do not allow this call: " + s.roleHint(path, method)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := PrincipalFromContext(r.Context())
+		if !s.authz.Allow(p.Roles, path, method) && !s.authz.Allow(p.Roles, perm, "use") {
+			forbidden(refused).Write(w)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// mayCall reports whether the request's principal may call the route registered as
+// pattern.
+func (s *Server) mayCall(r *http.Request, pattern string) bool {
+	method, path, _ := strings.Cut(pattern, " ")
+	p, _ := PrincipalFromContext(r.Context())
+	return s.authz.Allow(p.Roles, path, method)
+}
+
 // may reports whether the request's principal has permission perm (authz.Attest).
 func (s *Server) may(r *http.Request, perm string) bool {
 	p, _ := PrincipalFromContext(r.Context())

@@ -97,7 +97,10 @@ func (s *Server) routes() {
 	}
 	authed("POST /v1/notices", s.postNotice)
 	authed("GET /v1/notices/{id}", s.getNotices)
-	authed("POST /v1/consents", s.postConsent)
+	// The route is an app's (the subjects' choices) and, for the controller's own facts
+	// (erase, expire, lift_restriction), a dpo's: postConsent checks which per action.
+	s.mux.Handle("POST /v1/consents", s.logRequests("POST /v1/consents", s.authenticate("POST /v1/consents",
+		s.authorizeOr("POST /v1/consents", authz.RecordFacts, s.wrap(s.postConsent)))))
 	authed("GET /v1/consents/{id}/receipt", s.getReceipt)
 	authed("GET /v1/subjects/{subject}/consents", s.getSubjectConsents)
 	authed("GET /v1/subjects/{subject}/consents/history", s.getSubjectHistory)

@@ -26,6 +26,13 @@ var DefaultPolicy string
 // of band or to start the controller's own erasure: Allow(roles, Attest, "use").
 const Attest = "request:attest"
 
+// RecordFacts is the permission, beyond the POST /v1/consents route, to record the
+// controller's own facts in the ledger: erase, expire and lift_restriction
+// (consent.Action.ControllerFact). An app records the subjects' choices; these records
+// undo or close them, so they are the request engine's and the dpo's:
+// Allow(roles, RecordFacts, "use").
+const RecordFacts = "consent:controller-facts"
+
 // DefaultRole is the role of a principal configured without roles.
 const DefaultRole = "app"
 
