@@ -58,8 +58,11 @@ type codeBody struct {
 	Code string `json:"code" validate:"required,len=6,numeric"`
 }
 
+// identityBody is an operator's attestation. Its method can only be "operator": a
+// verification by token or code is recorded by privguard when it checks one, never on
+// someone's word.
 type identityBody struct {
-	Method string `json:"method" validate:"required,oneof=operator token code"`
+	Method string `json:"method" validate:"required,oneof=operator"`
 	Note   string `json:"note" validate:"max=1000"`
 }
 
@@ -126,7 +129,7 @@ func (s *Server) postRequest(w http.ResponseWriter, r *http.Request) error {
 	}
 	if b.Identity != nil {
 		p, _ := PrincipalFromContext(r.Context())
-		req.Identity = &dsar.Identity{Method: b.Identity.Method, Note: b.Identity.Note, Operator: p.Name}
+		req.Identity = &dsar.Identity{Method: "operator", Note: b.Identity.Note, Operator: p.Name}
 	}
 	out, err := s.requests.Submit(r.Context(), req)
 	if errors.Is(err, privguard.ErrInvalid) && (len(req.Patch) > 0 || req.TransferTo != "") {
@@ -201,7 +204,7 @@ func (s *Server) verifyRequest(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	p, _ := PrincipalFromContext(r.Context())
-	out, err := s.requests.Verify(r.Context(), r.PathValue("id"), dsar.Identity{Method: b.Method, Note: b.Note, Operator: p.Name})
+	out, err := s.requests.Verify(r.Context(), r.PathValue("id"), dsar.Identity{Method: "operator", Note: b.Note, Operator: p.Name})
 	if errors.Is(err, privguard.ErrConflict) {
 		return privguard.NewProblem(http.StatusConflict, TypeConflict, "Not awaiting verification", "")
 	}

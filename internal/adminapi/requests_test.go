@@ -698,3 +698,31 @@ func TestRefusalsFollowACustomPolicy(t *testing.T) {
 		t.Errorf("under a custom policy: %d %q; want 403 naming support alone", resp.StatusCode, p.Detail)
 	}
 }
+
+func TestAnOperatorCannotClaimACodeOrToken(t *testing.T) {
+	// How an identity was verified is part of the request's proof (DSR-02): an operator's
+	// word is recorded as an operator's, never as a checked code or token.
+	e, _ := newRequestsEnv(t)
+	dpo := map[string]string{"Authorization": "Bearer dpo-token"}
+	var made map[string]any
+	e.do("POST", "/v1/requests", `{"type":"deletion","subject":"cust-1"}`, nil, &made)
+	id := made["id"].(string)
+	for _, body := range []string{`{"method":"code","note":"x"}`, `{"method":"token","note":"x"}`} {
+		var p privguard.Problem
+		if resp := e.do("POST", "/v1/requests/"+id+"/verify", body, dpo, &p); resp.StatusCode != 422 || p.Field != "method" {
+			t.Errorf("verify %s: %d %+v; want 422 on method", body, resp.StatusCode, p)
+		}
+		var q privguard.Problem
+		sub := `{"type":"access","subject":"cust-2","identity":` + body + `}`
+		if resp := e.do("POST", "/v1/requests", sub, dpo, &q); resp.StatusCode != 422 || q.Field != "identity.method" {
+			t.Errorf("submit with %s: %d %+v; want 422 on identity.method", body, resp.StatusCode, q)
+		}
+	}
+	var got map[string]any
+	if resp := e.do("POST", "/v1/requests/"+id+"/verify", `{"method":"operator","note":"ID card"}`, dpo, &got); resp.StatusCode != 200 {
+		t.Fatalf("operator verify: %d %v", resp.StatusCode, got)
+	}
+	if idn, _ := got["identity"].(map[string]any); idn["method"] != "operator" || idn["operator"] != "dpo-office" {
+		t.Errorf("identity = %v; want operator dpo-office", got["identity"])
+	}
+}
