@@ -30,10 +30,13 @@ const (
 	TypeInternal            = "internal"
 	TypeIdentityNotVerified = "identity-not-verified"
 	TypeTooManyAttempts     = "too-many-attempts"
-	TypeExtensionRefused    = "extension-refused"
-	TypeResultGone          = "result-gone"
-	TypeForbidden           = "forbidden"
-	TypeNoResult            = "no-result"
+	// TypeTooManyCodes: no one-time code was sent (429): too soon after the last, or the
+	// request's or the subject's codes are used up. Retry-After says when, if waiting helps.
+	TypeTooManyCodes     = "too-many-codes"
+	TypeExtensionRefused = "extension-refused"
+	TypeResultGone       = "result-gone"
+	TypeForbidden        = "forbidden"
+	TypeNoResult         = "no-result"
 )
 
 // unauthenticated is the 401; detail says what would work.

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -241,19 +242,59 @@ func (s *Server) requestRegister(w http.ResponseWriter, r *http.Request) error {
 }
 
 // sendCode sends a fresh one-time code to the subject of a request awaiting verification.
+// Codes are bounded per request (the engine: dsar.CodeSendsPerRequest, one per
+// dsar.CodeResendInterval) and per subject (codeLimiter); past a bound the answer is 429
+// with Retry-After when waiting helps.
 func (s *Server) sendCode(w http.ResponseWriter, r *http.Request) error {
 	if s.notifier == nil {
 		return privguard.NewProblem(http.StatusServiceUnavailable, TypeUnavailable, "No code notifier is configured", "")
 	}
-	err := s.requests.SendCode(r.Context(), r.PathValue("id"), s.notifier)
-	if errors.Is(err, privguard.ErrConflict) {
-		return privguard.NewProblem(http.StatusConflict, TypeConflict, "Not awaiting verification", "")
-	}
+	id := r.PathValue("id")
+	req, err := s.requests.Get(r.Context(), id)
 	if err != nil {
+		return err
+	}
+	now := s.now()
+	if wait, ok := s.codes.reserve(req.Subject, now); !ok {
+		return tooManyCodes(w, wait, fmt.Sprintf("this subject was sent %d codes in the last %s", s.codes.max, CodeSubjectWindow))
+	}
+	err = s.requests.SendCode(r.Context(), id, s.notifier)
+	if err != nil {
+		s.codes.release(req.Subject, now)
+	}
+	var limit *dsar.CodeLimitError
+	switch {
+	case errors.Is(err, privguard.ErrConflict):
+		return privguard.NewProblem(http.StatusConflict, TypeConflict, "Not awaiting verification", "")
+	case errors.As(err, &limit) && limit.RetryAfter > 0:
+		return tooManyCodes(w, limit.RetryAfter, fmt.Sprintf("a code was sent less than %s ago", dsar.CodeResendInterval))
+	case errors.As(err, &limit):
+		return tooManyCodes(w, 0, fmt.Sprintf("this request was sent its %d codes; an operator can verify the requester (POST /v1/requests/{id}/verify)",
+			dsar.CodeSendsPerRequest))
+	case errors.Is(err, dsar.ErrCodeBudget):
+		return codeBudgetSpent()
+	case err != nil:
 		return err
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"sent": true, "expires_in_seconds": int(dsar.CodeTTL.Seconds())})
 	return nil
+}
+
+// tooManyCodes is the 429 of a code not sent; Retry-After is set when waiting helps.
+func tooManyCodes(w http.ResponseWriter, wait time.Duration, why string) *privguard.Problem {
+	detail := why
+	if wait > 0 {
+		secs := int((wait + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		detail += fmt.Sprintf("; retry in %d s", secs)
+	}
+	return privguard.NewProblem(http.StatusTooManyRequests, TypeTooManyCodes, "No code sent", detail)
+}
+
+func codeBudgetSpent() *privguard.Problem {
+	return privguard.NewProblem(http.StatusTooManyRequests, TypeTooManyAttempts, "Too many wrong codes",
+		fmt.Sprintf("this request had %d wrong codes and can no longer be verified by code; an operator can verify the requester",
+			dsar.CodeGuessBudget))
 }
 
 // verifyCode checks the one-time code the subject received.
@@ -266,6 +307,8 @@ func (s *Server) verifyCode(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case errors.Is(err, privguard.ErrConflict):
 		return privguard.NewProblem(http.StatusConflict, TypeConflict, "Not awaiting verification", "")
+	case errors.Is(err, dsar.ErrCodeBudget):
+		return codeBudgetSpent()
 	case errors.Is(err, dsar.ErrNoAttempts):
 		return privguard.NewProblem(http.StatusTooManyRequests, TypeTooManyAttempts, "Too many wrong codes", "ask for a new code")
 	case errors.Is(err, dsar.ErrBadCode), errors.Is(err, dsar.ErrNotNotified):

@@ -42,6 +42,13 @@ func (c codes) SendCode(_ context.Context, _ privguard.SubjectID, id, code strin
 
 func newRequestsEnv(t *testing.T, conns ...dsar.Connector) (*env, codes) {
 	t.Helper()
+	return newRequestsEnvClock(t, nil, conns...)
+}
+
+// newRequestsEnvClock is newRequestsEnv with the engine and the API on clock now (nil:
+// the system clock).
+func newRequestsEnvClock(t *testing.T, now func() time.Time, conns ...dsar.Connector) (*env, codes) {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := boltstore.Open(filepath.Join(dir, "p.db"), boltstore.Options{})
 	if err != nil {
@@ -59,7 +66,7 @@ func newRequestsEnv(t *testing.T, conns ...dsar.Connector) (*env, codes) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := dsar.New(dsar.Config{Store: db.DSAR(), Sealer: vlt, Connectors: conns})
+	eng, err := dsar.New(dsar.Config{Store: db.DSAR(), Sealer: vlt, Connectors: conns, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +82,7 @@ func newRequestsEnv(t *testing.T, conns ...dsar.Connector) (*env, codes) {
 	tokens.Add("app-token", adminapi.Principal{Name: "crm-backend"}) // no roles: an app
 	tokens.Add("auditor-token", adminapi.Principal{Name: "internal-audit", Roles: []string{"auditor"}})
 	tokens.Add("dpo-token", adminapi.Principal{Name: "dpo-office", Roles: []string{"dpo"}})
-	api, err := adminapi.New(adminapi.Config{Ledger: l, Tokens: tokens, Requests: eng, IdentityTokens: v, Notifier: sent,
+	api, err := adminapi.New(adminapi.Config{Ledger: l, Tokens: tokens, Requests: eng, IdentityTokens: v, Notifier: sent, Now: now,
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
@@ -724,5 +731,98 @@ func TestAnOperatorCannotClaimACodeOrToken(t *testing.T) {
 	}
 	if idn, _ := got["identity"].(map[string]any); idn["method"] != "operator" || idn["operator"] != "dpo-office" {
 		t.Errorf("identity = %v; want operator dpo-office", got["identity"])
+	}
+}
+
+func TestCodeSendsAreBounded(t *testing.T) {
+	// Codes are bounded per request (one a minute, five in all) and per subject (ten a day
+	// over all its requests), answered 429 with Retry-After when waiting helps; guessing is
+	// bounded per request, not per code.
+	clk := &consenttest.Clock{}
+	e, sent := newRequestsEnvClock(t, clk.Now, rowsStore{})
+	app := map[string]string{"Authorization": "Bearer app-token"}
+	submit := func(body string) string {
+		var r map[string]any
+		if resp := e.do("POST", "/v1/requests", body, app, &r); resp.StatusCode != 201 {
+			t.Fatalf("submit %s: %d %v", body, resp.StatusCode, r)
+		}
+		return r["id"].(string)
+	}
+	send := func(id string) (int, string, privguard.Problem) {
+		var p privguard.Problem
+		resp := e.do("POST", "/v1/requests/"+id+"/code", "", app, &p)
+		return resp.StatusCode, resp.Header.Get("Retry-After"), p
+	}
+	ids := []string{
+		submit(`{"type":"access","subject":"cust-1"}`),
+		submit(`{"type":"deletion","subject":"cust-1"}`),
+		submit(`{"type":"categories","subject":"cust-1"}`),
+	}
+
+	// Per request: a cooldown, then at most dsar.CodeSendsPerRequest.
+	if st, _, p := send(ids[0]); st != 202 {
+		t.Fatalf("first code: %d %+v", st, p)
+	}
+	st, after, p := send(ids[0])
+	if secs, _ := strconv.Atoi(after); st != 429 || p.Type != privguard.ProblemTypePrefix+adminapi.TypeTooManyCodes || secs < 1 || secs > 60 {
+		t.Errorf("a second code at once: %d Retry-After %q %+v; want 429 too-many-codes, Retry-After 1..60", st, after, p)
+	}
+	for i := 1; i < dsar.CodeSendsPerRequest; i++ {
+		clk.Advance(dsar.CodeResendInterval)
+		if st, _, p := send(ids[0]); st != 202 {
+			t.Fatalf("code %d after the cooldown: %d %+v", i+1, st, p)
+		}
+	}
+	clk.Advance(dsar.CodeResendInterval)
+	if st, after, p := send(ids[0]); st != 429 || after != "" || p.Type != privguard.ProblemTypePrefix+adminapi.TypeTooManyCodes {
+		t.Errorf("code %d: %d Retry-After %q %+v; want 429 without Retry-After (waiting does not help)", dsar.CodeSendsPerRequest+1, st, after, p)
+	}
+
+	// Per subject: the second request takes the subject to its ten a day; the third waits.
+	for i := 0; i < adminapi.DefaultCodesPerSubject-dsar.CodeSendsPerRequest; i++ {
+		clk.Advance(dsar.CodeResendInterval)
+		if st, _, p := send(ids[1]); st != 202 {
+			t.Fatalf("second request, code %d: %d %+v", i+1, st, p)
+		}
+	}
+	st, after, p = send(ids[2])
+	secs, _ := strconv.Atoi(after)
+	if st != 429 || p.Type != privguard.ProblemTypePrefix+adminapi.TypeTooManyCodes || secs < 23*3600 || secs > 24*3600 {
+		t.Errorf("eleventh code for the subject: %d Retry-After %q %+v; want 429 with about 24 h", st, after, p)
+	}
+	var other map[string]any
+	e.do("POST", "/v1/requests", `{"type":"access","subject":"cust-2"}`, app, &other)
+	if st, _, p := send(other["id"].(string)); st != 202 {
+		t.Errorf("another subject is not held up: %d %+v", st, p)
+	}
+	clk.Advance(adminapi.CodeSubjectWindow)
+	if st, _, p := send(ids[2]); st != 202 {
+		t.Errorf("a day later: %d %+v; want 202", st, p)
+	}
+
+	// Guessing: ten wrong codes per request, however many codes; then even the right one
+	// is refused.
+	id := ids[2]
+	wrong := func() string {
+		if sent[id] == "000000" {
+			return "111111"
+		}
+		return "000000"
+	}
+	statuses := []int{}
+	for range 2 {
+		for range dsar.CodeAttempts {
+			resp := e.do("POST", "/v1/requests/"+id+"/code/verify", `{"code":"`+wrong()+`"}`, app, nil)
+			statuses = append(statuses, resp.StatusCode)
+		}
+		clk.Advance(dsar.CodeResendInterval)
+		send(id)
+	}
+	if n := len(statuses); statuses[0] != 403 || statuses[n-1] != 429 {
+		t.Errorf("wrong codes answered %v; want 403s, then 429 at the budget", statuses)
+	}
+	var q privguard.Problem
+	if resp := e.do("POST", "/v1/requests/"+id+"/code/verify", `{"code":"`+sent[id]+`"}`, app, &q); resp.StatusCode != 429 || q.Type != privguard.ProblemTypePrefix+adminapi.TypeTooManyAttempts {
+		t.Errorf("the right code after %d wrong ones: %d %+v; want 429 too-many-attempts", dsar.CodeGuessBudget, resp.StatusCode, q)
 	}
 }

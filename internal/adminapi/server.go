@@ -40,6 +40,11 @@ type Config struct {
 	// Authorizer decides which roles may call which routes; nil means the default policy
 	// (authz.DefaultPolicy).
 	Authorizer *authz.Authorizer
+	// CodesPerSubject bounds the one-time codes sent to one subject, over all its requests,
+	// in CodeSubjectWindow; zero means DefaultCodesPerSubject.
+	CodesPerSubject int
+	// Now is the clock (rate limits, readiness); nil means time.Now.
+	Now func() time.Time
 }
 
 // Server is the admin HTTP API.
@@ -55,6 +60,8 @@ type Server struct {
 	mux      *http.ServeMux
 	checks   func() map[string]any
 	authz    *authz.Authorizer
+	codes    *codeLimiter
+	now      func() time.Time
 }
 
 // New returns the API server.
@@ -75,8 +82,15 @@ func New(cfg Config) (*Server, error) {
 		}
 		cfg.Authorizer = a
 	}
+	if cfg.CodesPerSubject <= 0 {
+		cfg.CodesPerSubject = DefaultCodesPerSubject
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	s := &Server{ledger: cfg.Ledger, vault: cfg.Vault, requests: cfg.Requests, idTokens: cfg.IdentityTokens, notifier: cfg.Notifier,
-		tokens: cfg.Tokens, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks, authz: cfg.Authorizer}
+		tokens: cfg.Tokens, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks, authz: cfg.Authorizer,
+		codes: newCodeLimiter(cfg.CodesPerSubject, CodeSubjectWindow), now: cfg.Now}
 	s.routes()
 	if cfg.Metrics != nil {
 		s.mux.Handle("GET /metrics", s.logRequests("GET /metrics", s.authenticate("GET /metrics", s.authorize("GET /metrics", cfg.Metrics))))
