@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -485,27 +486,116 @@ func (s *Server) getSchema(w http.ResponseWriter, r *http.Request) error {
 	return err
 }
 
-// MaxCallbackBody bounds a completion callback (it may carry a store's export).
-const MaxCallbackBody = 64 << 20
+// Callback limits. A callback's body is read before it can be authenticated (its HMAC
+// covers the body), so what an unauthenticated caller can make privguard hold is bounded:
+// nothing for a name that takes no callbacks, MaxAckCallback for a recipient's
+// acknowledgement, MaxCallbackBody for a store's report, and CallbackBudget over all
+// callbacks being read at once.
+const (
+	// MaxAckCallback bounds a recipient's callback: it only says done or failed (a few
+	// hundred bytes).
+	MaxAckCallback = 64 << 10
+	// DefaultMaxCallbackBody bounds a store's callback, which for an access request carries
+	// the store's export: as large as the webhook connector accepts the same tables in a
+	// synchronous answer (webhook.DefaultMaxResponse), so a store that answers later is not
+	// held to less and its access requests do not fail for good.
+	DefaultMaxCallbackBody = 64 << 20
+	// DefaultCallbackBudget bounds the callback bytes held at once: two store callbacks of
+	// the largest size, or a thousand acknowledgements. Past it a callback gets 503 with
+	// Retry-After before anything is read (stores retry; the engine asks again anyway).
+	DefaultCallbackBudget = 2 * DefaultMaxCallbackBody
+)
 
-// callback applies a webhook store's or recipient's completion report.
+// callbackBudget counts the bytes reserved by the callbacks being read.
+type callbackBudget struct {
+	mu    sync.Mutex
+	max   int64
+	inUse int64
+}
+
+// take reserves n bytes, or reports false if that would pass the budget.
+func (b *callbackBudget) take(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.inUse+n > b.max {
+		return false
+	}
+	b.inUse += n
+	return true
+}
+
+func (b *callbackBudget) give(n int64) {
+	b.mu.Lock()
+	b.inUse -= n
+	b.mu.Unlock()
+}
+
+// callback applies a webhook store's or recipient's completion report. Before any of the
+// body is read: a name that takes no callbacks gets 404, a request without a signature
+// 401, a declared length over what the sender's callbacks can need 413, and a callback
+// that would pass the budget of bytes held at once 503.
 func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxCallbackBody))
+	store := r.PathValue("store")
+	limit := int64(0)
+	switch s.requests.Callbacks(store) {
+	case dsar.AckCallbacks:
+		limit = MaxAckCallback
+	case dsar.ExportCallbacks:
+		limit = s.maxCallback
+	default:
+		return privguard.NewProblem(http.StatusNotFound, TypeNotFound, "Not found", "no store or recipient of that name takes callbacks")
+	}
+	sig := r.Header.Get("Privguard-Signature")
+	if sig == "" || len(sig) > 1024 {
+		return callbackNotAuthentic()
+	}
+	if r.ContentLength > limit {
+		return privguard.NewProblem(http.StatusRequestEntityTooLarge, TypeBodyTooLarge, "Body too large",
+			fmt.Sprintf("a callback to this path is at most %d bytes", limit))
+	}
+	reserve := limit
+	if r.ContentLength >= 0 {
+		reserve = r.ContentLength
+	}
+	if !s.callbacks.take(reserve) {
+		w.Header().Set("Retry-After", "1")
+		return privguard.NewProblem(http.StatusServiceUnavailable, TypeUnavailable, "Too many callbacks at once", "retry shortly")
+	}
+	defer s.callbacks.give(reserve)
+	body, err := readBody(http.MaxBytesReader(w, r.Body, limit), r.ContentLength)
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		return privguard.NewProblem(http.StatusRequestEntityTooLarge, TypeBodyTooLarge, "Body too large", "")
+		return privguard.NewProblem(http.StatusRequestEntityTooLarge, TypeBodyTooLarge, "Body too large",
+			fmt.Sprintf("a callback to this path is at most %d bytes", limit))
 	case err != nil:
-		return err
+		return privguard.NewProblem(http.StatusBadRequest, TypeMalformedJSON, "Body not read", "the body ends early")
 	}
-	err = s.requests.Complete(r.Context(), r.PathValue("store"), r.Header.Get("Privguard-Signature"), body)
+	err = s.requests.Complete(r.Context(), store, sig, body)
 	if errors.Is(err, dsar.ErrBadCallback) {
-		return privguard.NewProblem(http.StatusUnauthorized, TypeUnauthenticated, "Callback not authentic",
-			"sign the body with the store's secret (Privguard-Signature: t=...,v1=...)")
+		return callbackNotAuthentic()
 	}
 	if err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+func callbackNotAuthentic() *privguard.Problem {
+	return privguard.NewProblem(http.StatusUnauthorized, TypeUnauthenticated, "Callback not authentic",
+		"sign the body with the store's secret (Privguard-Signature: t=...,v1=...)")
+}
+
+// readBody reads r whole: into a buffer of exactly length bytes when the length is declared
+// (no growth beyond what was reserved), else as it comes.
+func readBody(r io.Reader, length int64) ([]byte, error) {
+	if length < 0 {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, length)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, err
+	}
+	return b, nil
 }

@@ -45,6 +45,13 @@ type Config struct {
 	CodesPerSubject int
 	// Now is the clock (rate limits, readiness); nil means time.Now.
 	Now func() time.Time
+	// MaxCallbackBody bounds a webhook store's completion callback (POST
+	// /v1/callbacks/{store}); zero means DefaultMaxCallbackBody. A recipient's is bounded by
+	// MaxAckCallback.
+	MaxCallbackBody int64
+	// CallbackBudget bounds the callback bytes read at once, over all callbacks; zero means
+	// DefaultCallbackBudget (and never less than MaxCallbackBody).
+	CallbackBudget int64
 }
 
 // Server is the admin HTTP API.
@@ -62,6 +69,9 @@ type Server struct {
 	authz    *authz.Authorizer
 	codes    *codeLimiter
 	now      func() time.Time
+	// maxCallback and callbacks bound the unauthenticated callback bodies.
+	maxCallback int64
+	callbacks   *callbackBudget
 }
 
 // New returns the API server.
@@ -88,9 +98,17 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MaxCallbackBody <= 0 {
+		cfg.MaxCallbackBody = DefaultMaxCallbackBody
+	}
+	if cfg.CallbackBudget <= 0 {
+		cfg.CallbackBudget = DefaultCallbackBudget
+	}
+	cfg.CallbackBudget = max(cfg.CallbackBudget, cfg.MaxCallbackBody)
 	s := &Server{ledger: cfg.Ledger, vault: cfg.Vault, requests: cfg.Requests, idTokens: cfg.IdentityTokens, notifier: cfg.Notifier,
 		tokens: cfg.Tokens, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks, authz: cfg.Authorizer,
-		codes: newCodeLimiter(cfg.CodesPerSubject, CodeSubjectWindow), now: cfg.Now}
+		codes: newCodeLimiter(cfg.CodesPerSubject, CodeSubjectWindow), now: cfg.Now,
+		maxCallback: cfg.MaxCallbackBody, callbacks: &callbackBudget{max: cfg.CallbackBudget}}
 	s.routes()
 	if cfg.Metrics != nil {
 		s.mux.Handle("GET /metrics", s.logRequests("GET /metrics", s.authenticate("GET /metrics", s.authorize("GET /metrics", cfg.Metrics))))
