@@ -143,7 +143,10 @@ func (l *Ledger) commitNotice(o *op) {
 		res.err = fmt.Errorf("consent: encode notice: %w", err)
 		return
 	}
-	if err := l.store.Commit(o.ctx, &Batch{Notices: []StoredNotice{{Key: noticeKey(&n), Body: body}}}); err != nil {
+	ticket := l.health.start()
+	err = l.store.Commit(o.ctx, &Batch{Notices: []StoredNotice{{Key: noticeKey(&n), Body: body}}})
+	l.health.done(ticket, l.now(), err)
+	if err != nil {
 		l.log.Error("consent notice commit failed", "err", err)
 		res.err = fmt.Errorf("consent: commit notice: %w", privguard.ErrUnavailable)
 		return

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-playground/validator/v10"
@@ -69,6 +70,9 @@ type Server struct {
 	authz    *authz.Authorizer
 	codes    *codeLimiter
 	now      func() time.Time
+	// probeMu guards requestsOK, when the request store's last probe succeeded.
+	probeMu    sync.Mutex
+	requestsOK time.Time
 	// maxCallback and callbacks bound the unauthenticated callback bodies.
 	maxCallback int64
 	callbacks   *callbackBudget
@@ -203,24 +207,56 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// readyz reports ready when the ledger's store answers.
+// readyz reports ready when privguard can commit: the consent ledger (its latest commit or
+// probe, consent.Ledger.Ping) and, with requests configured, the request store (a probe,
+// dsar.Engine.Ping, at most once per consent.ProbeInterval while it succeeds). A store
+// that answers reads but takes no writes (a read-only file system) is not ready.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	err := s.ledger.Ping(ctx)
-	stats := s.ledger.Stats()
-	if err != nil {
-		s.log.Error("readiness check failed", "err", err)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable",
-			"checks": map[string]string{"consent_store": "unavailable"}})
+	checks := map[string]string{"consent_store": "ok"}
+	ready := true
+	if err := s.ledger.Ping(ctx); err != nil {
+		s.log.Error("readiness check failed", "store", "consent", "err", err)
+		checks["consent_store"], ready = "unavailable", false
+	}
+	if s.requests != nil {
+		checks["request_store"] = "ok"
+		if err := s.pingRequests(ctx); err != nil {
+			s.log.Error("readiness check failed", "store", "requests", "err", err)
+			checks["request_store"], ready = "unavailable", false
+		}
+	}
+	if !ready {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "checks": checks})
 		return nil
 	}
-	details := map[string]any{"consent_store": "ok", "consent_records": stats.Records, "subjects": stats.Subjects}
+	stats := s.ledger.Stats()
+	details := map[string]any{"consent_records": stats.Records, "subjects": stats.Subjects}
+	for k, v := range checks {
+		details[k] = v
+	}
 	if s.checks != nil {
 		for k, v := range s.checks() {
 			details[k] = v
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": details})
+	return nil
+}
+
+// pingRequests probes the request store unless a probe succeeded within
+// consent.ProbeInterval; a failure is never cached, so recovery shows at once.
+func (s *Server) pingRequests(ctx context.Context) error {
+	s.probeMu.Lock()
+	defer s.probeMu.Unlock()
+	if now := s.now(); !s.requestsOK.IsZero() && now.Sub(s.requestsOK) < consent.ProbeInterval {
+		return nil
+	}
+	if err := s.requests.Ping(ctx); err != nil {
+		s.requestsOK = time.Time{}
+		return err
+	}
+	s.requestsOK = s.now()
 	return nil
 }
