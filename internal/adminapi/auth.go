@@ -71,9 +71,10 @@ func (s *Server) authenticate(pattern string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := r.Header.Get("Authorization")
 		scheme, token, ok := strings.Cut(h, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || len(token) > 512 {
+		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || len(token) > 512 ||
+			len(r.Header.Values("Authorization")) > 1 { // two credentials: which one counts depends on the reader
 			w.Header().Set("WWW-Authenticate", `Bearer realm="privguard"`)
-			unauthenticated("send Authorization: Bearer <token>; " + needs).Write(w)
+			unauthenticated("send one Authorization: Bearer <token> header; " + needs).Write(w)
 			return
 		}
 		p, ok := s.tokens.lookup(strings.TrimSpace(token))

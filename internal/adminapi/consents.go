@@ -131,7 +131,10 @@ func actorType(a consent.Action) consent.ActorType {
 const maxIdempotencyKey = 255
 
 func (s *Server) postConsent(w http.ResponseWriter, r *http.Request) error {
-	key := r.Header.Get("Idempotency-Key")
+	key, err := onceHeader(r, "Idempotency-Key")
+	if err != nil {
+		return err
+	}
 	if len(key) > maxIdempotencyKey || !printable(key) {
 		p := privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Bad Idempotency-Key",
 			"at most 255 printable ASCII characters")

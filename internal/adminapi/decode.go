@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strings"
 
@@ -279,4 +280,45 @@ func keyProblem(path, detail string) *privguard.Problem {
 		p.Field = path
 	}
 	return p
+}
+
+// onceQuery refuses a query in which a parameter is given more than once, or more than one
+// of a set of synonyms (status and state): readers disagree on which one counts (Go takes
+// the first, others the last), so it is refused rather than guessed at.
+func onceQuery(q url.Values, synonyms ...[]string) error {
+	for k, v := range q {
+		if len(v) > 1 {
+			return queryProblem(k, "given more than once")
+		}
+	}
+	for _, set := range synonyms {
+		given := ""
+		for _, k := range set {
+			if q.Has(k) {
+				if given != "" {
+					return queryProblem(k, "give "+given+" or "+k+", not both")
+				}
+				given = k
+			}
+		}
+	}
+	return nil
+}
+
+func queryProblem(key, detail string) *privguard.Problem {
+	p := privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", detail)
+	if len(key) <= 64 && printable(key) {
+		p.Field = key
+	}
+	return p
+}
+
+// onceHeader returns the value of header name, refusing it when it is sent more than once.
+func onceHeader(r *http.Request, name string) (string, error) {
+	if v := r.Header.Values(name); len(v) > 1 {
+		p := privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Repeated header", name+" is sent more than once")
+		p.Field = name
+		return "", p
+	}
+	return r.Header.Get(name), nil
 }

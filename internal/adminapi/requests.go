@@ -165,6 +165,9 @@ func (s *Server) getRequest(w http.ResponseWriter, r *http.Request) error {
 // limit= (1..1000, default 100) and after= (the next cursor of the previous page).
 func (s *Server) listRequests(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
+	if err := onceQuery(q, []string{"status", "state"}); err != nil {
+		return err
+	}
 	f := dsar.Filter{State: dsar.State(cmp.Or(q.Get("status"), q.Get("state"))), After: q.Get("after"), Limit: 100}
 	switch o := q.Get("overdue"); o {
 	case "":
@@ -224,7 +227,11 @@ func (s *Server) requestRegister(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	switch r.URL.Query().Get("format") {
+	q := r.URL.Query()
+	if err := onceQuery(q); err != nil {
+		return err
+	}
+	switch q.Get("format") {
 	case "", "json":
 	case "csv":
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
@@ -411,7 +418,7 @@ func (s *Server) downloadResult(w http.ResponseWriter, r *http.Request) error {
 		return privguard.NewProblem(http.StatusMethodNotAllowed, TypeMethodNotAllowed, "Method not allowed", "GET with the download token")
 	}
 	token := r.Header.Get("X-Privguard-Download-Token")
-	if token == "" || len(token) > 256 {
+	if token == "" || len(token) > 256 || len(r.Header.Values("X-Privguard-Download-Token")) > 1 {
 		return privguard.NewProblem(http.StatusForbidden, TypeIdentityNotVerified, "Download token required",
 			"send it in X-Privguard-Download-Token")
 	}

@@ -826,3 +826,44 @@ func TestCodeSendsAreBounded(t *testing.T) {
 		t.Errorf("the right code after %d wrong ones: %d %+v; want 429 too-many-attempts", dsar.CodeGuessBudget, resp.StatusCode, q)
 	}
 }
+
+func TestRepeatedParametersAreRefused(t *testing.T) {
+	// Like a key twice in a body: a query parameter or header given twice (or status and
+	// its synonym state) could be read either way, so it is refused.
+	e, _ := newRequestsEnv(t)
+	e.registerNotice()
+	for _, tc := range []struct {
+		name, method, path, body string
+		header                   http.Header
+		status                   int
+		field                    string
+	}{
+		{"status twice", "GET", "/v1/requests?status=completed&status=verified", "", nil, 400, "status"},
+		{"status and state", "GET", "/v1/requests?status=completed&state=verified", "", nil, 400, "state"},
+		{"limit twice", "GET", "/v1/requests?limit=1&limit=1000", "", nil, 400, "limit"},
+		{"format twice", "GET", "/v1/requests/register?format=json&format=csv", "", nil, 400, "format"},
+		{"two idempotency keys", "POST", "/v1/consents", `{"subject":"cust-1","action":"object"}`,
+			http.Header{"Idempotency-Key": {"a", "b"}}, 400, "Idempotency-Key"},
+		{"two bearer tokens", "GET", "/healthz", "", http.Header{"Authorization": {"Bearer " + token, "Bearer other"}}, 401, ""},
+	} {
+		req, _ := http.NewRequest(tc.method, e.srv.URL+tc.path, strings.NewReader(tc.body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		for k, v := range tc.header {
+			req.Header[k] = v
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p privguard.Problem
+		json.NewDecoder(resp.Body).Decode(&p)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || p.Field != tc.field {
+			t.Errorf("%s: %d %+v; want %d field %q", tc.name, resp.StatusCode, p, tc.status, tc.field)
+		}
+	}
+	if n := e.ledger.Stats().Records; n != 0 {
+		t.Errorf("%d records written by refused requests", n)
+	}
+}
