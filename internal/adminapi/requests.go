@@ -508,8 +508,13 @@ const (
 	// held to less and its access requests do not fail for good.
 	DefaultMaxCallbackBody = 64 << 20
 	// DefaultCallbackBudget bounds the callback bytes held at once: two store callbacks of
-	// the largest size, or a thousand acknowledgements. Past it a callback gets 503 with
-	// Retry-After before anything is read (stores retry; the engine asks again anyway).
+	// the largest size, or a thousand acknowledgements. A callback reserves its declared
+	// length, or its cap when it declares none, before it is read, and past the budget
+	// gets 503 with Retry-After (stores retry; the engine asks a waiting store again
+	// anyway). Reserving up front rather than as bytes arrive keeps memory bounded by the
+	// budget (a callback refused half-read would leave its bytes behind for the garbage
+	// collector while others filled the budget again); the price is that a slow sender
+	// holds its reservation until the server's read timeout.
 	DefaultCallbackBudget = 2 * DefaultMaxCallbackBody
 )
 
@@ -569,7 +574,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
 		return privguard.NewProblem(http.StatusServiceUnavailable, TypeUnavailable, "Too many callbacks at once", "retry shortly")
 	}
 	defer s.callbacks.give(reserve)
-	body, err := readBody(http.MaxBytesReader(w, r.Body, limit), r.ContentLength)
+	body, err := readBody(http.MaxBytesReader(w, r.Body, limit), r.ContentLength, limit)
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
@@ -594,15 +599,25 @@ func callbackNotAuthentic() *privguard.Problem {
 		"sign the body with the store's secret (Privguard-Signature: t=...,v1=...)")
 }
 
-// readBody reads r whole: into a buffer of exactly length bytes when the length is declared
-// (no growth beyond what was reserved), else as it comes.
-func readBody(r io.Reader, length int64) ([]byte, error) {
-	if length < 0 {
-		return io.ReadAll(r)
+// readBody reads r (a MaxBytesReader of limit bytes) whole, into one buffer: of exactly
+// length bytes when the length is declared, else of limit bytes, of which only what the
+// body fills is touched. Nothing is copied as the body grows, so it costs its own size in
+// memory, not up to twice that.
+func readBody(r io.Reader, length, limit int64) ([]byte, error) {
+	if length >= 0 {
+		b := make([]byte, length)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, err
+		}
+		return b, nil
 	}
-	b := make([]byte, length)
-	if _, err := io.ReadFull(r, b); err != nil {
+	b := make([]byte, limit+1)
+	n, err := io.ReadFull(r, b)
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return b[:n], nil
+	case err != nil:
 		return nil, err
 	}
-	return b, nil
+	return nil, &http.MaxBytesError{Limit: limit} // more than limit bytes
 }
