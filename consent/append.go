@@ -120,11 +120,18 @@ func (l *Ledger) checkRequest(req *Request) error {
 	}
 	switch req.ActorType {
 	case "":
+		if req.Action.ControllerFact() {
+			return invalid("actor_type", CodeRequired, "a %s record is the controller's act: actor_type operator or system", req.Action)
+		}
 		req.ActorType = ActorSubject
 		if req.Method == MethodGuardian {
 			req.ActorType = ActorGuardian
 		}
-	case ActorSubject, ActorGuardian, ActorOperator, ActorSystem:
+	case ActorSubject, ActorGuardian:
+		if req.Action.ControllerFact() {
+			return invalid("actor_type", CodeInvalid, "a %s record is the controller's act, not the subject's: actor_type operator or system", req.Action)
+		}
+	case ActorOperator, ActorSystem:
 	default:
 		return invalid("actor_type", CodeInvalid, "must be one of subject, guardian, operator, system")
 	}

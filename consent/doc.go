@@ -32,4 +32,6 @@
 // store or in memory. Validation errors wrap [privguard.ErrInvalid] and are [*FieldError]
 // values naming the field and a stable code; a store failure wraps
 // [privguard.ErrUnavailable]. After [Ledger.Close], writes return [privguard.ErrClosed].
+// [Ledger.Ping], the readiness check, reports whether the store can commit: its latest
+// write (a commit, or a probe after [ProbeInterval] idle or a failed commit) succeeded.
 package consent

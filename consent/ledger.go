@@ -71,6 +71,11 @@ type Ledger struct {
 	done      chan struct{}
 	closeOnce sync.Once
 
+	// health is the outcome of the store's latest write (a commit or Ping's probe);
+	// probeMu keeps concurrent Pings to one probe.
+	health  writeHealth
+	probeMu sync.Mutex
+
 	// Owned by the writer goroutine (and by Open before it starts).
 	headSeq  uint64
 	headHash [32]byte
@@ -383,7 +388,10 @@ func (l *Ledger) commitRecords(group []*op) {
 		}
 	}
 	if len(batch.Records) > 0 {
-		if err := l.store.Commit(ctx, batch); err != nil {
+		ticket := l.health.start()
+		err := l.store.Commit(ctx, batch)
+		l.health.done(ticket, l.now(), err)
+		if err != nil {
 			l.log.Error("consent ledger commit failed", "records", len(batch.Records), "err", err)
 			for i := range results {
 				if results[i].err == nil && results[i].rec.Seq > l.headSeq {

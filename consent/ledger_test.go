@@ -380,7 +380,7 @@ func TestSubjectLevelFacts(t *testing.T) {
 	if st := check(t, l, "cust-9", "essential.storage"); st.Reason == privguard.ReasonRestricted {
 		t.Errorf("storage is blocked by restriction: %+v", st)
 	}
-	mustAppend(t, l, consent.Request{Subject: "cust-9", Action: consent.ActionLiftRestriction})
+	mustAppend(t, l, consent.Request{Subject: "cust-9", Action: consent.ActionLiftRestriction, ActorType: consent.ActorOperator})
 	wantStatus(t, l, "cust-9", "marketing.communications.sms", true, privguard.ReasonConsentGiven)
 }
 
@@ -481,7 +481,7 @@ func TestSuppressionSurvivesErasure(t *testing.T) {
 	mustAppend(t, l, grant("cust-15", "marketing.communications.sms"))
 	mustAppend(t, l, grant("cust-15", "analytics.ab_testing"))
 	mustAppend(t, l, consent.Request{Subject: "cust-15", Action: consent.ActionObject})
-	mustAppend(t, l, consent.Request{Subject: "cust-15", Action: consent.ActionErase})
+	mustAppend(t, l, consent.Request{Subject: "cust-15", Action: consent.ActionErase, ActorType: consent.ActorSystem})
 	wantStatus(t, l, "cust-15", "analytics.ab_testing", false, privguard.ReasonConsentWithdrawn)
 	wantStatus(t, l, "cust-15", "marketing.communications.email", false, privguard.ReasonObjectionDirectMarketing)
 	if ok, err := l.Suppressed(ctx, "cust-15"); !ok || err != nil {
@@ -514,4 +514,27 @@ func TestSuppressionSurvivesErasure(t *testing.T) {
 		t.Error("suppression lost across restart")
 	}
 	wantStatus(t, l, "cust-15", "marketing.communications.sms", false, privguard.ReasonObjectionDirectMarketing)
+}
+
+func TestControllerFactsNeedAnOperatorOrSystem(t *testing.T) {
+	// erase, expire and lift_restriction are the controller's acts: a record of one that
+	// says (or defaults to saying) the subject did it is refused.
+	l, _ := setup(t)
+	mustAppend(t, l, grant("cust-30", "marketing.communications.sms"))
+	for _, tc := range []struct {
+		req consent.Request
+		ok  bool
+	}{
+		{consent.Request{Subject: "cust-30", Action: consent.ActionLiftRestriction}, false},
+		{consent.Request{Subject: "cust-30", Action: consent.ActionErase, ActorType: consent.ActorSubject}, false},
+		{consent.Request{Subject: "cust-30", Action: consent.ActionExpire, Purpose: "marketing.communications.sms", ActorType: consent.ActorGuardian}, false},
+		{consent.Request{Subject: "cust-30", Action: consent.ActionLiftRestriction, ActorType: consent.ActorOperator}, true},
+		{consent.Request{Subject: "cust-30", Action: consent.ActionErase, ActorType: consent.ActorSystem}, true},
+	} {
+		_, _, err := l.Append(ctx, tc.req)
+		var fe *consent.FieldError
+		if tc.ok != (err == nil) || (!tc.ok && (!errors.As(err, &fe) || fe.Field != "actor_type")) {
+			t.Errorf("Append(%s by %q) = %v; want ok=%v (else an actor_type error)", tc.req.Action, tc.req.ActorType, err, tc.ok)
+		}
+	}
 }

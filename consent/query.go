@@ -287,15 +287,37 @@ func (l *Ledger) Stats() Stats {
 	return Stats{Records: l.records.Load(), Subjects: l.state.count()}
 }
 
-// Ping reports whether the ledger's store answers; it is the readiness check.
+// Ping reports whether the ledger can commit; it is the readiness check. The ledger is
+// ready when the store's latest write succeeded: its last commit, or, when it has not
+// committed for ProbeInterval or the last commit failed, a probe Ping writes then
+// ([Prober]; a store without Probe is read instead). So a busy ledger is judged by its own
+// commits at no cost, an idle one by at most one probe per ProbeInterval, and a failing
+// one is probed on every call until it commits again. Returns an error wrapping
+// privguard.ErrUnavailable if it cannot commit, privguard.ErrClosed once closed.
 func (l *Ledger) Ping(ctx context.Context) error {
-	if _, _, err := l.store.Head(ctx); err != nil {
-		return fmt.Errorf("consent: store: %w: %w", err, privguard.ErrUnavailable)
-	}
 	select {
 	case <-l.closing:
 		return fmt.Errorf("consent: ledger: %w", privguard.ErrClosed)
 	default:
+	}
+	if l.health.fresh(l.now(), ProbeInterval) {
+		return nil
+	}
+	l.probeMu.Lock()
+	defer l.probeMu.Unlock()
+	if l.health.fresh(l.now(), ProbeInterval) {
+		return nil // another Ping probed meanwhile
+	}
+	ticket := l.health.start()
+	var err error
+	if p, ok := l.store.(Prober); ok {
+		err = p.Probe(ctx)
+	} else {
+		_, _, err = l.store.Head(ctx)
+	}
+	l.health.done(ticket, l.now(), err)
+	if err != nil {
+		return fmt.Errorf("consent: store cannot commit: %w: %w", err, privguard.ErrUnavailable)
 	}
 	return nil
 }

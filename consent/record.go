@@ -46,6 +46,15 @@ func (a Action) perPurpose() bool {
 	return false
 }
 
+// ControllerFact reports whether records of action a state the controller's own act rather
+// than a choice of the subject: erase (the data was erased), expire (consent ran out) and
+// lift_restriction (a restriction ended). They are written by privguard itself (the request
+// engine, the expiry sweep) or on an operator's word, never as the subject's: their
+// ActorType must be operator or system.
+func (a Action) ControllerFact() bool {
+	return a == ActionErase || a == ActionExpire || a == ActionLiftRestriction
+}
+
 // Valid reports whether a is a known action.
 func (a Action) Valid() bool {
 	switch a {

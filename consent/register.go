@@ -33,8 +33,8 @@ func (l *Ledger) RegisterNotice(ctx context.Context, n Notice) (stored Notice, c
 }
 
 func (l *Ledger) checkNotice(n *Notice) error {
-	if n.ID == "" || len(n.ID) > maxNoticeIDLen || privguard.Purpose(n.ID).Validate() != nil {
-		return invalid("id", CodeInvalid, "must be 1 to 64 lower-case letters, digits, underscores and dots")
+	if !validNoticeID(n.ID) {
+		return invalid("id", CodeInvalid, "must be 1 to 64 letters, digits and ._- starting with a letter or digit")
 	}
 	if n.Version == 0 {
 		return invalid("version", CodeRequired, "must be a positive integer")
@@ -66,6 +66,25 @@ func (l *Ledger) checkNotice(n *Notice) error {
 	}
 	n.SHA256 = hexHash(textHash(n.Text))
 	return nil
+}
+
+// validNoticeID reports whether id is 1 to maxNoticeIDLen ASCII letters, digits and "._-",
+// starting with a letter or digit ("privacy-policy", "Marketing_2026.v2"). A notice id is the
+// controller's name for a document, not a purpose: it needs only to fit unescaped in a URL
+// path segment (GET /v1/notices/{id}), a storage key and a log line.
+func validNoticeID(id string) bool {
+	if id == "" || len(id) > maxNoticeIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // hasMeta reports whether n carries version metadata.
@@ -124,7 +143,10 @@ func (l *Ledger) commitNotice(o *op) {
 		res.err = fmt.Errorf("consent: encode notice: %w", err)
 		return
 	}
-	if err := l.store.Commit(o.ctx, &Batch{Notices: []StoredNotice{{Key: noticeKey(&n), Body: body}}}); err != nil {
+	ticket := l.health.start()
+	err = l.store.Commit(o.ctx, &Batch{Notices: []StoredNotice{{Key: noticeKey(&n), Body: body}}})
+	l.health.done(ticket, l.now(), err)
+	if err != nil {
 		l.log.Error("consent notice commit failed", "err", err)
 		res.err = fmt.Errorf("consent: commit notice: %w", privguard.ErrUnavailable)
 		return

@@ -39,6 +39,14 @@ type Store interface {
 	Secret(ctx context.Context, name string, create func() ([]byte, error)) ([]byte, error)
 }
 
+// Prober is a Store that can show it still commits: Probe makes a small durable write of
+// no meaning, as Commit would, and reports whether it could. [Ledger.Ping] uses it when
+// the ledger has not committed for ProbeInterval; a Store without it is checked with a
+// read (Head), which a store that can no longer write may still pass.
+type Prober interface {
+	Probe(ctx context.Context) error
+}
+
 // Batch is what one group commit writes.
 type Batch struct {
 	Records      []StoredRecord

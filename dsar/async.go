@@ -84,6 +84,38 @@ type CallbackParser interface {
 	ParseCallback(signature string, body []byte) (Completion, error)
 }
 
+// CallbackKind is what completion callbacks a named store or recipient may send: whether
+// it takes any, and whether one can carry data. The admin API asks before it reads a
+// callback's body, which is not authenticated until it is read.
+type CallbackKind int
+
+// Callback kinds.
+const (
+	// NoCallbacks: no configured store or recipient of that name takes callbacks.
+	NoCallbacks CallbackKind = iota
+	// AckCallbacks: a recipient's acknowledgement, which only says done or failed.
+	AckCallbacks
+	// ExportCallbacks: a store's report, which for an access request carries its export.
+	ExportCallbacks
+)
+
+// Callbacks reports what callbacks store (a connector's name, or "recipient:" + a
+// recipient's) may send to [Engine.Complete]. It reads nothing stored.
+func (e *Engine) Callbacks(store string) CallbackKind {
+	if c, ok := e.connectors[store]; ok {
+		if _, ok := c.(CallbackParser); ok {
+			return ExportCallbacks
+		}
+		return NoCallbacks
+	}
+	if rn, ok := e.recipients[store]; ok {
+		if _, ok := rn.(CallbackParser); ok {
+			return AckCallbacks
+		}
+	}
+	return NoCallbacks
+}
+
 // ErrBadCallback is returned by [Engine.Complete] for a callback that is not authentic.
 var ErrBadCallback = errors.New("dsar: callback not authentic")
 

@@ -69,13 +69,84 @@ func closingEvent(r Request) time.Time {
 	return time.Time{}
 }
 
-// RegisterColumns are the columns of [WriteRegisterCSV].
+// RegisterEntry is one request as the register shows it: what was asked, under which law,
+// how and when it was handled. It names no subject and holds no free text (no patch, no
+// operator note or cancellation reason): the request id leads to the rest inside privguard,
+// and the register can travel without carrying personal data. The JSON register and
+// [WriteRegisterCSV] show the same fields, one column each ([RegisterColumns]).
+type RegisterEntry struct {
+	ID             string           `json:"id"`
+	Type           Type             `json:"type"`
+	Regime         privguard.Regime `json:"regime"`
+	State          State            `json:"state"`
+	ReceivedAt     time.Time        `json:"received_at"`
+	VerifiedAt     time.Time        `json:"verified_at,omitzero"`
+	IdentityMethod string           `json:"identity_method,omitempty"` // operator, token, code, controller
+	Trigger        string           `json:"trigger,omitempty"`
+	Due            time.Time        `json:"due"`
+	ExtendedMonths int              `json:"extended_months,omitempty"`
+	ClosedAt       time.Time        `json:"closed_at,omitzero"`
+	// OnTime is set once the request is closed: closed by its due date.
+	OnTime  *bool `json:"on_time,omitempty"`
+	Overdue bool  `json:"overdue"` // open and past due
+	// Reason is the rejection reason code or the engine's cancellation code; an operator's
+	// free-text cancellation reason shows as "cancelled_by_operator".
+	Reason       string `json:"reason,omitempty"`
+	Stores       int    `json:"stores"`
+	StoresFailed int    `json:"stores_failed"`
+	Recipients   int    `json:"recipients"`
+}
+
+// RegisterColumns are the columns of [WriteRegisterCSV], the JSON names of [RegisterEntry].
 var RegisterColumns = []string{"id", "type", "regime", "state", "received_at", "verified_at", "identity_method",
 	"trigger", "due", "extended_months", "closed_at", "on_time", "overdue", "reason", "stores", "stores_failed", "recipients"}
 
+// RegisterEntries returns the register entries of requests, in their order, as of now.
+func RegisterEntries(requests []Request, now time.Time) []RegisterEntry {
+	out := make([]RegisterEntry, 0, len(requests))
+	for _, r := range requests {
+		x := RegisterEntry{ID: r.ID, Type: r.Type, Regime: r.Regime, State: r.State, ReceivedAt: second(r.ReceivedAt),
+			Trigger: r.Trigger, Due: second(r.Deadline.Due), Overdue: !r.State.Final() && Overdue(r.Deadline.Due, now)}
+		if r.Identity != nil {
+			x.VerifiedAt, x.IdentityMethod = second(r.Identity.VerifiedAt), r.Identity.Method
+		}
+		if r.Extension != nil {
+			x.ExtendedMonths = r.Extension.Months
+		}
+		if r.State.Final() {
+			c := closedAt(r)
+			onTime := !c.IsZero() && !c.After(r.Deadline.Due)
+			x.ClosedAt, x.OnTime = second(c), &onTime
+		}
+		// Rejection reasons and the engine's own are codes; an operator's cancellation
+		// reason is free text, which stays inside privguard.
+		x.Reason = r.Reason
+		if r.State == StateCancelled && x.Reason != "identity_not_verified" {
+			x.Reason = "cancelled_by_operator"
+		}
+		for _, t := range r.Tasks {
+			switch {
+			case IsRecipientTask(t.Store):
+				x.Recipients++
+			default:
+				x.Stores++
+				if t.State == TaskFailed {
+					x.StoresFailed++
+				}
+			}
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+// second is t in UTC to the second, as the register shows times (on time is judged on the
+// exact times).
+func second(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
+
 // WriteRegisterCSV writes the register of requests as CSV for the DPO (PIPL Arts. 50, 54;
-// GDPR Art. 5(2)): one line per request, oldest first. It names no subject: the request id
-// leads to it inside privguard, and the export can travel without carrying personal data.
+// GDPR Art. 5(2)): one line per request in the order given, the fields of [RegisterEntry]
+// (no subject ids). Cells that a spreadsheet would run as a formula are defused.
 func WriteRegisterCSV(w io.Writer, requests []Request, now time.Time) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(RegisterColumns); err != nil {
@@ -87,41 +158,17 @@ func WriteRegisterCSV(w io.Writer, requests []Request, now time.Time) error {
 		}
 		return t.UTC().Format(time.RFC3339)
 	}
-	for _, r := range requests {
-		var verified, method string
-		if r.Identity != nil {
-			verified, method = ts(r.Identity.VerifiedAt), r.Identity.Method
+	for _, x := range RegisterEntries(requests, now) {
+		months, onTime := "", ""
+		if x.ExtendedMonths != 0 {
+			months = strconv.Itoa(x.ExtendedMonths)
 		}
-		months := ""
-		if r.Extension != nil {
-			months = strconv.Itoa(r.Extension.Months)
+		if x.OnTime != nil {
+			onTime = strconv.FormatBool(*x.OnTime)
 		}
-		closed, onTime, overdue := "", "", strconv.FormatBool(!r.State.Final() && Overdue(r.Deadline.Due, now))
-		if r.State.Final() {
-			c := closedAt(r)
-			closed, onTime = ts(c), strconv.FormatBool(!c.IsZero() && !c.After(r.Deadline.Due))
-		}
-		// Rejection reasons and the engine's own are codes; an operator's cancellation
-		// reason is free text, which stays inside privguard.
-		reason := r.Reason
-		if r.State == StateCancelled && reason != "identity_not_verified" {
-			reason = "cancelled_by_operator"
-		}
-		stores, failed, recipients := 0, 0, 0
-		for _, t := range r.Tasks {
-			switch {
-			case IsRecipientTask(t.Store):
-				recipients++
-			default:
-				stores++
-				if t.State == TaskFailed {
-					failed++
-				}
-			}
-		}
-		if err := cw.Write([]string{r.ID, string(r.Type), string(r.Regime), string(r.State), ts(r.ReceivedAt), verified, defuse(method),
-			defuse(r.Trigger), ts(r.Deadline.Due), months, closed, onTime, overdue, defuse(reason),
-			strconv.Itoa(stores), strconv.Itoa(failed), strconv.Itoa(recipients)}); err != nil {
+		if err := cw.Write([]string{x.ID, string(x.Type), string(x.Regime), string(x.State), ts(x.ReceivedAt), ts(x.VerifiedAt),
+			defuse(x.IdentityMethod), defuse(x.Trigger), ts(x.Due), months, ts(x.ClosedAt), onTime, strconv.FormatBool(x.Overdue),
+			defuse(x.Reason), strconv.Itoa(x.Stores), strconv.Itoa(x.StoresFailed), strconv.Itoa(x.Recipients)}); err != nil {
 			return err
 		}
 	}

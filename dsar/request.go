@@ -168,7 +168,8 @@ type Request struct {
 	Approval *Approval `json:"approval,omitempty"`
 	// Result is the package of a finished access, portability or categories request.
 	Result *Result `json:"result,omitempty"`
-	// Challenge is a pending one-time code (hashed), while awaiting verification.
+	// Challenge holds the request's one-time codes: the pending one (hashed) and the counts
+	// of codes sent and wrong tries, which bound them.
 	Challenge *challenge `json:"challenge,omitempty"`
 }
 

@@ -126,7 +126,8 @@ func TestOneTimeCode(t *testing.T) {
 		t.Fatalf("right code after %d wrong ones: %v; want ErrNoAttempts", dsar.CodeAttempts, err)
 	}
 
-	// A fresh code resets the attempts; it expires after CodeTTL.
+	// A fresh code resets the code's attempts; it expires after CodeTTL.
+	c.t = c.t.Add(dsar.CodeResendInterval)
 	if err := e.SendCode(ctx, r.ID, n); err != nil {
 		t.Fatal(err)
 	}
@@ -146,6 +147,99 @@ func TestOneTimeCode(t *testing.T) {
 	}
 	if err := e.SendCode(ctx, r.ID, n); !errors.Is(err, privguard.ErrConflict) {
 		t.Errorf("code sent for a verified request: %v", err)
+	}
+}
+
+func TestCodeGuessBudgetIsPerRequest(t *testing.T) {
+	// proves DSR-02: an access or deletion request is verified only at the configured
+	// assurance (a six-digit code with a bounded number of guesses): asking for new codes
+	// does not buy new guesses. After CodeGuessBudget wrong codes over all of the request's
+	// codes, even the right code is refused, and the request stays unverified, with no
+	// task started.
+	c := &clock{time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	e, closeDB := open(t, t.TempDir(), c, nil, nil)
+	defer closeDB()
+	n := &captureNotifier{codes: map[string]string{}}
+	r, err := e.Submit(ctx, dsar.Request{Type: dsar.TypeDeletion, Subject: "cust-1", Regime: privguard.RegimeGDPR})
+	if err != nil {
+		t.Fatal(err)
+	}
+	guesses := 0
+	for sends := 0; sends < dsar.CodeSendsPerRequest; sends++ {
+		c.t = c.t.Add(dsar.CodeResendInterval)
+		if err := e.SendCode(ctx, r.ID, n); errors.Is(err, dsar.ErrCodeBudget) {
+			break
+		} else if err != nil {
+			t.Fatalf("send %d: %v", sends+1, err)
+		}
+		wrong := fmt.Sprintf("%06d", (atoi(n.codes[r.ID])+1)%1_000_000)
+		for i := 0; i < dsar.CodeAttempts; i++ {
+			_, err := e.VerifyCode(ctx, r.ID, wrong)
+			if errors.Is(err, dsar.ErrCodeBudget) {
+				break
+			}
+			if !errors.Is(err, dsar.ErrBadCode) {
+				t.Fatalf("guess %d: %v", guesses+1, err)
+			}
+			guesses++
+		}
+	}
+	if guesses >= dsar.CodeGuessBudget {
+		t.Fatalf("%d wrong codes were checked; the budget is %d", guesses, dsar.CodeGuessBudget)
+	}
+	c.t = c.t.Add(dsar.CodeResendInterval)
+	if err := e.SendCode(ctx, r.ID, n); !errors.Is(err, dsar.ErrCodeBudget) {
+		t.Errorf("a new code after the budget: %v; want ErrCodeBudget", err)
+	}
+	if _, err := e.VerifyCode(ctx, r.ID, n.codes[r.ID]); !errors.Is(err, dsar.ErrCodeBudget) {
+		t.Errorf("the right code after the budget: %v; want ErrCodeBudget", err)
+	}
+	got, _ := e.Get(ctx, r.ID)
+	if got.State != dsar.StateAwaitingVerify || len(got.Tasks) != 0 || got.Identity != nil {
+		t.Errorf("after the budget: %s, %d tasks, identity %v; want unverified and nothing started", got.State, len(got.Tasks), got.Identity)
+	}
+	// An operator can still verify the requester.
+	if v, err := e.Verify(ctx, r.ID, dsar.Identity{Method: "operator", Operator: "dpo"}); err != nil || v.State != dsar.StateVerified {
+		t.Errorf("operator verification after the budget: %v, %v", v.State, err)
+	}
+}
+
+func TestCodeResendLimits(t *testing.T) {
+	// A request is sent at most CodeSendsPerRequest codes, CodeResendInterval apart; a
+	// refused send stores nothing, so the request stays small however often it is asked.
+	c := &clock{time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	e, closeDB := open(t, t.TempDir(), c, nil, nil)
+	defer closeDB()
+	n := &captureNotifier{codes: map[string]string{}}
+	r, err := e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-1", Regime: privguard.RegimePIPL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := 0
+	for i := 0; i < 200; i++ {
+		err := e.SendCode(ctx, r.ID, n)
+		var cle *dsar.CodeLimitError
+		switch {
+		case err == nil:
+			sent++
+		case errors.As(err, &cle) && errors.Is(err, dsar.ErrCodeLimit):
+			if sent < dsar.CodeSendsPerRequest && (cle.RetryAfter <= 0 || cle.RetryAfter > dsar.CodeResendInterval) {
+				t.Fatalf("cooldown answer %d: retry after %s", i, cle.RetryAfter)
+			}
+			if sent >= dsar.CodeSendsPerRequest && cle.RetryAfter != 0 {
+				t.Fatalf("after the last code: retry after %s; want 0 (waiting does not help)", cle.RetryAfter)
+			}
+		default:
+			t.Fatalf("send %d: %v", i, err)
+		}
+		c.t = c.t.Add(10 * time.Second)
+	}
+	if sent != dsar.CodeSendsPerRequest {
+		t.Errorf("%d codes sent in 200 asks over 33 minutes; want %d", sent, dsar.CodeSendsPerRequest)
+	}
+	got, _ := e.Get(ctx, r.ID)
+	if b, _ := json.Marshal(got); len(b) > 4096 || len(got.Events) > 1+dsar.CodeSendsPerRequest {
+		t.Errorf("the stored request grew to %d bytes and %d events", len(b), len(got.Events))
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -132,6 +133,9 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		if err := tokens.AddHash(t.SHA256, adminapi.Principal{Name: t.Name, Roles: t.Roles}); err != nil {
 			return fmt.Errorf("config: admin.tokens: %w", err)
 		}
+	}
+	if len(tokens) > 0 {
+		warnIgnoredToken(filepath.Join(cfg.Data, adminTokenFile), tokens, log)
 	}
 	if len(tokens) == 0 {
 		token, created, err := loadOrCreateToken(filepath.Join(cfg.Data, adminTokenFile))
@@ -293,6 +297,22 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		log.Warn("shutdown did not finish in time", "err", err)
 	}
 	return nil
+}
+
+// warnIgnoredToken says at start that the token a first start generated no longer works
+// once admin.tokens is configured (unless it is one of them): otherwise its 401s are a
+// mystery. It never logs the token.
+func warnIgnoredToken(path string, tokens adminapi.Tokens, log *slog.Logger) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return // no generated token to be confused by
+	}
+	if _, ok := tokens[sha256.Sum256([]byte(strings.TrimSpace(string(b))))]; ok {
+		return
+	}
+	log.Warn("admin.tokens is configured, so the generated token in this file is NOT accepted: "+
+		"use a token listed in admin.tokens, or list this one (printf %s \"$(cat FILE)\" | sha256sum) or delete the file",
+		"file", path)
 }
 
 // loadOrCreateToken reads the admin token file, creating it (mode 0600) with a fresh token

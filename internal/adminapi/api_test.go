@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -346,4 +347,155 @@ func FuzzConsentBody(f *testing.F) {
 			t.Fatalf("status %d without a problem body for %q", w.Code, body)
 		}
 	})
+}
+
+func TestNoticeIDs(t *testing.T) {
+	// A notice id is the controller's name for a document: hyphens, capitals and dots are
+	// fine; what cannot sit unescaped in a path segment or a log line is not.
+	e := newEnv(t)
+	for _, tc := range []struct {
+		id     string
+		status int
+	}{
+		{"privacy-policy", 201},
+		{"Privacy_Policy.v2", 201},
+		{"2026-03-terms", 201},
+		{"-leading-hyphen", 422},
+		{".hidden", 422},
+		{"a b", 422},
+		{"a/b", 422},
+		{"a%2Fb", 422},
+		{"é-notice", 422},
+		{strings.Repeat("n", 65), 422},
+	} {
+		body := strings.Replace(noticeJSON, `"id":"marketing"`, `"id":"`+tc.id+`"`, 1)
+		var p map[string]any
+		if resp := e.do("POST", "/v1/notices", body, nil, &p); resp.StatusCode != tc.status || (tc.status == 422 && p["field"] != "id") {
+			t.Errorf("notice id %q: %d %v; want %d", tc.id, resp.StatusCode, p, tc.status)
+		}
+	}
+	var got struct {
+		Versions []struct{ ID string }
+	}
+	if resp := e.do("GET", "/v1/notices/privacy-policy", "", nil, &got); resp.StatusCode != 200 || len(got.Versions) != 1 || got.Versions[0].ID != "privacy-policy" {
+		t.Errorf("GET /v1/notices/privacy-policy = %d %+v", resp.StatusCode, got)
+	}
+	grant := strings.Replace(grantJSON, `"id":"marketing"`, `"id":"privacy-policy"`, 1)
+	if resp := e.do("POST", "/v1/consents", grant, nil, nil); resp.StatusCode != 201 {
+		t.Errorf("a grant citing privacy-policy = %d; want 201", resp.StatusCode)
+	}
+}
+
+func TestAmbiguousKeysAreRefused(t *testing.T) {
+	// encoding/json takes "Subject" (or "ſubject") for subject and keeps the last of two
+	// equal keys; a service reading the same body another way would see another subject.
+	// Such a body is refused, naming the field, and nothing is written.
+	e, _ := newRequestsEnv(t, rowsStore{})
+	e.registerNotice()
+	for _, tc := range []struct {
+		name, path, body, field string
+	}{
+		{"case_variant", "/v1/consents", `{"Subject":"cust-1","action":"object"}`, "subject"},
+		{"unicode_fold_variant", "/v1/consents", `{"subject":"cust-1","\u017fubject":"cust-2","action":"object"}`, "\u017fubject"},
+		{"fold_variant_alone", "/v1/consents", `{"\u017fubject":"cust-2","action":"object"}`, "subject"},
+		{"duplicate", "/v1/consents", `{"subject":"cust-1","action":"object","subject":"cust-2"}`, "subject"},
+		{"duplicate_other_case", "/v1/consents", `{"subject":"cust-1","action":"object","SUBJECT":"cust-2"}`, "SUBJECT"},
+		{"nested_variant", "/v1/consents", strings.Replace(grantJSON, `"notice":{"id"`, `"notice":{"ID"`, 1), "notice.id"},
+		{"nested_duplicate", "/v1/consents", strings.Replace(grantJSON, `"version":1}`, `"version":1,"version":2}`, 1), "notice.version"},
+		{"request_type_variant", "/v1/requests", `{"Type":"access","subject":"cust-1"}`, "type"},
+		{"request_identity_variant", "/v1/requests", `{"type":"access","subject":"cust-1","identity":{"Method":"operator","note":"x"}}`, "identity.method"},
+		{"patch_duplicate", "/v1/requests", `{"type":"correction","subject":"cust-1","patch":{"user.contact.email":"a@example.com","user.contact.email":"b@example.com"}}`, "patch.user.contact.email"},
+		{"notice_variant", "/v1/notices", strings.Replace(noticeJSON, `"retention"`, `"Retention"`, 1), "retention"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := e.ledger.Stats().Records
+			all, _ := e.eng.List(context.Background())
+			var p privguard.Problem
+			resp := e.do("POST", tc.path, tc.body, nil, &p)
+			if resp.StatusCode != 400 || p.Type != privguard.ProblemTypePrefix+adminapi.TypeAmbiguous || p.Field != tc.field {
+				t.Errorf("= %d %s field %q; want 400 %s field %q (%+v)", resp.StatusCode, p.Type, p.Field, adminapi.TypeAmbiguous, tc.field, p)
+			}
+			after, _ := e.eng.List(context.Background())
+			if e.ledger.Stats().Records != before || len(after) != len(all) {
+				t.Error("a refused body was written")
+			}
+		})
+	}
+	// The exact spelling passes, map keys (a patch's categories) are not field names.
+	if resp := e.do("POST", "/v1/consents", `{"subject":"cust-1","action":"object"}`, nil, nil); resp.StatusCode != 201 {
+		t.Errorf("exact keys: %d; want 201", resp.StatusCode)
+	}
+	if resp := e.do("POST", "/v1/requests", `{"type":"correction","subject":"cust-1","patch":{"user.contact.email":"a@example.com"}}`, nil, nil); resp.StatusCode != 201 {
+		t.Errorf("a patch: %d; want 201", resp.StatusCode)
+	}
+}
+
+func TestOnlyTheControllerWritesItsFacts(t *testing.T) {
+	// An app relays the subjects' choices; erase, expire and lift_restriction are the
+	// controller's own facts (the request engine's, an operator's). An app cannot write
+	// them, and nobody chooses the actor_type a record carries: it is derived.
+	e, _ := newRequestsEnv(t)
+	e.registerNotice()
+	app := map[string]string{"Authorization": "Bearer app-token"}
+	dpo := map[string]string{"Authorization": "Bearer dpo-token"}
+	restricted := func() bool {
+		var v consent.SubjectView
+		e.do("GET", "/v1/subjects/cust-1/consents", "", nil, &v)
+		return v.Facts.Restricted
+	}
+	var rec map[string]any
+	if resp := e.do("POST", "/v1/consents", strings.Replace(grantJSON, "cust-42", "cust-1", 1), app, &rec); resp.StatusCode != 201 || rec["actor_type"] != "subject" || rec["actor"] != "token:crm-backend" {
+		t.Fatalf("app grant: %d %v; want 201 by the subject through token:crm-backend", resp.StatusCode, rec)
+	}
+	if resp := e.do("POST", "/v1/consents", `{"subject":"cust-1","action":"restrict"}`, app, nil); resp.StatusCode != 201 || !restricted() {
+		t.Fatalf("app restrict: %d; want 201 and the subject restricted", resp.StatusCode)
+	}
+	for _, tc := range []struct {
+		name, body string
+		status     int
+	}{
+		{"app lifts a restriction", `{"subject":"cust-1","action":"lift_restriction"}`, 403},
+		{"app records an erasure", `{"subject":"cust-1","action":"erase"}`, 403},
+		{"app records an expiry", `{"subject":"cust-1","purpose":"marketing.communications.sms","action":"expire"}`, 403},
+		{"app forges a system erasure", `{"subject":"cust-1","action":"erase","actor_type":"system"}`, 422},
+		{"app claims an operator grant", strings.Replace(strings.Replace(grantJSON, "cust-42", "cust-1", 1), `"channel"`, `"actor_type":"operator","channel"`, 1), 422},
+		{"app says the subject objected", `{"subject":"cust-1","action":"object","actor_type":"subject"}`, 422},
+	} {
+		before := e.ledger.Stats().Records
+		var p privguard.Problem
+		resp := e.do("POST", "/v1/consents", tc.body, app, &p)
+		if resp.StatusCode != tc.status || (tc.status == 422 && p.Field != "actor_type") {
+			t.Errorf("%s: %d %+v; want %d", tc.name, resp.StatusCode, p, tc.status)
+		}
+		if tc.status == 403 && !strings.Contains(p.Detail, "dpo") {
+			t.Errorf("%s: the 403 does not say who may: %q", tc.name, p.Detail)
+		}
+		if e.ledger.Stats().Records != before {
+			t.Errorf("%s: a refused record was written", tc.name)
+		}
+	}
+	if !restricted() {
+		t.Fatal("an app lifted the restriction")
+	}
+	// A dpo may, and the record says an operator did it, through the dpo's token.
+	if resp := e.do("POST", "/v1/consents", `{"subject":"cust-1","action":"lift_restriction"}`, dpo, &rec); resp.StatusCode != 201 ||
+		rec["actor_type"] != "operator" || rec["actor"] != "token:dpo-office" || restricted() {
+		t.Errorf("dpo lift_restriction: %d %v; want 201 by an operator through token:dpo-office", resp.StatusCode, rec)
+	}
+	// A dpo does not record the subjects' choices.
+	var p privguard.Problem
+	if resp := e.do("POST", "/v1/consents", `{"subject":"cust-1","action":"object"}`, dpo, &p); resp.StatusCode != 403 || !strings.Contains(p.Detail, "app") {
+		t.Errorf("dpo records an objection: %d %+v; want 403 naming app", resp.StatusCode, p)
+	}
+	var hist struct {
+		Records []map[string]any `json:"records"`
+	}
+	e.do("GET", "/v1/subjects/cust-1/consents/history", "", nil, &hist)
+	var got []string
+	for _, r := range hist.Records {
+		got = append(got, r["action"].(string)+"/"+r["actor_type"].(string))
+	}
+	if want := []string{"grant/subject", "restrict/subject", "lift_restriction/operator"}; !slices.Equal(got, want) {
+		t.Errorf("history = %v; want %v", got, want)
+	}
 }

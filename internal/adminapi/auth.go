@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/privguard/privguard/internal/authz"
 )
 
 // Principal is an authenticated caller. Its roles decide which routes it may call
@@ -60,20 +62,26 @@ func PrincipalFromContext(ctx context.Context) (Principal, bool) {
 	return p, ok
 }
 
-// authenticate rejects requests without a valid bearer token.
-func (s *Server) authenticate(next http.Handler) http.Handler {
+// authenticate rejects requests to the route registered as pattern without a valid bearer
+// token. The answer says what would work: which roles the route needs, and that configured
+// tokens replace the generated one.
+func (s *Server) authenticate(pattern string, next http.Handler) http.Handler {
+	method, path, _ := strings.Cut(pattern, " ")
+	needs := s.roleHint(path, method)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := r.Header.Get("Authorization")
 		scheme, token, ok := strings.Cut(h, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || len(token) > 512 {
+		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || len(token) > 512 ||
+			len(r.Header.Values("Authorization")) > 1 { // two credentials: which one counts depends on the reader
 			w.Header().Set("WWW-Authenticate", `Bearer realm="privguard"`)
-			unauthenticated().Write(w)
+			unauthenticated("send one Authorization: Bearer <token> header; " + needs).Write(w)
 			return
 		}
 		p, ok := s.tokens.lookup(strings.TrimSpace(token))
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="privguard", error="invalid_token"`)
-			unauthenticated().Write(w)
+			unauthenticated("the token is not accepted: when admin.tokens is configured only the tokens it lists are, " +
+				"not the one serve generated in <data>/admin.token; " + needs).Write(w)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
@@ -84,18 +92,61 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 // registered as pattern ("POST /v1/requests/{id}/approve").
 func (s *Server) authorize(pattern string, next http.Handler) http.Handler {
 	method, path, _ := strings.Cut(pattern, " ")
+	refused := "your token's roles do not allow this call: " + s.roleHint(path, method)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, _ := PrincipalFromContext(r.Context())
 		if !s.authz.Allow(p.Roles, path, method) {
-			forbidden().Write(w)
+			forbidden(refused).Write(w)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
+// authorizeOr is authorize for a route that a principal holding permission perm may also
+// call: the handler then decides, per request, which of the two the call needs.
+func (s *Server) authorizeOr(pattern, perm string, next http.Handler) http.Handler {
+	method, path, _ := strings.Cut(pattern, " ")
+	refused := "your token's roles do not allow this call: " + s.roleHint(path, method)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := PrincipalFromContext(r.Context())
+		if !s.authz.Allow(p.Roles, path, method) && !s.authz.Allow(p.Roles, perm, "use") {
+			forbidden(refused).Write(w)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// mayCall reports whether the request's principal may call the route registered as
+// pattern.
+func (s *Server) mayCall(r *http.Request, pattern string) bool {
+	method, path, _ := strings.Cut(pattern, " ")
+	p, _ := PrincipalFromContext(r.Context())
+	return s.authz.Allow(p.Roles, path, method)
+}
+
 // may reports whether the request's principal has permission perm (authz.Attest).
 func (s *Server) may(r *http.Request, perm string) bool {
 	p, _ := PrincipalFromContext(r.Context())
 	return s.authz.Allow(p.Roles, perm, "use")
+}
+
+// roleHint names the roles whose tokens may do act on obj, from the policy itself
+// ("this call needs a token with the role dpo or admin").
+func (s *Server) roleHint(obj, act string) string {
+	roles := s.authz.RolesFor(obj, act)
+	if len(roles) == 0 {
+		return "no role may make this call under the configured policy"
+	}
+	for i, r := range roles {
+		if r == authz.DefaultRole {
+			roles[i] = r + " (a token configured without roles)"
+		}
+	}
+	list := roles[0]
+	if n := len(roles); n > 1 {
+		list = strings.Join(roles[:n-1], ", ") + " or " + roles[n-1]
+	}
+	return "this call needs a token with the role " + list
 }

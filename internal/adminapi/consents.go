@@ -6,6 +6,7 @@ import (
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/consent"
+	"github.com/privguard/privguard/internal/authz"
 )
 
 // noticeBody is POST /v1/notices.
@@ -109,14 +110,31 @@ type consentBody struct {
 	} `json:"evidence"`
 	Categories []string `json:"categories" validate:"max=128,dive,max=100"`
 	Written    bool     `json:"written"`
-	ActorType  string   `json:"actor_type" validate:"omitempty,oneof=subject guardian operator system"`
+	// ActorType is refused: who acted is derived from the authenticated principal and the
+	// action (actorType), never taken from the body. It is declared only to say so.
+	ActorType string `json:"actor_type"`
+}
+
+// actorType is who a record says acted, derived, never taken from the body: the
+// controller's own facts (erase, expire, lift_restriction), which only a principal with
+// authz.RecordFacts reaches, are an operator's; everything else is a choice the subject (or,
+// with method guardian, the guardian) made and the calling app relays, which the ledger
+// derives from the request ("").
+func actorType(a consent.Action) consent.ActorType {
+	if a.ControllerFact() {
+		return consent.ActorOperator
+	}
+	return ""
 }
 
 // maxIdempotencyKey is the longest Idempotency-Key accepted.
 const maxIdempotencyKey = 255
 
 func (s *Server) postConsent(w http.ResponseWriter, r *http.Request) error {
-	key := r.Header.Get("Idempotency-Key")
+	key, err := onceHeader(r, "Idempotency-Key")
+	if err != nil {
+		return err
+	}
 	if len(key) > maxIdempotencyKey || !printable(key) {
 		p := privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Bad Idempotency-Key",
 			"at most 255 printable ASCII characters")
@@ -127,6 +145,23 @@ func (s *Server) postConsent(w http.ResponseWriter, r *http.Request) error {
 	if err := s.decode(w, r, MaxConsentBody, &b); err != nil {
 		return err
 	}
+	if b.ActorType != "" {
+		p := privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule",
+			"actor_type is derived from your token and the action; leave it out")
+		p.Field, p.Errors = "actor_type", []privguard.FieldError{{Field: "actor_type", Rule: "derived"}}
+		return p
+	}
+	action := consent.Action(b.Action)
+	switch {
+	case action.ControllerFact() && !s.may(r, authz.RecordFacts):
+		// Erasure, expiry and the end of a restriction are the controller's facts: an app
+		// that could write them could undo what a DPO attested or forge the proof of an
+		// erasure.
+		return forbidden("a " + b.Action + " record is the controller's own fact, written by the request engine or an operator; " +
+			s.roleHint(authz.RecordFacts, "use"))
+	case !action.ControllerFact() && !s.mayCall(r, "POST /v1/consents"):
+		return forbidden("recording a subject's choice is an app's work; " + s.roleHint("/v1/consents", http.MethodPost))
+	}
 	principal, _ := PrincipalFromContext(r.Context())
 	req := consent.Request{
 		Subject: privguard.SubjectID(b.Subject), Purpose: privguard.Purpose(b.Purpose), Action: consent.Action(b.Action),
@@ -134,7 +169,7 @@ func (s *Server) postConsent(w http.ResponseWriter, r *http.Request) error {
 		Channel: consent.Channel(b.Channel), Method: consent.Method(b.Method),
 		Separate: b.Separate, SeparateScope: privguard.SeparateScope(b.SeparateScope),
 		AgeBand: consent.AgeBand(b.AgeBand), Categories: categories(b.Categories), Written: b.Written,
-		Actor: "token:" + principal.Name, ActorType: consent.ActorType(b.ActorType),
+		Actor: "token:" + principal.Name, ActorType: actorType(action),
 	}
 	if key != "" {
 		req.IdempotencyKey = principal.Name + "\x00" + key

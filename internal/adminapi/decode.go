@@ -1,18 +1,21 @@
 package adminapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strings"
 
 	"github.com/go-playground/validator/v10"
 
 	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/internal/jsonpath"
 )
 
 // Body limits.
@@ -38,7 +41,9 @@ func newValidator() *validator.Validate {
 
 // decode reads a JSON body of at most limit bytes into dst and validates it. Errors are
 // problems: 415 for another media type, 413 for a body over the limit, 400 for malformed
-// JSON or unknown fields, 422 for values that break a validation rule.
+// JSON, unknown fields and keys that could be read two ways (a key twice in one object, a
+// field spelled in another case: see checkKeys), 422 for values that break a validation
+// rule.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, limit int64, dst any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -50,7 +55,14 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, limit int64, dst
 		return privguard.NewProblem(http.StatusUnsupportedMediaType, TypeUnsupportedMediaType,
 			"Unsupported media type", "send Content-Type: application/json")
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return jsonProblem(err, limit)
+	}
+	if err := checkKeys(body, reflect.TypeOf(dst)); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return jsonProblem(err, limit)
@@ -136,4 +148,177 @@ func validationProblem(err error) *privguard.Problem {
 		p.Detail = fmt.Sprintf("%s fails %s", p.Errors[0].Field, p.Errors[0].Rule)
 	}
 	return p
+}
+
+// checkKeys refuses a body a lenient reader could take another way than privguard does:
+// an object with the same key twice (or twice under case folding: "subject" and "Subject"),
+// where encoding/json keeps the last, or a field spelled otherwise than its name ("Subject"
+// for subject, "ſubject" for subject), which encoding/json accepts. Keys are checked
+// against the exact JSON names of t (the destination's type), at every depth; keys of a
+// map field are free, and unknown keys are left to the decoder. A body that is not JSON is
+// left to the decoder too, which says where it breaks.
+func checkKeys(body []byte, t reflect.Type) error {
+	err := jsonpath.CheckDuplicates(body)
+	var ke *jsonpath.KeyError
+	switch {
+	case errors.As(err, &ke):
+		return keyProblem(ke.Path, "the key appears more than once (keys are compared as encoding/json folds case)")
+	case err != nil:
+		return nil
+	}
+	return exactKeys(body, t, "")
+}
+
+var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+// exactKeys checks the keys of the JSON value doc (valid, without duplicates) against type
+// t: in an object for a struct, every key that folds to a field's name must be that name.
+func exactKeys(doc []byte, t reflect.Type, at string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return nil // time.Time, json.RawMessage: a value, not fields
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(doc, &obj) != nil {
+			return nil // not an object: the decoder reports the type
+		}
+		for key, val := range obj {
+			f, exact, ok := jsonField(t, key)
+			switch {
+			case !ok:
+				continue // unknown: DisallowUnknownFields reports it
+			case !exact:
+				return keyProblem(join(at, f.name), "keys are case-sensitive: spell it "+f.name)
+			}
+			if err := exactKeys(val, f.typ, join(at, f.name)); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(doc, &obj) != nil {
+			return nil
+		}
+		for key, val := range obj {
+			if err := exactKeys(val, t.Elem(), join(at, key)); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return nil // []byte is a base64 string
+		}
+		var arr []json.RawMessage
+		if json.Unmarshal(doc, &arr) != nil {
+			return nil
+		}
+		for i, val := range arr {
+			if err := exactKeys(val, t.Elem(), fmt.Sprintf("%s[%d]", at, i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+type field struct {
+	name string
+	typ  reflect.Type
+}
+
+// jsonField finds the field of struct t that encoding/json would fill from key: exact
+// reports whether key is its name as spelled, not a case or Unicode fold variant of it.
+func jsonField(t reflect.Type, key string) (f field, exact, ok bool) {
+	folded := jsonpath.Fold(key)
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		if !sf.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+		switch {
+		case name == "-":
+			continue
+		case name == "" && sf.Anonymous && sf.Type.Kind() == reflect.Struct:
+			// An embedded struct's fields are the outer struct's.
+			if g, ex, found := jsonField(sf.Type, key); found && (ex || !ok) {
+				f, exact, ok = g, ex, true
+				if ex {
+					return f, true, true
+				}
+			}
+			continue
+		case name == "":
+			name = sf.Name
+		}
+		if name == key {
+			return field{name, sf.Type}, true, true
+		}
+		if jsonpath.Fold(name) == folded {
+			f, ok = field{name, sf.Type}, true
+		}
+	}
+	return f, false, ok
+}
+
+func join(at, key string) string {
+	if at == "" {
+		return key
+	}
+	return at + "." + key
+}
+
+// keyProblem is the 400 for an ambiguous key at path (named when it is short enough to be
+// a field of ours rather than whatever the client sent).
+func keyProblem(path, detail string) *privguard.Problem {
+	p := privguard.NewProblem(http.StatusBadRequest, TypeAmbiguous, "Ambiguous key", detail)
+	if len(path) <= 64 {
+		p.Field = path
+	}
+	return p
+}
+
+// onceQuery refuses a query in which a parameter is given more than once, or more than one
+// of a set of synonyms (status and state): readers disagree on which one counts (Go takes
+// the first, others the last), so it is refused rather than guessed at.
+func onceQuery(q url.Values, synonyms ...[]string) error {
+	for k, v := range q {
+		if len(v) > 1 {
+			return queryProblem(k, "given more than once")
+		}
+	}
+	for _, set := range synonyms {
+		given := ""
+		for _, k := range set {
+			if q.Has(k) {
+				if given != "" {
+					return queryProblem(k, "give "+given+" or "+k+", not both")
+				}
+				given = k
+			}
+		}
+	}
+	return nil
+}
+
+func queryProblem(key, detail string) *privguard.Problem {
+	p := privguard.NewProblem(http.StatusBadRequest, TypeAmbiguous, "Ambiguous query", detail)
+	if len(key) <= 64 && printable(key) {
+		p.Field = key
+	}
+	return p
+}
+
+// onceHeader returns the value of header name, refusing it when it is sent more than once.
+func onceHeader(r *http.Request, name string) (string, error) {
+	if v := r.Header.Values(name); len(v) > 1 {
+		p := privguard.NewProblem(http.StatusBadRequest, TypeAmbiguous, "Repeated header", name+" is sent more than once")
+		p.Field = name
+		return "", p
+	}
+	return r.Header.Get(name), nil
 }

@@ -19,27 +19,35 @@ const (
 	TypeUnsupportedMediaType = "unsupported-media-type"
 	TypeBodyTooLarge         = "body-too-large"
 	TypeMalformedJSON        = "malformed-json"
-	TypeValidation           = "validation"
-	TypeInvalidSubject       = "invalid-subject"
-	TypeConflict             = "conflict"
-	TypeUnavailable          = "unavailable"
-	TypeInternal             = "internal"
-	TypeIdentityNotVerified  = "identity-not-verified"
-	TypeTooManyAttempts      = "too-many-attempts"
-	TypeExtensionRefused     = "extension-refused"
-	TypeResultGone           = "result-gone"
-	TypeForbidden            = "forbidden"
-	TypeNoResult             = "no-result"
+	// TypeAmbiguous: a key appears twice in one object (also under case folding), a field
+	// is spelled in another case than its name, or a query parameter or header is given
+	// twice; a lenient reader could take it another way, so it is refused (400, field
+	// names it). The sidecar uses the same type.
+	TypeAmbiguous           = "ambiguous-request"
+	TypeValidation          = "validation"
+	TypeInvalidSubject      = "invalid-subject"
+	TypeConflict            = "conflict"
+	TypeUnavailable         = "unavailable"
+	TypeInternal            = "internal"
+	TypeIdentityNotVerified = "identity-not-verified"
+	TypeTooManyAttempts     = "too-many-attempts"
+	// TypeTooManyCodes: no one-time code was sent (429): too soon after the last, or the
+	// request's or the subject's codes are used up. Retry-After says when, if waiting helps.
+	TypeTooManyCodes     = "too-many-codes"
+	TypeExtensionRefused = "extension-refused"
+	TypeResultGone       = "result-gone"
+	TypeForbidden        = "forbidden"
+	TypeNoResult         = "no-result"
 )
 
-func unauthenticated() *privguard.Problem {
-	return privguard.NewProblem(http.StatusUnauthorized, TypeUnauthenticated, "Authentication required",
-		"send Authorization: Bearer <token>")
+// unauthenticated is the 401; detail says what would work.
+func unauthenticated(detail string) *privguard.Problem {
+	return privguard.NewProblem(http.StatusUnauthorized, TypeUnauthenticated, "Authentication required", detail)
 }
 
-func forbidden() *privguard.Problem {
-	return privguard.NewProblem(http.StatusForbidden, TypeForbidden, "Not allowed",
-		"your token's roles do not allow this call")
+// forbidden is the 403; detail names the roles that may (Server.roleHint).
+func forbidden(detail string) *privguard.Problem {
+	return privguard.NewProblem(http.StatusForbidden, TypeForbidden, "Not allowed", detail)
 }
 
 // writeError maps err to a problem and writes it. It is the only place errors become HTTP

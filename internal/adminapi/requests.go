@@ -5,11 +5,13 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -58,8 +60,11 @@ type codeBody struct {
 	Code string `json:"code" validate:"required,len=6,numeric"`
 }
 
+// identityBody is an operator's attestation. Its method can only be "operator": a
+// verification by token or code is recorded by privguard when it checks one, never on
+// someone's word.
 type identityBody struct {
-	Method string `json:"method" validate:"required,oneof=operator token code"`
+	Method string `json:"method" validate:"required,oneof=operator"`
 	Note   string `json:"note" validate:"max=1000"`
 }
 
@@ -117,7 +122,8 @@ func (s *Server) postRequest(w http.ResponseWriter, r *http.Request) error {
 	if (b.Trigger != "" || b.Identity != nil) && !s.may(r, authz.Attest) {
 		// Saying the identity was checked, or that the controller erases on its own, is an
 		// operator's word (dpo), not an app's: apps verify with a code or a signed token.
-		return forbidden()
+		return forbidden("identity or trigger: attesting an identity or starting the controller's own erasure is an operator's word; " +
+			s.roleHint(authz.Attest, "use") + " (an app verifies with a code or identity_token)")
 	}
 	if b.Trigger != "" {
 		p, _ := PrincipalFromContext(r.Context())
@@ -125,7 +131,7 @@ func (s *Server) postRequest(w http.ResponseWriter, r *http.Request) error {
 	}
 	if b.Identity != nil {
 		p, _ := PrincipalFromContext(r.Context())
-		req.Identity = &dsar.Identity{Method: b.Identity.Method, Note: b.Identity.Note, Operator: p.Name}
+		req.Identity = &dsar.Identity{Method: "operator", Note: b.Identity.Note, Operator: p.Name}
 	}
 	out, err := s.requests.Submit(r.Context(), req)
 	if errors.Is(err, privguard.ErrInvalid) && (len(req.Patch) > 0 || req.TransferTo != "") {
@@ -159,6 +165,9 @@ func (s *Server) getRequest(w http.ResponseWriter, r *http.Request) error {
 // limit= (1..1000, default 100) and after= (the next cursor of the previous page).
 func (s *Server) listRequests(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
+	if err := onceQuery(q, []string{"status", "state"}); err != nil {
+		return err
+	}
 	f := dsar.Filter{State: dsar.State(cmp.Or(q.Get("status"), q.Get("state"))), After: q.Get("after"), Limit: 100}
 	switch o := q.Get("overdue"); o {
 	case "":
@@ -200,7 +209,7 @@ func (s *Server) verifyRequest(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	p, _ := PrincipalFromContext(r.Context())
-	out, err := s.requests.Verify(r.Context(), r.PathValue("id"), dsar.Identity{Method: b.Method, Note: b.Note, Operator: p.Name})
+	out, err := s.requests.Verify(r.Context(), r.PathValue("id"), dsar.Identity{Method: "operator", Note: b.Note, Operator: p.Name})
 	if errors.Is(err, privguard.ErrConflict) {
 		return privguard.NewProblem(http.StatusConflict, TypeConflict, "Not awaiting verification", "")
 	}
@@ -211,12 +220,18 @@ func (s *Server) verifyRequest(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// requestRegister is the DPO's register of every request: JSON (default) or, with
+// ?format=csv, CSV. Both carry the same fields (dsar.RegisterEntry) and no subject ids.
 func (s *Server) requestRegister(w http.ResponseWriter, r *http.Request) error {
 	all, err := s.requests.List(r.Context())
 	if err != nil {
 		return err
 	}
-	switch r.URL.Query().Get("format") {
+	q := r.URL.Query()
+	if err := onceQuery(q); err != nil {
+		return err
+	}
+	switch q.Get("format") {
 	case "", "json":
 	case "csv":
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
@@ -226,28 +241,68 @@ func (s *Server) requestRegister(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "format: want json or csv")
 	}
-	views := make([]requestView, 0, len(all))
-	for _, x := range all {
-		views = append(views, s.view(x))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"generated_at": time.Now().UTC(), "summary": dsar.Register(all, time.Now()), "requests": views})
+	// The same entries as the CSV: no subject ids, no free text (GET /v1/requests/{id}
+	// shows a request in full to whoever may read it).
+	now := time.Now()
+	writeJSON(w, http.StatusOK, map[string]any{"generated_at": now.UTC(), "summary": dsar.Register(all, now),
+		"requests": dsar.RegisterEntries(all, now)})
 	return nil
 }
 
 // sendCode sends a fresh one-time code to the subject of a request awaiting verification.
+// Codes are bounded per request (the engine: dsar.CodeSendsPerRequest, one per
+// dsar.CodeResendInterval) and per subject (codeLimiter); past a bound the answer is 429
+// with Retry-After when waiting helps.
 func (s *Server) sendCode(w http.ResponseWriter, r *http.Request) error {
 	if s.notifier == nil {
 		return privguard.NewProblem(http.StatusServiceUnavailable, TypeUnavailable, "No code notifier is configured", "")
 	}
-	err := s.requests.SendCode(r.Context(), r.PathValue("id"), s.notifier)
-	if errors.Is(err, privguard.ErrConflict) {
-		return privguard.NewProblem(http.StatusConflict, TypeConflict, "Not awaiting verification", "")
-	}
+	id := r.PathValue("id")
+	req, err := s.requests.Get(r.Context(), id)
 	if err != nil {
+		return err
+	}
+	now := s.now()
+	if wait, ok := s.codes.reserve(req.Subject, now); !ok {
+		return tooManyCodes(w, wait, fmt.Sprintf("this subject was sent %d codes in the last %s", s.codes.max, CodeSubjectWindow))
+	}
+	err = s.requests.SendCode(r.Context(), id, s.notifier)
+	if err != nil {
+		s.codes.release(req.Subject, now)
+	}
+	var limit *dsar.CodeLimitError
+	switch {
+	case errors.Is(err, privguard.ErrConflict):
+		return privguard.NewProblem(http.StatusConflict, TypeConflict, "Not awaiting verification", "")
+	case errors.As(err, &limit) && limit.RetryAfter > 0:
+		return tooManyCodes(w, limit.RetryAfter, fmt.Sprintf("a code was sent less than %s ago", dsar.CodeResendInterval))
+	case errors.As(err, &limit):
+		return tooManyCodes(w, 0, fmt.Sprintf("this request was sent its %d codes; an operator can verify the requester (POST /v1/requests/{id}/verify)",
+			dsar.CodeSendsPerRequest))
+	case errors.Is(err, dsar.ErrCodeBudget):
+		return codeBudgetSpent()
+	case err != nil:
 		return err
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"sent": true, "expires_in_seconds": int(dsar.CodeTTL.Seconds())})
 	return nil
+}
+
+// tooManyCodes is the 429 of a code not sent; Retry-After is set when waiting helps.
+func tooManyCodes(w http.ResponseWriter, wait time.Duration, why string) *privguard.Problem {
+	detail := why
+	if wait > 0 {
+		secs := int((wait + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		detail += fmt.Sprintf("; retry in %d s", secs)
+	}
+	return privguard.NewProblem(http.StatusTooManyRequests, TypeTooManyCodes, "No code sent", detail)
+}
+
+func codeBudgetSpent() *privguard.Problem {
+	return privguard.NewProblem(http.StatusTooManyRequests, TypeTooManyAttempts, "Too many wrong codes",
+		fmt.Sprintf("this request had %d wrong codes and can no longer be verified by code; an operator can verify the requester",
+			dsar.CodeGuessBudget))
 }
 
 // verifyCode checks the one-time code the subject received.
@@ -260,6 +315,8 @@ func (s *Server) verifyCode(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case errors.Is(err, privguard.ErrConflict):
 		return privguard.NewProblem(http.StatusConflict, TypeConflict, "Not awaiting verification", "")
+	case errors.Is(err, dsar.ErrCodeBudget):
+		return codeBudgetSpent()
 	case errors.Is(err, dsar.ErrNoAttempts):
 		return privguard.NewProblem(http.StatusTooManyRequests, TypeTooManyAttempts, "Too many wrong codes", "ask for a new code")
 	case errors.Is(err, dsar.ErrBadCode), errors.Is(err, dsar.ErrNotNotified):
@@ -361,7 +418,7 @@ func (s *Server) downloadResult(w http.ResponseWriter, r *http.Request) error {
 		return privguard.NewProblem(http.StatusMethodNotAllowed, TypeMethodNotAllowed, "Method not allowed", "GET with the download token")
 	}
 	token := r.Header.Get("X-Privguard-Download-Token")
-	if token == "" || len(token) > 256 {
+	if token == "" || len(token) > 256 || len(r.Header.Values("X-Privguard-Download-Token")) > 1 {
 		return privguard.NewProblem(http.StatusForbidden, TypeIdentityNotVerified, "Download token required",
 			"send it in X-Privguard-Download-Token")
 	}
@@ -436,27 +493,131 @@ func (s *Server) getSchema(w http.ResponseWriter, r *http.Request) error {
 	return err
 }
 
-// MaxCallbackBody bounds a completion callback (it may carry a store's export).
-const MaxCallbackBody = 64 << 20
+// Callback limits. A callback's body is read before it can be authenticated (its HMAC
+// covers the body), so what an unauthenticated caller can make privguard hold is bounded:
+// nothing for a name that takes no callbacks, MaxAckCallback for a recipient's
+// acknowledgement, MaxCallbackBody for a store's report, and CallbackBudget over all
+// callbacks being read at once.
+const (
+	// MaxAckCallback bounds a recipient's callback: it only says done or failed (a few
+	// hundred bytes).
+	MaxAckCallback = 64 << 10
+	// DefaultMaxCallbackBody bounds a store's callback, which for an access request carries
+	// the store's export: as large as the webhook connector accepts the same tables in a
+	// synchronous answer (webhook.DefaultMaxResponse), so a store that answers later is not
+	// held to less and its access requests do not fail for good.
+	DefaultMaxCallbackBody = 64 << 20
+	// DefaultCallbackBudget bounds the callback bytes held at once: two store callbacks of
+	// the largest size, or a thousand acknowledgements. A callback reserves its declared
+	// length, or its cap when it declares none, before it is read, and past the budget
+	// gets 503 with Retry-After (stores retry; the engine asks a waiting store again
+	// anyway). Reserving up front rather than as bytes arrive keeps memory bounded by the
+	// budget (a callback refused half-read would leave its bytes behind for the garbage
+	// collector while others filled the budget again); the price is that a slow sender
+	// holds its reservation until the server's read timeout.
+	DefaultCallbackBudget = 2 * DefaultMaxCallbackBody
+)
 
-// callback applies a webhook store's or recipient's completion report.
+// callbackBudget counts the bytes reserved by the callbacks being read.
+type callbackBudget struct {
+	mu    sync.Mutex
+	max   int64
+	inUse int64
+}
+
+// take reserves n bytes, or reports false if that would pass the budget.
+func (b *callbackBudget) take(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.inUse+n > b.max {
+		return false
+	}
+	b.inUse += n
+	return true
+}
+
+func (b *callbackBudget) give(n int64) {
+	b.mu.Lock()
+	b.inUse -= n
+	b.mu.Unlock()
+}
+
+// callback applies a webhook store's or recipient's completion report. Before any of the
+// body is read: a name that takes no callbacks gets 404, a request without a signature
+// 401, a declared length over what the sender's callbacks can need 413, and a callback
+// that would pass the budget of bytes held at once 503.
 func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxCallbackBody))
+	store := r.PathValue("store")
+	limit := int64(0)
+	switch s.requests.Callbacks(store) {
+	case dsar.AckCallbacks:
+		limit = MaxAckCallback
+	case dsar.ExportCallbacks:
+		limit = s.maxCallback
+	default:
+		return privguard.NewProblem(http.StatusNotFound, TypeNotFound, "Not found", "no store or recipient of that name takes callbacks")
+	}
+	sig := r.Header.Get("Privguard-Signature")
+	if sig == "" || len(sig) > 1024 {
+		return callbackNotAuthentic()
+	}
+	if r.ContentLength > limit {
+		return privguard.NewProblem(http.StatusRequestEntityTooLarge, TypeBodyTooLarge, "Body too large",
+			fmt.Sprintf("a callback to this path is at most %d bytes", limit))
+	}
+	reserve := limit
+	if r.ContentLength >= 0 {
+		reserve = r.ContentLength
+	}
+	if !s.callbacks.take(reserve) {
+		w.Header().Set("Retry-After", "1")
+		return privguard.NewProblem(http.StatusServiceUnavailable, TypeUnavailable, "Too many callbacks at once", "retry shortly")
+	}
+	defer s.callbacks.give(reserve)
+	body, err := readBody(http.MaxBytesReader(w, r.Body, limit), r.ContentLength, limit)
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		return privguard.NewProblem(http.StatusRequestEntityTooLarge, TypeBodyTooLarge, "Body too large", "")
+		return privguard.NewProblem(http.StatusRequestEntityTooLarge, TypeBodyTooLarge, "Body too large",
+			fmt.Sprintf("a callback to this path is at most %d bytes", limit))
 	case err != nil:
-		return err
+		return privguard.NewProblem(http.StatusBadRequest, TypeMalformedJSON, "Body not read", "the body ends early")
 	}
-	err = s.requests.Complete(r.Context(), r.PathValue("store"), r.Header.Get("Privguard-Signature"), body)
+	err = s.requests.Complete(r.Context(), store, sig, body)
 	if errors.Is(err, dsar.ErrBadCallback) {
-		return privguard.NewProblem(http.StatusUnauthorized, TypeUnauthenticated, "Callback not authentic",
-			"sign the body with the store's secret (Privguard-Signature: t=...,v1=...)")
+		return callbackNotAuthentic()
 	}
 	if err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+func callbackNotAuthentic() *privguard.Problem {
+	return privguard.NewProblem(http.StatusUnauthorized, TypeUnauthenticated, "Callback not authentic",
+		"sign the body with the store's secret (Privguard-Signature: t=...,v1=...)")
+}
+
+// readBody reads r (a MaxBytesReader of limit bytes) whole, into one buffer: of exactly
+// length bytes when the length is declared, else of limit bytes, of which only what the
+// body fills is touched. Nothing is copied as the body grows, so it costs its own size in
+// memory, not up to twice that.
+func readBody(r io.Reader, length, limit int64) ([]byte, error) {
+	if length >= 0 {
+		b := make([]byte, length)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	b := make([]byte, limit+1)
+	n, err := io.ReadFull(r, b)
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return b[:n], nil
+	case err != nil:
+		return nil, err
+	}
+	return nil, &http.MaxBytesError{Limit: limit} // more than limit bytes
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/csv"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -26,6 +27,7 @@ import (
 	"github.com/privguard/privguard/consent/consenttest"
 	"github.com/privguard/privguard/dsar"
 	"github.com/privguard/privguard/internal/adminapi"
+	"github.com/privguard/privguard/internal/authz"
 	"github.com/privguard/privguard/vault"
 )
 
@@ -39,6 +41,13 @@ func (c codes) SendCode(_ context.Context, _ privguard.SubjectID, id, code strin
 }
 
 func newRequestsEnv(t *testing.T, conns ...dsar.Connector) (*env, codes) {
+	t.Helper()
+	return newRequestsEnvClock(t, nil, conns...)
+}
+
+// newRequestsEnvClock is newRequestsEnv with the engine and the API on clock now (nil:
+// the system clock).
+func newRequestsEnvClock(t *testing.T, now func() time.Time, conns ...dsar.Connector) (*env, codes) {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := boltstore.Open(filepath.Join(dir, "p.db"), boltstore.Options{})
@@ -57,7 +66,7 @@ func newRequestsEnv(t *testing.T, conns ...dsar.Connector) (*env, codes) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := dsar.New(dsar.Config{Store: db.DSAR(), Sealer: vlt, Connectors: conns})
+	eng, err := dsar.New(dsar.Config{Store: db.DSAR(), Sealer: vlt, Connectors: conns, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +82,7 @@ func newRequestsEnv(t *testing.T, conns ...dsar.Connector) (*env, codes) {
 	tokens.Add("app-token", adminapi.Principal{Name: "crm-backend"}) // no roles: an app
 	tokens.Add("auditor-token", adminapi.Principal{Name: "internal-audit", Roles: []string{"auditor"}})
 	tokens.Add("dpo-token", adminapi.Principal{Name: "dpo-office", Roles: []string{"dpo"}})
-	api, err := adminapi.New(adminapi.Config{Ledger: l, Tokens: tokens, Requests: eng, IdentityTokens: v, Notifier: sent,
+	api, err := adminapi.New(adminapi.Config{Ledger: l, Tokens: tokens, Requests: eng, IdentityTokens: v, Notifier: sent, Now: now,
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
@@ -553,4 +562,308 @@ func FuzzRequestBody(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestRegisterJSONAndCSVAgree(t *testing.T) {
+	// The register is the DPO's export: JSON and CSV carry the same fields, and neither
+	// names a subject or repeats free text (notes, patches, cancellation reasons).
+	e, _ := newRequestsEnv(t, rowsStore{})
+	const canary = "qzreg7"
+	dpo := map[string]string{"Authorization": "Bearer dpo-token"}
+	var cancel map[string]any
+	e.do("POST", "/v1/requests", `{"type":"objection","subject":"cust-`+canary+`-1"}`, nil, nil)
+	e.do("POST", "/v1/requests", `{"type":"deletion","subject":"cust-`+canary+`-2"}`, nil, nil)
+	e.do("POST", "/v1/requests", `{"type":"access","subject":"cust-`+canary+`-3","identity":{"method":"operator","note":"passport `+canary+`"}}`, dpo, nil)
+	e.do("POST", "/v1/requests", `{"type":"correction","subject":"cust-`+canary+`-4","patch":{"user.contact.email":"`+canary+`@example.com"}}`, nil, nil)
+	e.do("POST", "/v1/requests", `{"type":"categories","subject":"cust-`+canary+`-5"}`, nil, &cancel)
+	e.do("POST", "/v1/requests/"+cancel["id"].(string)+"/cancel", `{"reason":"asked by `+canary+` on the phone"}`, dpo, nil)
+	if _, err := e.eng.Step(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	get := func(query string) []byte {
+		req, _ := http.NewRequest("GET", e.srv.URL+"/v1/requests/register"+query, nil)
+		req.Header.Set("Authorization", "Bearer auditor-token")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("register%s: %d %s", query, resp.StatusCode, b)
+		}
+		if strings.Contains(string(b), canary) {
+			t.Errorf("register%s carries a subject id or free text:\n%s", query, b)
+		}
+		return b
+	}
+	var reg struct {
+		Summary  map[string]any   `json:"summary"`
+		Requests []map[string]any `json:"requests"`
+	}
+	if err := json.Unmarshal(get(""), &reg); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(get("?format=csv"))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reg.Requests) != 5 || len(rows) != 6 || !slices.Equal(rows[0], dsar.RegisterColumns) || reg.Summary["pipl"] == nil {
+		t.Fatalf("register: %d JSON entries, %d CSV lines (header %v), summary %v; want 5 requests each", len(reg.Requests), len(rows), rows[0], reg.Summary)
+	}
+	for i, entry := range reg.Requests {
+		for k := range entry {
+			if !slices.Contains(dsar.RegisterColumns, k) {
+				t.Errorf("JSON entry %d has %q, which the CSV has no column for", i, k)
+			}
+		}
+		for j, col := range dsar.RegisterColumns {
+			want := ""
+			switch v := entry[col].(type) {
+			case nil:
+			case string:
+				want = v
+			case bool:
+				want = strconv.FormatBool(v)
+			case float64:
+				want = strconv.FormatFloat(v, 'f', -1, 64)
+			default:
+				t.Fatalf("entry %d %s: unexpected %T", i, col, v)
+			}
+			if col == "extended_months" && want == "0" {
+				want = ""
+			}
+			if got := rows[i+1][j]; got != want {
+				t.Errorf("request %d column %s: CSV %q, JSON %q", i, col, got, want)
+			}
+		}
+	}
+}
+
+func TestRefusalsSayWhatWouldWork(t *testing.T) {
+	// A 401 or 403 names the roles the policy lets make the call, and a 401 for an unknown
+	// token says that configured tokens replace the generated one.
+	e, _ := newRequestsEnv(t, rowsStore{})
+	for _, tc := range []struct {
+		name, tok, method, path, body string
+		status                        int
+		says                          []string
+	}{
+		{"app approves", "app-token", "POST", "/v1/requests/x/approve", `{"note":"x"}`, 403, []string{"dpo", "admin"}},
+		{"auditor records consent", "auditor-token", "POST", "/v1/consents", `{"subject":"cust-1","action":"object"}`, 403, []string{"app (a token configured without roles)", "admin"}},
+		{"app reads the register", "app-token", "GET", "/v1/requests/register", "", 403, []string{"auditor", "dpo", "admin"}},
+		{"app attests", "app-token", "POST", "/v1/requests", `{"type":"deletion","subject":"cust-1","identity":{"method":"operator","note":"x"}}`, 403, []string{"dpo", "admin", "identity_token"}},
+		{"unknown token", "pg_not-a-token", "POST", "/v1/requests/x/approve", `{"note":"x"}`, 401, []string{"admin.tokens", "admin.token", "dpo"}},
+		{"no token", "", "GET", "/v1/requests/register", "", 401, []string{"Bearer", "auditor"}},
+	} {
+		h := map[string]string{"Authorization": "Bearer " + tc.tok}
+		if tc.tok == "" {
+			h["Authorization"] = ""
+		}
+		var p privguard.Problem
+		resp := e.do(tc.method, tc.path, tc.body, h, &p)
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s: %d %+v; want %d", tc.name, resp.StatusCode, p, tc.status)
+		}
+		for _, s := range tc.says {
+			if !strings.Contains(p.Detail, s) {
+				t.Errorf("%s: detail %q does not mention %q", tc.name, p.Detail, s)
+			}
+		}
+		if tc.status == 403 && strings.Contains(p.Detail, "auditor") && !slices.Contains(tc.says, "auditor") {
+			t.Errorf("%s: detail %q names a role that may not", tc.name, p.Detail)
+		}
+	}
+}
+
+func TestRefusalsFollowACustomPolicy(t *testing.T) {
+	// The roles named come from the policy in force, not from a list kept by hand.
+	l := consenttest.Open(t, "", consent.Config{})
+	az, err := authz.New("p, support, /v1/subjects/*, GET\np, app, /v1/consents, POST\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := adminapi.Tokens{}
+	tokens.Add("app-token", adminapi.Principal{Name: "crm"})
+	api, err := adminapi.New(adminapi.Config{Ledger: l, Tokens: tokens, Authorizer: az})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/v1/subjects/cust-1/consents", nil)
+	req.Header.Set("Authorization", "Bearer app-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var p privguard.Problem
+	json.NewDecoder(resp.Body).Decode(&p)
+	if resp.StatusCode != 403 || !strings.HasSuffix(p.Detail, "needs a token with the role support") {
+		t.Errorf("under a custom policy: %d %q; want 403 naming support alone", resp.StatusCode, p.Detail)
+	}
+}
+
+func TestAnOperatorCannotClaimACodeOrToken(t *testing.T) {
+	// How an identity was verified is part of the request's proof (DSR-02): an operator's
+	// word is recorded as an operator's, never as a checked code or token.
+	e, _ := newRequestsEnv(t)
+	dpo := map[string]string{"Authorization": "Bearer dpo-token"}
+	var made map[string]any
+	e.do("POST", "/v1/requests", `{"type":"deletion","subject":"cust-1"}`, nil, &made)
+	id := made["id"].(string)
+	for _, body := range []string{`{"method":"code","note":"x"}`, `{"method":"token","note":"x"}`} {
+		var p privguard.Problem
+		if resp := e.do("POST", "/v1/requests/"+id+"/verify", body, dpo, &p); resp.StatusCode != 422 || p.Field != "method" {
+			t.Errorf("verify %s: %d %+v; want 422 on method", body, resp.StatusCode, p)
+		}
+		var q privguard.Problem
+		sub := `{"type":"access","subject":"cust-2","identity":` + body + `}`
+		if resp := e.do("POST", "/v1/requests", sub, dpo, &q); resp.StatusCode != 422 || q.Field != "identity.method" {
+			t.Errorf("submit with %s: %d %+v; want 422 on identity.method", body, resp.StatusCode, q)
+		}
+	}
+	var got map[string]any
+	if resp := e.do("POST", "/v1/requests/"+id+"/verify", `{"method":"operator","note":"ID card"}`, dpo, &got); resp.StatusCode != 200 {
+		t.Fatalf("operator verify: %d %v", resp.StatusCode, got)
+	}
+	if idn, _ := got["identity"].(map[string]any); idn["method"] != "operator" || idn["operator"] != "dpo-office" {
+		t.Errorf("identity = %v; want operator dpo-office", got["identity"])
+	}
+}
+
+func TestCodeSendsAreBounded(t *testing.T) {
+	// Codes are bounded per request (one a minute, five in all) and per subject (ten a day
+	// over all its requests), answered 429 with Retry-After when waiting helps; guessing is
+	// bounded per request, not per code.
+	clk := &consenttest.Clock{}
+	e, sent := newRequestsEnvClock(t, clk.Now, rowsStore{})
+	app := map[string]string{"Authorization": "Bearer app-token"}
+	submit := func(body string) string {
+		var r map[string]any
+		if resp := e.do("POST", "/v1/requests", body, app, &r); resp.StatusCode != 201 {
+			t.Fatalf("submit %s: %d %v", body, resp.StatusCode, r)
+		}
+		return r["id"].(string)
+	}
+	send := func(id string) (int, string, privguard.Problem) {
+		var p privguard.Problem
+		resp := e.do("POST", "/v1/requests/"+id+"/code", "", app, &p)
+		return resp.StatusCode, resp.Header.Get("Retry-After"), p
+	}
+	ids := []string{
+		submit(`{"type":"access","subject":"cust-1"}`),
+		submit(`{"type":"deletion","subject":"cust-1"}`),
+		submit(`{"type":"categories","subject":"cust-1"}`),
+	}
+
+	// Per request: a cooldown, then at most dsar.CodeSendsPerRequest.
+	if st, _, p := send(ids[0]); st != 202 {
+		t.Fatalf("first code: %d %+v", st, p)
+	}
+	st, after, p := send(ids[0])
+	if secs, _ := strconv.Atoi(after); st != 429 || p.Type != privguard.ProblemTypePrefix+adminapi.TypeTooManyCodes || secs < 1 || secs > 60 {
+		t.Errorf("a second code at once: %d Retry-After %q %+v; want 429 too-many-codes, Retry-After 1..60", st, after, p)
+	}
+	for i := 1; i < dsar.CodeSendsPerRequest; i++ {
+		clk.Advance(dsar.CodeResendInterval)
+		if st, _, p := send(ids[0]); st != 202 {
+			t.Fatalf("code %d after the cooldown: %d %+v", i+1, st, p)
+		}
+	}
+	clk.Advance(dsar.CodeResendInterval)
+	if st, after, p := send(ids[0]); st != 429 || after != "" || p.Type != privguard.ProblemTypePrefix+adminapi.TypeTooManyCodes {
+		t.Errorf("code %d: %d Retry-After %q %+v; want 429 without Retry-After (waiting does not help)", dsar.CodeSendsPerRequest+1, st, after, p)
+	}
+
+	// Per subject: the second request takes the subject to its ten a day; the third waits.
+	for i := 0; i < adminapi.DefaultCodesPerSubject-dsar.CodeSendsPerRequest; i++ {
+		clk.Advance(dsar.CodeResendInterval)
+		if st, _, p := send(ids[1]); st != 202 {
+			t.Fatalf("second request, code %d: %d %+v", i+1, st, p)
+		}
+	}
+	st, after, p = send(ids[2])
+	secs, _ := strconv.Atoi(after)
+	if st != 429 || p.Type != privguard.ProblemTypePrefix+adminapi.TypeTooManyCodes || secs < 23*3600 || secs > 24*3600 {
+		t.Errorf("eleventh code for the subject: %d Retry-After %q %+v; want 429 with about 24 h", st, after, p)
+	}
+	var other map[string]any
+	e.do("POST", "/v1/requests", `{"type":"access","subject":"cust-2"}`, app, &other)
+	if st, _, p := send(other["id"].(string)); st != 202 {
+		t.Errorf("another subject is not held up: %d %+v", st, p)
+	}
+	clk.Advance(adminapi.CodeSubjectWindow)
+	if st, _, p := send(ids[2]); st != 202 {
+		t.Errorf("a day later: %d %+v; want 202", st, p)
+	}
+
+	// Guessing: ten wrong codes per request, however many codes; then even the right one
+	// is refused.
+	id := ids[2]
+	wrong := func() string {
+		if sent[id] == "000000" {
+			return "111111"
+		}
+		return "000000"
+	}
+	statuses := []int{}
+	for range 2 {
+		for range dsar.CodeAttempts {
+			resp := e.do("POST", "/v1/requests/"+id+"/code/verify", `{"code":"`+wrong()+`"}`, app, nil)
+			statuses = append(statuses, resp.StatusCode)
+		}
+		clk.Advance(dsar.CodeResendInterval)
+		send(id)
+	}
+	if n := len(statuses); statuses[0] != 403 || statuses[n-1] != 429 {
+		t.Errorf("wrong codes answered %v; want 403s, then 429 at the budget", statuses)
+	}
+	var q privguard.Problem
+	if resp := e.do("POST", "/v1/requests/"+id+"/code/verify", `{"code":"`+sent[id]+`"}`, app, &q); resp.StatusCode != 429 || q.Type != privguard.ProblemTypePrefix+adminapi.TypeTooManyAttempts {
+		t.Errorf("the right code after %d wrong ones: %d %+v; want 429 too-many-attempts", dsar.CodeGuessBudget, resp.StatusCode, q)
+	}
+}
+
+func TestRepeatedParametersAreRefused(t *testing.T) {
+	// Like a key twice in a body: a query parameter or header given twice (or status and
+	// its synonym state) could be read either way, so it is refused.
+	e, _ := newRequestsEnv(t)
+	e.registerNotice()
+	for _, tc := range []struct {
+		name, method, path, body string
+		header                   http.Header
+		status                   int
+		field                    string
+	}{
+		{"status twice", "GET", "/v1/requests?status=completed&status=verified", "", nil, 400, "status"},
+		{"status and state", "GET", "/v1/requests?status=completed&state=verified", "", nil, 400, "state"},
+		{"limit twice", "GET", "/v1/requests?limit=1&limit=1000", "", nil, 400, "limit"},
+		{"format twice", "GET", "/v1/requests/register?format=json&format=csv", "", nil, 400, "format"},
+		{"two idempotency keys", "POST", "/v1/consents", `{"subject":"cust-1","action":"object"}`,
+			http.Header{"Idempotency-Key": {"a", "b"}}, 400, "Idempotency-Key"},
+		{"two bearer tokens", "GET", "/healthz", "", http.Header{"Authorization": {"Bearer " + token, "Bearer other"}}, 401, ""},
+	} {
+		req, _ := http.NewRequest(tc.method, e.srv.URL+tc.path, strings.NewReader(tc.body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		for k, v := range tc.header {
+			req.Header[k] = v
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p privguard.Problem
+		json.NewDecoder(resp.Body).Decode(&p)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || p.Field != tc.field {
+			t.Errorf("%s: %d %+v; want %d field %q", tc.name, resp.StatusCode, p, tc.status, tc.field)
+		}
+	}
+	if n := e.ledger.Stats().Records; n != 0 {
+		t.Errorf("%d records written by refused requests", n)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-playground/validator/v10"
@@ -40,6 +41,18 @@ type Config struct {
 	// Authorizer decides which roles may call which routes; nil means the default policy
 	// (authz.DefaultPolicy).
 	Authorizer *authz.Authorizer
+	// CodesPerSubject bounds the one-time codes sent to one subject, over all its requests,
+	// in CodeSubjectWindow; zero means DefaultCodesPerSubject.
+	CodesPerSubject int
+	// Now is the clock (rate limits, readiness); nil means time.Now.
+	Now func() time.Time
+	// MaxCallbackBody bounds a webhook store's completion callback (POST
+	// /v1/callbacks/{store}); zero means DefaultMaxCallbackBody. A recipient's is bounded by
+	// MaxAckCallback.
+	MaxCallbackBody int64
+	// CallbackBudget bounds the callback bytes read at once, over all callbacks; zero means
+	// DefaultCallbackBudget (and never less than MaxCallbackBody).
+	CallbackBudget int64
 }
 
 // Server is the admin HTTP API.
@@ -55,6 +68,14 @@ type Server struct {
 	mux      *http.ServeMux
 	checks   func() map[string]any
 	authz    *authz.Authorizer
+	codes    *codeLimiter
+	now      func() time.Time
+	// probeMu guards requestsOK, when the request store's last probe succeeded.
+	probeMu    sync.Mutex
+	requestsOK time.Time
+	// maxCallback and callbacks bound the unauthenticated callback bodies.
+	maxCallback int64
+	callbacks   *callbackBudget
 }
 
 // New returns the API server.
@@ -75,11 +96,26 @@ func New(cfg Config) (*Server, error) {
 		}
 		cfg.Authorizer = a
 	}
+	if cfg.CodesPerSubject <= 0 {
+		cfg.CodesPerSubject = DefaultCodesPerSubject
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxCallbackBody <= 0 {
+		cfg.MaxCallbackBody = DefaultMaxCallbackBody
+	}
+	if cfg.CallbackBudget <= 0 {
+		cfg.CallbackBudget = DefaultCallbackBudget
+	}
+	cfg.CallbackBudget = max(cfg.CallbackBudget, cfg.MaxCallbackBody)
 	s := &Server{ledger: cfg.Ledger, vault: cfg.Vault, requests: cfg.Requests, idTokens: cfg.IdentityTokens, notifier: cfg.Notifier,
-		tokens: cfg.Tokens, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks, authz: cfg.Authorizer}
+		tokens: cfg.Tokens, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks, authz: cfg.Authorizer,
+		codes: newCodeLimiter(cfg.CodesPerSubject, CodeSubjectWindow), now: cfg.Now,
+		maxCallback: cfg.MaxCallbackBody, callbacks: &callbackBudget{max: cfg.CallbackBudget}}
 	s.routes()
 	if cfg.Metrics != nil {
-		s.mux.Handle("GET /metrics", s.logRequests("GET /metrics", s.authenticate(s.authorize("GET /metrics", cfg.Metrics))))
+		s.mux.Handle("GET /metrics", s.logRequests("GET /metrics", s.authenticate("GET /metrics", s.authorize("GET /metrics", cfg.Metrics))))
 	}
 	return s, nil
 }
@@ -93,11 +129,14 @@ type handler func(w http.ResponseWriter, r *http.Request) error
 
 func (s *Server) routes() {
 	authed := func(pattern string, h handler) {
-		s.mux.Handle(pattern, s.logRequests(pattern, s.authenticate(s.authorize(pattern, s.wrap(h)))))
+		s.mux.Handle(pattern, s.logRequests(pattern, s.authenticate(pattern, s.authorize(pattern, s.wrap(h)))))
 	}
 	authed("POST /v1/notices", s.postNotice)
 	authed("GET /v1/notices/{id}", s.getNotices)
-	authed("POST /v1/consents", s.postConsent)
+	// The route is an app's (the subjects' choices) and, for the controller's own facts
+	// (erase, expire, lift_restriction), a dpo's: postConsent checks which per action.
+	s.mux.Handle("POST /v1/consents", s.logRequests("POST /v1/consents", s.authenticate("POST /v1/consents",
+		s.authorizeOr("POST /v1/consents", authz.RecordFacts, s.wrap(s.postConsent)))))
 	authed("GET /v1/consents/{id}/receipt", s.getReceipt)
 	authed("GET /v1/subjects/{subject}/consents", s.getSubjectConsents)
 	authed("GET /v1/subjects/{subject}/consents/history", s.getSubjectHistory)
@@ -168,24 +207,56 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// readyz reports ready when the ledger's store answers.
+// readyz reports ready when privguard can commit: the consent ledger (its latest commit or
+// probe, consent.Ledger.Ping) and, with requests configured, the request store (a probe,
+// dsar.Engine.Ping, at most once per consent.ProbeInterval while it succeeds). A store
+// that answers reads but takes no writes (a read-only file system) is not ready.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	err := s.ledger.Ping(ctx)
-	stats := s.ledger.Stats()
-	if err != nil {
-		s.log.Error("readiness check failed", "err", err)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable",
-			"checks": map[string]string{"consent_store": "unavailable"}})
+	checks := map[string]string{"consent_store": "ok"}
+	ready := true
+	if err := s.ledger.Ping(ctx); err != nil {
+		s.log.Error("readiness check failed", "store", "consent", "err", err)
+		checks["consent_store"], ready = "unavailable", false
+	}
+	if s.requests != nil {
+		checks["request_store"] = "ok"
+		if err := s.pingRequests(ctx); err != nil {
+			s.log.Error("readiness check failed", "store", "requests", "err", err)
+			checks["request_store"], ready = "unavailable", false
+		}
+	}
+	if !ready {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "checks": checks})
 		return nil
 	}
-	details := map[string]any{"consent_store": "ok", "consent_records": stats.Records, "subjects": stats.Subjects}
+	stats := s.ledger.Stats()
+	details := map[string]any{"consent_records": stats.Records, "subjects": stats.Subjects}
+	for k, v := range checks {
+		details[k] = v
+	}
 	if s.checks != nil {
 		for k, v := range s.checks() {
 			details[k] = v
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": details})
+	return nil
+}
+
+// pingRequests probes the request store unless a probe succeeded within
+// consent.ProbeInterval; a failure is never cached, so recovery shows at once.
+func (s *Server) pingRequests(ctx context.Context) error {
+	s.probeMu.Lock()
+	defer s.probeMu.Unlock()
+	if now := s.now(); !s.requestsOK.IsZero() && now.Sub(s.requestsOK) < consent.ProbeInterval {
+		return nil
+	}
+	if err := s.requests.Ping(ctx); err != nil {
+		s.requestsOK = time.Time{}
+		return err
+	}
+	s.requestsOK = s.now()
 	return nil
 }

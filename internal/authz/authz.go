@@ -6,6 +6,7 @@ package authz
 import (
 	_ "embed"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/casbin/casbin/v2"
@@ -24,6 +25,13 @@ var DefaultPolicy string
 // Attest is the permission, beyond routes, to say a requester's identity was verified out
 // of band or to start the controller's own erasure: Allow(roles, Attest, "use").
 const Attest = "request:attest"
+
+// RecordFacts is the permission, beyond the POST /v1/consents route, to record the
+// controller's own facts in the ledger: erase, expire and lift_restriction
+// (consent.Action.ControllerFact). An app records the subjects' choices; these records
+// undo or close them, so they are the request engine's and the dpo's:
+// Allow(roles, RecordFacts, "use").
+const RecordFacts = "consent:controller-facts"
 
 // DefaultRole is the role of a principal configured without roles.
 const DefaultRole = "app"
@@ -65,4 +73,29 @@ func (a *Authorizer) Allow(roles []string, obj, act string) bool {
 		}
 	}
 	return false
+}
+
+// RolesFor returns, sorted, the roles of the policy that may do act on obj (DefaultRole
+// among them when a token without roles may): what a refused caller needs to hear. It asks
+// the policy itself, so a replaced policy answers for its own roles.
+func (a *Authorizer) RolesFor(obj, act string) []string {
+	known := map[string]bool{DefaultRole: true}
+	subjects, _ := a.e.GetAllSubjects()
+	for _, s := range subjects {
+		known[s] = true
+	}
+	groups, _ := a.e.GetGroupingPolicy()
+	for _, g := range groups {
+		for _, r := range g {
+			known[r] = true
+		}
+	}
+	var out []string
+	for r := range known {
+		if ok, err := a.e.Enforce(r, obj, act); err == nil && ok {
+			out = append(out, r)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

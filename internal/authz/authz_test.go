@@ -1,6 +1,7 @@
 package authz_test
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/privguard/privguard/internal/authz"
@@ -25,6 +26,9 @@ func TestDefaultPolicy(t *testing.T) {
 		{[]string{"app"}, "/v1/requests/register", "GET", false},
 		{[]string{"app"}, "/v1/vault/subjects/{subject}", "DELETE", false},
 		{[]string{"app"}, authz.Attest, "use", false},
+		{[]string{"app"}, authz.RecordFacts, "use", false},
+		{[]string{"dpo"}, authz.RecordFacts, "use", true},
+		{[]string{"auditor"}, authz.RecordFacts, "use", false},
 		{[]string{"app"}, "/metrics", "GET", false},
 		{[]string{"auditor"}, "/v1/requests/register", "GET", true},
 		{[]string{"auditor"}, "/v1/requests", "POST", false},
@@ -57,5 +61,35 @@ func TestCustomPolicy(t *testing.T) {
 	}
 	if _, err := authz.New("# only a comment\n"); err == nil {
 		t.Error("a policy that grants nothing was accepted")
+	}
+}
+
+func TestRolesFor(t *testing.T) {
+	a, err := authz.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		obj, act string
+		want     []string
+	}{
+		{"/v1/requests/{id}/approve", "POST", []string{"admin", "dpo"}},
+		{"/v1/consents", "POST", []string{"admin", "app"}},
+		{"/v1/requests/register", "GET", []string{"admin", "auditor", "dpo"}}, // dpo inherits auditor
+		{authz.Attest, "use", []string{"admin", "dpo"}},
+	} {
+		if got := a.RolesFor(tc.obj, tc.act); !slices.Equal(got, tc.want) {
+			t.Errorf("RolesFor(%s, %s) = %v; want %v", tc.obj, tc.act, got, tc.want)
+		}
+	}
+	custom, err := authz.New("p, support, /v1/requests/{id}, GET\ng, lead, support\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := custom.RolesFor("/v1/requests/{id}", "GET"); !slices.Equal(got, []string{"lead", "support"}) {
+		t.Errorf("custom policy: RolesFor = %v; want [lead support]", got)
+	}
+	if got := custom.RolesFor("/v1/consents", "POST"); len(got) != 0 {
+		t.Errorf("custom policy: RolesFor(/v1/consents) = %v; want none", got)
 	}
 }
