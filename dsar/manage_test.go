@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -216,28 +217,44 @@ func TestCallbackDuringTheRoundCounts(t *testing.T) {
 	}
 }
 
+// gatedStore holds its second Erase until released, so a test can act while a round is
+// working on the store.
+type gatedStore struct {
+	*memStore
+	calls            atomic.Int32
+	entered, release chan struct{}
+}
+
+func (g *gatedStore) Erase(ctx context.Context, s privguard.SubjectID) (dsar.Erased, error) {
+	if g.calls.Add(1) == 2 {
+		close(g.entered)
+		<-g.release
+	}
+	return g.memStore.Erase(ctx, s)
+}
+
 func TestRetryDuringTheRoundKeepsTheRoundsResult(t *testing.T) {
 	c := &clock{time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)}
-	slow := &slowStore{started: make(chan struct{}, 1), release: make(chan struct{})}
-	crm := &memStore{name: "crm", data: map[privguard.SubjectID]int{"cust-1": 1}, fails: 1}
-	e, closeDB := open(t, t.TempDir(), c, []dsar.Connector{crm, slow}, nil)
+	crm := &gatedStore{memStore: &memStore{name: "crm", data: map[privguard.SubjectID]int{"cust-1": 1}, fails: 1},
+		entered: make(chan struct{}), release: make(chan struct{})}
+	e, closeDB := open(t, t.TempDir(), c, []dsar.Connector{crm}, nil)
 	defer closeDB()
 	r, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeDeletion, Subject: "cust-1", Regime: privguard.RegimeGDPR, Identity: &dsar.Identity{Method: "operator"}})
-	close(slow.release) // round 1: crm fails, slow is done
-	e.Step(ctx)
-	slow.release = make(chan struct{})
-	<-slow.started
+	e.Step(ctx) // round 1: crm fails
 	c.t = c.t.Add(2 * time.Hour)
 	if got, _ := e.Get(ctx, r.ID); got.State != dsar.StatePartiallyFailed {
 		t.Fatalf("after round 1: %s", got.State)
 	}
-	// Round 2 retries crm; an operator presses retry meanwhile (it only moves the time).
-	crmDone := make(chan struct{})
-	go func() { defer close(crmDone); e.Step(ctx) }()
+	// Round 2 retries crm; an operator presses retry while crm works (it only moves the
+	// time), and the round's success stands.
+	roundDone := make(chan struct{})
+	go func() { defer close(roundDone); e.Step(ctx) }()
+	<-crm.entered
 	if _, _, err := e.Retry(ctx, r.ID); err != nil {
 		t.Fatal(err)
 	}
-	<-crmDone
+	close(crm.release)
+	<-roundDone
 	if got, _ := e.Get(ctx, r.ID); got.State != dsar.StateCompleted {
 		t.Errorf("after round 2 with a retry pressed meanwhile: %s %+v", got.State, got.Tasks)
 	}
