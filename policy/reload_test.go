@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,10 +78,13 @@ func TestWatchReloadsOnChange(t *testing.T) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go e.Watch(wctx, dir, 10*time.Millisecond)
-	time.Sleep(30 * time.Millisecond)
-	writeModule(t, dir, "p.rego", denyAll)
+	// The change is written again now and then (each time a little different), so the test
+	// does not depend on Watch having read the old policy before the first write.
 	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	for i := 0; time.Now().Before(deadline); i++ {
+		if i%20 == 0 {
+			writeModule(t, dir, "p.rego", fmt.Sprintf("%s# write %d\n", denyAll, i))
+		}
 		if d, _ := e.Decide(ctx, privguard.Input{Purpose: "x"}); !d.Allowed() {
 			return
 		}
