@@ -170,6 +170,11 @@ type Request struct {
 	Result *Result `json:"result,omitempty"`
 	// Challenge is a pending one-time code (hashed), while awaiting verification.
 	Challenge *challenge `json:"challenge,omitempty"`
+	// ScrubbedAt is when the subject's personal data was removed from the request (patch
+	// values and free-text notes replaced by MaskValue) because the subject's erasure
+	// completed. On that erasure it also records that every earlier request of the
+	// subject was scrubbed.
+	ScrubbedAt time.Time `json:"scrubbed_at,omitzero"`
 }
 
 func (r *Request) event(now time.Time, what, detail string) {
