@@ -700,16 +700,19 @@ func (e *Engine) advance(ctx context.Context, id string) (int, error) {
 		t.Attempts++
 		items, err := e.runTask(ctx, &r, t.Store)
 		if errors.Is(err, ErrPending) {
-			t.State, t.LastError, t.NextAttempt = TaskWaiting, "", now.Add(PendingRecheck)
+			t.State, t.LastError, t.ErrorKind, t.NextAttempt = TaskWaiting, "", "", now.Add(PendingRecheck)
 			r.event(now, "task accepted, waiting for the store", t.Store)
 			continue
 		}
 		if err != nil {
-			t.State, t.LastError = TaskFailed, describe(t.Store, err)
+			t.State, t.LastError, t.ErrorKind = TaskFailed, describe(t.Store, err), KindOf(err)
 			t.NextAttempt = now.Add(e.backoff(t.Attempts))
 			r.event(now, "task failed", t.LastError)
+			// The kind, never the error's text (it can quote the subject's data).
+			e.cfg.Logger.Warn("dsar task failed", "request", r.ID, "store", t.Store, "op", taskOp(r.Type, t.Store),
+				"kind", string(t.ErrorKind), "attempt", t.Attempts, "retry_at", t.NextAttempt)
 		} else {
-			t.State, t.Items, t.DoneAt, t.LastError = TaskDone, items, now, ""
+			t.State, t.Items, t.DoneAt, t.LastError, t.ErrorKind = TaskDone, items, now, "", ""
 			r.event(now, "task done", t.Store)
 		}
 	}
@@ -794,10 +797,17 @@ func allDone(tasks []Task) bool {
 	return !slices.ContainsFunc(tasks, func(t Task) bool { return t.State != TaskDone })
 }
 
-// runTask does r's work on one store.
-func (e *Engine) runTask(ctx context.Context, r *Request, store string) (int, error) {
+// runTask does r's work on one store. A failure after the task's deadline passed (or
+// privguard began stopping) wraps the context's error: that, not whatever the driver made
+// of the cut connection, is its kind.
+func (e *Engine) runTask(ctx context.Context, r *Request, store string) (n int, err error) {
 	ctx, cancel := context.WithTimeout(WithTask(ctx, TaskInfo{Request: r.ID, Type: r.Type, Store: store, Op: taskOp(r.Type, store)}), e.cfg.TaskTimeout)
 	defer cancel()
+	defer func() {
+		if err != nil && !errors.Is(err, ErrPending) && ctx.Err() != nil {
+			err = fmt.Errorf("%w: %w", ctx.Err(), err)
+		}
+	}()
 	if rn, ok := e.recipients[store]; ok {
 		return 1, rn.NotifyRecipient(ctx, notice(r))
 	}
@@ -908,14 +918,12 @@ func (e *Engine) backoff(attempt int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// describe names a failure without its text, which could hold personal data.
+// describe names a failure without its text, which could hold personal data: the store,
+// the operation if a connector named it, and the kind ("crm: erase failed: timeout").
 func describe(store string, err error) string {
 	var ce *ConnectorError
-	switch {
-	case errors.As(err, &ce):
-		return ce.Connector + ": " + ce.Op + " failed"
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return store + ": timed out"
+	if errors.As(err, &ce) {
+		return ce.Connector + ": " + ce.Op + " failed: " + string(KindOf(err))
 	}
-	return store + ": failed"
+	return store + ": failed: " + string(KindOf(err))
 }

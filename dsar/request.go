@@ -96,8 +96,11 @@ type Task struct {
 	State       TaskState `json:"state"`
 	Attempts    int       `json:"attempts"`
 	NextAttempt time.Time `json:"next_attempt,omitzero"`
-	// LastError names the failure without personal data (connector and operation).
-	LastError string    `json:"last_error,omitempty"`
+	// LastError names the failure without personal data: store, operation and kind
+	// ("crm: erase failed: table_missing").
+	LastError string `json:"last_error,omitempty"`
+	// ErrorKind is the kind of the last failure (one of ErrorKinds).
+	ErrorKind ErrorKind `json:"error_kind,omitempty"`
 	Items     int       `json:"items"` // rows exported or items erased/corrected
 	DoneAt    time.Time `json:"done_at,omitzero"`
 }
