@@ -686,6 +686,7 @@ func (e *Engine) advance(ctx context.Context, id string) (int, error) {
 			hookFailed = true
 			r.State = StatePartiallyFailed
 			r.event(now, "completion step failed", describe("privguard", err))
+			e.logStepFailed(r.ID, "record in the consent ledger", err)
 		} else {
 			r.Applied = true
 			r.event(now, "recorded in the consent ledger", string(r.Type))
@@ -722,6 +723,7 @@ func (e *Engine) advance(ctx context.Context, id string) (int, error) {
 		if token, err = e.buildResult(ctx, &r, now); err != nil {
 			buildFailed = true
 			r.event(now, "result not built", describe("privguard", err))
+			e.logStepFailed(r.ID, "build the result", err)
 		}
 	}
 	// One durable write per round, not per task: every connector operation is idempotent,
@@ -890,6 +892,7 @@ func (e *Engine) finishErasure(ctx context.Context, r *Request, now time.Time) b
 	if !r.Applied && e.cfg.OnErased != nil {
 		if err := e.cfg.OnErased(ctx, r.Subject); err != nil {
 			r.event(now, "completion step failed", describe("privguard", err))
+			e.logStepFailed(r.ID, "shred the keys and record the erasure", err)
 			return false
 		}
 		r.Applied = true
@@ -901,12 +904,19 @@ func (e *Engine) finishErasure(ctx context.Context, r *Request, now time.Time) b
 		n, err := e.scrubSubject(ctx, r.Subject, r.ID, now, now)
 		if err != nil {
 			r.event(now, "completion step failed", describe("privguard", err))
+			e.logStepFailed(r.ID, "scrub the subject's requests", err)
 			return false
 		}
 		scrub(r, now)
 		r.event(now, "the subject's personal data removed from its stored requests", fmt.Sprintf("%d other request(s)", n))
 	}
 	return true
+}
+
+// logStepFailed logs that privguard's own step of request id failed (retried next
+// round), with the error's kind only.
+func (e *Engine) logStepFailed(id, step string, err error) {
+	e.cfg.Logger.Error("dsar completion step failed", "request", id, "step", step, "kind", string(KindOf(err)))
 }
 
 // backoff is exponential with full jitter, capped.

@@ -71,6 +71,8 @@ func KindOf(err error) ErrorKind {
 		return KindTimeout
 	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
 		return KindConnectionRefused
+	case errors.Is(err, os.ErrPermission): // a file privguard writes (the outbox)
+		return KindPermissionDenied
 	}
 	return KindOther
 }

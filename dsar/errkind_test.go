@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -111,9 +112,39 @@ func TestKindOf(t *testing.T) {
 		{&net.DNSError{Err: "no such host", Name: "db.invalid", IsNotFound: true}, dsar.KindHostUnknown},
 		{&net.OpError{Op: "read", Err: errors.New("x")}, dsar.KindOther},
 		{errors.New("connection refused"), dsar.KindOther},
+		{&os.PathError{Op: "open", Path: "outbox.jsonl", Err: os.ErrPermission}, dsar.KindPermissionDenied},
 	} {
 		if got := dsar.KindOf(tc.err); got != tc.want {
 			t.Errorf("KindOf(%v) = %q; want %q", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestCompletionStepFailureIsLogged: when privguard's own step after the stores fails
+// (shredding, the ledger), the log says which step and its kind, not the error's text.
+func TestCompletionStepFailureIsLogged(t *testing.T) {
+	var logs bytes.Buffer
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), "p.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	e, err := dsar.New(dsar.Config{Store: db.DSAR(), Connectors: []dsar.Connector{&memStore{name: "crm", data: map[privguard.SubjectID]int{}}},
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
+		OnErased: func(context.Context, privguard.SubjectID) error {
+			return &os.PathError{Op: "write", Path: "/data/ledger-of-li.lei", Err: os.ErrPermission}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Submit(ctx, dsar.Request{Type: dsar.TypeDeletion, Subject: "cust-step", Regime: privguard.RegimeGDPR, Identity: &dsar.Identity{Method: "operator"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.Step(ctx)
+	if !strings.Contains(logs.String(), `"msg":"dsar completion step failed"`) || !strings.Contains(logs.String(), `"kind":"permission_denied"`) {
+		t.Errorf("no log line naming the step and kind:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), "li.lei") || strings.Contains(logs.String(), "cust-step") {
+		t.Errorf("the log holds the error text or the subject:\n%s", logs.String())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -216,27 +217,45 @@ func TestCallbackDuringTheRoundCounts(t *testing.T) {
 	}
 }
 
+// failThenBlock fails its first erasure; later ones block until released.
+type failThenBlock struct {
+	calls   atomic.Int32
+	started chan struct{}
+	release chan struct{}
+}
+
+func (f *failThenBlock) Name() string { return "crm" }
+func (f *failThenBlock) Export(context.Context, privguard.SubjectID) (dsar.Export, error) {
+	return dsar.Export{}, nil
+}
+func (f *failThenBlock) Erase(context.Context, privguard.SubjectID) (dsar.Erased, error) {
+	if f.calls.Add(1) == 1 {
+		return dsar.Erased{}, &dsar.ConnectorError{Connector: "crm", Op: "erase", Err: errors.New("down")}
+	}
+	f.started <- struct{}{}
+	<-f.release
+	return dsar.Erased{Items: 1}, nil
+}
+
 func TestRetryDuringTheRoundKeepsTheRoundsResult(t *testing.T) {
 	c := &clock{time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)}
-	slow := &slowStore{started: make(chan struct{}, 1), release: make(chan struct{})}
-	crm := &memStore{name: "crm", data: map[privguard.SubjectID]int{"cust-1": 1}, fails: 1}
-	e, closeDB := open(t, t.TempDir(), c, []dsar.Connector{crm, slow}, nil)
+	crm := &failThenBlock{started: make(chan struct{}), release: make(chan struct{})}
+	e, closeDB := open(t, t.TempDir(), c, []dsar.Connector{crm}, nil)
 	defer closeDB()
 	r, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeDeletion, Subject: "cust-1", Regime: privguard.RegimeGDPR, Identity: &dsar.Identity{Method: "operator"}})
-	close(slow.release) // round 1: crm fails, slow is done
-	e.Step(ctx)
-	slow.release = make(chan struct{})
-	<-slow.started
+	e.Step(ctx) // round 1: crm fails
 	c.t = c.t.Add(2 * time.Hour)
 	if got, _ := e.Get(ctx, r.ID); got.State != dsar.StatePartiallyFailed {
 		t.Fatalf("after round 1: %s", got.State)
 	}
-	// Round 2 retries crm; an operator presses retry meanwhile (it only moves the time).
+	// Round 2 retries crm; an operator presses retry while crm works (it only moves the time).
 	crmDone := make(chan struct{})
 	go func() { defer close(crmDone); e.Step(ctx) }()
+	<-crm.started
 	if _, _, err := e.Retry(ctx, r.ID); err != nil {
 		t.Fatal(err)
 	}
+	close(crm.release)
 	<-crmDone
 	if got, _ := e.Get(ctx, r.ID); got.State != dsar.StateCompleted {
 		t.Errorf("after round 2 with a retry pressed meanwhile: %s %+v", got.State, got.Tasks)
