@@ -158,8 +158,9 @@ func (e *Engine) Complete(ctx context.Context, store, signature string, body []b
 			return nil
 		}
 		if done.Failed {
-			t.State, t.LastError, t.NextAttempt = TaskFailed, store+": reported failure", now.Add(e.backoff(t.Attempts))
+			t.State, t.LastError, t.ErrorKind, t.NextAttempt = TaskFailed, store+": failed: "+string(KindReportedFailure), KindReportedFailure, now.Add(e.backoff(t.Attempts))
 			r.event(now, "task failed", t.LastError)
+			e.cfg.Logger.Warn("dsar task failed", "request", r.ID, "store", store, "op", want.Op, "kind", string(t.ErrorKind), "attempt", t.Attempts)
 			return e.put(ctx, &r)
 		}
 		if r.Type.producesResult() && !IsRecipientTask(store) {
@@ -172,7 +173,7 @@ func (e *Engine) Complete(ctx context.Context, store, signature string, body []b
 			}
 			done.Items = x.Rows()
 		}
-		t.State, t.Items, t.DoneAt, t.LastError, t.NextAttempt = TaskDone, done.Items, now, "", time.Time{}
+		t.State, t.Items, t.DoneAt, t.LastError, t.ErrorKind, t.NextAttempt = TaskDone, done.Items, now, "", "", time.Time{}
 		r.event(now, "task done", store+" (callback)")
 		return e.put(ctx, &r)
 	}

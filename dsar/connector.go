@@ -62,12 +62,16 @@ type Erased struct {
 	Items int `json:"items"` // rows, keys or set memberships changed
 }
 
-// ConnectorError is a connector's failure, naming the store and the operation; Err never
-// contains the subject's data.
+// ConnectorError is a connector's failure, naming the store and the operation. Its text
+// (Err's) may quote what the driver said, which can hold the subject's data: the engine
+// records and logs only the store, the operation and the Kind.
 type ConnectorError struct {
 	Connector string
 	Op        string
-	Err       error
+	// Kind classifies the failure from the driver's error codes; empty lets [KindOf]
+	// classify Err.
+	Kind ErrorKind
+	Err  error
 }
 
 func (e *ConnectorError) Error() string {

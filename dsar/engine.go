@@ -100,6 +100,11 @@ type Engine struct {
 	active map[string]bool // ids of requests not yet final
 	// results maps the requests whose results still exist to when they must be destroyed.
 	results map[string]time.Time
+	// personal lists, per subject, the requests that hold its personal data (holdsPersonal),
+	// to scrub when the subject is erased.
+	personal map[privguard.SubjectID][]string
+	// unscrubbed are erasures finished before requests were scrubbed (an older data file).
+	unscrubbed []string
 }
 
 type openKey struct {
@@ -278,24 +283,29 @@ func (e *Engine) loadIndex(ctx context.Context) error {
 		return nil
 	}
 	e.open, e.active, e.results = map[openKey]string{}, map[string]bool{}, map[string]time.Time{}
+	e.personal, e.unscrubbed = map[privguard.SubjectID][]string{}, nil
 	err := e.cfg.Store.EachRequest(ctx, func(b []byte) error {
 		var o Request
 		if err := json.Unmarshal(b, &o); err != nil {
 			return err
 		}
 		e.index(&o)
+		if o.Type == TypeDeletion && o.Applied && o.State.Final() && o.ScrubbedAt.IsZero() {
+			e.unscrubbed = append(e.unscrubbed, o.ID)
+		}
 		return nil
 	})
 	if err != nil {
-		e.open, e.active, e.results = nil, nil, nil
+		e.open, e.active, e.results, e.personal, e.unscrubbed = nil, nil, nil, nil, nil
 		return err
 	}
 	return nil
 }
 
 // index records r in the indexes: of open requests if it is open (removing it if not),
-// and of results still to destroy. e.mu must be held.
+// of results still to destroy, and of requests holding personal data. e.mu must be held.
 func (e *Engine) index(r *Request) {
+	e.indexPersonal(r)
 	if r.Type.producesResult() {
 		switch res := r.Result; {
 		case res != nil && res.Purged:
@@ -570,15 +580,29 @@ func (e *Engine) Step(ctx context.Context) (int, error) {
 		e.cfg.Logger.Error("dsar: expiring unverified requests failed", "err", err)
 	}
 	e.purgeDone(ctx)
+	e.scrubErased(ctx)
 	var due []string
+	// erasing holds the subjects whose erasure runs this round or is under way: their
+	// corrections wait (and are cancelled when it completes), since a patch applied after
+	// the erasure would write personal data back into a masked row.
+	erasing := map[privguard.SubjectID]bool{}
+	runnable := func(r Request) bool {
+		return !r.State.Final() && r.State != StateAwaitingVerify && r.State != StateReceived && r.State != StateAwaitingApproval
+	}
 	for _, r := range all {
-		if r.State.Final() || r.State == StateAwaitingVerify || r.State == StateReceived || r.State == StateAwaitingApproval {
+		if !runnable(r) || r.Type != TypeDeletion {
 			continue
 		}
-		if r.Type == TypeDeletion && e.accessPending(all, r, e.cfg.Now().UTC()) {
+		if e.accessPending(all, r, e.cfg.Now().UTC()) {
 			continue // an earlier access request for the subject runs first
 		}
+		erasing[r.Subject] = true
 		due = append(due, r.ID)
+	}
+	for _, r := range all {
+		if runnable(r) && r.Type != TypeDeletion && !(r.Type == TypeCorrection && erasing[r.Subject]) {
+			due = append(due, r.ID)
+		}
 	}
 	// Requests advance in parallel (store round trips overlap); each request's own tasks
 	// run in order.
@@ -662,6 +686,7 @@ func (e *Engine) advance(ctx context.Context, id string) (int, error) {
 			hookFailed = true
 			r.State = StatePartiallyFailed
 			r.event(now, "completion step failed", describe("privguard", err))
+			e.logStepFailed(r.ID, "record in the consent ledger", err)
 		} else {
 			r.Applied = true
 			r.event(now, "recorded in the consent ledger", string(r.Type))
@@ -676,16 +701,19 @@ func (e *Engine) advance(ctx context.Context, id string) (int, error) {
 		t.Attempts++
 		items, err := e.runTask(ctx, &r, t.Store)
 		if errors.Is(err, ErrPending) {
-			t.State, t.LastError, t.NextAttempt = TaskWaiting, "", now.Add(PendingRecheck)
+			t.State, t.LastError, t.ErrorKind, t.NextAttempt = TaskWaiting, "", "", now.Add(PendingRecheck)
 			r.event(now, "task accepted, waiting for the store", t.Store)
 			continue
 		}
 		if err != nil {
-			t.State, t.LastError = TaskFailed, describe(t.Store, err)
+			t.State, t.LastError, t.ErrorKind = TaskFailed, describe(t.Store, err), KindOf(err)
 			t.NextAttempt = now.Add(e.backoff(t.Attempts))
 			r.event(now, "task failed", t.LastError)
+			// The kind, never the error's text (it can quote the subject's data).
+			e.cfg.Logger.Warn("dsar task failed", "request", r.ID, "store", t.Store, "op", taskOp(r.Type, t.Store),
+				"kind", string(t.ErrorKind), "attempt", t.Attempts, "retry_at", t.NextAttempt)
 		} else {
-			t.State, t.Items, t.DoneAt, t.LastError = TaskDone, items, now, ""
+			t.State, t.Items, t.DoneAt, t.LastError, t.ErrorKind = TaskDone, items, now, "", ""
 			r.event(now, "task done", t.Store)
 		}
 	}
@@ -695,6 +723,7 @@ func (e *Engine) advance(ctx context.Context, id string) (int, error) {
 		if token, err = e.buildResult(ctx, &r, now); err != nil {
 			buildFailed = true
 			r.event(now, "result not built", describe("privguard", err))
+			e.logStepFailed(r.ID, "build the result", err)
 		}
 	}
 	// One durable write per round, not per task: every connector operation is idempotent,
@@ -770,10 +799,17 @@ func allDone(tasks []Task) bool {
 	return !slices.ContainsFunc(tasks, func(t Task) bool { return t.State != TaskDone })
 }
 
-// runTask does r's work on one store.
-func (e *Engine) runTask(ctx context.Context, r *Request, store string) (int, error) {
+// runTask does r's work on one store. A failure after the task's deadline passed (or
+// privguard began stopping) wraps the context's error: that, not whatever the driver made
+// of the cut connection, is its kind.
+func (e *Engine) runTask(ctx context.Context, r *Request, store string) (n int, err error) {
 	ctx, cancel := context.WithTimeout(WithTask(ctx, TaskInfo{Request: r.ID, Type: r.Type, Store: store, Op: taskOp(r.Type, store)}), e.cfg.TaskTimeout)
 	defer cancel()
+	defer func() {
+		if err != nil && !errors.Is(err, ErrPending) && ctx.Err() != nil {
+			err = fmt.Errorf("%w: %w", ctx.Err(), err)
+		}
+	}()
 	if rn, ok := e.recipients[store]; ok {
 		return 1, rn.NotifyRecipient(ctx, notice(r))
 	}
@@ -844,20 +880,43 @@ func (e *Engine) settle(ctx context.Context, r *Request, now time.Time, buildFai
 }
 
 // finishErasure completes an erasure once every store erased: the vault keys are shredded
-// and the ledger records it, without waiting for recipients to acknowledge their notices.
-// It reports false if that step failed (recorded on r; retried next round).
+// and the ledger records it (OnErased), then the subject's personal data is removed from
+// every stored request of the subject, this one included (see scrub), without waiting for
+// recipients to acknowledge their notices. It reports false if a step failed (recorded on
+// r; retried next round).
 func (e *Engine) finishErasure(ctx context.Context, r *Request, now time.Time) bool {
 	storesDone := !slices.ContainsFunc(r.Tasks, func(t Task) bool { return t.State != TaskDone && !IsRecipientTask(t.Store) })
-	if r.Type != TypeDeletion || !storesDone || r.Applied || e.cfg.OnErased == nil {
+	if r.Type != TypeDeletion || !storesDone {
 		return true
 	}
-	if err := e.cfg.OnErased(ctx, r.Subject); err != nil {
-		r.event(now, "completion step failed", describe("privguard", err))
-		return false
+	if !r.Applied && e.cfg.OnErased != nil {
+		if err := e.cfg.OnErased(ctx, r.Subject); err != nil {
+			r.event(now, "completion step failed", describe("privguard", err))
+			e.logStepFailed(r.ID, "shred the keys and record the erasure", err)
+			return false
+		}
+		r.Applied = true
+		r.event(now, "vault keys shredded, erasure recorded in the consent ledger", "")
 	}
-	r.Applied = true
-	r.event(now, "vault keys shredded, erasure recorded in the consent ledger", "")
+	if r.ScrubbedAt.IsZero() {
+		// The subject's other requests are scrubbed (durably) before this one is written
+		// as scrubbed: a crash in between only scrubs again.
+		n, err := e.scrubSubject(ctx, r.Subject, r.ID, now, now)
+		if err != nil {
+			r.event(now, "completion step failed", describe("privguard", err))
+			e.logStepFailed(r.ID, "scrub the subject's requests", err)
+			return false
+		}
+		scrub(r, now)
+		r.event(now, "the subject's personal data removed from its stored requests", fmt.Sprintf("%d other request(s)", n))
+	}
 	return true
+}
+
+// logStepFailed logs that privguard's own step of request id failed (retried next
+// round), with the error's kind only.
+func (e *Engine) logStepFailed(id, step string, err error) {
+	e.cfg.Logger.Error("dsar completion step failed", "request", id, "step", step, "kind", string(KindOf(err)))
 }
 
 // backoff is exponential with full jitter, capped.
@@ -869,14 +928,12 @@ func (e *Engine) backoff(attempt int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// describe names a failure without its text, which could hold personal data.
+// describe names a failure without its text, which could hold personal data: the store,
+// the operation if a connector named it, and the kind ("crm: erase failed: timeout").
 func describe(store string, err error) string {
 	var ce *ConnectorError
-	switch {
-	case errors.As(err, &ce):
-		return ce.Connector + ": " + ce.Op + " failed"
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return store + ": timed out"
+	if errors.As(err, &ce) {
+		return ce.Connector + ": " + ce.Op + " failed: " + string(KindOf(err))
 	}
-	return store + ": failed"
+	return store + ": failed: " + string(KindOf(err))
 }

@@ -132,7 +132,7 @@ func TestDeletionAcrossStoresWithRetries(t *testing.T) {
 	}
 	e.Step(ctx)
 	r, _ = e.Get(ctx, r.ID)
-	if r.State != dsar.StatePartiallyFailed || r.Tasks[1].LastError != "tags: erase failed" || r.Tasks[0].State != dsar.TaskDone {
+	if r.State != dsar.StatePartiallyFailed || r.Tasks[1].LastError != "tags: erase failed: other" || r.Tasks[0].State != dsar.TaskDone {
 		t.Fatalf("after a failure: state %s tasks %+v; want partially failed naming tags", r.State, r.Tasks)
 	}
 	if len(shredded) != 0 {

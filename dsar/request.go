@@ -96,8 +96,11 @@ type Task struct {
 	State       TaskState `json:"state"`
 	Attempts    int       `json:"attempts"`
 	NextAttempt time.Time `json:"next_attempt,omitzero"`
-	// LastError names the failure without personal data (connector and operation).
-	LastError string    `json:"last_error,omitempty"`
+	// LastError names the failure without personal data: store, operation and kind
+	// ("crm: erase failed: table_missing").
+	LastError string `json:"last_error,omitempty"`
+	// ErrorKind is the kind of the last failure (one of ErrorKinds).
+	ErrorKind ErrorKind `json:"error_kind,omitempty"`
 	Items     int       `json:"items"` // rows exported or items erased/corrected
 	DoneAt    time.Time `json:"done_at,omitzero"`
 }
@@ -171,6 +174,11 @@ type Request struct {
 	// Challenge holds the request's one-time codes: the pending one (hashed) and the counts
 	// of codes sent and wrong tries, which bound them.
 	Challenge *challenge `json:"challenge,omitempty"`
+	// ScrubbedAt is when the subject's personal data was removed from the request (patch
+	// values and free-text notes replaced by MaskValue) because the subject's erasure
+	// completed. On that erasure it also records that every earlier request of the
+	// subject was scrubbed.
+	ScrubbedAt time.Time `json:"scrubbed_at,omitzero"`
 }
 
 func (r *Request) event(now time.Time, what, detail string) {

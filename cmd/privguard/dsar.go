@@ -26,6 +26,9 @@ import (
 // dsarStepInterval is how often serve runs due request tasks.
 const dsarStepInterval = 2 * time.Second
 
+// dataMapCheckTimeout bounds the start-up check of each SQL store's data map.
+const dataMapCheckTimeout = 5 * time.Second
+
 // connectors builds the data map's connectors; close releases them.
 func connectors(ctx context.Context, stores []config.Store, log *slog.Logger) (out []dsar.Connector, close func(), err error) {
 	var closers []func()
@@ -42,30 +45,34 @@ func connectors(ctx context.Context, stores []config.Store, log *slog.Logger) (o
 			for i, t := range s.Tables {
 				tables[i] = dsar.TableMap{Table: t.Table, SubjectColumn: t.SubjectColumn, Columns: categories(t.Columns), Erase: dsar.EraseMode(t.Erase)}
 			}
+			var check func(context.Context) error
 			if s.Type == "postgres" {
 				pc, err := postgres.New(ctx, postgres.Config{Name: s.Name, DSN: s.DSN, Tables: tables})
 				if err != nil {
 					close()
 					return nil, nil, err
 				}
-				closers, c = append(closers, pc.Close), pc
+				closers, c, check = append(closers, pc.Close), pc, pc.CheckMap
 			} else {
 				mc, err := mysql.New(ctx, mysql.Config{Name: s.Name, DSN: s.DSN, Tables: tables, Logger: log})
 				if err != nil {
 					close()
 					return nil, nil, err
 				}
-				closers, c = append(closers, func() { mc.Close() }), mc
-				// A store that is down now is retried by the tasks; the check is advisory.
-				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				warnings, err := mc.CheckCollation(cctx)
-				cancel()
-				if err != nil {
-					log.Warn("dsar store collation not checked", "store", s.Name, "err", err)
-				}
-				for _, w := range warnings {
-					log.Warn(w)
-				}
+				closers, c, check = append(closers, func() { mc.Close() }), mc, mc.CheckMap
+			}
+			// A table or column the store does not have would fail every request: refuse to
+			// start. A store that cannot be asked now is retried by the tasks.
+			cctx, cancel := context.WithTimeout(ctx, dataMapCheckTimeout)
+			err := check(cctx)
+			cancel()
+			var me *dsar.MapError
+			if errors.As(err, &me) {
+				close()
+				return nil, nil, fmt.Errorf("config: %w", err)
+			}
+			if err != nil {
+				log.Warn("dsar store data map not checked: the store did not answer", "store", s.Name, "kind", string(dsar.KindOf(err)))
 			}
 			out = append(out, c)
 		case "webhook":

@@ -285,6 +285,12 @@ func outageCase(t *testing.T, store, mode string) {
 		case strings.Contains(tk.LastError, "out-1"):
 			t.Errorf("the error names the subject: %q", tk.LastError)
 		}
+		// The kind says how it failed: silence runs into the task deadline; a cut
+		// connection is lost (or, once the pool redials, refused).
+		if tk.Store == name && ((mode == proxyHang && tk.ErrorKind != dsar.KindTimeout) ||
+			(mode == proxyCut && tk.ErrorKind != dsar.KindConnectionLost && tk.ErrorKind != dsar.KindConnectionRefused)) {
+			t.Errorf("%s task kind %q after the store was %s", name, tk.ErrorKind, mode)
+		}
 	}
 	if left := s.remaining(t, "out-1"); left[name] == 0 {
 		t.Fatalf("%s's data is gone while it was away: %v", name, left)

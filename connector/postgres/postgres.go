@@ -1,15 +1,25 @@
 // Package postgres is the PostgreSQL connector for data-subject requests (pgx). It is the
 // only package that imports pgx. Table and column names come from the data map only and are
 // checked and quoted; subject ids and values are always bound parameters.
+//
+// Subject ids are compared exactly, byte for byte: a citext subject column or one with a
+// nondeterministic (case- or accent-insensitive ICU) collation would otherwise make
+// "RT-CUST-1" the same subject as "rt-cust-1". Each query compares with the column's own
+// equality (so its index is used) and then again as text under the "C" collation.
+//
+// Failures carry a [dsar.ErrorKind] from the SQLSTATE code (and the network error), never
+// from the server's message, which can quote the subject's data.
 package postgres
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/privguard/privguard"
@@ -58,6 +68,32 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 	return &Connector{name: cfg.Name, pool: pool, tables: cfg.Tables}, nil
 }
 
+// CheckMap checks the data map against the database: every table exists (as the
+// connection's search_path finds it) with its subject column and mapped columns. It
+// returns a *dsar.MapError naming the store, table and column that is missing, or a
+// *dsar.ConnectorError if the database could not be asked.
+func (c *Connector) CheckMap(ctx context.Context) error {
+	for _, t := range c.tables {
+		var cols []string
+		var found bool
+		err := c.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL,
+			COALESCE((SELECT array_agg(attname::text) FROM pg_attribute
+				WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped), '{}')`, quote(t.Table)).Scan(&found, &cols)
+		if err != nil {
+			return c.fail("check data map", err)
+		}
+		if !found {
+			return &dsar.MapError{Store: c.name, Table: t.Table, Kind: dsar.KindTableMissing}
+		}
+		for _, col := range append([]string{t.SubjectColumn}, t.SortedColumns()...) {
+			if !slices.Contains(cols, col) {
+				return &dsar.MapError{Store: c.name, Table: t.Table, Column: col, Kind: dsar.KindColumnMissing}
+			}
+		}
+	}
+	return nil
+}
+
 // Close closes the pool.
 func (c *Connector) Close() { c.pool.Close() }
 
@@ -68,7 +104,51 @@ func (c *Connector) Name() string { return c.name }
 func (c *Connector) Categories() []privguard.DataCategory { return dsar.MapCategories(c.tables) }
 
 func (c *Connector) fail(op string, err error) error {
-	return &dsar.ConnectorError{Connector: c.name, Op: op, Err: fmt.Errorf("%w: %w", err, privguard.ErrUnavailable)}
+	return &dsar.ConnectorError{Connector: c.name, Op: op, Kind: kind(err), Err: fmt.Errorf("%w: %w", err, privguard.ErrUnavailable)}
+}
+
+// kind classifies a pgx error by its SQLSTATE code (PostgreSQL Appendix A), then as the
+// network or context error it wraps.
+func kind(err error) dsar.ErrorKind {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch code := pe.Code; {
+		case code == "42P01", code == "3F000": // undefined_table, invalid_schema_name
+			return dsar.KindTableMissing
+		case code == "42703": // undefined_column
+			return dsar.KindColumnMissing
+		case code == "42501": // insufficient_privilege
+			return dsar.KindPermissionDenied
+		case code == "28000", code == "28P01": // invalid_authorization_specification, invalid_password
+			return dsar.KindAuthFailed
+		case code == "3D000": // invalid_catalog_name: no such database
+			return dsar.KindDatabaseMissing
+		case code == "25006": // read_only_sql_transaction (a standby)
+			return dsar.KindReadOnly
+		case code == "57014", code == "55P03": // query_canceled (statement_timeout), lock_not_available
+			return dsar.KindTimeout
+		case strings.HasPrefix(code, "08"), strings.HasPrefix(code, "57P"): // connection exception; admin shutdown, crash
+			return dsar.KindConnectionLost
+		case strings.HasPrefix(code, "22"), strings.HasPrefix(code, "23"): // data exception; integrity constraint violation
+			return dsar.KindValueRejected
+		}
+		return dsar.KindOther
+	}
+	if k := dsar.KindOf(err); k != dsar.KindOther {
+		return k
+	}
+	if pgconn.Timeout(err) {
+		return dsar.KindTimeout
+	}
+	return dsar.KindOther
+}
+
+// subjectIs is the WHERE clause matching exactly the subject bound as parameter n: the
+// column's own equality (which its index serves), then the same as text under the "C"
+// collation, so that a citext or nondeterministic collation cannot match another id.
+func subjectIs(t Table, n int) string {
+	col := quote(t.SubjectColumn)
+	return fmt.Sprintf(`%s = $%d AND %s::text COLLATE "C" = $%d::text`, col, n, col, n)
 }
 
 // Export implements dsar.Connector: exactly the subject's rows, every column of the data map.
@@ -80,7 +160,7 @@ func (c *Connector) Export(ctx context.Context, subject privguard.SubjectID) (ds
 		for _, col := range cols {
 			sel = append(sel, quote(col))
 		}
-		q := fmt.Sprintf("SELECT %s FROM %s WHERE %s = $1", strings.Join(sel, ", "), quote(t.Table), quote(t.SubjectColumn))
+		q := fmt.Sprintf("SELECT %s FROM %s WHERE %s", strings.Join(sel, ", "), quote(t.Table), subjectIs(t, 1))
 		rows, err := c.pool.Query(ctx, q, string(subject))
 		if err != nil {
 			return dsar.Export{}, c.fail("export "+t.Table, err)
@@ -116,7 +196,7 @@ func (c *Connector) Erase(ctx context.Context, subject privguard.SubjectID) (dsa
 			args := []any{string(subject)}
 			switch t.Erase {
 			case dsar.EraseDelete:
-				q = fmt.Sprintf("DELETE FROM %s WHERE %s = $1", quote(t.Table), quote(t.SubjectColumn))
+				q = fmt.Sprintf("DELETE FROM %s WHERE %s", quote(t.Table), subjectIs(t, 1))
 			case dsar.EraseMask, dsar.EraseNull:
 				var set []string
 				for _, col := range t.SortedColumns() {
@@ -139,8 +219,8 @@ func (c *Connector) Erase(ctx context.Context, subject privguard.SubjectID) (dsa
 						changed = append(changed, quote(col)+" IS DISTINCT FROM $2")
 					}
 				}
-				q = fmt.Sprintf("UPDATE %s SET %s WHERE %s = $1 AND (%s)", quote(t.Table), strings.Join(set, ", "),
-					quote(t.SubjectColumn), strings.Join(changed, " OR "))
+				q = fmt.Sprintf("UPDATE %s SET %s WHERE %s AND (%s)", quote(t.Table), strings.Join(set, ", "),
+					subjectIs(t, 1), strings.Join(changed, " OR "))
 			}
 			tag, err := tx.Exec(ctx, q, args...)
 			if err != nil {
@@ -184,7 +264,7 @@ func (c *Connector) Correct(ctx context.Context, subject privguard.SubjectID, pa
 			if len(set) == 0 {
 				continue
 			}
-			q := fmt.Sprintf("UPDATE %s SET %s WHERE %s = $1", quote(t.Table), strings.Join(set, ", "), quote(t.SubjectColumn))
+			q := fmt.Sprintf("UPDATE %s SET %s WHERE %s", quote(t.Table), strings.Join(set, ", "), subjectIs(t, 1))
 			tag, err := tx.Exec(ctx, q, args...)
 			if err != nil {
 				return fmt.Errorf("correct %s: %w", t.Table, err)

@@ -72,7 +72,22 @@ func (c *Connector) Categories() []privguard.DataCategory {
 }
 
 func (c *Connector) fail(op string, err error) error {
-	return &dsar.ConnectorError{Connector: c.name, Op: op, Err: fmt.Errorf("%w: %w", err, privguard.ErrUnavailable)}
+	return &dsar.ConnectorError{Connector: c.name, Op: op, Kind: kind(err), Err: fmt.Errorf("%w: %w", err, privguard.ErrUnavailable)}
+}
+
+// kind classifies a go-redis error by the error code that starts a server's reply (the
+// rest of the reply, which may name a key, is not read), then as the network or context
+// error it wraps.
+func kind(err error) dsar.ErrorKind {
+	switch {
+	case goredis.HasErrorPrefix(err, "NOAUTH"), goredis.HasErrorPrefix(err, "WRONGPASS"):
+		return dsar.KindAuthFailed
+	case goredis.HasErrorPrefix(err, "NOPERM"):
+		return dsar.KindPermissionDenied
+	case goredis.HasErrorPrefix(err, "READONLY"):
+		return dsar.KindReadOnly
+	}
+	return dsar.KindOf(err)
 }
 
 func (c *Connector) keyNames(subject privguard.SubjectID) []string {

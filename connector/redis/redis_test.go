@@ -10,6 +10,7 @@ import (
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/connector/redis"
+	"github.com/privguard/privguard/dsar"
 	"github.com/privguard/privguard/dsar/dsartest"
 )
 
@@ -67,5 +68,18 @@ func TestConformance(t *testing.T) {
 	dsartest.TestConnector(t, c, seeder{r})
 	if _, err := redis.New(redis.Config{Name: "x", Keys: []string{"profile"}}); err == nil {
 		t.Error("a key template without {subject} was accepted")
+	}
+}
+
+// TestFailureHasAKind: a server that is not there is named as such.
+func TestFailureHasAKind(t *testing.T) {
+	c, err := redis.New(redis.Config{Name: "cache", Addr: "127.0.0.1:1", Keys: []string{"rtest:profile:{subject}"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.Erase(context.Background(), "kind-1")
+	if k := dsar.KindOf(err); k != dsar.KindConnectionRefused {
+		t.Errorf("Erase: %v (kind %q); want connection_refused", err, k)
 	}
 }

@@ -206,11 +206,11 @@ func (c *Connector) NotifyRecipient(ctx context.Context, n dsar.RecipientNotice)
 func (c *Connector) ReceivePackage(ctx context.Context, requestID string, zip []byte, sha string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(zip))
 	if err != nil {
-		return c.fail("transfer", errors.New("bad request URL"))
+		return c.failKind("transfer", dsar.KindOther, errors.New("bad request URL"))
 	}
 	sum, err := hex.DecodeString(sha)
 	if err != nil {
-		return c.fail("transfer", errors.New("bad checksum"))
+		return c.failKind("transfer", dsar.KindOther, errors.New("bad checksum"))
 	}
 	req.Header.Set("Content-Type", "application/zip")
 	req.Header.Set("User-Agent", "privguard")
@@ -220,7 +220,7 @@ func (c *Connector) ReceivePackage(ctx context.Context, requestID string, zip []
 	req.Header.Set(SignatureHeader, Sign(c.secret, zip, c.now()))
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return c.fail("transfer", errors.New("no answer"))
+		return c.failKind("transfer", dsar.KindOf(err), errors.New("no answer"))
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
@@ -230,11 +230,26 @@ func (c *Connector) ReceivePackage(ctx context.Context, requestID string, zip []
 	}
 	// 202 is no receipt: the package is destroyed once handed over, so the recipient
 	// must have it when it answers.
-	return c.fail("transfer", fmt.Errorf("HTTP %d", resp.StatusCode))
+	return c.failKind("transfer", statusKind(resp.StatusCode), fmt.Errorf("HTTP %d", resp.StatusCode))
 }
 
 func (c *Connector) fail(op string, err error) error {
-	return &dsar.ConnectorError{Connector: c.name, Op: op, Err: err}
+	return c.failKind(op, dsar.KindBadAnswer, err)
+}
+
+func (c *Connector) failKind(op string, kind dsar.ErrorKind, err error) error {
+	return &dsar.ConnectorError{Connector: c.name, Op: op, Kind: kind, Err: err}
+}
+
+// statusKind is the kind of a refusal by HTTP status.
+func statusKind(code int) dsar.ErrorKind {
+	switch code {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return dsar.KindAuthFailed // the store does not take our signature
+	case http.StatusRequestTimeout, http.StatusGatewayTimeout:
+		return dsar.KindTimeout
+	}
+	return dsar.KindBadAnswer
 }
 
 // call sends one signed call and reads the answer; 202 (or status "accepted") is
@@ -248,11 +263,11 @@ func (c *Connector) call(ctx context.Context, call Call) (Answer, error) {
 	call.Callback = "/v1/callbacks/" + url.PathEscape(task.Store)
 	body, err := json.Marshal(call)
 	if err != nil {
-		return Answer{}, c.fail(call.Op, err)
+		return Answer{}, c.failKind(call.Op, dsar.KindOther, err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
 	if err != nil {
-		return Answer{}, c.fail(call.Op, errors.New("bad request URL"))
+		return Answer{}, c.failKind(call.Op, dsar.KindOther, errors.New("bad request URL"))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "privguard")
@@ -261,19 +276,19 @@ func (c *Connector) call(ctx context.Context, call Call) (Answer, error) {
 	resp, err := c.client.Do(req)
 	if err != nil {
 		// The error names the URL, never the body; the engine logs only the op anyway.
-		return Answer{}, c.fail(call.Op, errors.New("no answer"))
+		return Answer{}, c.failKind(call.Op, dsar.KindOf(err), errors.New("no answer"))
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, c.max+1))
 	switch {
 	case err != nil:
-		return Answer{}, c.fail(call.Op, errors.New("answer cut off"))
+		return Answer{}, c.failKind(call.Op, dsar.KindConnectionLost, errors.New("answer cut off"))
 	case int64(len(b)) > c.max:
 		return Answer{}, c.fail(call.Op, fmt.Errorf("answer larger than %d bytes", c.max))
 	case resp.StatusCode == http.StatusAccepted:
 		return Answer{}, dsar.ErrPending
 	case resp.StatusCode != http.StatusOK:
-		return Answer{}, c.fail(call.Op, fmt.Errorf("HTTP %d", resp.StatusCode))
+		return Answer{}, c.failKind(call.Op, statusKind(resp.StatusCode), fmt.Errorf("HTTP %d", resp.StatusCode))
 	}
 	var a Answer
 	if len(bytes.TrimSpace(b)) > 0 {

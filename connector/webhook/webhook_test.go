@@ -388,3 +388,35 @@ func TestReceivePackageIsSigned(t *testing.T) {
 		t.Error("a refused transfer was reported delivered")
 	}
 }
+
+// TestFailuresHaveKinds: how a webhook store failed is named by the HTTP status or the
+// network error, never by the answer's text.
+func TestFailuresHaveKinds(t *testing.T) {
+	answer := func(status int, body string) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(status)
+			io.WriteString(w, body)
+		}))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close() // nothing listens there any more
+	for _, tc := range []struct {
+		name, url string
+		want      dsar.ErrorKind
+	}{
+		{"refused", gone.URL, dsar.KindConnectionRefused},
+		{"unauthorized", answer(http.StatusUnauthorized, "bad signature for o'brien@example.com"), dsar.KindAuthFailed},
+		{"gateway_timeout", answer(http.StatusGatewayTimeout, ""), dsar.KindTimeout},
+		{"server_error", answer(http.StatusInternalServerError, ""), dsar.KindBadAnswer},
+		{"not_json", answer(http.StatusOK, "<html>"), dsar.KindBadAnswer},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := newConnector(t, tc.url).Erase(context.Background(), "kind-1")
+			if k := dsar.KindOf(err); k != tc.want {
+				t.Errorf("Erase: %v (kind %q); want %s", err, k, tc.want)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ package dsartest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -25,6 +26,15 @@ type Seeder interface {
 // Hostile subject ids: each must be treated as an ordinary id.
 var Hostile = []privguard.SubjectID{"x'--", "a%", "profile:*", "seg?", "o'brien@example.com", "x_y"}
 
+// Folded is a subject id, and Variants are other subjects' ids that a store's comparison
+// could fold into it: another case, an accent, a trailing space (a PAD SPACE collation), a
+// leading zero (a number column). A store may hold the variants (they were written by
+// something other than privguard); an operation on Folded must never touch them.
+var (
+	Folded   privguard.SubjectID = "dsartest-case-1"
+	Variants                     = []privguard.SubjectID{"DSARTEST-CASE-1", "dsartest-Case-1", "dsartest-cäse-1", "dsartest-case-1 ", "dsartest-case-01"}
+)
+
 // TestConnector runs the suite against c, whose store s prepares. The store must hold no
 // data for the subjects the suite uses (it uses ids prefixed with "dsartest-").
 func TestConnector(t *testing.T, c dsar.Connector, s Seeder) {
@@ -41,6 +51,10 @@ func TestConnector(t *testing.T, c dsar.Connector, s Seeder) {
 	must(s.Seed(ctx, b, 2, "value-of-b"))
 	for _, h := range Hostile {
 		must(s.Seed(ctx, h, 1, "value-of-hostile"))
+	}
+	must(s.Seed(ctx, Folded, 2, "value-of-folded"))
+	for _, v := range Variants {
+		must(s.Seed(ctx, v, 1, "value-of-variant"))
 	}
 	remaining := func(subject privguard.SubjectID) int {
 		t.Helper()
@@ -86,6 +100,38 @@ func TestConnector(t *testing.T, c dsar.Connector, s Seeder) {
 		}
 		if remaining(a) == 0 || remaining(b) == 0 {
 			t.Fatal("erasing hostile ids erased other subjects' data")
+		}
+	})
+	t.Run("ids_differing_by_case_accent_or_space_are_other_subjects", func(t *testing.T) {
+		e, err := c.Export(ctx, Folded)
+		must(err)
+		if text := fmt.Sprint(e.Tables); !strings.Contains(text, "value-of-folded") || strings.Contains(text, "value-of-variant") {
+			t.Errorf("Export(%q) = %s; want its own rows and none of %q", Folded, text, Variants)
+		}
+		before := map[privguard.SubjectID]int{}
+		for _, v := range Variants {
+			before[v] = remaining(v)
+		}
+		if r, ok := c.(dsar.Rectifier); ok {
+			if cats := categoriesOf(e); len(cats) > 0 {
+				_, err := r.Correct(ctx, Folded, map[privguard.DataCategory]string{cats[0]: "corrected-folded"})
+				must(err)
+				for _, v := range Variants {
+					if e, _ := c.Export(ctx, v); strings.Contains(fmt.Sprint(e.Tables), "corrected-folded") {
+						t.Errorf("Correct(%q) changed %q", Folded, v)
+					}
+				}
+			}
+		}
+		_, err = c.Erase(ctx, Folded)
+		must(err)
+		if n := remaining(Folded); n != 0 {
+			t.Errorf("Erase(%q) left %d items", Folded, n)
+		}
+		for _, v := range Variants {
+			if n := remaining(v); n != before[v] || n == 0 {
+				t.Errorf("Erase(%q) changed %q: %d -> %d items", Folded, v, before[v], n)
+			}
 		}
 	})
 	if r, ok := c.(dsar.Rectifier); ok {
@@ -138,4 +184,16 @@ func TestConnector(t *testing.T, c dsar.Connector, s Seeder) {
 			t.Errorf("a's data is still exported after erasure: %s", text)
 		}
 	})
+}
+
+// categoriesOf returns the data categories of an export's tables, sorted.
+func categoriesOf(e dsar.Export) []privguard.DataCategory {
+	var out []privguard.DataCategory
+	for _, tb := range e.Tables {
+		for _, c := range tb.Categories {
+			out = append(out, c)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

@@ -1,0 +1,151 @@
+package dsar
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/privguard/privguard"
+)
+
+// ReasonSubjectErased is the reason of a correction cancelled because its subject's
+// erasure completed first: applying the patch afterwards would write personal data back
+// into the stores (a masked row takes the new value).
+const ReasonSubjectErased = "subject_erased"
+
+// cancelReasonCodes are the cancellation reasons the engine itself sets; any other
+// cancellation reason is an operator's free text.
+var cancelReasonCodes = []string{"identity_not_verified", ReasonSubjectErased}
+
+// holdsPersonal reports whether r holds personal data of its subject beyond the subject id:
+// a correction's new values, or free text an operator or requester wrote (identity and
+// approval notes, a cancellation or extension reason), or a pending code's hash. The
+// subject id itself stays, as it does in the consent ledger: it ties the request to the
+// proof of the erasure.
+func holdsPersonal(r *Request) bool {
+	text := func(s string) bool { return s != "" && s != MaskValue }
+	for _, v := range r.Patch {
+		if text(v) {
+			return true
+		}
+	}
+	switch {
+	case r.Identity != nil && r.Identity.Method != "controller" && text(r.Identity.Note),
+		r.Approval != nil && text(r.Approval.Note),
+		r.Extension != nil && text(r.Extension.Reason),
+		r.State == StateCancelled && text(r.Reason) && !slices.Contains(cancelReasonCodes, r.Reason),
+		r.Challenge != nil:
+		return true
+	}
+	return false
+}
+
+// scrub removes the subject's personal data from r (what holdsPersonal finds) and keeps
+// the bookkeeping: type, regime, dates, states, tasks and their outcomes, the patch's
+// categories (each value replaced by MaskValue), who verified and who approved, that a
+// note or reason existed (its text replaced by MaskValue), reason codes, the events. It
+// sets ScrubbedAt.
+func scrub(r *Request, now time.Time) {
+	mask := func(s *string) {
+		if *s != "" {
+			*s = MaskValue
+		}
+	}
+	for c := range r.Patch {
+		r.Patch[c] = MaskValue
+	}
+	if r.Identity != nil && r.Identity.Method != "controller" { // a controller's note is its trigger code
+		mask(&r.Identity.Note)
+	}
+	if r.Approval != nil {
+		mask(&r.Approval.Note)
+	}
+	if r.Extension != nil {
+		mask(&r.Extension.Reason)
+	}
+	if r.State == StateCancelled && !slices.Contains(cancelReasonCodes, r.Reason) {
+		mask(&r.Reason)
+	}
+	r.Challenge = nil
+	r.ScrubbedAt = now
+}
+
+// indexPersonal records in e.personal whether r holds personal data to scrub when its
+// subject is erased. e.mu must be held.
+func (e *Engine) indexPersonal(r *Request) {
+	ids := e.personal[r.Subject]
+	i := slices.Index(ids, r.ID)
+	switch has := holdsPersonal(r); {
+	case has && i < 0:
+		e.personal[r.Subject] = append(ids, r.ID)
+	case !has && i >= 0:
+		if ids = slices.Delete(slices.Clone(ids), i, i+1); len(ids) == 0 {
+			delete(e.personal, r.Subject)
+		} else {
+			e.personal[r.Subject] = ids
+		}
+	}
+}
+
+// scrubSubject removes subject's personal data from each of its stored requests received
+// by before, except request self, durably, and cancels its open corrections (their patch
+// must not reach the stores after the erasure). It returns how many requests it changed.
+// e.mu must be held.
+func (e *Engine) scrubSubject(ctx context.Context, subject privguard.SubjectID, self string, before, now time.Time) (int, error) {
+	if err := e.loadIndex(ctx); err != nil {
+		return 0, fmt.Errorf("dsar: list requests: %w: %w", err, privguard.ErrUnavailable)
+	}
+	n := 0
+	for _, id := range slices.Clone(e.personal[subject]) {
+		if id == self {
+			continue
+		}
+		r, err := e.get(ctx, id)
+		if err != nil {
+			return n, err
+		}
+		if r.ReceivedAt.After(before) {
+			continue
+		}
+		if r.Type == TypeCorrection && !r.State.Final() {
+			r.State, r.Reason = StateCancelled, ReasonSubjectErased
+			r.event(now, string(StateCancelled), "the subject was erased first")
+		}
+		scrub(&r, now)
+		r.event(now, "personal data removed", "the subject was erased")
+		if err := e.put(ctx, &r); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// scrubErased finishes the scrub of erasures recorded before requests were scrubbed (a
+// data file from an earlier version): each such subject's requests received before its
+// erasure closed are scrubbed, and then the erasure itself. Failures are logged and
+// retried by the next Step.
+func (e *Engine) scrubErased(ctx context.Context) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.loadIndex(ctx) != nil {
+		return // openRequests says so
+	}
+	for _, id := range slices.Clone(e.unscrubbed) {
+		r, err := e.get(ctx, id)
+		if err == nil && r.ScrubbedAt.IsZero() {
+			now := e.cfg.Now().UTC()
+			if _, err = e.scrubSubject(ctx, r.Subject, r.ID, closedAt(r), now); err == nil {
+				scrub(&r, now)
+				r.event(now, "the subject's personal data removed from its stored requests", "")
+				err = e.put(ctx, &r)
+			}
+		}
+		if err != nil {
+			e.cfg.Logger.Error("dsar: scrubbing an erased subject's requests failed", "request", id, "err", describe("privguard", err))
+			continue
+		}
+		e.unscrubbed = slices.DeleteFunc(e.unscrubbed, func(x string) bool { return x == id })
+	}
+}
