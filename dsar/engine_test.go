@@ -401,3 +401,14 @@ func TestRegisterCSV(t *testing.T) {
 		}
 	}
 }
+
+func TestRegisterKeepsTheEnginesCancellationCodes(t *testing.T) {
+	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	for reason, want := range map[string]string{dsar.ReasonSubjectErased: dsar.ReasonSubjectErased,
+		"identity_not_verified": "identity_not_verified", "the customer phoned": "cancelled_by_operator"} {
+		x := dsar.RegisterEntries([]dsar.Request{{ID: "r", Type: dsar.TypeCorrection, State: dsar.StateCancelled, Reason: reason, ReceivedAt: now}}, now)
+		if x[0].Reason != want {
+			t.Errorf("cancelled with %q: the register says %q; want %q", reason, x[0].Reason, want)
+		}
+	}
+}

@@ -121,7 +121,7 @@ func RegisterEntries(requests []Request, now time.Time) []RegisterEntry {
 		// Rejection reasons and the engine's own are codes; an operator's cancellation
 		// reason is free text, which stays inside privguard.
 		x.Reason = r.Reason
-		if r.State == StateCancelled && x.Reason != "identity_not_verified" {
+		if r.State == StateCancelled && !engineCancellation(x.Reason) {
 			x.Reason = "cancelled_by_operator"
 		}
 		for _, t := range r.Tasks {

@@ -14,9 +14,11 @@ import (
 // into the stores (a masked row takes the new value).
 const ReasonSubjectErased = "subject_erased"
 
-// cancelReasonCodes are the cancellation reasons the engine itself sets; any other
-// cancellation reason is an operator's free text.
-var cancelReasonCodes = []string{"identity_not_verified", ReasonSubjectErased}
+// engineCancellation reports whether reason is a cancellation code the engine itself sets;
+// any other cancellation reason is an operator's free text.
+func engineCancellation(reason string) bool {
+	return reason == "identity_not_verified" || reason == ReasonSubjectErased
+}
 
 // holdsPersonal reports whether r holds personal data of its subject beyond the subject id:
 // a correction's new values, or free text an operator or requester wrote (identity and
@@ -34,7 +36,7 @@ func holdsPersonal(r *Request) bool {
 	case r.Identity != nil && r.Identity.Method != "controller" && text(r.Identity.Note),
 		r.Approval != nil && text(r.Approval.Note),
 		r.Extension != nil && text(r.Extension.Reason),
-		r.State == StateCancelled && text(r.Reason) && !slices.Contains(cancelReasonCodes, r.Reason),
+		r.State == StateCancelled && text(r.Reason) && !engineCancellation(r.Reason),
 		r.Challenge != nil:
 		return true
 	}
@@ -64,7 +66,7 @@ func scrub(r *Request, now time.Time) {
 	if r.Extension != nil {
 		mask(&r.Extension.Reason)
 	}
-	if r.State == StateCancelled && !slices.Contains(cancelReasonCodes, r.Reason) {
+	if r.State == StateCancelled && !engineCancellation(r.Reason) {
 		mask(&r.Reason)
 	}
 	r.Challenge = nil
