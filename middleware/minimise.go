@@ -232,38 +232,12 @@ func firstByte(b []byte) byte {
 	return 0
 }
 
-// maskValue masks a value for display (GB/T 35273 §7.2 style): phone numbers keep the first
-// three and last four digits (138****5678), emails the first letter and the domain, other
-// strings their first character; anything else becomes "***".
+// maskValue masks a value for display with privguard.Mask; anything but a string becomes
+// "***".
 func maskValue(v any) any {
 	s, ok := v.(string)
 	if !ok {
 		return "***"
 	}
-	r := []rune(s)
-	switch {
-	case len(r) == 0:
-		return s
-	case strings.Contains(s, "@"):
-		at := strings.LastIndex(s, "@")
-		return string([]rune(s[:at])[:1]) + "***" + s[at:]
-	case len(r) >= 7 && digits(s):
-		return string(r[:3]) + strings.Repeat("*", len(r)-7) + string(r[len(r)-4:])
-	default:
-		return string(r[:1]) + "***"
-	}
-}
-
-func digits(s string) bool {
-	n := 0
-	for _, c := range s {
-		switch {
-		case c >= '0' && c <= '9':
-			n++
-		case c == '+' || c == '-' || c == ' ':
-		default:
-			return false
-		}
-	}
-	return n >= 7
+	return privguard.Mask(s)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/middleware"
+	"github.com/privguard/privguard/policy"
 )
 
 // recorder keeps what the middleware records.
@@ -291,5 +292,41 @@ func TestMinimisedResponseDecidedWhole(t *testing.T) {
 	if resp := serve(func(w http.ResponseWriter, r *http.Request) { t.Error("an upgrade reached the handler") },
 		map[string]string{"Upgrade": "websocket", "Connection": "Upgrade"}); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("upgrade = %d; want 400", resp.StatusCode)
+	}
+}
+
+// TestMaskObligation: a purpose that sees a category masked gets 138****5678, and a value
+// the masking rule has no case for (an email with an empty local part) is masked too.
+func TestMaskObligation(t *testing.T) {
+	infos := privguard.DefaultPurposes()
+	for i := range infos {
+		if infos[i].Purpose == "essential.service" {
+			infos[i].Categories = append(infos[i].Categories, "user.contact")
+			infos[i].Mask = []privguard.DataCategory{"user.contact"}
+		}
+	}
+	tax, err := privguard.NewTaxonomy(infos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine, err := policy.New(ctx, policy.Config{Taxonomy: tax})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	rs := []middleware.Route{{Match: "GET /api/accounts/{id}", Purpose: "essential.service", Subject: middleware.Locator{Path: "id"},
+		Fields: map[string]privguard.DataCategory{"phone": "user.contact.phone_number", "email": "user.contact.email"}}}
+	mw, err := middleware.New(middleware.Config{Routes: rs, Decider: engine, Facts: e.ledger, Regime: privguard.RegimePIPL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"phone":"13812345678","email":"@example.com","id":"a-1"}`))
+	}))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/api/accounts/a-1", nil))
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"phone":"138****5678"`) || !strings.Contains(w.Body.String(), `"email":"***@example.com"`) {
+		t.Errorf("= %d %s; want both masked", w.Code, w.Body)
 	}
 }

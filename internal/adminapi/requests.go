@@ -78,10 +78,20 @@ type requestView struct {
 	DueSoon bool       `json:"due_soon"`
 }
 
-func (s *Server) view(r dsar.Request) requestView {
+// view is r as the caller of req may see it. A correction's new values are personal data:
+// only a principal who may approve corrections sees them in full, others see them masked
+// (138****5678, SEC-08).
+func (s *Server) view(req *http.Request, r dsar.Request) requestView {
 	now := time.Now()
 	open := !r.State.Final()
 	r.Challenge = nil // a hashed six-digit code is guessable offline: never shown
+	if len(r.Patch) > 0 && !s.mayCall(req, "POST /v1/requests/{id}/approve") {
+		masked := make(map[privguard.DataCategory]string, len(r.Patch))
+		for c, v := range r.Patch {
+			masked[c] = privguard.Mask(v)
+		}
+		r.Patch = masked
+	}
 	if r.Result != nil {
 		res := *r.Result
 		res.Token = nil // the download token's hash is the credential's verifier: not shown
@@ -148,7 +158,7 @@ func (s *Server) postRequest(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", "/v1/requests/"+out.ID)
-	writeJSON(w, http.StatusCreated, s.view(out))
+	writeJSON(w, http.StatusCreated, s.view(r, out))
 	return nil
 }
 
@@ -157,7 +167,7 @@ func (s *Server) getRequest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.view(out))
+	writeJSON(w, http.StatusOK, s.view(r, out))
 	return nil
 }
 
@@ -193,7 +203,7 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request) error {
 	}
 	views := make([]requestView, 0, len(page))
 	for _, x := range page {
-		views = append(views, s.view(x))
+		views = append(views, s.view(r, x))
 	}
 	out := map[string]any{"requests": views}
 	if next != "" {
@@ -216,7 +226,7 @@ func (s *Server) verifyRequest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.view(out))
+	writeJSON(w, http.StatusOK, s.view(r, out))
 	return nil
 }
 
@@ -324,7 +334,7 @@ func (s *Server) verifyCode(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.view(out))
+	writeJSON(w, http.StatusOK, s.view(r, out))
 	return nil
 }
 
@@ -335,7 +345,7 @@ func (s *Server) extendRequest(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	out, err := s.requests.Extend(r.Context(), r.PathValue("id"), b.Months, b.Reason, b.NotifiedAt)
-	return s.requestChanged(w, out, err)
+	return s.requestChanged(w, r, out, err)
 }
 
 // cancelRequest closes an open request with a reason.
@@ -345,7 +355,7 @@ func (s *Server) cancelRequest(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	out, err := s.requests.Cancel(r.Context(), r.PathValue("id"), b.Reason)
-	return s.requestChanged(w, out, err)
+	return s.requestChanged(w, r, out, err)
 }
 
 // rejectRequest refuses an open request with a reason code; the answer carries the recourse.
@@ -355,10 +365,10 @@ func (s *Server) rejectRequest(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	out, err := s.requests.Reject(r.Context(), r.PathValue("id"), b.Reason)
-	return s.requestChanged(w, out, err)
+	return s.requestChanged(w, r, out, err)
 }
 
-func (s *Server) requestChanged(w http.ResponseWriter, out dsar.Request, err error) error {
+func (s *Server) requestChanged(w http.ResponseWriter, r *http.Request, out dsar.Request, err error) error {
 	switch {
 	case errors.Is(err, privguard.ErrConflict):
 		return privguard.NewProblem(http.StatusConflict, TypeConflict, "The request is closed", "")
@@ -368,7 +378,7 @@ func (s *Server) requestChanged(w http.ResponseWriter, out dsar.Request, err err
 	case err != nil:
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.view(out))
+	writeJSON(w, http.StatusOK, s.view(r, out))
 	return nil
 }
 
@@ -384,13 +394,13 @@ func (s *Server) approveRequest(w http.ResponseWriter, r *http.Request) error {
 	if errors.Is(err, privguard.ErrConflict) {
 		return privguard.NewProblem(http.StatusConflict, TypeConflict, "Not awaiting approval", "")
 	}
-	return s.requestChanged(w, out, err)
+	return s.requestChanged(w, r, out, err)
 }
 
 // retryRequest makes a request's failed tasks due now.
 func (s *Server) retryRequest(w http.ResponseWriter, r *http.Request) error {
 	out, _, err := s.requests.Retry(r.Context(), r.PathValue("id"))
-	return s.requestChanged(w, out, err)
+	return s.requestChanged(w, r, out, err)
 }
 
 // issueLink mints a new download token for a finished access request's package; the old

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -444,6 +445,18 @@ func TestRolesDecideWhoMayDoWhat(t *testing.T) {
 	e.do("GET", "/v1/requests/"+cid, "", nil, &r)
 	if a, _ := r["approval"].(map[string]any); a["by"] != "dpo-office" {
 		t.Errorf("approval recorded as %v; want the dpo's principal", r["approval"])
+	}
+	// proves SEC-08 (request views): a correction's new value is shown in full only to a
+	// principal who may approve corrections; an app or an auditor sees it masked.
+	for tok, want := range map[string]string{"dpo-token": "n@example.com", "app-token": "n***@example.com", "auditor-token": "n***@example.com"} {
+		_, got := status(tok, "GET", "/v1/requests/"+cid, "")
+		if p, _ := got["patch"].(map[string]any); p["user.contact.email"] != want {
+			t.Errorf("%s sees the patch as %v; want %q", tok, got["patch"], want)
+		}
+		_, list := status(tok, "GET", "/v1/requests?limit=100", "")
+		if strings.Contains(fmt.Sprint(list), "n@example.com") != (tok == "dpo-token") {
+			t.Errorf("%s: the request list shows the patch value: %v", tok, strings.Contains(fmt.Sprint(list), "n@example.com"))
+		}
 	}
 }
 
