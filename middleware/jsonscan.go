@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+
+	"github.com/privguard/privguard/internal/jsonpath"
 )
 
 // errSlowPath means the fast rewrite met something it does not handle (an escaped key); the
@@ -14,31 +16,18 @@ var errSlowPath = errors.New("middleware: use the decoding rewrite")
 // by member, copying the bytes of everything it keeps and descending only into the values
 // on an op's path. It returns errSlowPath for input it does not handle.
 func rewriteFast(dst, doc []byte, ops []fieldOp) ([]byte, error) {
-	i := skipSpace(doc, 0)
-	if i >= len(doc) {
-		return append(dst, doc...), nil
+	doc = bytes.TrimLeft(doc, " \t\r\n")
+	if len(doc) == 0 {
+		return dst, nil
 	}
-	switch doc[i] {
+	switch doc[0] {
 	case '{':
 		dst = append(dst, '{')
-		i = skipSpace(doc, i+1)
 		first := true
-		for i < len(doc) && doc[i] != '}' {
-			ks := i
-			ke, err := skipString(doc, i)
-			if err != nil {
-				return nil, err
-			}
-			key := doc[ks+1 : ke-1]
+		for rawKey, val, j := jsonpath.Member(doc, 1); rawKey != nil; rawKey, val, j = jsonpath.Member(doc, j) {
+			key := rawKey[1 : len(rawKey)-1]
 			if bytes.IndexByte(key, '\\') >= 0 {
 				return nil, errSlowPath
-			}
-			i = skipSpace(doc, ke)
-			i = skipSpace(doc, i+1) // ':'
-			vs := i
-			ve, err := skipValue(doc, i)
-			if err != nil {
-				return nil, err
 			}
 			drop, mask := false, (func(any) any)(nil)
 			var deeper []fieldOp
@@ -55,57 +44,47 @@ func rewriteFast(dst, doc []byte, ops []fieldOp) ([]byte, error) {
 					mask = op.mask
 				}
 			}
-			if !drop {
-				if !first {
-					dst = append(dst, ',')
-				}
-				first = false
-				dst = append(dst, doc[ks:ke]...)
-				dst = append(dst, ':')
-				switch {
-				case mask != nil:
-					var x any
-					if err := json.Unmarshal(doc[vs:ve], &x); err != nil {
-						return nil, err
-					}
-					mv, err := json.Marshal(mask(x))
-					if err != nil {
-						return nil, err
-					}
-					dst = append(dst, mv...)
-				case deeper != nil:
-					if dst, err = rewriteFast(dst, doc[vs:ve], deeper); err != nil {
-						return nil, err
-					}
-				default:
-					dst = append(dst, doc[vs:ve]...)
-				}
-			}
-			i = skipSpace(doc, ve)
-			if i < len(doc) && doc[i] == ',' {
-				i = skipSpace(doc, i+1)
-			}
-		}
-		return append(dst, '}'), nil
-	case '[':
-		dst = append(dst, '[')
-		i = skipSpace(doc, i+1)
-		first := true
-		for i < len(doc) && doc[i] != ']' {
-			ve, err := skipValue(doc, i)
-			if err != nil {
-				return nil, err
+			if drop {
+				continue
 			}
 			if !first {
 				dst = append(dst, ',')
 			}
 			first = false
-			if dst, err = rewriteFast(dst, doc[i:ve], ops); err != nil {
-				return nil, err
+			dst = append(dst, rawKey...)
+			dst = append(dst, ':')
+			switch {
+			case mask != nil:
+				var x any
+				if err := json.Unmarshal(val, &x); err != nil {
+					return nil, err
+				}
+				mv, err := json.Marshal(mask(x))
+				if err != nil {
+					return nil, err
+				}
+				dst = append(dst, mv...)
+			case deeper != nil:
+				var err error
+				if dst, err = rewriteFast(dst, val, deeper); err != nil {
+					return nil, err
+				}
+			default:
+				dst = append(dst, val...)
 			}
-			i = skipSpace(doc, ve)
-			if i < len(doc) && doc[i] == ',' {
-				i = skipSpace(doc, i+1)
+		}
+		return append(dst, '}'), nil
+	case '[':
+		dst = append(dst, '[')
+		first := true
+		for val, j := jsonpath.Element(doc, 1); val != nil; val, j = jsonpath.Element(doc, j) {
+			if !first {
+				dst = append(dst, ',')
+			}
+			first = false
+			var err error
+			if dst, err = rewriteFast(dst, val, ops); err != nil {
+				return nil, err
 			}
 		}
 		return append(dst, ']'), nil
@@ -113,93 +92,17 @@ func rewriteFast(dst, doc []byte, ops []fieldOp) ([]byte, error) {
 	return append(dst, bytes.TrimSpace(doc)...), nil
 }
 
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-var errTruncated = errors.New("middleware: truncated JSON")
-
-// skipString returns the index after the string starting at b[i] ('"').
-func skipString(b []byte, i int) (int, error) {
-	if i >= len(b) || b[i] != '"' {
-		return 0, errTruncated
-	}
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1, nil
-		}
-	}
-	return 0, errTruncated
-}
-
-// skipValue returns the index after the value starting at b[i].
-func skipValue(b []byte, i int) (int, error) {
-	if i >= len(b) {
-		return 0, errTruncated
-	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				e, err := skipString(b, j)
-				if err != nil {
-					return 0, err
-				}
-				j = e - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1, nil
-				}
-			}
-		}
-		return 0, errTruncated
-	}
-	j := i
-	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {
-		j++
-	}
-	return j, nil
-}
-
 // member finds the value of key in the top-level JSON object doc (valid JSON) and returns
 // its byte span. ok is false if doc is not an object or has no such member.
 func member(doc []byte, key string) (start, end int, isObject, ok bool) {
-	i := skipSpace(doc, 0)
-	if i >= len(doc) || doc[i] != '{' {
+	open := len(doc) - len(bytes.TrimLeft(doc, " \t\r\n"))
+	if open >= len(doc) || doc[open] != '{' {
 		return 0, 0, false, false
 	}
-	i = skipSpace(doc, i+1)
-	for i < len(doc) && doc[i] != '}' {
-		ks := i
-		ke, err := skipString(doc, i)
-		if err != nil {
-			return 0, 0, true, false
-		}
-		k := doc[ks+1 : ke-1]
-		i = skipSpace(doc, skipSpace(doc, ke)+1)
-		ve, err := skipValue(doc, i)
-		if err != nil {
-			return 0, 0, true, false
-		}
-		if string(k) == key || (bytes.IndexByte(k, '\\') >= 0 && unquoteEq(doc[ks:ke], key)) {
-			start, end, ok = i, ve, true // the last one wins, as in encoding/json
-		}
-		i = skipSpace(doc, ve)
-		if i < len(doc) && doc[i] == ',' {
-			i = skipSpace(doc, i+1)
+	for k, val, j := jsonpath.Member(doc, open+1); k != nil; k, val, j = jsonpath.Member(doc, j) {
+		raw := k[1 : len(k)-1]
+		if string(raw) == key || (bytes.IndexByte(raw, '\\') >= 0 && unquoteEq(k, key)) {
+			start, end, ok = j-len(val), j, true // the last one wins, as in encoding/json
 		}
 	}
 	return start, end, true, ok
@@ -207,40 +110,31 @@ func member(doc []byte, key string) (start, end int, isObject, ok bool) {
 
 func unquoteEq(quoted []byte, key string) bool {
 	var s string
-	return json.Unmarshal(bytes.TrimSpace(quoted), &s) == nil && s == key
+	return json.Unmarshal(quoted, &s) == nil && s == key
 }
 
 // stringArray returns the elements of the JSON array arr (valid JSON) as strings, with the
 // byte span of each; ok is false if arr is not an array of strings.
 func stringArray(arr []byte) (vals []string, spans [][2]int, ok bool) {
-	i := skipSpace(arr, 0)
-	if i >= len(arr) || arr[i] != '[' {
+	open := len(arr) - len(bytes.TrimLeft(arr, " \t\r\n"))
+	if open >= len(arr) || arr[open] != '[' {
 		return nil, nil, false
 	}
-	i = skipSpace(arr, i+1)
-	for i < len(arr) && arr[i] != ']' {
-		if arr[i] != '"' {
+	for v, j := jsonpath.Element(arr, open+1); v != nil; v, j = jsonpath.Element(arr, j) {
+		if v[0] != '"' {
 			return nil, nil, false
 		}
-		e, err := skipString(arr, i)
-		if err != nil {
-			return nil, nil, false
-		}
-		raw := arr[i+1 : e-1]
+		raw := v[1 : len(v)-1]
 		if bytes.IndexByte(raw, '\\') >= 0 {
 			var s string // escapes to the heap: only for escaped ids
-			if json.Unmarshal(arr[i:e], &s) != nil {
+			if json.Unmarshal(v, &s) != nil {
 				return nil, nil, false
 			}
 			vals = append(vals, s)
 		} else {
 			vals = append(vals, string(raw))
 		}
-		spans = append(spans, [2]int{i, e})
-		i = skipSpace(arr, e)
-		if i < len(arr) && arr[i] == ',' {
-			i = skipSpace(arr, i+1)
-		}
+		spans = append(spans, [2]int{j - len(v), j})
 	}
 	return vals, spans, true
 }

@@ -114,7 +114,7 @@ func checkPath(doc []byte, full, rest string, split bool) error {
 	}
 	switch doc[i] {
 	case '[':
-		for v, j := element(doc, skipSpace(doc, i+1)); v != nil; v, j = element(doc, j) {
+		for v, j := Element(doc, skipSpace(doc, i+1)); v != nil; v, j = Element(doc, j) {
 			if err := checkPath(v, full, rest, split); err != nil {
 				return err
 			}
@@ -131,7 +131,7 @@ func checkPath(doc []byte, full, rest string, split bool) error {
 	want := Fold(head)
 	var found []byte
 	n, variant := 0, false
-	for key, val, j := member(doc, skipSpace(doc, i+1)); key != nil; key, val, j = member(doc, j) {
+	for key, val, j := Member(doc, skipSpace(doc, i+1)); key != nil; key, val, j = Member(doc, j) {
 		if exact, folded := keyIs(key, head, want); exact || folded {
 			n++
 			variant = variant || !exact
@@ -166,14 +166,14 @@ func checkDuplicates(doc []byte, at string) error {
 	}
 	switch doc[i] {
 	case '[':
-		for v, j := element(doc, skipSpace(doc, i+1)); v != nil; v, j = element(doc, j) {
+		for v, j := Element(doc, skipSpace(doc, i+1)); v != nil; v, j = Element(doc, j) {
 			if err := checkDuplicates(v, at); err != nil {
 				return err
 			}
 		}
 	case '{':
 		var seen []string // objects are small: a list beats a map
-		for raw, val, j := member(doc, skipSpace(doc, i+1)); raw != nil; raw, val, j = member(doc, j) {
+		for raw, val, j := Member(doc, skipSpace(doc, i+1)); raw != nil; raw, val, j = Member(doc, j) {
 			key := unquote(raw)
 			f := Fold(key)
 			if slices.Contains(seen, f) {
@@ -195,10 +195,13 @@ func join(at, key string) string {
 	return at + "." + key
 }
 
-// member returns the member of an object (valid JSON) that starts at obj[i], or at the ','
+// Member returns the member of an object that starts at obj[i], or at the ',' or spaces
 // before it: its key as the quoted literal, the bytes of its value, and where the next one
-// starts. key is nil after the last member.
-func member(obj []byte, i int) (key, val []byte, next int) {
+// starts; key is nil after the last member. obj must be valid JSON (json.Valid) and i just
+// past its '{' or at the end of a previous member: it scans, it does not check.
+//
+//	for key, val, j := jsonpath.Member(obj, open+1); key != nil; key, val, j = jsonpath.Member(obj, j) { ... }
+func Member(obj []byte, i int) (key, val []byte, next int) {
 	i = skipSpace(obj, i)
 	if i < len(obj) && obj[i] == ',' {
 		i = skipSpace(obj, i+1)
@@ -212,9 +215,10 @@ func member(obj []byte, i int) (key, val []byte, next int) {
 	return obj[i:ke], obj[vs:ve], ve
 }
 
-// element returns the element of an array (valid JSON) that starts at arr[i], or at the ','
-// before it, and where the next one starts; nil after the last.
-func element(arr []byte, i int) (val []byte, next int) {
+// Element returns the element of an array that starts at arr[i], or at the ',' or spaces
+// before it, and where the next one starts (it ends there); nil after the last. As for
+// Member, arr must be valid JSON.
+func Element(arr []byte, i int) (val []byte, next int) {
 	i = skipSpace(arr, i)
 	if i < len(arr) && arr[i] == ',' {
 		i = skipSpace(arr, i+1)
