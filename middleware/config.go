@@ -42,7 +42,8 @@ type Recorder interface {
 
 // FieldCrypter seals and opens fields of JSON documents for a subject (vault.Vault
 // implements it): routes with Encrypt fields have them sealed in request bodies before the
-// handler (and its database) sees them, and opened in responses.
+// handler (and its database) sees them, and opened in responses. SealJSON's error wraps
+// privguard.ErrInvalid for a value that only looks sealed (400); any other is a 503.
 type FieldCrypter interface {
 	SealJSON(ctx context.Context, subject privguard.SubjectID, doc []byte, paths []string) ([]byte, error)
 	OpenJSON(ctx context.Context, subject privguard.SubjectID, doc []byte, paths []string) ([]byte, error)

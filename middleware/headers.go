@@ -153,3 +153,47 @@ func decisionHeaders(h http.Header, purpose privguard.Purpose, d privguard.Decis
 	}
 	return out
 }
+
+// ownResponseHeaders puts privguard's response headers on the response when its status is
+// sent, over anything the handler set under privguard's prefix (an upstream cannot forge
+// them) and after an informational response (httputil.ReverseProxy clears the headers it
+// had once it has sent a 1xx).
+type ownResponseHeaders struct {
+	http.ResponseWriter
+	own   http.Header
+	wrote bool
+}
+
+func (o *ownResponseHeaders) WriteHeader(code int) {
+	if !o.wrote {
+		h := o.ResponseWriter.Header()
+		for k := range h {
+			if ownHeader(k) {
+				delete(h, k)
+			}
+		}
+		for k, v := range o.own {
+			h[k] = v
+		}
+		o.wrote = code >= 200 || code == http.StatusSwitchingProtocols
+	}
+	o.ResponseWriter.WriteHeader(code)
+}
+
+func (o *ownResponseHeaders) Write(b []byte) (int, error) {
+	if !o.wrote {
+		o.WriteHeader(http.StatusOK)
+	}
+	return o.ResponseWriter.Write(b)
+}
+
+// FlushError sends the status (with privguard's headers) before flushing.
+func (o *ownResponseHeaders) FlushError() error {
+	if !o.wrote {
+		o.WriteHeader(http.StatusOK)
+	}
+	return http.NewResponseController(o.ResponseWriter).Flush()
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (o *ownResponseHeaders) Unwrap() http.ResponseWriter { return o.ResponseWriter }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -64,6 +63,7 @@ func New(cfg Config) (func(http.Handler) http.Handler, error) {
 			rt.categories = fieldCategories(rt.Fields)
 			rt.encrypt = encryptPaths(rt.Route)
 			rt.minimises = len(rt.Fields) > 0 || len(rt.encrypt) > 0
+			rt.names = routeNames(rt.Route, rt.encrypt)
 			e.mux.Handle(rt.Match, rt)
 			catchAll = catchAll || rt.Match == "/"
 		}
@@ -138,6 +138,7 @@ type route struct {
 	categories []privguard.DataCategory
 	encrypt    []string // response and request paths sealed by the vault
 	minimises  bool     // the response may be rewritten (fields to drop or mask, or to open)
+	names      names    // what the source checks look for
 }
 
 // encryptPaths resolves a route's Encrypt entries (paths or categories of Fields) to paths.
@@ -179,30 +180,44 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.Write(w)
 		return
 	}
-	in := privguard.Input{Purpose: purpose, Categories: rt.categories, Regime: rt.cfg.Regime,
-		Channel: rt.channel(purpose), Recipient: rt.Recipient, Role: rt.Role, GPC: gpc(r.Header)}
-	if rt.Subjects.JSON != "" {
-		ctx, cancel := context.WithTimeout(r.Context(), rt.cfg.BatchTimeout)
-		defer cancel()
-		rt.serveBatch(ctx, w, r, in)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), rt.cfg.Timeout)
-	defer cancel()
-	subject, p := rt.subject(w, r)
+	b, p := rt.readBody(w, r)
 	if p != nil {
 		p.Write(w)
 		return
 	}
-	var sealed []byte
+	in := privguard.Input{Purpose: purpose, Categories: rt.categories, Regime: rt.cfg.Regime,
+		Channel: rt.channel(purpose), Recipient: rt.Recipient, Role: rt.Role, GPC: gpc(r.Header)}
+	if rt.Subjects.JSON != "" {
+		if p := rt.checkSources(r, b, ""); p != nil {
+			p.Write(w)
+			return
+		}
+		// The decision's time starts once the body is read: a slow upload is not a slow
+		// decision.
+		ctx, cancel := context.WithTimeout(r.Context(), rt.cfg.BatchTimeout)
+		defer cancel()
+		rt.serveBatch(ctx, w, r, in, b.data)
+		return
+	}
+	subject, p := rt.subject(r, b)
+	if p != nil {
+		p.Write(w)
+		return
+	}
+	if p := rt.checkSources(r, b, string(subject)); p != nil {
+		p.Write(w)
+		return
+	}
 	if len(rt.encrypt) > 0 {
 		// Checked before the decision, so that a body privguard cannot seal is refused
 		// without counting a contact; sealed after it.
-		if sealed, p = rt.sealable(w, r); p != nil {
+		if p := rt.sealable(b); p != nil {
 			p.Write(w)
 			return
 		}
 	}
+	ctx, cancel := context.WithTimeout(r.Context(), rt.cfg.Timeout)
+	defer cancel()
 	in.Subject = subject
 	rt.countContacts(&in)
 	d, err := rt.decide(ctx, &in)
@@ -220,13 +235,18 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r = rt.forward(r, purpose, d)
-	rt.addContact(in.Channel, subject)
-	if has(d, privguard.ObligeNonPersonalised) {
-		w.Header().Set(NonPersonalisedHeader, "1")
+	if b.data != nil {
+		setBody(r, b.data)
 	}
+	rt.addContact(in.Channel, subject)
+	own := http.Header{DecisionHeader: {d.ID}}
+	if has(d, privguard.ObligeNonPersonalised) {
+		own[NonPersonalisedHeader] = []string{"1"}
+	}
+	w = &ownResponseHeaders{ResponseWriter: w, own: own}
 	var open func([]byte) ([]byte, error)
 	if len(rt.encrypt) > 0 {
-		if p := rt.seal(r.Context(), r, subject, sealed); p != nil {
+		if p := rt.seal(r.Context(), r, subject, b.data); p != nil {
 			p.Write(w)
 			return
 		}
@@ -244,12 +264,19 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	mw.finish(open, drop, mask, rt.cfg)
 }
 
+// setBody gives r (privguard's own copy of the request) body as its body.
+func setBody(r *http.Request, body []byte) {
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.Header.Set("Content-Length", strconv.Itoa(len(body)))
+}
+
 // forward returns the request the handler gets: with the decision in its context, and
 // privguard's headers (the decision's, none of the client's). On a route whose response
-// may be rewritten, the request also loses what would make the response unreadable or
-// partial: Accept-Encoding (privguard rewrites only identity-encoded JSON), and Range and
-// If-Range (a byte range of a JSON document can itself be valid JSON that no field path
-// reaches).
+// may be rewritten, the request also loses what would make the response unreadable,
+// partial or shaped otherwise: Accept-Encoding (privguard rewrites only identity-encoded
+// JSON), Range and If-Range (a byte range of a JSON document can itself be valid JSON that
+// no field path reaches), and the client's Accept (replaced by application/json).
 func (rt *route) forward(r *http.Request, purpose privguard.Purpose, d privguard.Decision) *http.Request {
 	r2 := r.WithContext(withDecision(r.Context(), d))
 	r2.Header = decisionHeaders(r.Header, purpose, d)
@@ -257,6 +284,9 @@ func (rt *route) forward(r *http.Request, purpose privguard.Purpose, d privguard
 		for _, h := range []string{"Accept-Encoding", "Range", "If-Range"} {
 			delete(r2.Header, h)
 		}
+		// The client does not choose the representation: field paths are written for the
+		// plain JSON one (a JSON:API response would hold them under data.attributes).
+		r2.Header["Accept"] = []string{"application/json"}
 	}
 	return r2
 }
@@ -275,7 +305,7 @@ func (rt *route) checkRequest(r *http.Request) *privguard.Problem {
 	}
 	if r.URL.RawQuery != "" {
 		if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
-			return ambiguous("the query string is malformed (a semicolon or a bad escape), so servers split it differently")
+			return ambiguous("the query string cannot be parsed one way only (a semicolon, a bad escape, or too many parameters)")
 		}
 	}
 	return nil
@@ -295,90 +325,44 @@ func (rt *route) channel(p privguard.Purpose) string {
 	return privguard.ChannelOf(p)
 }
 
-// sealable reads and checks the body of a route that seals fields: privguard must seal
-// whatever body the handler could parse as JSON, so every non-empty body must be JSON it can
-// read (any media type: handlers often decode without looking at it), one way only (no
-// duplicate or variant spelling of a sealed key), not compressed and in UTF-8; anything else
-// is refused (415), never forwarded. A query parameter named like a sealed field is refused
-// too: frameworks that merge query and body parameters would store it unsealed. It returns
-// the body, nil if there is none.
-func (rt *route) sealable(w http.ResponseWriter, r *http.Request) ([]byte, *privguard.Problem) {
-	for k := range r.URL.Query() {
-		for _, path := range rt.encrypt {
-			root, _, _ := strings.Cut(path, ".")
-			if jsonpath.Fold(paramRoot(k)) == jsonpath.Fold(root) {
-				return nil, ambiguous("the query string names a sealed field; send it in the JSON body")
-			}
-		}
+// sealable checks the body of a route that seals fields (readBody has read it and checked
+// its type): privguard must seal whatever body the handler could parse as JSON, so a
+// non-empty body must be JSON privguard can read, whatever its media type (handlers often
+// decode without looking at it), with each sealed key once and spelled as configured;
+// anything else is refused (415), never forwarded.
+func (rt *route) sealable(b body) *privguard.Problem {
+	if len(b.data) == 0 {
+		return nil
 	}
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		return nil, nil
-	}
-	ct, p := oneHeader(r.Header, "Content-Type")
-	if p != nil {
-		return nil, p
-	}
-	enc, p := oneHeader(r.Header, "Content-Encoding")
-	if p != nil {
-		return nil, p
-	}
-	if enc != "" && !strings.EqualFold(enc, "identity") {
-		return nil, unsupported("privguard cannot seal fields in a compressed body; send it uncompressed")
-	}
-	mt, params, err := mime.ParseMediaType(ct)
-	if ct != "" && err != nil {
-		return nil, unsupported("the Content-Type cannot be parsed")
-	}
-	if cs := params["charset"]; cs != "" && !strings.EqualFold(cs, "utf-8") {
-		return nil, unsupported("a JSON body must be UTF-8")
-	}
-	body, p := readBody(w, r, rt.cfg.MaxBody)
-	if p != nil {
-		return nil, p
-	}
-	if len(body) == 0 {
-		return nil, nil
-	}
-	switch err := jsonpath.CheckPaths(body, rt.encrypt); {
-	case errors.Is(err, jsonpath.ErrNotJSON) && jsonMediaType(mt):
-		return nil, malformed("the body is not valid JSON")
+	switch err := jsonpath.CheckPaths(b.data, rt.encrypt); {
+	case errors.Is(err, jsonpath.ErrNotJSON) && b.kind == bodyJSON:
+		return malformed("the body is not valid JSON")
 	case errors.Is(err, jsonpath.ErrNotJSON):
-		return nil, unsupported("this route seals fields of JSON bodies; privguard cannot inspect this body, so it is not passed on")
+		return unsupported("this route seals fields of JSON bodies; privguard cannot inspect this body, so it is not passed on")
 	case err != nil:
-		return nil, ambiguousKey(err)
+		return ambiguousKey(err)
 	}
-	return body, nil
+	return nil
 }
 
-// seal seals the route's Encrypt fields of body (from sealable) into r's body before the
-// handler (and whatever it stores) sees them.
+// seal seals the route's Encrypt fields of body (checked by sealable) into r's body before
+// the handler (and whatever it stores) sees them.
 func (rt *route) seal(ctx context.Context, r *http.Request, subject privguard.SubjectID, body []byte) *privguard.Problem {
-	if body == nil {
+	if len(body) == 0 {
 		return nil
 	}
 	sealed, err := rt.cfg.Crypter.SealJSON(ctx, subject, body, rt.encrypt)
+	if errors.Is(err, privguard.ErrInvalid) {
+		return privguard.NewProblem(http.StatusBadRequest, TypeMalformedJSON, "Value looks sealed but is not",
+			"a sealed field holds a value marked sealed that privguard did not seal for this subject and field; send the plain value")
+	}
 	if err != nil {
 		rt.cfg.Logger.Error("privguard: sealing request fields failed", "route", rt.Match, "err", err)
 		return privguard.NewProblem(http.StatusServiceUnavailable, TypeUnavailable, "Fields could not be sealed",
 			"the request was not passed on")
 	}
-	r.Body = io.NopCloser(bytes.NewReader(sealed))
-	r.ContentLength = int64(len(sealed))
-	r.Header.Set("Content-Length", strconv.Itoa(len(sealed)))
+	setBody(r, sealed)
 	return nil
-}
-
-// paramRoot is the field a query parameter sets in frameworks that nest parameters
-// ("profile[phone]" and "profile.phone" set profile).
-func paramRoot(k string) string {
-	if i := strings.IndexAny(k, "[."); i >= 0 {
-		return k[:i]
-	}
-	return k
-}
-
-func jsonMediaType(mt string) bool {
-	return mt == "application/json" || strings.HasSuffix(mt, "+json")
 }
 
 func unsupported(detail string) *privguard.Problem {
@@ -456,15 +440,18 @@ func (rt *route) purpose(r *http.Request) (privguard.Purpose, *privguard.Problem
 	return p, nil
 }
 
-// subject finds the single subject of the request. A locator that could be read two ways
-// (a repeated query parameter or header, a second spelling of its name, a JSON key repeated
-// or spelled another way, or also given in the query string) is refused: the handler might
-// act on another value than the one privguard checked.
-func (rt *route) subject(w http.ResponseWriter, r *http.Request) (privguard.SubjectID, *privguard.Problem) {
+// subject finds the single subject of the request: from the path, a header or query
+// parameter given once, or a JSON body field given once and spelled as configured
+// (checkSources then refuses other names for it in the query, cookies and body).
+func (rt *route) subject(r *http.Request, b body) (privguard.SubjectID, *privguard.Problem) {
 	var s string
 	switch l := rt.Subject; {
 	case l.Path != "":
 		s = r.PathValue(l.Path)
+		if rt.cfg.StrictPaths && strings.Contains(s, ".") {
+			// Rails and Spring read "cust.json" as cust in the json format.
+			return "", notCanonical("a subject in the path may not hold a '.': a framework that reads a format suffix would act on another id")
+		}
 	case l.Header != "":
 		v, p := oneHeader(r.Header, l.Header)
 		if p != nil {
@@ -472,27 +459,22 @@ func (rt *route) subject(w http.ResponseWriter, r *http.Request) (privguard.Subj
 		}
 		s = v
 	case l.Query != "":
-		v, p := oneParam(r.URL.Query(), l.Query)
-		if p != nil {
-			return "", p
+		vs := r.URL.Query()[l.Query]
+		if len(vs) > 1 {
+			return "", ambiguous("the query parameter " + l.Query + " is given more than once")
 		}
-		s = v
+		if len(vs) == 1 {
+			s = vs[0]
+		}
 	case l.JSON != "":
-		if p := notInQuery(r, l.JSON); p != nil {
-			return "", p
-		}
-		body, p := readBody(w, r, rt.cfg.MaxBody)
-		if p != nil {
-			return "", p
-		}
-		switch err := jsonpath.CheckMember(body, l.JSON); {
+		switch err := jsonpath.CheckMember(b.data, l.JSON); {
 		case errors.Is(err, jsonpath.ErrNotJSON):
 			return "", malformed("the body must be a JSON object")
 		case err != nil:
 			return "", ambiguousKey(err)
 		}
 		var m map[string]json.RawMessage
-		if err := json.Unmarshal(body, &m); err != nil {
+		if err := json.Unmarshal(b.data, &m); err != nil {
 			return "", malformed("the body must be a JSON object")
 		}
 		if raw, ok := m[l.JSON]; ok {
@@ -513,57 +495,8 @@ func (rt *route) subject(w http.ResponseWriter, r *http.Request) (privguard.Subj
 	return subject, nil
 }
 
-// oneParam returns the one value of query parameter name, or a problem if it is repeated
-// or another parameter's name folds to it (ASP.NET and others match names
-// case-insensitively).
-func oneParam(q url.Values, name string) (string, *privguard.Problem) {
-	want := jsonpath.Fold(name)
-	var vals []string
-	variant := false
-	for k, vs := range q {
-		if k == name || jsonpath.Fold(k) == want {
-			vals = append(vals, vs...)
-			variant = variant || k != name
-		}
-	}
-	switch {
-	case len(vals) > 1:
-		return "", ambiguous("the query parameter " + name + " is given more than once or under two spellings")
-	case variant:
-		return "", ambiguous("the query parameter " + name + " is spelled another way")
-	case len(vals) == 0:
-		return "", nil
-	}
-	return vals[0], nil
-}
-
-// notInQuery refuses a request whose query string also names a JSON body locator:
-// frameworks that merge query and body parameters (Rails, PHP's $_REQUEST) could take that
-// one.
-func notInQuery(r *http.Request, key string) *privguard.Problem {
-	if r.URL.RawQuery == "" {
-		return nil
-	}
-	want := jsonpath.Fold(key)
-	for k := range r.URL.Query() {
-		if jsonpath.Fold(paramRoot(k)) == want {
-			return ambiguous(key + " is given in the query string as well as the body")
-		}
-	}
-	return nil
-}
-
 // serveBatch filters the subjects of a JSON body field down to those that may be contacted.
-func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.Request, in privguard.Input) {
-	if p := notInQuery(r, rt.Subjects.JSON); p != nil {
-		p.Write(w)
-		return
-	}
-	body, p := readBody(w, r, rt.cfg.MaxBody)
-	if p != nil {
-		p.Write(w)
-		return
-	}
+func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.Request, in privguard.Input, body []byte) {
 	switch err := jsonpath.CheckMember(body, rt.Subjects.JSON); {
 	case errors.Is(err, jsonpath.ErrNotJSON):
 		malformed("the body is not valid JSON").Write(w)
@@ -592,7 +525,7 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 		subjects[i] = privguard.SubjectID(s)
 	}
 	kept := make([]privguard.SubjectID, 0, len(subjects))
-	var last privguard.Decision
+	var last, denied privguard.Decision
 	// Every subject of a batch is asked about the same use; decisions differ only by the
 	// subject's facts, so each distinct set of facts is decided once.
 	type facts struct {
@@ -601,11 +534,19 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 	}
 	valid := subjects[:0:0]
 	pos := make([]int32, 0, len(subjects)) // position in the list of each valid subject
+	// A subject named twice is kept once: five copies of one id would be five messages,
+	// all counted against a frequency limit read before any of them was sent.
+	once := make(map[privguard.SubjectID]struct{}, len(subjects))
 	for i, s := range subjects {
-		if s.Validate() == nil { // a malformed id is nobody who consented
-			valid = append(valid, s)
-			pos = append(pos, int32(i))
+		if s.Validate() != nil { // a malformed id is nobody who consented
+			continue
 		}
+		if _, dup := once[s]; dup {
+			continue
+		}
+		once[s] = struct{}{}
+		valid = append(valid, s)
+		pos = append(pos, int32(i))
 	}
 	keepAt := make([]bool, len(subjects))
 	all := make([]facts, len(valid))
@@ -660,6 +601,8 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 			decided = append(decided, seen{k, d})
 			if d.Allowed() {
 				last = d
+			} else {
+				denied = d
 			}
 		}
 		d := &decided[j].d
@@ -673,6 +616,16 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 			keepAt[pos[i]] = true
 			rt.addContact(in.Channel, s)
 		}
+	}
+	if len(kept) == 0 {
+		// Nobody may be contacted: the handler is not called, since an empty list can mean
+		// "everyone" to it.
+		prob := privguard.NewProblem(http.StatusForbidden, TypeDenied, "Nobody in the batch may be contacted",
+			"no subject of "+rt.Subjects.JSON+" may be contacted for "+string(in.Purpose))
+		prob.Reasons = denied.Reasons
+		w.Header().Set(RemovedHeader, strconv.Itoa(len(subjects)))
+		prob.Write(w)
+		return
 	}
 	removed := len(subjects) - len(kept)
 	if removed > 0 {
@@ -702,30 +655,12 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 	}
 	r2 := rt.forward(r, in.Purpose, batch)
 	r2.Header[RemovedHeader] = []string{strconv.Itoa(removed)}
-	r2.Body = io.NopCloser(bytes.NewReader(body))
-	r2.ContentLength = int64(len(body))
-	r2.Header.Set("Content-Length", strconv.Itoa(len(body)))
-	w.Header().Set(RemovedHeader, strconv.Itoa(removed))
-	rt.next.ServeHTTP(w, r2)
-}
-
-// readBody reads the whole request body (at most limit bytes) and puts it back for the
-// handler.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *privguard.Problem) {
-	if r.Body == nil {
-		return nil, malformed("the body is empty")
+	setBody(r2, body)
+	own := http.Header{RemovedHeader: {strconv.Itoa(removed)}}
+	if batch.ID != "" {
+		own[DecisionHeader] = []string{batch.ID}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, privguard.NewProblem(http.StatusRequestEntityTooLarge, TypeBodyTooLarge, "Body too large",
-				"the body must be at most "+strconv.FormatInt(limit, 10)+" bytes")
-		}
-		return nil, malformed("the body could not be read")
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	return body, nil
+	rt.next.ServeHTTP(&ownResponseHeaders{ResponseWriter: w, own: own}, r2)
 }
 
 func malformed(detail string) *privguard.Problem {

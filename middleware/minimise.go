@@ -119,6 +119,8 @@ func (m *minimiser) finish(open func([]byte) ([]byte, error), drop, mask []strin
 	m.restoreHeader()
 	w := m.ResponseWriter
 	if m.buf.Len() == 0 && !m.overflow {
+		// No body (HEAD, 204, 304): the length of the unminimised one is not passed on.
+		w.Header().Del("Content-Length")
 		w.WriteHeader(m.status)
 		return
 	}
@@ -135,9 +137,14 @@ func (m *minimiser) finish(open func([]byte) ([]byte, error), drop, mask []strin
 		fail("response larger than MaxResponse")
 		return
 	}
-	mt, _, _ := mime.ParseMediaType(w.Header().Get("Content-Type"))
-	if mt != "application/json" && !strings.HasSuffix(mt, "+json") {
-		fail("response is not JSON")
+	mt, params, _ := mime.ParseMediaType(w.Header().Get("Content-Type"))
+	if mt != "application/json" && mt != privguard.ProblemContentType {
+		// Another JSON media type (JSON:API, HAL) has another shape than the field paths.
+		fail("response is not application/json")
+		return
+	}
+	if cs := params["charset"]; cs != "" && !strings.EqualFold(cs, "utf-8") {
+		fail("response is not UTF-8")
 		return
 	}
 	if w.Header().Get("Content-Encoding") != "" {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/privguard/privguard"
 )
@@ -38,8 +39,14 @@ func strictPath(r *http.Request) *privguard.Problem {
 	if strings.ContainsAny(path, "\\;%\x00") {
 		return notCanonical("the path holds a backslash, a semicolon (matrix parameters), a double-encoded escape or NUL")
 	}
+	if !utf8.ValidString(path) {
+		// Overlong forms (%C0%AE is '.' to some decoders) and other invalid UTF-8.
+		return notCanonical("the path is not valid UTF-8")
+	}
 	for seg := range strings.SplitSeq(strings.TrimPrefix(path, "/"), "/") {
-		if seg == "." || seg == ".." {
+		if seg != "" && strings.Trim(seg, ". \t\uff0e\u3002") == "" {
+			// ".", "..", and what Windows, NFKC or a lenient router reads as them: "...",
+			// ".. ", fullwidth dots.
 			return notCanonical("the path holds a dot segment")
 		}
 	}
@@ -51,11 +58,17 @@ func strictPath(r *http.Request) *privguard.Problem {
 			return notCanonical(k + " is not accepted: send the request with its real method and path")
 		}
 	}
+	for _, u := range r.Header.Values("Upgrade") {
+		if strings.Contains(strings.ToLower(u), "h2c") {
+			// An h2c upgrade through a proxy opens a tunnel no route sees.
+			return notCanonical("Upgrade: h2c is not accepted")
+		}
+	}
 	if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
-		return ambiguous("the query string is malformed (a semicolon or a bad escape), so servers split it differently")
+		return ambiguous("the query string cannot be parsed one way only (a semicolon, a bad escape, or too many parameters)")
 	}
 	for k := range r.URL.Query() {
-		if strings.EqualFold(k, "_method") {
+		if isMethodOverride(k) {
 			return notCanonical("_method is not accepted: send the request with its real method")
 		}
 	}

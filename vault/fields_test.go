@@ -6,6 +6,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/vault"
 )
 
@@ -30,6 +31,21 @@ func TestSealAndOpenJSONFields(t *testing.T) {
 	again, _ := e.vault.SealJSON(ctx, "c-1", sealed, paths)
 	if !bytes.Equal(again, sealed) {
 		t.Error("sealing a sealed document changed it")
+	}
+	// Something that only looks sealed is not taken for sealed: neither a client's
+	// "pgv1:" plaintext, nor another subject's sealed value, nor one of another field.
+	otherSubject, _ := e.vault.SealJSON(ctx, "c-2", doc, paths)
+	var os, own map[string]any
+	json.Unmarshal(otherSubject, &os)
+	json.Unmarshal(sealed, &own)
+	for name, fake := range map[string]string{
+		"plaintext":     `{"phone":"pgv1:13812345678"}`,
+		"other_subject": `{"phone":"` + os["phone"].(string) + `"}`,
+		"other_field":   `{"phone":"` + own["email"].(string) + `"}`,
+	} {
+		if out, err := e.vault.SealJSON(ctx, "c-1", []byte(fake), paths); !errors.Is(err, privguard.ErrInvalid) {
+			t.Errorf("%s: SealJSON = %s, %v; want ErrInvalid", name, out, err)
+		}
 	}
 	opened, err := e.vault.OpenJSON(ctx, "c-1", sealed, paths)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"net/textproto"
 	"net/url"
 	"os"
 	"strings"
@@ -81,8 +82,18 @@ func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, engi
 			r.SetURL(upstream)
 			// Rewrite received the request without its X-Forwarded-* headers; a trusted
 			// proxy's chain is passed on, anyone else's is not.
-			if xff := r.In.Header.Values("X-Forwarded-For"); len(xff) > 0 && fromTrusted(r.In.RemoteAddr, trusted) {
-				r.Out.Header["X-Forwarded-For"] = xff
+			if fromTrusted(r.In.RemoteAddr, trusted) {
+				if xff := r.In.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+					r.Out.Header["X-Forwarded-For"] = xff
+				}
+			} else {
+				// The other headers upstreams take a client's address or the public path
+				// from are dropped too, unless a trusted proxy sent them.
+				for k := range r.Out.Header {
+					if spoofable(k) {
+						delete(r.Out.Header, k)
+					}
+				}
 			}
 			r.SetXForwarded()
 			// The middleware removed every X-Privguard-* header the client sent and set the
@@ -103,6 +114,19 @@ func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, engi
 		},
 	}
 	return protect(proxy), nil
+}
+
+// spoofable reports the forwarding headers, beside Forwarded and X-Forwarded-For/Host/Proto
+// (which httputil.ReverseProxy drops), that upstreams read a client's address or the public
+// path from (in any spelling a CGI server reads as them: X_Real_IP); only a trusted proxy's
+// are passed on.
+func spoofable(key string) bool {
+	switch textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(key, "_", "-")) {
+	case "X-Real-Ip", "X-Client-Ip", "True-Client-Ip", "X-Cluster-Client-Ip", "Cf-Connecting-Ip", "Fastly-Client-Ip",
+		"X-Original-Forwarded-For", "X-Forwarded-Prefix", "X-Forwarded-Port", "X-Forwarded-Server", "X-Forwarded-Path", "X-Forwarded-Uri":
+		return true
+	}
+	return false
 }
 
 // serveSidecar serves h on cfg.Listen until ctx ends.

@@ -1,6 +1,7 @@
 package jsonpath
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -9,11 +10,12 @@ import (
 	"unicode/utf8"
 )
 
-// Why keys are checked: privguard reads a body with exact, first-class key matching, but the
-// service behind it may not. Go's encoding/json matches keys case-insensitively (with
-// Unicode simple folding, so "ſ" is "s" and the Kelvin sign "K" is "k") and takes the last of
-// two equal keys; Jackson, System.Text.Json and others can be configured either way. A body in
-// which an enforced key could be read two ways is therefore refused, never guessed at.
+// Why keys are checked: privguard reads a body with exact key matching, but the service behind
+// it may not. Go's encoding/json matches keys case-insensitively (with Unicode simple
+// folding, so "ſ" is "s" and the Kelvin sign "K" is "k") and takes the last of two equal
+// keys; encoding/json/v2 can also ignore '_' and '-'; Jackson, System.Text.Json and others
+// can be configured either way. A body in which an enforced key could be read two ways is
+// therefore refused, never guessed at: keys are compared by Fold, the loosest of them.
 
 // KeyError says which key of a document could be read two ways.
 type KeyError struct {
@@ -27,41 +29,77 @@ type KeyError struct {
 
 func (e *KeyError) Error() string {
 	if e.Variant {
-		return "jsonpath: " + e.Path + " is spelled another way (case or Unicode folding)"
+		return "jsonpath: " + e.Path + " is spelled another way (case, '_' or '-', Unicode folding)"
 	}
 	return "jsonpath: " + e.Path + " appears more than once (under case folding or as a duplicate)"
 }
 
-// ErrNotJSON is returned for a document that is not valid JSON.
-var ErrNotJSON = errors.New("jsonpath: not valid JSON")
+// Errors of the checks.
+var (
+	// ErrNotJSON is returned for a document that is not valid JSON.
+	ErrNotJSON = errors.New("jsonpath: not valid JSON")
+	// ErrTooDeep is returned for a document nested deeper than MaxDepth.
+	ErrTooDeep = errors.New("jsonpath: nested deeper than MaxDepth")
+)
 
-// Fold returns key as a case-insensitive decoder matches it: Fold(a) == Fold(b) exactly when
-// Go's encoding/json would take a and b for the same field (ASCII case, then Unicode simple
-// case folding: every rune is replaced by the smallest rune of its fold orbit).
+// MaxDepth is how deeply nested (objects and arrays) a document the checks walk: each level
+// costs a pass over what it holds, so the depth bounds the work, and no API body privguard
+// enforces needs more.
+const MaxDepth = 64
+
+// Fold returns key as the most lenient decoders in use match it: when Fold(a) == Fold(b),
+// some decoder takes a and b for the same field. It covers Go's encoding/json (ASCII case,
+// then Unicode simple folding: "ſ" is "s", the Kelvin sign "k"), encoding/json/v2's
+// case:ignore (which also ignores '_' and '-'), full case folding (Python's casefold: "ß" is
+// "ss", the ligatures "ﬁ" and "ﬆ" are spelled out), Java's character-wise equalsIgnoreCase
+// ("ı" and "İ" are "i"), NFKC's fullwidth forms ("ｃ" is "c"), and C parsers that stop at a
+// NUL (what follows it is dropped).
 func Fold(key string) string {
-	ascii := true
-	for i := 0; i < len(key); i++ {
-		if c := key[i]; c >= utf8.RuneSelf || ('A' <= c && c <= 'Z') {
-			ascii = false
-			break
-		}
+	if i := strings.IndexByte(key, 0); i >= 0 {
+		key = key[:i]
 	}
-	if ascii {
+	if !needsFold(key) {
 		return key
 	}
 	var b strings.Builder
 	b.Grow(len(key))
 	for _, r := range key {
-		if r < utf8.RuneSelf {
+		switch {
+		case r == '_' || r == '-':
+		case r < utf8.RuneSelf:
 			if 'A' <= r && r <= 'Z' {
 				r += 'a' - 'A'
 			}
 			b.WriteRune(r)
-			continue
+		case r >= 0xFF01 && r <= 0xFF5E: // fullwidth ASCII
+			r -= 0xFEE0
+			if 'A' <= r && r <= 'Z' {
+				r += 'a' - 'A'
+			}
+			if r != '_' && r != '-' {
+				b.WriteRune(r)
+			}
+		case r == 'ı' || r == 'İ':
+			b.WriteByte('i')
+		case r == 'ß' || r == 'ẞ':
+			b.WriteString("ss")
+		case r >= 0xFB00 && r <= 0xFB06:
+			b.WriteString([...]string{"ff", "fi", "fl", "ffi", "ffl", "st", "st"}[r-0xFB00])
+		default:
+			b.WriteRune(foldRune(r))
 		}
-		b.WriteRune(foldRune(r))
 	}
 	return b.String()
+}
+
+// needsFold reports whether Fold would change key (NUL already cut).
+func needsFold(key string) bool {
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c >= utf8.RuneSelf || ('A' <= c && c <= 'Z') || c == '_' || c == '-' {
+			return true
+		}
+	}
+	return false
 }
 
 // foldRune returns the smallest rune of r's simple fold orbit, lower-cased when that is
@@ -89,25 +127,31 @@ func CheckPaths(doc []byte, paths []string) error {
 		return ErrNotJSON
 	}
 	for _, p := range paths {
-		if err := checkPath(doc, p, p, true); err != nil {
+		if err := checkPath(doc, p, p, true, 0); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// CheckMember is CheckPaths for the one top-level key of an object (a key that may hold
-// dots).
+// CheckMember is CheckPaths for one key of the top-level object (a key that may hold dots);
+// a document that is not an object has no such key.
 func CheckMember(doc []byte, key string) error {
 	if !json.Valid(doc) {
 		return ErrNotJSON
 	}
-	return checkPath(doc, key, key, false)
+	if d := bytes.TrimLeft(doc, " \t\r\n"); len(d) == 0 || d[0] != '{' {
+		return nil
+	}
+	return checkPath(doc, key, key, false, 0)
 }
 
 // checkPath checks rest, the part of the path full below doc; split says whether rest is a
 // dotted path or a single key.
-func checkPath(doc []byte, full, rest string, split bool) error {
+func checkPath(doc []byte, full, rest string, split bool, depth int) error {
+	if depth > MaxDepth {
+		return ErrTooDeep
+	}
 	i := skipSpace(doc, 0)
 	if i >= len(doc) {
 		return nil
@@ -115,7 +159,7 @@ func checkPath(doc []byte, full, rest string, split bool) error {
 	switch doc[i] {
 	case '[':
 		for v, j := Element(doc, skipSpace(doc, i+1)); v != nil; v, j = Element(doc, j) {
-			if err := checkPath(v, full, rest, split); err != nil {
+			if err := checkPath(v, full, rest, split, depth+1); err != nil {
 				return err
 			}
 		}
@@ -146,7 +190,7 @@ func checkPath(doc []byte, full, rest string, split bool) error {
 	case n == 0 || !deeper:
 		return nil
 	}
-	return checkPath(found, full, tail, true)
+	return checkPath(found, full, tail, true, depth+1)
 }
 
 // CheckDuplicates reports whether doc has an object, at any depth, with two keys that fold
@@ -156,10 +200,13 @@ func CheckDuplicates(doc []byte) error {
 	if !json.Valid(doc) {
 		return ErrNotJSON
 	}
-	return checkDuplicates(doc, "")
+	return checkDuplicates(doc, "", 0)
 }
 
-func checkDuplicates(doc []byte, at string) error {
+func checkDuplicates(doc []byte, at string, depth int) error {
+	if depth > MaxDepth {
+		return ErrTooDeep
+	}
 	i := skipSpace(doc, 0)
 	if i >= len(doc) {
 		return nil
@@ -167,7 +214,7 @@ func checkDuplicates(doc []byte, at string) error {
 	switch doc[i] {
 	case '[':
 		for v, j := Element(doc, skipSpace(doc, i+1)); v != nil; v, j = Element(doc, j) {
-			if err := checkDuplicates(v, at); err != nil {
+			if err := checkDuplicates(v, at, depth+1); err != nil {
 				return err
 			}
 		}
@@ -180,12 +227,62 @@ func checkDuplicates(doc []byte, at string) error {
 				return &KeyError{Path: join(at, key)}
 			}
 			seen = append(seen, f)
-			if err := checkDuplicates(val, join(at, key)); err != nil {
+			if err := checkDuplicates(val, join(at, key), depth+1); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// Keys calls fn for every member of every object in doc, at any depth, with the keys of the
+// objects above it (arrays are transparent: "a":[{"b":1}] gives b under [a]), the key itself,
+// unescaped, and the bytes of its value. It stops at fn's first error and returns it;
+// ErrNotJSON for a document that is not valid JSON, ErrTooDeep past MaxDepth. parents is
+// reused between calls.
+func Keys(doc []byte, fn func(parents []string, key string, val []byte) error) error {
+	if !json.Valid(doc) {
+		return ErrNotJSON
+	}
+	return keys(doc, nil, fn, 0)
+}
+
+func keys(doc []byte, parents []string, fn func([]string, string, []byte) error, depth int) error {
+	if depth > MaxDepth {
+		return ErrTooDeep
+	}
+	i := skipSpace(doc, 0)
+	if i >= len(doc) {
+		return nil
+	}
+	switch doc[i] {
+	case '[':
+		for v, j := Element(doc, skipSpace(doc, i+1)); v != nil; v, j = Element(doc, j) {
+			if err := keys(v, parents, fn, depth+1); err != nil {
+				return err
+			}
+		}
+	case '{':
+		for raw, val, j := Member(doc, skipSpace(doc, i+1)); raw != nil; raw, val, j = Member(doc, j) {
+			key := unquote(raw)
+			if err := fn(parents, key, val); err != nil {
+				return err
+			}
+			if c := firstByte(val); c == '{' || c == '[' {
+				if err := keys(val, append(parents, key), fn, depth+1); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func firstByte(b []byte) byte {
+	if i := skipSpace(b, 0); i < len(b) {
+		return b[i]
+	}
+	return 0
 }
 
 func join(at, key string) string {
@@ -235,32 +332,19 @@ func Element(arr []byte, i int) (val []byte, next int) {
 // keys, the common case, are compared without decoding or allocating.
 func keyIs(raw []byte, want, folded string) (exact, fold bool) {
 	body := raw[1 : len(raw)-1]
-	plain := true
 	for _, c := range body {
 		if c == '\\' || c >= utf8.RuneSelf {
-			plain = false
-			break
+			key := unquote(raw)
+			return key == want, key != want && Fold(key) == folded
 		}
-	}
-	if !plain {
-		key := unquote(raw)
-		return key == want, key != want && Fold(key) == folded
 	}
 	if string(body) == want {
 		return true, false
 	}
-	if len(body) != len(folded) {
-		return false, false
+	if !needsFold(string(body)) { // the conversion does not allocate
+		return false, string(body) == folded
 	}
-	for i, c := range body {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != folded[i] {
-			return false, false
-		}
-	}
-	return false, true
+	return false, Fold(string(body)) == folded
 }
 
 // unquote returns the string the JSON string literal q (valid) stands for. Invalid UTF-8

@@ -3,34 +3,41 @@ package jsonpath_test
 import (
 	"encoding/json"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/privguard/privguard/internal/jsonpath"
 )
 
-func TestFoldMatchesEncodingJSON(t *testing.T) {
-	// Fold(a) == Fold(b) must hold exactly when encoding/json fills the same field from
-	// either key.
+func TestFold(t *testing.T) {
+	// Whatever encoding/json takes for the same field, Fold does too; Fold also joins what
+	// looser decoders join.
 	for _, tc := range []struct {
-		key  string
-		same bool
+		key        string
+		stdlib     bool // encoding/json fills recipients from key
+		lenientToo bool // some decoder does (Fold must say so)
 	}{
-		{"recipients", true}, {"RECIPIENTS", true}, {"Recipients", true},
-		{"recipientſ", true}, // U+017F LATIN SMALL LETTER LONG S folds to s
-		{"Kustomer", false},  // another word
-		{"recipients ", false}, {"recipient", false}, {"recipients\u0000", false},
+		{"recipients", true, true}, {"RECIPIENTS", true, true}, {"Recipients", true, true},
+		{"recipientſ", true, true},          // U+017F LATIN SMALL LETTER LONG S folds to s
+		{"recipi_ents", false, true},        // encoding/json/v2 case:ignore drops '_' and '-'
+		{"RECIPI-ENTS", false, true},        //
+		{"ｒｅｃｉｐｉｅｎｔｓ", false, true},         // fullwidth, NFKC
+		{"recıpients", false, true},         // dotless i: Java's equalsIgnoreCase
+		{"recipients\x00junk", false, true}, // C parsers stop at NUL
+		{"Kustomer", false, false}, {"recipients ", false, false}, {"recipient", false, false},
 	} {
 		var v struct {
 			Recipients int `json:"recipients"`
 		}
 		b, _ := json.Marshal(map[string]int{tc.key: 1})
 		_ = json.Unmarshal(b, &v)
-		decoded := v.Recipients == 1
-		if decoded != tc.same {
+		if decoded := v.Recipients == 1; decoded != tc.stdlib {
 			t.Fatalf("test table wrong: encoding/json fills recipients from %q: %v", tc.key, decoded)
 		}
-		if got := jsonpath.Fold(tc.key) == jsonpath.Fold("recipients"); got != tc.same {
-			t.Errorf("Fold(%q) == Fold(recipients) is %v; encoding/json says %v", tc.key, got, tc.same)
+		if got := jsonpath.Fold(tc.key) == jsonpath.Fold("recipients"); got != tc.lenientToo {
+			t.Errorf("Fold(%q) == Fold(recipients) is %v; want %v", tc.key, got, tc.lenientToo)
 		}
 	}
 	var k struct {
@@ -39,6 +46,11 @@ func TestFoldMatchesEncodingJSON(t *testing.T) {
 	_ = json.Unmarshal([]byte(`{"\u212aind":1}`), &k) // KELVIN SIGN
 	if k.Kind != 1 || jsonpath.Fold("\u212aind") != jsonpath.Fold("kind") {
 		t.Errorf("the Kelvin sign: encoding/json %v, Fold %q", k.Kind == 1, jsonpath.Fold("\u212aind"))
+	}
+	for a, b := range map[string]string{"addreß": "address", "cuﬆomer": "customer", "İd": "id"} {
+		if jsonpath.Fold(a) != jsonpath.Fold(b) {
+			t.Errorf("Fold(%q) = %q, Fold(%q) = %q; want them equal", a, jsonpath.Fold(a), b, jsonpath.Fold(b))
+		}
 	}
 }
 
@@ -130,4 +142,44 @@ func FuzzCheckPaths(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestDepthIsBounded(t *testing.T) {
+	deep := []byte(strings.Repeat("[", 10000) + `"x"` + strings.Repeat("]", 10000))
+	start := time.Now()
+	if err := jsonpath.CheckPaths(deep, []string{"customer"}); !errors.Is(err, jsonpath.ErrTooDeep) {
+		t.Errorf("CheckPaths(10,000 nested arrays) = %v; want ErrTooDeep", err)
+	}
+	if err := jsonpath.CheckDuplicates(deep); !errors.Is(err, jsonpath.ErrTooDeep) {
+		t.Errorf("CheckDuplicates = %v; want ErrTooDeep", err)
+	}
+	if err := jsonpath.Keys(deep, func([]string, string, []byte) error { return nil }); !errors.Is(err, jsonpath.ErrTooDeep) {
+		t.Errorf("Keys = %v; want ErrTooDeep", err)
+	}
+	if err := jsonpath.CheckMember(deep, "customer"); err != nil {
+		t.Errorf("CheckMember of an array = %v; want nil (no top-level object, no member)", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the checks took %v on a 20 KB document", d)
+	}
+	ok := []byte(strings.Repeat(`{"a":`, 60) + `1` + strings.Repeat("}", 60))
+	if err := jsonpath.CheckPaths(ok, []string{"a.a.a"}); err != nil {
+		t.Errorf("60 levels: %v", err)
+	}
+}
+
+func TestKeys(t *testing.T) {
+	var got []string
+	err := jsonpath.Keys([]byte(`{"a":[{"b":1},{"c":{"d\u0021":2}}],"e":3}`), func(parents []string, key string, _ []byte) error {
+		got = append(got, strings.Join(append(slices.Clone(parents), key), "."))
+		return nil
+	})
+	want := []string{"a", "a.b", "a.c", "a.c.d!", "e"}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("Keys = %v, %v; want %v", got, err, want)
+	}
+	stop := errors.New("stop")
+	if err := jsonpath.Keys([]byte(`{"a":1,"b":2}`), func([]string, string, []byte) error { return stop }); err != stop {
+		t.Errorf("Keys did not return fn's error: %v", err)
+	}
 }
