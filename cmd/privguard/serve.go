@@ -86,6 +86,12 @@ Flags (they override the configuration file):
 	if *adminListen != "" {
 		cfg.AdminListen = *adminListen
 	}
+	// The names the file uses (purposes, data categories) are checked before anything
+	// starts, and reported plainly rather than as a log line.
+	if _, err := cfg.Taxonomy(); err != nil {
+		fmt.Fprintf(stderr, "privguard: %v\n", err)
+		return 2
+	}
 	if err := runServer(ctx, cfg, log, stdout); err != nil {
 		log.Error("privguard serve stopped", "err", err)
 		return 2
