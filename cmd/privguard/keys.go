@@ -69,13 +69,16 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if cmd == "compact" {
 		before, after, err := boltstore.CompactFile(filepath.Join(*data, dataFile))
+		if errors.Is(err, boltstore.ErrLocked) {
+			err = inUse(*data, "keys compact", false)
+		}
 		if err != nil {
 			return fail(err)
 		}
 		fmt.Fprintf(stdout, "compacted %s: %d -> %d bytes\n", filepath.Join(*data, dataFile), before, after)
 		return 0
 	}
-	db, err := boltstore.Open(filepath.Join(*data, dataFile), boltstore.Options{})
+	db, err := openDataFile(*data, "keys "+cmd, cmd == "status", boltstore.Options{})
 	if err != nil {
 		return fail(err)
 	}

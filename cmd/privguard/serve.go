@@ -93,6 +93,11 @@ Flags (they override the configuration file):
 		return 2
 	}
 	if err := runServer(ctx, cfg, log, stdout); err != nil {
+		if errors.Is(err, boltstore.ErrLocked) {
+			fmt.Fprintf(stderr, "privguard: the data file %s is in use by another privguard process (another serve, or a keys command): stop it first, or give this serve its own --data directory\n",
+				filepath.Join(cfg.Data, dataFile))
+			return 2
+		}
 		log.Error("privguard serve stopped", "err", err)
 		return 2
 	}

@@ -8,8 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -50,12 +48,7 @@ Flags:
 		}
 		return 2
 	}
-	path := filepath.Join(*data, dataFile)
-	if _, err := os.Stat(path); err != nil {
-		fmt.Fprintf(stderr, "privguard: no ledger at %s: %v\n", path, err)
-		return 2
-	}
-	db, err := boltstore.Open(path, boltstore.Options{ReadOnly: true, LockTimeout: 5 * time.Second})
+	db, err := openDataFile(*data, "consent verify", true, boltstore.Options{ReadOnly: true, LockTimeout: 5 * time.Second})
 	if err != nil {
 		fmt.Fprintf(stderr, "privguard: %v\n", err)
 		return 2
