@@ -37,6 +37,7 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
+	// How many positional arguments each subcommand takes (-1: any number).
 	want := map[string]int{"init": 0, "status": 0, "compact": 0, "rotate-kek": 0, "shred": 1, "rotate": -1}[cmd]
 	if want >= 0 && len(positional) != want {
 		c, _ := lookup("keys " + cmd)
