@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -13,15 +14,19 @@ const compactTxSize = 64 << 20
 // CompactFile rewrites the data file at path into a fresh file holding only live data, then
 // replaces the original with it. bbolt keeps the bytes of deleted values in free pages until
 // they are reused; after a compaction they are gone from the file (not from copies or
-// backups made earlier). The file must not be open: stop `privguard serve` first.
+// backups made earlier). The file must not be open: stop `privguard serve` first; returns an
+// error matching [ErrLocked] if it is.
 func CompactFile(path string) (before, after int64, err error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return 0, 0, fmt.Errorf("compact: %w", err)
 	}
 	src, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: DefaultLockTimeout})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return 0, 0, fmt.Errorf("compact %s: %w", path, ErrLocked)
+	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("compact %s: %w (is privguard serve running?)", path, err)
+		return 0, 0, fmt.Errorf("compact %s: %w", path, err)
 	}
 	tmp := path + ".compact"
 	os.Remove(tmp)

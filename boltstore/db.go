@@ -13,6 +13,11 @@ import (
 // DefaultLockTimeout is how long Open waits for another process to release the file.
 const DefaultLockTimeout = 2 * time.Second
 
+// ErrLocked means another process holds the data file's lock (a running `privguard serve`,
+// or another command); [Open] and [CompactFile] return it, wrapped, after waiting
+// [Options.LockTimeout]. It also matches [privguard.ErrUnavailable].
+var ErrLocked = fmt.Errorf("boltstore: the data file is in use by another process: %w", privguard.ErrUnavailable)
+
 // Options configure [Open]. The zero value is ready to use.
 type Options struct {
 	// LockTimeout is how long to wait for the file lock; zero means DefaultLockTimeout.
@@ -26,7 +31,8 @@ type DB struct {
 	bolt *bolt.DB
 }
 
-// Open opens or creates the data file at path (mode 0600).
+// Open opens or creates the data file at path (mode 0600). Returns an error matching
+// [ErrLocked] if another process holds the file past opts.LockTimeout.
 func Open(path string, opts Options) (*DB, error) {
 	if opts.LockTimeout == 0 {
 		opts.LockTimeout = DefaultLockTimeout
@@ -39,7 +45,7 @@ func Open(path string, opts Options) (*DB, error) {
 	})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, fmt.Errorf("open %s: file is locked by another privguard process: %w", path, privguard.ErrUnavailable)
+			return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}

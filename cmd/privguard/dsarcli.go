@@ -19,28 +19,42 @@ import (
 	"github.com/privguard/privguard/internal/config"
 )
 
-const dsarUsage = `Usage: privguard dsar <submit|status|list|retry|approve|result|register> [flags]
+// dsarFlags are the flags of the dsar subcommands; each subcommand defines the common ones
+// and its own (newDsarFlags), the others stay zero.
+type dsarFlags struct {
+	admin, data, tokenFile                            string
+	typ, subject, subjectsFile, regime, note, trigger string
+	patch                                             patchFlag
+	approveNote, outFile, state                       string
+	overdue                                           bool
+}
 
-Talks to a running 'privguard serve' through its admin API.
-
-  submit --type T --subject ID | --subjects-file FILE [--regime pipl|gdpr] [--operator-note TEXT]
-         [--patch CATEGORY=VALUE]... [--trigger WHY]
-         T: access portability categories correction deletion restriction objection.
-         With --operator-note, you attest that you verified the requester's identity.
-         --trigger starts a deletion the controller owes on its own (purpose_achieved,
-         service_ended, retention_expired, consent_withdrawn, unlawful_processing).
-         A subjects file has one id per line; progress goes to stderr.
-  status ID           print one request (state, deadline, tasks per store)
-  retry ID            run the request's failed tasks now, not at their backoff time
-  approve ID --note TEXT   approve a correction's patch (say how you checked it)
-  result ID --out FILE     download a finished access request's package (once; it is
-                           then destroyed), to hand it to the subject yourself
-  list [--state S] [--overdue]
-  register --out FILE      the register of every request as CSV (no subject ids), for the DPO
-
-Common flags: --admin URL (default http://127.0.0.1:8081), --data DIR (reads DIR/admin.token),
---token-file FILE; or set PRIVGUARD_ADMIN_TOKEN.
-`
+// newDsarFlags defines the flags of 'privguard dsar sub'.
+func newDsarFlags(fs *flag.FlagSet, sub string) *dsarFlags {
+	f := &dsarFlags{patch: patchFlag{}}
+	fs.StringVar(&f.admin, "admin", "http://"+config.DefaultAdminListen, "admin API `URL` of the running serve")
+	fs.StringVar(&f.data, "data", config.DefaultDataDir, "data `directory` holding admin.token")
+	fs.StringVar(&f.tokenFile, "token-file", "", "`file` holding the admin token (default DIR/admin.token; $PRIVGUARD_ADMIN_TOKEN wins)")
+	switch sub {
+	case "submit":
+		fs.StringVar(&f.typ, "type", "", "request `type`: access, portability, categories, correction, deletion, restriction or objection")
+		fs.StringVar(&f.subject, "subject", "", "the subject's `id`")
+		fs.StringVar(&f.subjectsFile, "subjects-file", "", "`file` of subject ids, one per line")
+		fs.StringVar(&f.regime, "regime", "", "the `law`: pipl or gdpr (default: the server's regime)")
+		fs.StringVar(&f.note, "operator-note", "", "how you verified the requester's identity (you attest that you did)")
+		fs.StringVar(&f.trigger, "trigger", "", "`why` the controller erases on its own (--type deletion): purpose_achieved, service_ended, retention_expired, consent_withdrawn or unlawful_processing")
+		fs.Var(f.patch, "patch", "`CATEGORY=VALUE` to correct, repeatable (--type correction)")
+	case "approve":
+		fs.StringVar(&f.approveNote, "note", "", "how the correction was checked (required)")
+	case "result", "register":
+		fs.StringVar(&f.outFile, "out", "", "`file` to write to (created, mode 0600)")
+	case "list":
+		fs.StringVar(&f.state, "state", "", "only requests in this `state`")
+		fs.StringVar(&f.state, "status", "", "only requests in this `state` (same as --state)")
+		fs.BoolVar(&f.overdue, "overdue", false, "only overdue requests")
+	}
+	return f
+}
 
 // adminClient calls the admin API.
 type adminClient struct {
@@ -86,44 +100,24 @@ func (c *adminClient) call(ctx context.Context, method, path string, body any, o
 	return nil
 }
 
+// dsarCmd runs 'privguard dsar CMD ARGS...'; args[0] is a dsar subcommand.
 func dsarCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, dsarUsage)
-		return 2
-	}
 	cmd := args[0]
-	fs := flag.NewFlagSet("privguard dsar "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, dsarUsage) }
-	admin := fs.String("admin", "http://"+config.DefaultAdminListen, "admin API `URL`")
-	data := fs.String("data", config.DefaultDataDir, "data `directory` holding admin.token")
-	tokenFile := fs.String("token-file", "", "`file` holding the admin token")
-	typ := fs.String("type", "", "request type (submit)")
-	subject := fs.String("subject", "", "subject id (submit)")
-	subjectsFile := fs.String("subjects-file", "", "`file` of subject ids, one per line (submit)")
-	regime := fs.String("regime", "", "pipl or gdpr (submit; default: the server's regime)")
-	note := fs.String("operator-note", "", "how you verified the identity (submit)")
-	trigger := fs.String("trigger", "", "why the controller erases on its own (submit --type deletion)")
-	patch := patchFlag{}
-	fs.Var(patch, "patch", "`CATEGORY=VALUE` to correct, repeatable (submit --type correction)")
-	approveNote := fs.String("note", "", "how the correction was checked (approve)")
-	outFile := fs.String("out", "", "`file` to write the package to (result)")
-	state := fs.String("state", "", "only requests in this state (list)")
-	fs.StringVar(state, "status", "", "same as --state")
-	overdue := fs.Bool("overdue", false, "only overdue requests (list)")
-	// Flags may come before or after the positional argument (privguard dsar status ID --admin URL).
-	var positional []string
-	for rest := args[1:]; ; {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional, rest = append(positional, fs.Arg(0)), fs.Args()[1:]
+	fs := newFlagSet("dsar " + cmd)
+	f := newDsarFlags(fs, cmd)
+	positional, code, ok := parseFlags(fs, "dsar "+cmd, args[1:], stdout, stderr)
+	if !ok {
+		return code
+	}
+	admin, data, tokenFile := &f.admin, &f.data, &f.tokenFile
+	typ, subject, subjectsFile, regime, note, trigger, patch := &f.typ, &f.subject, &f.subjectsFile, &f.regime, &f.note, &f.trigger, f.patch
+	approveNote, outFile, state, overdue := &f.approveNote, &f.outFile, &f.state, &f.overdue
+	usage := func() int {
+		c, _ := lookup("dsar " + cmd)
+		return usageError(stderr, "dsar "+cmd, "usage: privguard "+c.usage)
+	}
+	if want := map[string]int{"status": 1, "retry": 1, "approve": 1, "result": 1}[cmd]; len(positional) != want {
+		return usage()
 	}
 	token := getenv("PRIVGUARD_ADMIN_TOKEN")
 	if token == "" {
@@ -144,9 +138,8 @@ func dsarCmd(ctx context.Context, args []string, getenv func(string) string, std
 		return dsarSubmit(ctx, c, submitOptions{typ: *typ, subject: *subject, subjectsFile: *subjectsFile, regime: *regime,
 			note: *note, trigger: *trigger, patch: patch}, stdout, stderr)
 	case "approve":
-		if len(positional) != 1 || *approveNote == "" {
-			fmt.Fprint(stderr, "Usage: privguard dsar approve ID --note TEXT\n")
-			return 2
+		if *approveNote == "" {
+			return usage()
 		}
 		var out struct{ ID, State string }
 		if err := c.call(ctx, "POST", "/v1/requests/"+url.PathEscape(positional[0])+"/approve", map[string]string{"note": *approveNote}, &out); err != nil {
@@ -157,21 +150,15 @@ func dsarCmd(ctx context.Context, args []string, getenv func(string) string, std
 		return 0
 	case "register":
 		if *outFile == "" {
-			fmt.Fprint(stderr, "Usage: privguard dsar register --out FILE\n")
-			return 2
+			return usage()
 		}
 		return dsarRegister(ctx, c, *outFile, stdout, stderr)
 	case "result":
-		if len(positional) != 1 || *outFile == "" {
-			fmt.Fprint(stderr, "Usage: privguard dsar result ID --out FILE\n")
-			return 2
+		if *outFile == "" {
+			return usage()
 		}
 		return dsarResult(ctx, c, positional[0], *outFile, stdout, stderr)
 	case "status", "retry":
-		if len(positional) != 1 {
-			fmt.Fprintf(stderr, "Usage: privguard dsar %s ID\n", cmd)
-			return 2
-		}
 		method, path := "GET", "/v1/requests/"+url.PathEscape(positional[0])
 		if cmd == "retry" {
 			method, path = "POST", path+"/retry"
@@ -229,8 +216,7 @@ func dsarCmd(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		return 0
 	}
-	fmt.Fprintf(stderr, "privguard: unknown dsar command %q\n\n%s", cmd, dsarUsage)
-	return 2
+	return usageError(stderr, "dsar", fmt.Sprintf("unknown command %q", cmd))
 }
 
 // submitOptions are the flags of 'privguard dsar submit'.

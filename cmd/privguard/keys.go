@@ -23,37 +23,25 @@ const (
 	tombstoneName = "vault.tombstone-hmac"
 )
 
-const keysUsage = `Usage: privguard keys <command> [--data DIR] [args]
+// newKeysFlags defines the flags of the keys subcommands.
+func newKeysFlags(fs *flag.FlagSet) *string {
+	return fs.String("data", config.DefaultDataDir, "data `directory`")
+}
 
-Commands:
-  init               create the local master key (<data>/master.keyset.json, mode 0600)
-  status             subject keys, KEK rotation state, master key file permissions
-  shred SUBJECT      destroy a subject's keys: every ciphertext of the subject becomes unreadable
-  compact            rewrite the data file so shredded keys leave no bytes behind (stop serve first)
-  rotate [SUBJECT..] add a new key to the subjects' keysets (all subjects if none named)
-  rotate-kek         wrap every subject key with a new master key, then destroy the old one;
-                     resumable: run it again after an interruption
-
-The local master key is a development and single-host option: whoever reads the file can
-decrypt all personal data. Keep it apart from backups of the data file; a backup is safe to
-keep only while the master key that wrapped it can be destroyed. Stop 'privguard serve'
-before running keys commands (it holds the data file's lock).
-`
-
+// keys runs 'privguard keys CMD ARGS...'; args[0] is a keys subcommand.
 func keys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, keysUsage)
-		return 2
-	}
 	cmd := args[0]
-	fs := flag.NewFlagSet("privguard keys "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	data := fs.String("data", config.DefaultDataDir, "data `directory`")
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	fs := newFlagSet("keys " + cmd)
+	data := newKeysFlags(fs)
+	positional, code, ok := parseFlags(fs, "keys "+cmd, args[1:], stdout, stderr)
+	if !ok {
+		return code
+	}
+	// How many positional arguments each subcommand takes (-1: any number).
+	want := map[string]int{"init": 0, "status": 0, "compact": 0, "rotate-kek": 0, "shred": 1, "rotate": -1}[cmd]
+	if want >= 0 && len(positional) != want {
+		c, _ := lookup("keys " + cmd)
+		return usageError(stderr, "keys "+cmd, "usage: privguard "+c.usage)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	fail := func(err error) int { fmt.Fprintf(stderr, "privguard: %v\n", err); return 2 }
@@ -69,13 +57,16 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if cmd == "compact" {
 		before, after, err := boltstore.CompactFile(filepath.Join(*data, dataFile))
+		if errors.Is(err, boltstore.ErrLocked) {
+			err = inUse(*data, "keys compact", false)
+		}
 		if err != nil {
 			return fail(err)
 		}
 		fmt.Fprintf(stdout, "compacted %s: %d -> %d bytes\n", filepath.Join(*data, dataFile), before, after)
 		return 0
 	}
-	db, err := boltstore.Open(filepath.Join(*data, dataFile), boltstore.Options{})
+	db, err := openDataFile(*data, "keys "+cmd, cmd == "status", boltstore.Options{})
 	if err != nil {
 		return fail(err)
 	}
@@ -97,16 +88,13 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case "shred":
-		if fs.NArg() != 1 {
-			return fail(errors.New("usage: privguard keys shred SUBJECT"))
-		}
-		if err := v.Shred(ctx, privguard.SubjectID(fs.Arg(0))); err != nil {
+		if err := v.Shred(ctx, privguard.SubjectID(positional[0])); err != nil {
 			return fail(err)
 		}
 		fmt.Fprintln(stdout, "shredded; run privguard keys compact to remove the key's bytes from the data file")
 		return 0
 	case "rotate":
-		subjects := fs.Args()
+		subjects := positional
 		if len(subjects) == 0 {
 			db.Vault().EachWrappedKey(ctx, func(s privguard.SubjectID, _ []byte) error { subjects = append(subjects, string(s)); return nil })
 		}
@@ -120,8 +108,7 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "rotate-kek":
 		return rotateKEK(ctx, *data, db, stdout, stderr, log)
 	}
-	fmt.Fprintf(stderr, "privguard: unknown keys command %q\n\n%s", cmd, keysUsage)
-	return 2
+	return usageError(stderr, "keys", fmt.Sprintf("unknown command %q", cmd))
 }
 
 // rotateKEK rewraps everything with master.next.json (created if absent), then makes it the

@@ -163,7 +163,7 @@ func TestCommandLine(t *testing.T) {
 		{nil, 2, "Usage:"},
 		{[]string{"frobnicate"}, 2, "unknown command"},
 		{[]string{"consent"}, 2, "consent verify"},
-		{[]string{"consent", "verify", "--data", "/nonexistent/dir"}, 2, "no ledger"},
+		{[]string{"consent", "verify", "--data", "/nonexistent/dir"}, 2, "no data file at /nonexistent/dir/privguard.db"},
 		{[]string{"serve", "--help"}, 0, "Usage: privguard serve"},
 		{[]string{"serve", "--log-level", "loud"}, 2, "--log-level"},
 		{[]string{"serve", "--config", "/nonexistent.yaml"}, 2, "config"},

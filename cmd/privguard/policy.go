@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,40 +10,30 @@ import (
 	"github.com/privguard/privguard/policy"
 )
 
+// newPolicyTestFlags defines the flags of 'privguard policy test'.
+func newPolicyTestFlags(fs *flag.FlagSet) *bool {
+	return fs.Bool("v", false, "list every test, not only failures")
+}
+
 // policyTest runs the Rego unit tests (*_test.rego) of a policy directory with OPA's
 // tester, the way `go test ./policy` runs the default bundle's.
 func policyTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("privguard policy test", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	verbose := fs.Bool("v", false, "list every test, not only failures")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: privguard policy test [-v] DIR...
-
-Runs the Rego unit tests (rules named test_* in *_test.rego files) of the policy in each
-DIR, with the data files (data.json) found there. Exits 1 if a test fails, 2 if the policy
-does not load. The default bundle is in policy/bundle of the source tree.
-
-Flags:
-`)
-		fs.PrintDefaults()
+	fs := newFlagSet("policy test")
+	verbose := newPolicyTestFlags(fs)
+	dirs, code, ok := parseFlags(fs, "policy test", args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if len(dirs) == 0 {
+		return usageError(stderr, "policy test", "name at least one policy directory (the default bundle: policy/bundle)")
 	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return 2
-	}
-	for _, dir := range fs.Args() {
+	for _, dir := range dirs {
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 			fmt.Fprintf(stderr, "privguard: %s is not a directory\n", dir)
 			return 2
 		}
 	}
-	results, err := policy.RunTests(ctx, fs.Args()...)
+	results, err := policy.RunTests(ctx, dirs...)
 	if err != nil {
 		fmt.Fprintf(stderr, "privguard: %v\n", err)
 		return 2

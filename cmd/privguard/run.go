@@ -10,82 +10,97 @@ import (
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
 var version = ""
 
-const usage = `privguard — privacy and consent compliance (PIPL, GDPR) for marketing stacks.
-
-Usage:
-  privguard <command> [flags]
-
-Commands:
-  serve            run the consent ledger and admin APIs (embedded store, no other service needed)
-  consent verify   check the consent ledger's hash chain; names the first record that does not match
-  policy test DIR  run a policy's Rego unit tests (the default bundle: policy/bundle)
-  dsar ...         data-subject requests through a running serve: submit, status, list, retry,
-                   approve, result, register
-  keys ...         master key and subject keys: init, status, shred, compact, rotate, rotate-kek
-  version          print the version
-  help             print this help
-
-Run 'privguard <command> --help' for a command's flags.
-
-Quick start:
-  privguard serve                       # data in ./privguard-data, APIs on 127.0.0.1:8081
-  TOKEN=$(cat privguard-data/admin.token)
-  curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8081/readyz
-`
-
 // run is the whole program: it parses args, runs one command and returns the exit code
-// (0 ok, 1 the command's check failed, 2 usage or operational error).
+// (0 ok, 1 the command's check failed, 2 usage or operational error). Help goes to stdout
+// with exit code 0; usage mistakes go to stderr with exit code 2.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		writeUsage(stderr)
 		return 2
 	}
-	switch args[0] {
+	switch group := args[0]; group {
 	case "serve":
 		return serve(ctx, args[1:], getenv, stdout, stderr)
-	case "consent":
-		if len(args) < 2 || args[1] == "-h" || args[1] == "--help" || args[1] == "help" {
-			fmt.Fprint(stderr, "Usage: privguard consent verify [--data DIR]\n")
+	case "consent", "policy", "keys", "dsar":
+		if len(args) < 2 {
+			writeGroup(stderr, group)
 			return 2
 		}
-		if args[1] == "verify" {
+		if isHelp(args[1]) {
+			writeGroup(stdout, group)
+			return 0
+		}
+		name := group + " " + args[1]
+		if _, ok := lookup(name); !ok {
+			fmt.Fprintf(stderr, "privguard: unknown %s command %q\n\n", group, args[1])
+			writeGroup(stderr, group)
+			return 2
+		}
+		switch group {
+		case "consent":
 			return consentVerify(ctx, args[2:], stdout, stderr)
-		}
-		fmt.Fprintf(stderr, "privguard: unknown consent command %q (want: verify)\n", args[1])
-		return 2
-	case "dsar":
-		return dsarCmd(ctx, args[1:], getenv, stdout, stderr)
-	case "keys":
-		return keys(ctx, args[1:], stdout, stderr)
-	case "policy":
-		if len(args) >= 2 && args[1] == "test" {
+		case "policy":
 			return policyTest(ctx, args[2:], stdout, stderr)
+		case "keys":
+			return keys(ctx, args[1:], stdout, stderr)
+		default:
+			return dsarCmd(ctx, args[1:], getenv, stdout, stderr)
 		}
-		fmt.Fprint(stderr, "Usage: privguard policy test [-v] DIR...\n")
-		return 2
 	case "version", "--version", "-version":
+		fs := newFlagSet("version")
+		positional, code, ok := parseFlags(fs, "version", args[1:], stdout, stderr)
+		if !ok {
+			return code
+		}
+		if len(positional) > 0 {
+			return usageError(stderr, "version", "takes no arguments")
+		}
 		fmt.Fprintln(stdout, "privguard", versionString())
 		return 0
 	case "help", "-h", "--help", "-help":
-		fmt.Fprint(stdout, usage)
-		return 0
+		return help(args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "privguard: unknown command %q\n\n%s", args[0], usage)
+	fmt.Fprintf(stderr, "privguard: unknown command %q\n\n", args[0])
+	writeUsage(stderr)
 	return 2
 }
 
+// versionString returns privguard's version as versionFrom makes it from this binary.
 func versionString() string {
-	if version != "" {
-		return version
+	bi, ok := debug.ReadBuildInfo()
+	return versionFrom(version, bi, ok)
+}
+
+// versionFrom returns the version: the one set with -ldflags "-X main.version=...", else the
+// module version (go install ...@v1.2.3; go build in a git checkout stamps a pseudo-version
+// such as v0.0.0-20261201201756-4f2010f10c40+dirty), else the VCS revision go build stamped
+// (with -dirty and the commit time), else "devel" and why there is none. The Go version that
+// built it follows in parentheses.
+func versionFrom(ldflags string, bi *debug.BuildInfo, ok bool) string {
+	if ldflags != "" {
+		return ldflags
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		v := bi.Main.Version
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				v += " (" + s.Value[:12] + ")"
-			}
+	if !ok {
+		return "devel (built without module support, so no version information)"
+	}
+	built := " (" + bi.GoVersion + ")"
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v + built
+	}
+	settings := map[string]string{}
+	for _, s := range bi.Settings {
+		settings[s.Key] = s.Value
+	}
+	if rev := settings["vcs.revision"]; rev != "" {
+		v := "devel " + rev[:min(12, len(rev))]
+		if settings["vcs.modified"] == "true" {
+			v += "-dirty"
 		}
-		return v
+		if t := settings["vcs.time"]; t != "" {
+			v += " " + t
+		}
+		return v + built
 	}
-	return "(devel)"
+	return "devel" + built + `: no version stamped (go run and -buildvcs=false builds carry none); ` +
+		`go build in a git checkout stamps the revision, -ldflags "-X main.version=v1.2.3" a release`
 }

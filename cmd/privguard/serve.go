@@ -41,31 +41,31 @@ const (
 	decisionLogFile   = "decisions.log"
 )
 
+// serveFlags are the flags of 'privguard serve'.
+type serveFlags struct {
+	config, data, adminListen, logLevel *string
+}
+
+func newServeFlags(fs *flag.FlagSet) serveFlags {
+	return serveFlags{
+		config:      fs.String("config", "", "YAML configuration `file` (optional; see above)"),
+		data:        fs.String("data", "", "data `directory` of the embedded store (default "+config.DefaultDataDir+"; overrides the file's data)"),
+		adminListen: fs.String("admin-listen", "", "`address` of the consent and admin APIs (default "+config.DefaultAdminListen+"; overrides admin_listen)"),
+		logLevel:    fs.String("log-level", "info", "log `level`: debug, info, warn or error"),
+	}
+}
+
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	fset := flag.NewFlagSet("privguard serve", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	configPath := fset.String("config", "", "YAML configuration `file` (optional)")
-	data := fset.String("data", "", "data `directory` of the embedded store (default "+config.DefaultDataDir+")")
-	adminListen := fset.String("admin-listen", "", "`address` of the consent and admin APIs (default "+config.DefaultAdminListen+")")
-	logLevel := fset.String("log-level", "info", "log `level`: debug, info, warn or error")
-	fset.Usage = func() {
-		fmt.Fprint(stderr, `Usage: privguard serve [--config FILE] [--data DIR] [--admin-listen ADDR]
-
-Runs the consent ledger and its HTTP API on one embedded bbolt file; no other service is
-needed. Every API call needs "Authorization: Bearer <token>": with no token configured,
-the first start writes one to <data>/admin.token (mode 0600). SIGINT or SIGTERM shut down
-cleanly: requests in flight finish, then the ledger and the file are closed.
-
-Flags (they override the configuration file):
-`)
-		fset.PrintDefaults()
+	fset := newFlagSet("serve")
+	f := newServeFlags(fset)
+	positional, code, ok := parseFlags(fset, "serve", args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if err := fset.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if len(positional) > 0 {
+		return usageError(stderr, "serve", fmt.Sprintf("unexpected argument %q (the configuration file goes after --config)", positional[0]))
 	}
+	configPath, data, adminListen, logLevel := f.config, f.data, f.adminListen, f.logLevel
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		fmt.Fprintf(stderr, "privguard: --log-level %q: want debug, info, warn or error\n", *logLevel)
@@ -87,7 +87,18 @@ Flags (they override the configuration file):
 	if *adminListen != "" {
 		cfg.AdminListen = *adminListen
 	}
+	// The names the file uses (purposes, data categories) are checked before anything
+	// starts, and reported plainly rather than as a log line.
+	if _, err := cfg.Taxonomy(); err != nil {
+		fmt.Fprintf(stderr, "privguard: %v\n", err)
+		return 2
+	}
 	if err := runServer(ctx, cfg, log, stdout); err != nil {
+		if errors.Is(err, boltstore.ErrLocked) {
+			fmt.Fprintf(stderr, "privguard: the data file %s is in use by another privguard process (another serve, or a keys command): stop it first, or give this serve its own --data directory\n",
+				filepath.Join(cfg.Data, dataFile))
+			return 2
+		}
 		log.Error("privguard serve stopped", "err", err)
 		return 2
 	}

@@ -8,8 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -22,40 +20,31 @@ import (
 // dataFile is the embedded store's file inside the data directory.
 const dataFile = "privguard.db"
 
-func consentVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("privguard consent verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	data := fs.String("data", config.DefaultDataDir, "data `directory` of the embedded store")
-	var anchors []string
+// verifyFlags are the flags of 'privguard consent verify'.
+type verifyFlags struct {
+	data    *string
+	anchors *[]string
+}
+
+func newVerifyFlags(fs *flag.FlagSet) verifyFlags {
+	f := verifyFlags{data: fs.String("data", config.DefaultDataDir, "data `directory` of the embedded store"), anchors: new([]string)}
 	fs.Func("anchor", "`SEQ:SHA256` of a head printed by an earlier verify and kept elsewhere; checks the ledger still holds that record unchanged (repeatable)",
-		func(v string) error { anchors = append(anchors, v); return nil })
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: privguard consent verify [--data DIR]
+		func(v string) error { *f.anchors = append(*f.anchors, v); return nil })
+	return f
+}
 
-Checks every record of the consent ledger: its hash, its place in the chain, the notice it
-cites. Prints a summary; if a record does not match, names the first one and exits 1.
-The file is opened read-only; stop 'privguard serve' first (it holds the file's lock).
-
-The chain proves the ledger consistent, not that nobody with write access to the file
-rewrote it end to end. Keep the printed head outside the file (a DPO export, a ticket, a
-public log) and pass it back with --anchor: verify then also checks that record is unchanged.
-
-Flags:
-`)
-		fs.PrintDefaults()
+func consentVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("consent verify")
+	f := newVerifyFlags(fs)
+	positional, code, ok := parseFlags(fs, "consent verify", args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if len(positional) > 0 {
+		return usageError(stderr, "consent verify", fmt.Sprintf("unexpected argument %q (the data directory goes after --data)", positional[0]))
 	}
-	path := filepath.Join(*data, dataFile)
-	if _, err := os.Stat(path); err != nil {
-		fmt.Fprintf(stderr, "privguard: no ledger at %s: %v\n", path, err)
-		return 2
-	}
-	db, err := boltstore.Open(path, boltstore.Options{ReadOnly: true, LockTimeout: 5 * time.Second})
+	data, anchors := f.data, *f.anchors
+	db, err := openDataFile(*data, "consent verify", true, boltstore.Options{ReadOnly: true, LockTimeout: 5 * time.Second})
 	if err != nil {
 		fmt.Fprintf(stderr, "privguard: %v\n", err)
 		return 2

@@ -12,9 +12,11 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/go-playground/validator/v10"
 	"go.yaml.in/yaml/v3"
@@ -32,7 +34,7 @@ const (
 type File struct {
 	// Data is the directory of the embedded store. Default DefaultDataDir.
 	Data string `yaml:"data"`
-	// DataDir is another name for Data.
+	// DataDir is another name for Data; setting both is an error.
 	DataDir string `yaml:"data_dir"`
 	// Listen is the sidecar's address; with Upstream set, serve proxies to it, enforcing
 	// Routes.
@@ -106,7 +108,7 @@ type Disclosure struct {
 
 // Recipient is a party personal data is disclosed to.
 type Recipient struct {
-	Name       string   `yaml:"name" validate:"required,max=64,alphanumunicode|containsany=-_"`
+	Name       string   `yaml:"name" validate:"required,max=64,name"`
 	Country    string   `yaml:"country" validate:"omitempty,iso3166_1_alpha2"`
 	Purposes   []string `yaml:"purposes" validate:"dive,required,max=100"`
 	Categories []string `yaml:"categories" validate:"dive,required,max=100"`
@@ -123,7 +125,7 @@ type Webhook struct {
 
 // Store is one downstream store of the data map.
 type Store struct {
-	Name       string       `yaml:"name" validate:"required,max=64,alphanumunicode|containsany=-_"`
+	Name       string       `yaml:"name" validate:"required,max=64,name"`
 	Type       string       `yaml:"type" validate:"required,oneof=postgres mysql redis webhook"`
 	DSN        string       `yaml:"dsn" validate:"required_if=Type postgres,required_if=Type mysql"`
 	Addr       string       `yaml:"addr" validate:"required_if=Type redis"`
@@ -162,7 +164,7 @@ type Policy struct {
 // Frequency is an outreach limit: at most Max contacts per subject within Window.
 type Frequency struct {
 	Max    int    `yaml:"max" validate:"min=0,max=10000"`
-	Window string `yaml:"window" validate:"required"`
+	Window string `yaml:"window" validate:"required,duration"`
 }
 
 // Route is one route of the sidecar's route table (see middleware.Route).
@@ -179,7 +181,9 @@ type Route struct {
 	Channel   string            `yaml:"channel" validate:"omitempty,oneof=sms email push wechat"`
 	Recipient string            `yaml:"recipient" validate:"max=200"`
 	// Encrypt lists fields (paths, or data categories of Fields) sealed by the vault in
-	// request bodies and opened in responses.
+	// request bodies and opened in responses. An entry that is not a key of Fields and
+	// starts with "user." is a data category: it must be known and be the category of at
+	// least one field.
 	Encrypt []string `yaml:"encrypt" validate:"dive,required,max=200"`
 	Role    string   `yaml:"role" validate:"max=64"`
 }
@@ -267,6 +271,17 @@ func Parse(b []byte) (*File, error) {
 		n, err := strconv.Atoi(port)
 		return err == nil && n >= 0 && n <= 65535
 	})
+	// Store and recipient names appear in paths (/v1/callbacks/<store>) and file names.
+	_ = v.RegisterValidation("name", func(fl validator.FieldLevel) bool {
+		s := fl.Field().String()
+		return s != "" && strings.IndexFunc(s, func(r rune) bool {
+			return !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '-' && r != '_'
+		}) < 0
+	})
+	_ = v.RegisterValidation("duration", func(fl validator.FieldLevel) bool {
+		d, err := time.ParseDuration(fl.Field().String())
+		return err == nil && d > 0
+	})
 	v.RegisterTagNameFunc(func(fld reflect.StructField) string {
 		name, _, _ := strings.Cut(fld.Tag.Get("yaml"), ",")
 		return name
@@ -276,19 +291,14 @@ func Parse(b []byte) (*File, error) {
 		if errors.As(err, &ve) {
 			var msgs []string
 			for _, fe := range ve {
-				ns := fe.Namespace()
-				if _, rest, ok := strings.Cut(ns, "."); ok {
-					ns = rest
-				}
-				rule := fe.Tag()
-				if fe.Param() != "" {
-					rule += "=" + fe.Param()
-				}
-				msgs = append(msgs, fmt.Sprintf("%s: fails %s", ns, rule))
+				msgs = append(msgs, message(fe))
 			}
-			return nil, fmt.Errorf("config: %s", strings.Join(msgs, "; "))
+			return nil, problems(msgs)
 		}
 		return nil, fmt.Errorf("config: %w", err)
+	}
+	if f.Data != "" && f.DataDir != "" {
+		return nil, errors.New("config: data and data_dir are two names for the data directory; set only one")
 	}
 	if f.Data == "" {
 		f.Data = f.DataDir
@@ -306,7 +316,10 @@ func Parse(b []byte) (*File, error) {
 }
 
 // Taxonomy returns the default purposes with the file's overrides applied and validated
-// (legitimate interests under PIPL is rejected here: CON-01).
+// (legitimate interests under PIPL is rejected here: CON-01), and checks every purpose,
+// data category and legal basis the file names against them (see checkNames): an unknown
+// one is an error naming its path and, where one is close, the name probably meant. Serve
+// calls it at start and refuses to start on an error.
 func (f *File) Taxonomy() (*privguard.Taxonomy, error) {
 	infos := privguard.DefaultPurposes()
 	seen := map[string]bool{}
@@ -329,14 +342,34 @@ func (f *File) Taxonomy() (*privguard.Taxonomy, error) {
 			infos[i].Bases = bases
 		}
 	}
-	for name := range f.Consent.Purposes {
+	var names []string
+	for _, info := range infos {
+		names = append(names, string(info.Purpose))
+	}
+	slices.Sort(names)
+	var msgs []string
+	for _, name := range sortedKeys(f.Consent.Purposes) {
 		if !seen[name] {
-			return nil, fmt.Errorf("config: consent.purposes[%s]: not a purpose of the default taxonomy", name)
+			msgs = append(msgs, fmt.Sprintf("consent.purposes[%s]: not a purpose of the default taxonomy%s", name, suggestPurpose(name, names)))
 		}
+	}
+	msgs = append(msgs, f.checkBases()...)
+	msgs = append(msgs, f.checkNames(names)...)
+	if len(msgs) > 0 {
+		return nil, problems(msgs)
 	}
 	t, err := privguard.NewTaxonomy(infos)
 	if err != nil {
 		return nil, fmt.Errorf("config: consent.purposes: %w", err)
 	}
 	return t, nil
+}
+
+// problems is the error for the configuration problems msgs: one per line when there are
+// several.
+func problems(msgs []string) error {
+	if len(msgs) == 1 {
+		return fmt.Errorf("config: %s", msgs[0])
+	}
+	return fmt.Errorf("config: %d problems:\n  %s", len(msgs), strings.Join(msgs, "\n  "))
 }

@@ -1,0 +1,383 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// A command is one privguard command or subcommand as its help page shows it. Commands
+// define their flags in a function (flags) that both the command and its help page use, so a
+// page always lists the flags the command takes.
+type command struct {
+	name    string // "keys shred"
+	summary string // one line, for the lists of commands
+	usage   string // the synopsis after "privguard "
+	about   string // what it does, in paragraphs
+	example string // shell lines that run as pasted (given the data and a running serve where needed)
+	flags   func(fs *flag.FlagSet)
+}
+
+// groupAbout returns what the group of subcommands called name ("keys") is for, and false
+// if name is not a group.
+func groupAbout(name string) (string, bool) {
+	switch name {
+	case "consent":
+		return "The consent ledger, offline: verify its hash chain.", true
+	case "policy":
+		return "The enforcement policy (Rego): run its unit tests.", true
+	case "keys":
+		return `The master key and the subject keys of the vault, offline. The local master key
+(<data>/master.keyset.json) is a development and single-host option: whoever reads the
+file can decrypt all personal data. Keep it apart from backups of the data file; a backup
+is safe to keep only while the master key that wrapped it can be destroyed. Stop
+'privguard serve' first: it holds the data file.`, true
+	case "dsar":
+		return `Data-subject requests through a running 'privguard serve' (its admin API). Every
+subcommand takes --admin URL (default http://127.0.0.1:8081) and the admin token from
+$PRIVGUARD_ADMIN_TOKEN, --token-file FILE or DIR/admin.token (--data DIR, default
+./privguard-data).`, true
+	}
+	return "", false
+}
+
+// commands returns every command, in the order help lists them.
+func commands() []command {
+	return []command{
+		{name: "serve", summary: "run the consent ledger and the admin API (and, with listen and upstream, the sidecar proxy)",
+			usage: "serve [--config FILE] [--data DIR] [--admin-listen ADDR] [--log-level LEVEL]",
+			about: `Runs the consent ledger, the vault, data-subject requests and their HTTP API on one
+embedded bbolt file; no other service is needed. Every API call needs
+"Authorization: Bearer <token>": with no token configured, the first start writes one to
+<data>/admin.token (mode 0600) and logs the file's path. SIGINT or SIGTERM shut down
+cleanly: requests in flight finish, then the ledger and the file are closed.
+
+The configuration file (YAML; every key optional, unknown keys, purposes and data
+categories are errors) has these main keys:
+  data              data directory (default ./privguard-data; same as --data)
+  admin_listen      address of the admin API (default 127.0.0.1:8081)
+  admin             tokens (by SHA-256) and their roles; policy_file for your own role policy
+  consent           eu_consent_age, and per-purpose validity and legal_bases
+  policy            dir (your own Rego, hot-reloaded), frequency limits per channel
+  vault             kek_uri: a KMS key instead of the local master key file
+  dsar              stores (postgres, mysql, redis, webhook), recipients, disclosure, ...
+The sidecar, for services in any language (serve then proxies and enforces):
+  listen            the sidecar's address, where clients connect (e.g. 127.0.0.1:8080)
+  upstream          the service it protects (http or https URL); required with listen
+  regime            the law for the upstream's subjects: pipl (default) or gdpr
+  routes            match ("GET /api/profiles/{id}"), purpose or purposes, subject or
+                    subjects ({path|header|query|json: NAME}), fields (JSON path: data
+                    category), channel, recipient, role, encrypt
+  trusted_proxies   CIDRs whose X-Forwarded-For is passed on
+The README's "The sidecar" and "Configuration" sections show complete files.`,
+			example: `privguard serve
+privguard serve --config privguard.yaml --log-level debug`,
+			flags: func(fs *flag.FlagSet) { newServeFlags(fs) }},
+		{name: "consent verify", summary: "check the consent ledger's hash chain; names the first record that does not match",
+			usage: "consent verify [--data DIR] [--anchor SEQ:SHA256]...",
+			about: `Checks every record of the consent ledger: its hash, its place in the chain, the notice
+it cites. Prints a summary and the head (last record and its hash); if a record does not
+match, names the first one and exits 1. The file is opened read-only; stop
+'privguard serve' first (it holds the file), or run this against a copy of the directory.
+
+The chain proves the ledger consistent, not that nobody with write access to the file
+rewrote it end to end. Keep the printed head outside the file (a DPO export, a ticket, a
+public log) and pass it back with --anchor: verify then also checks that record is
+unchanged.`,
+			example: `privguard consent verify --data privguard-data
+privguard consent verify --data privguard-data --anchor 1042:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08`,
+			flags: func(fs *flag.FlagSet) { newVerifyFlags(fs) }},
+		{name: "policy test", summary: "run a policy's Rego unit tests (the default bundle: policy/bundle)",
+			usage: "policy test [-v] DIR...",
+			about: `Runs the Rego unit tests (rules named test_* in *_test.rego files) of the policy in each
+DIR, with the data files (data.json) found there. Exits 1 if a test fails, 2 if the policy
+does not load. The default bundle is in policy/bundle of the source tree.`,
+			example: `privguard policy test policy/bundle
+privguard policy test -v ./policies`,
+			flags: func(fs *flag.FlagSet) { newPolicyTestFlags(fs) }},
+		{name: "keys init", summary: "create the local master key (<data>/master.keyset.json, mode 0600)",
+			usage: "keys init [--data DIR]",
+			about: `Creates the local master key of a new installation. An existing key is never
+overwritten. 'privguard serve' creates one on its first start anyway; use this to create it
+before, for example to keep a copy of it somewhere safe first.`,
+			example: `privguard keys init --data privguard-data`,
+			flags:   func(fs *flag.FlagSet) { newKeysFlags(fs) }},
+		{name: "keys status", summary: "subject keys, KEK rotation state, master key file permissions",
+			usage:   "keys status [--data DIR]",
+			about:   `Prints how many subject keys the vault holds, where the master key is and its file mode, and whether a master key rotation is unfinished.`,
+			example: `privguard keys status --data privguard-data`,
+			flags:   func(fs *flag.FlagSet) { newKeysFlags(fs) }},
+		{name: "keys shred", summary: "destroy a subject's keys: every ciphertext of the subject becomes unreadable",
+			usage: "keys shred [--data DIR] SUBJECT",
+			about: `Destroys the subject's keys (crypto-shredding): every copy of the subject's sealed data,
+in databases, caches, exports and backups, becomes unreadable at once. Run
+'privguard keys compact' afterwards to remove the key's bytes from the data file.`,
+			example: `privguard keys shred --data privguard-data cust-8841`,
+			flags:   func(fs *flag.FlagSet) { newKeysFlags(fs) }},
+		{name: "keys compact", summary: "rewrite the data file so shredded keys leave no bytes behind",
+			usage: "keys compact [--data DIR]",
+			about: `Rewrites the data file keeping only live data: bbolt keeps the bytes of deleted values in
+free pages until they are reused, so a shredded key's wrapped bytes stay in the file until
+then. Copies and backups made earlier still hold them (see keys rotate-kek).`,
+			example: `privguard keys compact --data privguard-data`,
+			flags:   func(fs *flag.FlagSet) { newKeysFlags(fs) }},
+		{name: "keys rotate", summary: "add a new key to the subjects' keysets (all subjects if none named)",
+			usage:   "keys rotate [--data DIR] [SUBJECT...]",
+			about:   `Adds a new primary key to each named subject's keyset (every subject's, if none is named). New data is sealed with it; older data stays readable.`,
+			example: `privguard keys rotate --data privguard-data cust-8841`,
+			flags:   func(fs *flag.FlagSet) { newKeysFlags(fs) }},
+		{name: "keys rotate-kek", summary: "wrap every subject key with a new master key, then destroy the old one",
+			usage: "keys rotate-kek [--data DIR]",
+			about: `Creates a new master key (<data>/master.next.json), rewraps every subject key with it,
+then replaces the old master key with it, destroying the old one: backups taken before are
+unreadable from then on. Resumable: after an interruption, run it again.`,
+			example: `privguard keys rotate-kek --data privguard-data`,
+			flags:   func(fs *flag.FlagSet) { newKeysFlags(fs) }},
+		{name: "dsar submit", summary: "submit requests, for one subject or a file of them",
+			usage: "dsar submit --type TYPE (--subject ID | --subjects-file FILE) [--regime LAW] [--operator-note TEXT] [--patch CATEGORY=VALUE]... [--trigger WHY]",
+			about: `Submits a data-subject request. TYPE is access, portability, categories, correction,
+deletion, restriction or objection. With --operator-note you attest that you verified the
+requester's identity (say how). --trigger starts a deletion the controller owes on its own
+(purpose_achieved, service_ended, retention_expired, consent_withdrawn,
+unlawful_processing). A subjects file has one id per line (# comments allowed); progress
+goes to stderr, and failures name the line, never the id. Prints "ID<TAB>STATE" per request.`,
+			example: `privguard dsar submit --type deletion --subject cust-8841 --operator-note "ID card at the desk"
+privguard dsar submit --type deletion --trigger retention_expired --subjects-file expired.txt`,
+			flags: func(fs *flag.FlagSet) { newDsarFlags(fs, "submit") }},
+		{name: "dsar status", summary: "print one request (state, deadline, tasks per store)",
+			usage:   "dsar status ID",
+			about:   `Prints the request as JSON: its state, its legal deadline, and each store's task.`,
+			example: `privguard dsar status "$ID"`,
+			flags:   func(fs *flag.FlagSet) { newDsarFlags(fs, "status") }},
+		{name: "dsar list", summary: "list requests, optionally only those in a state or overdue",
+			usage:   "dsar list [--state STATE] [--overdue]",
+			about:   `Lists requests with their type, law, state and due date; marks overdue and soon-due ones.`,
+			example: `privguard dsar list --overdue`,
+			flags:   func(fs *flag.FlagSet) { newDsarFlags(fs, "list") }},
+		{name: "dsar retry", summary: "run a request's failed tasks now, not at their backoff time",
+			usage:   "dsar retry ID",
+			about:   `Runs the request's failed store tasks now (a store is back), instead of waiting for their next backoff time.`,
+			example: `privguard dsar retry "$ID"`,
+			flags:   func(fs *flag.FlagSet) { newDsarFlags(fs, "retry") }},
+		{name: "dsar approve", summary: "approve a correction's patch (someone with the dpo role)",
+			usage:   "dsar approve ID --note TEXT",
+			about:   `Approves the new values of a correction request, which then reaches the stores. Say how you checked them.`,
+			example: `privguard dsar approve "$ID" --note "matches the order confirmation"`,
+			flags:   func(fs *flag.FlagSet) { newDsarFlags(fs, "approve") }},
+		{name: "dsar result", summary: "download a finished access request's package, to hand it over yourself",
+			usage: "dsar result ID --out FILE",
+			about: `Downloads the zip of a finished access or portability request to FILE (mode 0600, never
+overwritten). It can be downloaded once: the server then destroys its copy.`,
+			example: `privguard dsar result "$ID" --out copy.zip`,
+			flags:   func(fs *flag.FlagSet) { newDsarFlags(fs, "result") }},
+		{name: "dsar register", summary: "the register of every request as CSV (no subject ids), for the DPO",
+			usage:   "dsar register --out FILE",
+			about:   `Saves the register of every request, on time or not, as CSV (mode 0600). It holds no subject ids.`,
+			example: `privguard dsar register --out register.csv`,
+			flags:   func(fs *flag.FlagSet) { newDsarFlags(fs, "register") }},
+		{name: "version", summary: "print the version",
+			usage: "version",
+			about: `Prints the version: the one set at build time (-ldflags "-X main.version=v1.2.3"), else
+the module version (go install ...@v1.2.3), else the git revision go build stamped (with
+"-dirty" for uncommitted changes, and the commit time). go run stamps none.`,
+			example: `privguard version`,
+			flags:   func(*flag.FlagSet) {}},
+		{name: "help", summary: "print this help, or a command's (privguard help keys shred)",
+			usage:   "help [COMMAND [SUBCOMMAND]]",
+			about:   `Prints the list of commands, or the help page of one.`,
+			example: `privguard help consent verify`,
+			flags:   func(*flag.FlagSet) {}},
+	}
+}
+
+// lookup returns the command called name ("keys shred").
+func lookup(name string) (command, bool) {
+	for _, c := range commands() {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+// subcommands returns the commands under group ("keys").
+func subcommands(group string) []command {
+	var out []command
+	for _, c := range commands() {
+		if strings.HasPrefix(c.name, group+" ") {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// writeUsage prints the top-level help.
+func writeUsage(w io.Writer) {
+	fmt.Fprint(w, `privguard — privacy and consent compliance (PIPL, GDPR) for marketing stacks.
+
+Usage:
+  privguard <command> [subcommand] [flags]
+
+Commands:
+`)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, `
+Run 'privguard <command> --help' (or 'privguard help <command>') for a command's page.
+
+Quick start:
+  privguard serve                       # data in ./privguard-data, APIs on 127.0.0.1:8081
+  TOKEN=$(cat privguard-data/admin.token)
+  curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8081/readyz
+`)
+}
+
+// writeGroup prints the page of a group of subcommands ("keys").
+func writeGroup(w io.Writer, group string) {
+	about, _ := groupAbout(group)
+	fmt.Fprintf(w, "Usage: privguard %s <subcommand> [flags]\n\n%s\n\nSubcommands:\n", group, about)
+	for _, c := range subcommands(group) {
+		fmt.Fprintf(w, "  %-20s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nRun 'privguard %s <subcommand> --help' for a subcommand's flags and an example.\n", group)
+}
+
+// writePage prints c's help page: usage, what it does, its flags (from fs), an example.
+func writePage(w io.Writer, c command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: privguard %s\n\n%s\n", c.usage, wrap(c.about, "", pageWidth))
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	if n > 0 {
+		fmt.Fprint(w, "\nFlags:\n")
+		fs.VisitAll(func(f *flag.Flag) {
+			arg, usage := flag.UnquoteUsage(f)
+			dash := "--"
+			if len(f.Name) == 1 {
+				dash = "-"
+			}
+			line := "  " + dash + f.Name
+			if arg != "" {
+				line += " " + argName(arg)
+			}
+			if f.DefValue != "" && f.DefValue != "false" {
+				usage += " (default " + f.DefValue + ")"
+			}
+			fmt.Fprintf(w, "%s\n%s\n", line, wrap(usage, "      ", pageWidth))
+		})
+	}
+	fmt.Fprint(w, "\nExample:\n")
+	for _, line := range strings.Split(c.example, "\n") {
+		fmt.Fprintf(w, "  %s\n", line)
+	}
+}
+
+// newFlagSet returns the flag set of the command called name, whose errors parseFlags
+// reports.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("privguard "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
+}
+
+// parseFlags parses args with fs, the flag set of the command called name, and returns the
+// positional arguments; flags may come before or after them (privguard keys shred ID
+// --data DIR), and everything after "--" is positional. On -h or --help it prints the
+// command's page to stdout and returns 0, false; on a bad flag, the error and where to find
+// help to stderr, and 2, false.
+func parseFlags(fs *flag.FlagSet, name string, args []string, stdout, stderr io.Writer) (positional []string, code int, ok bool) {
+	for rest := args; ; {
+		err := fs.Parse(rest)
+		if errors.Is(err, flag.ErrHelp) {
+			c, _ := lookup(name)
+			writePage(stdout, c, fs)
+			return nil, 0, false
+		}
+		if err != nil {
+			return nil, usageError(stderr, name, err.Error()), false
+		}
+		left := fs.Args()
+		if len(left) == 0 {
+			return positional, 0, true
+		}
+		if n := len(rest) - len(left); n > 0 && rest[n-1] == "--" {
+			return append(positional, left...), 0, true
+		}
+		positional, rest = append(positional, left[0]), left[1:]
+	}
+}
+
+// usageError prints a usage mistake of the command called name and returns exit code 2.
+func usageError(stderr io.Writer, name, msg string) int {
+	fmt.Fprintf(stderr, "privguard %s: %s\nRun 'privguard %s --help' for usage.\n", name, msg, name)
+	return 2
+}
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help"
+}
+
+// help prints the help page for the words after 'privguard help' and returns the exit code.
+func help(words []string, stdout, stderr io.Writer) int {
+	if len(words) == 1 && words[0] != "help" && isHelp(words[0]) {
+		words = []string{"help"} // privguard help --help
+	}
+	name := strings.Join(words, " ")
+	if name == "" {
+		writeUsage(stdout)
+		return 0
+	}
+	if _, ok := groupAbout(name); ok {
+		writeGroup(stdout, name)
+		return 0
+	}
+	c, ok := lookup(name)
+	if !ok {
+		fmt.Fprintf(stderr, "privguard help: no command %q\n\n", name)
+		writeUsage(stderr)
+		return 2
+	}
+	fs := newFlagSet(c.name)
+	c.flags(fs)
+	writePage(stdout, c, fs)
+	return 0
+}
+
+// pageWidth is the width help pages are wrapped to.
+const pageWidth = 92
+
+// argName is the placeholder a help page shows for a flag's value: the name in the flag's
+// usage (`directory`), as the synopses write it (DIR).
+func argName(name string) string {
+	switch name {
+	case "directory":
+		return "DIR"
+	case "address":
+		return "ADDR"
+	case "string":
+		return "TEXT"
+	}
+	return strings.ToUpper(name)
+}
+
+// wrap breaks the lines of text longer than width at spaces, indenting every line with
+// indent; shorter lines (and their own indentation) are kept as they are.
+func wrap(text, indent string, width int) string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		for len(indent)+len(line) > width {
+			cut := strings.LastIndexByte(line[:width-len(indent)], ' ')
+			if cut <= 0 {
+				break
+			}
+			out = append(out, indent+line[:cut])
+			line = line[cut+1:]
+		}
+		out = append(out, indent+line)
+	}
+	return strings.Join(out, "\n")
+}
