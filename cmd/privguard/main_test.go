@@ -212,3 +212,28 @@ func TestPolicyTestCommand(t *testing.T) {
 		t.Errorf("broken policy = %d; want 2", code)
 	}
 }
+
+func TestServeRefusesUnknownTokenRoles(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "privguard.yaml")
+	os.WriteFile(cfg, []byte("admin:\n  tokens:\n    - {name: dpo-office, sha256: "+strings.Repeat("ab", 32)+", roles: [dpoo]}\n"), 0o600)
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"serve", "--config", cfg, "--data", dir}, os.Getenv, &out, &errb)
+	if code != 2 || !strings.Contains(errb.String(), `role \"dpoo\" is not in the role policy`) || !strings.Contains(errb.String(), "dpo") {
+		t.Errorf("serve with a misspelt role = %d %q; want 2 naming the role and the known ones", code, errb.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "privguard.db")); err == nil {
+		t.Error("a refused configuration still created the data file")
+	}
+}
+
+func TestServeWarnsRoutesWithoutListen(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "privguard.yaml")
+	os.WriteFile(cfg, []byte("routes:\n  - {match: \"GET /api/profiles/{id}\", purpose: personalize.recommendation, subject: {path: id}}\n"), 0o600)
+	_, _, stop, logs := startServe(t, dir, "--config", cfg)
+	defer stop()
+	if !strings.Contains(logs.String(), "used by the sidecar only") {
+		t.Errorf("serve with routes and no listen said nothing:\n%s", logs.String())
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -111,6 +112,20 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	if err != nil {
 		return err
 	}
+	// The role policy and the tokens' roles are checked before anything is written.
+	var policy []byte
+	if cfg.Admin.PolicyFile != "" {
+		if policy, err = os.ReadFile(cfg.Admin.PolicyFile); err != nil {
+			return fmt.Errorf("admin policy: %w", err)
+		}
+	}
+	authorizer, err := authz.New(string(policy))
+	if err != nil {
+		return err
+	}
+	if err := checkTokenRoles(cfg.Admin.Tokens, authorizer.Roles()); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
@@ -169,6 +184,10 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		return err
 	}
 	var checks func() map[string]any
+	if cfg.Listen == "" && (cfg.Policy.Dir != "" || len(cfg.Routes) > 0) {
+		// Only the sidecar enforces routes with the policy; without listen they do nothing.
+		log.Warn("routes and policy.dir are used by the sidecar only, which runs when listen and upstream are set; they are ignored")
+	}
 	if cfg.Listen != "" {
 		key, err := db.Consent().Secret(ctx, "audit.subject-hmac", func() ([]byte, error) {
 			k := make([]byte, 32)
@@ -257,16 +276,6 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	dsarDone := make(chan struct{})
 	go func() { defer close(dsarDone); requests.Run(dsarCtx, dsarStepInterval) }()
 	defer func() { stopDSAR(); <-dsarDone }()
-	var policy []byte
-	if cfg.Admin.PolicyFile != "" {
-		if policy, err = os.ReadFile(cfg.Admin.PolicyFile); err != nil {
-			return fmt.Errorf("admin policy: %w", err)
-		}
-	}
-	authorizer, err := authz.New(string(policy))
-	if err != nil {
-		return err
-	}
 	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Authorizer: authorizer, Vault: vlt, Requests: requests, IdentityTokens: idTokens, Notifier: notifier, Tokens: tokens, Logger: log, Checks: checks,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
 	if err != nil {
@@ -390,4 +399,19 @@ func randomKey() ([]byte, error) {
 	k := make([]byte, 32)
 	_, err := rand.Read(k)
 	return k, err
+}
+
+// checkTokenRoles refuses a configured token whose role the role policy does not know: a
+// misspelt role ("dpoo") would otherwise make every call of that token a 403.
+func checkTokenRoles(tokens []config.Token, known []string) error {
+	var errs []error
+	for i, t := range tokens {
+		for _, r := range t.Roles {
+			if !slices.Contains(known, r) {
+				errs = append(errs, fmt.Errorf("config: admin.tokens[%d] (%s): role %q is not in the role policy (known: %s)",
+					i, t.Name, r, strings.Join(known, ", ")))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

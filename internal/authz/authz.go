@@ -75,10 +75,8 @@ func (a *Authorizer) Allow(roles []string, obj, act string) bool {
 	return false
 }
 
-// RolesFor returns, sorted, the roles of the policy that may do act on obj (DefaultRole
-// among them when a token without roles may): what a refused caller needs to hear. It asks
-// the policy itself, so a replaced policy answers for its own roles.
-func (a *Authorizer) RolesFor(obj, act string) []string {
+// Roles returns, sorted, every role the policy knows (DefaultRole among them).
+func (a *Authorizer) Roles() []string {
 	known := map[string]bool{DefaultRole: true}
 	subjects, _ := a.e.GetAllSubjects()
 	for _, s := range subjects {
@@ -90,12 +88,23 @@ func (a *Authorizer) RolesFor(obj, act string) []string {
 			known[r] = true
 		}
 	}
-	var out []string
+	out := make([]string, 0, len(known))
 	for r := range known {
+		out = append(out, r)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// RolesFor returns, sorted, the roles of the policy that may do act on obj (DefaultRole
+// among them when a token without roles may): what a refused caller needs to hear. It asks
+// the policy itself, so a replaced policy answers for its own roles.
+func (a *Authorizer) RolesFor(obj, act string) []string {
+	var out []string
+	for _, r := range a.Roles() {
 		if ok, err := a.e.Enforce(r, obj, act); err == nil && ok {
 			out = append(out, r)
 		}
 	}
-	slices.Sort(out)
 	return out
 }
