@@ -55,7 +55,9 @@ func benchEnv(b *testing.B, n int) (*consent.Ledger, func(http.Handler) http.Han
 	if err != nil {
 		b.Fatal(err)
 	}
-	wrap, err := middleware.New(middleware.Config{Routes: routes, Decider: engine, Facts: l, Regime: privguard.RegimePIPL})
+	// As the sidecar runs it: strict paths, unmatched requests denied.
+	wrap, err := middleware.New(middleware.Config{Routes: routes, Decider: engine, Facts: l, Regime: privguard.RegimePIPL,
+		StrictPaths: true, DenyUnmatched: true})
 	if err != nil {
 		b.Fatal(err)
 	}

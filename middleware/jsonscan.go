@@ -12,6 +12,10 @@ import (
 // caller falls back to decoding.
 var errSlowPath = errors.New("middleware: use the decoding rewrite")
 
+// errAmbiguousKey means an object holds an op's key twice, or in another spelling that a
+// lenient reader would take for it (jsonpath.MatchKey).
+var errAmbiguousKey = errors.New("middleware: a field to rewrite is named twice or spelled another way")
+
 // rewriteFast is rewrite without decoding: it walks doc (which must be valid JSON) member
 // by member, copying the bytes of everything it keeps and descending only into the values
 // on an op's path. It returns errSlowPath for input it does not handle.
@@ -22,6 +26,10 @@ func rewriteFast(dst, doc []byte, ops []fieldOp) ([]byte, error) {
 	}
 	switch doc[0] {
 	case '{':
+		if len(ops) > 64 {
+			return nil, errSlowPath
+		}
+		var seen uint64 // the ops whose key this object has had
 		dst = append(dst, '{')
 		first := true
 		for rawKey, val, j := jsonpath.Member(doc, 1); rawKey != nil; rawKey, val, j = jsonpath.Member(doc, j) {
@@ -31,13 +39,18 @@ func rewriteFast(dst, doc []byte, ops []fieldOp) ([]byte, error) {
 			}
 			drop, mask := false, (func(any) any)(nil)
 			var deeper []fieldOp
-			for _, op := range ops {
-				if op.path[0] != string(key) {
+			for i, op := range ops {
+				exact, variant := jsonpath.MatchKey(rawKey, op.path[0], op.folds[0])
+				switch {
+				case variant || (exact && seen&(1<<i) != 0):
+					return nil, errAmbiguousKey
+				case !exact:
 					continue
 				}
+				seen |= 1 << i
 				switch {
 				case len(op.path) > 1:
-					deeper = append(deeper, fieldOp{path: op.path[1:], mask: op.mask})
+					deeper = append(deeper, fieldOp{path: op.path[1:], folds: op.folds[1:], mask: op.mask})
 				case op.mask == nil:
 					drop = true
 				default:

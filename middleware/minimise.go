@@ -152,18 +152,8 @@ func (m *minimiser) finish(open func([]byte) ([]byte, error), drop, mask []strin
 		return
 	}
 	doc := bytes.TrimSpace(m.buf.Bytes())
-	checked := drop
-	if len(mask) > 0 {
-		checked = append(slices.Clip(drop), mask...)
-	}
-	switch err := jsonpath.CheckPaths(doc, checked); {
-	case errors.Is(err, jsonpath.ErrNotJSON):
+	if !json.Valid(doc) {
 		fail("response is malformed JSON")
-		return
-	case err != nil:
-		// A client that reads keys case-insensitively could read the variant privguard
-		// did not drop.
-		fail("response names a minimised field twice or in another spelling")
 		return
 	}
 	if open != nil {
@@ -176,16 +166,31 @@ func (m *minimiser) finish(open func([]byte) ([]byte, error), drop, mask []strin
 	}
 	ops := make([]fieldOp, 0, len(drop)+len(mask))
 	for _, p := range drop {
-		ops = append(ops, fieldOp{path: strings.Split(p, ".")})
+		ops = append(ops, newFieldOp(p, nil))
 	}
 	for _, p := range mask {
-		ops = append(ops, fieldOp{path: strings.Split(p, "."), mask: maskValue})
+		ops = append(ops, newFieldOp(p, maskValue))
 	}
+	// The fast rewrite also refuses a field named twice or spelled another way (a client
+	// that reads keys case-insensitively could read the variant privguard did not drop);
+	// before the slow one, the document is checked for that on its own.
 	out, err := rewriteFast(make([]byte, 0, len(doc)), doc, ops)
 	if errors.Is(err, errSlowPath) {
-		out, err = rewrite(doc, ops)
+		checked := drop
+		if len(mask) > 0 {
+			checked = append(slices.Clip(drop), mask...)
+		}
+		if err = jsonpath.CheckPaths(doc, checked); err == nil {
+			out, err = rewrite(doc, ops)
+		} else {
+			err = errAmbiguousKey
+		}
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, errAmbiguousKey):
+		fail("response names a minimised field twice or in another spelling")
+		return
+	case err != nil:
 		fail("response cannot be rewritten")
 		return
 	}
@@ -198,8 +203,18 @@ func (m *minimiser) finish(open func([]byte) ([]byte, error), drop, mask []strin
 
 // fieldOp drops (mask == nil) or masks the field at path.
 type fieldOp struct {
-	path []string
-	mask func(any) any
+	path  []string
+	folds []string // jsonpath.Fold of each element of path
+	mask  func(any) any
+}
+
+func newFieldOp(dotted string, mask func(any) any) fieldOp {
+	op := fieldOp{path: strings.Split(dotted, "."), mask: mask}
+	op.folds = make([]string, len(op.path))
+	for i, p := range op.path {
+		op.folds[i] = jsonpath.Fold(p)
+	}
+	return op
 }
 
 // rewrite returns doc with ops applied (the slow path of rewriteFast: escaped keys,

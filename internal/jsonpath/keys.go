@@ -176,7 +176,7 @@ func checkPath(doc []byte, full, rest string, split bool, depth int) error {
 	var found []byte
 	n, variant := 0, false
 	for key, val, j := Member(doc, skipSpace(doc, i+1)); key != nil; key, val, j = Member(doc, j) {
-		if exact, folded := keyIs(key, head, want); exact || folded {
+		if exact, folded := MatchKey(key, head, want); exact || folded {
 			n++
 			variant = variant || !exact
 			found = val
@@ -327,10 +327,11 @@ func Element(arr []byte, i int) (val []byte, next int) {
 	return arr[i:ve], ve
 }
 
-// keyIs compares the quoted key literal raw with want (whose Fold is folded): exact when it
-// decodes to want, folded when it decodes to another spelling with the same fold. Plain ASCII
-// keys, the common case, are compared without decoding or allocating.
-func keyIs(raw []byte, want, folded string) (exact, fold bool) {
+// MatchKey compares the quoted key literal raw (as Member returns it) with want, whose Fold
+// is folded: exact when it decodes to want, variant when it decodes to another spelling
+// with the same fold. Plain ASCII keys, the common case, are compared without decoding or
+// allocating.
+func MatchKey(raw []byte, want, folded string) (exact, variant bool) {
 	body := raw[1 : len(raw)-1]
 	for _, c := range body {
 		if c == '\\' || c >= utf8.RuneSelf {
