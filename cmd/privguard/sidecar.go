@@ -121,7 +121,10 @@ func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, engi
 // path from (in any spelling a CGI server reads as them: X_Real_IP); only a trusted proxy's
 // are passed on.
 func spoofable(key string) bool {
-	switch textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(key, "_", "-")) {
+	if strings.IndexByte(key, '_') >= 0 {
+		key = textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(key, "_", "-"))
+	}
+	switch key {
 	case "X-Real-Ip", "X-Client-Ip", "True-Client-Ip", "X-Cluster-Client-Ip", "Cf-Connecting-Ip", "Fastly-Client-Ip",
 		"X-Original-Forwarded-For", "X-Forwarded-Prefix", "X-Forwarded-Port", "X-Forwarded-Server", "X-Forwarded-Path", "X-Forwarded-Uri":
 		return true
