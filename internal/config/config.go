@@ -259,7 +259,7 @@ func Parse(b []byte) (*File, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, decodeProblem(err)
 	}
 	v := validator.New(validator.WithRequiredStructEnabled())
 	// host:port where the port may be 0 (any free port), which hostname_port refuses.
@@ -296,6 +296,9 @@ func Parse(b []byte) (*File, error) {
 			return nil, problems(msgs)
 		}
 		return nil, fmt.Errorf("config: %w", err)
+	}
+	if msgs := f.routeProblems(); len(msgs) > 0 {
+		return nil, problems(msgs)
 	}
 	if f.Data != "" && f.DataDir != "" {
 		return nil, errors.New("config: data and data_dir are two names for the data directory; set only one")
