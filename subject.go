@@ -16,6 +16,9 @@ const MaxSubjectIDLen = 128
 // path segment, a header and a log-safe key.
 type SubjectID string
 
+// SubjectIDRule says what a subject identifier must be, for error messages.
+const SubjectIDRule = "must be 1 to 128 ASCII letters, digits or ._:@+- starting with a letter or digit"
+
 // Validate reports whether s is a well-formed subject identifier. It returns an error
 // wrapping [ErrInvalid] that does not repeat the identifier.
 func (s SubjectID) Validate() error {

@@ -100,7 +100,7 @@ func (l *Ledger) processIP(req *Request) error {
 // checkRequest validates what can be decided without the ledger's state.
 func (l *Ledger) checkRequest(req *Request) error {
 	if err := req.Subject.Validate(); err != nil {
-		return invalid("subject", CodeInvalid, "must be 1 to 128 letters, digits or ._:@+- starting with a letter or digit")
+		return invalid("subject", CodeInvalid, privguard.SubjectIDRule)
 	}
 	if !req.Action.Valid() {
 		return invalid("action", CodeInvalid, "unknown action")

@@ -1,6 +1,7 @@
 package dsar
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -30,10 +31,32 @@ type Pause struct {
 
 // Extension extends a GDPR deadline.
 type Extension struct {
-	Months     int
-	Reason     string
-	RecordedAt time.Time
-	NotifiedAt time.Time // when the subject was told of the extension and its reasons
+	Months     int       `json:"months"`
+	Reason     string    `json:"reason"`
+	RecordedAt time.Time `json:"recorded_at"`
+	NotifiedAt time.Time `json:"notified_at"` // when the subject was told of the extension and its reasons
+}
+
+// UnmarshalJSON also reads the field names requests were stored with before they had JSON
+// names (RecordedAt, NotifiedAt).
+func (x *Extension) UnmarshalJSON(b []byte) error {
+	type plain Extension
+	var v struct {
+		plain
+		OldRecordedAt time.Time `json:"RecordedAt"`
+		OldNotifiedAt time.Time `json:"NotifiedAt"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*x = Extension(v.plain)
+	if x.RecordedAt.IsZero() {
+		x.RecordedAt = v.OldRecordedAt
+	}
+	if x.NotifiedAt.IsZero() {
+		x.NotifiedAt = v.OldNotifiedAt
+	}
+	return nil
 }
 
 // Deadlines computes request deadlines. The zero value is not usable: use NewDeadlines.

@@ -1,7 +1,9 @@
 package dsar
 
 import (
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,6 +154,20 @@ func TestCalendarRejectsBadData(t *testing.T) {
 	} {
 		if _, err := ParseCalendar([]byte(y)); err == nil {
 			t.Errorf("ParseCalendar(%q) accepted", y)
+		}
+	}
+}
+
+func TestExtensionJSON(t *testing.T) {
+	at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	b, _ := json.Marshal(Extension{Months: 2, Reason: "complex", RecordedAt: at, NotifiedAt: at})
+	if !strings.Contains(string(b), `"recorded_at":"2026-03-02T09:00:00Z"`) || !strings.Contains(string(b), `"notified_at"`) {
+		t.Errorf("Marshal = %s; want snake_case names", b)
+	}
+	for _, stored := range []string{string(b), `{"Months":2,"Reason":"complex","RecordedAt":"2026-03-02T09:00:00Z","NotifiedAt":"2026-03-02T09:00:00Z"}`} {
+		var x Extension
+		if err := json.Unmarshal([]byte(stored), &x); err != nil || x.Months != 2 || !x.RecordedAt.Equal(at) || !x.NotifiedAt.Equal(at) {
+			t.Errorf("Unmarshal(%s) = %+v, %v", stored, x, err)
 		}
 	}
 }

@@ -72,6 +72,12 @@ const (
 	StateCancelled        State = "cancelled"
 )
 
+// States returns every state a request can be in, in the order a request passes them.
+func States() []State {
+	return []State{StateReceived, StateAwaitingVerify, StateVerified, StateAwaitingApproval, StateInProgress,
+		StateCompleted, StatePartiallyFailed, StateRejected, StateCancelled}
+}
+
 // Final reports whether s ends a request.
 func (s State) Final() bool {
 	return s == StateCompleted || s == StateRejected || s == StateCancelled

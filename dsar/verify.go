@@ -141,7 +141,7 @@ type OutboxNotifier struct {
 
 // SendCode implements Notifier.
 func (o *OutboxNotifier) SendCode(ctx context.Context, subject privguard.SubjectID, requestID, code string) error {
-	return o.write(map[string]string{"to": string(subject), "request": requestID, "kind": "code",
+	return o.write(map[string]string{"to": string(subject), "request": requestID, "kind": "code", "code": code,
 		"text": "Your privacy request code is " + code + ". It expires in 10 minutes. / 您的个人信息请求验证码为 " + code + "，10 分钟内有效。"})
 }
 

@@ -272,7 +272,7 @@ func TestOutboxNotifier(t *testing.T) {
 		}
 		msgs = append(msgs, m)
 	}
-	if len(msgs) != 3 || msgs[0]["to"] != "cust-1" || msgs[0]["kind"] != "code" || !strings.Contains(msgs[0]["text"], "123456") ||
+	if len(msgs) != 3 || msgs[0]["to"] != "cust-1" || msgs[0]["kind"] != "code" || msgs[0]["code"] != "123456" || !strings.Contains(msgs[0]["text"], "123456") ||
 		msgs[1]["request"] != "req-2" || !strings.Contains(msgs[1]["text"], "验证码为 654321") ||
 		msgs[2]["kind"] != "download" || msgs[2]["token"] != "tok" || msgs[2]["expires_at"] != "2026-03-09T00:00:00Z" {
 		t.Errorf("outbox:\n%s", b)

@@ -490,7 +490,7 @@ func (rt *route) subject(r *http.Request, b body) (privguard.SubjectID, *privgua
 	subject := privguard.SubjectID(s)
 	if subject.Validate() != nil {
 		return "", privguard.NewProblem(http.StatusBadRequest, TypeInvalidSubject, "Malformed subject id",
-			"must be 1 to 128 letters, digits or ._:@+- starting with a letter or digit")
+			privguard.SubjectIDRule)
 	}
 	return subject, nil
 }
@@ -520,12 +520,18 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 		malformed(rt.Subjects.JSON + " must be an array of subject ids").Write(w)
 		return
 	}
+	if len(ids) == 0 {
+		privguard.NewProblem(http.StatusBadRequest, TypeSubjectMissing, "Subjects missing",
+			rt.Subjects.JSON+" is empty: list the subjects").Write(w)
+		return
+	}
 	subjects := make([]privguard.SubjectID, len(ids))
 	for i, s := range ids {
 		subjects[i] = privguard.SubjectID(s)
 	}
 	kept := make([]privguard.SubjectID, 0, len(subjects))
-	var last, denied privguard.Decision
+	var last privguard.Decision
+	var deniedFor []privguard.Reason // every reason any subject was refused for
 	// Every subject of a batch is asked about the same use; decisions differ only by the
 	// subject's facts, so each distinct set of facts is decided once.
 	type facts struct {
@@ -602,7 +608,11 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 			if d.Allowed() {
 				last = d
 			} else {
-				denied = d
+				for _, r := range d.Reasons {
+					if !slices.Contains(deniedFor, r) {
+						deniedFor = append(deniedFor, r)
+					}
+				}
 			}
 		}
 		d := &decided[j].d
@@ -622,7 +632,8 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 		// "everyone" to it.
 		prob := privguard.NewProblem(http.StatusForbidden, TypeDenied, "Nobody in the batch may be contacted",
 			"no subject of "+rt.Subjects.JSON+" may be contacted for "+string(in.Purpose))
-		prob.Reasons = denied.Reasons
+		slices.Sort(deniedFor)
+		prob.Reasons = deniedFor
 		w.Header().Set(RemovedHeader, strconv.Itoa(len(subjects)))
 		prob.Write(w)
 		return

@@ -72,3 +72,16 @@ func TestConfiguredTokensReplaceTheGeneratedOne(t *testing.T) {
 		t.Errorf("warned about a token that is configured:\n%s", logs2.String())
 	}
 }
+
+// TestWrongTokenWithoutConfiguredTokens: with no admin.tokens, a wrong token is told where
+// the right one is, not that admin.tokens replaced it.
+func TestWrongTokenWithoutConfiguredTokens(t *testing.T) {
+	dir := t.TempDir()
+	url, _, stop, _ := startServe(t, dir)
+	defer stop()
+	st, out := callJSON(t, url, "pg_wrong", "GET", "/v1/requests", "")
+	detail, _ := out["detail"].(string)
+	if st != 401 || !strings.Contains(detail, "use the token in "+filepath.Join(dir, "admin.token")) || strings.Contains(detail, "admin.tokens") {
+		t.Errorf("a wrong token = %d %q; want 401 pointing at the admin.token file", st, detail)
+	}
+}

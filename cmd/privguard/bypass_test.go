@@ -459,6 +459,18 @@ func TestSidecarFrequencyFromPurpose(t *testing.T) {
 			t.Errorf("send 3 = %d %s; want 403 frequency.exceeded (max 2 a week, and nobody else in the batch)", code, body)
 		}
 	}
+	// A batch nobody in which may be contacted names every reason, whatever the order.
+	for _, list := range []string{`["ok","victim"]`, `["victim","ok"]`} {
+		a := attack{method: "POST", target: "/api/campaigns/1/send", body: `{"recipients":` + list + `}`}
+		code, body := a.send(t, proxy)
+		if code != http.StatusForbidden || !strings.Contains(body, `"reasons":["consent.missing","frequency.exceeded"]`) {
+			t.Errorf("%s = %d %s; want 403 with both reasons", list, code, body)
+		}
+	}
+	a = attack{method: "POST", target: "/api/campaigns/1/send", body: `{"recipients":[]}`}
+	if code, body := a.send(t, proxy); code != http.StatusBadRequest || !strings.Contains(body, "subject-missing") {
+		t.Errorf("an empty batch = %d %s; want 400 subject-missing", code, body)
+	}
 	if n := up.count("send", "ok"); n != 2 {
 		t.Errorf("the upstream texted ok %d times; want 2", n)
 	}

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -82,6 +83,10 @@ func (c *adminClient) call(ctx context.Context, method, path string, body any, o
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return fmt.Errorf("no privguard serve answers at %s: start it (privguard serve), or point --admin at it", c.base)
+		}
 		return err
 	}
 	defer resp.Body.Close()
@@ -92,7 +97,10 @@ func (c *adminClient) call(ctx context.Context, method, path string, body any, o
 	if resp.StatusCode >= 300 {
 		var p struct{ Title, Detail string }
 		json.Unmarshal(b, &p)
-		return fmt.Errorf("%s: %s %s", resp.Status, p.Title, p.Detail)
+		if p.Detail == "" {
+			return fmt.Errorf("%s: %s", resp.Status, p.Title)
+		}
+		return fmt.Errorf("%s: %s: %s", resp.Status, p.Title, p.Detail)
 	}
 	if out != nil {
 		return json.Unmarshal(b, out)

@@ -56,11 +56,12 @@ cleanly: requests in flight finish, then the ledger and the file are closed.
 
 The configuration file (YAML; every key optional, unknown keys, purposes and data
 categories are errors) has these main keys:
-  data              data directory (default ./privguard-data; same as --data)
+  data              data directory (default ./privguard-data; data_dir is the same key)
   admin_listen      address of the admin API (default 127.0.0.1:8081)
-  admin             tokens (by SHA-256) and their roles; policy_file for your own role policy
+  admin             tokens (by SHA-256) and their roles; policy_file: your role policy
   consent           eu_consent_age, and per-purpose validity and legal_bases
   policy            dir (your own Rego, hot-reloaded), frequency limits per channel
+                    (both used by the sidecar only)
   vault             kek_uri: a KMS key instead of the local master key file
   dsar              stores (postgres, mysql, redis, webhook), recipients, disclosure, ...
 The sidecar, for services in any language (serve then proxies and enforces):
@@ -69,7 +70,10 @@ The sidecar, for services in any language (serve then proxies and enforces):
   regime            the law for the upstream's subjects: pipl (default) or gdpr
   routes            match ("GET /api/profiles/{id}"), purpose or purposes, subject or
                     subjects ({path|header|query|json: NAME}), fields (JSON path: data
-                    category), channel, recipient, role, encrypt
+                    category), channel, recipient, role, encrypt; or pass: true
+  unmatched         deny (default) or pass: what happens to a path no route matches
+  paths             strict (default) or exact: refuse paths other routers read otherwise
+  upstream_secret_file  a key to sign every request passed on with
   trusted_proxies   CIDRs whose X-Forwarded-For is passed on
 The README's "The sidecar" and "Configuration" sections show complete files.`,
 			example: `privguard serve

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -235,5 +236,21 @@ func TestServeWarnsRoutesWithoutListen(t *testing.T) {
 	defer stop()
 	if !strings.Contains(logs.String(), "used by the sidecar only") {
 		t.Errorf("serve with routes and no listen said nothing:\n%s", logs.String())
+	}
+}
+
+func TestDSARCommandWithoutServe(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"dsar", "list", "--admin", "http://" + addr}, func(k string) string {
+		if k == "PRIVGUARD_ADMIN_TOKEN" {
+			return "pg_x"
+		}
+		return ""
+	}, &out, &errb)
+	if code == 0 || !strings.Contains(errb.String(), "no privguard serve answers at http://"+addr) {
+		t.Errorf("dsar list with no serve = %d %q; want a hint to start serve", code, errb.String())
 	}
 }

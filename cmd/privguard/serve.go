@@ -276,7 +276,11 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	dsarDone := make(chan struct{})
 	go func() { defer close(dsarDone); requests.Run(dsarCtx, dsarStepInterval) }()
 	defer func() { stopDSAR(); <-dsarDone }()
-	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Authorizer: authorizer, Vault: vlt, Requests: requests, IdentityTokens: idTokens, Notifier: notifier, Tokens: tokens, Logger: log, Checks: checks,
+	tokenHint := "use the token in " + filepath.Join(cfg.Data, adminTokenFile)
+	if len(cfg.Admin.Tokens) > 0 {
+		tokenHint = "only the tokens admin.tokens lists are accepted (not one serve generated in " + filepath.Join(cfg.Data, adminTokenFile) + ")"
+	}
+	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Authorizer: authorizer, TokenHint: tokenHint, Vault: vlt, Requests: requests, IdentityTokens: idTokens, Notifier: notifier, Tokens: tokens, Logger: log, Checks: checks,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
 	if err != nil {
 		return err

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/privguard/privguard/internal/authz"
+
+	"github.com/privguard/privguard"
 )
 
 // Principal is an authenticated caller. Its roles decide which routes it may call
@@ -69,19 +71,27 @@ func (s *Server) authenticate(pattern string, next http.Handler) http.Handler {
 	method, path, _ := strings.Cut(pattern, " ")
 	needs := s.roleHint(path, method)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.Header.Values("Authorization")) > 1 { // two credentials: which one counts depends on the reader
+			p := privguard.NewProblem(http.StatusBadRequest, TypeAmbiguous, "Repeated header", "send one Authorization header")
+			p.Field = "Authorization"
+			p.Write(w)
+			return
+		}
 		h := r.Header.Get("Authorization")
 		scheme, token, ok := strings.Cut(h, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || len(token) > 512 ||
-			len(r.Header.Values("Authorization")) > 1 { // two credentials: which one counts depends on the reader
+		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || len(token) > 512 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="privguard"`)
-			unauthenticated("send one Authorization: Bearer <token> header; " + needs).Write(w)
+			unauthenticated("send an Authorization: Bearer <token> header; " + needs).Write(w)
 			return
 		}
 		p, ok := s.tokens.lookup(strings.TrimSpace(token))
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="privguard", error="invalid_token"`)
-			unauthenticated("the token is not accepted: when admin.tokens is configured only the tokens it lists are, " +
-				"not the one serve generated in <data>/admin.token; " + needs).Write(w)
+			detail := "the token is not accepted; "
+			if s.tokenHint != "" {
+				detail += s.tokenHint + "; "
+			}
+			unauthenticated(detail + needs).Write(w)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))

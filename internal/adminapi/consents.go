@@ -157,7 +157,7 @@ func (s *Server) postConsent(w http.ResponseWriter, r *http.Request) error {
 		// Erasure, expiry and the end of a restriction are the controller's facts: an app
 		// that could write them could undo what a DPO attested or forge the proof of an
 		// erasure.
-		return forbidden("a " + b.Action + " record is the controller's own fact, written by the request engine or an operator; " +
+		return forbidden("the action " + b.Action + " records the controller's own fact, written by the request engine or an operator; " +
 			s.roleHint(authz.RecordFacts, "use"))
 	case !action.ControllerFact() && !s.mayCall(r, "POST /v1/consents"):
 		return forbidden("recording a subject's choice is an app's work; " + s.roleHint("/v1/consents", http.MethodPost))
@@ -208,7 +208,7 @@ func (s *Server) subject(r *http.Request) (privguard.SubjectID, error) {
 	subject := privguard.SubjectID(r.PathValue("subject"))
 	if err := subject.Validate(); err != nil {
 		p := privguard.NewProblem(http.StatusBadRequest, TypeInvalidSubject, "Malformed subject id",
-			"must be 1 to 128 letters, digits or ._:@+- starting with a letter or digit")
+			privguard.SubjectIDRule)
 		p.Field = "subject"
 		return "", p
 	}

@@ -11,11 +11,13 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
+	"unicode"
 
 	"github.com/go-playground/validator/v10"
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/internal/jsonpath"
+	"github.com/privguard/privguard/internal/rules"
 )
 
 // Body limits.
@@ -141,13 +143,37 @@ func validationProblem(err error) *privguard.Problem {
 		if fe.Param() != "" {
 			rule += "=" + fe.Param()
 		}
-		p.Errors = append(p.Errors, privguard.FieldError{Field: ns, Rule: rule})
+		say, ok := rules.Describe(fe.Tag(), fe.Param(), fe.Kind(), snakeNames)
+		if !ok {
+			say = "is not valid" // unreachable while TestEveryBodyRuleHasAMessage passes
+		}
+		p.Errors = append(p.Errors, privguard.FieldError{Field: ns, Rule: rule, Detail: say})
 	}
 	if len(p.Errors) > 0 {
 		p.Field = p.Errors[0].Field
-		p.Detail = fmt.Sprintf("%s fails %s", p.Errors[0].Field, p.Errors[0].Rule)
+		p.Detail = p.Errors[0].Field + ": " + p.Errors[0].Detail
 	}
 	return p
+}
+
+// snakeNames gives the Go field names of a rule's param (IdentityToken) as the body's keys
+// (identity_token), joined with "or".
+func snakeNames(goNames string) string {
+	var out []string
+	for _, n := range strings.Fields(goNames) {
+		var b strings.Builder
+		for i, r := range n {
+			if unicode.IsUpper(r) {
+				if i > 0 {
+					b.WriteByte('_')
+				}
+				r = unicode.ToLower(r)
+			}
+			b.WriteRune(r)
+		}
+		out = append(out, b.String())
+	}
+	return strings.Join(out, " or ")
 }
 
 // checkKeys refuses a body a lenient reader could take another way than privguard does:

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -111,6 +112,18 @@ func (s *Server) postRequest(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	req := dsar.Request{Type: dsar.ParseType(b.Type), Subject: subject, Regime: privguard.Regime(b.Regime), TransferTo: b.TransferTo}
+	switch {
+	case req.Type == dsar.TypeCorrection && len(b.Patch) == 0:
+		p := privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule",
+			`patch: a correction needs the new values, by data category ({"user.contact.email": "new@example.com"})`)
+		p.Field = "patch"
+		return p
+	case req.Type != dsar.TypeCorrection && len(b.Patch) > 0:
+		p := privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule",
+			"patch: only a correction carries new values")
+		p.Field = "patch"
+		return p
+	}
 	if len(b.Patch) > 0 {
 		req.Patch = map[privguard.DataCategory]string{}
 		for k, v := range b.Patch {
@@ -194,8 +207,17 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request) error {
 		}
 		f.Limit = n
 	}
-	if len(f.After) > 64 || len(f.State) > 64 {
-		return privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "after or status too long")
+	if len(f.After) > 64 {
+		return privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "after is too long")
+	}
+	if f.State != "" && !slices.Contains(dsar.States(), f.State) {
+		var names []string
+		for _, st := range dsar.States() {
+			names = append(names, string(st))
+		}
+		p := privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "status: want one of "+strings.Join(names, ", "))
+		p.Field = "status"
+		return p
 	}
 	page, next, err := s.requests.Page(r.Context(), f, time.Now())
 	if err != nil {
@@ -472,7 +494,7 @@ func resultError(err error) error {
 		return privguard.NewProblem(http.StatusForbidden, TypeIdentityNotVerified, "Wrong download token", "")
 	case errors.Is(err, dsar.ErrResultGone):
 		return privguard.NewProblem(http.StatusGone, TypeResultGone, "The result is gone",
-			"it was downloaded already or has expired; a new access request gives a new copy")
+			"it was downloaded already, has expired, or its request was cancelled; a new access request gives a new copy")
 	}
 	return err
 }

@@ -83,7 +83,7 @@ func newRequestsEnvClock(t *testing.T, now func() time.Time, conns ...dsar.Conne
 	tokens.Add("app-token", adminapi.Principal{Name: "crm-backend"}) // no roles: an app
 	tokens.Add("auditor-token", adminapi.Principal{Name: "internal-audit", Roles: []string{"auditor"}})
 	tokens.Add("dpo-token", adminapi.Principal{Name: "dpo-office", Roles: []string{"dpo"}})
-	api, err := adminapi.New(adminapi.Config{Ledger: l, Tokens: tokens, Requests: eng, IdentityTokens: v, Notifier: sent, Now: now,
+	api, err := adminapi.New(adminapi.Config{Ledger: l, Tokens: tokens, TokenHint: "the token hint", Requests: eng, IdentityTokens: v, Notifier: sent, Now: now,
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
@@ -667,7 +667,7 @@ func TestRefusalsSayWhatWouldWork(t *testing.T) {
 		{"auditor records consent", "auditor-token", "POST", "/v1/consents", `{"subject":"cust-1","action":"object"}`, 403, []string{"app (a token configured without roles)", "admin"}},
 		{"app reads the register", "app-token", "GET", "/v1/requests/register", "", 403, []string{"auditor", "dpo", "admin"}},
 		{"app attests", "app-token", "POST", "/v1/requests", `{"type":"deletion","subject":"cust-1","identity":{"method":"operator","note":"x"}}`, 403, []string{"dpo", "admin", "identity_token"}},
-		{"unknown token", "pg_not-a-token", "POST", "/v1/requests/x/approve", `{"note":"x"}`, 401, []string{"admin.tokens", "admin.token", "dpo"}},
+		{"unknown token", "pg_not-a-token", "POST", "/v1/requests/x/approve", `{"note":"x"}`, 401, []string{"not accepted", "the token hint", "dpo"}},
 		{"no token", "", "GET", "/v1/requests/register", "", 401, []string{"Bearer", "auditor"}},
 	} {
 		h := map[string]string{"Authorization": "Bearer " + tc.tok}
@@ -857,7 +857,7 @@ func TestRepeatedParametersAreRefused(t *testing.T) {
 		{"format twice", "GET", "/v1/requests/register?format=json&format=csv", "", nil, 400, "format"},
 		{"two idempotency keys", "POST", "/v1/consents", `{"subject":"cust-1","action":"object"}`,
 			http.Header{"Idempotency-Key": {"a", "b"}}, 400, "Idempotency-Key"},
-		{"two bearer tokens", "GET", "/healthz", "", http.Header{"Authorization": {"Bearer " + token, "Bearer other"}}, 401, ""},
+		{"two bearer tokens", "GET", "/healthz", "", http.Header{"Authorization": {"Bearer " + token, "Bearer other"}}, 400, "Authorization"},
 	} {
 		req, _ := http.NewRequest(tc.method, e.srv.URL+tc.path, strings.NewReader(tc.body))
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -878,5 +878,20 @@ func TestRepeatedParametersAreRefused(t *testing.T) {
 	}
 	if n := e.ledger.Stats().Records; n != 0 {
 		t.Errorf("%d records written by refused requests", n)
+	}
+}
+
+func TestRequestInputsSayWhatIsWanted(t *testing.T) {
+	e, _ := newRequestsEnv(t, rowsStore{})
+	for _, tc := range []struct{ name, method, path, body, field, says string }{
+		{"unknown status", "GET", "/v1/requests?status=bogus", "", "status", "want one of received, awaiting_verification"},
+		{"correction without patch", "POST", "/v1/requests", `{"type":"correction","subject":"cust-2","identity":{"method":"operator","note":"x"}}`, "patch", "a correction needs the new values"},
+		{"patch on a deletion", "POST", "/v1/requests", `{"type":"deletion","subject":"cust-2","patch":{"user.contact.email":"x@example.com"}}`, "patch", "only a correction"},
+	} {
+		var p privguard.Problem
+		resp := e.do(tc.method, tc.path, tc.body, nil, &p)
+		if resp.StatusCode/100 != 4 || p.Field != tc.field || !strings.Contains(p.Detail, tc.says) {
+			t.Errorf("%s: %d %+v; want a 4xx naming %s and saying %q", tc.name, resp.StatusCode, p, tc.field, tc.says)
+		}
 	}
 }

@@ -32,6 +32,9 @@ type Config struct {
 	Notifier dsar.Notifier
 	// Tokens authenticate callers. Required and non-empty.
 	Tokens Tokens
+	// TokenHint, if set, is what a caller whose token is not accepted is told about where
+	// valid tokens come from ("use the token in privguard-data/admin.token").
+	TokenHint string
 	// Logger receives request logs and errors. If nil, nothing is logged.
 	Logger *slog.Logger
 	// Checks, if set, adds figures to the /readyz details (decision-log counters).
@@ -57,19 +60,20 @@ type Config struct {
 
 // Server is the admin HTTP API.
 type Server struct {
-	ledger   *consent.Ledger
-	vault    *vault.Vault
-	requests *dsar.Engine
-	idTokens *dsar.TokenVerifier
-	notifier dsar.Notifier
-	tokens   Tokens
-	log      *slog.Logger
-	validate *validator.Validate
-	mux      *http.ServeMux
-	checks   func() map[string]any
-	authz    *authz.Authorizer
-	codes    *codeLimiter
-	now      func() time.Time
+	ledger    *consent.Ledger
+	vault     *vault.Vault
+	requests  *dsar.Engine
+	idTokens  *dsar.TokenVerifier
+	notifier  dsar.Notifier
+	tokens    Tokens
+	tokenHint string
+	log       *slog.Logger
+	validate  *validator.Validate
+	mux       *http.ServeMux
+	checks    func() map[string]any
+	authz     *authz.Authorizer
+	codes     *codeLimiter
+	now       func() time.Time
 	// probeMu guards requestsOK, when the request store's last probe succeeded.
 	probeMu    sync.Mutex
 	requestsOK time.Time
@@ -110,7 +114,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	cfg.CallbackBudget = max(cfg.CallbackBudget, cfg.MaxCallbackBody)
 	s := &Server{ledger: cfg.Ledger, vault: cfg.Vault, requests: cfg.Requests, idTokens: cfg.IdentityTokens, notifier: cfg.Notifier,
-		tokens: cfg.Tokens, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks, authz: cfg.Authorizer,
+		tokens: cfg.Tokens, tokenHint: cfg.TokenHint, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks, authz: cfg.Authorizer,
 		codes: newCodeLimiter(cfg.CodesPerSubject, CodeSubjectWindow), now: cfg.Now,
 		maxCallback: cfg.MaxCallbackBody, callbacks: &callbackBudget{max: cfg.CallbackBudget}}
 	s.routes()

@@ -98,7 +98,7 @@ func validSubject(s string) (privguard.SubjectID, error) {
 	subject := privguard.SubjectID(s)
 	if subject.Validate() != nil {
 		p := privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule",
-			"subject must be 1 to 128 letters, digits or ._:@+- starting with a letter or digit")
+			"subject "+privguard.SubjectIDRule)
 		p.Field = "subject"
 		return "", p
 	}
