@@ -31,7 +31,8 @@ const (
 )
 
 // sameHeader reports whether two header names are one header to a CGI, WSGI or PHP server
-// (case folded, '_' read as '-'), so that "X_Customer" and "x-customer" are the same. It
+// (case folded, every byte but letters and digits read as '-'), so that "X_Customer",
+// "X.Customer" and "x-customer" are the same. It
 // does not allocate.
 func sameHeader(a, b string) bool {
 	if len(a) != len(b) {
@@ -47,12 +48,12 @@ func sameHeader(a, b string) bool {
 
 func headerByte(c byte) byte {
 	switch {
-	case c == '_':
-		return '-'
 	case 'A' <= c && c <= 'Z':
 		return c + 'a' - 'A'
+	case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		return c
 	}
-	return c
+	return '-' // CGI and PHP read '_', '.' and the like as the '-' they turn into '_'
 }
 
 // ownHeader reports whether name is privguard's (X-Privguard-..., in any such spelling).

@@ -83,6 +83,12 @@ type enforcer struct {
 }
 
 func (e *enforcer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodConnect {
+		// No route takes CONNECT (ServeMux would answer it with a plain-text 404).
+		privguard.NewProblem(http.StatusMethodNotAllowed, TypeMethodNotConfigured, "Method not configured",
+			"privguard does not tunnel CONNECT").Write(w)
+		return
+	}
 	if e.cfg.StrictPaths {
 		if p := strictPath(r); p != nil {
 			p.Write(w)
@@ -280,6 +286,7 @@ func setBody(r *http.Request, body []byte) {
 func (rt *route) forward(r *http.Request, purpose privguard.Purpose, d privguard.Decision) *http.Request {
 	r2 := r.WithContext(withDecision(r.Context(), d))
 	r2.Header = decisionHeaders(r.Header, purpose, d)
+	r2.Trailer = nil // a client's trailers could carry a locator or privguard's headers after the body
 	if rt.minimises {
 		for _, h := range []string{"Accept-Encoding", "Range", "If-Range"} {
 			delete(r2.Header, h)

@@ -143,11 +143,11 @@ func (m *minimiser) finish(open func([]byte) ([]byte, error), drop, mask []strin
 		fail("response is not application/json")
 		return
 	}
-	if cs := params["charset"]; cs != "" && !strings.EqualFold(cs, "utf-8") {
+	if !utf8Charset(params["charset"]) {
 		fail("response is not UTF-8")
 		return
 	}
-	if w.Header().Get("Content-Encoding") != "" {
+	if enc := w.Header().Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
 		fail("response is encoded")
 		return
 	}

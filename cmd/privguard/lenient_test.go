@@ -25,14 +25,16 @@ import (
 // requests as loosely as real frameworks do, and acts on every reading it finds. It routes
 // paths case-insensitively, ignores a trailing slash, decodes %2F before routing, resolves
 // dot segments, strips ";..." matrix parameters and a ".format" suffix (Rails), and honours
-// X-HTTP-Method-Override, _method (query, form or JSON body) and X-Original-URL. A parameter
-// is read from every source a framework merges: the path, the query (split on '&' and ';',
-// names normalised as PHP, Rack and qs do: " uid", "uid\0x", "[uid]", "uid[]", "user.id",
-// any case, '_' and '-' ignored as encoding/json/v2's case:ignore does), a form or
-// multipart body, a JSON body at any depth (Rails' ParamsWrapper), sent as JSON or not (and
-// gunzipped, as Express does), and cookies (PHP's $_REQUEST). Headers are read as CGI does
-// ("X_Customer" is "X-Customer"), the last one winning. It records whom each request acted
-// on, so a test can ask whether a request reached a subject.
+// X-HTTP-Method-Override, _method (query, form, multipart or JSON body) and X-Original-URL.
+// A parameter is read from every source a framework merges: the path; the query and form
+// or multipart fields (split on '&' and ';', any case as ASP.NET binds them, names as PHP,
+// Rack, qs and Rails read them: lenientNames); an untyped body as a form (Rack) and as
+// JSON; any Content-Type holding "json" as JSON (Laravel); a byte order mark skipped; JSON
+// keys compared as encoding/json/v2's case:ignore does, at the top and one level down under
+// the controller's ParamsWrapper name; cookies as PHP's $_REQUEST reads them (raw, exact
+// names). A gzipped body is inflated (Express). Headers and request trailers are read as
+// PHP does (every byte but letters and digits is a '-'), the last one winning. It records
+// whom each request acted on, so a test can ask whether a request reached a subject.
 type lenientUpstream struct {
 	mu    sync.Mutex
 	acted []lenientAct
@@ -117,102 +119,168 @@ func lenientPath(escaped string) string {
 	return strings.ToLower(p)
 }
 
-// lenientName normalises a parameter name as the loosest frameworks do.
-func lenientName(k string) string {
+// lenientNames are the names frameworks read a query, form or multipart parameter k as, lower
+// case: PHP cuts at NUL, drops leading spaces and brackets, reads '.' and ' ' as '_' and an
+// unclosed "user[id" as user_id; Rack reads "[uid]" as uid; qs and Rails read "uid[]" as uid
+// and "campaign[recipients][]" as recipients under campaign (ParamsWrapper takes that hash).
+func lenientNames(k string) []string {
 	if i := strings.IndexByte(k, 0); i >= 0 {
 		k = k[:i]
 	}
 	k = strings.TrimLeft(k, " []")
+	php := func(s string) string { return strings.ToLower(strings.NewReplacer(".", "_", " ", "_").Replace(s)) }
+	root := k
 	if i := strings.IndexAny(k, "[]"); i >= 0 {
-		k = k[:i]
+		root = k[:i]
 	}
+	names := []string{php(root)}
+	if i := strings.IndexByte(k, '['); i >= 0 && !strings.Contains(k[i:], "]") {
+		names = append(names, php(k[:i]+"_"+k[i+1:]))
+	}
+	for rest := k; ; {
+		o := strings.IndexByte(rest, '[')
+		if o < 0 {
+			break
+		}
+		c := strings.IndexByte(rest[o:], ']')
+		if c < 0 {
+			break
+		}
+		names = append(names, php(rest[o+1:o+c]))
+		rest = rest[o+c+1:]
+	}
+	return names
+}
+
+// lenientKey is how encoding/json/v2's case:ignore compares JSON keys: case and '_' and '-'
+// ignored.
+func lenientKey(k string) string {
 	return strings.Map(func(r rune) rune {
-		switch r {
-		case '_', '-', '.', ' ':
+		if r == '_' || r == '-' {
 			return -1
 		}
 		return unicode.ToLower(r)
 	}, k)
 }
 
-// lenientQuery splits on '&' and ';' and keeps every value of every name, by lenientName.
+// lenientQuery splits on '&' and ';' and keeps every value of every name.
 func lenientQuery(raw string) map[string][]string {
 	out := map[string][]string{}
 	for _, part := range strings.FieldsFunc(raw, func(r rune) bool { return r == '&' || r == ';' }) {
 		k, v, _ := strings.Cut(part, "=")
 		k, _ = url.QueryUnescape(k)
 		v, _ = url.QueryUnescape(v)
-		out[lenientName(k)] = append(out[lenientName(k)], v)
+		for _, n := range lenientNames(k) {
+			out[n] = append(out[n], v)
+		}
 	}
 	return out
 }
 
-// params are the readings of every parameter a request carries, by lenientName.
-type params map[string][]string
+// params are the readings of every parameter a request carries: by lenientNames for the
+// query, forms and multipart fields, by exact PHP name for cookies, by lenientKey for JSON
+// keys (at the top, and one level down under the controller's wrapper name, as ParamsWrapper
+// reads them).
+type params struct {
+	named   map[string][]string
+	cookies map[string][]string
+	keys    map[string][]string
+}
 
-func (p params) add(k string, v ...string) { p[lenientName(k)] = append(p[lenientName(k)], v...) }
+// get returns every reading of the parameter called name.
+func (p params) get(name string) []string {
+	var out []string
+	out = append(out, p.named[strings.ToLower(name)]...)
+	out = append(out, p.cookies[name]...)
+	return append(out, p.keys[lenientKey(name)]...)
+}
 
-// read collects the request's parameters from the query, the cookies and the body.
-func readParams(r *http.Request, raw []byte) params {
-	p := params{}
-	for k, vs := range lenientQuery(r.URL.RawQuery) {
-		p[k] = append(p[k], vs...)
-	}
-	for _, c := range r.Cookies() {
-		p.add(c.Name, c.Value)
-	}
-	mt, ps, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	switch mt {
-	case "application/x-www-form-urlencoded":
-		for k, vs := range lenientQuery(string(raw)) {
-			p[k] = append(p[k], vs...)
+// readParams collects the request's parameters from the query, the cookies and the body;
+// wrapper is the ParamsWrapper key of the route's controller.
+func readParams(r *http.Request, raw []byte, wrapper string) params {
+	p := params{named: lenientQuery(r.URL.RawQuery), cookies: map[string][]string{}, keys: map[string][]string{}}
+	for _, line := range r.Header.Values("Cookie") { // raw, as PHP reads them
+		for pair := range strings.SplitSeq(line, ";") {
+			k, v, _ := strings.Cut(strings.TrimSpace(pair), "=")
+			for _, n := range lenientNames(k) {
+				p.cookies[n] = append(p.cookies[n], v)
+			}
 		}
-	case "multipart/form-data":
+	}
+	ct := r.Header.Get("Content-Type")
+	mt, ps, _ := mime.ParseMediaType(ct)
+	switch {
+	case strings.Contains(strings.ToLower(ct), "json"): // Laravel's isJson
+		p.json(raw, wrapper)
+	case mt == "application/x-www-form-urlencoded":
+		for k, vs := range lenientQuery(string(raw)) {
+			p.named[k] = append(p.named[k], vs...)
+		}
+	case mt == "multipart/form-data":
 		mr := multipart.NewReader(bytes.NewReader(raw), ps["boundary"])
 		for part, err := mr.NextPart(); err == nil; part, err = mr.NextPart() {
 			v, _ := io.ReadAll(part)
-			p.add(part.FormName(), string(v))
+			for _, n := range lenientNames(part.FormName()) {
+				p.named[n] = append(p.named[n], string(v))
+			}
 		}
-	default:
-		var doc any
-		if json.Unmarshal(raw, &doc) == nil {
-			p.walk(doc)
+	case ct == "": // Rack parses an untyped POST as a form; Go handlers decode it as JSON
+		for k, vs := range lenientQuery(string(raw)) {
+			p.named[k] = append(p.named[k], vs...)
 		}
+		p.json(raw, wrapper)
+	default: // a lenient JSON reader (get_json(force=True)) after a byte order mark
+		p.json(bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf")), wrapper)
 	}
 	return p
 }
 
-// walk adds every string (or list of strings) under every key of a JSON value, at any depth.
-func (p params) walk(v any) {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, v := range x {
-			switch y := v.(type) {
-			case string:
-				p.add(k, y)
-			case []any:
-				for _, e := range y {
-					if s, ok := e.(string); ok {
-						p.add(k, s)
-					}
-				}
-			}
-			p.walk(v)
-		}
-	case []any:
-		for _, e := range x {
-			p.walk(e)
+func (p params) json(raw []byte, wrapper string) {
+	var doc map[string]any
+	if json.Unmarshal(raw, &doc) != nil {
+		return
+	}
+	p.addKeys(doc)
+	for k, v := range doc {
+		if m, ok := v.(map[string]any); ok && lenientKey(k) == lenientKey(wrapper) {
+			p.addKeys(m)
 		}
 	}
 }
 
-// lenientHeader is the last value of the header a CGI-style server knows as name.
-func lenientHeader(h http.Header, name string) string {
-	want := strings.ReplaceAll(strings.ToLower(name), "_", "-")
+func (p params) addKeys(m map[string]any) {
+	for k, v := range m {
+		switch y := v.(type) {
+		case string:
+			p.keys[lenientKey(k)] = append(p.keys[lenientKey(k)], y)
+		case []any:
+			for _, e := range y {
+				if s, ok := e.(string); ok {
+					p.keys[lenientKey(k)] = append(p.keys[lenientKey(k)], s)
+				}
+			}
+		}
+	}
+}
+
+// lenientHeader is the last value of the header PHP knows as name (case folded, every byte
+// but letters and digits read as '-'), from the headers or, as PHP's server merges them, the
+// trailers.
+func lenientHeader(r *http.Request, name string) string {
+	norm := func(s string) string {
+		return strings.Map(func(c rune) rune {
+			if unicode.IsLetter(c) || unicode.IsDigit(c) {
+				return unicode.ToLower(c)
+			}
+			return '-'
+		}, s)
+	}
 	v := ""
-	for k, vs := range h {
-		if strings.ReplaceAll(strings.ToLower(k), "_", "-") == want && len(vs) > 0 {
-			v = vs[len(vs)-1]
+	for _, h := range []http.Header{r.Header, r.Trailer} {
+		for k, vs := range h {
+			if norm(k) == norm(name) && len(vs) > 0 && vs[len(vs)-1] != "" {
+				v = vs[len(vs)-1]
+			}
 		}
 	}
 	return v
@@ -228,18 +296,22 @@ func (u *lenientUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	raw, _ := io.ReadAll(rd)
-	p := readParams(r, raw)
+	segs0 := strings.Split(strings.Trim(lenientPath(r.URL.EscapedPath()), "/"), "/")
+	wrapper := map[string]string{"campaigns": "campaign", "customers": "customer_record", "profiles": "profile"}[segs0[min(1, len(segs0)-1)]]
+	p := readParams(r, raw, wrapper)
 	method := r.Method
-	if m := lenientHeader(r.Header, "X-HTTP-Method-Override"); m != "" {
+	if m := lenientHeader(r, "X-HTTP-Method-Override"); m != "" {
 		method = strings.ToUpper(m)
 	}
-	if m := p["method"]; len(m) > 0 { // _method, anywhere
+	if m := p.get("_method"); len(m) > 0 { // anywhere
 		method = strings.ToUpper(m[len(m)-1])
 	}
 	own := http.Header{}
-	for k, v := range r.Header {
-		if strings.HasPrefix(strings.ToLower(k), "x-privguard-") {
-			own[k] = v
+	for _, h := range []http.Header{r.Header, r.Trailer} {
+		for k, v := range h {
+			if n := strings.ToLower(k); strings.HasPrefix(strings.NewReplacer("_", "-", ".", "-").Replace(n), "x-privguard-") && len(v) > 0 && v[0] != "" {
+				own[k] = append(own[k], v...)
+			}
 		}
 	}
 	var spoofed []string
@@ -247,7 +319,7 @@ func (u *lenientUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		spoofed = append(spoofed, r.Header.Values(h)...)
 	}
 	escaped := r.URL.EscapedPath()
-	if u := lenientHeader(r.Header, "X-Original-URL"); u != "" {
+	if u := lenientHeader(r, "X-Original-URL"); u != "" {
 		escaped = u // Symfony, IIS: the path a front proxy rewrote from
 	}
 	segs := strings.Split(strings.Trim(lenientPath(escaped), "/"), "/")
@@ -258,7 +330,7 @@ func (u *lenientUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fromPath = fromPath[:i]
 		}
 		seen := map[string]bool{}
-		for _, s := range append([]string{fromPath}, p[lenientName(name)]...) {
+		for _, s := range append([]string{fromPath}, p.get(name)...) {
 			if s != "" && !seen[s] {
 				seen[s] = true
 				u.record(lenientAct{Op: op, Subject: s, Header: own})
@@ -277,16 +349,16 @@ func (u *lenientUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`{"sent":true}`))
 	case len(segs) == 4 && segs[0] == "api" && segs[1] == "profiles" && segs[3] == "contact":
 		actOn("contact", segs[2], "id")
-		for _, v := range p["phone"] {
+		for _, v := range p.get("phone") {
 			u.record(lenientAct{Op: "contact", Phone: v, Header: own})
 		}
-		for _, v := range p["address"] {
+		for _, v := range p.get("address") {
 			u.record(lenientAct{Op: "contact", Address: v, Header: own})
 		}
 		w.Write([]byte(`{"stored":true}`))
 	case len(segs) == 4 && segs[0] == "api" && segs[1] == "campaigns" && segs[3] == "send":
 		actOn("send", "", "recipients")
-		json.NewEncoder(w).Encode(map[string]any{"recipients": p["recipients"]})
+		json.NewEncoder(w).Encode(map[string]any{"recipients": p.get("recipients")})
 	case len(segs) == 2 && segs[0] == "api" && segs[1] == "customers":
 		actOn("customer", "", "customer")
 		w.Write([]byte(`{"ok":true}`))
@@ -303,7 +375,7 @@ func (u *lenientUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Write([]byte(`{"orders":[]}`))
 	case len(segs) == 2 && segs[0] == "api" && segs[1] == "tags":
-		u.record(lenientAct{Op: "tags", Subject: lenientHeader(r.Header, "X-Customer"), Header: own})
+		u.record(lenientAct{Op: "tags", Subject: lenientHeader(r, "X-Customer"), Header: own})
 		w.Write([]byte(`{"tags":[]}`))
 	default:
 		u.record(lenientAct{Op: "health", Header: own, Spoofed: spoofed})

@@ -104,6 +104,7 @@ func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, engi
 					r.Out.Header[k] = v
 				}
 			}
+			r.Out.Trailer = nil // a client's trailers could carry a locator or privguard's headers
 			if signKey != nil {
 				middleware.Sign(r.Out.Header, r.Out.Method, r.Out.URL.RequestURI(), signKey, time.Now())
 			}

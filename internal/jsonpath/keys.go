@@ -54,18 +54,25 @@ const MaxDepth = 64
 // "ss", the ligatures "ﬁ" and "ﬆ" are spelled out), Java's character-wise equalsIgnoreCase
 // ("ı" and "İ" are "i"), NFKC's fullwidth forms ("ｃ" is "c"), and C parsers that stop at a
 // NUL (what follows it is dropped).
-func Fold(key string) string {
+func Fold(key string) string { return fold(key, true) }
+
+// FoldCase is Fold without dropping '_' and '-': how parameter names are compared by
+// readers that ignore case (ASP.NET's model binding, Java's equalsIgnoreCase) but, unlike
+// encoding/json/v2's case:ignore, keep user_id and userid apart.
+func FoldCase(key string) string { return fold(key, false) }
+
+func fold(key string, dropSeparators bool) string {
 	if i := strings.IndexByte(key, 0); i >= 0 {
 		key = key[:i]
 	}
-	if !needsFold(key) {
+	if !needsFold(key, dropSeparators) {
 		return key
 	}
 	var b strings.Builder
 	b.Grow(len(key))
 	for _, r := range key {
 		switch {
-		case r == '_' || r == '-':
+		case (r == '_' || r == '-') && dropSeparators:
 		case r < utf8.RuneSelf:
 			if 'A' <= r && r <= 'Z' {
 				r += 'a' - 'A'
@@ -76,7 +83,7 @@ func Fold(key string) string {
 			if 'A' <= r && r <= 'Z' {
 				r += 'a' - 'A'
 			}
-			if r != '_' && r != '-' {
+			if !dropSeparators || (r != '_' && r != '-') {
 				b.WriteRune(r)
 			}
 		case r == 'ı' || r == 'İ':
@@ -92,10 +99,10 @@ func Fold(key string) string {
 	return b.String()
 }
 
-// needsFold reports whether Fold would change key (NUL already cut).
-func needsFold(key string) bool {
+// needsFold reports whether fold would change key (NUL already cut).
+func needsFold(key string, dropSeparators bool) bool {
 	for i := 0; i < len(key); i++ {
-		if c := key[i]; c >= utf8.RuneSelf || ('A' <= c && c <= 'Z') || c == '_' || c == '-' {
+		if c := key[i]; c >= utf8.RuneSelf || ('A' <= c && c <= 'Z') || ((c == '_' || c == '-') && dropSeparators) {
 			return true
 		}
 	}
@@ -235,56 +242,6 @@ func checkDuplicates(doc []byte, at string, depth int) error {
 	return nil
 }
 
-// Keys calls fn for every member of every object in doc, at any depth, with the keys of the
-// objects above it (arrays are transparent: "a":[{"b":1}] gives b under [a]), the key itself,
-// unescaped, and the bytes of its value. It stops at fn's first error and returns it;
-// ErrNotJSON for a document that is not valid JSON, ErrTooDeep past MaxDepth. parents is
-// reused between calls.
-func Keys(doc []byte, fn func(parents []string, key string, val []byte) error) error {
-	if !json.Valid(doc) {
-		return ErrNotJSON
-	}
-	return keys(doc, nil, fn, 0)
-}
-
-func keys(doc []byte, parents []string, fn func([]string, string, []byte) error, depth int) error {
-	if depth > MaxDepth {
-		return ErrTooDeep
-	}
-	i := skipSpace(doc, 0)
-	if i >= len(doc) {
-		return nil
-	}
-	switch doc[i] {
-	case '[':
-		for v, j := Element(doc, skipSpace(doc, i+1)); v != nil; v, j = Element(doc, j) {
-			if err := keys(v, parents, fn, depth+1); err != nil {
-				return err
-			}
-		}
-	case '{':
-		for raw, val, j := Member(doc, skipSpace(doc, i+1)); raw != nil; raw, val, j = Member(doc, j) {
-			key := unquote(raw)
-			if err := fn(parents, key, val); err != nil {
-				return err
-			}
-			if c := firstByte(val); c == '{' || c == '[' {
-				if err := keys(val, append(parents, key), fn, depth+1); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
-}
-
-func firstByte(b []byte) byte {
-	if i := skipSpace(b, 0); i < len(b) {
-		return b[i]
-	}
-	return 0
-}
-
 func join(at, key string) string {
 	if at == "" {
 		return key
@@ -342,7 +299,7 @@ func MatchKey(raw []byte, want, folded string) (exact, variant bool) {
 	if string(body) == want {
 		return true, false
 	}
-	if !needsFold(string(body)) { // the conversion does not allocate
+	if !needsFold(string(body), true) { // the conversion does not allocate
 		return false, string(body) == folded
 	}
 	return false, Fold(string(body)) == folded

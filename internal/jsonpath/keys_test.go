@@ -3,7 +3,6 @@ package jsonpath_test
 import (
 	"encoding/json"
 	"errors"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -153,9 +152,6 @@ func TestDepthIsBounded(t *testing.T) {
 	if err := jsonpath.CheckDuplicates(deep); !errors.Is(err, jsonpath.ErrTooDeep) {
 		t.Errorf("CheckDuplicates = %v; want ErrTooDeep", err)
 	}
-	if err := jsonpath.Keys(deep, func([]string, string, []byte) error { return nil }); !errors.Is(err, jsonpath.ErrTooDeep) {
-		t.Errorf("Keys = %v; want ErrTooDeep", err)
-	}
 	if err := jsonpath.CheckMember(deep, "customer"); err != nil {
 		t.Errorf("CheckMember of an array = %v; want nil (no top-level object, no member)", err)
 	}
@@ -165,21 +161,5 @@ func TestDepthIsBounded(t *testing.T) {
 	ok := []byte(strings.Repeat(`{"a":`, 60) + `1` + strings.Repeat("}", 60))
 	if err := jsonpath.CheckPaths(ok, []string{"a.a.a"}); err != nil {
 		t.Errorf("60 levels: %v", err)
-	}
-}
-
-func TestKeys(t *testing.T) {
-	var got []string
-	err := jsonpath.Keys([]byte(`{"a":[{"b":1},{"c":{"d\u0021":2}}],"e":3}`), func(parents []string, key string, _ []byte) error {
-		got = append(got, strings.Join(append(slices.Clone(parents), key), "."))
-		return nil
-	})
-	want := []string{"a", "a.b", "a.c", "a.c.d!", "e"}
-	if err != nil || !slices.Equal(got, want) {
-		t.Errorf("Keys = %v, %v; want %v", got, err, want)
-	}
-	stop := errors.New("stop")
-	if err := jsonpath.Keys([]byte(`{"a":1,"b":2}`), func([]string, string, []byte) error { return stop }); err != stop {
-		t.Errorf("Keys did not return fn's error: %v", err)
 	}
 }
