@@ -24,6 +24,8 @@ func FuzzRequest(f *testing.F) {
 		{"POST", "/api/messages", `{"customer":"c-1"}`, "marketing.communications.push"},
 		{"GET", "/api/ads", "", "\x00\xff"},
 		{"GET", "/api/profiles/%2e%2e", "", ""},
+		{"POST", "/api/messages", "--B\r\nContent-Disposition: form-data; name=\"customer\"\r\n\r\nc-1\r\n--B--\r\n", "multipart/form-data; boundary=B"},
+		{"POST", "/api/campaigns/1/send", `recipients=c-1&x=y`, "application/x-www-form-urlencoded"},
 	} {
 		f.Add(s.method, s.path, s.body, s.hdr)
 	}
@@ -58,6 +60,8 @@ func FuzzRequest(f *testing.F) {
 		}
 		r.Header["X-Customer"] = []string{hdr}
 		r.Header[middleware.PurposeHeader] = []string{hdr}
+		r.Header["Content-Type"] = []string{hdr} // JSON, form, multipart (with boundaries), nonsense
+		r.Header["Cookie"] = []string{hdr}
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
 		if w.Code >= 500 && w.Code != http.StatusServiceUnavailable && w.Code != http.StatusBadGateway {
