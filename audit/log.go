@@ -2,12 +2,14 @@ package audit
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"os"
@@ -63,6 +65,13 @@ type Log struct {
 	done    chan struct{}
 	once    sync.Once
 	f       *os.File
+	macs    sync.Pool // of *pseudonymiser
+}
+
+// pseudonymiser is a keyed HMAC reused across calls, with a buffer for the input.
+type pseudonymiser struct {
+	mac hash.Hash
+	buf []byte
 }
 
 // Open opens (or creates) the log at cfg.Path and starts its writer. An existing log is
@@ -89,6 +98,7 @@ func Open(cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	l := &Log{key: cfg.Key, now: cfg.Now, log: cfg.Logger, events: make(chan Event, cfg.Buffer), done: make(chan struct{}), f: f}
+	l.macs.New = func() any { return &pseudonymiser{mac: hmac.New(sha256.New, l.key)} }
 	go l.run(prev)
 	return l, nil
 }
@@ -96,9 +106,18 @@ func Open(cfg Config) (*Log, error) {
 // Pseudonym returns the keyed hash a subject is logged under; with the key, a DPO can find
 // a subject's decisions, without it the log names nobody.
 func (l *Log) Pseudonym(s privguard.SubjectID) string {
-	m := hmac.New(sha256.New, l.key)
-	m.Write([]byte(s))
-	return "hs_" + hex.EncodeToString(m.Sum(nil)[:16])
+	p := l.macs.Get().(*pseudonymiser)
+	p.mac.Reset()
+	p.buf = append(p.buf[:0], s...)
+	p.mac.Write(p.buf)
+	var sum [sha256.Size]byte
+	var out [3 + 32]byte
+	copy(out[:], "hs_")
+	hex.Encode(out[3:], p.mac.Sum(sum[:0])[:16])
+	if cap(p.buf) <= 1<<10 { // an odd huge id is not kept
+		l.macs.Put(p)
+	}
+	return string(out[:])
 }
 
 // Record logs a decision about in without blocking; if the buffer is full the event is
@@ -137,17 +156,19 @@ func (l *Log) Close() error {
 func (l *Log) run(prev string) {
 	defer close(l.done)
 	w := bufio.NewWriterSize(l.f, 64<<10)
+	var buf bytes.Buffer // one line, reused
+	enc := json.NewEncoder(&buf)
 	for e := range l.events {
 		e.Prev = prev
-		line, err := json.Marshal(e)
-		if err != nil {
+		buf.Reset()
+		if err := enc.Encode(e); err != nil { // the line and its newline
 			l.log.Error("audit: encode event", "err", err)
 			continue
 		}
-		sum := sha256.Sum256(line)
+		line := buf.Bytes()
+		sum := sha256.Sum256(line[:len(line)-1])
 		prev = hex.EncodeToString(sum[:])
 		w.Write(line)
-		w.WriteByte('\n')
 		l.written.Add(1)
 		if len(l.events) == 0 {
 			if err := w.Flush(); err != nil {

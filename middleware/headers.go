@@ -127,11 +127,14 @@ func checkConnection(h http.Header) *privguard.Problem {
 
 // decisionHeaders returns the request headers for the handler: h without anything a client
 // sent under privguard's prefix, with the decision's own.
+//
+// h is changed in place (it is the request's own header map, which privguard's copy of
+// the request shares: the client's copy is not used after the handler).
 func decisionHeaders(h http.Header, purpose privguard.Purpose, d privguard.Decision) http.Header {
-	out := make(http.Header, len(h)+4)
-	for k, v := range h {
-		if !ownHeader(k) {
-			out[k] = v
+	out := h
+	for k := range h {
+		if ownHeader(k) {
+			delete(h, k)
 		}
 	}
 	vals := make([]string, 2, 5) // one allocation for every value privguard sets
@@ -161,8 +164,15 @@ func decisionHeaders(h http.Header, purpose privguard.Purpose, d privguard.Decis
 // had once it has sent a 1xx).
 type ownResponseHeaders struct {
 	http.ResponseWriter
-	own   http.Header
+	own   http.Header   // set on the response, or
+	fixed [2]headerPair // these (the single-subject path, which allocates no map)
 	wrote bool
+}
+
+// headerPair is one response header privguard sets; a zero pair is none.
+type headerPair struct {
+	name  string
+	value []string
 }
 
 func (o *ownResponseHeaders) WriteHeader(code int) {
@@ -175,6 +185,11 @@ func (o *ownResponseHeaders) WriteHeader(code int) {
 		}
 		for k, v := range o.own {
 			h[k] = v
+		}
+		for _, p := range o.fixed {
+			if p.name != "" {
+				h[p.name] = p.value
+			}
 		}
 		o.wrote = code >= 200 || code == http.StatusSwitchingProtocols
 	}

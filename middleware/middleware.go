@@ -63,6 +63,7 @@ func New(cfg Config) (func(http.Handler) http.Handler, error) {
 			rt.categories = fieldCategories(rt.Fields)
 			rt.encrypt = encryptPaths(rt.Route)
 			rt.minimises = len(rt.Fields) > 0 || len(rt.encrypt) > 0
+			rt.fields = routeFields(rt.Fields)
 			rt.names = routeNames(rt.Route, rt.encrypt)
 			e.mux.Handle(rt.Match, rt)
 			catchAll = catchAll || rt.Match == "/"
@@ -144,7 +145,8 @@ type route struct {
 	categories []privguard.DataCategory
 	encrypt    []string // response and request paths sealed by the vault
 	minimises  bool     // the response may be rewritten (fields to drop or mask, or to open)
-	names      names    // what the source checks look for
+	fields     []routeField
+	names      names // what the source checks look for
 }
 
 // encryptPaths resolves a route's Encrypt entries (paths or categories of Fields) to paths.
@@ -222,17 +224,19 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), rt.cfg.Timeout)
-	defer cancel()
+	x := new(exchange) // what the rest of the request needs, in one allocation
+	x.deadline.init(r.Context(), rt.cfg.Timeout)
+	defer x.deadline.release()
 	in.Subject = subject
 	rt.countContacts(&in)
-	d, err := rt.decide(ctx, &in)
+	d, err := rt.decide(&x.deadline, &in)
 	if err != nil {
 		rt.unavailable(w, err)
 		return
 	}
 	rt.record(&in, &d)
-	w.Header().Set(DecisionHeader, d.ID)
+	x.id[0] = d.ID
+	w.Header()[DecisionHeader] = x.id[:]
 	if !d.Allowed() {
 		prob := privguard.NewProblem(http.StatusForbidden, TypeDenied, "Not allowed for this purpose",
 			"the use of this subject's data for "+string(purpose)+" is not allowed")
@@ -240,16 +244,18 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		prob.Write(w)
 		return
 	}
-	r = rt.forward(r, purpose, d)
+	x.decision = d
+	r = rt.forward(r, purpose, &x.decision, &x.ctx)
 	if b.data != nil {
 		setBody(r, b.data)
 	}
 	rt.addContact(in.Channel, subject)
-	own := http.Header{DecisionHeader: {d.ID}}
+	x.own.ResponseWriter = w
+	x.own.fixed[0] = headerPair{DecisionHeader, x.id[:]}
 	if has(d, privguard.ObligeNonPersonalised) {
-		own[NonPersonalisedHeader] = []string{"1"}
+		x.own.fixed[1] = headerPair{NonPersonalisedHeader, one}
 	}
-	w = &ownResponseHeaders{ResponseWriter: w, own: own}
+	w = &x.own
 	var open func([]byte) ([]byte, error)
 	if len(rt.encrypt) > 0 {
 		if p := rt.seal(r.Context(), r, subject, b.data); p != nil {
@@ -260,15 +266,34 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return rt.cfg.Crypter.OpenJSON(r.Context(), subject, doc, rt.encrypt)
 		}
 	}
-	drop, mask := obligedFields(rt.Fields, d)
-	if len(drop) == 0 && len(mask) == 0 && open == nil {
+	ops := obligedOps(rt.fields, d, x.ops[:0])
+	if len(ops) == 0 && open == nil {
 		rt.next.ServeHTTP(w, r)
 		return
 	}
-	mw := &minimiser{ResponseWriter: w, limit: rt.cfg.MaxResponse}
+	mw := &x.minimiser
+	mw.ResponseWriter, mw.limit = w, rt.cfg.MaxResponse
 	rt.next.ServeHTTP(mw, r)
-	mw.finish(open, drop, mask, rt.cfg)
+	mw.finish(open, ops, rt.cfg)
 }
+
+// exchange is what an enforced single-subject request needs beyond the request, allocated
+// together.
+type exchange struct {
+	deadline  deadline // of the decision
+	id        [1]string
+	decision  privguard.Decision
+	ctx       decisionContext
+	own       ownResponseHeaders
+	minimiser minimiser
+	ops       [4]fieldOp
+}
+
+// acceptJSON is the Accept header of a request whose response is rewritten (shared, as one).
+var acceptJSON = []string{"application/json"}[:1:1]
+
+// one is the value "1" of a header (shared: header values are not modified in place).
+var one = []string{"1"}[:1:1]
 
 // setBody gives r (privguard's own copy of the request) body as its body.
 func setBody(r *http.Request, body []byte) {
@@ -283,9 +308,13 @@ func setBody(r *http.Request, body []byte) {
 // partial or shaped otherwise: Accept-Encoding (privguard rewrites only identity-encoded
 // JSON), Range and If-Range (a byte range of a JSON document can itself be valid JSON that
 // no field path reaches), and the client's Accept (replaced by application/json).
-func (rt *route) forward(r *http.Request, purpose privguard.Purpose, d privguard.Decision) *http.Request {
-	r2 := r.WithContext(withDecision(r.Context(), d))
-	r2.Header = decisionHeaders(r.Header, purpose, d)
+//
+// d and ctx are where the decision and the request's new context are kept (the caller's
+// storage, so that the request's state is allocated once).
+func (rt *route) forward(r *http.Request, purpose privguard.Purpose, d *privguard.Decision, ctx *decisionContext) *http.Request {
+	ctx.Context, ctx.d = r.Context(), d
+	r2 := r.WithContext(ctx)
+	r2.Header = decisionHeaders(r.Header, purpose, *d)
 	r2.Trailer = nil // a client's trailers could carry a locator or privguard's headers after the body
 	if rt.minimises {
 		for _, h := range []string{"Accept-Encoding", "Range", "If-Range"} {
@@ -293,7 +322,7 @@ func (rt *route) forward(r *http.Request, purpose privguard.Purpose, d privguard
 		}
 		// The client does not choose the representation: field paths are written for the
 		// plain JSON one (a JSON:API response would hold them under data.attributes).
-		r2.Header["Accept"] = []string{"application/json"}
+		r2.Header["Accept"] = acceptJSON
 	}
 	return r2
 }
@@ -321,7 +350,7 @@ func (rt *route) checkRequest(r *http.Request) *privguard.Problem {
 // gpc reports a Global Privacy Control opt-out: any Sec-GPC value of "1" counts, so that a
 // second header cannot hide one the handler might see.
 func gpc(h http.Header) bool {
-	return slices.Contains(h.Values("Sec-GPC"), "1")
+	return slices.Contains(h["Sec-Gpc"], "1") // the canonical spelling: h.Values would canonicalise it anew
 }
 
 // channel is the route's outreach channel: its own, or the one its purpose names.
@@ -671,7 +700,7 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 	if removed > 0 {
 		batch.Obligations = []privguard.Obligation{{Kind: privguard.ObligeDropSubjects, Remaining: removed}}
 	}
-	r2 := rt.forward(r, in.Purpose, batch)
+	r2 := rt.forward(r, in.Purpose, &batch, new(decisionContext))
 	r2.Header[RemovedHeader] = []string{strconv.Itoa(removed)}
 	setBody(r2, body)
 	own := http.Header{RemovedHeader: {strconv.Itoa(removed)}}
@@ -703,14 +732,26 @@ func fieldCategories(fields map[string]privguard.DataCategory) []privguard.DataC
 
 type decisionKey struct{}
 
-func withDecision(ctx context.Context, d privguard.Decision) context.Context {
-	return context.WithValue(ctx, decisionKey{}, d)
+// decisionContext is context.WithValue(parent, decisionKey{}, d), kept in the request's
+// exchange instead of allocated.
+type decisionContext struct {
+	context.Context
+	d *privguard.Decision
+}
+
+func (c *decisionContext) Value(key any) any {
+	if key == (decisionKey{}) {
+		return c.d
+	}
+	return c.Context.Value(key)
 }
 
 // DecisionFromContext returns the decision that let the request through.
 func DecisionFromContext(ctx context.Context) (privguard.Decision, bool) {
-	d, ok := ctx.Value(decisionKey{}).(privguard.Decision)
-	return d, ok
+	if d, ok := ctx.Value(decisionKey{}).(*privguard.Decision); ok {
+		return *d, true
+	}
+	return privguard.Decision{}, false
 }
 
 // NonPersonalised reports whether the handler must serve its non-personalised alternative

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"maps"
 	"mime"
 	"net"
 	"net/http"
@@ -16,26 +17,49 @@ import (
 	"github.com/privguard/privguard/internal/jsonpath"
 )
 
-// obligedFields returns the response paths to drop and to mask under d.
-func obligedFields(fields map[string]privguard.DataCategory, d privguard.Decision) (drop, mask []string) {
-	for _, o := range d.Obligations {
-		if o.Kind != privguard.ObligeDrop && o.Kind != privguard.ObligeMask {
-			continue
+// routeField is one of a route's response fields, with its rewrites prepared.
+type routeField struct {
+	category   privguard.DataCategory
+	drop, mask fieldOp
+}
+
+// routeFields prepares the rewrites of a route's fields, in path order.
+func routeFields(fields map[string]privguard.DataCategory) []routeField {
+	out := make([]routeField, 0, len(fields))
+	for _, path := range slices.Sorted(maps.Keys(fields)) {
+		out = append(out, routeField{category: fields[path], drop: newFieldOp(path, nil), mask: newFieldOp(path, maskValue)})
+	}
+	return out
+}
+
+func within(c privguard.DataCategory, of []privguard.DataCategory) bool {
+	for _, oc := range of {
+		if c.Within(oc) {
+			return true
 		}
-		for path, c := range fields {
-			for _, oc := range o.Categories {
-				if c.Within(oc) {
-					if o.Kind == privguard.ObligeDrop {
-						drop = append(drop, path)
+	}
+	return false
+}
+
+// obligedOps appends to ops the rewrites d obliges: the fields to drop, then those to mask.
+func obligedOps(fields []routeField, d privguard.Decision, ops []fieldOp) []fieldOp {
+	for _, kind := range [...]privguard.ObligationKind{privguard.ObligeDrop, privguard.ObligeMask} {
+		for _, o := range d.Obligations {
+			if o.Kind != kind {
+				continue
+			}
+			for _, f := range fields {
+				if within(f.category, o.Categories) {
+					if kind == privguard.ObligeDrop {
+						ops = append(ops, f.drop)
 					} else {
-						mask = append(mask, path)
+						ops = append(ops, f.mask)
 					}
-					break
 				}
 			}
 		}
 	}
-	return drop, mask
+	return ops
 }
 
 // minimiser buffers a JSON response so that fields can be dropped or masked before it
@@ -112,7 +136,7 @@ func (m *minimiser) restoreHeader() {
 
 // finish minimises the buffered body and sends it. A body that cannot be minimised (not
 // JSON, too large, malformed) is never passed on.
-func (m *minimiser) finish(open func([]byte) ([]byte, error), drop, mask []string, cfg *Config) {
+func (m *minimiser) finish(open func([]byte) ([]byte, error), ops []fieldOp, cfg *Config) {
 	if m.status == 0 {
 		m.status = http.StatusOK
 	}
@@ -164,21 +188,14 @@ func (m *minimiser) finish(open func([]byte) ([]byte, error), drop, mask []strin
 		}
 		doc = opened
 	}
-	ops := make([]fieldOp, 0, len(drop)+len(mask))
-	for _, p := range drop {
-		ops = append(ops, newFieldOp(p, nil))
-	}
-	for _, p := range mask {
-		ops = append(ops, newFieldOp(p, maskValue))
-	}
 	// The fast rewrite also refuses a field named twice or spelled another way (a client
 	// that reads keys case-insensitively could read the variant privguard did not drop);
 	// before the slow one, the document is checked for that on its own.
 	out, err := rewriteFast(make([]byte, 0, len(doc)), doc, ops)
 	if errors.Is(err, errSlowPath) {
-		checked := drop
-		if len(mask) > 0 {
-			checked = append(slices.Clip(drop), mask...)
+		checked := make([]string, len(ops))
+		for i, op := range ops {
+			checked[i] = op.dotted
 		}
 		if err = jsonpath.CheckPaths(doc, checked); err == nil {
 			out, err = rewrite(doc, ops)
@@ -203,13 +220,14 @@ func (m *minimiser) finish(open func([]byte) ([]byte, error), drop, mask []strin
 
 // fieldOp drops (mask == nil) or masks the field at path.
 type fieldOp struct {
-	path  []string
-	folds []string // jsonpath.Fold of each element of path
-	mask  func(any) any
+	dotted string
+	path   []string
+	folds  []string // jsonpath.Fold of each element of path
+	mask   func(any) any
 }
 
 func newFieldOp(dotted string, mask func(any) any) fieldOp {
-	op := fieldOp{path: strings.Split(dotted, "."), mask: mask}
+	op := fieldOp{dotted: dotted, path: strings.Split(dotted, "."), mask: mask}
 	op.folds = make([]string, len(op.path))
 	for i, p := range op.path {
 		op.folds[i] = jsonpath.Fold(p)

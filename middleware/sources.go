@@ -282,11 +282,19 @@ func (rt *route) readBody(w http.ResponseWriter, r *http.Request) (body, *privgu
 	return b, nil
 }
 
+// query is r.URL.Query(), without the empty map when there is no query.
+func query(r *http.Request) url.Values {
+	if r.URL.RawQuery == "" {
+		return nil
+	}
+	return r.URL.Query()
+}
+
 // checkSources refuses a request in which a name the route enforces could be read another
 // way (see the top of this file). subject is the single subject privguard checked ("" for a
 // batch): a locator's name may appear elsewhere only with that same value.
 func (rt *route) checkSources(r *http.Request, b body, subject string) *privguard.Problem {
-	for k, vs := range r.URL.Query() {
+	for k, vs := range query(r) {
 		if p := rt.checkParam(k, vs, subject, true); p != nil {
 			return p
 		}

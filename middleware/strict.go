@@ -64,10 +64,11 @@ func strictPath(r *http.Request) *privguard.Problem {
 			return notCanonical("Upgrade: h2c is not accepted")
 		}
 	}
-	if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
 		return ambiguous("the query string cannot be parsed one way only (a semicolon, a bad escape, or too many parameters)")
 	}
-	for k := range r.URL.Query() {
+	for k := range q {
 		if isMethodOverride(k) {
 			return notCanonical("_method is not accepted: send the request with its real method")
 		}

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/privguard/privguard"
@@ -77,7 +78,13 @@ func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, engi
 		}
 		trusted = append(trusted, p)
 	}
+	transport, err := upstreamTransport(cfg.UpstreamTransport)
+	if err != nil {
+		return nil, err
+	}
 	proxy := &httputil.ReverseProxy{
+		Transport:  transport,
+		BufferPool: copyBuffers{},
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(upstream)
 			// Rewrite received the request without its X-Forwarded-* headers; a trusted
@@ -95,7 +102,7 @@ func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, engi
 					}
 				}
 			}
-			r.SetXForwarded()
+			setXForwarded(r)
 			// The middleware removed every X-Privguard-* header the client sent and set the
 			// decision's. The proxy has since dropped the headers the client's Connection
 			// header named; privguard's own are put back, so no client can remove them.
@@ -116,6 +123,76 @@ func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, engi
 	}
 	return protect(proxy), nil
 }
+
+// setXForwarded is httputil.ProxyRequest.SetXForwarded with the three values in one
+// allocation instead of three.
+func setXForwarded(r *httputil.ProxyRequest) {
+	vals := make([]string, 3)
+	if ip, _, err := net.SplitHostPort(r.In.RemoteAddr); err == nil {
+		if prior := r.Out.Header["X-Forwarded-For"]; len(prior) > 0 {
+			ip = strings.Join(prior, ", ") + ", " + ip
+		}
+		vals[0] = ip
+		r.Out.Header["X-Forwarded-For"] = vals[0:1:1]
+	} else {
+		delete(r.Out.Header, "X-Forwarded-For")
+	}
+	vals[1] = r.In.Host
+	r.Out.Header["X-Forwarded-Host"] = vals[1:2:2]
+	vals[2] = "http"
+	if r.In.TLS != nil {
+		vals[2] = "https"
+	}
+	r.Out.Header["X-Forwarded-Proto"] = vals[2:3:3]
+}
+
+// upstreamTransport is the sidecar's connection pool to the upstream: net/http's defaults
+// (proxy from the environment, HTTP/2 when TLS offers it) with the configured limits.
+func upstreamTransport(c config.Transport) (*http.Transport, error) {
+	d := func(v *config.Duration, def time.Duration, name string) (time.Duration, error) {
+		if v == nil {
+			return def, nil
+		}
+		if v.Duration < 0 {
+			return 0, fmt.Errorf("config: upstream_transport.%s %s is negative", name, v.Duration)
+		}
+		return v.Duration, nil
+	}
+	idle, err := d(c.IdleConnTimeout, 90*time.Second, "idle_conn_timeout")
+	if err != nil {
+		return nil, err
+	}
+	dial, err := d(c.DialTimeout, 5*time.Second, "dial_timeout")
+	if err != nil {
+		return nil, err
+	}
+	header, err := d(c.ResponseHeaderTimeout, 0, "response_header_timeout")
+	if err != nil {
+		return nil, err
+	}
+	perHost := c.MaxIdleConnsPerHost
+	if perHost == 0 {
+		perHost = 256
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: dial, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = dial
+	t.MaxIdleConns = 0 // bounded per host below; the sidecar has one upstream
+	t.MaxIdleConnsPerHost = perHost
+	t.MaxConnsPerHost = c.MaxConnsPerHost
+	t.IdleConnTimeout = idle
+	t.ResponseHeaderTimeout = header
+	return t, nil
+}
+
+// copyBuffers lends the proxy its 32 KiB body-copy buffers, which it would otherwise
+// allocate for every response.
+type copyBuffers struct{}
+
+var copyBufferPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (copyBuffers) Get() []byte  { return *copyBufferPool.Get().(*[]byte) }
+func (copyBuffers) Put(b []byte) { copyBufferPool.Put(&b) }
 
 // spoofable reports the forwarding headers, beside Forwarded and X-Forwarded-For/Host/Proto
 // (which httputil.ReverseProxy drops), that upstreams read a client's address or the public
@@ -153,7 +230,7 @@ func serveSidecar(ctx context.Context, addr string, h http.Handler, log *slog.Lo
 // newEngine builds the policy engine from the configuration: the embedded default policy or
 // the modules of policy.dir, with data from the taxonomy and the frequency limits.
 func newEngine(ctx context.Context, cfg *config.File, tax *privguard.Taxonomy, log *slog.Logger) (*policy.Engine, error) {
-	pc := policy.Config{Taxonomy: tax, Logger: log, Frequency: frequency(cfg)}
+	pc := policy.Config{Taxonomy: tax, Logger: log, Frequency: frequency(cfg), CacheSize: cfg.Policy.MemoSize}
 	if cfg.Policy.Dir != "" {
 		modules, err := policy.LoadDir(cfg.Policy.Dir)
 		if err != nil {

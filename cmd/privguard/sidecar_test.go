@@ -4,16 +4,21 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"github.com/privguard/privguard/audit"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/privguard/privguard/audit"
+	"github.com/privguard/privguard/internal/config"
 )
 
 func TestSidecarEnforcesRoutes(t *testing.T) {
@@ -204,5 +209,60 @@ func TestFromTrusted(t *testing.T) {
 		if got := fromTrusted(addr, trusted); got != want {
 			t.Errorf("fromTrusted(%s) = %v; want %v", addr, got, want)
 		}
+	}
+}
+
+// The sidecar keeps its upstream connections: 16 clients in parallel open about 16
+// connections to the upstream, not one per request (net/http's default transport keeps 2
+// idle per host, so most of such a load dials anew).
+func TestSidecarReusesUpstreamConnections(t *testing.T) {
+	var conns atomic.Int64
+	upstream := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok"))
+	}))
+	upstream.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	upstream.Start()
+	defer upstream.Close()
+	sc := startSidecar(t, upstream.URL, "routes:\n  - {match: \"GET /health\", pass: true}\n")
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	const clients, each = 16, 50
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			for range each {
+				resp, err := client.Get(sc.proxy + "/health")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
+	if n := conns.Load(); n > 2*clients {
+		t.Errorf("%d requests opened %d upstream connections; want at most %d", clients*each, n, 2*clients)
+	}
+}
+
+func TestUpstreamTransport(t *testing.T) {
+	tr, err := upstreamTransport(config.Transport{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.MaxIdleConnsPerHost != 256 || tr.IdleConnTimeout != 90*time.Second || tr.TLSHandshakeTimeout != 5*time.Second || tr.ResponseHeaderTimeout != 0 {
+		t.Errorf("defaults = %d idle per host, %v idle timeout, %v handshake, %v header timeout", tr.MaxIdleConnsPerHost, tr.IdleConnTimeout, tr.TLSHandshakeTimeout, tr.ResponseHeaderTimeout)
+	}
+	tr, err = upstreamTransport(config.Transport{MaxIdleConnsPerHost: 8, MaxConnsPerHost: 16, ResponseHeaderTimeout: &config.Duration{Duration: time.Second}})
+	if err != nil || tr.MaxIdleConnsPerHost != 8 || tr.MaxConnsPerHost != 16 || tr.ResponseHeaderTimeout != time.Second {
+		t.Errorf("configured = %v %+v", err, tr)
+	}
+	if _, err := upstreamTransport(config.Transport{DialTimeout: &config.Duration{Duration: -time.Second}}); err == nil || !strings.Contains(err.Error(), "dial_timeout") {
+		t.Errorf("a negative dial_timeout = %v; want it refused by name", err)
 	}
 }

@@ -62,6 +62,8 @@ type File struct {
 	// TrustedProxies are the CIDRs whose X-Forwarded-For the sidecar passes on; from any
 	// other client it is dropped and replaced by the client's own address.
 	TrustedProxies []string `yaml:"trusted_proxies" validate:"dive,cidr"`
+	// UpstreamTransport tunes the sidecar's connections to the upstream.
+	UpstreamTransport Transport `yaml:"upstream_transport"`
 	// AdminListen is the address of the consent and admin APIs. Default DefaultAdminListen.
 	AdminListen string  `yaml:"admin_listen" validate:"omitempty,listen_addr"`
 	Policy      Policy  `yaml:"policy"`
@@ -159,6 +161,27 @@ type Policy struct {
 	Dir string `yaml:"dir"`
 	// Frequency overrides the outreach limits per channel.
 	Frequency map[string]Frequency `yaml:"frequency" validate:"dive,keys,oneof=sms email push wechat,endkeys"`
+	// MemoSize bounds how many distinct decisions are remembered (0: the engine's default;
+	// -1: none, every request is evaluated).
+	MemoSize int `yaml:"memo_size" validate:"omitempty,min=-1"`
+}
+
+// Transport tunes the sidecar's connections to the upstream. Unset fields take the
+// defaults in parentheses, chosen so that a sidecar under load reuses its connections
+// instead of opening one per request (net/http's default keeps only 2 idle per host).
+type Transport struct {
+	// MaxIdleConnsPerHost is how many idle connections to the upstream are kept (256).
+	MaxIdleConnsPerHost int `yaml:"max_idle_conns_per_host" validate:"omitempty,min=1,max=65536"`
+	// MaxConnsPerHost bounds the connections to the upstream, idle or busy (0: no bound);
+	// requests over it wait for a connection.
+	MaxConnsPerHost int `yaml:"max_conns_per_host" validate:"omitempty,min=0,max=65536"`
+	// IdleConnTimeout closes a connection idle this long (90s).
+	IdleConnTimeout *Duration `yaml:"idle_conn_timeout"`
+	// DialTimeout bounds opening a connection, TLS handshake included (5s).
+	DialTimeout *Duration `yaml:"dial_timeout"`
+	// ResponseHeaderTimeout bounds the wait for the upstream's response headers once the
+	// request is sent (0: none, for long polls and slow reports); a request over it gets 502.
+	ResponseHeaderTimeout *Duration `yaml:"response_header_timeout"`
 }
 
 // Frequency is an outreach limit: at most Max contacts per subject within Window.
