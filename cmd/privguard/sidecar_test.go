@@ -226,7 +226,7 @@ func TestSidecarReusesUpstreamConnections(t *testing.T) {
 		}
 	}
 	upstream.Start()
-	defer upstream.Close()
+	t.Cleanup(upstream.Close) // after the sidecar's cleanup, which closes its connections
 	sc := startSidecar(t, upstream.URL, "routes:\n  - {match: \"GET /health\", pass: true}\n")
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	const clients, each = 16, 50
