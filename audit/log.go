@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/middleware"
 )
 
 // DefaultBuffer is how many events may wait for the writer.
@@ -59,13 +60,21 @@ type Log struct {
 	key     []byte
 	now     func() time.Time
 	log     *slog.Logger
-	events  chan Event
+	events  chan item
 	dropped atomic.Uint64
 	written atomic.Uint64
 	done    chan struct{}
 	once    sync.Once
 	f       *os.File
 	macs    sync.Pool // of *pseudonymiser
+}
+
+// item is what waits for the writer: one event, or a batch's (expanded into an event per
+// subject by the writer, so that a batch of 100,000 takes one place in the buffer).
+type item struct {
+	e       Event
+	batch   []middleware.BatchEntry
+	subject privguard.SubjectID // pseudonymised by the writer
 }
 
 // pseudonymiser is a keyed HMAC reused across calls, with a buffer for the input.
@@ -97,7 +106,7 @@ func Open(cfg Config) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	l := &Log{key: cfg.Key, now: cfg.Now, log: cfg.Logger, events: make(chan Event, cfg.Buffer), done: make(chan struct{}), f: f}
+	l := &Log{key: cfg.Key, now: cfg.Now, log: cfg.Logger, events: make(chan item, cfg.Buffer), done: make(chan struct{}), f: f}
 	l.macs.New = func() any { return &pseudonymiser{mac: hmac.New(sha256.New, l.key)} }
 	go l.run(prev)
 	return l, nil
@@ -123,16 +132,41 @@ func (l *Log) Pseudonym(s privguard.SubjectID) string {
 // Record logs a decision about in without blocking; if the buffer is full the event is
 // dropped and counted. Personal data in in (the subject id) never reaches the log.
 func (l *Log) Record(route string, in *privguard.Input, d *privguard.Decision) {
-	e := Event{Time: l.now().UTC(), DecisionID: d.ID, Revision: d.Revision, Route: route, Subject: l.Pseudonym(in.Subject),
-		Purpose: in.Purpose, Categories: in.Categories, Regime: in.Regime, Effect: d.Effect, Reasons: d.Reasons,
-		Consent: in.Consent.State}
+	l.enqueue(item{e: l.event(route, in, in.Consent.State, d), subject: in.Subject}, 1)
+}
+
+// RecordBatch implements middleware.BatchRecorder: the batch takes one place in the buffer,
+// and the writer logs one event per subject, as Record would. If the buffer is full, the
+// batch's events are dropped and counted.
+func (l *Log) RecordBatch(route string, in *privguard.Input, entries []middleware.BatchEntry) {
+	if len(entries) == 0 {
+		return
+	}
+	l.enqueue(item{e: l.event(route, in, "", nil), batch: entries}, uint64(len(entries)))
+}
+
+func (l *Log) enqueue(it item, n uint64) {
+	select {
+	case l.events <- it:
+	default:
+		l.dropped.Add(n)
+	}
+}
+
+// event is the event of a decision d about in, without its subject; d nil leaves the
+// decision's fields for the writer (a batch).
+func (l *Log) event(route string, in *privguard.Input, consent string, d *privguard.Decision) Event {
+	e := Event{Time: l.now().UTC(), Route: route, Purpose: in.Purpose, Categories: in.Categories, Regime: in.Regime, Consent: consent}
+	if d != nil {
+		e.decided(d)
+	}
+	return e
+}
+
+func (e *Event) decided(d *privguard.Decision) {
+	e.DecisionID, e.Revision, e.Effect, e.Reasons, e.Obligations = d.ID, d.Revision, d.Effect, d.Reasons, nil
 	for _, o := range d.Obligations {
 		e.Obligations = append(e.Obligations, string(o.Kind))
-	}
-	select {
-	case l.events <- e:
-	default:
-		l.dropped.Add(1)
 	}
 }
 
@@ -158,18 +192,33 @@ func (l *Log) run(prev string) {
 	w := bufio.NewWriterSize(l.f, 64<<10)
 	var buf bytes.Buffer // one line, reused
 	enc := json.NewEncoder(&buf)
-	for e := range l.events {
+	write := func(e *Event) {
 		e.Prev = prev
 		buf.Reset()
 		if err := enc.Encode(e); err != nil { // the line and its newline
 			l.log.Error("audit: encode event", "err", err)
-			continue
+			return
 		}
 		line := buf.Bytes()
 		sum := sha256.Sum256(line[:len(line)-1])
 		prev = hex.EncodeToString(sum[:])
 		w.Write(line)
 		l.written.Add(1)
+	}
+	for it := range l.events {
+		if it.batch == nil {
+			it.e.Subject = l.Pseudonym(it.subject)
+			write(&it.e)
+		}
+		var last *privguard.Decision
+		for _, b := range it.batch {
+			if b.Decision != last {
+				it.e.decided(b.Decision)
+				last = b.Decision
+			}
+			it.e.Subject, it.e.Consent = l.Pseudonym(b.Subject), b.Consent
+			write(&it.e)
+		}
 		if len(l.events) == 0 {
 			if err := w.Flush(); err != nil {
 				l.log.Error("audit: write", "err", err)

@@ -40,6 +40,35 @@ type Recorder interface {
 	Record(route string, in *privguard.Input, d *privguard.Decision)
 }
 
+// BatchRecorder is a Recorder that takes all the decisions of a batch (a campaign's
+// recipients) in one call, so that a batch of 100,000 is one entry in its buffer rather than
+// 100,000 (audit.Log and the metrics recorder implement it). in is the batch's input,
+// without subject and facts; entries must not be modified after the call.
+type BatchRecorder interface {
+	Recorder
+	RecordBatch(route string, in *privguard.Input, entries []BatchEntry)
+}
+
+// BatchEntry is one subject's decision in a batch.
+type BatchEntry struct {
+	Subject  privguard.SubjectID
+	Consent  string // the consent state the decision saw
+	Decision *privguard.Decision
+}
+
+// RecordBatch gives entries to rec: at once if it is a BatchRecorder, one by one otherwise.
+func RecordBatch(rec Recorder, route string, in *privguard.Input, entries []BatchEntry) {
+	if br, ok := rec.(BatchRecorder); ok {
+		br.RecordBatch(route, in, entries)
+		return
+	}
+	for _, e := range entries {
+		one := *in
+		one.Subject, one.Consent.State = e.Subject, e.Consent
+		rec.Record(route, &one, e.Decision)
+	}
+}
+
 // FieldCrypter seals and opens fields of JSON documents for a subject (vault.Vault
 // implements it): routes with Encrypt fields have them sealed in request bodies before the
 // handler (and its database) sees them, and opened in responses. SealJSON's error wraps

@@ -622,6 +622,17 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 		d privguard.Decision
 	}
 	var decided []seen
+	var entries []BatchEntry // for the Recorder, given to it once the batch is decided
+	flush := func() {
+		if len(entries) > 0 {
+			RecordBatch(rt.cfg.Recorder, rt.Match, &in, entries)
+		}
+		entries = nil
+	}
+	if rt.cfg.Recorder != nil {
+		entries = make([]BatchEntry, 0, len(valid))
+		defer flush() // what was decided before a failure
+	}
 	for i, s := range valid {
 		k := all[i]
 		j := 0
@@ -653,9 +664,7 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 		}
 		d := &decided[j].d
 		if rt.cfg.Recorder != nil {
-			one := in
-			one.Subject, one.Consent, one.Facts = s, k.c, k.f
-			rt.record(&one, d)
+			entries = append(entries, BatchEntry{Subject: s, Consent: k.c.State, Decision: d})
 		}
 		if d.Allowed() {
 			kept = append(kept, s)
@@ -663,6 +672,7 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 			rt.addContact(in.Channel, s)
 		}
 	}
+	flush()
 	if len(kept) == 0 {
 		// Nobody may be contacted: the handler is not called, since an empty list can mean
 		// "everyone" to it.

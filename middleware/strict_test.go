@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -328,5 +329,62 @@ func TestMaskObligation(t *testing.T) {
 	h.ServeHTTP(w, httptest.NewRequest("GET", "/api/accounts/a-1", nil))
 	if w.Code != 200 || !strings.Contains(w.Body.String(), `"phone":"138****5678"`) || !strings.Contains(w.Body.String(), `"email":"***@example.com"`) {
 		t.Errorf("= %d %s; want both masked", w.Code, w.Body)
+	}
+}
+
+// batchRecorder is a recorder that also takes batches.
+type batchRecorder struct {
+	recorder
+	batches [][]middleware.BatchEntry
+}
+
+func (r *batchRecorder) RecordBatch(route string, in *privguard.Input, entries []middleware.BatchEntry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.batches = append(r.batches, entries)
+}
+
+// A batch reaches the recorder as one call with every valid subject's own decision, and a
+// recorder without RecordBatch gets each of them through Record.
+func TestBatchDecisionsRecorded(t *testing.T) {
+	for _, batched := range []bool{true, false} {
+		e := newEnv(t)
+		e.grant("c-1", "marketing.communications.sms")
+		e.grant("c-2", "marketing.communications.sms")
+		var rec middleware.Recorder = &recorder{}
+		br := &batchRecorder{}
+		if batched {
+			rec = br
+		}
+		mw, err := middleware.New(middleware.Config{Routes: routes, Decider: mustEngine(t), Facts: e.ledger, Regime: privguard.RegimePIPL, Recorder: rec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.handler = mw(http.HandlerFunc(e.app))
+		w := e.do("POST", "/api/campaigns/7/send", `{"recipients":["c-1","c-3","c-2","c-1","bad id"]}`, map[string]string{"Content-Type": "application/json"})
+		if w.Code != http.StatusOK {
+			t.Fatalf("send: %d %s", w.Code, w.Body)
+		}
+		var got []string
+		if batched {
+			if len(br.batches) != 1 || len(br.routes) != 0 {
+				t.Fatalf("%d batches and %d single records; want the batch in one call", len(br.batches), len(br.routes))
+			}
+			for _, b := range br.batches[0] {
+				got = append(got, string(b.Subject)+":"+string(b.Decision.Effect)+":"+b.Consent)
+			}
+		} else {
+			r := rec.(*recorder)
+			for _, d := range r.ds {
+				got = append(got, string(d.Effect))
+			}
+		}
+		want := []string{"c-1:allow:given", "c-3:deny:unknown", "c-2:allow:given"}
+		if !batched {
+			want = []string{"allow", "deny", "allow"}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("batched=%v: recorded %v; want %v (the duplicate and the malformed id are nobody)", batched, got, want)
+		}
 	}
 }

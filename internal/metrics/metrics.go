@@ -17,7 +17,7 @@ type Recorder struct {
 	decisions *prometheus.CounterVec
 }
 
-var _ middleware.Recorder = (*Recorder)(nil)
+var _ middleware.BatchRecorder = (*Recorder)(nil)
 
 // NewRecorder registers privguard_decisions_total on reg and returns a Recorder that counts
 // into it before calling next (which may be nil).
@@ -41,6 +41,32 @@ func (r *Recorder) Record(route string, in *privguard.Input, d *privguard.Decisi
 	r.decisions.WithLabelValues(route, string(d.Effect), reason).Inc()
 	if r.next != nil {
 		r.next.Record(route, in, d)
+	}
+}
+
+// RecordBatch implements middleware.BatchRecorder: one counter update per distinct decision.
+func (r *Recorder) RecordBatch(route string, in *privguard.Input, entries []middleware.BatchEntry) {
+	var n int
+	var last *privguard.Decision
+	add := func() {
+		if n > 0 {
+			reason := ""
+			if len(last.Reasons) > 0 {
+				reason = string(last.Reasons[0])
+			}
+			r.decisions.WithLabelValues(route, string(last.Effect), reason).Add(float64(n))
+		}
+	}
+	for _, e := range entries { // entries of one decision share its pointer, mostly in runs
+		if e.Decision != last {
+			add()
+			last, n = e.Decision, 0
+		}
+		n++
+	}
+	add()
+	if r.next != nil {
+		middleware.RecordBatch(r.next, route, in, entries)
 	}
 }
 
