@@ -2,7 +2,6 @@ package audit
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -190,19 +189,13 @@ func (l *Log) Close() error {
 func (l *Log) run(prev string) {
 	defer close(l.done)
 	w := bufio.NewWriterSize(l.f, 64<<10)
-	var buf bytes.Buffer // one line, reused
-	enc := json.NewEncoder(&buf)
+	var line []byte // reused
 	write := func(e *Event) {
 		e.Prev = prev
-		buf.Reset()
-		if err := enc.Encode(e); err != nil { // the line and its newline
-			l.log.Error("audit: encode event", "err", err)
-			return
-		}
-		line := buf.Bytes()
-		sum := sha256.Sum256(line[:len(line)-1])
+		line = e.appendJSON(line[:0])
+		sum := sha256.Sum256(line)
 		prev = hex.EncodeToString(sum[:])
-		w.Write(line)
+		w.Write(append(line, '\n'))
 		l.written.Add(1)
 	}
 	for it := range l.events {
