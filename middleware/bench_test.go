@@ -116,6 +116,7 @@ func BenchmarkCampaignBatch(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		r := httptest.NewRequest("POST", "/api/campaigns/1/send", strings.NewReader(string(body)))
+		r.Header.Set("Content-Type", "application/json")
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
 		if w.Code != http.StatusOK || kept != 80_000 {

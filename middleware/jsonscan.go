@@ -133,6 +133,10 @@ func stringArray(arr []byte) (vals []string, spans [][2]int, ok bool) {
 	if open >= len(arr) || arr[open] != '[' {
 		return nil, nil, false
 	}
+	// The ids without escapes are slices of one copy of the array, not a string each.
+	all := string(arr)
+	n := bytes.Count(arr, []byte{','}) + 1 // at least the number of elements
+	vals, spans = make([]string, 0, n), make([][2]int, 0, n)
 	for v, j := jsonpath.Element(arr, open+1); v != nil; v, j = jsonpath.Element(arr, j) {
 		if v[0] != '"' {
 			return nil, nil, false
@@ -145,7 +149,7 @@ func stringArray(arr []byte) (vals []string, spans [][2]int, ok bool) {
 			}
 			vals = append(vals, s)
 		} else {
-			vals = append(vals, string(raw))
+			vals = append(vals, all[j-len(v)+1:j-1])
 		}
 		spans = append(spans, [2]int{j - len(v), j})
 	}
