@@ -107,7 +107,7 @@ for name in "${setups[@]}"; do
     function med(x, n,   i,j,t) { for (i=1;i<=n;i++) for (j=i+1;j<=n;j++) if (x[j]<x[i]) {t=x[i];x[i]=x[j];x[j]=t}; return x[int((n+1)/2)] }
     END {printf "%s %.0f %.2f %.2f %d\n", n, med(r,NR), med(a,NR), med(b,NR), med(e,NR)}'
 done | tee "$work/medians"
-awk '$1=="bare"{br=$2; bp=$4} $1=="opa"{or=$2} {r[$1]=$2; p[$1]=$4}
+awk '$1=="bare"{br=$2; bp=$4} $1=="opa"{orps=$2} {r[$1]=$2; p[$1]=$4}
   END {for (n in r) if (n != "bare" && n != "opa") {
     s = n ":"; if (br) s = s sprintf(" %.2fx bare throughput, %.2fx bare p99;", r[n]/br, p[n]/bp)
-    if (or) s = s sprintf(" %.2fx opa throughput", r[n]/or); print s }}' "$work/medians"
+    if (orps) s = s sprintf(" %.2fx opa throughput", r[n]/orps); print s }}' "$work/medians"
