@@ -10,6 +10,9 @@
 #   baseline   privguard serve built from another commit (the first argument)
 #
 # usage: bench/sidecar.sh [BASELINE_BINARY]      (needs wrk: apt-get install -y wrk)
+# prints per run and as medians: req/s, p50 and p99 (ms), non-2xx answers, heap allocations
+# per request of the serving process.
+#
 # env:   ROUNDS (3), DURATION (10s), CONNECTIONS (32), SETUPS ("bare opa current cold"),
 #        OPA_BIN (an opa binary, for the opa setup; see BENCHMARKS.md for how to build one)
 set -euo pipefail
@@ -76,15 +79,30 @@ YAML
   [ "$code" = 200 ] || { echo "$name: profile read answered $code, not 200" >&2; cat "$dir/serve.log" >&2; exit 1; }
 }
 
-# measure: one wrk run; prints "req/s p50_ms p99_ms non2xx" (non2xx: answers other than 2xx,
-# such as the 503 of a decision that missed its deadline; they count as failures, not speed).
+# mallocs NAME: the heap allocations of the serving process so far (privguard's
+# go_memstats_mallocs_total, the hop's /__hop/mallocs).
+mallocs() {
+  case $1 in
+    bare|opa) curl -s http://127.0.0.1:18080/__hop/mallocs ;;
+    *) curl -s -H "Authorization: Bearer $(cat "$work/data-$1/admin.token")" http://127.0.0.1:18081/metrics |
+         awk '/^go_memstats_mallocs_total/ {printf "%.0f\n", $2}' ;;
+  esac
+}
+
+# measure NAME: one wrk run; prints "req/s p50_ms p99_ms non2xx mallocs/request" (non2xx:
+# answers other than 2xx, such as the 503 of a decision that missed its deadline; they count
+# as failures, not speed).
 measure() {
-  wrk -t2 -c"$conns" -d"$duration" --latency http://127.0.0.1:18080/api/profiles/c-1 | awk '
+  local before; before=$(mallocs "$1")
+  wrk -t2 -c"$conns" -d"$duration" --latency http://127.0.0.1:18080/api/profiles/c-1 > "$work/wrk.out"
+  local after; after=$(mallocs "$1")
+  awk -v m=$((after - before)) '
     /Requests\/sec/ {rps=$2}
+    /requests in/ {n=$1}
     /^ +50%/ {p50=$2} /^ +99%/ {p99=$2}
     /Non-2xx/ {bad=$NF}
     function ms(v) { if (v ~ /us$/) return substr(v,1,length(v)-2)/1000; if (v ~ /ms$/) return substr(v,1,length(v)-2)+0; if (v ~ /s$/) return substr(v,1,length(v)-1)*1000; return v }
-    END {printf "%s %.2f %.2f %d\n", rps, ms(p50), ms(p99), bad}'
+    END {printf "%s %.2f %.2f %d %.0f\n", rps, ms(p50), ms(p99), bad, m/n}' "$work/wrk.out"
 }
 
 BASELINE=${1:-}
@@ -92,20 +110,20 @@ for r in $(seq "$rounds"); do
   for name in "${setups[@]}"; do
     [ -n "$name" ] || continue
     start "$name"
-    measure > /dev/null   # warm-up: the decision memo, connections
-    echo "$name $(measure)" | tee -a "$work/results"
+    measure "$name" > /dev/null   # warm-up: the decision memo, connections
+    echo "$name $(measure "$name")" | tee -a "$work/results"
     kill "$server"; wait "$server" 2>/dev/null || true; server=
     rm -rf "$work/data-$name"
   done
 done
 
-echo "== medians over $rounds rounds (req/s, p50 ms, p99 ms, non-2xx answers; ratios against bare and opa)"
+echo "== medians over $rounds rounds (req/s, p50 ms, p99 ms, non-2xx answers, allocations per request; ratios against bare and opa)"
 for name in "${setups[@]}"; do
   [ -n "$name" ] || continue
   grep "^$name " "$work/results" | awk -v n="$name" '
-    {r[NR]=$2; a[NR]=$3; b[NR]=$4; e[NR]=$5}
+    {r[NR]=$2; a[NR]=$3; b[NR]=$4; e[NR]=$5; m[NR]=$6}
     function med(x, n,   i,j,t) { for (i=1;i<=n;i++) for (j=i+1;j<=n;j++) if (x[j]<x[i]) {t=x[i];x[i]=x[j];x[j]=t}; return x[int((n+1)/2)] }
-    END {printf "%s %.0f %.2f %.2f %d\n", n, med(r,NR), med(a,NR), med(b,NR), med(e,NR)}'
+    END {printf "%s %.0f %.2f %.2f %d %.0f\n", n, med(r,NR), med(a,NR), med(b,NR), med(e,NR), med(m,NR)}'
 done | tee "$work/medians"
 awk '$1=="bare"{br=$2; bp=$4} $1=="opa"{orps=$2} {r[$1]=$2; p[$1]=$4}
   END {for (n in r) if (n != "bare" && n != "opa") {

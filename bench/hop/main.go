@@ -16,6 +16,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -43,6 +44,7 @@ func main() {
 	if *opa != "" {
 		h = askOPA(*opa, transport, proxy)
 	}
+	h = withMallocs(h)
 	srv := &http.Server{Addr: *listen, Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -50,6 +52,20 @@ func main() {
 	}
 	fmt.Fprintln(os.Stderr, "hop listening on", ln.Addr())
 	log.Fatal(srv.Serve(ln))
+}
+
+// withMallocs answers GET /__hop/mallocs with the process's heap allocations so far, so that
+// a harness can compare allocations per request with privguard's (go_memstats_mallocs_total).
+func withMallocs(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/__hop/mallocs" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		fmt.Fprintln(w, m.Mallocs)
+	})
 }
 
 // askOPA asks the OPA server for the decision privguard's default policy makes for a
