@@ -9,13 +9,14 @@ import (
 
 func TestDeadlineIsWithDeadline(t *testing.T) {
 	t.Run("unstarted_expires", func(t *testing.T) {
-		var c deadline
-		c.init(context.Background(), 20*time.Millisecond)
-		defer c.release()
-		if c.Err() != nil {
+		var long, c deadline
+		long.init(context.Background(), time.Hour)
+		if long.Err() != nil {
 			t.Fatal("expired at once")
 		}
-		time.Sleep(30 * time.Millisecond)
+		c.init(context.Background(), time.Millisecond)
+		defer c.release()
+		time.Sleep(20 * time.Millisecond)
 		if !errors.Is(c.Err(), context.DeadlineExceeded) {
 			t.Fatalf("Err = %v after the deadline", c.Err())
 		}
