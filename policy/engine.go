@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -17,8 +15,10 @@ import (
 	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown"
 
 	"github.com/privguard/privguard"
 )
@@ -59,6 +59,8 @@ type Engine struct {
 	cur       atomic.Pointer[compiled]
 	data      map[string]any
 	limits    map[string]int // contact limits per channel, as in data.privguard.frequency
+	terms     *terms         // for building inputs and reading results
+	noCancel  topdown.Cancel // for contexts that cannot be cancelled
 	exact     bool           // Config.MemoExactContacts
 	cacheSize int
 	memoBytes int64
@@ -116,7 +118,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		cfg.MemoBytes = DefaultMemoBytes
 	}
 	e := &Engine{data: Data(cfg.Taxonomy, cfg.Frequency), cacheSize: cfg.CacheSize, memoBytes: cfg.MemoBytes,
-		exact: cfg.MemoExactContacts, limits: make(map[string]int, len(cfg.Frequency)), log: cfg.Logger}
+		exact: cfg.MemoExactContacts, limits: make(map[string]int, len(cfg.Frequency)), log: cfg.Logger,
+		terms: newTerms(cfg.Taxonomy, cfg.Frequency), noCancel: topdown.NewCancel()}
 	for ch, l := range cfg.Frequency {
 		e.limits[ch] = l.Max
 	}
@@ -293,106 +296,37 @@ func (c *compiled) decisionID(n uint64) string {
 	return string(strconv.AppendUint(append(b[:0], c.idPrefix...), n, 36))
 }
 
-// eval runs the prepared query of c.
+// eval runs the prepared query of c. The input is built as an AST value, the result is
+// read as one (no JSON conversion either way), and the evaluation records no metrics.
 func (e *Engine) eval(ctx context.Context, c *compiled, in *privguard.Input) (privguard.Decision, error) {
 	e.evals.Add(1)
-	rs, err := c.pq.Eval(ctx, rego.EvalParsedInput(inputValue(in)))
+	var result *ast.Term
+	opts := [...]rego.EvalOption{
+		rego.EvalParsedInput(e.terms.input(in)),
+		rego.EvalMetrics(metrics.NoOp()),
+		rego.EvalGenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) {
+			result = t
+			return nil, nil
+		}),
+		nil,
+	}
+	n := len(opts) - 1
+	if ctx.Done() == nil {
+		// Nothing can cancel the evaluation: spare OPA its goroutine watching ctx.
+		opts[n] = rego.EvalExternalCancel(e.noCancel)
+		n++
+	}
+	rs, err := c.pq.Eval(ctx, opts[:n]...)
 	if err != nil {
 		return privguard.Decision{}, fmt.Errorf("policy: evaluate: %w: %w", err, privguard.ErrUnavailable)
 	}
-	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 || result == nil {
 		return privguard.Decision{}, fmt.Errorf("policy: %s is undefined: %w", Query, privguard.ErrUnavailable)
 	}
-	d, err := parseDecision(rs[0].Expressions[0].Value)
+	d, err := e.terms.result.parseDecision(result.Value)
 	if err != nil {
 		return privguard.Decision{}, fmt.Errorf("policy: %w: %w", err, privguard.ErrUnavailable)
 	}
 	d.Revision = c.revision
 	return d, nil
-}
-
-var errMalformed = errors.New("malformed decision")
-
-// parseDecision reads {allow, reasons, obligations} from the policy's result.
-func parseDecision(v any) (privguard.Decision, error) {
-	m, ok := v.(map[string]any)
-	if !ok {
-		return privguard.Decision{}, errMalformed
-	}
-	allow, ok := m["allow"].(bool)
-	if !ok {
-		return privguard.Decision{}, fmt.Errorf("%w: allow is not a boolean", errMalformed)
-	}
-	d := privguard.Decision{Effect: privguard.Deny}
-	if allow {
-		d.Effect = privguard.Allow
-	}
-	reasons, _ := m["reasons"].([]any)
-	for _, r := range reasons {
-		if s, ok := r.(string); ok {
-			d.Reasons = append(d.Reasons, privguard.Reason(s))
-		}
-	}
-	if !allow && len(d.Reasons) == 0 {
-		return privguard.Decision{}, fmt.Errorf("%w: a deny without reasons", errMalformed)
-	}
-	obligations, _ := m["obligations"].([]any)
-	for _, o := range obligations {
-		om, ok := o.(map[string]any)
-		if !ok {
-			return privguard.Decision{}, fmt.Errorf("%w: obligation is not an object", errMalformed)
-		}
-		kind, _ := om["kind"].(string)
-		ob := privguard.Obligation{Kind: privguard.ObligationKind(kind)}
-		cats, _ := om["categories"].([]any)
-		for _, c := range cats {
-			if s, ok := c.(string); ok {
-				ob.Categories = append(ob.Categories, privguard.DataCategory(s))
-			}
-		}
-		if r, ok := om["remaining"].(json.Number); ok {
-			n, _ := strconv.Atoi(string(r))
-			ob.Remaining = n
-		}
-		d.Obligations = append(d.Obligations, ob)
-	}
-	slices.SortFunc(d.Obligations, func(a, b privguard.Obligation) int { return strings.Compare(string(a.Kind), string(b.Kind)) })
-	return d, nil
-}
-
-// inputValue builds the policy input as an AST value directly (no JSON round trip). The
-// subject's identity is left out: the policy decides on facts, not on who.
-func inputValue(in *privguard.Input) ast.Value {
-	cats := make([]*ast.Term, len(in.Categories))
-	for i, c := range in.Categories {
-		cats[i] = ast.StringTerm(string(c))
-	}
-	c, f := &in.Consent, &in.Facts
-	return ast.NewObject(
-		ast.Item(ast.StringTerm("purpose"), ast.StringTerm(string(in.Purpose))),
-		ast.Item(ast.StringTerm("categories"), ast.ArrayTerm(cats...)),
-		ast.Item(ast.StringTerm("regime"), ast.StringTerm(string(in.Regime))),
-		ast.Item(ast.StringTerm("role"), ast.StringTerm(in.Role)),
-		ast.Item(ast.StringTerm("channel"), ast.StringTerm(in.Channel)),
-		ast.Item(ast.StringTerm("gpc"), ast.BooleanTerm(in.GPC)),
-		ast.Item(ast.StringTerm("recipient"), ast.StringTerm(in.Recipient)),
-		ast.Item(ast.StringTerm("pia_id"), ast.StringTerm(in.PIAID)),
-		ast.Item(ast.StringTerm("consent"), ast.ObjectTerm(
-			ast.Item(ast.StringTerm("state"), ast.StringTerm(c.State)),
-			ast.Item(ast.StringTerm("allowed"), ast.BooleanTerm(c.Allowed)),
-			ast.Item(ast.StringTerm("reason"), ast.StringTerm(string(c.Reason))),
-			ast.Item(ast.StringTerm("guardian"), ast.BooleanTerm(c.Guardian)),
-			ast.Item(ast.StringTerm("separate"), ast.BooleanTerm(c.Separate)),
-			ast.Item(ast.StringTerm("sensitive"), ast.BooleanTerm(c.Sensitive)),
-		)),
-		ast.Item(ast.StringTerm("subject"), ast.ObjectTerm(
-			ast.Item(ast.StringTerm("restricted"), ast.BooleanTerm(f.Restricted)),
-			ast.Item(ast.StringTerm("objected_dm"), ast.BooleanTerm(f.ObjectedToDM)),
-			ast.Item(ast.StringTerm("personalisation_off"), ast.BooleanTerm(f.PersonalisationOff)),
-			ast.Item(ast.StringTerm("gpc_opt_out"), ast.BooleanTerm(f.GPCOptOut)),
-			ast.Item(ast.StringTerm("minor"), ast.BooleanTerm(f.Minor)),
-			ast.Item(ast.StringTerm("age_band"), ast.StringTerm(f.AgeBand)),
-			ast.Item(ast.StringTerm("contacts"), ast.IntNumberTerm(f.Contacts)),
-		)),
-	)
 }

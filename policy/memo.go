@@ -28,7 +28,7 @@ const (
 // It adapts to its working set: the keys memoised recently (eight times the generation
 // size, at least) are remembered as ghosts in a Bloom filter. A miss on a ghost is an
 // input that was memoised and evicted, i.e. the working set is larger than the memo; when
-// enough of the misses (or promotions from the previous generation) of a generation were
+// an eighth of the misses (or promotions from the previous generation) of a generation were
 // such, the next generation is twice as large, for as long as two of them fit in
 // maxBytes. Inputs seen once do not make it grow.
 type memo struct {
@@ -96,7 +96,7 @@ func (m *memo) putLocked(key string, d privguard.Decision) {
 // rotate starts a new generation, twice as large if the last one saw its working set
 // exceed the memo and two of the larger ones fit in maxBytes.
 func (m *memo) rotate() {
-	if n := len(m.cur); n > 0 && m.reused >= m.size/16 {
+	if n := len(m.cur); n > 0 && m.reused >= max(m.size/8, 16) {
 		perEntry := m.curBytes / int64(n)
 		if next := 2 * m.size; int64(next)*perEntry*2 <= m.maxBytes {
 			m.size = next
