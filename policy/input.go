@@ -15,8 +15,8 @@ type terms struct {
 	result  resultKeys
 
 	purpose, categories, regime, role, channel, gpc, recipient, piaID, consent, subject *ast.Term
-	state, allowed, reason, guardian, separate, sensitive                              *ast.Term
-	restricted, objectedDM, personalisationOff, gpcOptOut, minor, ageBand, contacts    *ast.Term
+	state, allowed, reason, guardian, separate, sensitive                               *ast.Term
+	restricted, objectedDM, personalisationOff, gpcOptOut, minor, ageBand, contacts     *ast.Term
 }
 
 func newTerms(tax *privguard.Taxonomy, freq map[string]FrequencyLimit) *terms {
