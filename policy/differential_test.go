@@ -162,7 +162,8 @@ func categoryPool(tax *privguard.Taxonomy) []privguard.DataCategory {
 		add(c + "_not")
 	}
 	for _, c := range []privguard.DataCategory{"user", "user.contact.phone_number", "user.name.nickname", "user.behavior.browsing_history",
-		"user.derived.inferred_health", "user.derived.rfm_score", "user.unknown", "system.operations", ""} {
+		"user.derived.inferred_health", "user.derived.rfm_score", "user.unknown", "system.operations", "",
+		"user.contact.电话", "user.contact电话", "usér.contact", ".user", "user..contact", "user.contact."} {
 		add(c)
 	}
 	out := make([]privguard.DataCategory, 0, len(seen))

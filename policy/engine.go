@@ -133,7 +133,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 
 // compile prepares modules with the engine's data.
 func (e *Engine) compile(ctx context.Context, modules map[string]string) (*compiled, error) {
-	opts := []func(*rego.Rego){rego.Query(Query), rego.Store(inmem.NewFromObject(map[string]any{"privguard": e.data}))}
+	opts := []func(*rego.Rego){rego.Query(Query), rego.Store(inmem.NewFromObjectWithOpts(map[string]any{"privguard": e.data}, inmem.OptReturnASTValuesOnRead(true)))}
 	names := make([]string, 0, len(modules))
 	for name := range modules {
 		names = append(names, name)
