@@ -28,8 +28,8 @@ const (
 // It adapts to its working set: the keys memoised recently (eight times the generation
 // size, at least) are remembered as ghosts in a Bloom filter. A miss on a ghost is an
 // input that was memoised and evicted, i.e. the working set is larger than the memo; when
-// an eighth of the misses (or promotions from the previous generation) of a generation were
-// such, the next generation is twice as large, for as long as two of them fit in
+// an eighth of a generation's size of misses (or promotions from the previous generation)
+// were such, the generations become twice as large, for as long as two of them fit in
 // maxBytes. Inputs seen once do not make it grow.
 type memo struct {
 	mu       sync.RWMutex
@@ -84,6 +84,9 @@ func (m *memo) putLocked(key string, d privguard.Decision) {
 	if _, ok := m.cur[key]; ok {
 		return
 	}
+	if m.reused >= max(m.size/8, 16) {
+		m.grow()
+	}
 	size := entryBytes(key, &d)
 	if len(m.cur) >= m.size || m.curBytes+size > m.maxBytes/2 {
 		m.rotate()
@@ -93,17 +96,25 @@ func (m *memo) putLocked(key string, d privguard.Decision) {
 	m.ghosts.add(maphash.String(m.seed, key))
 }
 
-// rotate starts a new generation, twice as large if the last one saw its working set
-// exceed the memo and two of the larger ones fit in maxBytes.
-func (m *memo) rotate() {
-	if n := len(m.cur); n > 0 && m.reused >= max(m.size/8, 16) {
-		perEntry := m.curBytes / int64(n)
-		if next := 2 * m.size; int64(next)*perEntry*2 <= m.maxBytes {
-			m.size = next
-			m.grown++
-			m.ghosts.reset(next)
-		}
+// grow doubles the generation size, the current generation included, if two of the larger
+// ones fit in maxBytes: the working set is larger than the memo.
+func (m *memo) grow() {
+	m.reused = 0
+	n := len(m.cur)
+	if n == 0 {
+		return
 	}
+	perEntry := m.curBytes / int64(n)
+	if next := 2 * m.size; int64(next)*perEntry*2 <= m.maxBytes {
+		m.size = next
+		m.grown++
+		m.ghosts.reset(next)
+	}
+}
+
+// rotate starts a new generation: the current one becomes the previous one, whose
+// entries are dropped.
+func (m *memo) rotate() {
 	m.prev, m.prevBytes = m.cur, m.curBytes
 	m.cur, m.curBytes = make(map[string]privguard.Decision, min(m.size, 1<<16)), 0
 	m.reused = 0
