@@ -40,7 +40,7 @@ other_basis if {
 
 # --- reasons to deny ---------------------------------------------------------------------
 
-deny contains "purpose.unknown" if not data.privguard.purposes[input.purpose]
+deny contains "purpose.unknown" if not purpose
 
 deny contains "legal_basis.missing" if {
 	purpose
