@@ -176,3 +176,30 @@ func TestMemoKeyIsCanonical(t *testing.T) {
 		t.Error("the contacts bucket is not in the key")
 	}
 }
+
+// A memoised decision costs one allocation (its id), a budget recomputed for another
+// count below the limit one more (the obligations, copied).
+func TestWarmDecisionAllocations(t *testing.T) {
+	e, err := New(context.Background(), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	same, other := smsInput(0), smsInput(1)
+	if _, err := e.Decide(context.Background(), same); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		in   privguard.Input
+		max  float64
+	}{{"same_input", same, 1}, {"other_count_below_limit", other, 2}} {
+		got := testing.AllocsPerRun(100, func() {
+			if _, err := e.Decide(context.Background(), tc.in); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if got > tc.max {
+			t.Errorf("%s: %v allocations per memoised decision; want at most %v", tc.name, got, tc.max)
+		}
+	}
+}
