@@ -320,3 +320,44 @@ func compareWithReference(t *testing.T, e *Engine, inputs []privguard.Input, wan
 		}
 	}
 }
+
+// TestConcurrentDecisionsMatchTheReference decides the generated inputs from several
+// goroutines at once on a small memo (rotating and growing under them); run with -race.
+func TestConcurrentDecisionsMatchTheReference(t *testing.T) {
+	tax, err := privguard.NewTaxonomy(privguard.DefaultPurposes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := newReference(t, Data(tax, DefaultFrequency()))
+	inputs := generateInputs(tax, 800, 7)
+	want := make([]privguard.Decision, len(inputs))
+	for i := range inputs {
+		want[i] = ref.decide(t, &inputs[i])
+	}
+	e, err := New(context.Background(), Config{Taxonomy: tax, CacheSize: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers = 4
+	errs := make(chan string, workers)
+	for w := range workers {
+		go func() {
+			r := rand.New(rand.NewPCG(uint64(w), 1))
+			for range 3 * len(inputs) {
+				i := r.IntN(len(inputs))
+				got, err := e.Decide(context.Background(), inputs[i])
+				got.ID, got.Revision = "", ""
+				if err != nil || !cmp.Equal(want[i], got) {
+					errs <- fmt.Sprintf("Decide(%+v) = %+v, %v; want %+v", inputs[i], got, err, want[i])
+					return
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for range workers {
+		if msg := <-errs; msg != "" {
+			t.Error(msg)
+		}
+	}
+}
