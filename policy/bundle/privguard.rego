@@ -139,13 +139,9 @@ deny contains "purpose.category_not_allowed" if {
 }
 
 # Outreach frequency per subject and channel.
-limit := data.privguard.frequency[input.channel]
-
-contacts := object.get(input.subject, "contacts", 0)
-
 deny contains "frequency.exceeded" if {
 	purpose.direct_marketing
-	contacts >= limit.max
+	object.get(input.subject, "contacts", 0) >= data.privguard.frequency[input.channel].max
 }
 
 # --- obligations -------------------------------------------------------------------------
@@ -193,7 +189,7 @@ obligations contains {"kind": "non_personalised"} if {
 	purpose.non_personalised_fallback
 }
 
-obligations contains {"kind": "contact_budget", "remaining": limit.max - contacts} if {
+obligations contains {"kind": "contact_budget", "remaining": data.privguard.frequency[input.channel].max - object.get(input.subject, "contacts", 0)} if {
 	purpose.direct_marketing
 	allow
 }
