@@ -65,4 +65,55 @@ func BenchmarkDecide(b *testing.B) {
 			}
 		}
 	})
+	// Every input distinct (the memo on, always missing): the cost of a cold decision
+	// including the memo's bookkeeping.
+	b.Run("cold_distinct_inputs", func(b *testing.B) {
+		e := newEngine(b, policy.Config{})
+		in := sms()
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			in.Role = "role-" + strconv.Itoa(i)
+			i++
+			if _, err := e.Decide(ctx, in); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkDecideWorkingSet cycles through more distinct inputs than the memo's first
+// size (2 x 16,384): the memo grows to hold them instead of thrashing. Each is warmed up
+// with two passes over the working set first; hits/op is the share answered from the memo.
+func BenchmarkDecideWorkingSet(b *testing.B) {
+	for _, n := range []int{24_000, 40_000} {
+		b.Run(strconv.Itoa(n/1000)+"k", func(b *testing.B) {
+			e := newEngine(b, policy.Config{})
+			roles := make([]string, n)
+			for i := range roles {
+				roles[i] = "role-" + strconv.Itoa(i)
+			}
+			in := sms()
+			for range 2 {
+				for _, r := range roles {
+					in.Role = r
+					if _, err := e.Decide(ctx, in); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			before := e.Stats()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				in.Role = roles[i%n]
+				i++
+				if _, err := e.Decide(ctx, in); err != nil {
+					b.Fatal(err)
+				}
+			}
+			after := e.Stats()
+			b.ReportMetric(float64(after.MemoHits-before.MemoHits)/float64(i), "hits/op")
+		})
+	}
 }

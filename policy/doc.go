@@ -5,7 +5,9 @@
 // bundle/privguard_test.rego) whose data is generated from the purpose taxonomy, so that the
 // configuration that changes the consent ledger's purposes changes the policy's too. An
 // [Engine] compiles the policy once into a prepared query and memoises decisions on the input,
-// which never names the subject: a warm decision is a map lookup.
+// which never names the subject: a warm decision is a map lookup. The memo keys the contact
+// count by whether it is below the channel's limit (see [Config.MemoExactContacts]) and
+// grows while its working set is larger than it, within [Config.MemoBytes].
 //
 // # Concurrency and failure
 //

@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -17,17 +15,16 @@ import (
 	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown"
 
 	"github.com/privguard/privguard"
 )
 
 // Query is the rule every privguard policy defines: {allow, reasons, obligations}.
 const Query = "data.privguard.decision"
-
-// DefaultCacheSize is how many distinct decisions are memoised (per generation).
-const DefaultCacheSize = 1 << 14
 
 // Config configures [New].
 type Config struct {
@@ -38,9 +35,20 @@ type Config struct {
 	// Modules are the policy's Rego modules by file name. If nil, the embedded default
 	// bundle's modules (without its tests) are used.
 	Modules map[string]string
-	// CacheSize bounds the memoised decisions; zero means DefaultCacheSize, negative
-	// disables memoisation.
+	// CacheSize is how many decisions a memo generation holds at first; zero means
+	// DefaultCacheSize, negative disables memoisation. A memo whose working set is larger
+	// doubles its generations while two of them fit in MemoBytes.
 	CacheSize int
+	// MemoBytes bounds the memo's memory (an estimate: keys, decisions and bookkeeping of
+	// both generations). Zero means DefaultMemoBytes.
+	MemoBytes int64
+	// MemoExactContacts keys memoised decisions by the exact contact count. By default the
+	// key holds only whether the count is below the channel's limit in Frequency, and the
+	// contact_budget obligation of a memoised decision is recomputed for the count (limit
+	// minus count): the contract of the default policy, which reads subject.contacts only
+	// to compare it with data.privguard.frequency[channel].max and to report what remains.
+	// Set it for a policy that uses the count in any other way.
+	MemoExactContacts bool
 	// Logger receives operational messages. If nil, nothing is logged.
 	Logger *slog.Logger
 }
@@ -50,7 +58,12 @@ type Config struct {
 type Engine struct {
 	cur       atomic.Pointer[compiled]
 	data      map[string]any
+	limits    map[string]int // contact limits per channel, as in data.privguard.frequency
+	terms     *terms         // for building inputs and reading results
+	noCancel  topdown.Cancel // for contexts that cannot be cancelled
+	exact     bool           // Config.MemoExactContacts
 	cacheSize int
+	memoBytes int64
 	log       *slog.Logger
 	ids       atomic.Uint64
 	hits      atomic.Uint64
@@ -101,7 +114,15 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Engine{data: Data(cfg.Taxonomy, cfg.Frequency), cacheSize: cfg.CacheSize, log: cfg.Logger}
+	if cfg.MemoBytes <= 0 {
+		cfg.MemoBytes = DefaultMemoBytes
+	}
+	e := &Engine{data: Data(cfg.Taxonomy, cfg.Frequency), cacheSize: cfg.CacheSize, memoBytes: cfg.MemoBytes,
+		exact: cfg.MemoExactContacts, limits: make(map[string]int, len(cfg.Frequency)), log: cfg.Logger,
+		terms: newTerms(cfg.Taxonomy, cfg.Frequency), noCancel: topdown.NewCancel()}
+	for ch, l := range cfg.Frequency {
+		e.limits[ch] = l.Max
+	}
 	c, err := e.compile(ctx, cfg.Modules)
 	if err != nil {
 		return nil, err
@@ -112,7 +133,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 
 // compile prepares modules with the engine's data.
 func (e *Engine) compile(ctx context.Context, modules map[string]string) (*compiled, error) {
-	opts := []func(*rego.Rego){rego.Query(Query), rego.Store(inmem.NewFromObject(map[string]any{"privguard": e.data}))}
+	opts := []func(*rego.Rego){rego.Query(Query), rego.Store(inmem.NewFromObjectWithOpts(map[string]any{"privguard": e.data}, inmem.OptReturnASTValuesOnRead(true)))}
 	names := make([]string, 0, len(modules))
 	for name := range modules {
 		names = append(names, name)
@@ -135,7 +156,7 @@ func (e *Engine) compile(ctx context.Context, modules map[string]string) (*compi
 		if size == 0 {
 			size = DefaultCacheSize
 		}
-		c.cache = newMemo(size)
+		c.cache = newMemo(size, e.memoBytes)
 	}
 	return c, nil
 }
@@ -201,208 +222,111 @@ func (e *Engine) Revision() string { return e.cur.Load().revision }
 // slices of the returned Decision are shared with the memo and must not be modified.
 func (e *Engine) Decide(ctx context.Context, in privguard.Input) (privguard.Decision, error) {
 	c := e.cur.Load()
-	var key string
-	if c.cache != nil {
-		key = memoKey(&in)
-		if d, ok := c.cache.get(key); ok {
-			e.hits.Add(1)
-			d.ID = c.idPrefix + strconv.FormatUint(e.ids.Add(1), 36)
-			return d, nil
+	if c.cache == nil {
+		d, err := e.eval(ctx, c, &in)
+		if err != nil {
+			return privguard.Decision{}, err
 		}
+		d.ID = c.decisionID(e.ids.Add(1))
+		return d, nil
+	}
+	limit, bucket := e.contactsBucket(&in)
+	var buf [256]byte
+	key := appendMemoKey(buf[:0], &in, bucket, e.exact)
+	if d, ok := c.cache.get(key); ok {
+		e.hits.Add(1)
+		if bucket == contactsBelow && !e.exact {
+			d.Obligations = withBudget(d.Obligations, limit-in.Facts.Contacts)
+		}
+		d.ID = c.decisionID(e.ids.Add(1))
+		return d, nil
 	}
 	d, err := e.eval(ctx, c, &in)
 	if err != nil {
 		return privguard.Decision{}, err
 	}
-	if c.cache != nil {
-		c.cache.put(key, d)
+	if e.exact || budgetFollowsLimit(d.Obligations, bucket, limit-in.Facts.Contacts) {
+		c.cache.put(string(key), d)
 	}
-	d.ID = c.idPrefix + strconv.FormatUint(e.ids.Add(1), 36)
+	d.ID = c.decisionID(e.ids.Add(1))
 	return d, nil
 }
 
-// eval runs the prepared query of c.
+// contactsBucket returns the channel's contact limit and where in.Facts.Contacts is
+// relative to it.
+func (e *Engine) contactsBucket(in *privguard.Input) (limit int, bucket byte) {
+	limit, ok := e.limits[in.Channel]
+	switch {
+	case !ok:
+		return 0, contactsNoLimit
+	case in.Facts.Contacts < limit:
+		return limit, contactsBelow
+	default:
+		return limit, contactsAtLimit
+	}
+}
+
+// budgetFollowsLimit reports whether a decision may be memoised under a contacts bucket:
+// its contact_budget obligation, if any, is the limit minus the count (so that it can be
+// recomputed for another count below the limit). A budget anywhere else (no limit, or at
+// the limit) might depend on the exact count, so that decision is not memoised.
+func budgetFollowsLimit(obs []privguard.Obligation, bucket byte, remaining int) bool {
+	for _, o := range obs {
+		if o.Kind == privguard.ObligeContactBudget && (bucket != contactsBelow || o.Remaining != remaining) {
+			return false
+		}
+	}
+	return true
+}
+
+// withBudget returns obs with the contact budget set to remaining, copied if it changes.
+func withBudget(obs []privguard.Obligation, remaining int) []privguard.Obligation {
+	for i, o := range obs {
+		if o.Kind == privguard.ObligeContactBudget && o.Remaining != remaining {
+			obs = slices.Clone(obs)
+			obs[i].Remaining = remaining
+		}
+	}
+	return obs
+}
+
+// decisionID returns the id of the n-th decision of c.
+func (c *compiled) decisionID(n uint64) string {
+	var b [40]byte
+	return string(strconv.AppendUint(append(b[:0], c.idPrefix...), n, 36))
+}
+
+// eval runs the prepared query of c. The input is built as an AST value, the result is
+// read as one (no JSON conversion either way), and the evaluation records no metrics.
 func (e *Engine) eval(ctx context.Context, c *compiled, in *privguard.Input) (privguard.Decision, error) {
 	e.evals.Add(1)
-	rs, err := c.pq.Eval(ctx, rego.EvalParsedInput(inputValue(in)))
+	var result *ast.Term
+	opts := [...]rego.EvalOption{
+		rego.EvalParsedInput(e.terms.input(in)),
+		rego.EvalMetrics(metrics.NoOp()),
+		rego.EvalGenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) {
+			result = t
+			return nil, nil
+		}),
+		nil,
+	}
+	n := len(opts) - 1
+	if ctx.Done() == nil {
+		// Nothing can cancel the evaluation: spare OPA its goroutine watching ctx.
+		opts[n] = rego.EvalExternalCancel(e.noCancel)
+		n++
+	}
+	rs, err := c.pq.Eval(ctx, opts[:n]...)
 	if err != nil {
 		return privguard.Decision{}, fmt.Errorf("policy: evaluate: %w: %w", err, privguard.ErrUnavailable)
 	}
-	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 || result == nil {
 		return privguard.Decision{}, fmt.Errorf("policy: %s is undefined: %w", Query, privguard.ErrUnavailable)
 	}
-	d, err := parseDecision(rs[0].Expressions[0].Value)
+	d, err := e.terms.result.parseDecision(result.Value)
 	if err != nil {
 		return privguard.Decision{}, fmt.Errorf("policy: %w: %w", err, privguard.ErrUnavailable)
 	}
 	d.Revision = c.revision
 	return d, nil
-}
-
-var errMalformed = errors.New("malformed decision")
-
-// parseDecision reads {allow, reasons, obligations} from the policy's result.
-func parseDecision(v any) (privguard.Decision, error) {
-	m, ok := v.(map[string]any)
-	if !ok {
-		return privguard.Decision{}, errMalformed
-	}
-	allow, ok := m["allow"].(bool)
-	if !ok {
-		return privguard.Decision{}, fmt.Errorf("%w: allow is not a boolean", errMalformed)
-	}
-	d := privguard.Decision{Effect: privguard.Deny}
-	if allow {
-		d.Effect = privguard.Allow
-	}
-	reasons, _ := m["reasons"].([]any)
-	for _, r := range reasons {
-		if s, ok := r.(string); ok {
-			d.Reasons = append(d.Reasons, privguard.Reason(s))
-		}
-	}
-	if !allow && len(d.Reasons) == 0 {
-		return privguard.Decision{}, fmt.Errorf("%w: a deny without reasons", errMalformed)
-	}
-	obligations, _ := m["obligations"].([]any)
-	for _, o := range obligations {
-		om, ok := o.(map[string]any)
-		if !ok {
-			return privguard.Decision{}, fmt.Errorf("%w: obligation is not an object", errMalformed)
-		}
-		kind, _ := om["kind"].(string)
-		ob := privguard.Obligation{Kind: privguard.ObligationKind(kind)}
-		cats, _ := om["categories"].([]any)
-		for _, c := range cats {
-			if s, ok := c.(string); ok {
-				ob.Categories = append(ob.Categories, privguard.DataCategory(s))
-			}
-		}
-		if r, ok := om["remaining"].(json.Number); ok {
-			n, _ := strconv.Atoi(string(r))
-			ob.Remaining = n
-		}
-		d.Obligations = append(d.Obligations, ob)
-	}
-	slices.SortFunc(d.Obligations, func(a, b privguard.Obligation) int { return strings.Compare(string(a.Kind), string(b.Kind)) })
-	return d, nil
-}
-
-// inputValue builds the policy input as an AST value directly (no JSON round trip). The
-// subject's identity is left out: the policy decides on facts, not on who.
-func inputValue(in *privguard.Input) ast.Value {
-	cats := make([]*ast.Term, len(in.Categories))
-	for i, c := range in.Categories {
-		cats[i] = ast.StringTerm(string(c))
-	}
-	c, f := &in.Consent, &in.Facts
-	return ast.NewObject(
-		ast.Item(ast.StringTerm("purpose"), ast.StringTerm(string(in.Purpose))),
-		ast.Item(ast.StringTerm("categories"), ast.ArrayTerm(cats...)),
-		ast.Item(ast.StringTerm("regime"), ast.StringTerm(string(in.Regime))),
-		ast.Item(ast.StringTerm("role"), ast.StringTerm(in.Role)),
-		ast.Item(ast.StringTerm("channel"), ast.StringTerm(in.Channel)),
-		ast.Item(ast.StringTerm("gpc"), ast.BooleanTerm(in.GPC)),
-		ast.Item(ast.StringTerm("recipient"), ast.StringTerm(in.Recipient)),
-		ast.Item(ast.StringTerm("pia_id"), ast.StringTerm(in.PIAID)),
-		ast.Item(ast.StringTerm("consent"), ast.ObjectTerm(
-			ast.Item(ast.StringTerm("state"), ast.StringTerm(c.State)),
-			ast.Item(ast.StringTerm("allowed"), ast.BooleanTerm(c.Allowed)),
-			ast.Item(ast.StringTerm("reason"), ast.StringTerm(string(c.Reason))),
-			ast.Item(ast.StringTerm("guardian"), ast.BooleanTerm(c.Guardian)),
-			ast.Item(ast.StringTerm("separate"), ast.BooleanTerm(c.Separate)),
-			ast.Item(ast.StringTerm("sensitive"), ast.BooleanTerm(c.Sensitive)),
-		)),
-		ast.Item(ast.StringTerm("subject"), ast.ObjectTerm(
-			ast.Item(ast.StringTerm("restricted"), ast.BooleanTerm(f.Restricted)),
-			ast.Item(ast.StringTerm("objected_dm"), ast.BooleanTerm(f.ObjectedToDM)),
-			ast.Item(ast.StringTerm("personalisation_off"), ast.BooleanTerm(f.PersonalisationOff)),
-			ast.Item(ast.StringTerm("gpc_opt_out"), ast.BooleanTerm(f.GPCOptOut)),
-			ast.Item(ast.StringTerm("minor"), ast.BooleanTerm(f.Minor)),
-			ast.Item(ast.StringTerm("age_band"), ast.StringTerm(f.AgeBand)),
-			ast.Item(ast.StringTerm("contacts"), ast.IntNumberTerm(f.Contacts)),
-		)),
-	)
-}
-
-// memoKey is the part of the input decisions depend on, in a canonical form. Categories
-// are sorted so that the same set in another order hits the same entry.
-func memoKey(in *privguard.Input) string {
-	var b strings.Builder
-	b.Grow(128)
-	b.WriteString(string(in.Purpose))
-	b.WriteByte(0)
-	b.WriteString(string(in.Regime))
-	b.WriteByte(0)
-	b.WriteString(in.Role)
-	b.WriteByte(0)
-	b.WriteString(in.Channel)
-	b.WriteByte(0)
-	b.WriteString(in.Recipient)
-	b.WriteByte(0)
-	b.WriteString(in.PIAID)
-	b.WriteByte(0)
-	b.WriteString(in.Consent.State)
-	b.WriteByte(0)
-	b.WriteString(string(in.Consent.Reason))
-	b.WriteByte(0)
-	b.WriteString(in.Facts.AgeBand)
-	b.WriteByte(0)
-	flags := [...]bool{in.GPC, in.Consent.Allowed, in.Consent.Guardian, in.Consent.Separate, in.Consent.Sensitive,
-		in.Facts.Restricted, in.Facts.ObjectedToDM, in.Facts.PersonalisationOff, in.Facts.GPCOptOut, in.Facts.Minor}
-	for _, f := range flags {
-		if f {
-			b.WriteByte('1')
-		} else {
-			b.WriteByte('0')
-		}
-	}
-	b.WriteByte(0)
-	b.WriteString(strconv.Itoa(in.Facts.Contacts))
-	cats := in.Categories
-	if !slices.IsSorted(cats) {
-		cats = slices.Clone(cats)
-		slices.Sort(cats)
-	}
-	for _, c := range cats {
-		b.WriteByte(0)
-		b.WriteString(string(c))
-	}
-	return b.String()
-}
-
-// memo is a bounded decision cache of two generations: when the current one is full it
-// becomes the previous one and the oldest is dropped, so recently used decisions survive.
-type memo struct {
-	mu        sync.RWMutex
-	size      int
-	cur, prev map[string]privguard.Decision
-}
-
-func newMemo(size int) *memo {
-	return &memo{size: size, cur: make(map[string]privguard.Decision, size)}
-}
-
-func (m *memo) get(key string) (privguard.Decision, bool) {
-	m.mu.RLock()
-	d, ok := m.cur[key]
-	if !ok && m.prev != nil {
-		d, ok = m.prev[key]
-		if ok {
-			m.mu.RUnlock()
-			m.put(key, d)
-			return d, true
-		}
-	}
-	m.mu.RUnlock()
-	return d, ok
-}
-
-func (m *memo) put(key string, d privguard.Decision) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.cur) >= m.size {
-		m.prev, m.cur = m.cur, make(map[string]privguard.Decision, m.size)
-	}
-	m.cur[key] = d
 }

@@ -7,46 +7,53 @@
 # Data: data.privguard.purposes (from the purpose taxonomy), data.privguard.frequency
 #   (outreach limits per channel), data.privguard.sensitive (sensitive category prefixes).
 # Output: data.privguard.decision = {allow, reasons, obligations}.
+#
+# Written for the evaluator: every decision evaluates this module, so rules start with a
+# comparison of an input field with a constant where they can (OPA's rule index then skips
+# them without evaluating them), data is looked up by key rather than scanned, and sets are
+# built only where the output needs them. subject.contacts is used only against the
+# channel's limit (denied at the limit, the remaining budget below it): the engine's
+# decision memo relies on that (policy.Config.MemoExactContacts otherwise).
 package privguard
 
 purpose := data.privguard.purposes[input.purpose]
 
 # --- legal basis (PIPL Art. 13, GDPR Art. 6; CON-01) -------------------------------------
 
-# The bases the purpose may rest on under the subject's regime; PIPL knows no legitimate
-# interests, whatever the data says.
-lawful_bases contains b if {
-	some b in object.get(purpose.bases, input.regime, [])
-	not unlawful(b)
-}
+# The bases the purpose may rest on under the subject's regime.
+bases := object.get(purpose.bases, input.regime, [])
 
-unlawful("legitimate_interest") if input.regime == "pipl"
+consent_basis if "consent" in bases
 
-# A basis other than consent serves the purpose: consent is not needed.
+# A basis other than consent serves the purpose: consent is not needed. PIPL knows no
+# legitimate interests, whatever the data says.
 other_basis if {
-	some b in lawful_bases
+	some b in bases
 	b != "consent"
+	b != "legitimate_interest"
 }
 
-needs_consent if {
-	lawful_bases.consent
-	not other_basis
+other_basis if {
+	input.regime != "pipl"
+	"legitimate_interest" in bases
 }
 
 # --- reasons to deny ---------------------------------------------------------------------
 
-deny contains "purpose.unknown" if not data.privguard.purposes[input.purpose]
+deny contains "purpose.unknown" if not purpose
 
 deny contains "legal_basis.missing" if {
 	purpose
-	count(lawful_bases) == 0
+	not consent_basis
+	not other_basis
 }
 
 # Consent per specific purpose, as the ledger reports it (given/renewed, unexpired, notice
 # current, guardian where needed).
 deny contains reason if {
-	needs_consent
 	not input.consent.allowed
+	consent_basis
+	not other_basis
 	reason := consent_reason
 }
 
@@ -56,25 +63,26 @@ consent_reason := input.consent.reason if {
 
 # Storage and security only (PIPL Art. 47(2), GDPR Art. 18; PUR-07, DSR-10).
 deny contains "subject.restricted" if {
-	input.subject.restricted
+	input.subject.restricted == true
 	not purpose.retained
 }
 
 # Objection to direct marketing is absolute (GDPR Art. 21(3); DSR-13), whatever the basis.
 deny contains "objection.direct_marketing" if {
+	input.subject.objected_dm == true
 	purpose.direct_marketing
-	input.subject.objected_dm
 }
 
 # Global Privacy Control: an opt-out of sale, sharing and targeted advertising (MKT-09).
 deny contains "gpc.opt_out" if {
+	input.gpc == true
 	purpose.sale_or_sharing
-	gpc
 }
 
-gpc if input.gpc
-
-gpc if input.subject.gpc_opt_out
+deny contains "gpc.opt_out" if {
+	input.subject.gpc_opt_out == true
+	purpose.sale_or_sharing
+}
 
 # Separate consent (单独同意) for providing data to another handler, cross-border transfer,
 # publication and sensitive data (PIPL Arts. 23, 25, 29, 39; CON-12).
@@ -84,19 +92,19 @@ deny contains "separate_consent.required" if {
 }
 
 deny contains "separate_consent.required" if {
-	count(sensitive_requested) > 0
+	sensitive_requested
 	not input.consent.sensitive
 }
 
 # Sensitive data needs an impact assessment on file (PIPL Art. 55; SEN-03, SEN-04).
 deny contains "pia.required" if {
-	count(sensitive_requested) > 0
+	sensitive_requested
 	object.get(input, "pia_id", "") == ""
 }
 
 # Children: a guardian's consent (PIPL Art. 31 under 14; GDPR Art. 8; SEN-01).
 deny contains "guardian_consent.required" if {
-	input.subject.minor
+	input.subject.minor == true
 	not input.consent.guardian
 	not purpose.retained
 	not contract_only
@@ -104,12 +112,12 @@ deny contains "guardian_consent.required" if {
 
 contract_only if {
 	other_basis
-	not lawful_bases.consent
+	not consent_basis
 }
 
 # Profiling-based targeting of minors (DSA Art. 28(2); SEN-05).
 deny contains "minor.profiling" if {
-	input.subject.minor
+	input.subject.minor == true
 	purpose.personalised
 	purpose.direct_marketing
 }
@@ -117,72 +125,85 @@ deny contains "minor.profiling" if {
 # Personalisation off (PIPL Art. 24(2); MKT-06): purposes without a non-personalised
 # alternative are denied; the others are served non-personalised.
 deny contains "personalisation.off" if {
+	input.subject.personalisation_off == true
 	purpose.personalised
-	input.subject.personalisation_off
 	not purpose.non_personalised_fallback
 }
 
 # Categories a purpose must never use (pricing never sees behaviour or profiles: PIPL
 # Art. 24(1), MKT-07): the request is denied, not minimised.
 deny contains "purpose.category_not_allowed" if {
-	some c in requested
-	some p in object.get(purpose, "prohibited", [])
-	within(c, p)
+	some p in purpose.prohibited
+	some c in input.categories
+	within_one(c, p)
 }
 
 # Outreach frequency per subject and channel.
-limit := data.privguard.frequency[input.channel]
-
 deny contains "frequency.exceeded" if {
 	purpose.direct_marketing
-	object.get(input.subject, "contacts", 0) >= limit.max
+	object.get(input.subject, "contacts", 0) >= data.privguard.frequency[input.channel].max
 }
 
 # --- obligations -------------------------------------------------------------------------
 
-requested := {c | some c in object.get(input, "categories", [])}
+# within(c, list): c is one of the categories of list or below one of them ("a.b.c" is
+# within "a.b"). The candidates are c and its ancestors, looked up in list.
+within(c, list) if c in list
+
+within(c, list) if {
+	some i in indexof_n(c, ".")
+	substring(c, 0, i) in list
+}
+
+# within_one(c, a): within(c, [a]).
+within_one(c, a) if c == a
+
+within_one(c, a) if startswith(c, concat("", [a, "."]))
 
 # Minimum necessary (PIPL Art. 6, GDPR Art. 5(1)(c); PUR-03): a purpose sees only the
 # categories it needs; the rest are dropped.
-needed(c) if {
-	some a in purpose.categories
-	within(c, a)
-}
+needed(c) if within(c, purpose.categories)
 
-within(c, a) if c == a
+dropped := {c | some c in input.categories; not needed(c)}
 
-within(c, a) if startswith(c, concat("", [a, "."]))
-
-dropped := {c | some c in requested; not needed(c)}
-
-masked := {c | some c in requested; needed(c); some m in object.get(purpose, "mask", []); within(c, m)}
+masked := {c | some m in purpose.mask; some c in input.categories; within_one(c, m); needed(c)}
 
 # Sensitive categories the purpose would actually process (the dropped ones it never sees).
-sensitive_requested := {c | some c in requested; needed(c); some s in data.privguard.sensitive; within(c, s)}
+sensitive_requested if {
+	some c in input.categories
+	strings.any_prefix_match(c, data.privguard.sensitive) # a quick no for most
+	within(c, data.privguard.sensitive)
+	needed(c)
+}
 
 obligations contains {"kind": "drop", "categories": sort(dropped)} if count(dropped) > 0
 
-obligations contains {"kind": "mask", "categories": sort(masked)} if count(masked) > 0
+obligations contains {"kind": "mask", "categories": sort(masked)} if {
+	purpose.mask
+	count(masked) > 0
+}
 
 obligations contains {"kind": "non_personalised"} if {
+	input.subject.personalisation_off == true
 	purpose.personalised
-	input.subject.personalisation_off
 	purpose.non_personalised_fallback
 }
 
-obligations contains {"kind": "contact_budget", "remaining": limit.max - object.get(input.subject, "contacts", 0)} if {
+obligations contains {"kind": "contact_budget", "remaining": data.privguard.frequency[input.channel].max - object.get(input.subject, "contacts", 0)} if {
 	purpose.direct_marketing
-	count(deny) == 0
+	allow
 }
 
 # --- the decision ------------------------------------------------------------------------
 
+allow := count(deny) == 0
+
 decision := {
-	"allow": count(deny) == 0,
+	"allow": allow,
 	"reasons": reasons,
 	"obligations": [o | some o in obligations],
 }
 
-reasons := sort(deny) if {
-	count(deny) > 0
-} else := ["allow"]
+reasons := ["allow"] if {
+	allow
+} else := sort(deny)
