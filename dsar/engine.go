@@ -589,11 +589,19 @@ func (e *Engine) Step(ctx context.Context) (int, error) {
 	runnable := func(r Request) bool {
 		return !r.State.Final() && r.State != StateAwaitingVerify && r.State != StateReceived && r.State != StateAwaitingApproval
 	}
+	// The running access requests by subject, so that each erasure looks at its own
+	// subject's only (a scan of all requests per erasure is quadratic in a bulk erasure).
+	access := map[privguard.SubjectID][]Request{}
+	for _, o := range all {
+		if running(o) && (o.Type == TypeAccess || o.Type == TypePortability) {
+			access[o.Subject] = append(access[o.Subject], o)
+		}
+	}
 	for _, r := range all {
 		if !runnable(r) || r.Type != TypeDeletion {
 			continue
 		}
-		if e.accessPending(all, r, e.cfg.Now().UTC()) {
+		if e.accessPending(access[r.Subject], r, e.cfg.Now().UTC()) {
 			continue // an earlier access request for the subject runs first
 		}
 		erasing[r.Subject] = true
@@ -635,10 +643,16 @@ func (e *Engine) Step(ctx context.Context) (int, error) {
 // down for days) must not hold the erasure past its own deadline.
 const AccessFirstWait = 72 * time.Hour
 
+// running reports whether o is verified, in progress or retrying.
+func running(o Request) bool {
+	return o.State == StateVerified || o.State == StateInProgress || o.State == StatePartiallyFailed
+}
+
 // accessPending reports whether an access or portability request for r's subject, received
 // before r, is running (verified, in progress or retrying) while r has not started and was
 // verified less than AccessFirstWait ago. An access request still waiting for its
 // requester does not hold an erasure, and nothing pauses an erasure once it has started.
+// all may be every open request or only the subject's running access requests.
 func (e *Engine) accessPending(all []Request, r Request, now time.Time) bool {
 	since := r.ReceivedAt
 	if r.Identity != nil && !r.Identity.VerifiedAt.IsZero() {
@@ -649,8 +663,7 @@ func (e *Engine) accessPending(all []Request, r Request, now time.Time) bool {
 	}
 	for _, o := range all {
 		earlier := o.ReceivedAt.Before(r.ReceivedAt) || (o.ReceivedAt.Equal(r.ReceivedAt) && o.ID < r.ID) // ids are time-ordered
-		running := o.State == StateVerified || o.State == StateInProgress || o.State == StatePartiallyFailed
-		if o.Subject == r.Subject && (o.Type == TypeAccess || o.Type == TypePortability) && earlier && running {
+		if o.Subject == r.Subject && (o.Type == TypeAccess || o.Type == TypePortability) && earlier && running(o) {
 			return true
 		}
 	}
