@@ -122,40 +122,54 @@ func (e *Engine) advanceBatch(ctx context.Context, ids []string) (int, error) {
 }
 
 // eraseBatches runs, for each store that erases in batches, the erasures due there of
-// every deletion among rounds in one call, under Config.TaskTimeout, and records each
-// request's outcome for work.
+// every deletion among rounds in one call, under Config.TaskTimeout, the stores at the
+// same time, and records each request's outcome for work.
 func (e *Engine) eraseBatches(ctx context.Context, rounds []*round) {
+	type call struct {
+		name     string
+		subjects []privguard.SubjectID
+		of       []*round
+		out      []Erased
+		err      error
+	}
+	var calls []*call
 	for _, name := range e.names {
-		be, ok := e.connectors[name].(BatchEraser)
-		if !ok {
+		if _, ok := e.connectors[name].(BatchEraser); !ok {
 			continue
 		}
-		var subjects []privguard.SubjectID
-		var of []*round
+		c := &call{name: name}
 		for _, rd := range rounds {
 			if rd.r.Type != TypeDeletion {
 				continue
 			}
 			if i := slices.IndexFunc(rd.r.Tasks, func(t Task) bool { return t.Store == name }); i >= 0 && rd.r.Tasks[i].due(rd.now) {
-				subjects, of = append(subjects, rd.r.Subject), append(of, rd)
+				c.subjects, c.of = append(c.subjects, rd.r.Subject), append(c.of, rd)
 			}
 		}
-		if len(subjects) == 0 {
-			continue
+		if len(c.subjects) > 0 {
+			calls = append(calls, c)
 		}
-		out, err := e.eraseBatch(ctx, be, subjects)
-		if err == nil && len(out) != len(subjects) {
-			err = &ConnectorError{Connector: name, Op: "erase", Kind: KindBadAnswer,
-				Err: fmt.Errorf("%d results for %d subjects", len(out), len(subjects))}
-		}
-		for i, rd := range of {
+	}
+	var wg sync.WaitGroup
+	for _, c := range calls {
+		wg.Go(func() {
+			c.out, c.err = e.eraseBatch(ctx, e.connectors[c.name].(BatchEraser), c.subjects)
+			if c.err == nil && len(c.out) != len(c.subjects) {
+				c.err = &ConnectorError{Connector: c.name, Op: "erase", Kind: KindBadAnswer,
+					Err: fmt.Errorf("%d results for %d subjects", len(c.out), len(c.subjects))}
+			}
+		})
+	}
+	wg.Wait()
+	for _, c := range calls {
+		for i, rd := range c.of {
 			if rd.erased == nil {
 				rd.erased = map[string]batchOutcome{}
 			}
-			if err != nil {
-				rd.erased[name] = batchOutcome{err: err}
+			if c.err != nil {
+				rd.erased[c.name] = batchOutcome{err: c.err}
 			} else {
-				rd.erased[name] = batchOutcome{items: out[i].Items}
+				rd.erased[c.name] = batchOutcome{items: c.out[i].Items}
 			}
 		}
 	}

@@ -246,39 +246,49 @@ func (c *Connector) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
+var _ dsar.BatchEraser = (*Connector)(nil)
+
+// eraseQuery is the statement that erases subject's rows of t as the data map says, and its
+// arguments; ok is false if there is nothing to erase in t.
+func eraseQuery(t Table, subject privguard.SubjectID) (q string, args []any, ok bool) {
+	switch t.Erase {
+	case dsar.EraseDelete:
+		return fmt.Sprintf("DELETE FROM %s WHERE %s", quote(t.Table), subjectIs(t)), []any{string(subject), string(subject)}, true
+	case dsar.EraseMask, dsar.EraseNull:
+		var set, changed []string
+		for _, col := range t.SortedColumns() {
+			if t.Erase == dsar.EraseNull {
+				set = append(set, quote(col)+" = NULL")
+				changed = append(changed, quote(col)+" IS NOT NULL")
+			} else {
+				set = append(set, quote(col)+" = ?")
+				args = append(args, dsar.MaskValue)
+				changed = append(changed, "NOT ("+quote(col)+" <=> ?)")
+			}
+		}
+		if len(set) == 0 {
+			return "", nil, false
+		}
+		args = append(args, string(subject), string(subject))
+		if t.Erase == dsar.EraseMask {
+			for range t.SortedColumns() {
+				args = append(args, dsar.MaskValue)
+			}
+		}
+		return fmt.Sprintf("UPDATE %s SET %s WHERE %s AND (%s)", quote(t.Table), strings.Join(set, ", "),
+			subjectIs(t), strings.Join(changed, " OR ")), args, true
+	}
+	return "", nil, false
+}
+
 // Erase implements dsar.Connector, in one transaction.
 func (c *Connector) Erase(ctx context.Context, subject privguard.SubjectID) (dsar.Erased, error) {
 	var erased dsar.Erased
 	err := c.inTx(ctx, func(tx *sql.Tx) error {
 		for _, t := range c.tables {
-			var q string
-			var args []any
-			switch t.Erase {
-			case dsar.EraseDelete:
-				q, args = fmt.Sprintf("DELETE FROM %s WHERE %s", quote(t.Table), subjectIs(t)), []any{string(subject), string(subject)}
-			case dsar.EraseMask, dsar.EraseNull:
-				var set, changed []string
-				for _, col := range t.SortedColumns() {
-					if t.Erase == dsar.EraseNull {
-						set = append(set, quote(col)+" = NULL")
-						changed = append(changed, quote(col)+" IS NOT NULL")
-					} else {
-						set = append(set, quote(col)+" = ?")
-						args = append(args, dsar.MaskValue)
-						changed = append(changed, "NOT ("+quote(col)+" <=> ?)")
-					}
-				}
-				if len(set) == 0 {
-					continue
-				}
-				args = append(args, string(subject), string(subject))
-				if t.Erase == dsar.EraseMask {
-					for range t.SortedColumns() {
-						args = append(args, dsar.MaskValue)
-					}
-				}
-				q = fmt.Sprintf("UPDATE %s SET %s WHERE %s AND (%s)", quote(t.Table), strings.Join(set, ", "),
-					subjectIs(t), strings.Join(changed, " OR "))
+			q, args, ok := eraseQuery(t, subject)
+			if !ok {
+				continue
 			}
 			res, err := tx.ExecContext(ctx, q, args...)
 			if err != nil {
@@ -293,6 +303,43 @@ func (c *Connector) Erase(ctx context.Context, subject privguard.SubjectID) (dsa
 		return dsar.Erased{}, c.fail("erase", err)
 	}
 	return erased, nil
+}
+
+// EraseBatch implements dsar.BatchEraser: Erase's statements for every subject, each table's
+// prepared once, in one transaction (one commit), so the batch is erased as a whole or not
+// at all.
+func (c *Connector) EraseBatch(ctx context.Context, subjects []privguard.SubjectID) ([]dsar.Erased, error) {
+	out := make([]dsar.Erased, len(subjects))
+	if len(subjects) == 0 {
+		return out, nil
+	}
+	err := c.inTx(ctx, func(tx *sql.Tx) error {
+		for _, t := range c.tables {
+			q, _, ok := eraseQuery(t, "")
+			if !ok {
+				continue
+			}
+			stmt, err := tx.PrepareContext(ctx, q)
+			if err != nil {
+				return fmt.Errorf("erase %s: %w", t.Table, err)
+			}
+			defer stmt.Close()
+			for i, s := range subjects {
+				_, args, _ := eraseQuery(t, s)
+				res, err := stmt.ExecContext(ctx, args...)
+				if err != nil {
+					return fmt.Errorf("erase %s: %w", t.Table, err)
+				}
+				n, _ := res.RowsAffected()
+				out[i].Items += int(n)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, c.fail("erase", err)
+	}
+	return out, nil
 }
 
 // Correct implements dsar.Rectifier.
