@@ -34,7 +34,7 @@ const (
 	DefaultBaseBackoff = time.Second
 	DefaultMaxBackoff  = 10 * time.Minute
 	DefaultWorkers     = 8
-	DefaultBatch       = 500
+	DefaultBatch       = 2000
 	// DefaultTaskTimeout bounds one task on one store: a store that stops answering fails
 	// the task (retried later) instead of holding the engine.
 	DefaultTaskTimeout = 2 * time.Minute

@@ -24,7 +24,9 @@ type Config struct {
 	Addr string
 	// Keys are templates of the keys a subject owns; "{subject}" is replaced by the id.
 	Keys []string
-	// SetMembers are patterns (SCAN MATCH syntax) of sets that list subject ids.
+	// SetMembers are patterns (SCAN MATCH syntax) of sets that list subject ids. Each
+	// erasure, or batch of erasures, scans the keyspace once for the sets a pattern
+	// matches; a name without glob characters is one set, used without a scan.
 	SetMembers []string
 	// Category is the data category of what the keys hold (default user.derived).
 	Category privguard.DataCategory
@@ -102,10 +104,17 @@ func (c *Connector) keyNames(subject privguard.SubjectID) []string {
 }
 
 // setKeys returns every set matching the data map's patterns. SCAN ... TYPE set (Redis
-// 6+) lets the server skip other keys, so no TYPE round trip per key is needed.
+// 6+) lets the server skip other keys, so no TYPE round trip per key is needed. A SCAN
+// walks the whole keyspace, whatever the pattern; a name without glob characters (*, ?,
+// [ or \) is taken as it is, without one (if it is missing or not a set, the commands on
+// it change nothing).
 func (c *Connector) setKeys(ctx context.Context) ([]string, error) {
 	var out []string
 	for _, pattern := range c.sets {
+		if !strings.ContainsAny(pattern, `*?[\`) {
+			out = append(out, pattern)
+			continue
+		}
 		iter := c.client.ScanType(ctx, 0, pattern, 1000, "set").Iterator()
 		for iter.Next(ctx) {
 			out = append(out, iter.Val())
