@@ -110,7 +110,7 @@ type Engine struct {
 	// unscrubbed are erasures finished before requests were scrubbed (an older data file).
 	unscrubbed []string
 	// batch, while Step writes a batch of rounds, holds what put wrote since (see
-	// advanceBatch). Guarded by mu.
+	// commitBatch). Guarded by mu.
 	batch *writeBatch
 }
 
@@ -625,15 +625,31 @@ func (e *Engine) Step(ctx context.Context) (int, error) {
 			due = append(due, r.ID)
 		}
 	}
-	// Requests advance Config.Batch at a time (see advanceBatch): in parallel, each
-	// request's own tasks in order, one durable write per batch.
-	ran := 0
-	var firstErr error
-	for batch := range slices.Chunk(due, e.cfg.Batch) {
-		n, err := e.advanceBatch(ctx, batch)
-		ran += n
-		firstErr = cmp.Or(firstErr, err)
+	// Requests advance Config.Batch at a time (see batchRun): in parallel, each request's
+	// own tasks in order, one durable write per batch, written while the stores work on
+	// the next batch.
+	var (
+		ran      int
+		firstErr error
+		commit   chan batchResult // the previous batch's commitBatch, if running
+	)
+	wait := func() {
+		if commit != nil {
+			res := <-commit
+			ran, firstErr, commit = ran+res.ran, cmp.Or(firstErr, res.err), nil
+		}
 	}
+	for batch := range slices.Chunk(due, e.cfg.Batch) {
+		b := e.runBatch(ctx, batch)
+		wait()
+		done := make(chan batchResult, 1)
+		commit = done
+		go func() {
+			n, err := e.commitBatch(ctx, b)
+			done <- batchResult{n, err}
+		}()
+	}
+	wait()
 	return ran, firstErr
 }
 

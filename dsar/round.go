@@ -48,38 +48,47 @@ func (t Task) due(now time.Time) bool {
 	return t.State != TaskDone && !((t.State == TaskFailed || t.State == TaskWaiting) && now.Before(t.NextAttempt))
 }
 
-// advanceBatch runs the due tasks of the requests ids and settles their states, in four
-// phases. (1) Each request is read, under e.mu. (2) The erasures on every BatchEraser
-// store are one EraseBatch call for all the deletions due there. (3) The other tasks run,
-// the requests in parallel (Config.Workers), each request's tasks in order, outside e.mu:
-// operators and callbacks may change a request meanwhile, and the write merges (see
-// merge). (4) Under e.mu, each request is merged and settled as one round does, and every
-// write of the batch (the requests, and the other requests an erasure scrubbed) is one
-// transaction (BatchStore): every connector operation is idempotent, so a crash before it
-// only means the batch's tasks run again. It returns how many tasks ran.
-func (e *Engine) advanceBatch(ctx context.Context, ids []string) (int, error) {
-	var firstErr error
-	rounds := make([]*round, 0, len(ids))
-	e.mu.Lock()
+// A batch of rounds is run in two halves, so that Step can commit one batch while the
+// stores work on the next. runBatch: (1) each request is read; (2) the erasures on every
+// BatchEraser store are one EraseBatch call for all the deletions due there; (3) the other
+// tasks run, the requests in parallel (Config.Workers), each request's tasks in order.
+// None of it holds e.mu: operators and callbacks may change a request meanwhile, and the
+// write merges (see merge). commitBatch: (4) under e.mu, each request is merged and settled
+// as one round does, and every write of the batch (the requests, and the other requests an
+// erasure scrubbed) is one transaction (BatchStore): every connector operation is
+// idempotent, so a crash before it only means the batch's tasks run again.
+type batchRun struct {
+	rounds []*round
+	err    error // the first failure to read a request
+}
+
+type batchResult struct {
+	ran int
+	err error
+}
+
+// runBatch is the first half of a batch: reading the requests ids and running their due
+// tasks.
+func (e *Engine) runBatch(ctx context.Context, ids []string) *batchRun {
+	b := &batchRun{rounds: make([]*round, 0, len(ids))}
 	for _, id := range ids {
 		r, err := e.get(ctx, id)
 		if err != nil {
-			firstErr = cmp.Or(firstErr, err)
+			b.err = cmp.Or(b.err, err)
 			continue
 		}
 		switch r.State {
 		case StateVerified, StateInProgress, StatePartiallyFailed:
-			rounds = append(rounds, &round{r: r, baseTasks: slices.Clone(r.Tasks), baseEvents: len(r.Events), now: e.cfg.Now().UTC()})
+			b.rounds = append(b.rounds, &round{r: r, baseTasks: slices.Clone(r.Tasks), baseEvents: len(r.Events), now: e.cfg.Now().UTC()})
 		default: // closed or sent back since Step listed it
 		}
 	}
-	e.mu.Unlock()
 
-	e.eraseBatches(ctx, rounds)
+	e.eraseBatches(ctx, b.rounds)
 
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, e.cfg.Workers)
-	for _, rd := range rounds {
+	for _, rd := range b.rounds {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
@@ -87,15 +96,21 @@ func (e *Engine) advanceBatch(ctx context.Context, ids []string) (int, error) {
 		})
 	}
 	wg.Wait()
+	return b
+}
 
+// commitBatch is the second half: settling and writing the batch's requests, then
+// delivering the packages it finished. It returns how many tasks the batch ran.
+func (e *Engine) commitBatch(ctx context.Context, b *batchRun) (int, error) {
+	firstErr := b.err
 	ran := 0
-	for _, rd := range rounds {
+	for _, rd := range b.rounds {
 		ran += rd.ran
 	}
 	e.mu.Lock()
 	e.batch = &writeBatch{index: map[string]int{}}
 	var written []*round
-	for _, rd := range rounds {
+	for _, rd := range b.rounds {
 		if err := e.settleRound(ctx, rd); err != nil {
 			firstErr = cmp.Or(firstErr, err)
 			continue
