@@ -214,3 +214,51 @@ func TestErasureScrubsARequestOfTheSameBatch(t *testing.T) {
 		t.Errorf("access request after the erasure: note %q, scrubbed %v, task %+v; want scrubbed and its task done", a.Identity.Note, a.ScrubbedAt, a.Tasks[0])
 	}
 }
+
+func TestSubmitAll(t *testing.T) {
+	// Many requests in one write: each stored as Submit would, an open duplicate (stored
+	// before or earlier in the same call) answered by the open request, an invalid request
+	// or a failed write storing none.
+	c := &clock{time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	crm := &memStore{name: "crm", data: map[privguard.SubjectID]int{"cust-1": 1, "cust-2": 2, "cust-3": 3}}
+	store := &failingBatches{DSARStore: openDB(t, t.TempDir()).DSAR()}
+	e := openBatch(t, c, store, 0, crm)
+	earlier := submitDeletions(t, e, "cust-3")[0]
+	op := &dsar.Identity{Method: "operator", Note: "checked"}
+	del := func(s privguard.SubjectID) dsar.Request {
+		return dsar.Request{Type: dsar.TypeDeletion, Subject: s, Regime: privguard.RegimeGDPR, Identity: op}
+	}
+	if _, err := e.SubmitAll(ctx, []dsar.Request{del("cust-4"), {Type: "nonsense", Subject: "cust-5"}}); err == nil {
+		t.Error("SubmitAll with an invalid request succeeded")
+	}
+	store.fail = true
+	if _, err := e.SubmitAll(ctx, []dsar.Request{del("cust-4")}); !errors.Is(err, privguard.ErrUnavailable) {
+		t.Errorf("SubmitAll with a failing write = %v; want unavailable", err)
+	}
+	store.fail = false
+	if all, _ := e.List(ctx); len(all) != 1 {
+		t.Fatalf("%d requests stored after the failed calls; want only the earlier one", len(all))
+	}
+	got, err := e.SubmitAll(ctx, []dsar.Request{del("cust-1"), del("cust-2"), del("cust-1"), del("cust-3")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].ID != got[2].ID || got[3].ID != earlier || got[0].ID == got[1].ID || got[0].State != dsar.StateVerified || !op.VerifiedAt.IsZero() {
+		t.Errorf("SubmitAll = %v %v %v %v (earlier %s); want cust-1 once, cust-3 the earlier request, verified, the caller's identity untouched",
+			got[0].ID, got[1].ID, got[2].ID, got[3].ID, earlier)
+	}
+	if all, _ := e.List(ctx); len(all) != 3 {
+		t.Errorf("%d requests stored; want 3", len(all))
+	}
+	if _, err := e.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range got {
+		if r, _ := e.Get(ctx, r.ID); r.State != dsar.StateCompleted {
+			t.Errorf("%s: %s; want completed", r.Subject, r.State)
+		}
+	}
+	if len(crm.data) != 0 {
+		t.Errorf("left in crm: %v", crm.data)
+	}
+}

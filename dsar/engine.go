@@ -191,6 +191,60 @@ func New(cfg Config) (*Engine, error) {
 // by a token checked by the caller) it is verified at once; otherwise it waits for
 // verification. Objections and restrictions need no verification (DSR-02).
 func (e *Engine) Submit(ctx context.Context, r Request) (Request, error) {
+	r, err := e.prepare(r)
+	if err != nil {
+		return Request{}, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if dup, ok := e.openDuplicate(ctx, r); ok {
+		// The same subject asking again for the same thing: the open request answers it.
+		return dup, nil
+	}
+	return r, e.put(ctx, &r)
+}
+
+// SubmitAll is Submit for many requests (a bulk erasure), written in one durable
+// transaction if the Store is a BatchStore, instead of one each. It returns the stored
+// requests in the order given (an open duplicate's, as Submit does, also of an earlier
+// request of the same call). A request that is not valid fails the call before anything is
+// stored; a failed write stores none of them.
+func (e *Engine) SubmitAll(ctx context.Context, rs []Request) ([]Request, error) {
+	out := make([]Request, len(rs))
+	for i, r := range rs {
+		p, err := e.prepare(r)
+		if err != nil {
+			return nil, fmt.Errorf("request %d: %w", i, err)
+		}
+		out[i] = p
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.batch = &writeBatch{index: map[string]int{}}
+	for i := range out {
+		if dup, ok := e.openDuplicate(ctx, out[i]); ok {
+			out[i] = dup
+			continue
+		}
+		if err := e.put(ctx, &out[i]); err != nil {
+			e.batch = nil
+			e.open, e.active, e.results, e.personal, e.unscrubbed = nil, nil, nil, nil, nil
+			return nil, err
+		}
+	}
+	if err := e.flush(ctx); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// prepare checks a new request and makes it ready to store: id, dates, deadline, state,
+// and its tasks if it needs no verification.
+func (e *Engine) prepare(r Request) (Request, error) {
+	if r.Identity != nil {
+		id := *r.Identity // verified sets the time: the caller's copy is left alone
+		r.Identity = &id
+	}
 	if !r.Type.Valid() {
 		return Request{}, fmt.Errorf("dsar: request type %q: %w", r.Type, privguard.ErrInvalid)
 	}
@@ -246,13 +300,7 @@ func (e *Engine) Submit(ctx context.Context, r Request) (Request, error) {
 	} else {
 		r.State = StateAwaitingVerify
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if dup, ok := e.openDuplicate(ctx, r); ok {
-		// The same subject asking again for the same thing: the open request answers it.
-		return dup, nil
-	}
-	return r, e.put(ctx, &r)
+	return r, nil
 }
 
 // correctable reports whether some store may hold cat: one that lists it, or one that
@@ -283,7 +331,7 @@ func (e *Engine) openDuplicate(ctx context.Context, r Request) (Request, bool) {
 	if !ok {
 		return Request{}, false
 	}
-	dup, err := e.get(ctx, id)
+	dup, err := e.load(ctx, id)
 	return dup, err == nil && !dup.State.Final()
 }
 
