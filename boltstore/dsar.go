@@ -18,6 +18,7 @@ var (
 	_ dsar.Store       = (*DSARStore)(nil)
 	_ dsar.ResultStore = (*DSARStore)(nil)
 	_ dsar.RangeStore  = (*DSARStore)(nil)
+	_ dsar.BatchStore  = (*DSARStore)(nil)
 )
 
 // DSAR returns the request engine's view of db.
@@ -26,6 +27,22 @@ func (db *DB) DSAR() *DSARStore { return &DSARStore{db: db} }
 // PutRequest implements dsar.Store.
 func (s *DSARStore) PutRequest(ctx context.Context, id string, body []byte) error {
 	return s.db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketDSAR).Put([]byte(id), body) })
+}
+
+// PutRequests implements dsar.BatchStore: every request in one transaction (one fsync).
+func (s *DSARStore) PutRequests(ctx context.Context, ids []string, bodies [][]byte) error {
+	if len(ids) != len(bodies) {
+		return fmt.Errorf("put requests: %d ids, %d bodies", len(ids), len(bodies))
+	}
+	return s.db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDSAR)
+		for i, id := range ids {
+			if err := b.Put([]byte(id), bodies[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // Request implements dsar.Store.

@@ -21,6 +21,16 @@ type Connector interface {
 	Erase(ctx context.Context, subject privguard.SubjectID) (Erased, error)
 }
 
+// BatchEraser is the optional capability of erasing many subjects in one pass over the
+// store, for a bulk erasure: the work that does not depend on the subject (the Redis
+// connector's search for segment sets) is done once per batch instead of once per subject.
+type BatchEraser interface {
+	// EraseBatch erases each subject as Erase would and returns what it changed for each,
+	// in the order given. An error fails the whole batch: some of its subjects may have
+	// been erased (erasure is idempotent; the engine retries them).
+	EraseBatch(ctx context.Context, subjects []privguard.SubjectID) ([]Erased, error)
+}
+
 // Rectifier is the optional capability of correcting fields (GDPR Art. 16, PIPL Art. 46).
 type Rectifier interface {
 	// Correct sets the fields of the given data categories to the new values for subject

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -35,6 +34,7 @@ const (
 	DefaultBaseBackoff = time.Second
 	DefaultMaxBackoff  = 10 * time.Minute
 	DefaultWorkers     = 8
+	DefaultBatch       = 2000
 	// DefaultTaskTimeout bounds one task on one store: a store that stops answering fails
 	// the task (retried later) instead of holding the engine.
 	DefaultTaskTimeout = 2 * time.Minute
@@ -64,6 +64,10 @@ type Config struct {
 	Recipients []RecipientNotifier
 	// Workers is how many requests Step advances at once (default DefaultWorkers).
 	Workers int
+	// Batch is how many requests Step takes together (default DefaultBatch): their
+	// erasures on a store that erases in batches (BatchEraser) are one call, and their
+	// writes one transaction if the Store is a BatchStore.
+	Batch int
 	// TaskTimeout bounds one task on one store (default DefaultTaskTimeout).
 	TaskTimeout time.Duration
 	// Sealer encrypts access results at rest (vault.Vault); access, portability and
@@ -105,6 +109,9 @@ type Engine struct {
 	personal map[privguard.SubjectID][]string
 	// unscrubbed are erasures finished before requests were scrubbed (an older data file).
 	unscrubbed []string
+	// batch, while Step writes a batch of rounds, holds what put wrote since (see
+	// commitBatch). Guarded by mu.
+	batch *writeBatch
 }
 
 type openKey struct {
@@ -131,6 +138,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = DefaultWorkers
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = DefaultBatch
 	}
 	if cfg.TaskTimeout <= 0 {
 		cfg.TaskTimeout = DefaultTaskTimeout
@@ -181,6 +191,60 @@ func New(cfg Config) (*Engine, error) {
 // by a token checked by the caller) it is verified at once; otherwise it waits for
 // verification. Objections and restrictions need no verification (DSR-02).
 func (e *Engine) Submit(ctx context.Context, r Request) (Request, error) {
+	r, err := e.prepare(r)
+	if err != nil {
+		return Request{}, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if dup, ok := e.openDuplicate(ctx, r); ok {
+		// The same subject asking again for the same thing: the open request answers it.
+		return dup, nil
+	}
+	return r, e.put(ctx, &r)
+}
+
+// SubmitAll is Submit for many requests (a bulk erasure), written in one durable
+// transaction if the Store is a BatchStore, instead of one each. It returns the stored
+// requests in the order given (an open duplicate's, as Submit does, also of an earlier
+// request of the same call). A request that is not valid fails the call before anything is
+// stored; a failed write stores none of them.
+func (e *Engine) SubmitAll(ctx context.Context, rs []Request) ([]Request, error) {
+	out := make([]Request, len(rs))
+	for i, r := range rs {
+		p, err := e.prepare(r)
+		if err != nil {
+			return nil, fmt.Errorf("request %d: %w", i, err)
+		}
+		out[i] = p
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.batch = &writeBatch{index: map[string]int{}}
+	for i := range out {
+		if dup, ok := e.openDuplicate(ctx, out[i]); ok {
+			out[i] = dup
+			continue
+		}
+		if err := e.put(ctx, &out[i]); err != nil {
+			e.batch = nil
+			e.open, e.active, e.results, e.personal, e.unscrubbed = nil, nil, nil, nil, nil
+			return nil, err
+		}
+	}
+	if err := e.flush(ctx); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// prepare checks a new request and makes it ready to store: id, dates, deadline, state,
+// and its tasks if it needs no verification.
+func (e *Engine) prepare(r Request) (Request, error) {
+	if r.Identity != nil {
+		id := *r.Identity // verified sets the time: the caller's copy is left alone
+		r.Identity = &id
+	}
 	if !r.Type.Valid() {
 		return Request{}, fmt.Errorf("dsar: request type %q: %w", r.Type, privguard.ErrInvalid)
 	}
@@ -236,13 +300,7 @@ func (e *Engine) Submit(ctx context.Context, r Request) (Request, error) {
 	} else {
 		r.State = StateAwaitingVerify
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if dup, ok := e.openDuplicate(ctx, r); ok {
-		// The same subject asking again for the same thing: the open request answers it.
-		return dup, nil
-	}
-	return r, e.put(ctx, &r)
+	return r, nil
 }
 
 // correctable reports whether some store may hold cat: one that lists it, or one that
@@ -273,7 +331,7 @@ func (e *Engine) openDuplicate(ctx context.Context, r Request) (Request, bool) {
 	if !ok {
 		return Request{}, false
 	}
-	dup, err := e.get(ctx, id)
+	dup, err := e.load(ctx, id)
 	return dup, err == nil && !dup.State.Final()
 }
 
@@ -432,7 +490,9 @@ func (e *Engine) put(ctx context.Context, r *Request) error {
 	if err != nil {
 		return err
 	}
-	if err := e.cfg.Store.PutRequest(ctx, r.ID, b); err != nil {
+	if e.batch != nil {
+		e.batch.add(r.ID, b) // written by flush, which undoes the indexing if it fails
+	} else if err := e.cfg.Store.PutRequest(ctx, r.ID, b); err != nil {
 		return fmt.Errorf("dsar: store request: %w: %w", err, privguard.ErrUnavailable)
 	}
 	if e.open != nil {
@@ -565,9 +625,10 @@ func (e *Engine) Run(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// Step runs every task that is due, once, and updates each request durably after each
-// task. It returns how many tasks ran. Requests survive restarts: a task interrupted
-// mid-way is simply run again (connectors are idempotent).
+// Step runs every task that is due, once, Config.Batch requests at a time, and updates the
+// requests durably after each batch (one transaction if the Store is a BatchStore). It
+// returns how many tasks ran. Requests survive restarts: a task interrupted mid-way, or a
+// batch whose write did not happen, is simply run again (connectors are idempotent).
 func (e *Engine) Step(ctx context.Context) (int, error) {
 	e.stepMu.Lock()
 	defer e.stepMu.Unlock()
@@ -589,11 +650,19 @@ func (e *Engine) Step(ctx context.Context) (int, error) {
 	runnable := func(r Request) bool {
 		return !r.State.Final() && r.State != StateAwaitingVerify && r.State != StateReceived && r.State != StateAwaitingApproval
 	}
+	// The running access requests by subject, so that each erasure looks at its own
+	// subject's only (a scan of all requests per erasure is quadratic in a bulk erasure).
+	access := map[privguard.SubjectID][]Request{}
+	for _, o := range all {
+		if running(o) && (o.Type == TypeAccess || o.Type == TypePortability) {
+			access[o.Subject] = append(access[o.Subject], o)
+		}
+	}
 	for _, r := range all {
 		if !runnable(r) || r.Type != TypeDeletion {
 			continue
 		}
-		if e.accessPending(all, r, e.cfg.Now().UTC()) {
+		if e.accessPending(access[r.Subject], r, e.cfg.Now().UTC()) {
 			continue // an earlier access request for the subject runs first
 		}
 		erasing[r.Subject] = true
@@ -604,30 +673,32 @@ func (e *Engine) Step(ctx context.Context) (int, error) {
 			due = append(due, r.ID)
 		}
 	}
-	// Requests advance in parallel (store round trips overlap); each request's own tasks
-	// run in order.
+	// Requests advance Config.Batch at a time (see batchRun): in parallel, each request's
+	// own tasks in order, one durable write per batch, written while the stores work on
+	// the next batch.
 	var (
-		wg       sync.WaitGroup
-		ran      atomic.Int64
-		errMu    sync.Mutex
+		ran      int
 		firstErr error
-		sem      = make(chan struct{}, e.cfg.Workers)
+		commit   chan batchResult // the previous batch's commitBatch, if running
 	)
-	for _, id := range due {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			n, err := e.advance(ctx, id)
-			ran.Add(int64(n))
-			if err != nil {
-				errMu.Lock()
-				firstErr = cmp.Or(firstErr, err)
-				errMu.Unlock()
-			}
-		})
+	wait := func() {
+		if commit != nil {
+			res := <-commit
+			ran, firstErr, commit = ran+res.ran, cmp.Or(firstErr, res.err), nil
+		}
 	}
-	wg.Wait()
-	return int(ran.Load()), firstErr
+	for batch := range slices.Chunk(due, e.cfg.Batch) {
+		b := e.runBatch(ctx, batch)
+		wait()
+		done := make(chan batchResult, 1)
+		commit = done
+		go func() {
+			n, err := e.commitBatch(ctx, b)
+			done <- batchResult{n, err}
+		}()
+	}
+	wait()
+	return ran, firstErr
 }
 
 // AccessFirstWait caps how long an erasure waits for an earlier access request of the same
@@ -635,10 +706,16 @@ func (e *Engine) Step(ctx context.Context) (int, error) {
 // down for days) must not hold the erasure past its own deadline.
 const AccessFirstWait = 72 * time.Hour
 
+// running reports whether o is verified, in progress or retrying.
+func running(o Request) bool {
+	return o.State == StateVerified || o.State == StateInProgress || o.State == StatePartiallyFailed
+}
+
 // accessPending reports whether an access or portability request for r's subject, received
 // before r, is running (verified, in progress or retrying) while r has not started and was
 // verified less than AccessFirstWait ago. An access request still waiting for its
 // requester does not hold an erasure, and nothing pauses an erasure once it has started.
+// all may be every open request or only the subject's running access requests.
 func (e *Engine) accessPending(all []Request, r Request, now time.Time) bool {
 	since := r.ReceivedAt
 	if r.Identity != nil && !r.Identity.VerifiedAt.IsZero() {
@@ -649,117 +726,11 @@ func (e *Engine) accessPending(all []Request, r Request, now time.Time) bool {
 	}
 	for _, o := range all {
 		earlier := o.ReceivedAt.Before(r.ReceivedAt) || (o.ReceivedAt.Equal(r.ReceivedAt) && o.ID < r.ID) // ids are time-ordered
-		running := o.State == StateVerified || o.State == StateInProgress || o.State == StatePartiallyFailed
-		if o.Subject == r.Subject && (o.Type == TypeAccess || o.Type == TypePortability) && earlier && running {
+		if o.Subject == r.Subject && (o.Type == TypeAccess || o.Type == TypePortability) && earlier && running(o) {
 			return true
 		}
 	}
 	return false
-}
-
-// advance runs the due tasks of request id and settles its state.
-func (e *Engine) advance(ctx context.Context, id string) (int, error) {
-	// e.mu is held to read and to write, not while the stores work. Operators and
-	// callbacks may change the request meanwhile: the write then merges (see merge).
-	e.mu.Lock()
-	r, err := e.get(ctx, id)
-	e.mu.Unlock()
-	if err != nil {
-		return 0, err
-	}
-	switch r.State {
-	case StateVerified, StateInProgress, StatePartiallyFailed:
-	default:
-		return 0, nil // closed or sent back since Step listed it
-	}
-	baseTasks, baseEvents := slices.Clone(r.Tasks), len(r.Events)
-	now := e.cfg.Now().UTC()
-	if r.State == StateVerified {
-		r.State = StateInProgress
-		r.event(now, "started", "")
-	}
-	ran, hookFailed := 0, false
-	// A restriction or objection takes effect first (in the ledger, so on the next policy
-	// decision); telling the recipients follows.
-	if (r.Type == TypeRestriction || r.Type == TypeObjection) && !r.Applied && e.cfg.OnSubjectFact != nil {
-		if err := e.cfg.OnSubjectFact(ctx, r); err != nil {
-			hookFailed = true
-			r.State = StatePartiallyFailed
-			r.event(now, "completion step failed", describe("privguard", err))
-			e.logStepFailed(r.ID, "record in the consent ledger", err)
-		} else {
-			r.Applied = true
-			r.event(now, "recorded in the consent ledger", string(r.Type))
-		}
-	}
-	for i := range r.Tasks {
-		t := &r.Tasks[i]
-		if hookFailed || t.State == TaskDone || ((t.State == TaskFailed || t.State == TaskWaiting) && now.Before(t.NextAttempt)) {
-			continue
-		}
-		ran++
-		t.Attempts++
-		items, err := e.runTask(ctx, &r, t.Store)
-		if errors.Is(err, ErrPending) {
-			t.State, t.LastError, t.ErrorKind, t.NextAttempt = TaskWaiting, "", "", now.Add(PendingRecheck)
-			r.event(now, "task accepted, waiting for the store", t.Store)
-			continue
-		}
-		if err != nil {
-			t.State, t.LastError, t.ErrorKind = TaskFailed, describe(t.Store, err), KindOf(err)
-			t.NextAttempt = now.Add(e.backoff(t.Attempts))
-			r.event(now, "task failed", t.LastError)
-			// The kind, never the error's text (it can quote the subject's data).
-			e.cfg.Logger.Warn("dsar task failed", "request", r.ID, "store", t.Store, "op", taskOp(r.Type, t.Store),
-				"kind", string(t.ErrorKind), "attempt", t.Attempts, "retry_at", t.NextAttempt)
-		} else {
-			t.State, t.Items, t.DoneAt, t.LastError, t.ErrorKind = TaskDone, items, now, "", ""
-			r.event(now, "task done", t.Store)
-		}
-	}
-	var token string
-	buildFailed := false
-	if r.Type.producesResult() && r.Result == nil && allDone(r.Tasks) {
-		if token, err = e.buildResult(ctx, &r, now); err != nil {
-			buildFailed = true
-			r.event(now, "result not built", describe("privguard", err))
-			e.logStepFailed(r.ID, "build the result", err)
-		}
-	}
-	// One durable write per round, not per task: every connector operation is idempotent,
-	// so a crash before this write only means the round's tasks run again.
-	e.mu.Lock()
-	cur, err := e.get(ctx, id)
-	if err != nil {
-		e.mu.Unlock()
-		return ran, err
-	}
-	if cur.Version != r.Version {
-		r = merge(baseTasks, baseEvents, r, cur)
-		if r.Result == nil {
-			token = "" // the package was not kept: it is built again, or destroyed
-		}
-	}
-	switch {
-	case r.State.Final():
-		// Closed meanwhile (cancelled, rejected). What the stores did is recorded; an
-		// erasure the stores finished is still completed in the vault and the ledger.
-		e.finishErasure(ctx, &r, now)
-	case hookFailed:
-	default:
-		e.settle(ctx, &r, now, buildFailed)
-	}
-	err = e.put(ctx, &r)
-	e.mu.Unlock()
-	if err == nil && token != "" {
-		e.dropParts(ctx, r)
-		if r.TransferTo != "" {
-			e.transfer(ctx, r, token)
-		} else {
-			e.sendLink(ctx, r, token)
-		}
-	}
-	return ran, err
 }
 
 // merge combines what a round did (mine, from a copy read before the stores worked, whose

@@ -383,7 +383,7 @@ func TestAccessRefusedWithoutSealer(t *testing.T) {
 	}
 }
 
-// flakyPuts fails the next n request writes.
+// flakyPuts fails the next n request writes (a batch of them is one).
 type flakyPuts struct {
 	*boltstore.DSARStore
 	mu sync.Mutex
@@ -398,6 +398,17 @@ func (f *flakyPuts) PutRequest(ctx context.Context, id string, body []byte) erro
 		return errors.New("disk full")
 	}
 	return f.DSARStore.PutRequest(ctx, id, body)
+}
+
+// PutRequests is one write: it fails as a whole.
+func (f *flakyPuts) PutRequests(ctx context.Context, ids []string, bodies [][]byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n > 0 {
+		f.n--
+		return errors.New("disk full")
+	}
+	return f.DSARStore.PutRequests(ctx, ids, bodies)
 }
 
 func TestPackageSurvivesAFailedWrite(t *testing.T) {

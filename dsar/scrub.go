@@ -103,7 +103,7 @@ func (e *Engine) scrubSubject(ctx context.Context, subject privguard.SubjectID, 
 		if id == self {
 			continue
 		}
-		r, err := e.get(ctx, id)
+		r, err := e.load(ctx, id)
 		if err != nil {
 			return n, err
 		}

@@ -16,6 +16,7 @@
 package mysql
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -246,39 +247,48 @@ func (c *Connector) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
+var _ dsar.BatchEraser = (*Connector)(nil)
+
+// eraseSet is how t's rows are erased if they are not deleted: the SET clause and its
+// arguments, and the condition (with its arguments) that a row is not erased yet, so that
+// only those count and a repeated erasure changes nothing. ok is false if t is deleted
+// from or has nothing to erase.
+func eraseSet(t Table) (set string, setArgs []any, changed string, changedArgs []any, ok bool) {
+	if t.Erase != dsar.EraseMask && t.Erase != dsar.EraseNull {
+		return "", nil, "", nil, false
+	}
+	var sets, changes []string
+	for _, col := range t.SortedColumns() {
+		if t.Erase == dsar.EraseNull {
+			sets = append(sets, quote(col)+" = NULL")
+			changes = append(changes, quote(col)+" IS NOT NULL")
+		} else {
+			sets = append(sets, quote(col)+" = ?")
+			setArgs = append(setArgs, dsar.MaskValue)
+			changes = append(changes, "NOT ("+quote(col)+" <=> ?)")
+			changedArgs = append(changedArgs, dsar.MaskValue)
+		}
+	}
+	if len(sets) == 0 {
+		return "", nil, "", nil, false
+	}
+	return strings.Join(sets, ", "), setArgs, "(" + strings.Join(changes, " OR ") + ")", changedArgs, true
+}
+
 // Erase implements dsar.Connector, in one transaction.
 func (c *Connector) Erase(ctx context.Context, subject privguard.SubjectID) (dsar.Erased, error) {
 	var erased dsar.Erased
 	err := c.inTx(ctx, func(tx *sql.Tx) error {
 		for _, t := range c.tables {
 			var q string
-			var args []any
-			switch t.Erase {
-			case dsar.EraseDelete:
-				q, args = fmt.Sprintf("DELETE FROM %s WHERE %s", quote(t.Table), subjectIs(t)), []any{string(subject), string(subject)}
-			case dsar.EraseMask, dsar.EraseNull:
-				var set, changed []string
-				for _, col := range t.SortedColumns() {
-					if t.Erase == dsar.EraseNull {
-						set = append(set, quote(col)+" = NULL")
-						changed = append(changed, quote(col)+" IS NOT NULL")
-					} else {
-						set = append(set, quote(col)+" = ?")
-						args = append(args, dsar.MaskValue)
-						changed = append(changed, "NOT ("+quote(col)+" <=> ?)")
-					}
-				}
-				if len(set) == 0 {
-					continue
-				}
-				args = append(args, string(subject), string(subject))
-				if t.Erase == dsar.EraseMask {
-					for range t.SortedColumns() {
-						args = append(args, dsar.MaskValue)
-					}
-				}
-				q = fmt.Sprintf("UPDATE %s SET %s WHERE %s AND (%s)", quote(t.Table), strings.Join(set, ", "),
-					subjectIs(t), strings.Join(changed, " OR "))
+			args := []any{string(subject), string(subject)}
+			if t.Erase == dsar.EraseDelete {
+				q = fmt.Sprintf("DELETE FROM %s WHERE %s", quote(t.Table), subjectIs(t))
+			} else if set, setArgs, changed, changedArgs, ok := eraseSet(t); ok {
+				q = fmt.Sprintf("UPDATE %s SET %s WHERE %s AND %s", quote(t.Table), set, subjectIs(t), changed)
+				args = slices.Concat(setArgs, args, changedArgs)
+			} else {
+				continue
 			}
 			res, err := tx.ExecContext(ctx, q, args...)
 			if err != nil {
@@ -293,6 +303,86 @@ func (c *Connector) Erase(ctx context.Context, subject privguard.SubjectID) (dsa
 		return dsar.Erased{}, c.fail("erase", err)
 	}
 	return erased, nil
+}
+
+// maxBatchIDs bounds the ids of one statement (twice as many placeholders; MySQL allows
+// 65,535).
+const maxBatchIDs = 1000
+
+// subjectIn is subjectIs for many ids: the column's own comparison (which its index
+// serves), then the exact one.
+func subjectIn(t Table, ids []any) (string, []any) {
+	col := quote(t.SubjectColumn)
+	marks := strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")
+	exact := strings.TrimSuffix(strings.Repeat("CAST(? AS BINARY),", len(ids)), ",")
+	return fmt.Sprintf("%s IN (%s) AND CAST(CONVERT(%s USING utf8mb4) AS BINARY) IN (%s)", col, marks, col, exact),
+		slices.Concat(ids, ids)
+}
+
+// EraseBatch implements dsar.BatchEraser, in one transaction: per table and up to
+// maxBatchIDs ids, a SELECT ... FOR UPDATE counts each subject's rows still to erase (by
+// the exact bytes of the id, and locks them), then one DELETE or UPDATE erases them all,
+// with the same conditions as Erase.
+func (c *Connector) EraseBatch(ctx context.Context, subjects []privguard.SubjectID) ([]dsar.Erased, error) {
+	out := make([]dsar.Erased, len(subjects))
+	first := map[string]int{} // each distinct id, counted at its first position
+	var ids []any
+	for i, s := range subjects {
+		if _, dup := first[string(s)]; !dup {
+			first[string(s)] = i
+			ids = append(ids, string(s))
+		}
+	}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	err := c.inTx(ctx, func(tx *sql.Tx) error {
+		for chunk := range slices.Chunk(ids, maxBatchIDs) {
+			for _, t := range c.tables {
+				in, inArgs := subjectIn(t, chunk)
+				var count, q string
+				var countArgs, args []any
+				if t.Erase == dsar.EraseDelete {
+					count, countArgs = in, inArgs
+					q, args = fmt.Sprintf("DELETE FROM %s WHERE %s", quote(t.Table), in), inArgs
+				} else if set, setArgs, changed, changedArgs, ok := eraseSet(t); ok {
+					count, countArgs = in+" AND "+changed, slices.Concat(inArgs, changedArgs)
+					q = fmt.Sprintf("UPDATE %s SET %s WHERE %s AND %s", quote(t.Table), set, in, changed)
+					args = slices.Concat(setArgs, inArgs, changedArgs)
+				} else {
+					continue
+				}
+				col := quote(t.SubjectColumn)
+				rows, err := tx.QueryContext(ctx, fmt.Sprintf("SELECT CAST(CONVERT(%s USING utf8mb4) AS BINARY), COUNT(*) FROM %s WHERE %s GROUP BY 1 FOR UPDATE",
+					col, quote(t.Table), count), countArgs...)
+				if err != nil {
+					return fmt.Errorf("erase %s: %w", t.Table, err)
+				}
+				for rows.Next() {
+					var id []byte
+					var n int
+					if err := rows.Scan(&id, &n); err != nil {
+						rows.Close()
+						return fmt.Errorf("erase %s: %w", t.Table, err)
+					}
+					if i, ok := first[string(id)]; ok {
+						out[i].Items += n
+					}
+				}
+				if err := cmp.Or(rows.Err(), rows.Close()); err != nil {
+					return fmt.Errorf("erase %s: %w", t.Table, err)
+				}
+				if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+					return fmt.Errorf("erase %s: %w", t.Table, err)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, c.fail("erase", err)
+	}
+	return out, nil
 }
 
 // Correct implements dsar.Rectifier.

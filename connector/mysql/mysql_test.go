@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"testing"
 
@@ -109,6 +110,9 @@ func TestNumberSubjectColumn(t *testing.T) {
 			t.Errorf("Erase(%q) = %+v, %v; want nothing erased", s, r, err)
 		}
 	}
+	if r, err := c.EraseBatch(ctx, []privguard.SubjectID{"x'--", "0042", "42.0"}); err != nil || r[0].Items+r[1].Items+r[2].Items != 0 {
+		t.Errorf("EraseBatch = %+v, %v; want nothing erased", r, err)
+	}
 	if e, err := c.Export(ctx, "42"); err != nil || e.Rows() != 1 {
 		t.Errorf("Export(42) = %d rows, %v; want 1", e.Rows(), err)
 	}
@@ -203,6 +207,48 @@ func TestFailuresHaveKinds(t *testing.T) {
 			var ce *dsar.ConnectorError
 			if !errors.As(err, &ce) || ce.Kind != tc.want || dsar.KindOf(err) != tc.want {
 				t.Errorf("Erase: %v (kind %q); want kind %s", err, dsar.KindOf(err), tc.want)
+			}
+			_, err = c.EraseBatch(ctx, []privguard.SubjectID{"kind-1", "kind-2"})
+			if !errors.As(err, &ce) || ce.Kind != tc.want || dsar.KindOf(err) != tc.want {
+				t.Errorf("EraseBatch: %v (kind %q); want kind %s", err, dsar.KindOf(err), tc.want)
+			}
+		})
+	}
+}
+
+// TestEraseBatchMasks: a batch masks or nulls the subjects' rows as Erase does, counting
+// only rows not yet erased, each for its own subject, and leaves other ids alone.
+func TestEraseBatchMasks(t *testing.T) {
+	db, dsn := testDB(t)
+	ctx := context.Background()
+	t.Cleanup(func() { db.Exec("DROP TABLE IF EXISTS mytest_batchmask") })
+	for _, mode := range []dsar.EraseMode{dsar.EraseMask, dsar.EraseNull} {
+		t.Run(string(mode), func(t *testing.T) {
+			exec(t, db, "DROP TABLE IF EXISTS mytest_batchmask",
+				"CREATE TABLE mytest_batchmask (uid VARCHAR(64), tag VARCHAR(64), KEY (uid)) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci",
+				"INSERT INTO mytest_batchmask VALUES ('mask-1', 'a'), ('mask-1', 'b'), ('MASK-1', 'c'), ('mask-1 ', 'd'), ('mask-2', 'e'), ('mask-3', NULL), ('mask-3', '[erased]')")
+			c, err := mysql.New(ctx, mysql.Config{Name: "tags", DSN: dsn, Tables: []mysql.Table{{Table: "mytest_batchmask", SubjectColumn: "uid",
+				Columns: map[string]privguard.DataCategory{"tag": "user.derived.tags"}, Erase: mode}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			r, err := c.EraseBatch(ctx, []privguard.SubjectID{"mask-1", "mask-3", "mask-2", "mask-1", "mask-9"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := "[{2} {1} {1} {0} {0}]" // mask-3: one row not yet erased either way
+			if got := fmt.Sprint(r); got != want {
+				t.Errorf("EraseBatch = %s; want %s", got, want)
+			}
+			var left int
+			db.QueryRow("SELECT COUNT(*) FROM mytest_batchmask WHERE tag IN ('c', 'd')").Scan(&left)
+			if left != 2 {
+				t.Errorf("%d of the other ids' rows left; want 2", left)
+			}
+			r, err = c.EraseBatch(ctx, []privguard.SubjectID{"mask-1", "mask-3", "mask-2"})
+			if err != nil || fmt.Sprint(r) != "[{0} {0} {0}]" {
+				t.Errorf("second EraseBatch = %v, %v; want nothing changed", r, err)
 			}
 		})
 	}

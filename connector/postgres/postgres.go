@@ -187,40 +187,51 @@ func (c *Connector) Export(ctx context.Context, subject privguard.SubjectID) (ds
 	return out, nil
 }
 
+var _ dsar.BatchEraser = (*Connector)(nil)
+
+// eraseQuery is the statement that erases subject's rows of t as the data map says, and its
+// arguments; ok is false if there is nothing to erase in t.
+func eraseQuery(t Table, subject privguard.SubjectID) (q string, args []any, ok bool) {
+	args = []any{string(subject)}
+	switch t.Erase {
+	case dsar.EraseDelete:
+		return fmt.Sprintf("DELETE FROM %s WHERE %s", quote(t.Table), subjectIs(t, 1)), args, true
+	case dsar.EraseMask, dsar.EraseNull:
+		var set []string
+		for _, col := range t.SortedColumns() {
+			if t.Erase == dsar.EraseNull {
+				set = append(set, quote(col)+" = NULL")
+			} else {
+				set = append(set, fmt.Sprintf("%s = $%d", quote(col), len(args)+1))
+				args = append(args, dsar.MaskValue)
+			}
+		}
+		if len(set) == 0 {
+			return "", nil, false
+		}
+		// Only rows not already erased count, so a repeated erasure changes nothing.
+		var changed []string
+		for _, col := range t.SortedColumns() {
+			if t.Erase == dsar.EraseNull {
+				changed = append(changed, quote(col)+" IS NOT NULL")
+			} else {
+				changed = append(changed, quote(col)+" IS DISTINCT FROM $2")
+			}
+		}
+		return fmt.Sprintf("UPDATE %s SET %s WHERE %s AND (%s)", quote(t.Table), strings.Join(set, ", "),
+			subjectIs(t, 1), strings.Join(changed, " OR ")), args, true
+	}
+	return "", nil, false
+}
+
 // Erase implements dsar.Connector, in one transaction for all tables.
 func (c *Connector) Erase(ctx context.Context, subject privguard.SubjectID) (dsar.Erased, error) {
 	var erased dsar.Erased
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
 		for _, t := range c.tables {
-			var q string
-			args := []any{string(subject)}
-			switch t.Erase {
-			case dsar.EraseDelete:
-				q = fmt.Sprintf("DELETE FROM %s WHERE %s", quote(t.Table), subjectIs(t, 1))
-			case dsar.EraseMask, dsar.EraseNull:
-				var set []string
-				for _, col := range t.SortedColumns() {
-					if t.Erase == dsar.EraseNull {
-						set = append(set, quote(col)+" = NULL")
-					} else {
-						set = append(set, fmt.Sprintf("%s = $%d", quote(col), len(args)+1))
-						args = append(args, dsar.MaskValue)
-					}
-				}
-				if len(set) == 0 {
-					continue
-				}
-				// Only rows not already erased count, so a repeated erasure changes nothing.
-				var changed []string
-				for _, col := range t.SortedColumns() {
-					if t.Erase == dsar.EraseNull {
-						changed = append(changed, quote(col)+" IS NOT NULL")
-					} else {
-						changed = append(changed, quote(col)+" IS DISTINCT FROM $2")
-					}
-				}
-				q = fmt.Sprintf("UPDATE %s SET %s WHERE %s AND (%s)", quote(t.Table), strings.Join(set, ", "),
-					subjectIs(t, 1), strings.Join(changed, " OR "))
+			q, args, ok := eraseQuery(t, subject)
+			if !ok {
+				continue
 			}
 			tag, err := tx.Exec(ctx, q, args...)
 			if err != nil {
@@ -234,6 +245,45 @@ func (c *Connector) Erase(ctx context.Context, subject privguard.SubjectID) (dsa
 		return dsar.Erased{}, c.fail("erase", err)
 	}
 	return erased, nil
+}
+
+// EraseBatch implements dsar.BatchEraser: Erase's statements for every subject, sent in
+// one round trip (a pgx batch) and committed in one transaction, so the batch is erased
+// as a whole or not at all.
+func (c *Connector) EraseBatch(ctx context.Context, subjects []privguard.SubjectID) ([]dsar.Erased, error) {
+	out := make([]dsar.Erased, len(subjects))
+	if len(subjects) == 0 {
+		return out, nil
+	}
+	var b pgx.Batch
+	var of []int // the subject of each queued statement
+	for i, s := range subjects {
+		for _, t := range c.tables {
+			if q, args, ok := eraseQuery(t, s); ok {
+				b.Queue(q, args...)
+				of = append(of, i)
+			}
+		}
+	}
+	if len(of) == 0 {
+		return out, nil
+	}
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		br := tx.SendBatch(ctx, &b)
+		for _, i := range of {
+			tag, err := br.Exec()
+			if err != nil {
+				br.Close()
+				return fmt.Errorf("erase: %w", err)
+			}
+			out[i].Items += int(tag.RowsAffected())
+		}
+		return br.Close()
+	})
+	if err != nil {
+		return nil, c.fail("erase", err)
+	}
+	return out, nil
 }
 
 // Correct implements dsar.Rectifier: every mapped column of each patched category is set.

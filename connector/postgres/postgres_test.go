@@ -221,6 +221,10 @@ func TestFailuresHaveKinds(t *testing.T) {
 			if !errors.As(err, &ce) || ce.Kind != tc.want || dsar.KindOf(err) != tc.want {
 				t.Errorf("Erase: %v (kind %q); want kind %s", err, dsar.KindOf(err), tc.want)
 			}
+			_, err = c.EraseBatch(ctx, []privguard.SubjectID{"kind-1", "kind-2"})
+			if !errors.As(err, &ce) || ce.Kind != tc.want || dsar.KindOf(err) != tc.want {
+				t.Errorf("EraseBatch: %v (kind %q); want kind %s", err, dsar.KindOf(err), tc.want)
+			}
 		})
 	}
 }

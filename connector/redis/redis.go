@@ -24,7 +24,9 @@ type Config struct {
 	Addr string
 	// Keys are templates of the keys a subject owns; "{subject}" is replaced by the id.
 	Keys []string
-	// SetMembers are patterns (SCAN MATCH syntax) of sets that list subject ids.
+	// SetMembers are patterns (SCAN MATCH syntax) of sets that list subject ids. Each
+	// erasure, or batch of erasures, scans the keyspace once for the sets a pattern
+	// matches; a name without glob characters is one set, used without a scan.
 	SetMembers []string
 	// Category is the data category of what the keys hold (default user.derived).
 	Category privguard.DataCategory
@@ -39,7 +41,10 @@ type Connector struct {
 	category privguard.DataCategory
 }
 
-var _ dsar.Connector = (*Connector)(nil)
+var (
+	_ dsar.Connector   = (*Connector)(nil)
+	_ dsar.BatchEraser = (*Connector)(nil)
+)
 
 // New connects to Redis.
 func New(cfg Config) (*Connector, error) {
@@ -99,10 +104,17 @@ func (c *Connector) keyNames(subject privguard.SubjectID) []string {
 }
 
 // setKeys returns every set matching the data map's patterns. SCAN ... TYPE set (Redis
-// 6+) lets the server skip other keys, so no TYPE round trip per key is needed.
+// 6+) lets the server skip other keys, so no TYPE round trip per key is needed. A SCAN
+// walks the whole keyspace, whatever the pattern; a name without glob characters (*, ?,
+// [ or \) is taken as it is, without one (if it is missing or not a set, the commands on
+// it change nothing).
 func (c *Connector) setKeys(ctx context.Context) ([]string, error) {
 	var out []string
 	for _, pattern := range c.sets {
+		if !strings.ContainsAny(pattern, `*?[\`) {
+			out = append(out, pattern)
+			continue
+		}
 		iter := c.client.ScanType(ctx, 0, pattern, 1000, "set").Iterator()
 		for iter.Next(ctx) {
 			out = append(out, iter.Val())
@@ -116,7 +128,8 @@ func (c *Connector) setKeys(ctx context.Context) ([]string, error) {
 }
 
 // onlyWrongType reports whether every failed command failed with WRONGTYPE: the key was
-// no longer a set when the command ran (changed since SCAN), so it lists no subject.
+// no longer a set when the command ran (changed since SCAN), so it lists no subject. (DEL
+// and EXISTS never fail so.)
 func onlyWrongType[C interface{ Err() error }](cmds []C) bool {
 	for _, c := range cmds {
 		if err := c.Err(); err != nil && !strings.HasPrefix(err.Error(), "WRONGTYPE") {
@@ -184,35 +197,73 @@ func (c *Connector) Export(ctx context.Context, subject privguard.SubjectID) (ds
 }
 
 // Erase implements dsar.Connector: deletes the subject's keys and removes the subject from
-// every matching set.
+// every matching set. The sets are searched for (SCAN) on every call, so a set created
+// since an earlier erasure is found.
 func (c *Connector) Erase(ctx context.Context, subject privguard.SubjectID) (dsar.Erased, error) {
-	var erased dsar.Erased
-	if names := c.keyNames(subject); len(names) > 0 {
-		n, err := c.client.Del(ctx, names...).Result()
-		if err != nil {
-			return dsar.Erased{}, c.fail("erase", err)
-		}
-		erased.Items += int(n)
+	out, err := c.EraseBatch(ctx, []privguard.SubjectID{subject})
+	if err != nil {
+		return dsar.Erased{}, err
+	}
+	return out[0], nil
+}
+
+// EraseBatch implements dsar.BatchEraser: Erase for many subjects, with one search for the
+// matching sets (one SCAN of the keyspace per batch, not per subject) and one pipelined
+// round: per subject a DEL of its keys, per set an SMISMEMBER of the batch's subjects (what
+// is counted) followed at once by an SREM of all of them. Every set that existed when the
+// call began is searched; membership is read when the SREM runs, so a subject added to a
+// set at any time before that is removed (nothing about membership is cached). A set
+// created after the SCAN passed its place is not seen: the next erasure finds it.
+// SMISMEMBER needs Redis 6.2 or later.
+func (c *Connector) EraseBatch(ctx context.Context, subjects []privguard.SubjectID) ([]dsar.Erased, error) {
+	out := make([]dsar.Erased, len(subjects))
+	if len(subjects) == 0 {
+		return out, nil
 	}
 	setKeys, err := c.setKeys(ctx)
 	if err != nil {
-		return dsar.Erased{}, c.fail("erase", err)
+		return nil, c.fail("erase", err)
 	}
-	if len(setKeys) > 0 {
-		// One round trip for every removal.
-		pipe := c.client.Pipeline()
-		rem := make([]*goredis.IntCmd, len(setKeys))
-		for i, key := range setKeys {
-			rem[i] = pipe.SRem(ctx, key, string(subject))
+	// Each distinct id once in the set commands, counted for its first position.
+	first := make(map[privguard.SubjectID]int, len(subjects))
+	var members []any
+	var at []int
+	for i, s := range subjects {
+		if _, dup := first[s]; !dup {
+			first[s] = i
+			members = append(members, string(s))
+			at = append(at, i)
 		}
-		if _, err := pipe.Exec(ctx); err != nil && !onlyWrongType(rem) {
-			return dsar.Erased{}, c.fail("erase", err)
+	}
+	pipe := c.client.Pipeline()
+	var dels []*goredis.IntCmd
+	if len(c.keys) > 0 {
+		dels = make([]*goredis.IntCmd, len(subjects))
+		for i, s := range subjects {
+			dels[i] = pipe.Del(ctx, c.keyNames(s)...)
 		}
-		for _, r := range rem {
-			if r.Err() == nil {
-				erased.Items += int(r.Val())
+	}
+	in := make([]*goredis.BoolSliceCmd, len(setKeys))
+	for j, key := range setKeys {
+		in[j] = pipe.SMIsMember(ctx, key, members...)
+		pipe.SRem(ctx, key, members...)
+	}
+	cmds, err := pipe.Exec(ctx)
+	if err != nil && !onlyWrongType(cmds) {
+		return nil, c.fail("erase", err)
+	}
+	for i, d := range dels {
+		out[i].Items += int(d.Val())
+	}
+	for _, m := range in {
+		if m.Err() != nil {
+			continue // no longer a set (WRONGTYPE): it lists no subject
+		}
+		for k, isMember := range m.Val() {
+			if isMember {
+				out[at[k]].Items++
 			}
 		}
 	}
-	return erased, nil
+	return out, nil
 }

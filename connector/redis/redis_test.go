@@ -83,3 +83,38 @@ func TestFailureHasAKind(t *testing.T) {
 		t.Errorf("Erase: %v (kind %q); want connection_refused", err, k)
 	}
 }
+
+// TestLiteralSetNames: set names without glob characters are used as they are (no SCAN);
+// one that is missing or holds another type lists nobody.
+func TestLiteralSetNames(t *testing.T) {
+	addr := os.Getenv("PRIVGUARD_TEST_REDIS_ADDR")
+	if addr == "" {
+		t.Skip("PRIVGUARD_TEST_REDIS_ADDR is not set (CI sets it; see .ci/run)")
+	}
+	ctx := context.Background()
+	r := goredis.NewClient(&goredis.Options{Addr: addr})
+	defer r.Close()
+	keys := []string{"rlit:vip", "rlit:str", "rlit:gone", "rlit:vip2"}
+	r.Del(ctx, keys...)
+	t.Cleanup(func() { r.Del(context.Background(), keys...) })
+	r.SAdd(ctx, "rlit:vip", "lit-1", "lit-2")
+	r.SAdd(ctx, "rlit:vip2", "lit-1")
+	r.Set(ctx, "rlit:str", "lit-1", 0)
+	c, err := redis.New(redis.Config{Name: "cache", Addr: addr, SetMembers: []string{"rlit:vip", "rlit:str", "rlit:gone", "rlit:vip2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if e, err := c.Export(ctx, "lit-1"); err != nil || e.Rows() != 2 {
+		t.Errorf("Export = %v, %v; want the two sets", e.Tables, err)
+	}
+	if n, err := c.Erase(ctx, "lit-1"); err != nil || n.Items != 2 {
+		t.Errorf("Erase = %+v, %v; want 2 memberships", n, err)
+	}
+	if in, _ := r.SIsMember(ctx, "rlit:vip", "lit-2").Result(); !in {
+		t.Error("Erase(lit-1) removed lit-2")
+	}
+	if v, _ := r.Get(ctx, "rlit:str").Result(); v != "lit-1" {
+		t.Errorf("a string key named like a set was changed: %q", v)
+	}
+}

@@ -1,7 +1,8 @@
 // Package dsartest is the conformance suite every data-subject-request connector passes:
 // export returns exactly the subject's data, erasure removes only the subject's data, every
 // operation is idempotent, not found is not an error, and hostile subject ids (SQL, globs,
-// wildcards) are just data.
+// wildcards) are just data. A connector that erases in batches (dsar.BatchEraser) passes
+// the same for a batch.
 package dsartest
 
 import (
@@ -184,6 +185,59 @@ func TestConnector(t *testing.T, c dsar.Connector, s Seeder) {
 			t.Errorf("a's data is still exported after erasure: %s", text)
 		}
 	})
+	if be, ok := c.(dsar.BatchEraser); ok {
+		t.Run("erase_batch_only_the_subjects_and_idempotent", func(t *testing.T) {
+			batch := []privguard.SubjectID{"dsartest-batch-1", "dsartest-batch-*", "dsartest-batch-2"}
+			other := privguard.SubjectID("DSARTEST-BATCH-1")
+			for _, id := range batch {
+				must(s.Seed(ctx, id, 2, "value-of-batch"))
+			}
+			must(s.Seed(ctx, other, 2, "value-of-variant"))
+			beforeB, beforeOther := remaining(b), remaining(other)
+			// An unknown subject and a repeated one: nothing more to erase, nothing counted.
+			subjects := append(slices.Clone(batch), "dsartest-nobody", batch[0])
+			r, err := be.EraseBatch(ctx, subjects)
+			must(err)
+			if len(r) != len(subjects) {
+				t.Fatalf("EraseBatch(%d subjects) = %d results", len(subjects), len(r))
+			}
+			for i, id := range batch {
+				if r[i].Items == 0 {
+					t.Errorf("EraseBatch: %q changed nothing", id)
+				}
+				if n := remaining(id); n != 0 {
+					t.Errorf("after EraseBatch, %d of %q's items remain", n, id)
+				}
+			}
+			if r[3].Items != 0 || r[4].Items != 0 {
+				t.Errorf("EraseBatch counted %d for an unknown subject and %d for a repeated one; want 0", r[3].Items, r[4].Items)
+			}
+			if n := remaining(b); n != beforeB {
+				t.Errorf("EraseBatch changed b: %d -> %d items", beforeB, n)
+			}
+			if n := remaining(other); n != beforeOther {
+				t.Errorf("EraseBatch changed %q: %d -> %d items", other, beforeOther, n)
+			}
+			// Data written after a batch, where the subject was and in new places, is found
+			// by the next one: nothing the first learned is reused.
+			must(s.Seed(ctx, batch[0], 4, "value-of-batch-again"))
+			r, err = be.EraseBatch(ctx, batch[:1])
+			must(err)
+			if n := remaining(batch[0]); n != 0 || r[0].Items == 0 {
+				t.Errorf("EraseBatch after new data = %+v, %d items remain; want it erased", r, n)
+			}
+			r, err = be.EraseBatch(ctx, batch)
+			must(err)
+			for i, x := range r {
+				if x.Items != 0 {
+					t.Errorf("second EraseBatch changed %d items of %q; want none", x.Items, batch[i])
+				}
+			}
+			if r, err := be.EraseBatch(ctx, nil); err != nil || len(r) != 0 {
+				t.Errorf("EraseBatch(nil) = %v, %v; want nothing", r, err)
+			}
+		})
+	}
 }
 
 // categoriesOf returns the data categories of an export's tables, sorted.
