@@ -230,7 +230,11 @@ func serveSidecar(ctx context.Context, addr string, h http.Handler, log *slog.Lo
 // newEngine builds the policy engine from the configuration: the embedded default policy or
 // the modules of policy.dir, with data from the taxonomy and the frequency limits.
 func newEngine(ctx context.Context, cfg *config.File, tax *privguard.Taxonomy, log *slog.Logger) (*policy.Engine, error) {
-	pc := policy.Config{Taxonomy: tax, Logger: log, Frequency: frequency(cfg), CacheSize: cfg.Policy.MemoSize}
+	pc := policy.Config{Taxonomy: tax, Logger: log, Frequency: frequency(cfg), CacheSize: cfg.Policy.MemoSize,
+		MemoExactContacts: cfg.Policy.Dir != ""}
+	if cfg.Policy.MemoExactContacts != nil {
+		pc.MemoExactContacts = *cfg.Policy.MemoExactContacts
+	}
 	if cfg.Policy.Dir != "" {
 		modules, err := policy.LoadDir(cfg.Policy.Dir)
 		if err != nil {

@@ -161,9 +161,14 @@ type Policy struct {
 	Dir string `yaml:"dir"`
 	// Frequency overrides the outreach limits per channel.
 	Frequency map[string]Frequency `yaml:"frequency" validate:"dive,keys,oneof=sms email push wechat,endkeys"`
-	// MemoSize bounds how many distinct decisions are remembered (0: the engine's default;
-	// -1: none, every request is evaluated).
+	// MemoSize is how many distinct decisions the memo holds at first (0: the engine's
+	// default, 16,384; -1: no memo, every request is evaluated); it grows while its working
+	// set is larger, within 64 MiB.
 	MemoSize int `yaml:"memo_size" validate:"omitempty,min=-1"`
+	// MemoExactContacts memoises decisions by the exact contact count rather than by whether
+	// it is below the channel's limit. The default is true with policy.dir (a policy of your
+	// own may read the count otherwise) and false for the embedded policy.
+	MemoExactContacts *bool `yaml:"memo_exact_contacts"`
 }
 
 // Transport tunes the sidecar's connections to the upstream. Unset fields take the
