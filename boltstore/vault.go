@@ -64,6 +64,23 @@ func (s *VaultStore) Shred(ctx context.Context, subject privguard.SubjectID, tom
 	})
 }
 
+// ShredAll implements vault.BatchShredder.
+func (s *VaultStore) ShredAll(ctx context.Context, tombstones map[privguard.SubjectID][32]byte) error {
+	at := binary.BigEndian.AppendUint64(nil, uint64(time.Now().Unix()))
+	return s.db.bolt.Update(func(tx *bolt.Tx) error {
+		keys, graves := tx.Bucket(bucketVaultKeys), tx.Bucket(bucketVaultTombstones)
+		for subject, t := range tombstones {
+			if err := keys.Delete([]byte(subject)); err != nil {
+				return err
+			}
+			if err := graves.Put(t[:], at); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // Shredded implements vault.Store.
 func (s *VaultStore) Shredded(ctx context.Context, tombstone [32]byte) (bool, error) {
 	var ok bool
@@ -128,3 +145,5 @@ func (s *VaultStore) PutWrappedKeys(ctx context.Context, keys map[privguard.Subj
 		return nil
 	})
 }
+
+var _ vault.BatchShredder = (*VaultStore)(nil)

@@ -49,6 +49,10 @@ type Config struct {
 	// OnErased runs once every store erased a deletion's subject (shred the vault keys,
 	// record the erasure in the consent ledger). An error keeps the request open and retried.
 	OnErased func(ctx context.Context, subject privguard.SubjectID) error
+	// OnErasedAll, if set, does OnErased's work for every deletion of a batch whose stores
+	// all erased it, at once (one vault transaction, the ledger's records grouped). If it
+	// fails, each request falls back to OnErased. It must be idempotent, as OnErased is.
+	OnErasedAll func(ctx context.Context, subjects []privguard.SubjectID) error
 	// OnSubjectFact applies restriction and objection requests (through the consent
 	// ledger). Nil completes them without action.
 	OnSubjectFact func(ctx context.Context, r Request) error
@@ -112,6 +116,9 @@ type Engine struct {
 	// batch, while Step writes a batch of rounds, holds what put wrote since (see
 	// commitBatch). Guarded by mu.
 	batch *writeBatch
+	// erasedAll holds the requests whose subject OnErasedAll completed for the batch being
+	// written (guarded by mu).
+	erasedAll map[string]bool
 }
 
 type openKey struct {
@@ -859,6 +866,10 @@ func (e *Engine) finishErasure(ctx context.Context, r *Request, now time.Time) b
 	storesDone := !slices.ContainsFunc(r.Tasks, func(t Task) bool { return t.State != TaskDone && !IsRecipientTask(t.Store) })
 	if r.Type != TypeDeletion || !storesDone {
 		return true
+	}
+	if !r.Applied && e.erasedAll[r.ID] {
+		r.Applied = true
+		r.event(now, "vault keys shredded, erasure recorded in the consent ledger", "")
 	}
 	if !r.Applied && e.cfg.OnErased != nil {
 		if err := e.cfg.OnErased(ctx, r.Subject); err != nil {

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -410,5 +411,60 @@ func TestRegisterKeepsTheEnginesCancellationCodes(t *testing.T) {
 		if x[0].Reason != want {
 			t.Errorf("cancelled with %q: the register says %q; want %q", reason, x[0].Reason, want)
 		}
+	}
+}
+
+// The deletions of one Step that every store erased are completed by OnErasedAll in one
+// call; if OnErasedAll fails, each falls back to OnErased.
+func TestErasuresCompletedTogether(t *testing.T) {
+	for _, failAll := range []bool{false, true} {
+		c := &clock{time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+		crm := &memStore{name: "crm", data: map[privguard.SubjectID]int{"cust-1": 1, "cust-2": 1, "cust-3": 1}}
+		db := openDB(t, t.TempDir())
+		var calls [][]privguard.SubjectID
+		var single []privguard.SubjectID
+		e, err := dsar.New(dsar.Config{Store: db.DSAR(), Connectors: []dsar.Connector{crm}, Now: c.Now, Sealer: newVault(t, t.TempDir(), db),
+			BaseBackoff: time.Minute, MaxBackoff: time.Hour,
+			OnErased: func(_ context.Context, s privguard.SubjectID) error { single = append(single, s); return nil },
+			OnErasedAll: func(_ context.Context, ss []privguard.SubjectID) error {
+				calls = append(calls, slices.Clone(ss))
+				if failAll {
+					return errors.New("vault down")
+				}
+				return nil
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, s := range []privguard.SubjectID{"cust-1", "cust-2", "cust-3"} {
+			r, err := e.Submit(ctx, dsar.Request{Type: dsar.TypeDeletion, Subject: s, Regime: privguard.RegimeGDPR, Identity: &dsar.Identity{Method: "operator", Operator: "dpo", Note: "n"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, r.ID)
+		}
+		crm.fails = 0
+		if _, err := e.Step(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var erased []privguard.SubjectID
+		if len(calls) == 1 {
+			erased = calls[0]
+			slices.Sort(erased)
+		}
+		if want := []privguard.SubjectID{"cust-1", "cust-2", "cust-3"}; !slices.Equal(erased, want) {
+			t.Fatalf("failAll=%v: OnErasedAll calls %v; want one with %v", failAll, calls, want)
+		}
+		if failAll != (len(single) == 3) {
+			t.Errorf("failAll=%v: OnErased ran for %v", failAll, single)
+		}
+		for _, id := range ids {
+			r, _ := e.Get(ctx, id)
+			if r.State != dsar.StateCompleted {
+				t.Errorf("failAll=%v: %s is %s; want completed", failAll, r.ID, r.State)
+			}
+		}
+		db.Close()
 	}
 }

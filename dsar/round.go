@@ -107,8 +107,10 @@ func (e *Engine) commitBatch(ctx context.Context, b *batchRun) (int, error) {
 	for _, rd := range b.rounds {
 		ran += rd.ran
 	}
+	erased := e.eraseAll(ctx, b.rounds)
 	e.mu.Lock()
 	e.batch = &writeBatch{index: map[string]int{}}
+	e.erasedAll = erased
 	var written []*round
 	for _, rd := range b.rounds {
 		if err := e.settleRound(ctx, rd); err != nil {
@@ -118,6 +120,7 @@ func (e *Engine) commitBatch(ctx context.Context, b *batchRun) (int, error) {
 		written = append(written, rd)
 	}
 	err := e.flush(ctx)
+	e.erasedAll = nil
 	e.mu.Unlock()
 	if err != nil {
 		return ran, cmp.Or(firstErr, err)
@@ -134,6 +137,32 @@ func (e *Engine) commitBatch(ctx context.Context, b *batchRun) (int, error) {
 		}
 	}
 	return ran, firstErr
+}
+
+// eraseAll runs Config.OnErasedAll for the deletions of rounds that every store has
+// erased and that are not yet applied, and returns their request ids if it succeeded.
+func (e *Engine) eraseAll(ctx context.Context, rounds []*round) map[string]bool {
+	if e.cfg.OnErasedAll == nil {
+		return nil
+	}
+	var subjects []privguard.SubjectID
+	ids := map[string]bool{}
+	for _, rd := range rounds {
+		r := &rd.r
+		if r.Type != TypeDeletion || r.Applied || slices.ContainsFunc(r.Tasks, func(t Task) bool { return t.State != TaskDone && !IsRecipientTask(t.Store) }) {
+			continue
+		}
+		subjects = append(subjects, r.Subject)
+		ids[r.ID] = true
+	}
+	if len(subjects) == 0 {
+		return nil
+	}
+	if err := e.cfg.OnErasedAll(ctx, subjects); err != nil {
+		e.cfg.Logger.Error("dsar: completing a batch of erasures failed; completing them one by one", "requests", len(ids), "kind", string(KindOf(err)))
+		return nil
+	}
+	return ids
 }
 
 // eraseBatches runs, for each store that erases in batches, the erasures due there of

@@ -65,6 +65,13 @@ type Store interface {
 	EachWrappedKey(ctx context.Context, fn func(subject privguard.SubjectID, wrapped []byte) error) error
 }
 
+// BatchShredder is a Store that shreds many subjects in one durable transaction
+// (boltstore.VaultStore is one); ShredAll uses it when the store has it.
+type BatchShredder interface {
+	// ShredAll is Shred for every subject of tombstones, in one transaction.
+	ShredAll(ctx context.Context, tombstones map[privguard.SubjectID][32]byte) error
+}
+
 // Config configures [New].
 type Config struct {
 	Store Store
@@ -193,7 +200,40 @@ func (v *Vault) Shred(ctx context.Context, subject privguard.SubjectID) error {
 		return fmt.Errorf("vault: shred: %w", err)
 	}
 	v.cache.evict(subject)
-	v.log.Info("vault: subject keys shredded", "subject", subject, "at", v.now().UTC())
+	v.log.Info("vault: subject keys shredded", "subjects", 1, "at", v.now().UTC()) // never the id: it is personal data
+	return nil
+}
+
+// ShredAll is Shred for many subjects: in one durable transaction if the store is a
+// BatchShredder, one by one otherwise. It is idempotent, as Shred is.
+func (v *Vault) ShredAll(ctx context.Context, subjects []privguard.SubjectID) error {
+	for _, s := range subjects {
+		if err := s.Validate(); err != nil {
+			return err
+		}
+	}
+	bs, ok := v.store.(BatchShredder)
+	if !ok {
+		for _, s := range subjects {
+			if err := v.Shred(ctx, s); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	tombstones := make(map[privguard.SubjectID][32]byte, len(subjects))
+	for _, s := range subjects {
+		tombstones[s] = v.tombstone(s)
+	}
+	if err := bs.ShredAll(ctx, tombstones); err != nil {
+		return fmt.Errorf("vault: shred: %w", err)
+	}
+	for _, s := range subjects {
+		v.cache.evict(s)
+	}
+	v.log.Info("vault: subject keys shredded", "subjects", len(tombstones), "at", v.now().UTC())
 	return nil
 }
 

@@ -254,3 +254,37 @@ func TestShreddedKeyBytesGoneAfterCompaction(t *testing.T) {
 		t.Errorf("the tombstone did not survive compaction: %v", err)
 	}
 }
+
+// ShredAll shreds every subject it names, in one transaction, and no other.
+func TestShredAll(t *testing.T) {
+	dir := t.TempDir()
+	e := open(t, dir)
+	cts := map[privguard.SubjectID][]byte{}
+	for _, s := range []privguard.SubjectID{"cust-1", "cust-2", "cust-3"} {
+		ct, err := e.vault.Seal(ctx, s, []byte("li.lei@example.com"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cts[s] = ct
+	}
+	if err := e.vault.ShredAll(ctx, []privguard.SubjectID{"cust-1", "cust-3", "cust-never-sealed"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.vault.ShredAll(ctx, []privguard.SubjectID{"cust-1"}); err != nil {
+		t.Errorf("ShredAll again = %v; want it idempotent", err)
+	}
+	if err := e.vault.ShredAll(ctx, []privguard.SubjectID{"cust-2", "bad id"}); err == nil {
+		t.Error("a malformed subject id was accepted")
+	}
+	e.db.Close()
+	e2 := open(t, dir)
+	for s, ct := range cts {
+		_, err := e2.vault.Open(ctx, s, ct, nil)
+		if shredded := s != "cust-2"; shredded != errors.Is(err, vault.ErrShredded) {
+			t.Errorf("Open(%s) after ShredAll = %v; shredded: %v", s, err, shredded)
+		}
+	}
+	if _, err := e2.vault.Seal(ctx, "cust-never-sealed", []byte("x"), nil); !errors.Is(err, vault.ErrShredded) {
+		t.Errorf("Seal for a shredded subject that had no key = %v; want ErrShredded", err)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/privguard/privguard"
@@ -163,6 +165,30 @@ func newDSAR(cfg *config.File, db *boltstore.DB, conns []dsar.Connector, ledger 
 				return err
 			}
 			return record(ctx, s, consent.ActionErase)
+		},
+		OnErasedAll: func(ctx context.Context, subjects []privguard.SubjectID) error {
+			if err := vlt.ShredAll(ctx, subjects); err != nil {
+				return err
+			}
+			// The ledger's writer commits what is queued together: appended side by side,
+			// the erasures share a few commits instead of one each.
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			var first error
+			sem := make(chan struct{}, 256)
+			for _, s := range subjects {
+				sem <- struct{}{}
+				wg.Go(func() {
+					defer func() { <-sem }()
+					if err := record(ctx, s, consent.ActionErase); err != nil {
+						mu.Lock()
+						first = cmp.Or(first, err)
+						mu.Unlock()
+					}
+				})
+			}
+			wg.Wait()
+			return first
 		},
 		OnSubjectFact: func(ctx context.Context, r dsar.Request) error {
 			switch r.Type {

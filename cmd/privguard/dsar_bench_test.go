@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,7 +22,9 @@ import (
 	"github.com/privguard/privguard/connector/mysql"
 	"github.com/privguard/privguard/connector/postgres"
 	"github.com/privguard/privguard/connector/redis"
+	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/dsar"
+	"github.com/privguard/privguard/internal/config"
 	"github.com/privguard/privguard/vault"
 )
 
@@ -150,14 +153,33 @@ func (s *benchStores) remaining(b *testing.B, id string) int {
 	return n + m + int(k)
 }
 
+// benchEngine is the request engine as serve builds it (newDSAR): an erasure also shreds the
+// subject's vault keys and records the erasure in the consent ledger.
 func benchEngine(b *testing.B, conns []dsar.Connector) *dsar.Engine {
 	b.Helper()
-	db, err := boltstore.Open(filepath.Join(b.TempDir(), "privguard.db"), boltstore.Options{})
+	ctx := context.Background()
+	dir := b.TempDir()
+	db, err := boltstore.Open(filepath.Join(dir, "privguard.db"), boltstore.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
-	e, err := dsar.New(dsar.Config{Store: db.DSAR(), Connectors: conns})
+	log := slog.New(slog.DiscardHandler)
+	ledger, err := consent.Open(ctx, consent.Config{Store: db.Consent(), Logger: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ledger.Close() })
+	vlt, err := openVault(ctx, dir, db, true, log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := &config.File{Data: dir}
+	tax, err := cfg.Taxonomy()
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := newDSAR(cfg, db, conns, ledger, vlt, tax, &dsar.OutboxNotifier{Path: filepath.Join(dir, "outbox.jsonl")}, log)
 	if err != nil {
 		b.Fatal(err)
 	}
