@@ -200,7 +200,7 @@ func (s *Server) postConsent(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
 	w.Header().Set("Location", "/v1/consents/"+rec.ID+"/receipt")
-	writeJSON(w, status, rec)
+	writeRecord(w, status, rec)
 	return nil
 }
 

@@ -11,7 +11,9 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
+	"sync"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-playground/validator/v10"
 
@@ -199,6 +201,7 @@ var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 
 // exactKeys checks the keys of the JSON value doc (valid, without duplicates) against type
 // t: in an object for a struct, every key that folds to a field's name must be that name.
+// It walks doc once, in place (jsonpath.Member and Element), in document order.
 func exactKeys(doc []byte, t reflect.Type, at string) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -206,14 +209,16 @@ func exactKeys(doc []byte, t reflect.Type, at string) error {
 	if reflect.PointerTo(t).Implements(unmarshalerType) {
 		return nil // time.Time, json.RawMessage: a value, not fields
 	}
+	i := skipSpace(doc)
 	switch t.Kind() {
 	case reflect.Struct:
-		var obj map[string]json.RawMessage
-		if json.Unmarshal(doc, &obj) != nil {
+		if i >= len(doc) || doc[i] != '{' {
 			return nil // not an object: the decoder reports the type
 		}
-		for key, val := range obj {
-			f, exact, ok := jsonField(t, key)
+		fields := structFields(t)
+		for raw, val, j := jsonpath.Member(doc, i+1); raw != nil; raw, val, j = jsonpath.Member(doc, j) {
+			key := unquoteKey(raw)
+			f, exact, ok := fields.find(key)
 			switch {
 			case !ok:
 				continue // unknown: DisallowUnknownFields reports it
@@ -225,12 +230,11 @@ func exactKeys(doc []byte, t reflect.Type, at string) error {
 			}
 		}
 	case reflect.Map:
-		var obj map[string]json.RawMessage
-		if json.Unmarshal(doc, &obj) != nil {
+		if i >= len(doc) || doc[i] != '{' {
 			return nil
 		}
-		for key, val := range obj {
-			if err := exactKeys(val, t.Elem(), join(at, key)); err != nil {
+		for raw, val, j := jsonpath.Member(doc, i+1); raw != nil; raw, val, j = jsonpath.Member(doc, j) {
+			if err := exactKeys(val, t.Elem(), join(at, unquoteKey(raw))); err != nil {
 				return err
 			}
 		}
@@ -238,17 +242,40 @@ func exactKeys(doc []byte, t reflect.Type, at string) error {
 		if t.Elem().Kind() == reflect.Uint8 {
 			return nil // []byte is a base64 string
 		}
-		var arr []json.RawMessage
-		if json.Unmarshal(doc, &arr) != nil {
+		if i >= len(doc) || doc[i] != '[' {
 			return nil
 		}
-		for i, val := range arr {
-			if err := exactKeys(val, t.Elem(), fmt.Sprintf("%s[%d]", at, i)); err != nil {
+		k := 0
+		for val, j := jsonpath.Element(doc, i+1); val != nil; val, j = jsonpath.Element(doc, j) {
+			if err := exactKeys(val, t.Elem(), fmt.Sprintf("%s[%d]", at, k)); err != nil {
 				return err
 			}
+			k++
 		}
 	}
 	return nil
+}
+
+func skipSpace(b []byte) int {
+	i := 0
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// unquoteKey returns the key the quoted JSON string raw (valid) stands for, as
+// encoding/json decodes it (escapes resolved, invalid UTF-8 as U+FFFD).
+func unquoteKey(raw []byte) string {
+	body := raw[1 : len(raw)-1]
+	for _, c := range body {
+		if c == '\\' || c >= utf8.RuneSelf {
+			var s string
+			_ = json.Unmarshal(raw, &s)
+			return s
+		}
+	}
+	return string(body)
 }
 
 type field struct {
@@ -256,10 +283,24 @@ type field struct {
 	typ  reflect.Type
 }
 
-// jsonField finds the field of struct t that encoding/json would fill from key: exact
-// reports whether key is its name as spelled, not a case or Unicode fold variant of it.
-func jsonField(t reflect.Type, key string) (f field, exact, ok bool) {
-	folded := jsonpath.Fold(key)
+// fieldSet is what jsonField needs of a struct type, computed once per type: its fields'
+// JSON names, their folds, and the fields of embedded structs.
+type fieldSet []fieldEntry
+
+type fieldEntry struct {
+	field
+	folded   string
+	embedded fieldSet // an embedded struct without a JSON name: its fields are the outer's
+}
+
+// fieldSets caches structFields; the types are the API's body types, a fixed set.
+var fieldSets sync.Map // reflect.Type -> fieldSet
+
+func structFields(t reflect.Type) fieldSet {
+	if v, ok := fieldSets.Load(t); ok {
+		return v.(fieldSet)
+	}
+	var fs fieldSet
 	for i := range t.NumField() {
 		sf := t.Field(i)
 		if !sf.IsExported() {
@@ -270,22 +311,40 @@ func jsonField(t reflect.Type, key string) (f field, exact, ok bool) {
 		case name == "-":
 			continue
 		case name == "" && sf.Anonymous && sf.Type.Kind() == reflect.Struct:
-			// An embedded struct's fields are the outer struct's.
-			if g, ex, found := jsonField(sf.Type, key); found && (ex || !ok) {
+			fs = append(fs, fieldEntry{embedded: structFields(sf.Type)})
+			continue
+		case name == "":
+			name = sf.Name
+		}
+		fs = append(fs, fieldEntry{field: field{name, sf.Type}, folded: jsonpath.Fold(name)})
+	}
+	fieldSets.Store(t, fs)
+	return fs
+}
+
+// find returns the field encoding/json would fill from key: exact reports whether key is
+// its name as spelled, not a case or Unicode fold variant of it.
+func (fs fieldSet) find(key string) (f field, exact, ok bool) {
+	return fs.findFolded(key, jsonpath.Fold(key))
+}
+
+func (fs fieldSet) findFolded(key, folded string) (f field, exact, ok bool) {
+	for i := range fs {
+		e := &fs[i]
+		if e.embedded != nil || e.typ == nil {
+			if g, ex, found := e.embedded.findFolded(key, folded); found && (ex || !ok) {
 				f, exact, ok = g, ex, true
 				if ex {
 					return f, true, true
 				}
 			}
 			continue
-		case name == "":
-			name = sf.Name
 		}
-		if name == key {
-			return field{name, sf.Type}, true, true
+		if e.name == key {
+			return e.field, true, true
 		}
-		if jsonpath.Fold(name) == folded {
-			f, ok = field{name, sf.Type}, true
+		if e.folded == folded {
+			f, ok = e.field, true
 		}
 	}
 	return f, false, ok
