@@ -63,6 +63,12 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, limit int64, dst
 	if err != nil {
 		return jsonProblem(err, limit)
 	}
+	return s.decodeBytes(body, limit, dst)
+}
+
+// decodeBytes is decode of a body already read (at most limit bytes): one JSON value, its
+// keys checked, decoded strictly into dst and validated.
+func (s *Server) decodeBytes(body []byte, limit int64, dst any) error {
 	if err := checkKeys(body, reflect.TypeOf(dst)); err != nil {
 		return err
 	}
@@ -303,8 +309,8 @@ func structFields(t reflect.Type) fieldSet {
 	var fs fieldSet
 	for i := range t.NumField() {
 		sf := t.Field(i)
-		if !sf.IsExported() {
-			continue
+		if !sf.IsExported() && !(sf.Anonymous && sf.Type.Kind() == reflect.Struct) {
+			continue // encoding/json fills the fields of an embedded struct even of an unexported type
 		}
 		name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
 		switch {
