@@ -378,7 +378,9 @@ func Import(ctx context.Context, t Target, n int, prefix string) (ImportResult, 
 	req.Header.Set("Authorization", "Bearer "+t.Token)
 	req.Header.Set("Content-Type", "application/x-ndjson")
 	start := time.Now()
-	resp, err := Client(1).Do(req)
+	c := Client(1)
+	c.Timeout = 0 // an import of millions takes as long as it takes
+	resp, err := c.Do(req)
 	if err != nil {
 		return ImportResult{}, err
 	}
