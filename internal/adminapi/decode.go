@@ -69,8 +69,20 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, limit int64, dst
 // decodeBytes is decode of a body already read (at most limit bytes): one JSON value, its
 // keys checked, decoded strictly into dst and validated.
 func (s *Server) decodeBytes(body []byte, limit int64, dst any) error {
-	if err := checkKeys(body, reflect.TypeOf(dst)); err != nil {
+	plain, err := checkKeys(body, reflect.TypeOf(dst))
+	if err != nil {
 		return err
+	}
+	if plain {
+		// One valid JSON value whose every key is a field of dst: what the decoder below
+		// would do, without its copy of the body and its second scan.
+		if err := json.Unmarshal(body, dst); err != nil {
+			return jsonProblem(err, limit)
+		}
+		if err := s.validate.Struct(dst); err != nil {
+			return validationProblem(err)
+		}
+		return nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -191,16 +203,24 @@ func snakeNames(goNames string) string {
 // against the exact JSON names of t (the destination's type), at every depth; keys of a
 // map field are free, and unknown keys are left to the decoder. A body that is not JSON is
 // left to the decoder too, which says where it breaks.
-func checkKeys(body []byte, t reflect.Type) error {
-	err := jsonpath.CheckDuplicates(body)
+//
+// plain reports a body that is one valid JSON value and names no key that is not a field
+// of t (at any depth walked): encoding/json's Unmarshal then decodes it as the strict
+// decoder would.
+func checkKeys(body []byte, t reflect.Type) (plain bool, err error) {
+	err = jsonpath.CheckDuplicates(body)
 	var ke *jsonpath.KeyError
 	switch {
 	case errors.As(err, &ke):
-		return keyProblem(ke.Path, "the key appears more than once (keys are compared as encoding/json folds case)")
+		return false, keyProblem(ke.Path, "the key appears more than once (keys are compared as encoding/json folds case)")
 	case err != nil:
-		return nil
+		return false, nil
 	}
-	return exactKeys(body, t, "")
+	unknown := false
+	if err := exactKeys(body, t, "", &unknown); err != nil {
+		return false, err
+	}
+	return !unknown, nil
 }
 
 var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
@@ -208,7 +228,9 @@ var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 // exactKeys checks the keys of the JSON value doc (valid, without duplicates) against type
 // t: in an object for a struct, every key that folds to a field's name must be that name.
 // It walks doc once, in place (jsonpath.Member and Element), in document order.
-func exactKeys(doc []byte, t reflect.Type, at string) error {
+//
+// A key that is no field of a struct sets *unknown (the decoder reports it).
+func exactKeys(doc []byte, t reflect.Type, at string, unknown *bool) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -227,11 +249,12 @@ func exactKeys(doc []byte, t reflect.Type, at string) error {
 			f, exact, ok := fields.find(key)
 			switch {
 			case !ok:
-				continue // unknown: DisallowUnknownFields reports it
+				*unknown = true
+				continue // DisallowUnknownFields reports it
 			case !exact:
 				return keyProblem(join(at, f.name), "keys are case-sensitive: spell it "+f.name)
 			}
-			if err := exactKeys(val, f.typ, join(at, f.name)); err != nil {
+			if err := exactKeys(val, f.typ, join(at, f.name), unknown); err != nil {
 				return err
 			}
 		}
@@ -240,7 +263,7 @@ func exactKeys(doc []byte, t reflect.Type, at string) error {
 			return nil
 		}
 		for raw, val, j := jsonpath.Member(doc, i+1); raw != nil; raw, val, j = jsonpath.Member(doc, j) {
-			if err := exactKeys(val, t.Elem(), join(at, unquoteKey(raw))); err != nil {
+			if err := exactKeys(val, t.Elem(), join(at, unquoteKey(raw)), unknown); err != nil {
 				return err
 			}
 		}
@@ -253,7 +276,7 @@ func exactKeys(doc []byte, t reflect.Type, at string) error {
 		}
 		k := 0
 		for val, j := jsonpath.Element(doc, i+1); val != nil; val, j = jsonpath.Element(doc, j) {
-			if err := exactKeys(val, t.Elem(), fmt.Sprintf("%s[%d]", at, k)); err != nil {
+			if err := exactKeys(val, t.Elem(), fmt.Sprintf("%s[%d]", at, k), unknown); err != nil {
 				return err
 			}
 			k++

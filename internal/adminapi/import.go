@@ -186,7 +186,8 @@ func (s *Server) importConsents(w http.ResponseWriter, r *http.Request) error {
 					sum.Created++
 				}
 				if !failuresOnly {
-					out.Write(appendRecordAnswer(buf[:0], index, outcome, &res.Record))
+					buf = appendRecordAnswer(buf[:0], index, outcome, &res.Record)
+					out.Write(buf)
 				}
 				continue
 			}
@@ -271,11 +272,15 @@ func (s *Server) readImport(ctx context.Context, body io.Reader, rc *http.Respon
 			return false
 		}
 	}
+	// buf holds the lines of the chunk being read; they are decoded before the chunk is
+	// sent, so the next chunk reuses it.
+	buf := make([]byte, 0, importChunkBytes+MaxImportItem)
+	var spans [][2]int
+	tooBig := map[int]bool{}
 	for {
 		c := &importChunk{first: index}
-		buf := make([]byte, 0, 256<<10)
-		var spans [][2]int
-		tooBig := map[int]bool{}
+		buf, spans = buf[:0], spans[:0]
+		clear(tooBig)
 		var readErr error
 		for len(spans) < importChunkItems && len(buf) < importChunkBytes {
 			line, err := br.ReadSlice('\n')
