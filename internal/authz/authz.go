@@ -83,7 +83,7 @@ func (a *Authorizer) Allow(roles []string, obj, act string) bool {
 			break
 		}
 	}
-	if len(key) <= maxMemoKey {
+	if len(key) <= maxMemoKey && strings.Count(key, "\x00") == len(roles)+1 { // no NUL inside a name
 		a.memo.Store(key, allowed)
 	}
 	return allowed
