@@ -73,7 +73,8 @@ func (a *Authorizer) Allow(roles []string, obj, act string) bool {
 		roles = []string{DefaultRole}
 	}
 	key := allowKey(roles, obj, act)
-	if v, ok := a.memo.Load(key); ok {
+	memoable := len(key) <= maxMemoKey && strings.Count(key, "\x00") == len(roles)+1 // no NUL inside a name
+	if v, ok := a.memo.Load(key); ok && memoable {
 		return v.(bool)
 	}
 	allowed := false
@@ -83,7 +84,7 @@ func (a *Authorizer) Allow(roles []string, obj, act string) bool {
 			break
 		}
 	}
-	if len(key) <= maxMemoKey && strings.Count(key, "\x00") == len(roles)+1 { // no NUL inside a name
+	if memoable {
 		a.memo.Store(key, allowed)
 	}
 	return allowed
