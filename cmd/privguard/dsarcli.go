@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -127,18 +126,10 @@ func dsarCmd(ctx context.Context, args []string, getenv func(string) string, std
 	if want := map[string]int{"status": 1, "retry": 1, "approve": 1, "result": 1}[cmd]; len(positional) != want {
 		return usage()
 	}
-	token := getenv("PRIVGUARD_ADMIN_TOKEN")
-	if token == "" {
-		f := *tokenFile
-		if f == "" {
-			f = filepath.Join(*data, adminTokenFile)
-		}
-		b, err := os.ReadFile(f)
-		if err != nil {
-			fmt.Fprintf(stderr, "privguard: admin token: %v (use --token-file or PRIVGUARD_ADMIN_TOKEN)\n", err)
-			return 2
-		}
-		token = strings.TrimSpace(string(b))
+	token, err := loadAdminToken(getenv, *data, *tokenFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "privguard: %v\n", err)
+		return 2
 	}
 	c := &adminClient{base: strings.TrimSuffix(*admin, "/"), token: token, http: &http.Client{Timeout: 30 * time.Second}}
 	switch cmd {

@@ -25,7 +25,7 @@ type command struct {
 func groupAbout(name string) (string, bool) {
 	switch name {
 	case "consent":
-		return "The consent ledger, offline: verify its hash chain.", true
+		return "The consent ledger: verify its hash chain (offline); import consent collected elsewhere (through a running serve).", true
 	case "policy":
 		return "The enforcement policy (Rego): run its unit tests.", true
 	case "keys":
@@ -93,6 +93,23 @@ unchanged.`,
 			example: `privguard consent verify --data privguard-data
 privguard consent verify --data privguard-data --anchor 1042:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08`,
 			flags: func(fs *flag.FlagSet) { newVerifyFlags(fs) }},
+		{name: "consent import", summary: "import consent collected elsewhere (NDJSON, one grant a line) through a running serve",
+			usage: "consent import [--admin URL] [--data DIR] [--token-file FILE] [--rest FILE] [--answers FILE] FILE",
+			about: `Streams FILE (NDJSON: one POST /v1/consents body a line, with its provenance; "-" reads
+stdin) to POST /v1/consents/import of a running serve and reads the answers as they come:
+each item is committed or refused on its own. Imported consent has method imported, names
+who collected it (evidence.collected_by: first_party or third_party), the reference to the
+original proof (evidence.proof_ref) and, from a third party, the contract
+(evidence.contract_ref); a grant for direct marketing is refused for a subject who
+objected. Give each line an "idempotency_key" to make importing a file again safe.
+
+Prints the counts; the first refusals go to stderr by line number. --rest writes every
+item not committed (refused, failed, or not reached because the import stopped), exactly
+as it was, to a file: fix it and import that file. Exits 0 if every item was committed, 1
+if any was not, 2 if the import could not run. The token needs the role importer or admin.`,
+			example: `privguard consent import --rest rest.ndjson audience.ndjson
+privguard consent import --admin http://127.0.0.1:8081 --token-file importer.token - `,
+			flags: func(fs *flag.FlagSet) { newImportFlags(fs) }},
 		{name: "policy test", summary: "run a policy's Rego unit tests (the default bundle: policy/bundle)",
 			usage: "policy test [-v] DIR...",
 			about: `Runs the Rego unit tests (rules named test_* in *_test.rego files) of the policy in each

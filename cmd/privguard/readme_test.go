@@ -210,7 +210,7 @@ stop_serve() { kill -INT %[2]d; while kill -0 %[2]d 2>/dev/null; do sleep 0.1; d
 	find := func(method, path string) loggedCall {
 		t.Helper()
 		for _, c := range calls {
-			isPost := strings.Contains(c.args, " -d ")
+			isPost := strings.Contains(c.args, " -d ") || strings.Contains(c.args, " --data-binary ")
 			if strings.Contains(c.args, "http://"+addr+path) && (method == "POST") == isPost {
 				return c
 			}
@@ -219,8 +219,14 @@ stop_serve() { kill -INT %[2]d; while kill -0 %[2]d 2>/dev/null; do sleep 0.1; d
 		return loggedCall{}
 	}
 	checkCalls(t, calls)
-	if len(calls) != 8 {
-		t.Errorf("the tour made %d calls; want 8 (notice, grant, state, history, withdraw, objection, receipt, keys)", len(calls))
+	if len(calls) != 9 {
+		t.Errorf("the tour made %d calls; want 9 (notice, grant, state, history, withdraw, objection, receipt, keys, import)", len(calls))
+	}
+	if c := find("POST", "/v1/consents/import"); c.status != 200 || !strings.Contains(c.body, `"created":2,"replayed":0,"rejected":1`) {
+		t.Errorf("import = %d %s; want 200, 2 created and 1 rejected", c.status, c.body)
+	}
+	if !strings.Contains(stdout.String(), "3 items: 0 created, 2 replayed, 1 rejected") || !strings.Contains(stdout.String(), "1 items: 1 created") {
+		t.Errorf("privguard consent import did not replay two and refuse one, then import the fixed one:\n%s", stdout.String())
 	}
 	if c := find("POST", "/v1/notices"); c.status != 201 {
 		t.Errorf("notice = %d; want 201", c.status)
@@ -260,8 +266,8 @@ stop_serve() { kill -INT %[2]d; while kill -0 %[2]d 2>/dev/null; do sleep 0.1; d
 		t.Errorf("receipt does not verify with the published key or names another record: %v %s", err, payload)
 	}
 	// Step 7, once serve has stopped.
-	if !regexp.MustCompile(`(?m)^OK: 3 records, 1 notices verified`).MatchString(stdout.String()) {
-		t.Errorf("consent verify did not report the tour's 3 records and 1 notice:\n%s", stdout.String())
+	if !regexp.MustCompile(`(?m)^OK: 6 records, 1 notices verified`).MatchString(stdout.String()) {
+		t.Errorf("consent verify did not report the tour's 6 records and 1 notice:\n%s", stdout.String())
 	}
 }
 

@@ -38,6 +38,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		switch group {
 		case "consent":
+			if args[1] == "import" {
+				return consentImport(ctx, args[2:], getenv, stdout, stderr)
+			}
 			return consentVerify(ctx, args[2:], stdout, stderr)
 		case "policy":
 			return policyTest(ctx, args[2:], stdout, stderr)

@@ -145,11 +145,10 @@ func (s *Server) postConsent(w http.ResponseWriter, r *http.Request) error {
 	if err := s.decode(w, r, MaxConsentBody, &b); err != nil {
 		return err
 	}
-	if b.ActorType != "" {
-		p := privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule",
-			"actor_type is derived from your token and the action; leave it out")
-		p.Field, p.Errors = "actor_type", []privguard.FieldError{{Field: "actor_type", Rule: "derived"}}
-		return p
+	principal, _ := PrincipalFromContext(r.Context())
+	req, err := consentRequest(principal, &b)
+	if err != nil {
+		return err
 	}
 	action := consent.Action(b.Action)
 	switch {
@@ -162,7 +161,34 @@ func (s *Server) postConsent(w http.ResponseWriter, r *http.Request) error {
 	case !action.ControllerFact() && !s.mayCall(r, "POST /v1/consents"):
 		return forbidden("recording a subject's choice is an app's work; " + s.roleHint("/v1/consents", http.MethodPost))
 	}
-	principal, _ := PrincipalFromContext(r.Context())
+	if key != "" {
+		req.IdempotencyKey = principal.Name + "\x00" + key
+	}
+	rec, replayed, err := s.ledger.Append(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	if replayed {
+		status = http.StatusOK
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	w.Header().Set("Location", "/v1/consents/"+rec.ID+"/receipt")
+	writeRecord(w, status, rec)
+	return nil
+}
+
+// consentRequest turns a decoded POST /v1/consents body into the ledger's request for
+// principal: actor_type is refused, who acted is derived (actorType). Whether the
+// principal may record the action is the caller's check.
+func consentRequest(principal Principal, b *consentBody) (consent.Request, error) {
+	if b.ActorType != "" {
+		p := privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule",
+			"actor_type is derived from your token and the action; leave it out")
+		p.Field, p.Errors = "actor_type", []privguard.FieldError{{Field: "actor_type", Rule: "derived"}}
+		return consent.Request{}, p
+	}
+	action := consent.Action(b.Action)
 	req := consent.Request{
 		Subject: privguard.SubjectID(b.Subject), Purpose: privguard.Purpose(b.Purpose), Action: consent.Action(b.Action),
 		LegalBasis: privguard.LegalBasis(b.LegalBasis), Regime: privguard.Regime(b.Regime),
@@ -170,9 +196,6 @@ func (s *Server) postConsent(w http.ResponseWriter, r *http.Request) error {
 		Separate: b.Separate, SeparateScope: privguard.SeparateScope(b.SeparateScope),
 		AgeBand: consent.AgeBand(b.AgeBand), Categories: categories(b.Categories), Written: b.Written,
 		Actor: "token:" + principal.Name, ActorType: actorType(action),
-	}
-	if key != "" {
-		req.IdempotencyKey = principal.Name + "\x00" + key
 	}
 	if n := b.Notice; n != nil {
 		req.Notice = &consent.NoticeRef{ID: n.ID, Version: n.Version, Language: n.Language}
@@ -190,18 +213,7 @@ func (s *Server) postConsent(w http.ResponseWriter, r *http.Request) error {
 			CollectedBy: e.CollectedBy, ContractRef: e.ContractRef, ProofRef: e.ProofRef, TCString: e.TCString}
 		req.IP = e.IP
 	}
-	rec, replayed, err := s.ledger.Append(r.Context(), req)
-	if err != nil {
-		return err
-	}
-	status := http.StatusCreated
-	if replayed {
-		status = http.StatusOK
-		w.Header().Set("Idempotent-Replayed", "true")
-	}
-	w.Header().Set("Location", "/v1/consents/"+rec.ID+"/receipt")
-	writeJSON(w, status, rec)
-	return nil
+	return req, nil
 }
 
 func (s *Server) subject(r *http.Request) (privguard.SubjectID, error) {

@@ -11,7 +11,9 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
+	"sync"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-playground/validator/v10"
 
@@ -61,8 +63,26 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, limit int64, dst
 	if err != nil {
 		return jsonProblem(err, limit)
 	}
-	if err := checkKeys(body, reflect.TypeOf(dst)); err != nil {
+	return s.decodeBytes(body, limit, dst)
+}
+
+// decodeBytes is decode of a body already read (at most limit bytes): one JSON value, its
+// keys checked, decoded strictly into dst and validated.
+func (s *Server) decodeBytes(body []byte, limit int64, dst any) error {
+	plain, err := checkKeys(body, reflect.TypeOf(dst))
+	if err != nil {
 		return err
+	}
+	if plain {
+		// One valid JSON value whose every key is a field of dst: what the decoder below
+		// would do, without its copy of the body and its second scan.
+		if err := json.Unmarshal(body, dst); err != nil {
+			return jsonProblem(err, limit)
+		}
+		if err := s.validate.Struct(dst); err != nil {
+			return validationProblem(err)
+		}
+		return nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -183,54 +203,67 @@ func snakeNames(goNames string) string {
 // against the exact JSON names of t (the destination's type), at every depth; keys of a
 // map field are free, and unknown keys are left to the decoder. A body that is not JSON is
 // left to the decoder too, which says where it breaks.
-func checkKeys(body []byte, t reflect.Type) error {
-	err := jsonpath.CheckDuplicates(body)
+//
+// plain reports a body that is one valid JSON value and names no key that is not a field
+// of t (at any depth walked): encoding/json's Unmarshal then decodes it as the strict
+// decoder would.
+func checkKeys(body []byte, t reflect.Type) (plain bool, err error) {
+	err = jsonpath.CheckDuplicates(body)
 	var ke *jsonpath.KeyError
 	switch {
 	case errors.As(err, &ke):
-		return keyProblem(ke.Path, "the key appears more than once (keys are compared as encoding/json folds case)")
+		return false, keyProblem(ke.Path, "the key appears more than once (keys are compared as encoding/json folds case)")
 	case err != nil:
-		return nil
+		return false, nil
 	}
-	return exactKeys(body, t, "")
+	unknown := false
+	if err := exactKeys(body, t, "", &unknown); err != nil {
+		return false, err
+	}
+	return !unknown, nil
 }
 
 var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 
 // exactKeys checks the keys of the JSON value doc (valid, without duplicates) against type
 // t: in an object for a struct, every key that folds to a field's name must be that name.
-func exactKeys(doc []byte, t reflect.Type, at string) error {
+// It walks doc once, in place (jsonpath.Member and Element), in document order.
+//
+// A key that is no field of a struct sets *unknown (the decoder reports it).
+func exactKeys(doc []byte, t reflect.Type, at string, unknown *bool) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	if reflect.PointerTo(t).Implements(unmarshalerType) {
 		return nil // time.Time, json.RawMessage: a value, not fields
 	}
+	i := skipSpace(doc)
 	switch t.Kind() {
 	case reflect.Struct:
-		var obj map[string]json.RawMessage
-		if json.Unmarshal(doc, &obj) != nil {
+		if i >= len(doc) || doc[i] != '{' {
 			return nil // not an object: the decoder reports the type
 		}
-		for key, val := range obj {
-			f, exact, ok := jsonField(t, key)
+		fields := structFields(t)
+		for raw, val, j := jsonpath.Member(doc, i+1); raw != nil; raw, val, j = jsonpath.Member(doc, j) {
+			key := unquoteKey(raw)
+			f, exact, ok := fields.find(key)
 			switch {
 			case !ok:
-				continue // unknown: DisallowUnknownFields reports it
+				*unknown = true
+				continue // DisallowUnknownFields reports it
 			case !exact:
 				return keyProblem(join(at, f.name), "keys are case-sensitive: spell it "+f.name)
 			}
-			if err := exactKeys(val, f.typ, join(at, f.name)); err != nil {
+			if err := exactKeys(val, f.typ, join(at, f.name), unknown); err != nil {
 				return err
 			}
 		}
 	case reflect.Map:
-		var obj map[string]json.RawMessage
-		if json.Unmarshal(doc, &obj) != nil {
+		if i >= len(doc) || doc[i] != '{' {
 			return nil
 		}
-		for key, val := range obj {
-			if err := exactKeys(val, t.Elem(), join(at, key)); err != nil {
+		for raw, val, j := jsonpath.Member(doc, i+1); raw != nil; raw, val, j = jsonpath.Member(doc, j) {
+			if err := exactKeys(val, t.Elem(), join(at, unquoteKey(raw)), unknown); err != nil {
 				return err
 			}
 		}
@@ -238,17 +271,40 @@ func exactKeys(doc []byte, t reflect.Type, at string) error {
 		if t.Elem().Kind() == reflect.Uint8 {
 			return nil // []byte is a base64 string
 		}
-		var arr []json.RawMessage
-		if json.Unmarshal(doc, &arr) != nil {
+		if i >= len(doc) || doc[i] != '[' {
 			return nil
 		}
-		for i, val := range arr {
-			if err := exactKeys(val, t.Elem(), fmt.Sprintf("%s[%d]", at, i)); err != nil {
+		k := 0
+		for val, j := jsonpath.Element(doc, i+1); val != nil; val, j = jsonpath.Element(doc, j) {
+			if err := exactKeys(val, t.Elem(), fmt.Sprintf("%s[%d]", at, k), unknown); err != nil {
 				return err
 			}
+			k++
 		}
 	}
 	return nil
+}
+
+func skipSpace(b []byte) int {
+	i := 0
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// unquoteKey returns the key the quoted JSON string raw (valid) stands for, as
+// encoding/json decodes it (escapes resolved, invalid UTF-8 as U+FFFD).
+func unquoteKey(raw []byte) string {
+	body := raw[1 : len(raw)-1]
+	for _, c := range body {
+		if c == '\\' || c >= utf8.RuneSelf {
+			var s string
+			_ = json.Unmarshal(raw, &s)
+			return s
+		}
+	}
+	return string(body)
 }
 
 type field struct {
@@ -256,36 +312,68 @@ type field struct {
 	typ  reflect.Type
 }
 
-// jsonField finds the field of struct t that encoding/json would fill from key: exact
-// reports whether key is its name as spelled, not a case or Unicode fold variant of it.
-func jsonField(t reflect.Type, key string) (f field, exact, ok bool) {
-	folded := jsonpath.Fold(key)
+// fieldSet is what jsonField needs of a struct type, computed once per type: its fields'
+// JSON names, their folds, and the fields of embedded structs.
+type fieldSet []fieldEntry
+
+type fieldEntry struct {
+	field
+	folded   string
+	embedded fieldSet // an embedded struct without a JSON name: its fields are the outer's
+}
+
+// fieldSets caches structFields; the types are the API's body types, a fixed set.
+var fieldSets sync.Map // reflect.Type -> fieldSet
+
+func structFields(t reflect.Type) fieldSet {
+	if v, ok := fieldSets.Load(t); ok {
+		return v.(fieldSet)
+	}
+	var fs fieldSet
 	for i := range t.NumField() {
 		sf := t.Field(i)
-		if !sf.IsExported() {
-			continue
+		if !sf.IsExported() && !(sf.Anonymous && sf.Type.Kind() == reflect.Struct) {
+			continue // encoding/json fills the fields of an embedded struct even of an unexported type
 		}
 		name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
 		switch {
 		case name == "-":
 			continue
 		case name == "" && sf.Anonymous && sf.Type.Kind() == reflect.Struct:
-			// An embedded struct's fields are the outer struct's.
-			if g, ex, found := jsonField(sf.Type, key); found && (ex || !ok) {
+			fs = append(fs, fieldEntry{embedded: structFields(sf.Type)})
+			continue
+		case name == "":
+			name = sf.Name
+		}
+		fs = append(fs, fieldEntry{field: field{name, sf.Type}, folded: jsonpath.Fold(name)})
+	}
+	fieldSets.Store(t, fs)
+	return fs
+}
+
+// find returns the field encoding/json would fill from key: exact reports whether key is
+// its name as spelled, not a case or Unicode fold variant of it.
+func (fs fieldSet) find(key string) (f field, exact, ok bool) {
+	return fs.findFolded(key, jsonpath.Fold(key))
+}
+
+func (fs fieldSet) findFolded(key, folded string) (f field, exact, ok bool) {
+	for i := range fs {
+		e := &fs[i]
+		if e.embedded != nil || e.typ == nil {
+			if g, ex, found := e.embedded.findFolded(key, folded); found && (ex || !ok) {
 				f, exact, ok = g, ex, true
 				if ex {
 					return f, true, true
 				}
 			}
 			continue
-		case name == "":
-			name = sf.Name
 		}
-		if name == key {
-			return field{name, sf.Type}, true, true
+		if e.name == key {
+			return e.field, true, true
 		}
-		if jsonpath.Fold(name) == folded {
-			f, ok = field{name, sf.Type}, true
+		if e.folded == folded {
+			f, ok = e.field, true
 		}
 	}
 	return f, false, ok

@@ -54,7 +54,21 @@ func forbidden(detail string) *privguard.Problem {
 // answers. Internal error text is logged (it never holds personal data: errors name fields
 // and codes, not values) and never sent.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var p *privguard.Problem
+	if errors.Is(err, context.Canceled) {
+		return // the client went away
+	}
+	p, retry := s.problemOf(r, err)
+	if retry {
+		w.Header().Set("Retry-After", "1")
+	}
+	p.Write(w)
+}
+
+// problemOf maps err to the problem a client is told (writeError, and each item of an
+// import); retry reports a dependency that was unavailable, where the same request may
+// succeed shortly. Internal error text is logged (it never holds personal data: errors
+// name fields and codes, not values) and never sent.
+func (s *Server) problemOf(r *http.Request, err error) (p *privguard.Problem, retry bool) {
 	var fe *consent.FieldError
 	switch {
 	case errors.As(err, &p):
@@ -69,18 +83,16 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, privguard.ErrInvalid):
 		p = privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule", "")
 	case errors.Is(err, privguard.ErrUnavailable), errors.Is(err, privguard.ErrClosed),
-		errors.Is(err, context.DeadlineExceeded):
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		s.log.Error("request failed: dependency unavailable", "route", r.Pattern, "err", err)
 		p = privguard.NewProblem(http.StatusServiceUnavailable, TypeUnavailable, "Temporarily unavailable",
 			"nothing was recorded; retry with the same Idempotency-Key")
-		w.Header().Set("Retry-After", "1")
-	case errors.Is(err, context.Canceled):
-		return // the client went away
+		retry = true
 	default:
 		s.log.Error("request failed", "route", r.Pattern, "err", err)
 		p = privguard.NewProblem(http.StatusInternalServerError, TypeInternal, "Internal error", "")
 	}
-	p.Write(w)
+	return p, retry
 }
 
 // logRequests logs one line per request: route pattern and status. Never the path or

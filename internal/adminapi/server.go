@@ -141,6 +141,7 @@ func (s *Server) routes() {
 	// (erase, expire, lift_restriction), a dpo's: postConsent checks which per action.
 	s.mux.Handle("POST /v1/consents", s.logRequests("POST /v1/consents", s.authenticate("POST /v1/consents",
 		s.authorizeOr("POST /v1/consents", authz.RecordFacts, s.wrap(s.postConsent)))))
+	authed("POST /v1/consents/import", s.importConsents)
 	authed("GET /v1/consents/{id}/receipt", s.getReceipt)
 	authed("GET /v1/subjects/{subject}/consents", s.getSubjectConsents)
 	authed("GET /v1/subjects/{subject}/consents/history", s.getSubjectHistory)
@@ -179,7 +180,7 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /v1/schema/{name}", s.logRequests("GET /v1/schema/{name}", s.wrap(s.getSchema)))
 
 	// Other methods on known paths get 405, unknown paths 404, both as problems.
-	paths := []string{"/v1/notices", "/v1/notices/{id}", "/v1/consents", "/v1/consents/{id}/receipt",
+	paths := []string{"/v1/notices", "/v1/notices/{id}", "/v1/consents", "/v1/consents/import", "/v1/consents/{id}/receipt",
 		"/v1/subjects/{subject}/consents", "/v1/subjects/{subject}/consents/history", "/healthz", "/readyz", "/v1/receipts/keys",
 		"/v1/schema/{name}"}
 	if s.requests != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/casbin/casbin/v2"
 	"github.com/casbin/casbin/v2/model"
@@ -39,6 +40,10 @@ const DefaultRole = "app"
 // Authorizer answers whether a set of roles may call a route. Safe for concurrent use.
 type Authorizer struct {
 	e *casbin.SyncedEnforcer
+	// memo holds every answer Allow gave (key: allowKey). The policy never changes after
+	// New, so an answer never goes stale; the keys are the roles of configured tokens and
+	// the routes and permissions the API registers, a small fixed set.
+	memo sync.Map
 }
 
 // New returns an authorizer for policy (casbin CSV lines; "" means DefaultPolicy).
@@ -67,12 +72,41 @@ func (a *Authorizer) Allow(roles []string, obj, act string) bool {
 	if len(roles) == 0 {
 		roles = []string{DefaultRole}
 	}
+	key := allowKey(roles, obj, act)
+	memoable := len(key) <= maxMemoKey && strings.Count(key, "\x00") == len(roles)+1 // no NUL inside a name
+	if v, ok := a.memo.Load(key); ok && memoable {
+		return v.(bool)
+	}
+	allowed := false
 	for _, r := range roles {
 		if ok, err := a.e.Enforce(r, obj, act); err == nil && ok {
-			return true
+			allowed = true
+			break
 		}
 	}
-	return false
+	if memoable {
+		a.memo.Store(key, allowed)
+	}
+	return allowed
+}
+
+// maxMemoKey bounds the keys Allow remembers: longer ones (many roles) are evaluated every
+// time rather than held.
+const maxMemoKey = 512
+
+// allowKey identifies an Allow question. NUL separates the parts: it is in no role, route
+// or permission name.
+func allowKey(roles []string, obj, act string) string {
+	n := len(obj) + len(act) + 2
+	for _, r := range roles {
+		n += len(r) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(append(append(b, obj...), 0), act...)
+	for _, r := range roles {
+		b = append(append(b, 0), r...)
+	}
+	return string(b)
 }
 
 // Roles returns, sorted, every role the policy knows (DefaultRole among them).

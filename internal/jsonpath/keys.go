@@ -207,10 +207,24 @@ func CheckDuplicates(doc []byte) error {
 	if !json.Valid(doc) {
 		return ErrNotJSON
 	}
-	return checkDuplicates(doc, "", 0)
+	return checkDuplicates(doc, nil, 0)
 }
 
-func checkDuplicates(doc []byte, at string, depth int) error {
+// pathTo is where checkDuplicates is: the keys from the top, built into a dotted path only
+// when a duplicate is found (most documents have none, and their keys cost no path).
+type pathTo struct {
+	parent *pathTo
+	key    string
+}
+
+func (p *pathTo) String() string {
+	if p == nil {
+		return ""
+	}
+	return join(p.parent.String(), p.key)
+}
+
+func checkDuplicates(doc []byte, at *pathTo, depth int) error {
 	if depth > MaxDepth {
 		return ErrTooDeep
 	}
@@ -226,16 +240,22 @@ func checkDuplicates(doc []byte, at string, depth int) error {
 			}
 		}
 	case '{':
-		var seen []string // objects are small: a list beats a map
+		var seenBuf [16]string
+		seen := seenBuf[:0] // objects are small: a list beats a map
 		for raw, val, j := Member(doc, skipSpace(doc, i+1)); raw != nil; raw, val, j = Member(doc, j) {
 			key := unquote(raw)
 			f := Fold(key)
 			if slices.Contains(seen, f) {
-				return &KeyError{Path: join(at, key)}
+				return &KeyError{Path: join(at.String(), key)}
 			}
 			seen = append(seen, f)
-			if err := checkDuplicates(val, join(at, key), depth+1); err != nil {
-				return err
+			switch {
+			case len(val) > 0 && (val[0] == '{' || val[0] == '['):
+				if err := checkDuplicates(val, &pathTo{at, key}, depth+1); err != nil {
+					return err
+				}
+			case depth+1 > MaxDepth: // as deep as a container there would be
+				return ErrTooDeep
 			}
 		}
 	}
