@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -44,6 +45,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives operational messages (never personal data). If nil, nothing is logged.
 	Logger *slog.Logger
+
+	// hashFn replaces the keyed subject hash in this package's tests, to force collisions.
+	hashFn func(privguard.SubjectID) subjectHash
 }
 
 // Ledger is the consent ledger. Create it with [Open]; it is safe for concurrent use.
@@ -65,6 +69,8 @@ type Ledger struct {
 
 	evidenceKey []byte
 	signer      ed25519.PrivateKey
+	tableKey    [2]uint64 // the subject hash key (secret consent.table-hash)
+	hashFn      func(privguard.SubjectID) subjectHash // tests that force collisions; nil otherwise
 
 	ops       chan *op
 	closing   chan struct{}
@@ -134,6 +140,7 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		nowNano:      nowNano,
 		clock:        clock,
 		log:          cfg.Logger,
+		hashFn:       cfg.hashFn,
 		taxonomy:     cfg.Taxonomy,
 		purposeIdx:   map[privguard.Purpose]uint16{},
 		euConsentAge: cfg.EUConsentAge,
@@ -190,10 +197,21 @@ func (l *Ledger) loadSecrets(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consent: receipt signing key: %w", err)
 	}
-	if len(seed) != ed25519.SeedSize || len(key) != 32 {
+	// The key of the subject hash the in-memory tables (and their snapshots) are built on.
+	// It is secret so that nobody can choose subject ids that collide (see table.go).
+	tk, err := l.store.Secret(ctx, "consent.table-hash", func() ([]byte, error) {
+		k := make([]byte, 16)
+		_, err := io.ReadFull(rand.Reader, k)
+		return k, err
+	})
+	if err != nil {
+		return fmt.Errorf("consent: table hash key: %w", err)
+	}
+	if len(seed) != ed25519.SeedSize || len(key) != 32 || len(tk) != 16 {
 		return errors.New("consent: stored keys have the wrong size")
 	}
 	l.evidenceKey, l.signer = key, ed25519.NewKeyFromSeed(seed)
+	l.tableKey = [2]uint64{binary.LittleEndian.Uint64(tk), binary.LittleEndian.Uint64(tk[8:])}
 	return nil
 }
 
@@ -217,13 +235,15 @@ func (l *Ledger) rebuild(ctx context.Context) error {
 	}
 	// Records are mostly one per subject in large ledgers; sizing the maps up front saves
 	// rehashing them as they grow.
-	l.state = newShards(int(min(headSeq, 1<<26)))
+	l.state = newShards(l.tableKey, int(min(headSeq, 1<<31)))
+	l.state.hashFn = l.hashFn
+	owner := l.owner(ctx)
 	var n uint64
 	err = l.store.ScanRecords(ctx, 1, func(seq uint64, hash, body []byte) error {
 		if seq != l.headSeq+1 {
 			return fmt.Errorf("record %d follows record %d; run `privguard consent verify`: %w", seq, l.headSeq, errCorrupt)
 		}
-		if err := l.replay(seq, body); err != nil {
+		if err := l.replay(seq, body, owner); err != nil {
 			return fmt.Errorf("record %d: %w", seq, err)
 		}
 		l.headSeq = seq
@@ -237,6 +257,9 @@ func (l *Ledger) rebuild(ctx context.Context) error {
 	if headSeq != l.headSeq || (headSeq != 0 && string(headHash) != string(l.headHash[:])) {
 		return fmt.Errorf("consent: ledger head is record %d but the last stored record is %d; run `privguard consent verify`: %w",
 			headSeq, l.headSeq, errCorrupt)
+	}
+	for i := range l.state.s {
+		l.state.s[i].t.fit()
 	}
 	l.records.Store(l.headSeq)
 	l.log.Info("consent ledger loaded", "records", n, "subjects", l.state.count(), "elapsed", time.Since(start).Round(time.Millisecond))
@@ -347,6 +370,20 @@ func (l *Ledger) commitRecords(group []*op) {
 	idemDone := map[string]int{}
 	seq, prev := l.headSeq, l.headHash
 	ctx := context.Background()
+	// owners names the subject of every record the group looked at or wrote, so that
+	// storing the new states after the commit needs no store read.
+	owners := map[uint64]privguard.SubjectID{}
+	storeOwner := l.owner(ctx)
+	owner := func(seq uint64) (privguard.SubjectID, error) {
+		if id, ok := owners[seq]; ok {
+			return id, nil
+		}
+		id, err := storeOwner(seq)
+		if err == nil {
+			owners[seq] = id
+		}
+		return id, err
+	}
 	for i, o := range group {
 		req := o.req
 		if key := req.IdempotencyKey; key != "" {
@@ -361,7 +398,11 @@ func (l *Ledger) commitRecords(group []*op) {
 		}
 		st, ok := overlay[req.Subject]
 		if !ok {
-			st, _ = l.state.get(req.Subject)
+			var err error
+			if st, _, err = l.state.lookup(req.Subject, owner); err != nil {
+				results[i].err = fmt.Errorf("consent: read the subject's state: %w: %w", err, privguard.ErrUnavailable)
+				continue
+			}
 		}
 		now := l.now().UTC()
 		rec, err := l.build(req, st, now)
@@ -374,6 +415,7 @@ func (l *Ledger) commitRecords(group []*op) {
 		body := encodeRecord(nil, &rec)
 		rec.Hash = sha256.Sum256(body)
 		prev = rec.Hash
+		owners[rec.Seq] = rec.Subject
 		if c, ok := l.changeOf(&rec); ok {
 			overlay[req.Subject] = l.apply(st, &c)
 		}
@@ -402,7 +444,10 @@ func (l *Ledger) commitRecords(group []*op) {
 			return
 		}
 		for subject, st := range overlay {
-			l.state.put(subject, st)
+			if err := l.state.put(subject, st, owner); err != nil {
+				// Not reached: owner knows every record the group looked at or wrote.
+				l.log.Error("consent ledger state not updated after a commit; restart to rebuild it", "err", err)
+			}
 		}
 		l.headSeq, l.headHash = seq, prev
 		l.records.Store(seq)
