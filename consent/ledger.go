@@ -46,6 +46,12 @@ type Config struct {
 	// Logger receives operational messages (never personal data). If nil, nothing is logged.
 	Logger *slog.Logger
 
+	// SnapshotInterval is how often the writer snapshots the in-memory state through a
+	// Store that is a [Snapshotter], if records were added since the last snapshot; the
+	// ledger is also snapshotted when closed. Writes wait while a snapshot is written (about
+	// a second per 10M subjects). Zero means DefaultSnapshotInterval; negative, only at Close.
+	SnapshotInterval time.Duration
+
 	// hashFn replaces the keyed subject hash in this package's tests, to force collisions.
 	hashFn func(privguard.SubjectID) subjectHash
 }
@@ -82,9 +88,12 @@ type Ledger struct {
 	health  writeHealth
 	probeMu sync.Mutex
 
-	// Owned by the writer goroutine (and by Open before it starts).
+	snapEvery time.Duration // Config.SnapshotInterval; <0: only at Close
+
+	// Owned by the writer goroutine (and by Open before it starts, Close after it ended).
 	headSeq  uint64
 	headHash [32]byte
+	snapSeq  uint64 // head of the latest snapshot written or loaded
 	records  atomic.Uint64 // headSeq, for readers
 }
 
@@ -134,6 +143,9 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.SnapshotInterval == 0 {
+		cfg.SnapshotInterval = DefaultSnapshotInterval
+	}
 	l := &Ledger{
 		store:        cfg.Store,
 		now:          cfg.Now,
@@ -141,6 +153,7 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		clock:        clock,
 		log:          cfg.Logger,
 		hashFn:       cfg.hashFn,
+		snapEvery:    cfg.SnapshotInterval,
 		taxonomy:     cfg.Taxonomy,
 		purposeIdx:   map[privguard.Purpose]uint16{},
 		euConsentAge: cfg.EUConsentAge,
@@ -215,10 +228,13 @@ func (l *Ledger) loadSecrets(ctx context.Context) error {
 	return nil
 }
 
-// rebuild loads notices and replays every record into memory.
+// rebuild loads notices and the latest usable snapshot, and replays the records after it
+// (every record, without one).
 func (l *Ledger) rebuild(ctx context.Context) error {
 	start := time.Now()
+	notices := sha256.New()
 	err := l.store.ScanNotices(ctx, func(body []byte) error {
+		writeNotice(notices, body)
 		n, err := decodeNotice(body)
 		if err != nil {
 			return err
@@ -233,13 +249,20 @@ func (l *Ledger) rebuild(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consent: read head: %w", err)
 	}
-	// Records are mostly one per subject in large ledgers; sizing the maps up front saves
-	// rehashing them as they grow.
-	l.state = newShards(l.tableKey, int(min(headSeq, 1<<31)))
-	l.state.hashFn = l.hashFn
+	from := uint64(1)
+	if snap := l.loadSnapshot(ctx, headSeq, l.configDigest([32]byte(notices.Sum(nil)))); snap != nil {
+		l.state, l.interns = snap.state, snap.interns
+		l.headSeq, l.headHash, l.snapSeq = snap.seq, snap.hash, snap.seq
+		from = snap.seq + 1
+	} else {
+		// Records are mostly one per subject in large ledgers; sizing the tables up front
+		// saves growing them (fit shrinks them after the replay if they are too large).
+		l.state = newShards(l.tableKey, int(min(headSeq, 1<<31)))
+		l.state.hashFn = l.hashFn
+	}
 	owner := l.owner(ctx)
 	var n uint64
-	err = l.store.ScanRecords(ctx, 1, func(seq uint64, hash, body []byte) error {
+	err = l.store.ScanRecords(ctx, from, func(seq uint64, hash, body []byte) error {
 		if seq != l.headSeq+1 {
 			return fmt.Errorf("record %d follows record %d; run `privguard consent verify`: %w", seq, l.headSeq, errCorrupt)
 		}
@@ -262,14 +285,21 @@ func (l *Ledger) rebuild(ctx context.Context) error {
 		l.state.s[i].t.fit()
 	}
 	l.records.Store(l.headSeq)
-	l.log.Info("consent ledger loaded", "records", n, "subjects", l.state.count(), "elapsed", time.Since(start).Round(time.Millisecond))
+	l.log.Info("consent ledger loaded", "records", l.headSeq, "replayed", n, "subjects", l.state.count(), "elapsed", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
 // Close stops the writer after the group in flight. Writes waiting or arriving later fail
 // with privguard.ErrClosed. Reads keep working.
 func (l *Ledger) Close() error {
-	l.closeOnce.Do(func() { close(l.closing) })
+	l.closeOnce.Do(func() {
+		close(l.closing)
+		<-l.done
+		// The writer has ended: the state is the stored head's, and nothing changes it.
+		if err := l.snapshot(context.Background()); err != nil {
+			l.log.Error("consent ledger snapshot at close failed", "err", err)
+		}
+	})
 	<-l.done
 	l.stopClock()
 	return nil
@@ -315,8 +345,19 @@ func (l *Ledger) submit(ctx context.Context, o *op) opResult {
 func (l *Ledger) run() {
 	defer close(l.done)
 	group := make([]*op, 0, MaxGroup)
+	var snapTick <-chan time.Time
+	if l.snapEvery > 0 {
+		t := time.NewTicker(l.snapEvery)
+		defer t.Stop()
+		snapTick = t.C
+	}
 	for {
 		select {
+		case <-snapTick:
+			if err := l.snapshot(context.Background()); err != nil {
+				l.log.Error("consent ledger snapshot failed", "err", err)
+			}
+			continue
 		case o := <-l.ops:
 			group = append(group[:0], o)
 		case <-l.closing:

@@ -1,8 +1,10 @@
 package consent
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 
@@ -155,3 +157,26 @@ func (s *memStore) Secret(ctx context.Context, name string, create func() ([]byt
 
 var _ Store = (*memStore)(nil)
 
+
+func (s *memStore) WriteSnapshot(ctx context.Context, write func(w io.Writer) error) error {
+	var b bytes.Buffer
+	if err := write(&b); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.snapshot = b.Bytes()
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *memStore) ReadSnapshot(ctx context.Context, read func(r io.Reader, size int64) error) error {
+	s.mu.Lock()
+	b := s.snapshot
+	s.mu.Unlock()
+	if b == nil {
+		return fmt.Errorf("snapshot: %w", privguard.ErrNotFound)
+	}
+	return read(bytes.NewReader(b), int64(len(b)))
+}
+
+var _ Snapshotter = (*memStore)(nil)

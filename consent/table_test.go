@@ -230,7 +230,7 @@ func runTableAgainstMap(t *testing.T, hashFn func(privguard.SubjectID) subjectHa
 			t.Fatalf("%s: %d subjects; want %d", when, got, len(model))
 		}
 	}
-	for op := range ops {
+	step := func(op int) {
 		s := id(rng.IntN(subjects))
 		req := Request{Subject: s, Purpose: purposes[rng.IntN(len(purposes))]}
 		switch r := rng.IntN(20); {
@@ -266,8 +266,35 @@ func runTableAgainstMap(t *testing.T, hashFn func(privguard.SubjectID) subjectHa
 			compare(fmt.Sprintf("after op %d", op))
 		}
 	}
+	for op := range ops {
+		step(op)
+	}
 	compare("live")
+
+	l.Close() // writes a snapshot
+	l = open()
+	if l.snapSeq != l.headSeq || l.headSeq == 0 {
+		t.Fatalf("reopened at record %d from a snapshot of %d; want the snapshot of the head", l.headSeq, l.snapSeq)
+	}
+	compare("from a snapshot of the head")
+
+	// More writes after the snapshot, then a restart that finds only that snapshot (as
+	// after a crash): the records after it are replayed.
+	old, oldSeq := store.snapshot, l.headSeq
+	for op := range ops / 2 {
+		step(ops + op)
+	}
+	compare("live after the snapshot")
 	l.Close()
+	store.snapshot = old
+	l = open()
+	if l.snapSeq != oldSeq {
+		t.Fatalf("reopened from a snapshot of %d; want %d", l.snapSeq, oldSeq)
+	}
+	compare("from an older snapshot and the records after it")
+	l.Close()
+
+	store.snapshot = nil
 	l = open()
 	compare("after a full replay")
 	l.Close()
