@@ -94,6 +94,7 @@ type Ledger struct {
 	headSeq  uint64
 	headHash [32]byte
 	snapSeq  uint64 // head of the latest snapshot written or loaded
+	snapOld  bool   // a notice was registered since that snapshot
 	records  atomic.Uint64 // headSeq, for readers
 }
 

@@ -181,6 +181,7 @@ func lookupShard(t *table, subjects []privguard.SubjectID, hashes []subjectHash,
 	var homes [audienceBatch]int
 	var found [audienceBatch]int32
 	var empty subjectState
+	states := new([audienceBatch]subjectState) // one allocation: visit keeps no pointer
 	for len(positions) > 0 {
 		batch := positions[:min(audienceBatch, len(positions))]
 		positions = positions[len(batch):]
@@ -199,8 +200,9 @@ func lookupShard(t *table, subjects []privguard.SubjectID, hashes []subjectHash,
 				visit(int(i), &empty)
 				continue
 			}
-			if st, ok := t.stateOf(int(found[j]), subjects[i]); ok {
-				visit(int(i), &st)
+			var ok bool
+			if states[j], ok = t.stateOf(int(found[j]), subjects[i]); ok {
+				visit(int(i), &states[j])
 			} else {
 				visit(int(i), &empty)
 			}

@@ -85,7 +85,7 @@ func writeNotice(h hash.Hash, body []byte) {
 // since the last one. Only the writer goroutine (or Close, once it has ended) calls it.
 func (l *Ledger) snapshot(ctx context.Context) error {
 	sn, ok := l.store.(Snapshotter)
-	if !ok || l.headSeq == l.snapSeq {
+	if !ok || (l.headSeq == l.snapSeq && !l.snapOld) {
 		return nil
 	}
 	start := time.Now()
@@ -97,7 +97,7 @@ func (l *Ledger) snapshot(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consent: snapshot: %w", err)
 	}
-	l.snapSeq = l.headSeq
+	l.snapSeq, l.snapOld = l.headSeq, false
 	l.log.Info("consent ledger snapshot written", "records", l.headSeq, "subjects", l.state.count(),
 		"elapsed", time.Since(start).Round(time.Millisecond))
 	return nil

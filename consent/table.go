@@ -15,8 +15,8 @@ import (
 // The array is kept in order of placement hash (ordered linear probing, without wrapping
 // round): an element sits at or after its home and no empty slot lies between the two. A
 // lookup scans from its home until it finds its hash, an empty slot or a greater placement
-// hash, so a miss costs as little as a hit even at the high load the table runs at (7/8
-// after start-up). Growing is one pass in order, by 5/4 (the size need not be a power of
+// hash, so a miss costs as little as a hit even at the high load the table runs at (4/5
+// after start-up, at most 7/8). Growing is one pass in order, by 5/4 (the size need not be a power of
 // two: home = placement*homes >> 24).
 //
 // A subject whose state does not fit an element (more than one entry, subject-level facts,
@@ -62,8 +62,8 @@ func (h subjectHash) placement() uint32 { return uint32(h.hi >> 40) }
 
 // Table tuning.
 const (
-	loadOpen  = 7.0 / 8 // load a table is sized for at start-up
-	loadGrow  = 15.0 / 16
+	loadOpen  = 4.0 / 5 // load a table is sized for at start-up: 30 bytes a subject
+	loadGrow  = 7.0 / 8 // load at which it grows (to 7/10)
 	growth    = 5.0 / 4
 	minHomes  = 16
 	placeBits = 24
