@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"os"
 	"reflect"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,7 +37,7 @@ func (b *syncBuffer) String() string {
 
 var snapNow = time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
 
-func openSnapTest(t *testing.T, store *memStore, log *syncBuffer) *Ledger {
+func openSnapTest(t testing.TB, store *memStore, log *syncBuffer) *Ledger {
 	t.Helper()
 	cfg := Config{Store: store, Now: func() time.Time { return snapNow }}
 	if log != nil {
@@ -203,4 +207,76 @@ func TestSnapshotCannotHideAWithdrawal(t *testing.T) {
 			t.Fatalf("s1 allowed = %v with A's snapshot over B's chain (log %q); want the snapshot ignored", allowed(l), log.String())
 		}
 	})
+}
+
+// BenchmarkMemoryPerSubject reports the heap an opened ledger holds per subject
+// ((heap in use after Open - before) / subjects) for subjects with one purpose record, and
+// with two purposes and a subject-level fact. PRIVGUARD_BENCH_SUBJECTS sets the size
+// (default 200,000).
+func BenchmarkMemoryPerSubject(b *testing.B) {
+	n := 200_000
+	if v, err := strconv.Atoi(os.Getenv("PRIVGUARD_BENCH_SUBJECTS")); err == nil && v > 0 {
+		n = v
+	}
+	for _, shape := range []string{"one_purpose", "two_purposes_and_a_fact"} {
+		b.Run(shape, func(b *testing.B) {
+			b.ReportAllocs()
+			ctx := context.Background()
+			store := newMemStore()
+			l := openSnapTest(b, store, nil)
+			if _, _, err := l.RegisterNotice(ctx, testNotice()); err != nil {
+				b.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			var next atomic.Int64
+			for range 64 {
+				wg.Go(func() {
+					for {
+						i := int(next.Add(1) - 1)
+						if i >= n {
+							return
+						}
+						s := privguard.SubjectID("cust-" + strconv.Itoa(10_000_000 + i)[1:])
+						reqs := []Request{grantSMS(s)}
+						if shape != "one_purpose" {
+							g := grantSMS(s)
+							g.Purpose = "analytics.ab_testing"
+							reqs = append(reqs, g, Request{Subject: s, Action: ActionDeclareAge, AgeBand: AgeAdult})
+						}
+						for _, req := range reqs {
+							if _, _, err := l.Append(ctx, req); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					}
+				})
+			}
+			wg.Wait()
+			l.Close()
+			l = nil
+			store.snapshot = nil // measure the full replay's tables
+			var before, after runtime.MemStats
+			b.ResetTimer()
+			for range b.N {
+				b.StopTimer()
+				if l != nil {
+					l.Close()
+					l = nil
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				b.StartTimer()
+				l = openSnapTest(b, store, nil)
+			}
+			b.StopTimer()
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			if got := l.Stats().Subjects; got != n {
+				b.Fatalf("%d subjects; want %d", got, n)
+			}
+			b.ReportMetric((float64(after.HeapInuse)-float64(before.HeapInuse))/float64(n), "B/subject")
+			l.Close()
+		})
+	}
 }
