@@ -258,7 +258,7 @@ func (l *Ledger) rebuild(ctx context.Context) error {
 	} else {
 		// Records are mostly one per subject in large ledgers; sizing the tables up front
 		// saves growing them (fit shrinks them after the replay if they are too large).
-		l.state = newShards(l.tableKey, int(min(headSeq, 1<<31)))
+		l.state = newShards(l.tableKey, int(min(headSeq, 1<<27)))
 		l.state.hashFn = l.hashFn
 	}
 	owner := l.owner(ctx)
