@@ -3,6 +3,7 @@ package consent
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/privguard/privguard"
 )
@@ -19,7 +20,8 @@ func (l *Ledger) ExpireDue(ctx context.Context, limit int) (int, error) {
 		limit = DefaultSweepLimit
 	}
 	type due struct {
-		subject   privguard.SubjectID
+		subject   privguard.SubjectID // "" until read from the record rec
+		rec       uint64
 		purpose   privguard.Purpose
 		recipient uint32
 		regime    regime
@@ -32,7 +34,7 @@ func (l *Ledger) ExpireDue(ctx context.Context, limit int) (int, error) {
 		sh.each(func(subject privguard.SubjectID, st *subjectState) bool {
 			for _, e := range st.list() {
 				if e.state().Counts() && e.expires != 0 && expiryNano(e.expires) <= now && len(list) < limit {
-					list = append(list, due{subject, l.purposes[e.purpose].Purpose, e.recipient, e.regime()})
+					list = append(list, due{subject, st.rec, l.purposes[e.purpose].Purpose, e.recipient, e.regime()})
 				}
 			}
 			return false
@@ -44,6 +46,17 @@ func (l *Ledger) ExpireDue(ctx context.Context, limit int) (int, error) {
 	}
 	if len(list) == 0 {
 		return 0, nil
+	}
+	// The tables keep no subject ids: each subject's latest record names it.
+	owner := l.owner(ctx)
+	for i := range list {
+		if list[i].subject == "" {
+			id, err := owner(list[i].rec)
+			if err != nil {
+				return 0, fmt.Errorf("consent: expiry sweep: %w: %w", err, privguard.ErrUnavailable)
+			}
+			list[i].subject = id
+		}
 	}
 	names := l.interns.recipientNames()
 	results := make(chan error, len(list))

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -44,6 +45,15 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives operational messages (never personal data). If nil, nothing is logged.
 	Logger *slog.Logger
+
+	// SnapshotInterval is how often the writer snapshots the in-memory state through a
+	// Store that is a [Snapshotter], if records were added since the last snapshot; the
+	// ledger is also snapshotted when closed. Writes wait while a snapshot is written (about
+	// a second per 10M subjects). Zero means DefaultSnapshotInterval; negative, only at Close.
+	SnapshotInterval time.Duration
+
+	// hashFn replaces the keyed subject hash in this package's tests, to force collisions.
+	hashFn func(privguard.SubjectID) subjectHash
 }
 
 // Ledger is the consent ledger. Create it with [Open]; it is safe for concurrent use.
@@ -65,6 +75,8 @@ type Ledger struct {
 
 	evidenceKey []byte
 	signer      ed25519.PrivateKey
+	tableKey    [2]uint64 // the subject hash key (secret consent.table-hash)
+	hashFn      func(privguard.SubjectID) subjectHash // tests that force collisions; nil otherwise
 
 	ops       chan *op
 	closing   chan struct{}
@@ -76,9 +88,13 @@ type Ledger struct {
 	health  writeHealth
 	probeMu sync.Mutex
 
-	// Owned by the writer goroutine (and by Open before it starts).
+	snapEvery time.Duration // Config.SnapshotInterval; <0: only at Close
+
+	// Owned by the writer goroutine (and by Open before it starts, Close after it ended).
 	headSeq  uint64
 	headHash [32]byte
+	snapSeq  uint64 // head of the latest snapshot written or loaded
+	snapOld  bool   // a notice was registered since that snapshot
 	records  atomic.Uint64 // headSeq, for readers
 }
 
@@ -128,12 +144,17 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.SnapshotInterval == 0 {
+		cfg.SnapshotInterval = DefaultSnapshotInterval
+	}
 	l := &Ledger{
 		store:        cfg.Store,
 		now:          cfg.Now,
 		nowNano:      nowNano,
 		clock:        clock,
 		log:          cfg.Logger,
+		hashFn:       cfg.hashFn,
+		snapEvery:    cfg.SnapshotInterval,
 		taxonomy:     cfg.Taxonomy,
 		purposeIdx:   map[privguard.Purpose]uint16{},
 		euConsentAge: cfg.EUConsentAge,
@@ -190,17 +211,31 @@ func (l *Ledger) loadSecrets(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consent: receipt signing key: %w", err)
 	}
-	if len(seed) != ed25519.SeedSize || len(key) != 32 {
+	// The key of the subject hash the in-memory tables (and their snapshots) are built on.
+	// It is secret so that nobody can choose subject ids that collide (see table.go).
+	tk, err := l.store.Secret(ctx, "consent.table-hash", func() ([]byte, error) {
+		k := make([]byte, 16)
+		_, err := io.ReadFull(rand.Reader, k)
+		return k, err
+	})
+	if err != nil {
+		return fmt.Errorf("consent: table hash key: %w", err)
+	}
+	if len(seed) != ed25519.SeedSize || len(key) != 32 || len(tk) != 16 {
 		return errors.New("consent: stored keys have the wrong size")
 	}
 	l.evidenceKey, l.signer = key, ed25519.NewKeyFromSeed(seed)
+	l.tableKey = [2]uint64{binary.LittleEndian.Uint64(tk), binary.LittleEndian.Uint64(tk[8:])}
 	return nil
 }
 
-// rebuild loads notices and replays every record into memory.
+// rebuild loads notices and the latest usable snapshot, and replays the records after it
+// (every record, without one).
 func (l *Ledger) rebuild(ctx context.Context) error {
 	start := time.Now()
+	notices := sha256.New()
 	err := l.store.ScanNotices(ctx, func(body []byte) error {
+		writeNotice(notices, body)
 		n, err := decodeNotice(body)
 		if err != nil {
 			return err
@@ -215,15 +250,24 @@ func (l *Ledger) rebuild(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consent: read head: %w", err)
 	}
-	// Records are mostly one per subject in large ledgers; sizing the maps up front saves
-	// rehashing them as they grow.
-	l.state = newShards(int(min(headSeq, 1<<26)))
+	from := uint64(1)
+	if snap := l.loadSnapshot(ctx, headSeq, l.configDigest([32]byte(notices.Sum(nil)))); snap != nil {
+		l.state, l.interns = snap.state, snap.interns
+		l.headSeq, l.headHash, l.snapSeq = snap.seq, snap.hash, snap.seq
+		from = snap.seq + 1
+	} else {
+		// Records are mostly one per subject in large ledgers; sizing the tables up front
+		// saves growing them (fit shrinks them after the replay if they are too large).
+		l.state = newShards(l.tableKey, int(min(headSeq, 1<<27)))
+		l.state.hashFn = l.hashFn
+	}
+	owner := l.owner(ctx)
 	var n uint64
-	err = l.store.ScanRecords(ctx, 1, func(seq uint64, hash, body []byte) error {
+	err = l.store.ScanRecords(ctx, from, func(seq uint64, hash, body []byte) error {
 		if seq != l.headSeq+1 {
 			return fmt.Errorf("record %d follows record %d; run `privguard consent verify`: %w", seq, l.headSeq, errCorrupt)
 		}
-		if err := l.replay(seq, body); err != nil {
+		if err := l.replay(seq, body, owner); err != nil {
 			return fmt.Errorf("record %d: %w", seq, err)
 		}
 		l.headSeq = seq
@@ -238,15 +282,25 @@ func (l *Ledger) rebuild(ctx context.Context) error {
 		return fmt.Errorf("consent: ledger head is record %d but the last stored record is %d; run `privguard consent verify`: %w",
 			headSeq, l.headSeq, errCorrupt)
 	}
+	for i := range l.state.s {
+		l.state.s[i].t.fit()
+	}
 	l.records.Store(l.headSeq)
-	l.log.Info("consent ledger loaded", "records", n, "subjects", l.state.count(), "elapsed", time.Since(start).Round(time.Millisecond))
+	l.log.Info("consent ledger loaded", "records", l.headSeq, "replayed", n, "subjects", l.state.count(), "elapsed", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
 // Close stops the writer after the group in flight. Writes waiting or arriving later fail
 // with privguard.ErrClosed. Reads keep working.
 func (l *Ledger) Close() error {
-	l.closeOnce.Do(func() { close(l.closing) })
+	l.closeOnce.Do(func() {
+		close(l.closing)
+		<-l.done
+		// The writer has ended: the state is the stored head's, and nothing changes it.
+		if err := l.snapshot(context.Background()); err != nil {
+			l.log.Error("consent ledger snapshot at close failed", "err", err)
+		}
+	})
 	<-l.done
 	l.stopClock()
 	return nil
@@ -292,8 +346,19 @@ func (l *Ledger) submit(ctx context.Context, o *op) opResult {
 func (l *Ledger) run() {
 	defer close(l.done)
 	group := make([]*op, 0, MaxGroup)
+	var snapTick <-chan time.Time
+	if l.snapEvery > 0 {
+		t := time.NewTicker(l.snapEvery)
+		defer t.Stop()
+		snapTick = t.C
+	}
 	for {
 		select {
+		case <-snapTick:
+			if err := l.snapshot(context.Background()); err != nil {
+				l.log.Error("consent ledger snapshot failed", "err", err)
+			}
+			continue
 		case o := <-l.ops:
 			group = append(group[:0], o)
 		case <-l.closing:
@@ -347,6 +412,20 @@ func (l *Ledger) commitRecords(group []*op) {
 	idemDone := map[string]int{}
 	seq, prev := l.headSeq, l.headHash
 	ctx := context.Background()
+	// owners names the subject of every record the group looked at or wrote, so that
+	// storing the new states after the commit needs no store read.
+	owners := map[uint64]privguard.SubjectID{}
+	storeOwner := l.owner(ctx)
+	owner := func(seq uint64) (privguard.SubjectID, error) {
+		if id, ok := owners[seq]; ok {
+			return id, nil
+		}
+		id, err := storeOwner(seq)
+		if err == nil {
+			owners[seq] = id
+		}
+		return id, err
+	}
 	for i, o := range group {
 		req := o.req
 		if key := req.IdempotencyKey; key != "" {
@@ -361,7 +440,11 @@ func (l *Ledger) commitRecords(group []*op) {
 		}
 		st, ok := overlay[req.Subject]
 		if !ok {
-			st, _ = l.state.get(req.Subject)
+			var err error
+			if st, _, err = l.state.lookup(req.Subject, owner); err != nil {
+				results[i].err = fmt.Errorf("consent: read the subject's state: %w: %w", err, privguard.ErrUnavailable)
+				continue
+			}
 		}
 		now := l.now().UTC()
 		rec, err := l.build(req, st, now)
@@ -374,6 +457,7 @@ func (l *Ledger) commitRecords(group []*op) {
 		body := encodeRecord(nil, &rec)
 		rec.Hash = sha256.Sum256(body)
 		prev = rec.Hash
+		owners[rec.Seq] = rec.Subject
 		if c, ok := l.changeOf(&rec); ok {
 			overlay[req.Subject] = l.apply(st, &c)
 		}
@@ -402,7 +486,10 @@ func (l *Ledger) commitRecords(group []*op) {
 			return
 		}
 		for subject, st := range overlay {
-			l.state.put(subject, st)
+			if err := l.state.put(subject, st, owner); err != nil {
+				// Not reached: owner knows every record the group looked at or wrote.
+				l.log.Error("consent ledger state not updated after a commit; restart to rebuild it", "err", err)
+			}
 		}
 		l.headSeq, l.headHash = seq, prev
 		l.records.Store(seq)

@@ -114,7 +114,7 @@ func (l *Ledger) lookupAll(ctx context.Context, subjects []privguard.SubjectID, 
 		return fmt.Errorf("consent: %d subjects is too many for one call: %w", len(subjects), privguard.ErrInvalid)
 	}
 	workers := max(1, min(runtime.GOMAXPROCS(0), len(subjects)/audienceMinPart))
-	hashes := make([]uint64, len(subjects))
+	hashes := make([]subjectHash, len(subjects))
 	counts := make([][shardCount]int, workers)
 	partLen := (len(subjects) + workers - 1) / workers
 	var wg sync.WaitGroup
@@ -124,7 +124,7 @@ func (l *Ledger) lookupAll(ctx context.Context, subjects []privguard.SubjectID, 
 			for i := w * partLen; i < min(len(subjects), (w+1)*partLen); i++ {
 				h := l.state.hash(subjects[i])
 				hashes[i] = h
-				c[h%shardCount]++
+				c[h.shard()]++
 			}
 		})
 	}
@@ -139,7 +139,7 @@ func (l *Ledger) lookupAll(ctx context.Context, subjects []privguard.SubjectID, 
 	order := make([]int32, len(subjects))
 	next := starts
 	for i, h := range hashes {
-		k := h % shardCount
+		k := h.shard()
 		order[next[k]] = int32(i)
 		next[k]++
 	}
@@ -172,33 +172,37 @@ const (
 )
 
 // lookupShard finds the subjects at positions (all in table t) and visits them. It works in
-// batches, stage by stage: load every subject's home slot; then compare keys; then visit.
-// The loads of one stage do not depend on each other, so the processor waits for a batch's
-// cache misses together rather than one after another; on a large ledger that is most of
-// the cost.
-func lookupShard(t *table, subjects []privguard.SubjectID, hashes []uint64, positions []int32, visit func(i int, st *subjectState)) {
-	var slot [audienceBatch]uint64
+// batches, stage by stage: load every subject's home element; then scan from it; then
+// visit. The loads of one stage do not depend on each other, so the processor waits for a
+// batch's cache misses together rather than one after another; on a large ledger that is
+// most of the cost.
+func lookupShard(t *table, subjects []privguard.SubjectID, hashes []subjectHash, positions []int32, visit func(i int, st *subjectState)) {
+	var first [audienceBatch]uint32
 	var homes [audienceBatch]int
 	var found [audienceBatch]int32
 	var empty subjectState
+	states := new([audienceBatch]subjectState) // one allocation: visit keeps no pointer
 	for len(positions) > 0 {
 		batch := positions[:min(audienceBatch, len(positions))]
 		positions = positions[len(batch):]
 		for j, i := range batch {
-			p := home(hashes[i], t.slots)
-			homes[j], slot[j] = p, t.slots[p]
+			p := t.home(hashes[i].placement())
+			homes[j], first[j] = p, t.elems[p].place
 		}
 		for j, i := range batch {
-			s := subjects[i]
-			if len(s) > shortKeyMax {
-				found[j] = int32(t.find(hashes[i], s))
-			} else {
-				found[j] = int32(t.probe(hashes[i], s, homes[j], slot[j]))
+			found[j] = -1
+			if first[j] != 0 {
+				found[j] = int32(t.scan(hashes[i], homes[j]))
 			}
 		}
 		for j, i := range batch {
-			if found[j] >= 0 {
-				visit(int(i), &t.elems[found[j]].state)
+			if found[j] < 0 {
+				visit(int(i), &empty)
+				continue
+			}
+			var ok bool
+			if states[j], ok = t.stateOf(int(found[j]), subjects[i]); ok {
+				visit(int(i), &states[j])
 			} else {
 				visit(int(i), &empty)
 			}

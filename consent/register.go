@@ -152,6 +152,7 @@ func (l *Ledger) commitNotice(o *op) {
 		return
 	}
 	l.notices.add(&n)
+	l.snapOld = true // snapshots depend on the notices
 	if n.MaterialChange {
 		l.invalidate(&n)
 	}

@@ -1,8 +1,9 @@
 package consent
 
 import (
+	"context"
 	"fmt"
-	"hash/maphash"
+	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -12,7 +13,7 @@ import (
 // replay applies the stored record body at seq to the state during start-up. It reads only
 // the fields the state needs, straight from the encoding, and allocates little: the
 // subject's key and, for a new subject or purpose list, the state itself.
-func (l *Ledger) replay(seq uint64, body []byte) error {
+func (l *Ledger) replay(seq uint64, body []byte, owner ownerFunc) error {
 	var (
 		c               = change{purpose: -1}
 		subject, action []byte
@@ -81,14 +82,45 @@ func (l *Ledger) replay(seq uint64, body []byte) error {
 		c.notice = l.interns.noticeVersionBytes(notice, noticeVer)
 		c.superseded = l.notices.supersededBytes(notice, noticeVer, l.purposes[c.purpose].Purpose)
 	}
-	h := maphash.Bytes(l.state.seed, subject)
-	t := &l.state.s[h%shardCount].t
-	if i := t.find(h, privguard.SubjectID(subject)); i >= 0 {
-		t.elems[i].state = l.apply(t.elems[i].state, &c)
+	// The id is only compared and hashed (put copies it if it keeps it): no allocation.
+	id := privguard.SubjectID(unsafe.String(unsafe.SliceData(subject), len(subject)))
+	h := l.state.hash(id)
+	st, i, _, err := l.state.lookupHash(h, id, owner)
+	if err != nil {
+		return err
+	}
+	st = l.apply(st, &c)
+	if i >= 0 {
+		l.state.s[h.shard()].t.store(i, st) // Open has not returned: no reader yet
 		return nil
 	}
-	t.set(h, privguard.SubjectID(subject), l.apply(subjectState{}, &c))
-	return nil
+	return l.state.putHash(h, id, st, owner)
+}
+
+// owner returns the ownerFunc that reads the record from the store.
+func (l *Ledger) owner(ctx context.Context) ownerFunc {
+	return func(seq uint64) (privguard.SubjectID, error) {
+		_, body, err := l.store.Record(ctx, seq)
+		if err != nil {
+			return "", fmt.Errorf("read record %d: %w", seq, err)
+		}
+		subject, err := subjectOf(body)
+		if err != nil {
+			return "", fmt.Errorf("record %d: %w", seq, err)
+		}
+		return privguard.SubjectID(subject), nil
+	}
+}
+
+// subjectOf returns the subject field of a record encoding.
+func subjectOf(body []byte) (subject []byte, err error) {
+	err = eachField(body, recordFields, recordVarints, func(num protowire.Number, v []byte, _ uint64) error {
+		if num == 4 {
+			subject = v
+		}
+		return nil
+	})
+	return subject, err
 }
 
 // noticeVersionBytes is noticeVersion for an id held as bytes; it allocates only for a

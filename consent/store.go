@@ -2,6 +2,7 @@ package consent
 
 import (
 	"context"
+	"io"
 
 	"github.com/privguard/privguard"
 )
@@ -45,6 +46,21 @@ type Store interface {
 // read (Head), which a store that can no longer write may still pass.
 type Prober interface {
 	Probe(ctx context.Context) error
+}
+
+// Snapshotter is a Store that keeps a snapshot of the ledger's in-memory state, so that
+// [Open] replays only the records written after it. The ledger writes one periodically
+// (Config.SnapshotInterval) and when it is closed, and checks it before use: a snapshot
+// that is stale, corrupt or from another key is ignored and every record replayed. The
+// snapshot holds subject ids of the few subjects whose hashes collide: protect it as the
+// ledger itself.
+type Snapshotter interface {
+	// WriteSnapshot replaces the snapshot with what write writes, durably; if it fails,
+	// the previous snapshot is left as it was.
+	WriteSnapshot(ctx context.Context, write func(w io.Writer) error) error
+	// ReadSnapshot calls read with the snapshot and its size in bytes, or returns an error
+	// wrapping privguard.ErrNotFound if there is none.
+	ReadSnapshot(ctx context.Context, read func(r io.Reader, size int64) error) error
 }
 
 // Batch is what one group commit writes.
