@@ -10,6 +10,7 @@ import (
 	"path"
 	"slices"
 	"strconv"
+	"time"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -311,7 +312,20 @@ func (e *Engine) eval(ctx context.Context, c *compiled, in *privguard.Input) (pr
 		nil,
 	}
 	n := len(opts) - 1
-	if ctx.Done() == nil {
+	if deadline, ok := ctx.Deadline(); ok {
+		// The deadline is what bounds an evaluation (a cancelled request's evaluation, which
+		// takes microseconds, is let finish): a timer cancels it, rather than OPA's goroutine
+		// watching ctx, which would also make a lazily built context (the middleware's)
+		// build its channel and timer. Done is not called.
+		if err := ctx.Err(); err != nil {
+			return privguard.Decision{}, fmt.Errorf("policy: evaluate: %w: %w", err, privguard.ErrUnavailable)
+		}
+		cancel := topdown.NewCancel()
+		t := time.AfterFunc(time.Until(deadline), cancel.Cancel)
+		defer t.Stop()
+		opts[n] = rego.EvalExternalCancel(cancel)
+		n++
+	} else if ctx.Done() == nil {
 		// Nothing can cancel the evaluation: spare OPA its goroutine watching ctx.
 		opts[n] = rego.EvalExternalCancel(e.noCancel)
 		n++

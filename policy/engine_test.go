@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -204,5 +205,24 @@ func TestConfiguredDataReachesThePolicy(t *testing.T) {
 	d, _ = e.Decide(ctx, in)
 	if !slices.ContainsFunc(d.Obligations, func(o privguard.Obligation) bool { return o.Kind == privguard.ObligeMask }) {
 		t.Errorf("configured mask not applied: %+v", d.Obligations)
+	}
+}
+
+// An evaluation that overruns the context's deadline is cancelled and is no decision.
+func TestEvaluationStopsAtTheDeadline(t *testing.T) {
+	e := newEngine(t, policy.Config{CacheSize: -1, Modules: map[string]string{"p.rego": `package privguard
+decision := {"allow": n > 0, "reasons": ["allow"]} if {
+	n := count([1 | some x in numbers.range(1, 4000); some y in numbers.range(1, 4000); x * y == 7])
+}
+`}})
+	dctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := e.Decide(dctx, sms())
+	if !errors.Is(err, privguard.ErrUnavailable) {
+		t.Fatalf("Decide past its deadline = %v; want ErrUnavailable", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the evaluation ran %v past a 20 ms deadline", took)
 	}
 }
