@@ -17,9 +17,9 @@ const (
 
 // Coarse clock states.
 const (
-	clockAsleep int32 = iota // now is stale; the first reader refreshes it and wakes the goroutine
-	clockRunning             // now is at most coarseTick old
-	clockStopped             // reads use the system clock
+	clockAsleep  int32 = iota // now is stale; the first reader refreshes it and wakes the goroutine
+	clockRunning              // now is at most coarseTick old
+	clockStopped              // reads use the system clock
 )
 
 // coarseClock is a clock read with two atomic loads while it runs. Reading the system clock

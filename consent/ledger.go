@@ -75,7 +75,7 @@ type Ledger struct {
 
 	evidenceKey []byte
 	signer      ed25519.PrivateKey
-	tableKey    [2]uint64 // the subject hash key (secret consent.table-hash)
+	tableKey    [2]uint64                             // the subject hash key (secret consent.table-hash)
 	hashFn      func(privguard.SubjectID) subjectHash // tests that force collisions; nil otherwise
 
 	ops       chan *op
@@ -93,8 +93,8 @@ type Ledger struct {
 	// Owned by the writer goroutine (and by Open before it starts, Close after it ended).
 	headSeq  uint64
 	headHash [32]byte
-	snapSeq  uint64 // head of the latest snapshot written or loaded
-	snapOld  bool   // a notice was registered since that snapshot
+	snapSeq  uint64        // head of the latest snapshot written or loaded
+	snapOld  bool          // a notice was registered since that snapshot
 	records  atomic.Uint64 // headSeq, for readers
 }
 

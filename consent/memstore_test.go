@@ -157,7 +157,6 @@ func (s *memStore) Secret(ctx context.Context, name string, create func() ([]byt
 
 var _ Store = (*memStore)(nil)
 
-
 func (s *memStore) WriteSnapshot(ctx context.Context, write func(w io.Writer) error) error {
 	var b bytes.Buffer
 	if err := write(&b); err != nil {

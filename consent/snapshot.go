@@ -109,13 +109,20 @@ type snapWriter struct {
 	buf []byte
 }
 
-func (w *snapWriter) u8(v uint8)       { w.bw.WriteByte(v) }
-func (w *snapWriter) u16(v uint16)     { w.bw.Write(binary.LittleEndian.AppendUint16(w.buf[:0], v)) }
-func (w *snapWriter) u32(v uint32)     { w.bw.Write(binary.LittleEndian.AppendUint32(w.buf[:0], v)) }
-func (w *snapWriter) u64(v uint64)     { w.bw.Write(binary.LittleEndian.AppendUint64(w.buf[:0], v)) }
-func (w *snapWriter) bytes(b []byte)   { w.u32(uint32(len(b))); w.bw.Write(b) }
-func (w *snapWriter) str(s string)     { w.u32(uint32(len(s))); w.bw.WriteString(s) }
-func (w *snapWriter) entry(e *entry)   { w.u64(e.seq); w.u32(e.expires); w.u32(e.recipient); w.u32(e.notice); w.u16(e.purpose); w.u8(e.bits) }
+func (w *snapWriter) u8(v uint8)     { w.bw.WriteByte(v) }
+func (w *snapWriter) u16(v uint16)   { w.bw.Write(binary.LittleEndian.AppendUint16(w.buf[:0], v)) }
+func (w *snapWriter) u32(v uint32)   { w.bw.Write(binary.LittleEndian.AppendUint32(w.buf[:0], v)) }
+func (w *snapWriter) u64(v uint64)   { w.bw.Write(binary.LittleEndian.AppendUint64(w.buf[:0], v)) }
+func (w *snapWriter) bytes(b []byte) { w.u32(uint32(len(b))); w.bw.Write(b) }
+func (w *snapWriter) str(s string)   { w.u32(uint32(len(s))); w.bw.WriteString(s) }
+func (w *snapWriter) entry(e *entry) {
+	w.u64(e.seq)
+	w.u32(e.expires)
+	w.u32(e.recipient)
+	w.u32(e.notice)
+	w.u16(e.purpose)
+	w.u8(e.bits)
+}
 func (w *snapWriter) fixed(b [32]byte) { w.bw.Write(b[:]) }
 
 func (w *snapWriter) state(st *subjectState) {

@@ -10,10 +10,10 @@ import (
 	"path"
 	"slices"
 	"strconv"
-	"time"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/metrics"
