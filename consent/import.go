@@ -88,7 +88,8 @@ func (l *Ledger) Import(ctx context.Context, reqs []Request, out []Result) {
 	}
 }
 
-// await waits for the outcome of a queued write, as submit does.
+// await waits for the outcome of a queued write (ctx no longer matters: it may already be
+// committing, and its outcome must be reported truthfully).
 func (l *Ledger) await(o *op) opResult {
 	select {
 	case r := <-o.res:

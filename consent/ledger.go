@@ -329,17 +329,7 @@ func (l *Ledger) submit(ctx context.Context, o *op) opResult {
 	}
 	// Once queued, the write is waited for even if ctx ends: it may already be committing,
 	// and its outcome must be reported truthfully.
-	select {
-	case r := <-o.res:
-		return r
-	case <-l.done:
-		select {
-		case r := <-o.res:
-			return r
-		default:
-			return opResult{err: fmt.Errorf("consent: ledger: %w", privguard.ErrClosed)}
-		}
-	}
+	return l.await(o)
 }
 
 // run is the writer goroutine: it group-commits whatever is waiting.
