@@ -93,6 +93,10 @@ func consentImport(ctx context.Context, args []string, getenv func(string) strin
 		if o.path == "" {
 			continue
 		}
+		if same(o.path, positional[0]) || (o.path == f.rest && f.rest == f.answers) {
+			fmt.Fprintf(stderr, "privguard: consent import: %s would be overwritten while it is read: write --rest and --answers to other files\n", o.path)
+			return 2
+		}
 		file, err := os.OpenFile(o.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
 			fmt.Fprintf(stderr, "privguard: %v\n", err)
@@ -293,4 +297,17 @@ func (p *importProblemLine) say() string {
 		return p.Errors[0].Detail
 	}
 	return p.Title
+}
+
+// same reports whether paths a and b name the same file (b may be "-", standard input).
+func same(a, b string) bool {
+	if b == "-" {
+		return false
+	}
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	if errA != nil || errB != nil {
+		return filepath.Clean(a) == filepath.Clean(b)
+	}
+	return os.SameFile(fa, fb)
 }

@@ -60,3 +60,33 @@ func TestConsentImportCommand(t *testing.T) {
 		t.Errorf("importing the fixed rest = %d, %q %q; want 0 and 6 created", code, stdout.String(), stderr.String())
 	}
 }
+
+// --rest or --answers naming the input file (or each other) is refused before anything is
+// written: the file would be emptied while it is read.
+func TestConsentImportKeepsItsInput(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audience.ndjson")
+	content := string(consentload.ImportItem("keep-1", 1)) + "\n"
+	os.WriteFile(path, []byte(content), 0o600)
+	getenv := func(k string) string {
+		if k == "PRIVGUARD_ADMIN_TOKEN" {
+			return "pg_unused"
+		}
+		return ""
+	}
+	out := filepath.Join(dir, "out.ndjson")
+	for _, args := range [][]string{
+		{"--rest", path, path},
+		{"--answers", filepath.Join(dir, ".", "audience.ndjson"), path},
+		{"--rest", out, "--answers", out, path},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), append([]string{"consent", "import", "--admin", "http://127.0.0.1:1"}, args...), getenv, &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), "would be overwritten") {
+			t.Errorf("import %v = %d, %q; want 2 and a refusal", args, code, stderr.String())
+		}
+		if got, _ := os.ReadFile(path); string(got) != content {
+			t.Fatalf("import %v changed its input to %q", args, got)
+		}
+	}
+}

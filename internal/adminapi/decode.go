@@ -49,21 +49,40 @@ func newValidator() *validator.Validate {
 // field spelled in another case: see checkKeys), 422 for values that break a validation
 // rule.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, limit int64, dst any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/json" {
-			return privguard.NewProblem(http.StatusUnsupportedMediaType, TypeUnsupportedMediaType,
-				"Unsupported media type", "send Content-Type: application/json")
-		}
-	} else {
-		return privguard.NewProblem(http.StatusUnsupportedMediaType, TypeUnsupportedMediaType,
-			"Unsupported media type", "send Content-Type: application/json")
+	if err := bodyType(r, "application/json", "send Content-Type: application/json"); err != nil {
+		return err
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		return jsonProblem(err, limit)
 	}
-	return s.decodeBytes(body, limit, dst)
+	return s.decodeBytes(bytes.TrimPrefix(body, utf8BOM), limit, dst)
+}
+
+// utf8BOM is the byte order mark some editors and spreadsheet exports put first; it is
+// dropped.
+var utf8BOM = []byte("\ufeff")
+
+// bodyType refuses (415) a request body that is not of media type want, is compressed
+// (Content-Encoding), or names a charset other than UTF-8: the API reads plain UTF-8 only,
+// and would otherwise read such bytes as something else.
+func bodyType(r *http.Request, want, hint string) error {
+	unsupported := func(detail string) error {
+		return privguard.NewProblem(http.StatusUnsupportedMediaType, TypeUnsupportedMediaType, "Unsupported media type", detail)
+	}
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != want {
+		return unsupported(hint)
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+		return unsupported("the body must be UTF-8 (charset=utf-8 or none)")
+	}
+	for _, enc := range r.Header.Values("Content-Encoding") {
+		if !strings.EqualFold(strings.TrimSpace(enc), "identity") {
+			return unsupported("send the body uncompressed (no Content-Encoding)")
+		}
+	}
+	return nil
 }
 
 // decodeBytes is decode of a body already read (at most limit bytes): one JSON value, its

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"mime"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -80,9 +79,8 @@ type importEntry struct {
 // those of a chunk read whole before the connection failed may be (their answers were
 // lost with it), which idempotency keys make safe to send again.
 func (s *Server) importConsents(w http.ResponseWriter, r *http.Request) error {
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != NDJSONContentType {
-		return privguard.NewProblem(http.StatusUnsupportedMediaType, TypeUnsupportedMediaType, "Unsupported media type",
-			"send Content-Type: "+NDJSONContentType+", one JSON object a line")
+	if err := bodyType(r, NDJSONContentType, "send Content-Type: "+NDJSONContentType+", one JSON object a line"); err != nil {
+		return err
 	}
 	if r.Header.Get("Idempotency-Key") != "" {
 		p := privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Idempotency-Key is per item",
@@ -305,6 +303,9 @@ func (s *Server) readImport(ctx context.Context, body io.Reader, rc *http.Respon
 				break
 			}
 			item := bytes.TrimSpace(line)
+			if index == 0 && len(spans) == 0 && c.first == 0 {
+				item = bytes.TrimPrefix(item, utf8BOM) // the first line of a file saved with a byte order mark
+			}
 			if len(item) > 0 {
 				if len(item) > MaxImportItem {
 					tooBig[len(spans)] = true

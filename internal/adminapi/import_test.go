@@ -306,3 +306,41 @@ func TestImportKeepsObjections(t *testing.T) {
 		}
 	}
 }
+
+// Bodies the API cannot read as plain UTF-8 are refused whole (415), never split into
+// lines and misread; a byte order mark before the first line (spreadsheet exports) is not
+// part of the item.
+func TestImportBodyEncoding(t *testing.T) {
+	e := newEnv(t)
+	e.registerNotice()
+	tok := token // the admin's
+	send := func(body string, header map[string]string) int {
+		req, _ := http.NewRequest("POST", e.srv.URL+"/v1/consents/import", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/x-ndjson")
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	line := importLine("enc-1", "") + "\n"
+	for name, h := range map[string]map[string]string{
+		"gzip":   {"Content-Encoding": "gzip"},
+		"utf-16": {"Content-Type": "application/x-ndjson; charset=utf-16"},
+	} {
+		if code := send(line, h); code != http.StatusUnsupportedMediaType {
+			t.Errorf("%s: %d; want 415", name, code)
+		}
+	}
+	code, answers := e.postImport("\ufeff"+line+importLine("enc-2", "")+"\n", tok)
+	got := outcomes(answers)
+	if code != http.StatusOK || got[0].Outcome != "created" || got[1].Outcome != "created" {
+		t.Errorf("with a byte order mark: %d %+v; want both created", code, answers)
+	}
+}
