@@ -499,3 +499,19 @@ func TestOnlyTheControllerWritesItsFacts(t *testing.T) {
 		t.Errorf("history = %v; want %v", got, want)
 	}
 }
+
+// A body that is JSON but not an object is told so in words, not with an empty field name;
+// a compressed one is refused before it is read.
+func TestBodyThatIsNotAnObject(t *testing.T) {
+	e := newEnv(t)
+	for _, body := range []string{`[1]`, `"x"`, `5`} {
+		var p struct{ Detail, Field string }
+		resp := e.do("POST", "/v1/consents", body, nil, &p)
+		if resp.StatusCode != http.StatusBadRequest || p.Detail != "the body must be a JSON object" || p.Field != "" {
+			t.Errorf("%s: %d %+v; want 400 \"the body must be a JSON object\"", body, resp.StatusCode, p)
+		}
+	}
+	if resp := e.do("POST", "/v1/consents", `{}`, map[string]string{"Content-Encoding": "gzip"}, nil); resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Errorf("gzip body: %d; want 415", resp.StatusCode)
+	}
+}

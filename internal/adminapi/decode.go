@@ -132,6 +132,9 @@ func jsonProblem(err error, limit int64) *privguard.Problem {
 	case errors.As(err, &syn):
 		return privguard.NewProblem(http.StatusBadRequest, TypeMalformedJSON, "Malformed JSON",
 			fmt.Sprintf("syntax error at byte %d", syn.Offset))
+	case errors.As(err, &typ) && typ.Field == "": // the document itself
+		return privguard.NewProblem(http.StatusBadRequest, TypeMalformedJSON, "Malformed JSON",
+			fmt.Sprintf("the body must be a JSON %s", jsonKind(typ.Type)))
 	case errors.As(err, &typ):
 		p := privguard.NewProblem(http.StatusBadRequest, TypeMalformedJSON, "Malformed JSON",
 			fmt.Sprintf("%s must be a JSON %s", typ.Field, jsonKind(typ.Type)))

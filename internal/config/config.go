@@ -265,8 +265,11 @@ type Duration struct{ time.Duration }
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	v, err := time.ParseDuration(n.Value)
-	if err != nil || v < 0 {
+	switch {
+	case err != nil:
 		return fmt.Errorf("line %d: %q is not a duration such as 720h", n.Line, n.Value)
+	case v < 0:
+		return fmt.Errorf("line %d: %q is negative; a duration here is 0 or more, such as 720h", n.Line, n.Value)
 	}
 	d.Duration = v
 	return nil
