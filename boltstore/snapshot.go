@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/consent"
@@ -27,6 +28,7 @@ func (s *ConsentStore) WriteSnapshot(ctx context.Context, write func(w io.Writer
 		return errors.New("boltstore: snapshot: the data file is open read-only")
 	}
 	path := SnapshotPath(s.db.Path())
+	removeStaleSnapshots(path)
 	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("boltstore: snapshot: %w", err)
@@ -51,6 +53,22 @@ func (s *ConsentStore) WriteSnapshot(ctx context.Context, write func(w io.Writer
 		d.Close()
 	}
 	return nil
+}
+
+// removeStaleSnapshots removes the temporary files of snapshots a crash left half written
+// (each can be gigabytes). Only the process holding the data file's lock writes snapshots,
+// so any found now is such a leftover.
+func removeStaleSnapshots(path string) {
+	dir, prefix := filepath.Dir(path), filepath.Base(path)+".tmp-"
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) && e.Type().IsRegular() {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // ReadSnapshot implements consent.Snapshotter.
