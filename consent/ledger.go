@@ -286,7 +286,7 @@ func (l *Ledger) rebuild(ctx context.Context) error {
 		l.state.s[i].t.fit()
 	}
 	l.records.Store(l.headSeq)
-	l.log.Info("consent ledger loaded", "records", l.headSeq, "replayed", n, "subjects", l.state.count(), "elapsed", time.Since(start).Round(time.Millisecond))
+	l.log.Info("consent ledger loaded", "records", l.headSeq, "replayed", n, "subjects", l.state.count(), "elapsed", time.Since(start).Round(time.Millisecond).String())
 	return nil
 }
 

@@ -99,7 +99,7 @@ func (l *Ledger) snapshot(ctx context.Context) error {
 	}
 	l.snapSeq, l.snapOld = l.headSeq, false
 	l.log.Info("consent ledger snapshot written", "records", l.headSeq, "subjects", l.state.count(),
-		"elapsed", time.Since(start).Round(time.Millisecond))
+		"elapsed", time.Since(start).Round(time.Millisecond).String())
 	return nil
 }
 
@@ -470,7 +470,7 @@ func (l *Ledger) loadSnapshot(ctx context.Context, headSeq uint64, config [32]by
 		l.log.Warn("consent ledger snapshot ignored; replaying every record", "err", err)
 		return nil
 	}
-	l.log.Info("consent ledger snapshot loaded", "records", snap.seq, "elapsed", time.Since(start).Round(time.Millisecond))
+	l.log.Info("consent ledger snapshot loaded", "records", snap.seq, "elapsed", time.Since(start).Round(time.Millisecond).String())
 	return snap
 }
 
