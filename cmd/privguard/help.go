@@ -60,8 +60,8 @@ categories are errors) has these main keys:
   admin_listen      address of the admin API (default 127.0.0.1:8081)
   admin             tokens (by SHA-256) and their roles; policy_file: your role policy
   consent           eu_consent_age, and per-purpose validity and legal_bases
-  policy            dir (your own Rego, hot-reloaded), frequency limits per channel
-                    (both used by the sidecar only)
+  policy            dir (your own Rego, hot-reloaded), frequency limits per channel,
+                    memo_size, memo_exact_contacts (all used by the sidecar only)
   vault             kek_uri: a KMS key instead of the local master key file
   dsar              stores (postgres, mysql, redis, webhook), recipients, disclosure, ...
 The sidecar, for services in any language (serve then proxies and enforces):
@@ -75,6 +75,9 @@ The sidecar, for services in any language (serve then proxies and enforces):
   paths             strict (default) or exact: refuse paths other routers read otherwise
   upstream_secret_file  a key to sign every request passed on with
   trusted_proxies   CIDRs whose X-Forwarded-For is passed on
+  upstream_transport  connections to the upstream: max_idle_conns_per_host (256),
+                    max_conns_per_host, idle_conn_timeout, dial_timeout,
+                    response_header_timeout
 The README's "The sidecar" and "Configuration" sections show complete files.`,
 			example: `privguard serve
 privguard serve --config privguard.yaml --log-level debug`,

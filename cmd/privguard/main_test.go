@@ -231,11 +231,12 @@ func TestServeRefusesUnknownTokenRoles(t *testing.T) {
 func TestServeWarnsRoutesWithoutListen(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "privguard.yaml")
-	os.WriteFile(cfg, []byte("routes:\n  - {match: \"GET /api/profiles/{id}\", purpose: personalize.recommendation, subject: {path: id}}\n"), 0o600)
+	os.WriteFile(cfg, []byte("routes:\n  - {match: \"GET /api/profiles/{id}\", purpose: personalize.recommendation, subject: {path: id}}\n"+
+		"upstream_transport: {max_idle_conns_per_host: 8}\npolicy: {memo_size: -1}\n"), 0o600)
 	_, _, stop, logs := startServe(t, dir, "--config", cfg)
 	defer stop()
-	if !strings.Contains(logs.String(), "used by the sidecar only") {
-		t.Errorf("serve with routes and no listen said nothing:\n%s", logs.String())
+	if !strings.Contains(logs.String(), "routes, policy.memo_*, upstream_transport set, but used by the sidecar only") {
+		t.Errorf("serve with routes, a memo size and a transport and no listen did not name them:\n%s", logs.String())
 	}
 }
 

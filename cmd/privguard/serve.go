@@ -184,9 +184,24 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		return err
 	}
 	var checks func() map[string]any
-	if cfg.Listen == "" && (cfg.Policy.Dir != "" || len(cfg.Routes) > 0) {
+	if cfg.Listen == "" {
 		// Only the sidecar enforces routes with the policy; without listen they do nothing.
-		log.Warn("routes and policy.dir are used by the sidecar only, which runs when listen and upstream are set; they are ignored")
+		var unused []string
+		for _, u := range []struct {
+			set  bool
+			name string
+		}{
+			{len(cfg.Routes) > 0, "routes"}, {cfg.Policy.Dir != "", "policy.dir"}, {len(cfg.Policy.Frequency) > 0, "policy.frequency"},
+			{cfg.Policy.MemoSize != 0 || cfg.Policy.MemoExactContacts != nil, "policy.memo_*"},
+			{cfg.UpstreamTransport != (config.Transport{}), "upstream_transport"},
+		} {
+			if u.set {
+				unused = append(unused, u.name)
+			}
+		}
+		if len(unused) > 0 {
+			log.Warn(strings.Join(unused, ", ") + " set, but used by the sidecar only, which runs when listen and upstream are set: ignored")
+		}
 	}
 	if cfg.Listen != "" {
 		key, err := db.Consent().Secret(ctx, "audit.subject-hmac", func() ([]byte, error) {
