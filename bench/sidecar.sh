@@ -19,7 +19,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${ROUNDS:-3} duration=${DURATION:-10s} conns=${CONNECTIONS:-32}
 setups=(${SETUPS:-bare opa current cold})
-[ $# -ge 1 ] && setups+=(baseline)
+if [ $# -ge 1 ]; then
+  [ -x "$1" ] || { echo "baseline $1 is not an executable privguard binary" >&2; exit 2; }
+  setups+=(baseline)
+fi
+for port in 18080 18081 18181 19000; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is in use; the benchmark needs 18080, 18081, 18181 and 19000 free" >&2
+    exit 2
+  fi
+done
 work=$(mktemp -d)
 pids=()
 server=
@@ -128,4 +137,4 @@ done | tee "$work/medians"
 awk '$1=="bare"{br=$2; bp=$4} $1=="opa"{orps=$2} {r[$1]=$2; p[$1]=$4}
   END {for (n in r) if (n != "bare" && n != "opa") {
     s = n ":"; if (br) s = s sprintf(" %.2fx bare throughput, %.2fx bare p99;", r[n]/br, p[n]/bp)
-    if (orps) s = s sprintf(" %.2fx opa throughput", r[n]/orps); print s }}' "$work/medians"
+    if (orps) s = s sprintf(" %.2fx opa throughput", r[n]/orps); print s }}' "$work/medians" | sort
