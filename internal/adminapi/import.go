@@ -165,6 +165,9 @@ func (s *Server) importConsents(w http.ResponseWriter, r *http.Request) error {
 				k++
 				if res.Err != nil {
 					p, retry := s.problemOf(r, res.Err)
+					if p.Field == "Idempotency-Key" {
+						p.Field = "idempotency_key" // in an import the key is the line's own field
+					}
 					e.problem = p
 					if retry {
 						sum.Failed++

@@ -110,7 +110,7 @@ func TestImportAnswersEachItem(t *testing.T) {
 		{"key_in_another_case", strings.Replace(importLine("imp-9", ""), `"subject"`, `"Subject"`, 1), "rejected", "subject", ""},
 		{"oversized", importLine("imp-10", "") + strings.Repeat(" ", adminapi.MaxImportItem), "rejected", "", ""},
 		{"same_key_again", importLine("imp-1", "k1"), "replayed", "", ""},
-		{"same_key_other_item", importLine("imp-11", "k1"), "rejected", "Idempotency-Key", consent.CodeIdempotencyReused},
+		{"same_key_other_item", importLine("imp-11", "k1"), "rejected", "idempotency_key", consent.CodeIdempotencyReused},
 		{"validation", strings.Replace(importLine("imp-12", ""), `"pipl"`, `"ccpa"`, 1), "rejected", "regime", "oneof=pipl gdpr"},
 		{"good_after_bad", importLine("imp-13", ""), "created", "", ""},
 	}
