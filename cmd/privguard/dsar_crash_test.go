@@ -19,7 +19,7 @@ import (
 	"github.com/privguard/privguard/dsar"
 )
 
-const crashSubjects = 400
+const crashSubjects = 4000 // enough that a run takes longer than the kill delays, batched as erasures now are
 
 // crashEngine opens the engine of the kill -9 test: a Redis store, and an erasure hook that
 // appends the subject to dir/erased.log.
