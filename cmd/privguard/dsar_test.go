@@ -151,6 +151,15 @@ func TestDSARCommand(t *testing.T) {
 	if strings.Contains(errOut, "bad subject") {
 		t.Errorf("a subject id reached stderr: %s", errOut)
 	}
+	// With the operator's word, a subjects file goes in bulk (POST /v1/requests/bulk); a
+	// malformed line still fails alone.
+	bulk := filepath.Join(dir, "erase.txt")
+	os.WriteFile(bulk, []byte("bulk-1\nbulk-2\nbad subject\x00\nbulk-3\n"), 0o600)
+	code, out, errOut = cli("submit", "--type", "deletion", "--regime", "pipl", "--operator-note", "signed forms", "--subjects-file", bulk)
+	if code != 1 || strings.Count(out, "\tverified\n") != 3 || !strings.Contains(errOut, "line 3:") || !strings.Contains(errOut, "1 of 4 submissions failed") ||
+		!strings.Contains(errOut, "submitted 3/3") { // the valid ones, in one call
+		t.Fatalf("bulk erasure submit: %d\n%s\n%s", code, out, errOut)
+	}
 	code, out, _ = cli("submit", "--type", "access", "--subject", "cust-9", "--regime", "pipl", "--operator-note", "checked ID card")
 	if code != 0 || !strings.HasSuffix(strings.TrimSpace(out), "verified") {
 		t.Fatalf("submit: %d %s", code, out)

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/internal/config"
 )
 
@@ -276,6 +277,9 @@ func dsarSubmit(ctx context.Context, c *adminClient, o submitOptions, stdout, st
 	if len(o.patch) > 0 {
 		body["patch"] = map[string]string(o.patch)
 	}
+	if o.subjectsFile != "" && (o.note != "" || o.trigger != "") && len(o.patch) == 0 && bulkType(o.typ) {
+		return dsarSubmitBulk(ctx, c, body, subjects, lines, stdout, stderr)
+	}
 	failed := 0
 	start := time.Now()
 	for i, s := range subjects {
@@ -297,6 +301,61 @@ func dsarSubmit(ctx context.Context, c *adminClient, o submitOptions, stdout, st
 	}
 	if failed > 0 {
 		fmt.Fprintf(stderr, "privguard: %d of %d submissions failed\n", failed, len(subjects))
+		return 1
+	}
+	return 0
+}
+
+// bulkType reports the request types POST /v1/requests/bulk takes.
+func bulkType(t string) bool {
+	switch t {
+	case "deletion", "delete", "restriction", "restrict", "objection", "object":
+		return true
+	}
+	return false
+}
+
+// bulkChunk is how many subjects one POST /v1/requests/bulk carries.
+const bulkChunk = 5_000
+
+// dsarSubmitBulk submits the operator-attested requests of a subjects file through
+// POST /v1/requests/bulk, bulkChunk at a time (each chunk is one durable write).
+func dsarSubmitBulk(ctx context.Context, c *adminClient, body map[string]any, subjects []string, lines []int, stdout, stderr io.Writer) int {
+	delete(body, "subject")
+	failed := 0
+	// A malformed id fails its own line, not the chunk it would be sent in.
+	valid, validLines := subjects[:0:0], lines[:0:0]
+	for i, s := range subjects {
+		if privguard.SubjectID(s).Validate() != nil {
+			fmt.Fprintf(stderr, "line %d: the subject %s\n", lines[i], privguard.SubjectIDRule)
+			failed++
+			continue
+		}
+		valid, validLines = append(valid, s), append(validLines, lines[i])
+	}
+	total := len(subjects)
+	subjects, lines = valid, validLines
+	start := time.Now()
+	for from := 0; from < len(subjects); from += bulkChunk {
+		to := min(from+bulkChunk, len(subjects))
+		body["subjects"] = subjects[from:to]
+		var out struct {
+			Requests []struct{ ID, State string }
+		}
+		if err := c.call(ctx, "POST", "/v1/requests/bulk", body, &out); err != nil {
+			// Name the lines, not the ids: the ids are personal data and stderr may be logged.
+			fmt.Fprintf(stderr, "lines %d-%d: %v\n", lines[from], lines[to-1], err)
+			failed += to - from
+			continue
+		}
+		for _, r := range out.Requests {
+			fmt.Fprintf(stdout, "%s\t%s\n", r.ID, r.State)
+		}
+		fmt.Fprintf(stderr, "\rsubmitted %d/%d (%.0f/s)", to, len(subjects), float64(to)/time.Since(start).Seconds())
+	}
+	fmt.Fprintln(stderr)
+	if failed > 0 {
+		fmt.Fprintf(stderr, "privguard: %d of %d submissions failed\n", failed, total)
 		return 1
 	}
 	return 0

@@ -175,6 +175,63 @@ func (s *Server) postRequest(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// MaxBulkSubjects bounds the subjects of one POST /v1/requests/bulk.
+const MaxBulkSubjects = 10_000
+
+// bulkBody is POST /v1/requests/bulk: a request of Type for each of Subjects, stored in one
+// durable write, attested by the operator (identity) or started by the controller (trigger).
+type bulkBody struct {
+	Type     string        `json:"type" validate:"required,oneof=deletion restriction objection delete restrict object"`
+	Subjects []string      `json:"subjects" validate:"required,min=1,max=10000"`
+	Regime   string        `json:"regime" validate:"omitempty,oneof=pipl gdpr"`
+	Identity *identityBody `json:"identity" validate:"required_without=Trigger,excluded_with=Trigger"`
+	Trigger  string        `json:"trigger" validate:"omitempty,oneof=purpose_achieved service_ended retention_expired consent_withdrawn unlawful_processing"`
+}
+
+// postRequestsBulk submits a bulk erasure (or restriction, objection) at once: the
+// operator's word for every subject, one durable write instead of one per request.
+func (s *Server) postRequestsBulk(w http.ResponseWriter, r *http.Request) error {
+	var b bulkBody
+	if err := s.decode(w, r, int64(MaxBulkSubjects)*200+4096, &b); err != nil {
+		return err
+	}
+	if !s.may(r, authz.Attest) {
+		return forbidden("a bulk request is an operator's word for every subject; " + s.roleHint(authz.Attest, "use"))
+	}
+	principal, _ := PrincipalFromContext(r.Context())
+	reqs := make([]dsar.Request, len(b.Subjects))
+	for i, raw := range b.Subjects {
+		subject, err := validSubject(raw)
+		if err != nil {
+			p := err.(*privguard.Problem)
+			p.Field = fmt.Sprintf("subjects[%d]", i)
+			return p
+		}
+		reqs[i] = dsar.Request{Type: dsar.ParseType(b.Type), Subject: subject, Regime: privguard.Regime(b.Regime)}
+		if b.Trigger != "" {
+			reqs[i].Trigger, reqs[i].Identity = b.Trigger, &dsar.Identity{Operator: principal.Name}
+		} else {
+			reqs[i].Identity = &dsar.Identity{Method: "operator", Note: b.Identity.Note, Operator: principal.Name}
+		}
+	}
+	out, err := s.requests.SubmitAll(r.Context(), reqs)
+	if err != nil {
+		return err
+	}
+	type brief struct {
+		ID    string     `json:"id"`
+		State dsar.State `json:"state"`
+	}
+	resp := struct {
+		Requests []brief `json:"requests"`
+	}{Requests: make([]brief, len(out))}
+	for i, o := range out {
+		resp.Requests[i] = brief{o.ID, o.State}
+	}
+	writeJSON(w, http.StatusCreated, resp)
+	return nil
+}
+
 func (s *Server) getRequest(w http.ResponseWriter, r *http.Request) error {
 	out, err := s.requests.Get(r.Context(), r.PathValue("id"))
 	if err != nil {

@@ -895,3 +895,46 @@ func TestRequestInputsSayWhatIsWanted(t *testing.T) {
 		}
 	}
 }
+
+// A bulk erasure is the operator's word for every subject, stored at once: each request
+// verified with the operator named; an app may not; a malformed id is named by its place
+// and nothing is stored.
+func TestBulkRequests(t *testing.T) {
+	e, _ := newRequestsEnv(t)
+	dpo := map[string]string{"Authorization": "Bearer dpo-token"}
+	var out struct {
+		Requests []struct{ ID, State string }
+	}
+	resp := e.do("POST", "/v1/requests/bulk", `{"type":"deletion","regime":"pipl","subjects":["bulk-1","bulk-2","bulk-3"],"identity":{"method":"operator","note":"signed forms, ticket 42"}}`, dpo, &out)
+	if resp.StatusCode != http.StatusCreated || len(out.Requests) != 3 {
+		t.Fatalf("bulk = %d %+v; want 201 and 3 requests", resp.StatusCode, out)
+	}
+	for i, r := range out.Requests {
+		var view map[string]any
+		e.do("GET", "/v1/requests/"+r.ID, "", nil, &view)
+		if r.State != "verified" || view["subject"] != fmt.Sprintf("bulk-%d", i+1) {
+			t.Errorf("request %d: %s %v; want verified for bulk-%d", i, r.State, view, i+1)
+		}
+	}
+	before, _ := e.eng.List(context.Background())
+	for name, c := range map[string]struct {
+		body, auth string
+		status     int
+		field      string
+	}{
+		"app":             {`{"type":"deletion","subjects":["bulk-9"],"identity":{"method":"operator"}}`, "Bearer app-token", 403, ""},
+		"bad_id":          {`{"type":"deletion","subjects":["bulk-9","bad id"],"identity":{"method":"operator"}}`, "Bearer dpo-token", 422, "subjects[1]"},
+		"no_attestation":  {`{"type":"deletion","subjects":["bulk-9"]}`, "Bearer dpo-token", 422, ""},
+		"access_not_bulk": {`{"type":"access","subjects":["bulk-9"],"identity":{"method":"operator"}}`, "Bearer dpo-token", 422, ""},
+		"empty":           {`{"type":"deletion","subjects":[],"identity":{"method":"operator"}}`, "Bearer dpo-token", 422, ""},
+	} {
+		var p struct{ Field string }
+		resp := e.do("POST", "/v1/requests/bulk", c.body, map[string]string{"Authorization": c.auth}, &p)
+		if resp.StatusCode != c.status || (c.field != "" && p.Field != c.field) {
+			t.Errorf("%s: %d field %q; want %d %q", name, resp.StatusCode, p.Field, c.status, c.field)
+		}
+	}
+	if after, _ := e.eng.List(context.Background()); len(after) != len(before) {
+		t.Errorf("refused bulk requests stored %d requests", len(after)-len(before))
+	}
+}

@@ -153,6 +153,7 @@ func (s *Server) routes() {
 	}
 	if s.requests != nil {
 		authed("POST /v1/requests", s.postRequest)
+		authed("POST /v1/requests/bulk", s.postRequestsBulk)
 		authed("GET /v1/requests", s.listRequests)
 		authed("GET /v1/requests/register", s.requestRegister)
 		authed("GET /v1/requests/{id}", s.getRequest)
