@@ -290,7 +290,7 @@ func Parse(b []byte) (*File, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, decodeProblem(err)
+		return nil, decodeProblem(err, b)
 	}
 	v := validator.New(validator.WithRequiredStructEnabled())
 	// host:port where the port may be 0 (any free port), which hostname_port refuses.

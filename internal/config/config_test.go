@@ -157,3 +157,20 @@ dsar:
 		t.Errorf("parsed %+v", f.DSAR)
 	}
 }
+
+// A value of the wrong type is named by its key path and said in words, as validation
+// errors are.
+func TestWrongTypeNamesTheKey(t *testing.T) {
+	for doc, want := range map[string]string{
+		"policy:\n  memo_size: \"big\"\n":                         `line 2: policy.memo_size: "big" is not a whole number`,
+		"upstream_transport:\n  max_idle_conns_per_host: [1]\n": "line 2: upstream_transport.max_idle_conns_per_host: a list is not a whole number",
+		"policy:\n  memo_size:\n    - 1\n":                       "line 3: policy.memo_size: a list is not a whole number",
+		"routes:\n  - match: \"GET /x/{id}\"\n    purpose: [a]\n":  "line 3: routes[0].purpose: a list is not a string",
+		"regime: {a: 1}\n":                                        "line 1: regime: a mapping is not a string",
+	} {
+		_, err := Parse([]byte(doc))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v; want %q", doc, err, want)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -86,13 +87,24 @@ var unknownField = regexp.MustCompile(`^line (\d+): field (\S+) not found in typ
 
 // decodeProblem rewrites the YAML decoder's error in the file's terms: a misspelt key is
 // named with the keys allowed there and the one probably meant, not with Go type names.
-func decodeProblem(err error) error {
+func decodeProblem(err error, doc []byte) error {
 	te, ok := err.(*yaml.TypeError)
 	if !ok {
 		return fmt.Errorf("config: %w", err)
 	}
 	var msgs []string
 	for _, e := range te.Errors {
+		if m := wrongType.FindStringSubmatch(e); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			if key := keyAtLine(doc, line, m[2] == "seq" || m[2] == "map"); key != "" {
+				what := map[string]string{"seq": "a list", "map": "a mapping"}[m[2]]
+				if what == "" {
+					what = strconv.Quote(m[3])
+				}
+				msgs = append(msgs, fmt.Sprintf("line %d: %s: %s is not %s", line, key, what, kindOf(m[4])))
+				continue
+			}
+		}
 		m := unknownField.FindStringSubmatch(e)
 		if m == nil {
 			msgs = append(msgs, e)
@@ -102,6 +114,74 @@ func decodeProblem(err error) error {
 		msgs = append(msgs, fmt.Sprintf("line %s: unknown key %q%s", m[1], m[2], suggest(m[2], keys, "the keys there are")))
 	}
 	return problems(msgs)
+}
+
+// wrongType is yaml.v3's message for a value of the wrong type.
+var wrongType = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+)(?: `(.*)`)? into (.+)$")
+
+// kindOf says in words what a Go type the YAML value was meant for takes.
+func kindOf(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"):
+		return "a whole number"
+	case goType == "bool":
+		return "true or false"
+	case strings.HasPrefix(goType, "float"):
+		return "a number"
+	case goType == "string":
+		return "a string"
+	case strings.HasPrefix(goType, "[]"):
+		return "a list"
+	default:
+		return "a mapping of keys"
+	}
+}
+
+// keyAtLine returns the dotted path of the key whose value starts on line of doc
+// ("policy.memo_size", "routes[0].purpose"), or "": the innermost list or mapping there if
+// container, else the innermost scalar.
+func keyAtLine(doc []byte, line int, container bool) string {
+	var root yaml.Node
+	if yaml.Unmarshal(doc, &root) != nil {
+		return ""
+	}
+	var find func(n *yaml.Node, path string) string
+	find = func(n *yaml.Node, path string) string {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				if p := find(c, path); p != "" {
+					return p
+				}
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := k.Value
+				if path != "" {
+					p = path + "." + k.Value
+				}
+				if r := find(v, p); r != "" { // the innermost node on the line
+					return r
+				}
+				if v.Line == line && (v.Kind == yaml.ScalarNode) != container {
+					return p
+				}
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				p := fmt.Sprintf("%s[%d]", path, i)
+				if r := find(c, p); r != "" {
+					return r
+				}
+				if c.Line == line && (c.Kind == yaml.ScalarNode) != container {
+					return p
+				}
+			}
+		}
+		return ""
+	}
+	return find(&root, "")
 }
 
 // yamlKeysOf returns the YAML keys of the configuration struct type called name.
