@@ -163,9 +163,9 @@ dsar:
 func TestWrongTypeNamesTheKey(t *testing.T) {
 	for doc, want := range map[string]string{
 		"policy:\n  memo_size: \"big\"\n":                         `line 2: policy.memo_size: "big" is not a whole number`,
-		"upstream_transport:\n  max_idle_conns_per_host: [1]\n": "line 2: upstream_transport.max_idle_conns_per_host: a list is not a whole number",
-		"policy:\n  memo_size:\n    - 1\n":                       "line 3: policy.memo_size: a list is not a whole number",
-		"routes:\n  - match: \"GET /x/{id}\"\n    purpose: [a]\n":  "line 3: routes[0].purpose: a list is not a string",
+		"upstream_transport:\n  max_idle_conns_per_host: [1]\n":   "line 2: upstream_transport.max_idle_conns_per_host: a list is not a whole number",
+		"policy:\n  memo_size:\n    - 1\n":                        "line 3: policy.memo_size: a list is not a whole number",
+		"routes:\n  - match: \"GET /x/{id}\"\n    purpose: [a]\n": "line 3: routes[0].purpose: a list is not a string",
 		"regime: {a: 1}\n":                                        "line 1: regime: a mapping is not a string",
 	} {
 		_, err := Parse([]byte(doc))
