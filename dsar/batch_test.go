@@ -77,7 +77,7 @@ func subjects(n int) []privguard.SubjectID {
 }
 
 func TestStepErasesInBatches(t *testing.T) {
-	// proves DSR-09 for stores that erase in batches: one call per batch of requests, each
+	// Stores that erase in batches get one call per batch of requests; each
 	// request's task gets its own subject's outcome, a failed batch fails its tasks only,
 	// and they are retried.
 	c := &clock{time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}

@@ -863,8 +863,7 @@ func (e *Engine) settle(ctx context.Context, r *Request, now time.Time, buildFai
 // recipients to acknowledge their notices. It reports false if a step failed (recorded on
 // r; retried next round).
 func (e *Engine) finishErasure(ctx context.Context, r *Request, now time.Time) bool {
-	storesDone := !slices.ContainsFunc(r.Tasks, func(t Task) bool { return t.State != TaskDone && !IsRecipientTask(t.Store) })
-	if r.Type != TypeDeletion || !storesDone {
+	if !storesErased(r) {
 		return true
 	}
 	if !r.Applied && e.erasedAll[r.ID] {
@@ -893,6 +892,12 @@ func (e *Engine) finishErasure(ctx context.Context, r *Request, now time.Time) b
 		r.event(now, "the subject's personal data removed from its stored requests", fmt.Sprintf("%d other request(s)", n))
 	}
 	return true
+}
+
+// storesErased reports whether r is a deletion every store has done (recipients' notices
+// aside): what finishErasure completes.
+func storesErased(r *Request) bool {
+	return r.Type == TypeDeletion && !slices.ContainsFunc(r.Tasks, func(t Task) bool { return t.State != TaskDone && !IsRecipientTask(t.Store) })
 }
 
 // logStepFailed logs that privguard's own step of request id failed (retried next

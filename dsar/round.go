@@ -149,7 +149,7 @@ func (e *Engine) eraseAll(ctx context.Context, rounds []*round) map[string]bool 
 	ids := map[string]bool{}
 	for _, rd := range rounds {
 		r := &rd.r
-		if r.Type != TypeDeletion || r.Applied || slices.ContainsFunc(r.Tasks, func(t Task) bool { return t.State != TaskDone && !IsRecipientTask(t.Store) }) {
+		if r.Applied || !storesErased(r) {
 			continue
 		}
 		subjects = append(subjects, r.Subject)

@@ -191,17 +191,7 @@ func startServe(ctx context.Context, bin, dir, upstream string) (*server, error)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	config := fmt.Sprintf(`listen: 127.0.0.1:0
-admin_listen: 127.0.0.1:0
-upstream: %s
-data: %s
-regime: pipl
-routes:
-  - match: "GET /api/profiles/{id}"
-    purpose: personalize.recommendation
-    subject: {path: id}
-    fields: {email: user.contact.email, phone: user.contact.phone_number, history: user.behavior.browsing_history}
-`, upstream, filepath.Join(dir, "data"))
+	config := consentload.Config(upstream, filepath.Join(dir, "data"))
 	if err := os.WriteFile(filepath.Join(dir, "privguard.yaml"), []byte(config), 0o600); err != nil {
 		return nil, err
 	}

@@ -48,17 +48,7 @@ func startServeInProcess(tb testing.TB) consentload.Target {
 
 	dir := tb.TempDir()
 	path := filepath.Join(dir, "privguard.yaml")
-	os.WriteFile(path, fmt.Appendf(nil, `listen: 127.0.0.1:0
-admin_listen: 127.0.0.1:0
-upstream: http://%s
-data: %s
-regime: pipl
-routes:
-  - match: "GET /api/profiles/{id}"
-    purpose: personalize.recommendation
-    subject: {path: id}
-    fields: {email: user.contact.email, phone: user.contact.phone_number, history: user.behavior.browsing_history}
-`, ln.Addr(), filepath.Join(dir, "data")), 0o600)
+	os.WriteFile(path, []byte(consentload.Config(ln.Addr().String(), filepath.Join(dir, "data"))), 0o600)
 	cfg, err := config.Load(path)
 	if err != nil {
 		tb.Fatal(err)

@@ -148,13 +148,8 @@ func (s *Server) postRequest(w http.ResponseWriter, r *http.Request) error {
 		return forbidden("identity or trigger: attesting an identity or starting the controller's own erasure is an operator's word; " +
 			s.roleHint(authz.Attest, "use") + " (an app verifies with a code or identity_token)")
 	}
-	if b.Trigger != "" {
-		p, _ := PrincipalFromContext(r.Context())
-		req.Trigger, req.Identity = b.Trigger, &dsar.Identity{Operator: p.Name}
-	}
-	if b.Identity != nil {
-		p, _ := PrincipalFromContext(r.Context())
-		req.Identity = &dsar.Identity{Method: "operator", Note: b.Identity.Note, Operator: p.Name}
+	if b.Trigger != "" || b.Identity != nil {
+		attest(r, &req, b.Trigger, b.Identity)
 	}
 	out, err := s.requests.Submit(r.Context(), req)
 	if errors.Is(err, privguard.ErrInvalid) && (len(req.Patch) > 0 || req.TransferTo != "") {
@@ -173,6 +168,17 @@ func (s *Server) postRequest(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Location", "/v1/requests/"+out.ID)
 	writeJSON(w, http.StatusCreated, s.view(r, out))
 	return nil
+}
+
+// attest puts the caller's word on req (the caller may attest: authz.Attest): a
+// controller's trigger, or the operator's check of the subject's identity.
+func attest(r *http.Request, req *dsar.Request, trigger string, identity *identityBody) {
+	p, _ := PrincipalFromContext(r.Context())
+	if trigger != "" {
+		req.Trigger, req.Identity = trigger, &dsar.Identity{Operator: p.Name}
+		return
+	}
+	req.Identity = &dsar.Identity{Method: "operator", Note: identity.Note, Operator: p.Name}
 }
 
 // MaxBulkSubjects bounds the subjects of one POST /v1/requests/bulk.
@@ -198,7 +204,6 @@ func (s *Server) postRequestsBulk(w http.ResponseWriter, r *http.Request) error 
 	if !s.may(r, authz.Attest) {
 		return forbidden("a bulk request is an operator's word for every subject; " + s.roleHint(authz.Attest, "use"))
 	}
-	principal, _ := PrincipalFromContext(r.Context())
 	reqs := make([]dsar.Request, len(b.Subjects))
 	for i, raw := range b.Subjects {
 		subject, err := validSubject(raw)
@@ -208,11 +213,7 @@ func (s *Server) postRequestsBulk(w http.ResponseWriter, r *http.Request) error 
 			return p
 		}
 		reqs[i] = dsar.Request{Type: dsar.ParseType(b.Type), Subject: subject, Regime: privguard.Regime(b.Regime)}
-		if b.Trigger != "" {
-			reqs[i].Trigger, reqs[i].Identity = b.Trigger, &dsar.Identity{Operator: principal.Name}
-		} else {
-			reqs[i].Identity = &dsar.Identity{Method: "operator", Note: b.Identity.Note, Operator: principal.Name}
-		}
+		attest(r, &reqs[i], b.Trigger, b.Identity)
 	}
 	out, err := s.requests.SubmitAll(r.Context(), reqs)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,6 +79,26 @@ func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f'
 // Result is a run's outcome.
 type Result struct {
 	Grants, Reads, Checks Stats
+}
+
+// Config is the serve configuration the load runs against: the sidecar in front of
+// upstream (host:port or URL) with the profile route, its data in dataDir, both listeners
+// on free ports.
+func Config(upstream, dataDir string) string {
+	if !strings.Contains(upstream, "://") {
+		upstream = "http://" + upstream
+	}
+	return fmt.Sprintf(`listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+upstream: %s
+data: %s
+regime: pipl
+routes:
+  - match: "GET /api/profiles/{id}"
+    purpose: personalize.recommendation
+    subject: {path: id}
+    fields: {email: user.contact.email, phone: user.contact.phone_number, history: user.behavior.browsing_history}
+`, upstream, dataDir)
 }
 
 // Client returns an HTTP client that keeps one idle connection per concurrent caller.
