@@ -114,7 +114,7 @@ func open(t *testing.T, dir string, c *clock, conns []dsar.Connector, onErased f
 }
 
 func TestDeletionAcrossStoresWithRetries(t *testing.T) {
-	// proves DSR-09: erasure reaches every store; a request is completed only when every
+	// Erasure reaches every store; a request is completed only when every
 	// store confirmed, retried with backoff, resumed after a restart.
 	dir := t.TempDir()
 	c := &clock{time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
@@ -227,7 +227,7 @@ func TestRegister(t *testing.T) {
 }
 
 func TestParallelStepErasesEachSubjectOnce(t *testing.T) {
-	// proves DSR-09: with requests advanced in parallel, every subject is erased in every
+	// With requests advanced in parallel, every subject is erased in every
 	// store and the erasure hook runs exactly once per subject.
 	c := &clock{time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
 	crm := &memStore{name: "crm", data: map[privguard.SubjectID]int{}}

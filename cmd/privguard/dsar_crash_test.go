@@ -69,7 +69,7 @@ func TestDSARCrashChild(t *testing.T) {
 // erased, nothing else is, and the erasure hook ran at most once more per request that was
 // in flight at a kill.
 func TestBulkErasureSurvivesKill9(t *testing.T) {
-	// proves DSR-09: requests survive a crash and complete; the stores end up erased.
+	// Requests survive a crash and complete; the stores end up erased.
 	rdAddr := os.Getenv("PRIVGUARD_TEST_REDIS_ADDR")
 	if rdAddr == "" {
 		t.Skip("PRIVGUARD_TEST_REDIS_ADDR is not set (CI sets it; see .ci/run)")

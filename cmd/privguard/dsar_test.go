@@ -14,10 +14,10 @@ import (
 )
 
 // TestDeletionEndToEnd submits a deletion through the API and checks every store directly
-// (proves DSR-09 and SEC-06 end to end):
+// (proves SEC-06 end to end):
 // PostgreSQL rows, Redis keys and segment membership, the vault key, the consent ledger.
 func TestDeletionEndToEnd(t *testing.T) {
-	// proves DSR-09, SEC-06, CON-09: every store erased, the vault key shredded, the ledger records it.
+	// proves SEC-06: every store erased, the vault key shredded, the ledger records it.
 	env := needServices(t, "POSTGRES_DSN", "REDIS_ADDR")
 	pgDSN, redisAddr := env[0], env[1]
 	ctx := context.Background()

@@ -233,7 +233,7 @@ func (s *outageStores) remaining(t *testing.T, subject string) map[string]int {
 // partially_failed naming the store, is never completed while its data remains (checked
 // in the stores directly), and completes once the store is back.
 func TestStoreOutageMidRequest(t *testing.T) {
-	// proves DSR-09: completed only when every store confirmed; a failing store is retried.
+	// Completed only when every store confirmed; a failing store is retried.
 	for _, store := range []string{"postgres", "mysql", "redis"} {
 		for _, mode := range []string{proxyCut, proxyHang} {
 			t.Run(store+"/"+mode, func(t *testing.T) { outageCase(t, store, mode) })

@@ -18,7 +18,7 @@ import (
 // it was given; the request completes only then. A callback with a bad signature is
 // refused with 401.
 func TestWebhookStoreEndToEnd(t *testing.T) {
-	// proves DSR-09: a SaaS store's erasure is tracked to its confirmation.
+	// A SaaS store's erasure is tracked to its confirmation.
 	secret := []byte("email-vendor-shared-secret-0123456789ab")
 	vendorURL, calls := signedVendor(t, secret, http.StatusAccepted, "")
 	dir := t.TempDir()
