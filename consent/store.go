@@ -2,6 +2,7 @@ package consent
 
 import (
 	"context"
+	"errors"
 	"io"
 
 	"github.com/privguard/privguard"
@@ -63,8 +64,38 @@ type Snapshotter interface {
 	ReadSnapshot(ctx context.Context, read func(r io.Reader, size int64) error) error
 }
 
+// SharedStore is a Store that the ledgers of several processes use at once (pgstore's is
+// one): every process's writer commits through it, and each follows what the others commit
+// into its own in-memory state ([Open] does this when its store is a SharedStore).
+//
+// Its Commit must, inside the transaction, lock the chain head, compare it with
+// Batch.Base and Batch.BaseHash and, if they differ, fail with an error wrapping
+// [ErrHeadMoved] and write nothing; it must also fail so when a notice of the batch is
+// stored already (another process registered it first). Commits of different processes
+// are thereby serialised on the head, and their records form one chain.
+type SharedStore interface {
+	Store
+	// NoticesAfter calls fn with every notice committed after cursor (0: from the first),
+	// in commit order, with each one's cursor (increasing).
+	NoticesAfter(ctx context.Context, cursor uint64, fn func(cursor uint64, body []byte) error) error
+	// Changes returns a channel that receives a value, coalesced and best effort, when
+	// another process may have committed. Notifications can be lost (a reconnect): the
+	// ledger also polls, and catches up by sequence number either way.
+	Changes() <-chan struct{}
+}
+
+// ErrHeadMoved is the error (wrapped) of a [SharedStore]'s Commit when another process
+// committed since the batch was built on Batch.Base.
+var ErrHeadMoved = errors.New("consent: the ledger head moved")
+
 // Batch is what one group commit writes.
 type Batch struct {
+	// Base and BaseHash are the head the batch was built on: its first record, if any, is
+	// Base+1 and chains onto BaseHash. A SharedStore commits only if its head is still
+	// Base; other stores may ignore them.
+	Base     uint64
+	BaseHash [32]byte
+
 	Records      []StoredRecord
 	Notices      []StoredNotice
 	Suppressions []StoredSuppression

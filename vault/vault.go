@@ -65,6 +65,17 @@ type Store interface {
 	EachWrappedKey(ctx context.Context, fn func(subject privguard.SubjectID, wrapped []byte) error) error
 }
 
+// SharedStore is a Store that the vaults of several processes use at once (pgstore's is
+// one). A vault on one follows the tombstones the others record, so that a subject
+// shredded through any process can no longer be opened through this one, even from the
+// cache of unwrapped keysets.
+type SharedStore interface {
+	Store
+	// TombstonesAfter calls fn with every tombstone recorded after cursor (0: from the
+	// first), in the order recorded, with each one's cursor (increasing).
+	TombstonesAfter(ctx context.Context, cursor uint64, fn func(cursor uint64, tombstone [32]byte) error) error
+}
+
 // BatchShredder is a Store that shreds many subjects in one durable transaction
 // (boltstore.VaultStore is one); ShredAll uses it when the store has it.
 type BatchShredder interface {
