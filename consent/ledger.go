@@ -1,6 +1,7 @@
 package consent
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -52,6 +53,17 @@ type Config struct {
 	// a second per 10M subjects). Zero means DefaultSnapshotInterval; negative, only at Close.
 	SnapshotInterval time.Duration
 
+	// MaxStaleness, on a [SharedStore], is how long the ledger answers from state it could
+	// not confirm is current before it fails closed (ErrStale). Zero means
+	// DefaultMaxStaleness. Ignored on a store of its own.
+	MaxStaleness time.Duration
+	// FollowInterval, on a SharedStore, is how often the ledger reads what other processes
+	// committed when no notification says so; at most MaxStaleness/3. Zero means
+	// DefaultFollowInterval.
+	FollowInterval time.Duration
+	// CommitTimeout bounds one commit to a SharedStore. Zero means DefaultCommitTimeout.
+	CommitTimeout time.Duration
+
 	// hashFn replaces the keyed subject hash in this package's tests, to force collisions.
 	hashFn func(privguard.SubjectID) subjectHash
 }
@@ -89,6 +101,16 @@ type Ledger struct {
 	probeMu sync.Mutex
 
 	snapEvery time.Duration // Config.SnapshotInterval; <0: only at Close
+
+	// On a SharedStore (see follow.go); shared is nil otherwise.
+	shared        SharedStore
+	maxStale      time.Duration
+	followEvery   time.Duration
+	commitTimeout time.Duration
+	confirmed     atomic.Int64  // l.nowNano() when the ledger last confirmed it was current
+	followed      atomic.Uint64 // records of other processes applied
+	noticeCursor  uint64        // owned by the writer
+	followFailing bool          // owned by the writer
 
 	// Owned by the writer goroutine (and by Open before it starts, Close after it ended).
 	headSeq  uint64
@@ -165,6 +187,12 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		closing:      make(chan struct{}),
 		done:         make(chan struct{}),
 	}
+	if ss, ok := cfg.Store.(SharedStore); ok {
+		l.shared = ss
+		l.maxStale = cmp.Or(cfg.MaxStaleness, DefaultMaxStaleness)
+		l.followEvery = min(cmp.Or(cfg.FollowInterval, DefaultFollowInterval), l.maxStale/3)
+		l.commitTimeout = cmp.Or(cfg.CommitTimeout, DefaultCommitTimeout)
+	}
 	names := cfg.Taxonomy.Purposes()
 	if len(names) > 1<<16-1 {
 		return nil, fmt.Errorf("consent: %d purposes is more than the ledger indexes: %w", len(names), privguard.ErrInvalid)
@@ -189,6 +217,13 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	if err := l.rebuild(ctx); err != nil {
 		l.stopClock()
 		return nil, err
+	}
+	if l.shared != nil {
+		// Records committed by others while the state was loaded.
+		if err := l.catchUp(ctx); err != nil {
+			l.stopClock()
+			return nil, err
+		}
 	}
 	go l.run()
 	return l, nil
@@ -234,6 +269,15 @@ func (l *Ledger) loadSecrets(ctx context.Context) error {
 func (l *Ledger) rebuild(ctx context.Context) error {
 	start := time.Now()
 	notices := sha256.New()
+	if l.shared != nil {
+		// The cursor of the notices loaded, for following the ones registered later.
+		if err := l.shared.NoticesAfter(ctx, 0, func(cursor uint64, _ []byte) error {
+			l.noticeCursor = cursor
+			return nil
+		}); err != nil {
+			return fmt.Errorf("consent: load notices: %w", err)
+		}
+	}
 	err := l.store.ScanNotices(ctx, func(body []byte) error {
 		writeNotice(notices, body)
 		n, err := decodeNotice(body)
@@ -342,8 +386,22 @@ func (l *Ledger) run() {
 		defer t.Stop()
 		snapTick = t.C
 	}
+	var changes <-chan struct{}
+	var followTick <-chan time.Time
+	if l.shared != nil {
+		changes = l.shared.Changes()
+		t := time.NewTicker(l.followEvery)
+		defer t.Stop()
+		followTick = t.C
+	}
 	for {
 		select {
+		case <-changes:
+			l.follow()
+			continue
+		case <-followTick:
+			l.follow()
+			continue
 		case <-snapTick:
 			if err := l.snapshot(context.Background()); err != nil {
 				l.log.Error("consent ledger snapshot failed", "err", err)
@@ -394,11 +452,112 @@ func (l *Ledger) commitGroup(group []*op) {
 	}
 }
 
-// commitRecords validates, chains, stores and applies a group of record writes.
+// commitRecords validates, chains, stores and applies a group of record writes. On a
+// shared store whose head moved (another process committed), it catches up and builds the
+// group again on the new head.
 func (l *Ledger) commitRecords(group []*op) {
-	results := make([]opResult, len(group))
-	overlay := make(map[privguard.SubjectID]subjectState, len(group))
-	batch := &Batch{Records: make([]StoredRecord, 0, len(group))}
+	for attempt := 1; ; attempt++ {
+		g := l.buildGroup(group)
+		if l.shared != nil && attempt < maxCommitAttempts && g.unknownNotice {
+			// A notice another process registered and this one has not read yet.
+			if err := l.catchUp(context.Background()); err == nil && l.noticeCursor != g.noticeCursor {
+				continue
+			}
+		}
+		if len(g.batch.Records) == 0 {
+			l.reply(group, g.results)
+			return
+		}
+		err := l.commitBatch(g.batch)
+		if errors.Is(err, ErrHeadMoved) && attempt < maxCommitAttempts {
+			if err := l.catchUp(context.Background()); err != nil {
+				l.log.Error("consent ledger cannot catch up after another process committed", "err", err)
+				l.fail(group, g.results, fmt.Errorf("consent: commit: %w", privguard.ErrUnavailable))
+				return
+			}
+			continue
+		}
+		if errors.Is(err, ErrMaybeCommitted) {
+			err = l.resolve(g.batch, err)
+			if err == nil {
+				// Committed after all, and applied by the catch-up that found it.
+				l.reply(group, g.results)
+				return
+			}
+		}
+		if err != nil {
+			l.log.Error("consent ledger commit failed", "records", len(g.batch.Records), "err", err)
+			if !errors.Is(err, ErrOutcomeUnknown) {
+				err = fmt.Errorf("consent: commit: %w", privguard.ErrUnavailable)
+			}
+			l.fail(group, g.results, err)
+			return
+		}
+		for subject, st := range g.overlay {
+			if err := l.state.put(subject, st, g.owner); err != nil {
+				// Not reached: owner knows every record the group looked at or wrote.
+				l.log.Error("consent ledger state not updated after a commit; restart to rebuild it", "err", err)
+			}
+		}
+		last := g.batch.Records[len(g.batch.Records)-1]
+		l.headSeq, l.headHash = last.Seq, last.Hash
+		l.records.Store(last.Seq)
+		l.reply(group, g.results)
+		return
+	}
+}
+
+// commitBatch commits b built on the ledger's head, bounded by the commit timeout on a
+// shared store, and records the outcome for readiness (and currency: a shared store
+// committed it only if the head was where this ledger has it).
+func (l *Ledger) commitBatch(b *Batch) error {
+	b.Base, b.BaseHash = l.headSeq, l.headHash
+	ctx := context.Background()
+	if l.shared != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, l.commitTimeout)
+		defer cancel()
+	}
+	start := l.nowNano()
+	ticket := l.health.start()
+	err := l.store.Commit(ctx, b)
+	l.health.done(ticket, l.now(), err)
+	if err == nil && l.shared != nil {
+		l.confirm(start)
+	}
+	return err
+}
+
+// fail answers err to every write of the group that was to be committed (the others have
+// their own outcome: a rejection, an idempotent replay).
+func (l *Ledger) fail(group []*op, results []opResult, err error) {
+	for i := range results {
+		if results[i].err == nil && results[i].rec.Seq > l.headSeq {
+			results[i] = opResult{err: err}
+		}
+	}
+	l.reply(group, results)
+}
+
+// builtGroup is a group of writes validated and chained onto the ledger's head, ready to
+// commit.
+type builtGroup struct {
+	results []opResult
+	overlay map[privguard.SubjectID]subjectState
+	batch   *Batch
+	owner   ownerFunc
+	// unknownNotice: a write was refused for citing a notice this process does not know;
+	// noticeCursor is the notice cursor it was built at.
+	unknownNotice bool
+	noticeCursor  uint64
+}
+
+// buildGroup validates the group's writes against the state and each other, and chains
+// the valid ones onto the head.
+func (l *Ledger) buildGroup(group []*op) *builtGroup {
+	g := &builtGroup{results: make([]opResult, len(group)), overlay: make(map[privguard.SubjectID]subjectState, len(group)),
+		batch: &Batch{Records: make([]StoredRecord, 0, len(group))}, noticeCursor: l.noticeCursor}
+	results, overlay, batch := g.results, g.overlay, g.batch
 	idemDone := map[string]int{}
 	seq, prev := l.headSeq, l.headHash
 	ctx := context.Background()
@@ -416,6 +575,7 @@ func (l *Ledger) commitRecords(group []*op) {
 		}
 		return id, err
 	}
+	g.owner = owner
 	for i, o := range group {
 		req := o.req
 		if key := req.IdempotencyKey; key != "" {
@@ -439,6 +599,10 @@ func (l *Ledger) commitRecords(group []*op) {
 		now := l.now().UTC()
 		rec, err := l.build(req, st, now)
 		if err != nil {
+			var fe *FieldError
+			if errors.As(err, &fe) && fe.Code == CodeNoticeUnknown {
+				g.unknownNotice = true
+			}
 			results[i].err = err
 			continue
 		}
@@ -461,30 +625,7 @@ func (l *Ledger) commitRecords(group []*op) {
 			idemDone[req.IdempotencyKey] = i
 		}
 	}
-	if len(batch.Records) > 0 {
-		ticket := l.health.start()
-		err := l.store.Commit(ctx, batch)
-		l.health.done(ticket, l.now(), err)
-		if err != nil {
-			l.log.Error("consent ledger commit failed", "records", len(batch.Records), "err", err)
-			for i := range results {
-				if results[i].err == nil && results[i].rec.Seq > l.headSeq {
-					results[i] = opResult{err: fmt.Errorf("consent: commit: %w", privguard.ErrUnavailable)}
-				}
-			}
-			l.reply(group, results)
-			return
-		}
-		for subject, st := range overlay {
-			if err := l.state.put(subject, st, owner); err != nil {
-				// Not reached: owner knows every record the group looked at or wrote.
-				l.log.Error("consent ledger state not updated after a commit; restart to rebuild it", "err", err)
-			}
-		}
-		l.headSeq, l.headHash = seq, prev
-		l.records.Store(seq)
-	}
-	l.reply(group, results)
+	return g
 }
 
 func (l *Ledger) reply(group []*op, results []opResult) {

@@ -21,14 +21,20 @@ import (
 // An unknown subject is [StateUnknown], not allowed. It is a lookup in memory and does not
 // allocate. For purposes that provide data to another handler, use [Ledger.CheckRecipient].
 //
-// The error is always nil for a Ledger; it is there for implementations that ask a remote store.
+// The error is nil unless the ledger is on a [SharedStore] and could not confirm for
+// Config.MaxStaleness that its state is current: then it is [ErrStale] and the status
+// allows nothing.
 func (l *Ledger) Check(ctx context.Context, subject privguard.SubjectID, purpose privguard.Purpose) (Status, error) {
 	pidx, ok := l.purposeIdx[purpose]
 	if !ok {
 		return Status{Reason: privguard.ReasonPurposeUnknown}, nil
 	}
+	now := l.nowNano()
+	if err := l.current(now); err != nil {
+		return Status{}, err
+	}
 	st, _ := l.state.get(subject)
-	return l.evaluate(&st, pidx, 0, l.nowNano()), nil
+	return l.evaluate(&st, pidx, 0, now), nil
 }
 
 // CheckRecipient is [Ledger.Check] for consent bound to a recipient: separate consent to
@@ -38,12 +44,16 @@ func (l *Ledger) CheckRecipient(ctx context.Context, subject privguard.SubjectID
 	if !ok {
 		return Status{Reason: privguard.ReasonPurposeUnknown}, nil
 	}
+	now := l.nowNano()
+	if err := l.current(now); err != nil {
+		return Status{}, err
+	}
 	rcp := l.interns.lookupRecipient(recipient)
 	if rcp == 0 {
 		return Status{Reason: privguard.ReasonSeparateConsentRequired}, nil
 	}
 	st, _ := l.state.get(subject)
-	return l.evaluate(&st, pidx, rcp, l.nowNano()), nil
+	return l.evaluate(&st, pidx, rcp, now), nil
 }
 
 // Audience returns the subjects of the list that may be contacted for purpose, in the order
@@ -55,6 +65,9 @@ func (l *Ledger) Audience(ctx context.Context, purpose privguard.Purpose, subjec
 		return nil, fmt.Errorf("audience: purpose %q: %w", purpose, privguard.ErrInvalid)
 	}
 	now := l.nowNano()
+	if err := l.current(now); err != nil {
+		return nil, err
+	}
 	keep := make([]bool, len(subjects))
 	err := l.lookupAll(ctx, subjects, func(i int, st *subjectState) {
 		keep[i] = l.evaluate(st, pidx, 0, now).Allowed
@@ -88,6 +101,9 @@ func (l *Ledger) FactsBatch(ctx context.Context, in privguard.Input, subjects []
 		rcp = l.interns.lookupRecipient(in.Recipient)
 	}
 	now := l.nowNano()
+	if err := l.current(now); err != nil {
+		return err
+	}
 	return l.lookupAll(ctx, subjects, func(i int, st *subjectState) {
 		one := in
 		one.Subject = subjects[i]
@@ -233,9 +249,12 @@ type SubjectView struct {
 // Subject returns the current state of every purpose recorded for subject (an unknown
 // subject has none).
 func (l *Ledger) Subject(ctx context.Context, subject privguard.SubjectID) (SubjectView, error) {
+	now := l.nowNano()
+	if err := l.current(now); err != nil {
+		return SubjectView{}, err
+	}
 	st, _ := l.state.get(subject)
 	v := SubjectView{Subject: subject, Purposes: []PurposeState{}}
-	now := l.nowNano()
 	if st.facts() != nil {
 		v.Facts = l.evaluate(&st, 0, 0, now).Facts
 	}
@@ -303,6 +322,9 @@ func (l *Ledger) Ping(ctx context.Context) error {
 	case <-l.closing:
 		return fmt.Errorf("consent: ledger: %w", privguard.ErrClosed)
 	default:
+	}
+	if err := l.current(l.nowNano()); err != nil {
+		return err
 	}
 	if l.health.fresh(l.now(), ProbeInterval) {
 		return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -97,9 +98,27 @@ func (n *Notice) hasMeta() bool {
 // commitNotice validates a notice registration against what is registered, stores it and
 // applies a material change to the in-memory state.
 func (l *Ledger) commitNotice(o *op) {
+	for attempt := 1; ; attempt++ {
+		res, moved := l.tryNotice(o)
+		if moved && attempt < maxCommitAttempts {
+			// Another process committed meanwhile, perhaps this very notice: validate again
+			// against what it registered.
+			if err := l.catchUp(context.Background()); err == nil {
+				continue
+			}
+		}
+		if moved {
+			res.err = fmt.Errorf("consent: commit notice: %w", privguard.ErrUnavailable)
+		}
+		o.res <- res
+		return
+	}
+}
+
+// tryNotice is one attempt of commitNotice; moved reports that a shared store's head
+// moved, and nothing was committed.
+func (l *Ledger) tryNotice(o *op) (res opResult, moved bool) {
 	n := *o.notice
-	res := opResult{}
-	defer func() { o.res <- res }()
 	langs := l.notices.version(n.ID, n.Version)
 	if old := langs[n.Language]; old != nil {
 		if old.Text != n.Text || (n.hasMeta() && !sameMeta(old, &n)) {
@@ -143,9 +162,10 @@ func (l *Ledger) commitNotice(o *op) {
 		res.err = fmt.Errorf("consent: encode notice: %w", err)
 		return
 	}
-	ticket := l.health.start()
-	err = l.store.Commit(o.ctx, &Batch{Notices: []StoredNotice{{Key: noticeKey(&n), Body: body}}})
-	l.health.done(ticket, l.now(), err)
+	err = l.commitBatch(&Batch{Notices: []StoredNotice{{Key: noticeKey(&n), Body: body}}})
+	if errors.Is(err, ErrHeadMoved) {
+		return res, true
+	}
 	if err != nil {
 		l.log.Error("consent notice commit failed", "err", err)
 		res.err = fmt.Errorf("consent: commit notice: %w", privguard.ErrUnavailable)
@@ -157,6 +177,7 @@ func (l *Ledger) commitNotice(o *op) {
 		l.invalidate(&n)
 	}
 	res.notice = n
+	return res, false
 }
 
 // invalidate marks as invalidated every counting grant that cites an earlier version of n's

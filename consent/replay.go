@@ -14,6 +14,18 @@ import (
 // the fields the state needs, straight from the encoding, and allocates little: the
 // subject's key and, for a new subject or purpose list, the state itself.
 func (l *Ledger) replay(seq uint64, body []byte, owner ownerFunc) error {
+	_, err := l.replayRecord(seq, body, owner, false)
+	return err
+}
+
+// replayLive is replay while the ledger serves (following another process's record on a
+// shared store): the state is changed under the shard locks. It returns the record's
+// previous hash, for the caller to check the chain.
+func (l *Ledger) replayLive(seq uint64, body []byte, owner ownerFunc) (prev [32]byte, err error) {
+	return l.replayRecord(seq, body, owner, true)
+}
+
+func (l *Ledger) replayRecord(seq uint64, body []byte, owner ownerFunc, live bool) (prev [32]byte, err error) {
 	var (
 		c               = change{purpose: -1}
 		subject, action []byte
@@ -23,7 +35,7 @@ func (l *Ledger) replay(seq uint64, body []byte, owner ownerFunc) error {
 		recordSeq       uint64
 		noticeVer       uint32
 	)
-	err := eachField(body, recordFields, recordVarints, func(num protowire.Number, v []byte, x uint64) error {
+	err = eachField(body, recordFields, recordVarints, func(num protowire.Number, v []byte, x uint64) error {
 		switch num {
 		case 3:
 			recordSeq = x
@@ -55,23 +67,25 @@ func (l *Ledger) replay(seq uint64, body []byte, owner ownerFunc) error {
 			c.time = int64(x)
 		case 24:
 			c.expires = int64(x)
+		case 27:
+			copy(prev[:], v)
 		}
 		return nil
 	})
 	if err != nil {
-		return err
+		return prev, err
 	}
 	if recordSeq != seq {
-		return fmt.Errorf("stored at %d but says it is %d: %w", seq, recordSeq, errCorrupt)
+		return prev, fmt.Errorf("stored at %d but says it is %d: %w", seq, recordSeq, errCorrupt)
 	}
 	c.seq, c.action = seq, actionOf(action)
 	if c.action == "" {
-		return fmt.Errorf("unknown action: %w", errCorrupt)
+		return prev, fmt.Errorf("unknown action: %w", errCorrupt)
 	}
 	if len(purpose) > 0 {
 		idx, ok := l.purposeIdx[privguard.Purpose(purpose)]
 		if !ok {
-			return nil // a purpose no longer configured: kept in the ledger, not in the state
+			return prev, nil // a purpose no longer configured: kept in the ledger, not in the state
 		}
 		c.purpose = int32(idx)
 	}
@@ -87,14 +101,21 @@ func (l *Ledger) replay(seq uint64, body []byte, owner ownerFunc) error {
 	h := l.state.hash(id)
 	st, i, _, err := l.state.lookupHash(h, id, owner)
 	if err != nil {
-		return err
+		return prev, err
 	}
 	st = l.apply(st, &c)
 	if i >= 0 {
-		l.state.s[h.shard()].t.store(i, st) // Open has not returned: no reader yet
-		return nil
+		sh := &l.state.s[h.shard()]
+		if !live {
+			sh.t.store(i, st) // Open has not returned: no reader yet
+			return prev, nil
+		}
+		sh.mu.Lock()
+		sh.t.store(i, st)
+		sh.mu.Unlock()
+		return prev, nil
 	}
-	return l.state.putHash(h, id, st, owner)
+	return prev, l.state.putHash(h, id, st, owner)
 }
 
 // owner returns the ownerFunc that reads the record from the store.

@@ -84,6 +84,12 @@ type SharedStore interface {
 	Changes() <-chan struct{}
 }
 
+// ErrMaybeCommitted is wrapped in the error of a [SharedStore]'s Commit when it cannot tell
+// whether the transaction committed: the COMMIT was sent and no answer came back. Any other
+// error of Commit means that nothing was written. The ledger then asks the store whether
+// the batch's first record is stored.
+var ErrMaybeCommitted = errors.New("consent: the commit may have taken place")
+
 // ErrHeadMoved is the error (wrapped) of a [SharedStore]'s Commit when another process
 // committed since the batch was built on Batch.Base.
 var ErrHeadMoved = errors.New("consent: the ledger head moved")

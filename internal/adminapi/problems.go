@@ -82,6 +82,16 @@ func (s *Server) problemOf(r *http.Request, err error) (p *privguard.Problem, re
 		p = privguard.NewProblem(http.StatusNotFound, TypeNotFound, "Not found", "")
 	case errors.Is(err, privguard.ErrInvalid):
 		p = privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule", "")
+	case errors.Is(err, consent.ErrOutcomeUnknown):
+		s.log.Error("request failed: the store did not confirm the commit", "route", r.Pattern, "err", err)
+		p = privguard.NewProblem(http.StatusServiceUnavailable, TypeUnavailable, "Temporarily unavailable",
+			"the store did not confirm the write, which may or may not be recorded; retry with the same Idempotency-Key, which records it at most once")
+		retry = true
+	case errors.Is(err, consent.ErrStale):
+		s.log.Error("request failed: the consent state is stale", "route", r.Pattern, "err", err)
+		p = privguard.NewProblem(http.StatusServiceUnavailable, TypeUnavailable, "Temporarily unavailable",
+			"this replica could not confirm that its consent state is current (the shared store is unreachable), so it decides nothing; nothing was recorded")
+		retry = true
 	case errors.Is(err, privguard.ErrUnavailable), errors.Is(err, privguard.ErrClosed),
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		s.log.Error("request failed: dependency unavailable", "route", r.Pattern, "err", err)
