@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tink-crypto/tink-go/v2/aead"
@@ -99,7 +100,21 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// MaxStaleness, on a [SharedStore], is how long cached keysets are used without
+	// confirming that no other process shredded them; after that, Seal and Open fail with
+	// an error wrapping privguard.ErrUnavailable until the store answers again. Zero means
+	// DefaultMaxStaleness.
+	MaxStaleness time.Duration
+	// FollowInterval, on a SharedStore, is how often the vault reads the tombstones other
+	// processes recorded. Zero means DefaultFollowInterval.
+	FollowInterval time.Duration
 }
+
+// Defaults of a vault on a SharedStore (as the consent ledger's).
+const (
+	DefaultMaxStaleness   = 5 * time.Second
+	DefaultFollowInterval = 250 * time.Millisecond
+)
 
 // Vault seals and opens personal data per subject. It is safe for concurrent use.
 type Vault struct {
@@ -114,6 +129,16 @@ type Vault struct {
 	mu    sync.RWMutex
 	cache *cache
 	index indexKey
+
+	// On a SharedStore (see follow.go); shared is nil otherwise.
+	shared      SharedStore
+	maxStale    time.Duration
+	followEvery time.Duration
+	confirmed   atomic.Int64 // UnixNano of the last read of the tombstones that succeeded
+	cursor      uint64       // owned by the follower
+	stop        chan struct{}
+	stopped     chan struct{}
+	closeOnce   sync.Once
 }
 
 // New returns a vault.
@@ -133,8 +158,14 @@ func New(cfg Config) (*Vault, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Vault{store: cfg.Store, kek: cfg.KEK, previous: cfg.PreviousKEKs, tombKey: cfg.TombstoneKey, log: cfg.Logger, now: cfg.Now,
-		cache: newCache(cfg.CacheSize)}, nil
+	v := &Vault{store: cfg.Store, kek: cfg.KEK, previous: cfg.PreviousKEKs, tombKey: cfg.TombstoneKey, log: cfg.Logger, now: cfg.Now,
+		cache: newCache(cfg.CacheSize)}
+	if ss, ok := cfg.Store.(SharedStore); ok {
+		if err := v.startFollowing(ss, cfg); err != nil {
+			return nil, err
+		}
+	}
+	return v, nil
 }
 
 // keyAD is the associated data a subject's keyset is wrapped with.
@@ -252,6 +283,7 @@ func (v *Vault) ShredAll(ctx context.Context, subjects []privguard.SubjectID) er
 type entry struct {
 	aead   tink.AEAD
 	keyIDs []uint32
+	tomb   [32]byte // the subject's tombstone, on a shared store (set by cache.put)
 }
 
 func (e *entry) hasKeyID(id uint32) bool {
@@ -274,6 +306,9 @@ func (v *Vault) primitive(ctx context.Context, subject privguard.SubjectID, crea
 // entry returns the subject's unwrapped keyset from the cache or the store, creating it if
 // create is set and there is none.
 func (v *Vault) entry(ctx context.Context, subject privguard.SubjectID, create bool) (*entry, error) {
+	if err := v.current(); err != nil {
+		return nil, err
+	}
 	if e, ok := v.cache.get(subject); ok {
 		return e, nil
 	}
@@ -379,6 +414,7 @@ type cache struct {
 	mu        sync.RWMutex
 	size      int
 	cur, prev map[privguard.SubjectID]*entry
+	tomb      func(privguard.SubjectID) [32]byte // on a shared store: entries carry their tombstone
 }
 
 func newCache(size int) *cache {
@@ -406,12 +442,31 @@ func (c *cache) put(s privguard.SubjectID, e *entry) {
 	if c.size < 0 {
 		return
 	}
+	if c.tomb != nil && e.tomb == ([32]byte{}) {
+		e.tomb = c.tomb(s)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.cur) >= c.size {
 		c.prev, c.cur = c.cur, make(map[privguard.SubjectID]*entry, c.size)
 	}
 	c.cur[s] = e
+}
+
+// evictTombstones evicts the entries of the subjects with these tombstones.
+func (c *cache) evictTombstones(tombs map[[32]byte]bool) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, m := range []map[privguard.SubjectID]*entry{c.cur, c.prev} {
+		for s, e := range m {
+			if tombs[e.tomb] {
+				delete(m, s)
+				n++
+			}
+		}
+	}
+	return n
 }
 
 func (c *cache) evict(s privguard.SubjectID) {
