@@ -15,6 +15,10 @@ func (e *Event) appendJSON(b []byte) []byte {
 	b = appendString(b, e.DecisionID)
 	b = append(b, `,"revision":`...)
 	b = appendString(b, e.Revision)
+	if e.Replica != "" {
+		b = append(b, `,"replica":`...)
+		b = appendString(b, e.Replica)
+	}
 	if e.Route != "" {
 		b = append(b, `,"route":`...)
 		b = appendString(b, e.Route)

@@ -23,7 +23,7 @@ func TestAppendJSONIsMarshal(t *testing.T) {
 		return out
 	}
 	for i := range 5000 {
-		e := Event{Time: time.Unix(r.Int64N(4e9), r.Int64N(1e9)).UTC(), DecisionID: pick(), Revision: pick(), Route: pick(),
+		e := Event{Time: time.Unix(r.Int64N(4e9), r.Int64N(1e9)).UTC(), DecisionID: pick(), Revision: pick(), Replica: pick(), Route: pick(),
 			Subject: pick(), Purpose: privguard.Purpose(pick()), Regime: privguard.Regime(pick()), Effect: privguard.Effect(pick()),
 			Obligations: list(), Consent: pick(), Prev: pick()}
 		for _, c := range list() {

@@ -28,6 +28,7 @@ type Event struct {
 	Time        time.Time                `json:"time"`
 	DecisionID  string                   `json:"decision_id"`
 	Revision    string                   `json:"revision"`
+	Replica     string                   `json:"replica,omitempty"` // the process that decided
 	Route       string                   `json:"route,omitempty"`
 	Subject     string                   `json:"subject"` // keyed hash, never the id
 	Purpose     privguard.Purpose        `json:"purpose"`
@@ -52,10 +53,14 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Replica names the process in every line (several replicas' logs are collected
+	// together). Empty: not written.
+	Replica string
 }
 
 // Log is an open decision log.
 type Log struct {
+	replica string
 	key     []byte
 	now     func() time.Time
 	log     *slog.Logger
@@ -105,7 +110,7 @@ func Open(cfg Config) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	l := &Log{key: cfg.Key, now: cfg.Now, log: cfg.Logger, events: make(chan item, cfg.Buffer), done: make(chan struct{}), f: f}
+	l := &Log{replica: cfg.Replica, key: cfg.Key, now: cfg.Now, log: cfg.Logger, events: make(chan item, cfg.Buffer), done: make(chan struct{}), f: f}
 	l.macs.New = func() any { return &pseudonymiser{mac: hmac.New(sha256.New, l.key)} }
 	go l.run(prev)
 	return l, nil
@@ -191,7 +196,7 @@ func (l *Log) run(prev string) {
 	w := bufio.NewWriterSize(l.f, 64<<10)
 	var line []byte // reused
 	write := func(e *Event) {
-		e.Prev = prev
+		e.Prev, e.Replica = prev, l.replica
 		line = e.appendJSON(line[:0])
 		sum := sha256.Sum256(line)
 		prev = hex.EncodeToString(sum[:])

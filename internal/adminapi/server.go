@@ -3,6 +3,7 @@ package adminapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -39,6 +40,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Checks, if set, adds figures to the /readyz details (decision-log counters).
 	Checks func() map[string]any
+	// Replica names this process in /readyz (ready or not).
+	Replica string
 	// Metrics, if set, serves GET /metrics (Prometheus), behind the same authentication.
 	Metrics http.Handler
 	// Authorizer decides which roles may call which routes; nil means the default policy
@@ -71,6 +74,7 @@ type Server struct {
 	validate  *validator.Validate
 	mux       *http.ServeMux
 	checks    func() map[string]any
+	replica   string
 	authz     *authz.Authorizer
 	codes     *codeLimiter
 	now       func() time.Time
@@ -114,7 +118,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	cfg.CallbackBudget = max(cfg.CallbackBudget, cfg.MaxCallbackBody)
 	s := &Server{ledger: cfg.Ledger, vault: cfg.Vault, requests: cfg.Requests, idTokens: cfg.IdentityTokens, notifier: cfg.Notifier,
-		tokens: cfg.Tokens, tokenHint: cfg.TokenHint, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks, authz: cfg.Authorizer,
+		tokens: cfg.Tokens, tokenHint: cfg.TokenHint, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks, replica: cfg.Replica, authz: cfg.Authorizer,
 		codes: newCodeLimiter(cfg.CodesPerSubject, CodeSubjectWindow), now: cfg.Now,
 		maxCallback: cfg.MaxCallbackBody, callbacks: &callbackBudget{max: cfg.CallbackBudget}}
 	s.routes()
@@ -225,6 +229,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	if err := s.ledger.Ping(ctx); err != nil {
 		s.log.Error("readiness check failed", "store", "consent", "err", err)
 		checks["consent_store"], ready = "unavailable", false
+		if f := s.ledger.Follow(); errors.Is(err, consent.ErrStale) {
+			checks["consent_store"] = fmt.Sprintf("stale: not confirmed current for %s (max_staleness %s); consent decisions fail closed until the shared store answers",
+				f.Lag.Round(time.Millisecond), f.MaxStaleness)
+		}
 	}
 	if s.requests != nil {
 		checks["request_store"] = "ok"
@@ -234,11 +242,21 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if !ready {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "checks": checks})
+		body := map[string]any{"status": "unavailable", "checks": checks}
+		if s.replica != "" {
+			body["replica"] = s.replica
+		}
+		writeJSON(w, http.StatusServiceUnavailable, body)
 		return nil
 	}
 	stats := s.ledger.Stats()
 	details := map[string]any{"consent_records": stats.Records, "subjects": stats.Subjects}
+	if s.replica != "" {
+		details["replica"] = s.replica
+	}
+	if f := s.ledger.Follow(); f.Shared {
+		details["consent_lag_seconds"], details["consent_followed_records"] = f.Lag.Seconds(), f.Followed
+	}
 	for k, v := range checks {
 		details[k] = v
 	}

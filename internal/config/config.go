@@ -71,6 +71,32 @@ type File struct {
 	DSAR        DSAR    `yaml:"dsar"`
 	Admin       Admin   `yaml:"admin"`
 	Consent     Consent `yaml:"consent"`
+	// Store is where the consent ledger, the vault's keys and the requests are kept: the
+	// embedded file in Data (the default), or a PostgreSQL database shared by every replica.
+	Store StoreConfig `yaml:"store"`
+	// Replica names this process in logs, decision-log lines, /readyz and request leases.
+	// Default: the --replica flag, else the hostname.
+	Replica string `yaml:"replica" validate:"omitempty,max=64,name"`
+}
+
+// StoreConfig selects the store. Without postgres, the embedded bbolt file in data.
+type StoreConfig struct {
+	Postgres *Postgres `yaml:"postgres"`
+	// MaxStaleness, on a shared store, is how long a replica decides on consent state it
+	// could not confirm is current before it fails closed (503). Default 5s.
+	MaxStaleness *Duration `yaml:"max_staleness"`
+}
+
+// Postgres is a PostgreSQL database that every replica shares.
+type Postgres struct {
+	// DSN is a connection string (postgres://user@host:5432/db?sslmode=verify-full) or
+	// key=value pairs; DSNFile names a file holding it (for a password). Set one.
+	DSN     string `yaml:"dsn" validate:"required_without=DSNFile,excluded_with=DSNFile,max=4096"`
+	DSNFile string `yaml:"dsn_file" validate:"required_without=DSN"`
+	// Schema holds privguard's tables (default "privguard"); it never touches others.
+	Schema string `yaml:"schema" validate:"omitempty,max=63,name"`
+	// MaxConns bounds the connection pool of this replica (default 16).
+	MaxConns int `yaml:"max_conns" validate:"omitempty,min=2,max=1000"`
 }
 
 // DSAR configures data-subject requests: the stores a request reaches.
@@ -149,8 +175,12 @@ type StoreTable struct {
 // Vault configures the encryption of personal data.
 type Vault struct {
 	// KEKURI names a KMS key that wraps the subject keys (gcp-kms://, aws-kms://,
-	// hcvault://). Empty: the local master key file <data>/master.keyset.json.
-	KEKURI string `yaml:"kek_uri" validate:"omitempty,max=512"`
+	// hcvault://). Empty: the local master key file (MasterKeyFile).
+	KEKURI string `yaml:"kek_uri" validate:"omitempty,max=512,excluded_with=MasterKeyFile"`
+	// MasterKeyFile is the local master keyset (`privguard keys init --out PATH` writes
+	// one). Default <data>/master.keyset.json; with a shared store every replica must read
+	// the same one, so it (or kek_uri) must be set.
+	MasterKeyFile string `yaml:"master_key_file" validate:"omitempty,max=4096"`
 }
 
 // Policy configures the policy engine.
