@@ -398,7 +398,7 @@ func (l *Ledger) commitGroup(group []*op) {
 func (l *Ledger) commitRecords(group []*op) {
 	results := make([]opResult, len(group))
 	overlay := make(map[privguard.SubjectID]subjectState, len(group))
-	batch := &Batch{Records: make([]StoredRecord, 0, len(group))}
+	batch := &Batch{Base: l.headSeq, BaseHash: l.headHash, Records: make([]StoredRecord, 0, len(group))}
 	idemDone := map[string]int{}
 	seq, prev := l.headSeq, l.headHash
 	ctx := context.Background()

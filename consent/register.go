@@ -144,7 +144,7 @@ func (l *Ledger) commitNotice(o *op) {
 		return
 	}
 	ticket := l.health.start()
-	err = l.store.Commit(o.ctx, &Batch{Notices: []StoredNotice{{Key: noticeKey(&n), Body: body}}})
+	err = l.store.Commit(o.ctx, &Batch{Base: l.headSeq, BaseHash: l.headHash, Notices: []StoredNotice{{Key: noticeKey(&n), Body: body}}})
 	l.health.done(ticket, l.now(), err)
 	if err != nil {
 		l.log.Error("consent notice commit failed", "err", err)
