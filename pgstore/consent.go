@@ -181,9 +181,9 @@ func (s *ConsentStore) scanPage(ctx context.Context, from uint64, fn func(seq ui
 	defer rows.Close()
 	fds := rows.FieldDescriptions()
 	bin := len(fds) == 3 && fds[0].Format == pgx.BinaryFormatCode && fds[1].Format == pgx.BinaryFormatCode && fds[2].Format == pgx.BinaryFormatCode
+	var seq uint64
+	var hash, body []byte // declared once: the text path's Scan makes them escape
 	for rows.Next() {
-		var seq uint64
-		var hash, body []byte
 		if bin { // the wire bytes themselves, valid until the next row
 			raw := rows.RawValues()
 			if len(raw[0]) != 8 {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -66,4 +67,23 @@ func TestConsentStoreConformance(t *testing.T) {
 	testDSN(t)
 	t.Parallel()
 	consenttest.TestStore(t, func(t *testing.T) consent.Store { return openDB(t).Consent() })
+}
+
+// A DSN may ask for the simple protocol (text results, no prepared statements).
+func TestConsentStoreOnTheSimpleProtocol(t *testing.T) {
+	dsn := testDSN(t)
+	t.Parallel()
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	dsn += sep + "default_query_exec_mode=simple_protocol"
+	consenttest.TestStore(t, func(t *testing.T) consent.Store {
+		db, err := pgstore.Open(ctx, dsn, pgstore.Options{Schema: newSchema(t), Migrate: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db.Consent()
+	})
 }
