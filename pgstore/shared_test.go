@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/consent/consenttest"
@@ -285,4 +287,42 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Errorf("the snapshot read back (%d bytes) differs from the one written (%d bytes)", len(got), len(want))
 	}
 	t.Logf("5 MiB snapshot: written in %v, read in %v", wrote.Round(time.Millisecond), (time.Since(start) - wrote).Round(time.Millisecond))
+}
+
+// The listener reconnects by itself when its connection is killed, and signals then
+// (notifications may have been lost), and follows commits again.
+func TestChangesReconnects(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	writer, follower := openSchema(t, schema), openSchema(t, schema)
+	ch := follower.Consent().Changes()
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no signal %s", what)
+		}
+	}
+	wait("when the listener started")
+	conn, err := pgx.Connect(ctx, testDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var killed int
+	if err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = $1`,
+		`LISTEN "`+schema+`_consent"`).Scan(&killed); err != nil || killed != 1 {
+		t.Fatalf("terminated %d listener connections (%v); want 1", killed, err)
+	}
+	wait("after the listener's connection was killed")
+	time.Sleep(200 * time.Millisecond) // the reconnection signals too
+	for len(ch) > 0 {
+		<-ch
+	}
+	recs := consenttest.Records(0, [32]byte{}, "cust-1")
+	if err := writer.Consent().Commit(ctx, &consent.Batch{Records: recs}); err != nil {
+		t.Fatal(err)
+	}
+	wait("for a commit after the reconnection")
 }
