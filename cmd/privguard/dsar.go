@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/privguard/privguard"
-	"github.com/privguard/privguard/boltstore"
 	"github.com/privguard/privguard/connector/mysql"
 	"github.com/privguard/privguard/connector/postgres"
 	"github.com/privguard/privguard/connector/redis"
@@ -136,7 +135,7 @@ func categories(m map[string]string) map[string]privguard.DataCategory {
 // newDSAR builds the request engine: erasure shreds the subject's vault keys and records
 // the erasure (and so the withdrawal of every purpose) in the consent ledger; restriction
 // and objection are recorded in the ledger.
-func newDSAR(cfg *config.File, db *boltstore.DB, conns []dsar.Connector, ledger *consent.Ledger, vlt *vault.Vault,
+func newDSAR(cfg *config.File, store requestStore, conns []dsar.Connector, ledger *consent.Ledger, vlt *vault.Vault,
 	tax *privguard.Taxonomy, notifier dsar.Notifier, log *slog.Logger) (*dsar.Engine, error) {
 	dl, err := dsar.NewDeadlines(nil, cfg.DSAR.PIPLWorkdays)
 	if err != nil {
@@ -158,7 +157,7 @@ func newDSAR(cfg *config.File, db *boltstore.DB, conns []dsar.Connector, ledger 
 	if cfg.DSAR.ResultTTL != nil {
 		ttl = cfg.DSAR.ResultTTL.Duration
 	}
-	return dsar.New(dsar.Config{Store: db.DSAR(), Connectors: conns, Deadlines: dl, Logger: log, Recourse: recourse,
+	return dsar.New(dsar.Config{Store: store, Connectors: conns, Deadlines: dl, Logger: log, Recourse: recourse,
 		Sealer: vlt, Notifier: notifier, Recipients: notify, DefaultRegime: privguard.Regime(cfg.Regime), ResultTTL: ttl, Disclose: discloser(cfg.DSAR, tax, ledger),
 		OnErased: func(ctx context.Context, s privguard.SubjectID) error {
 			if err := vlt.Shred(ctx, s); err != nil {

@@ -83,7 +83,7 @@ The README's "The sidecar" and "Configuration" sections show complete files.`,
 privguard serve --config privguard.yaml --log-level debug`,
 			flags: func(fs *flag.FlagSet) { newServeFlags(fs) }},
 		{name: "consent verify", summary: "check the consent ledger's hash chain; names the first record that does not match",
-			usage: "consent verify [--data DIR] [--anchor SEQ:SHA256]...",
+			usage: "consent verify [--data DIR | --store URL [--schema NAME]] [--anchor SEQ:SHA256]...",
 			about: `Checks every record of the consent ledger: its hash, its place in the chain, the notice
 it cites. Prints a summary and the head (last record and its hash); if a record does not
 match, names the first one and exits 1. The file is opened read-only; stop
@@ -96,6 +96,16 @@ unchanged.`,
 			example: `privguard consent verify --data privguard-data
 privguard consent verify --data privguard-data --anchor 1042:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08`,
 			flags: func(fs *flag.FlagSet) { newVerifyFlags(fs) }},
+		{name: "migrate", summary: "bring a shared PostgreSQL store's schema to this binary's version",
+			usage: "migrate (--config FILE | --store URL [--schema NAME])",
+			about: `Applies the schema migrations this binary carries to the PostgreSQL store the
+configuration names (store.postgres), or to --store, and prints the version before and
+after. serve does the same at start; run this to migrate before rolling out replicas. Two
+processes migrating at once migrate once (an advisory lock). A schema newer than this
+binary knows is refused, here and by serve: upgrade privguard instead.`,
+			example: `privguard migrate --config privguard.yaml
+privguard migrate --store postgres://privguard@db.internal/privguard?sslmode=verify-full`,
+			flags: func(fs *flag.FlagSet) { newMigrateFlags(fs) }},
 		{name: "consent import", summary: "import consent collected elsewhere (NDJSON, one grant a line) through a running serve",
 			usage: "consent import [--admin URL] [--data DIR] [--token-file FILE] [--rest FILE] [--answers FILE] FILE",
 			about: `Streams FILE (NDJSON: one POST /v1/consents body a line, with its provenance; "-" reads
@@ -121,13 +131,16 @@ does not load. The default bundle is in policy/bundle of the source tree.`,
 			example: `privguard policy test policy/bundle
 privguard policy test -v ./policies`,
 			flags: func(fs *flag.FlagSet) { newPolicyTestFlags(fs) }},
-		{name: "keys init", summary: "create the local master key (<data>/master.keyset.json, mode 0600)",
-			usage: "keys init [--data DIR]",
+		{name: "keys init", summary: "create the local master key (<data>/master.keyset.json, or --out FILE; mode 0600)",
+			usage: "keys init [--data DIR] [--out FILE]",
 			about: `Creates the local master key of a new installation. An existing key is never
 overwritten. 'privguard serve' creates one on its first start anyway; use this to create it
-before, for example to keep a copy of it somewhere safe first.`,
-			example: `privguard keys init --data privguard-data`,
-			flags:   func(fs *flag.FlagSet) { newKeysFlags(fs) }},
+before, for example to keep a copy of it somewhere safe first. Replicas on a shared
+PostgreSQL store must all read one key: write it with --out and name that file in
+vault.master_key_file (a Kubernetes secret, say) of every replica.`,
+			example: `privguard keys init --data privguard-data
+privguard keys init --out /etc/privguard/master.keyset.json`,
+			flags: func(fs *flag.FlagSet) { newKeysInitFlags(fs) }},
 		{name: "keys status", summary: "subject keys, KEK rotation state, master key file permissions",
 			usage:   "keys status [--data DIR]",
 			about:   `Prints how many subject keys the vault holds, where the master key is and its file mode, and whether a master key rotation is unfinished.`,

@@ -28,11 +28,21 @@ func newKeysFlags(fs *flag.FlagSet) *string {
 	return fs.String("data", config.DefaultDataDir, "data `directory`")
 }
 
+// newKeysInitFlags defines the flags of keys init: those of every keys subcommand and --out.
+func newKeysInitFlags(fs *flag.FlagSet) (data, out *string) {
+	return newKeysFlags(fs), fs.String("out", "", "write the master keyset to this `file` instead of <data>/master.keyset.json (for vault.master_key_file, which every replica of a shared store reads)")
+}
+
 // keys runs 'privguard keys CMD ARGS...'; args[0] is a keys subcommand.
 func keys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmd := args[0]
 	fs := newFlagSet("keys " + cmd)
-	data := newKeysFlags(fs)
+	var data, out *string
+	if cmd == "init" {
+		data, out = newKeysInitFlags(fs)
+	} else {
+		data = newKeysFlags(fs)
+	}
 	positional, code, ok := parseFlags(fs, "keys "+cmd, args[1:], stdout, stderr)
 	if !ok {
 		return code
@@ -46,13 +56,16 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	fail := func(err error) int { fmt.Fprintf(stderr, "privguard: %v\n", err); return 2 }
 	if cmd == "init" {
-		if err := os.MkdirAll(*data, 0o700); err != nil {
+		path := filepath.Join(*data, masterKeyFile)
+		if *out != "" {
+			path = *out
+		} else if err := os.MkdirAll(*data, 0o700); err != nil {
 			return fail(err)
 		}
-		if err := vault.InitLocalKEK(filepath.Join(*data, masterKeyFile)); err != nil {
+		if err := vault.InitLocalKEK(path); err != nil {
 			return fail(err)
 		}
-		fmt.Fprintf(stdout, "created %s (mode 0600)\n", filepath.Join(*data, masterKeyFile))
+		fmt.Fprintf(stdout, "created %s (mode 0600)\n", path)
 		return 0
 	}
 	if cmd == "compact" {
@@ -149,63 +162,65 @@ func rotateKEK(ctx context.Context, data string, db *boltstore.DB, stdout, stder
 // data directory that holds no data yet, a missing master key is created; otherwise a
 // missing or wrong master key is an error and nothing is written.
 func openVault(ctx context.Context, data string, db *boltstore.DB, create bool, log *slog.Logger) (*vault.Vault, error) {
-	return openVaultKEK(ctx, data, "", db, create, log)
+	return openVaultKEK(ctx, vaultKeys{master: filepath.Join(data, masterKeyFile), next: filepath.Join(data, nextKeyFile)},
+		db.Vault(), vault.Config{}, create, log)
 }
 
-// openVaultKEK is openVault with the KEK in a KMS when kekURI is set.
-func openVaultKEK(ctx context.Context, data, kekURI string, db *boltstore.DB, create bool, log *slog.Logger) (*vault.Vault, error) {
-	if kekURI != "" {
-		kek, err := vault.KEKFromURI(ctx, kekURI)
-		if err != nil {
-			return nil, err
-		}
-		tomb, err := db.Consent().Secret(ctx, tombstoneName, randomKey)
-		if err != nil {
-			return nil, err
-		}
-		v, err := vault.New(vault.Config{Store: db.Vault(), KEK: kek, TombstoneKey: tomb, Logger: log})
-		if err != nil {
-			return nil, err
-		}
-		if err := v.CheckKEK(ctx); err != nil {
-			return nil, fmt.Errorf("%w (%s)", err, kekURI)
-		}
-		return v, nil
+// vaultKeys is where the vault's key-encryption key is: a KMS key (kekURI), or the local
+// master keyset file (and, while a KEK rotation is under way, the next one).
+type vaultKeys struct {
+	kekURI, master, next string
+}
+
+// openVaultKEK opens the vault on store with the KEK keys names; base carries the other
+// settings (staleness on a shared store). With create set, a missing local master key is
+// created.
+func openVaultKEK(ctx context.Context, keys vaultKeys, store vaultStore, base vault.Config, create bool, log *slog.Logger) (*vault.Vault, error) {
+	tomb, err := store.Secret(ctx, tombstoneName, randomKey)
+	if err != nil {
+		return nil, err
 	}
-	master := filepath.Join(data, masterKeyFile)
-	if create {
-		if _, err := os.Stat(master); errors.Is(err, os.ErrNotExist) {
-			if err := vault.InitLocalKEK(master); err != nil {
-				return nil, err
+	base.Store, base.TombstoneKey, base.Logger = store, tomb, log
+	where := keys.kekURI
+	if keys.kekURI != "" {
+		if base.KEK, err = vault.KEKFromURI(ctx, keys.kekURI); err != nil {
+			return nil, err
+		}
+	} else {
+		where = keys.master
+		if create {
+			if _, err := os.Stat(keys.master); errors.Is(err, os.ErrNotExist) {
+				if err := vault.InitLocalKEK(keys.master); err != nil {
+					return nil, err
+				}
+				log.Info("created the local master key", "file", keys.master)
 			}
-			log.Info("created the local master key", "file", master)
 		}
-	}
-	kek, err := vault.LoadLocalKEK(master, log)
-	if err != nil {
-		if errors.Is(err, vault.ErrNoMasterKey) {
-			return nil, fmt.Errorf("no master key at %s: restore it from where you keep it (without it the encrypted data cannot be read), or run `privguard keys init` for a new installation", master)
-		}
-		return nil, err
-	}
-	var previous []vault.KEK
-	if _, err := os.Stat(filepath.Join(data, nextKeyFile)); err == nil {
-		next, err := vault.LoadLocalKEK(filepath.Join(data, nextKeyFile), log)
+		kek, err := vault.LoadLocalKEK(keys.master, log)
 		if err != nil {
+			if errors.Is(err, vault.ErrNoMasterKey) {
+				return nil, fmt.Errorf("no master key at %s: restore it from where you keep it (without it the encrypted data cannot be read), or run `privguard keys init` for a new installation", keys.master)
+			}
 			return nil, err
 		}
-		kek, previous = next, []vault.KEK{kek}
+		base.KEK = kek
+		if keys.next != "" {
+			if _, err := os.Stat(keys.next); err == nil {
+				next, err := vault.LoadLocalKEK(keys.next, log)
+				if err != nil {
+					return nil, err
+				}
+				base.KEK, base.PreviousKEKs = next, []vault.KEK{kek}
+			}
+		}
 	}
-	tomb, err := db.Consent().Secret(ctx, tombstoneName, randomKey)
-	if err != nil {
-		return nil, err
-	}
-	v, err := vault.New(vault.Config{Store: db.Vault(), KEK: kek, PreviousKEKs: previous, TombstoneKey: tomb, Logger: log})
+	v, err := vault.New(base)
 	if err != nil {
 		return nil, err
 	}
 	if err := v.CheckKEK(ctx); err != nil {
-		return nil, fmt.Errorf("%w (%s)", err, master)
+		v.Close()
+		return nil, fmt.Errorf("%w (%s)", err, where)
 	}
 	return v, nil
 }

@@ -49,6 +49,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		default:
 			return dsarCmd(ctx, args[1:], getenv, stdout, stderr)
 		}
+	case "migrate":
+		return migrate(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fs := newFlagSet("version")
 		positional, code, ok := parseFlags(fs, "version", args[1:], stdout, stderr)

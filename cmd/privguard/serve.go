@@ -28,6 +28,7 @@ import (
 	"github.com/privguard/privguard/internal/authz"
 	"github.com/privguard/privguard/internal/config"
 	"github.com/privguard/privguard/internal/metrics"
+	"github.com/privguard/privguard/vault"
 )
 
 // Server timeouts.
@@ -44,7 +45,7 @@ const (
 
 // serveFlags are the flags of 'privguard serve'.
 type serveFlags struct {
-	config, data, adminListen, logLevel *string
+	config, data, adminListen, logLevel, replica *string
 }
 
 func newServeFlags(fs *flag.FlagSet) serveFlags {
@@ -53,6 +54,7 @@ func newServeFlags(fs *flag.FlagSet) serveFlags {
 		data:        fs.String("data", "", "data `directory` of the embedded store (default "+config.DefaultDataDir+"; overrides the file's data)"),
 		adminListen: fs.String("admin-listen", "", "`address` of the consent and admin APIs (default "+config.DefaultAdminListen+"; overrides admin_listen)"),
 		logLevel:    fs.String("log-level", "info", "log `level`: debug, info, warn or error"),
+		replica:     fs.String("replica", "", "this process's `name` in logs, decision-log lines, /readyz and request leases (default: the file's replica, else the hostname)"),
 	}
 }
 
@@ -88,6 +90,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if *adminListen != "" {
 		cfg.AdminListen = *adminListen
 	}
+	if *f.replica != "" {
+		cfg.Replica = *f.replica
+	}
+	cfg.Replica = replicaName(cfg)
+	log = log.With("replica", cfg.Replica)
 	// The names the file uses (purposes, data categories) are checked before anything
 	// starts, and reported plainly rather than as a log line.
 	if _, err := cfg.Taxonomy(); err != nil {
@@ -129,30 +136,31 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
-	_, statErr := os.Stat(filepath.Join(cfg.Data, dataFile))
-	fresh := errors.Is(statErr, fs.ErrNotExist)
-	if !fresh && cfg.Vault.KEKURI == "" {
-		// An existing installation must find its master key before anything is written.
-		if _, err := os.Stat(filepath.Join(cfg.Data, masterKeyFile)); errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("no master key at %s: restore it from where you keep it (without it the encrypted data cannot be read)",
-				filepath.Join(cfg.Data, masterKeyFile))
+	keys := vaultKeys{kekURI: cfg.Vault.KEKURI, master: masterKeyPath(cfg), next: filepath.Join(cfg.Data, nextKeyFile)}
+	if cfg.Store.Postgres != nil {
+		if keys.kekURI == "" && cfg.Vault.MasterKeyFile == "" {
+			return errors.New("config: with store.postgres every replica must use the same key-encryption key: set vault.kek_uri, or vault.master_key_file to a keyset every replica reads (privguard keys init --out PATH writes one)")
 		}
+		keys.next = ""
 	}
-	db, err := boltstore.Open(filepath.Join(cfg.Data, dataFile), boltstore.Options{})
+	be, err := openBackend(ctx, cfg, true, log)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	vlt, err := openVaultKEK(ctx, cfg.Data, cfg.Vault.KEKURI, db, fresh, log)
+	defer be.Close()
+	stale := maxStaleness(cfg)
+	vlt, err := openVaultKEK(ctx, keys, be.Vault, vault.Config{MaxStaleness: stale}, be.Fresh, log)
 	if err != nil {
 		return err
 	}
-	ledger, err := consent.Open(ctx, consent.Config{Store: db.Consent(), Taxonomy: taxonomy,
-		EUConsentAge: cfg.Consent.EUConsentAge, Logger: log})
+	defer vlt.Close()
+	ledger, err := consent.Open(ctx, consent.Config{Store: be.Consent, Taxonomy: taxonomy,
+		EUConsentAge: cfg.Consent.EUConsentAge, Logger: log, MaxStaleness: stale})
 	if err != nil {
 		return err
 	}
 	defer ledger.Close()
+	log.Info("privguard store open", "store", be.Where, "shared", be.Shared)
 
 	tokens := adminapi.Tokens{}
 	for _, t := range cfg.Admin.Tokens {
@@ -180,6 +188,10 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	if err := errors.Join(
 		metrics.Gauge(reg, "privguard_consent_records", "Records in the consent ledger.", func() float64 { return float64(ledger.Stats().Records) }),
 		metrics.Gauge(reg, "privguard_consent_subjects", "Subjects in the consent ledger.", func() float64 { return float64(ledger.Stats().Subjects) }),
+		metrics.Gauge(reg, "privguard_consent_staleness_seconds", "On a shared store: seconds since this replica last confirmed its consent state is current (0 on the embedded store).",
+			func() float64 { return ledger.Follow().Lag.Seconds() }),
+		metrics.Counter(reg, "privguard_consent_followed_records_total", "Records committed by other replicas and applied by this one.",
+			func() float64 { return float64(ledger.Follow().Followed) }),
 	); err != nil {
 		return err
 	}
@@ -204,7 +216,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		}
 	}
 	if cfg.Listen != "" {
-		key, err := db.Consent().Secret(ctx, "audit.subject-hmac", func() ([]byte, error) {
+		key, err := be.Consent.Secret(ctx, "audit.subject-hmac", func() ([]byte, error) {
 			k := make([]byte, 32)
 			_, err := rand.Read(k)
 			return k, err
@@ -212,7 +224,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		if err != nil {
 			return fmt.Errorf("decision log key: %w", err)
 		}
-		decisions, err := audit.Open(audit.Config{Path: filepath.Join(cfg.Data, decisionLogFile), Key: key, Logger: log})
+		decisions, err := audit.Open(audit.Config{Path: filepath.Join(cfg.Data, decisionLogFile), Key: key, Logger: log, Replica: cfg.Replica})
 		if err != nil {
 			return err
 		}
@@ -283,7 +295,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	if err != nil {
 		return err
 	}
-	requests, err := newDSAR(cfg, db, conns, ledger, vlt, taxonomy, notifier, log)
+	requests, err := newDSAR(cfg, be.Requests, conns, ledger, vlt, taxonomy, notifier, log)
 	if err != nil {
 		return err
 	}
@@ -295,7 +307,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	if len(cfg.Admin.Tokens) > 0 {
 		tokenHint = "only the tokens admin.tokens lists are accepted (not one serve generated in " + filepath.Join(cfg.Data, adminTokenFile) + ")"
 	}
-	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Authorizer: authorizer, TokenHint: tokenHint, Vault: vlt, Requests: requests, IdentityTokens: idTokens, Notifier: notifier, Tokens: tokens, Logger: log, Checks: checks,
+	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Authorizer: authorizer, TokenHint: tokenHint, Vault: vlt, Requests: requests, IdentityTokens: idTokens, Notifier: notifier, Tokens: tokens, Logger: log, Checks: checks, Replica: cfg.Replica,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
 	if err != nil {
 		return err
@@ -322,7 +334,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		sweepExpired(sweepCtx, ledger, log)
 	}()
 	defer func() { stopSweep(); <-sweepDone }()
-	log.Info("privguard serving", "admin_listen", ln.Addr().String(), "data", cfg.Data)
+	log.Info("privguard serving", "admin_listen", ln.Addr().String(), "data", cfg.Data, "store", be.Where)
 	fmt.Fprintf(stdout, "privguard: admin API on http://%s\n", ln.Addr())
 	select {
 	case err := <-errc:

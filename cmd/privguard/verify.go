@@ -15,6 +15,7 @@ import (
 	"github.com/privguard/privguard/boltstore"
 	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/internal/config"
+	"github.com/privguard/privguard/pgstore"
 )
 
 // dataFile is the embedded store's file inside the data directory.
@@ -22,12 +23,14 @@ const dataFile = "privguard.db"
 
 // verifyFlags are the flags of 'privguard consent verify'.
 type verifyFlags struct {
-	data    *string
-	anchors *[]string
+	data, store, schema *string
+	anchors             *[]string
 }
 
 func newVerifyFlags(fs *flag.FlagSet) verifyFlags {
-	f := verifyFlags{data: fs.String("data", config.DefaultDataDir, "data `directory` of the embedded store"), anchors: new([]string)}
+	f := verifyFlags{data: fs.String("data", config.DefaultDataDir, "data `directory` of the embedded store"), anchors: new([]string),
+		store:  fs.String("store", "", "a shared PostgreSQL store to verify instead: its connection `URL` (postgres://user@host/db?sslmode=...)"),
+		schema: fs.String("schema", "", "the `schema` of the shared store's tables (default privguard)")}
 	fs.Func("anchor", "`SEQ:SHA256` of a head printed by an earlier verify and kept elsewhere; checks the ledger still holds that record unchanged (repeatable)",
 		func(v string) error { *f.anchors = append(*f.anchors, v); return nil })
 	return f
@@ -44,14 +47,26 @@ func consentVerify(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return usageError(stderr, "consent verify", fmt.Sprintf("unexpected argument %q (the data directory goes after --data)", positional[0]))
 	}
 	data, anchors := f.data, *f.anchors
-	db, err := openDataFile(*data, "consent verify", true, boltstore.Options{ReadOnly: true, LockTimeout: 5 * time.Second})
-	if err != nil {
-		fmt.Fprintf(stderr, "privguard: %v\n", err)
-		return 2
+	var store consent.Store
+	if *f.store != "" {
+		db, err := pgstore.Open(ctx, *f.store, pgstore.Options{Schema: *f.schema})
+		if err != nil {
+			fmt.Fprintf(stderr, "privguard: --store: %v\n", err)
+			return 2
+		}
+		defer db.Close()
+		store = db.Consent()
+	} else {
+		db, err := openDataFile(*data, "consent verify", true, boltstore.Options{ReadOnly: true, LockTimeout: 5 * time.Second})
+		if err != nil {
+			fmt.Fprintf(stderr, "privguard: %v\n", err)
+			return 2
+		}
+		defer db.Close()
+		store = db.Consent()
 	}
-	defer db.Close()
 	start := time.Now()
-	rep, err := consent.Verify(ctx, db.Consent())
+	rep, err := consent.Verify(ctx, store)
 	if err != nil {
 		fmt.Fprintf(stderr, "privguard: verify: %v\n", err)
 		return 2
@@ -70,7 +85,7 @@ func consentVerify(ctx context.Context, args []string, stdout, stderr io.Writer)
 			fmt.Fprintf(stdout, "FAIL: anchor record %d is beyond the ledger's last record %d (records were removed)\n", seq, rep.HeadSeq)
 			return 1
 		}
-		hash, _, err := db.Consent().Record(ctx, seq)
+		hash, _, err := store.Record(ctx, seq)
 		if err != nil {
 			fmt.Fprintf(stderr, "privguard: read record %d: %v\n", seq, err)
 			return 2

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/privguard/privguard/boltstore"
+	"github.com/privguard/privguard/consent"
+	"github.com/privguard/privguard/dsar"
+	"github.com/privguard/privguard/internal/config"
+	"github.com/privguard/privguard/pgstore"
+	"github.com/privguard/privguard/vault"
+)
+
+// vaultStore is what the vault keeps in a store: keysets, tombstones, its secrets.
+type vaultStore interface {
+	vault.Store
+	vault.SecretStore
+}
+
+// requestStore is what the request engine keeps in a store.
+type requestStore interface {
+	dsar.Store
+	dsar.ResultStore
+}
+
+// backend is where serve keeps its state: the embedded bbolt file of the data directory,
+// or a PostgreSQL database every replica shares. Every part switches at once.
+type backend struct {
+	Consent  consent.Store
+	Vault    vaultStore
+	Requests requestStore
+	// Shared: other processes use the same store (the ledger and the vault follow them).
+	Shared bool
+	// Fresh: nothing was stored yet (a new installation may create its master key).
+	Fresh bool
+	// Where says which store, for logs ("bbolt privguard-data/privguard.db", "postgres").
+	Where string
+	close func() error
+}
+
+func (b *backend) Close() error { return b.close() }
+
+// openBackend opens the store cfg names. With migrate set, a PostgreSQL schema is brought
+// to this binary's version first (serve does; two replicas starting together migrate once).
+func openBackend(ctx context.Context, cfg *config.File, migrate bool, log *slog.Logger) (*backend, error) {
+	if pg := cfg.Store.Postgres; pg != nil {
+		dsn, err := postgresDSN(pg)
+		if err != nil {
+			return nil, err
+		}
+		db, err := pgstore.Open(ctx, dsn, pgstore.Options{Schema: pg.Schema, PoolSize: int32(pg.MaxConns), Migrate: migrate, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("store.postgres: %w", err)
+		}
+		return &backend{Consent: db.Consent(), Vault: db.Vault(), Requests: db.DSAR(), Shared: true, Where: "postgres schema " + db.Schema(),
+			close: db.Close}, nil
+	}
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	path := filepath.Join(cfg.Data, dataFile)
+	_, statErr := os.Stat(path)
+	fresh := errors.Is(statErr, fs.ErrNotExist)
+	if !fresh && cfg.Vault.KEKURI == "" {
+		// An existing installation must find its master key before anything is written.
+		master := masterKeyPath(cfg)
+		if _, err := os.Stat(master); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no master key at %s: restore it from where you keep it (without it the encrypted data cannot be read)", master)
+		}
+	}
+	db, err := boltstore.Open(path, boltstore.Options{})
+	if err != nil {
+		return nil, err
+	}
+	return &backend{Consent: db.Consent(), Vault: db.Vault(), Requests: db.DSAR(), Fresh: fresh, Where: "bbolt " + path, close: db.Close}, nil
+}
+
+// postgresDSN reads the connection string from the configuration or its file.
+func postgresDSN(pg *config.Postgres) (string, error) {
+	if pg.DSN != "" {
+		return pg.DSN, nil
+	}
+	b, err := os.ReadFile(pg.DSNFile)
+	if err != nil {
+		return "", fmt.Errorf("store.postgres.dsn_file: %w", err)
+	}
+	dsn := strings.TrimSpace(string(b))
+	if dsn == "" {
+		return "", fmt.Errorf("store.postgres.dsn_file: %s is empty", pg.DSNFile)
+	}
+	return dsn, nil
+}
+
+// masterKeyPath is the local master keyset: vault.master_key_file, else in the data
+// directory.
+func masterKeyPath(cfg *config.File) string {
+	return cmp.Or(cfg.Vault.MasterKeyFile, filepath.Join(cfg.Data, masterKeyFile))
+}
+
+// maxStaleness is the configured staleness bound of a shared store (zero: the default).
+func maxStaleness(cfg *config.File) time.Duration {
+	if cfg.Store.MaxStaleness != nil {
+		return cfg.Store.MaxStaleness.Duration
+	}
+	return 0
+}
+
+// replicaName is this process's name: the configuration's (which --replica overrides), or
+// the hostname.
+func replicaName(cfg *config.File) string {
+	if cfg.Replica != "" {
+		return cfg.Replica
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "privguard"
+}
