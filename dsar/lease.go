@@ -2,7 +2,6 @@ package dsar
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -47,8 +46,12 @@ type Leaser interface {
 	// an error wrapping ErrVersion. Intake, operators' changes and callbacks write so;
 	// the lease holder's next write then fails with ErrVersion, and it merges.
 	PutRequestIf(ctx context.Context, w Write) error
-	// SubjectRequests returns the encodings of every request of subject, in id order.
-	SubjectRequests(ctx context.Context, subject privguard.SubjectID) ([][]byte, error)
+	// PutRequestsIf is PutRequestIf for every write of ws, in one transaction: all are
+	// stored, or none (an error wrapping ErrVersion if one's condition fails).
+	PutRequestsIf(ctx context.Context, ws []Write) error
+	// SubjectRequests returns the encodings of every request of any of subjects, in id
+	// order.
+	SubjectRequests(ctx context.Context, subjects []privguard.SubjectID) ([][]byte, error)
 }
 
 // Write is one write of a request to a [Leaser].
@@ -189,13 +192,14 @@ func (k *keeper) renew(ctx context.Context) {
 		}
 		return
 	}
+	kept := make(map[string]bool, len(renewed))
 	for _, id := range renewed {
 		if _, ok := k.held[id]; ok {
-			k.held[id] = now.Add(k.ttl)
+			k.held[id], kept[id] = now.Add(k.ttl), true
 		}
 	}
 	for _, id := range ids {
-		if !slices.Contains(renewed, id) {
+		if !kept[id] {
 			k.drop(id)
 		}
 	}
@@ -219,6 +223,3 @@ func (k *keeper) stop() {
 		c()
 	}
 }
-
-// errLeaseLost is the error of work cut short because its lease was lost.
-var errLeaseLost = errors.New("dsar: the request's lease was lost")

@@ -202,11 +202,34 @@ func (s *SharedStore) PutRequestLeased(ctx context.Context, holder string, now t
 
 // PutRequestIf implements dsar.Leaser.
 func (s *SharedStore) PutRequestIf(ctx context.Context, w dsar.Write) error {
+	return s.PutRequestsIf(ctx, []dsar.Write{w})
+}
+
+// PutRequestsIf implements dsar.Leaser.
+func (s *SharedStore) PutRequestsIf(ctx context.Context, ws []dsar.Write) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for _, w := range ws {
+		if err := s.check(w); err != nil {
+			return err
+		}
+	}
+	for _, w := range ws {
+		row := s.requests[w.ID]
+		if row == nil {
+			row = &sharedRow{}
+			s.requests[w.ID] = row
+		}
+		row.subject, row.version, row.due, row.body = w.Subject, w.Version, w.Due, bytes.Clone(w.Body)
+	}
+	return nil
+}
+
+// check returns PutRequestIf's error for w, if any. s.mu must be held.
+func (s *SharedStore) check(w dsar.Write) error {
 	row := s.requests[w.ID]
 	var stored uint64
 	if row != nil {
@@ -215,16 +238,11 @@ func (s *SharedStore) PutRequestIf(ctx context.Context, w dsar.Write) error {
 	if stored != w.Version-1 || (row == nil) != (w.Version == 1) {
 		return fmt.Errorf("put request %s: version %d stored, %d written: %w", w.ID, stored, w.Version, dsar.ErrVersion)
 	}
-	if row == nil {
-		row = &sharedRow{}
-		s.requests[w.ID] = row
-	}
-	row.subject, row.version, row.due, row.body = w.Subject, w.Version, w.Due, bytes.Clone(w.Body)
 	return nil
 }
 
 // SubjectRequests implements dsar.Leaser.
-func (s *SharedStore) SubjectRequests(ctx context.Context, subject privguard.SubjectID) ([][]byte, error) {
+func (s *SharedStore) SubjectRequests(ctx context.Context, subjects []privguard.SubjectID) ([][]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -232,7 +250,7 @@ func (s *SharedStore) SubjectRequests(ctx context.Context, subject privguard.Sub
 	defer s.mu.Unlock()
 	var out [][]byte
 	for _, id := range s.sortedIDs() {
-		if row := s.requests[id]; row.subject == subject {
+		if row := s.requests[id]; slices.Contains(subjects, row.subject) {
 			out = append(out, bytes.Clone(row.body))
 		}
 	}
