@@ -79,8 +79,8 @@ type Config struct {
 	// LeaseTTL is how long a lease lasts unless renewed (default DefaultLeaseTTL). Work in
 	// flight renews its leases every LeaseTTL/3.
 	LeaseTTL time.Duration
-	Now       func() time.Time
-	Logger    *slog.Logger
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // Engine runs requests. All methods are safe for concurrent use; requests are processed
@@ -200,7 +200,6 @@ func New(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-
 // backoff is exponential with full jitter, capped.
 func (e *Engine) backoff(attempt int) time.Duration {
 	d := e.cfg.BaseBackoff << min(max(attempt, 1)-1, 20)
@@ -219,4 +218,3 @@ func describe(store string, err error) string {
 	}
 	return store + ": failed: " + string(KindOf(err))
 }
-

@@ -166,7 +166,6 @@ func (e *Engine) openDuplicate(ctx context.Context, r Request) (Request, bool) {
 	return dup, err == nil && !dup.State.Final()
 }
 
-
 // sharedDuplicate is openDuplicate on a shared store, which other replicas write too: it
 // reads the subject's requests. e.mu must be held.
 func (e *Engine) sharedDuplicate(ctx context.Context, r Request) (Request, bool) {
@@ -227,4 +226,3 @@ func (e *Engine) awaitingVerification(ctx context.Context, id string) (Request, 
 	}
 	return r, nil
 }
-

@@ -218,7 +218,6 @@ func (e *Engine) Page(ctx context.Context, f Filter, now time.Time) ([]Request, 
 	return out, next, nil
 }
 
-
 // loadIndex builds the indexes of open requests from the store, once. e.mu must be held.
 func (e *Engine) loadIndex(ctx context.Context) error {
 	if e.open != nil {
@@ -358,4 +357,3 @@ func (e *Engine) flush(ctx context.Context) error {
 	}
 	return nil
 }
-
