@@ -349,6 +349,11 @@ func (e *Engine) commitBatch(ctx context.Context, b *batchRun) (int, error) {
 	}
 	var written []*round
 	for _, rd := range b.rounds {
+		if b.lease != nil && b.lease.lost(rd.r.ID) {
+			// Its work was cut short; the replica that holds it now does it again.
+			firstErr = cmp.Or(firstErr, fmt.Errorf("dsar: request %s: %w", rd.r.ID, ErrLeaseLost))
+			continue
+		}
 		if err := e.settleRound(b.roundCtx(ctx, rd), rd, b.lease != nil); err != nil {
 			firstErr = cmp.Or(firstErr, err)
 			continue
