@@ -49,10 +49,21 @@ func (e *Engine) SubmitAll(ctx context.Context, rs []Request) ([]Request, error)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.batch = &writeBatch{index: map[string]int{}}
+	// On a shared store an earlier request of this call is not in the store before the
+	// flush, so the call's own duplicates are found here (alone, put indexes them).
+	mine := map[openKey]int{}
 	for i := range out {
+		k := openKey{out[i].Subject, out[i].Type, out[i].TransferTo}
+		if j, ok := mine[k]; ok && e.leaser != nil {
+			out[i] = out[j]
+			continue
+		}
 		if dup, ok := e.openDuplicate(ctx, out[i]); ok {
 			out[i] = dup
 			continue
+		}
+		if out[i].Type != TypeCorrection {
+			mine[k] = i
 		}
 		if err := e.put(ctx, &out[i]); err != nil {
 			e.batch = nil

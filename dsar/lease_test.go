@@ -425,3 +425,26 @@ func TestLeasedHousekeeping(t *testing.T) {
 		t.Errorf("a cancelled request: due %v, held by %q; want never, by nobody", due, holder)
 	}
 }
+
+// TestSubmitAllOnASharedStore: a bulk submission is one write, and a subject named twice
+// in it gets one request, on a shared store too.
+func TestSubmitAllOnASharedStore(t *testing.T) {
+	rs := newReplicaSet(t)
+	e := rs.engine(t, "a", time.Now, nil)
+	op := &dsar.Identity{Method: "operator"}
+	got, err := e.SubmitAll(ctx, []dsar.Request{
+		{Type: dsar.TypeDeletion, Subject: "b-1", Identity: op},
+		{Type: dsar.TypeDeletion, Subject: "b-2", Identity: op},
+		{Type: dsar.TypeDeletion, Subject: "b-1", Identity: op},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].ID != got[2].ID || got[0].ID == got[1].ID {
+		t.Errorf("SubmitAll ids = %s, %s, %s; want the first and the third the same, the second another", got[0].ID, got[1].ID, got[2].ID)
+	}
+	again, err := e.Submit(ctx, dsar.Request{Type: dsar.TypeDeletion, Subject: "b-2", Identity: op})
+	if err != nil || again.ID != got[1].ID {
+		t.Errorf("Submit of an open request's duplicate = %s, %v; want %s", again.ID, err, got[1].ID)
+	}
+}
