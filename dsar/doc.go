@@ -17,5 +17,7 @@
 // request is held by one replica at a time through a lease that its work renews, a
 // request whose lease is lost has its work cancelled and its round dropped, and a killed
 // replica's requests are taken over once their leases lapse. Store tasks can run again
-// after a crash or a takeover (connectors are idempotent), never on two replicas at once.
+// after a crash or a takeover (connectors are idempotent), but not on two replicas at
+// once, provided the replicas' clocks agree within a third of Config.LeaseTTL and connectors
+// stop when their context ends.
 package dsar
