@@ -74,7 +74,7 @@ type Config struct {
 	ResultTTL time.Duration
 	// Replica names this process among the replicas that share a Store with the Leaser
 	// capability: the holder of its leases. It must be unique among the replicas running
-	// at once. Default: the host name.
+	// at once. Default: the host name. Unused without a Leaser.
 	Replica string
 	// LeaseTTL is how long a lease lasts unless renewed (default DefaultLeaseTTL). Work in
 	// flight renews its leases every LeaseTTL/3.
@@ -171,10 +171,10 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = DefaultLeaseTTL
 	}
-	if cfg.Replica == "" {
+	if _, shared := cfg.Store.(Leaser); shared && cfg.Replica == "" {
 		host, err := os.Hostname()
 		if err != nil || host == "" {
-			return nil, fmt.Errorf("dsar: Config.Replica is empty and the host has no name: %w", err)
+			return nil, fmt.Errorf("dsar: Config.Replica is empty and the host has no name: %v: %w", err, privguard.ErrInvalid)
 		}
 		cfg.Replica = host
 	}
