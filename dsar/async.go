@@ -15,6 +15,8 @@ import (
 // (idempotently) every PendingRecheck.
 var ErrPending = errors.New("dsar: accepted, completion pending")
 
+func isPending(err error) bool { return errors.Is(err, ErrPending) }
+
 // PendingRecheck is how long a waiting task waits for its callback before the engine
 // asks the store again.
 const PendingRecheck = 15 * time.Minute
@@ -158,8 +160,7 @@ func (e *Engine) Complete(ctx context.Context, store, signature string, body []b
 			return nil
 		}
 		if done.Failed {
-			t.State, t.LastError, t.ErrorKind, t.NextAttempt = TaskFailed, store+": failed: "+string(KindReportedFailure), KindReportedFailure, now.Add(e.backoff(t.Attempts))
-			r.event(now, "task failed", t.LastError)
+			callbackOutcome(t, &r, done, now, e.backoff)
 			e.cfg.Logger.Warn("dsar task failed", "request", r.ID, "store", store, "op", want.Op, "kind", string(t.ErrorKind), "attempt", t.Attempts)
 			return e.put(ctx, &r)
 		}
@@ -173,8 +174,7 @@ func (e *Engine) Complete(ctx context.Context, store, signature string, body []b
 			}
 			done.Items = x.Rows()
 		}
-		t.State, t.Items, t.DoneAt, t.LastError, t.ErrorKind, t.NextAttempt = TaskDone, done.Items, now, "", "", time.Time{}
-		r.event(now, "task done", store+" (callback)")
+		callbackOutcome(t, &r, done, now, e.backoff)
 		return e.put(ctx, &r)
 	}
 	return fmt.Errorf("dsar: request has no task for store %q: %w", store, privguard.ErrNotFound)

@@ -3,6 +3,7 @@ package dsar
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -87,21 +88,27 @@ func (e *Engine) Reject(ctx context.Context, id, reason string) (Request, error)
 }
 
 // change applies fn to an open request, at once: a Step round working on the request
-// meanwhile merges its results into the changed request when it writes (merge).
+// meanwhile merges its results into the changed request when it writes (merge). On a
+// shared store, where another replica may write the request between the read and the
+// write, fn is applied again to the request as it then is, a few times at most.
 func (e *Engine) change(ctx context.Context, id string, fn func(r *Request, now time.Time) error) (Request, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	r, err := e.get(ctx, id)
-	if err != nil {
-		return Request{}, err
+	for attempt := 0; ; attempt++ {
+		r, err := e.get(ctx, id)
+		if err != nil {
+			return Request{}, err
+		}
+		if r.State.Final() {
+			return Request{}, fmt.Errorf("dsar: request is %s: %w", r.State, privguard.ErrConflict)
+		}
+		if err := fn(&r, e.cfg.Now().UTC()); err != nil {
+			return Request{}, err
+		}
+		if err := e.put(ctx, &r); !errors.Is(err, ErrVersion) || attempt == 4 {
+			return r, err
+		}
 	}
-	if r.State.Final() {
-		return Request{}, fmt.Errorf("dsar: request is %s: %w", r.State, privguard.ErrConflict)
-	}
-	if err := fn(&r, e.cfg.Now().UTC()); err != nil {
-		return Request{}, err
-	}
-	return r, e.put(ctx, &r)
 }
 
 // Retry makes a request's failed tasks due now instead of at their backoff time (a store
@@ -109,6 +116,7 @@ func (e *Engine) change(ctx context.Context, id string, fn func(r *Request, now 
 func (e *Engine) Retry(ctx context.Context, id string) (Request, int, error) {
 	n := 0
 	r, err := e.change(ctx, id, func(r *Request, now time.Time) error {
+		n = 0 // applied again if another replica wrote the request meanwhile
 		for i := range r.Tasks {
 			if t := &r.Tasks[i]; t.State == TaskFailed {
 				t.NextAttempt, n = now, n+1

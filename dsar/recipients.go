@@ -44,6 +44,11 @@ func (t Type) notifiesRecipients() bool {
 	return t == TypeDeletion || t == TypeCorrection || t == TypeRestriction
 }
 
+// notify tells recipient rn of r: the recipient task's work (see runTask).
+func (e *Engine) notify(ctx context.Context, rn RecipientNotifier, r *Request) (int, error) {
+	return 1, rn.NotifyRecipient(ctx, notice(r))
+}
+
 func notice(r *Request) RecipientNotice {
 	n := RecipientNotice{Request: r.ID, Subject: r.Subject, Regime: r.Regime}
 	switch r.Type {

@@ -132,8 +132,8 @@ func (e *Engine) keepExport(ctx context.Context, r *Request, x Export) error {
 }
 
 // buildResult assembles r's package from the stored parts once every task is done, stores
-// it sealed, and mints the first download token, which it returns.
-func (e *Engine) buildResult(ctx context.Context, r *Request, now time.Time) (string, error) {
+// it sealed, and returns its description with the first download token.
+func (e *Engine) buildResult(ctx context.Context, r *Request, now time.Time) (*Result, string, error) {
 	parts := make([][]byte, 0, len(r.Tasks))
 	for _, t := range r.Tasks {
 		if IsRecipientTask(t.Store) {
@@ -141,7 +141,7 @@ func (e *Engine) buildResult(ctx context.Context, r *Request, now time.Time) (st
 		}
 		b, err := e.getOpen(ctx, r.ID, partKey(r.ID, t.Store))
 		if err != nil {
-			return "", err
+			return nil, "", err
 		}
 		parts = append(parts, b)
 	}
@@ -149,7 +149,7 @@ func (e *Engine) buildResult(ctx context.Context, r *Request, now time.Time) (st
 	if e.cfg.Disclose != nil {
 		var err error
 		if d, err = e.cfg.Disclose(ctx, *r); err != nil {
-			return "", fmt.Errorf("dsar: disclosure: %w", err)
+			return nil, "", fmt.Errorf("dsar: disclosure: %w", err)
 		}
 	}
 	if d.Complaint == "" {
@@ -160,23 +160,33 @@ func (e *Engine) buildResult(ctx context.Context, r *Request, now time.Time) (st
 	}
 	zip, files, err := buildPackage(*r, parts, &d, now)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
 	if err := e.sealPut(ctx, r.ID, packageKey(r.ID), zip); err != nil {
-		return "", err
+		return nil, "", err
 	}
 	sum := sha256.Sum256(zip)
 	token := newToken()
-	r.Result = &Result{SHA256: hex.EncodeToString(sum[:]), Bytes: len(zip), Files: files, CreatedAt: now,
-		ExpiresAt: now.Add(e.cfg.ResultTTL), Token: &Token{Hash: tokenHash(r.ID, token)}}
-	r.event(now, "result ready", fmt.Sprintf("%d files, %d bytes", files, len(zip)))
-	return token, nil
+	return &Result{SHA256: hex.EncodeToString(sum[:]), Bytes: len(zip), Files: files, CreatedAt: now,
+		ExpiresAt: now.Add(e.cfg.ResultTTL), Token: &Token{Hash: tokenHash(r.ID, token)}}, token, nil
 }
 
 func newToken() string {
 	b := make([]byte, 32)
 	rand.Read(b) // never fails (crypto/rand)
 	return hex.EncodeToString(b)
+}
+
+// deliver hands over a package the batch finished, once the request that holds it is
+// stored: the parts are dropped, and the package goes to the controller the subject named
+// or its download link to the subject.
+func (e *Engine) deliver(ctx context.Context, r Request, token string) {
+	e.dropParts(ctx, r)
+	if r.TransferTo != "" {
+		e.transfer(ctx, r, token)
+	} else {
+		e.sendLink(ctx, r, token)
+	}
 }
 
 // dropParts deletes r's stored parts once the request that holds the package is stored
@@ -310,9 +320,17 @@ func (e *Engine) Download(ctx context.Context, id, token string, deliver func(zi
 	return *r.Result, nil
 }
 
-// purge destroys r's package and parts (shreds their key, deletes the ciphertexts) and
-// records it. e.mu must be held.
+// purge destroys r's package and parts and stores r so. e.mu must be held.
 func (e *Engine) purge(ctx context.Context, r *Request, now time.Time) error {
+	if err := e.destroy(ctx, r, now); err != nil {
+		return err
+	}
+	return e.put(ctx, r)
+}
+
+// destroy destroys r's package and parts (shreds their key, deletes the ciphertexts) and
+// records it on r, for the caller to store.
+func (e *Engine) destroy(ctx context.Context, r *Request, now time.Time) error {
 	if err := e.cfg.Sealer.Shred(ctx, resultKey(r.ID)); err != nil {
 		return err
 	}
@@ -330,7 +348,7 @@ func (e *Engine) purge(ctx context.Context, r *Request, now time.Time) error {
 	}
 	r.Result.Purged = true
 	r.event(now, "result destroyed", "")
-	return e.put(ctx, r)
+	return nil
 }
 
 // purgeDone destroys the packages that were downloaded or expired, and the parts of

@@ -2,6 +2,7 @@ package dsar
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -90,16 +91,43 @@ func (e *Engine) indexPersonal(r *Request) {
 	}
 }
 
+// personalOf returns the ids of subject's requests that hold its personal data: from the
+// index alone, from the store's requests of the subject when shared. e.mu must be held.
+func (e *Engine) personalOf(ctx context.Context, subject privguard.SubjectID) ([]string, error) {
+	if e.leaser == nil {
+		if err := e.loadIndex(ctx); err != nil {
+			return nil, fmt.Errorf("dsar: list requests: %w: %w", err, privguard.ErrUnavailable)
+		}
+		return slices.Clone(e.personal[subject]), nil
+	}
+	bodies, err := e.leaser.SubjectRequests(ctx, []privguard.SubjectID{subject})
+	if err != nil {
+		return nil, fmt.Errorf("dsar: read the subject's requests: %w: %w", err, privguard.ErrUnavailable)
+	}
+	var ids []string
+	for _, b := range bodies {
+		var o Request
+		if err := json.Unmarshal(b, &o); err != nil {
+			return nil, fmt.Errorf("dsar: stored request: %w", err)
+		}
+		if o.Subject == subject && holdsPersonal(&o) {
+			ids = append(ids, o.ID)
+		}
+	}
+	return ids, nil
+}
+
 // scrubSubject removes subject's personal data from each of its stored requests received
 // by before, except request self, durably, and cancels its open corrections (their patch
 // must not reach the stores after the erasure). It returns how many requests it changed.
 // e.mu must be held.
 func (e *Engine) scrubSubject(ctx context.Context, subject privguard.SubjectID, self string, before, now time.Time) (int, error) {
-	if err := e.loadIndex(ctx); err != nil {
-		return 0, fmt.Errorf("dsar: list requests: %w: %w", err, privguard.ErrUnavailable)
+	ids, err := e.personalOf(ctx, subject)
+	if err != nil {
+		return 0, err
 	}
 	n := 0
-	for _, id := range slices.Clone(e.personal[subject]) {
+	for _, id := range ids {
 		if id == self {
 			continue
 		}
@@ -125,8 +153,8 @@ func (e *Engine) scrubSubject(ctx context.Context, subject privguard.SubjectID, 
 }
 
 // scrubErased finishes the scrub of erasures recorded before requests were scrubbed (a
-// data file from an earlier version): each such subject's requests received before its
-// erasure closed are scrubbed, and then the erasure itself. Failures are logged and
+// data file from an earlier version), for an engine alone with its store (on a shared
+// store, such an erasure is due and its round does it: see tend). Failures are logged and
 // retried by the next Step.
 func (e *Engine) scrubErased(ctx context.Context) {
 	e.mu.Lock()
@@ -137,10 +165,7 @@ func (e *Engine) scrubErased(ctx context.Context) {
 	for _, id := range slices.Clone(e.unscrubbed) {
 		r, err := e.get(ctx, id)
 		if err == nil && r.ScrubbedAt.IsZero() {
-			now := e.cfg.Now().UTC()
-			if _, err = e.scrubSubject(ctx, r.Subject, r.ID, closedAt(r), now); err == nil {
-				scrub(&r, now)
-				r.event(now, "the subject's personal data removed from its stored requests", "")
+			if err = e.scrubErasure(ctx, &r, e.cfg.Now().UTC()); err == nil {
 				err = e.put(ctx, &r)
 			}
 		}
@@ -150,4 +175,15 @@ func (e *Engine) scrubErased(ctx context.Context) {
 		}
 		e.unscrubbed = slices.DeleteFunc(e.unscrubbed, func(x string) bool { return x == id })
 	}
+}
+
+// scrubErasure scrubs the requests of erasure r's subject received before it closed,
+// then r itself (for the caller to store). e.mu must be held.
+func (e *Engine) scrubErasure(ctx context.Context, r *Request, now time.Time) error {
+	if _, err := e.scrubSubject(ctx, r.Subject, r.ID, closedAt(*r), now); err != nil {
+		return err
+	}
+	scrub(r, now)
+	r.event(now, "the subject's personal data removed from its stored requests", "")
+	return nil
 }

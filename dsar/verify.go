@@ -277,9 +277,7 @@ func (e *Engine) expireUnverified(ctx context.Context, all []Request) error {
 		}
 		e.mu.Lock()
 		cur, err := e.get(ctx, r.ID)
-		if err == nil && cur.State == StateAwaitingVerify {
-			cur.State, cur.Reason = StateCancelled, "identity_not_verified"
-			cur.event(now, "cancelled", "identity not verified in time")
+		if err == nil && expire(&cur, now) {
 			err = e.put(ctx, &cur)
 		}
 		e.mu.Unlock()
