@@ -237,17 +237,17 @@ func (rt *route) addContact(channel string, subject privguard.SubjectID) {
 }
 
 // reserve takes the contact the allowed decision d needs (steps 2 and 3 of
-// [ContactReserver]) and returns the final decision, with in.Facts.Contacts set to the
-// count the reservation saw. uncountable reports a send refused because the counter did
-// not answer.
-func (rt *route) reserve(ctx context.Context, in *privguard.Input, d privguard.Decision) (_ privguard.Decision, uncountable bool) {
+// [ContactReserver]) under ctx, and returns the final decision (decided again under
+// dctx), with in.Facts.Contacts set to the count the reservation saw. uncountable reports
+// a send refused because the counter did not answer.
+func (rt *route) reserve(ctx, dctx context.Context, in *privguard.Input, d privguard.Decision) (_ privguard.Decision, uncountable bool) {
 	limit := budgetLimit(d.Obligations, in.Facts.Contacts)
 	granted, n, err := rt.reserver.Reserve(ctx, in.Subject, in.Channel, limit)
 	if err != nil {
 		return rt.uncounted(in.Channel, d, err)
 	}
 	in.Facts.Contacts = n
-	return rt.reserved(ctx, in, d, limit, granted), false
+	return rt.reserved(dctx, in, d, limit, granted), false
 }
 
 // reserveBatch is reserve for the subjects of a batch, in one call to the counter: final

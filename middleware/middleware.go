@@ -243,7 +243,9 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	uncountable := false
 	if d.Allowed() && rt.reserves(in.Channel) {
-		d, uncountable = rt.reserve(&x.deadline, &in, d)
+		// The counter's own timeout bounds the reservation, not the decision's: a shared
+		// counter is a network round trip away.
+		d, uncountable = rt.reserve(r.Context(), &x.deadline, &in, d)
 	}
 	rt.record(&in, &d)
 	x.id[0] = d.ID

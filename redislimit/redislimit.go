@@ -56,7 +56,9 @@ type Config struct {
 	// Timeout bounds each call to Redis; zero means DefaultTimeout.
 	Timeout time.Duration
 	// Logger receives the errors of Contacts and AddContact, which cannot return them
-	// (never a subject id). If nil, nothing is logged.
+	// (never a subject id), and, if set, go-redis's own messages (process-wide: the driver
+	// has one logger) at debug level, since every failed dial of an outage is one and the
+	// middleware already reports the outage. If nil, nothing is logged.
 	Logger *slog.Logger
 }
 
@@ -124,6 +126,8 @@ func New(cfg Config) (*Counter, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	} else {
+		goredis.SetLogger(driverLog{cfg.Logger})
 	}
 	c := &Counter{prefix: cfg.KeyPrefix, windows: make(map[string]int64, len(cfg.Windows)), timeout: cfg.Timeout, log: cfg.Logger}
 	for ch, w := range cfg.Windows {
@@ -303,4 +307,11 @@ func parse(v []int64) (bool, int, error) {
 // unavailable wraps a Redis error (which names no subject: keys are hashed).
 func unavailable(op string, err error) error {
 	return fmt.Errorf("redislimit: %s: %w: %w", op, err, privguard.ErrUnavailable)
+}
+
+// driverLog adapts slog to go-redis's logger.
+type driverLog struct{ l *slog.Logger }
+
+func (d driverLog) Printf(ctx context.Context, format string, v ...any) {
+	d.l.DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
 }
