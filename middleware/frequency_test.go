@@ -115,7 +115,9 @@ func (downCounter) AddContact(privguard.SubjectID, string)   {}
 func (downCounter) Reserve(context.Context, privguard.SubjectID, string, int) (bool, int, error) {
 	return false, 0, errDown
 }
-func (downCounter) ReserveBatch(context.Context, string, []middleware.Reservation) error { return errDown }
+func (downCounter) ReserveBatch(context.Context, string, []middleware.Reservation) error {
+	return errDown
+}
 
 func TestCounterUnavailable(t *testing.T) {
 	cases := []struct {
