@@ -105,6 +105,12 @@ const (
 	// ReasonRouteNotConfigured: the request matched no route, so it declared no purpose
 	// (PUR-01); the sidecar denies it by default.
 	ReasonRouteNotConfigured Reason = "route.not_configured"
+	// ReasonFrequencyUnavailable: the contact count could not be checked (the shared
+	// counter did not answer) on a channel whose sends are then refused.
+	ReasonFrequencyUnavailable Reason = "frequency.unavailable"
+	// ReasonFrequencyUncounted is added to an allow let through without being counted,
+	// because the counter did not answer on a channel configured to allow sends then.
+	ReasonFrequencyUncounted Reason = "frequency.uncounted"
 )
 
 // ObligationKind says what an [Obligation] asks the enforcement point to do.

@@ -164,6 +164,12 @@ type Config struct {
 	// Contacts, if set, counts contacts per subject and channel on routes with a Channel, for
 	// the policy's frequency limits.
 	Contacts ContactCounter
+	// AllowUncounted names the channels whose sends go ahead uncounted when Contacts is a
+	// [ContactReserver] that fails (a shared counter that does not answer); such an allow
+	// carries the reason frequency.uncounted, so the decision log says so. On every other
+	// channel the send is refused: 503 frequency-unavailable for one subject, the reason
+	// frequency.unavailable for each subject of a batch.
+	AllowUncounted map[string]bool
 	// DenyUnmatched denies (403, recorded) requests no route matches. By default they reach
 	// the handler unenforced, stripped of privguard's headers: right when the middleware
 	// wraps only handlers whose every route is in the table, wrong in front of a whole

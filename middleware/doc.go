@@ -11,7 +11,9 @@
 // # Failure
 //
 // It fails closed: when no decision can be made (the decider or the facts reader errs or
-// times out) the request gets 503 and the handler is not called. Malformed input gets a
+// times out) the request gets 503 and the handler is not called. A contact counter that
+// cannot answer ([ContactReserver] erring) refuses the send the same way (503
+// frequency-unavailable), unless the channel is one of [Config.AllowUncounted]. Malformed input gets a
 // problem+json answer (400, 413), never a panic. A response that should be minimised but
 // cannot be parsed is replaced by a 502 problem rather than passed on unminimised.
 package middleware

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/internal/jsonpath"
@@ -37,6 +38,9 @@ const (
 	TypePathNotCanonical = "path-not-canonical"
 	// TypeMethodNotConfigured: an enforced path under a method no route has.
 	TypeMethodNotConfigured = "method-not-configured"
+	// TypeFrequencyUnavailable: the contact counter did not answer, and the channel's
+	// sends are refused then (503, reason frequency.unavailable).
+	TypeFrequencyUnavailable = "frequency-unavailable"
 )
 
 // New returns the enforcing middleware for cfg. A malformed configuration is an error that
@@ -60,6 +64,7 @@ func New(cfg Config) (func(http.Handler) http.Handler, error) {
 		catchAll := false
 		for i := range cfg.Routes {
 			rt := &route{Route: cfg.Routes[i], cfg: &cfg, canon: canon, next: next}
+			rt.reserver, _ = cfg.Contacts.(ContactReserver)
 			rt.categories = fieldCategories(rt.Fields)
 			rt.encrypt = encryptPaths(rt.Route)
 			rt.minimises = len(rt.Fields) > 0 || len(rt.encrypt) > 0
@@ -146,7 +151,9 @@ type route struct {
 	encrypt    []string // response and request paths sealed by the vault
 	minimises  bool     // the response may be rewritten (fields to drop or mask, or to open)
 	fields     []routeField
-	names      names // what the source checks look for
+	names      names           // what the source checks look for
+	reserver   ContactReserver // cfg.Contacts, if it can reserve
+	countErrAt atomic.Int64    // when a counter error was last logged (UnixNano)
 }
 
 // encryptPaths resolves a route's Encrypt entries (paths or categories of Fields) to paths.
@@ -234,9 +241,20 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt.unavailable(w, err)
 		return
 	}
+	uncountable := false
+	if d.Allowed() && rt.reserves(in.Channel) {
+		// The counter's own timeout bounds the reservation, not the decision's: a shared
+		// counter is a network round trip away.
+		d, uncountable = rt.reserve(r.Context(), &x.deadline, &in, d)
+	}
 	rt.record(&in, &d)
 	x.id[0] = d.ID
 	w.Header()[DecisionHeader] = x.id[:]
+	if uncountable {
+		w.Header().Set("Retry-After", "1")
+		frequencyUnavailable([]privguard.Reason{privguard.ReasonFrequencyUnavailable}).Write(w)
+		return
+	}
 	if !d.Allowed() {
 		prob := privguard.NewProblem(http.StatusForbidden, TypeDenied, "Not allowed for this purpose",
 			"the use of this subject's data for "+string(purpose)+" is not allowed")
@@ -428,20 +446,6 @@ func (rt *route) decide(ctx context.Context, in *privguard.Input) (privguard.Dec
 	return rt.cfg.Decider.Decide(ctx, *in)
 }
 
-// countContacts reads the subject's contacts on the request's channel into in.
-func (rt *route) countContacts(in *privguard.Input) {
-	if rt.cfg.Contacts != nil && in.Channel != "" {
-		in.Facts.Contacts = rt.cfg.Contacts.Contacts(in.Subject, in.Channel)
-	}
-}
-
-// addContact records that the request reaches subject on channel.
-func (rt *route) addContact(channel string, subject privguard.SubjectID) {
-	if rt.cfg.Contacts != nil && channel != "" {
-		rt.cfg.Contacts.AddContact(subject, channel)
-	}
-}
-
 func (rt *route) record(in *privguard.Input, d *privguard.Decision) {
 	if rt.cfg.Recorder != nil {
 		rt.cfg.Recorder.Record(rt.Match, in, d)
@@ -610,7 +614,7 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 			all[i] = facts{one.Consent, one.Facts}
 		}
 	}
-	if rt.cfg.Contacts != nil && in.Channel != "" {
+	if rt.cfg.Contacts != nil && in.Channel != "" && rt.reserver == nil {
 		for i, s := range valid {
 			all[i].f.Contacts = rt.cfg.Contacts.Contacts(s, in.Channel)
 		}
@@ -622,17 +626,19 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 		d privguard.Decision
 	}
 	var decided []seen
-	var entries []BatchEntry // for the Recorder, given to it once the batch is decided
-	flush := func() {
-		if len(entries) > 0 {
-			RecordBatch(rt.cfg.Recorder, rt.Match, &in, entries)
+	final := make([]*privguard.Decision, len(valid)) // each valid subject's decision
+	var entries []BatchEntry                         // for the Recorder, given to it once the batch is decided
+	record := func(n int) {
+		if rt.cfg.Recorder == nil || n == 0 {
+			return
 		}
-		entries = nil
+		entries = make([]BatchEntry, n)
+		for i, s := range valid[:n] {
+			entries[i] = BatchEntry{Subject: s, Consent: all[i].c.State, Decision: final[i]}
+		}
+		RecordBatch(rt.cfg.Recorder, rt.Match, &in, entries)
 	}
-	if rt.cfg.Recorder != nil {
-		entries = make([]BatchEntry, 0, len(valid))
-		defer flush() // what was decided before a failure
-	}
+	at := make([]int32, len(valid)) // each valid subject's entry in decided
 	for i, s := range valid {
 		k := all[i]
 		j := 0
@@ -640,45 +646,63 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 			j++
 		}
 		if j == len(decided) {
-			if err := ctx.Err(); err != nil {
-				rt.unavailable(w, err)
-				return
+			err := ctx.Err()
+			var d privguard.Decision
+			if err == nil {
+				one := in
+				one.Subject, one.Consent, one.Facts = s, k.c, k.f
+				d, err = rt.cfg.Decider.Decide(ctx, one)
 			}
-			one := in
-			one.Subject, one.Consent, one.Facts = s, k.c, k.f
-			d, err := rt.cfg.Decider.Decide(ctx, one)
 			if err != nil {
+				for n := range i {
+					final[n] = &decided[at[n]].d
+				}
+				record(i) // what was decided before the failure
 				rt.unavailable(w, err)
 				return
 			}
 			decided = append(decided, seen{k, d})
-			if d.Allowed() {
-				last = d
-			} else {
-				for _, r := range d.Reasons {
-					if !slices.Contains(deniedFor, r) {
-						deniedFor = append(deniedFor, r)
-					}
-				}
-			}
 		}
-		d := &decided[j].d
-		if rt.cfg.Recorder != nil {
-			entries = append(entries, BatchEntry{Subject: s, Consent: k.c.State, Decision: d})
-		}
+		at[i] = int32(j)
+	}
+	for i := range valid {
+		final[i] = &decided[at[i]].d
+	}
+	uncountable := false
+	if rt.reserves(in.Channel) {
+		uncountable = rt.reserveBatch(ctx, final, func(i int) privguard.Input {
+			one := in
+			one.Subject, one.Consent, one.Facts = valid[i], all[i].c, all[i].f
+			return one
+		})
+	}
+	for i, s := range valid {
+		d := final[i]
 		if d.Allowed() {
+			last = *d
 			kept = append(kept, s)
 			keepAt[pos[i]] = true
 			rt.addContact(in.Channel, s)
+			continue
+		}
+		for _, r := range d.Reasons {
+			if !slices.Contains(deniedFor, r) {
+				deniedFor = append(deniedFor, r)
+			}
 		}
 	}
-	flush()
+	record(len(valid))
 	if len(kept) == 0 {
 		// Nobody may be contacted: the handler is not called, since an empty list can mean
 		// "everyone" to it.
+		slices.Sort(deniedFor)
 		prob := privguard.NewProblem(http.StatusForbidden, TypeDenied, "Nobody in the batch may be contacted",
 			"no subject of "+rt.Subjects.JSON+" may be contacted for "+string(in.Purpose))
-		slices.Sort(deniedFor)
+		if uncountable {
+			// Some could have been, but their contacts could not be counted.
+			prob = frequencyUnavailable(nil)
+			w.Header().Set("Retry-After", "1")
+		}
 		prob.Reasons = deniedFor
 		w.Header().Set(RemovedHeader, strconv.Itoa(len(subjects)))
 		prob.Write(w)

@@ -204,6 +204,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 			name string
 		}{
 			{len(cfg.Routes) > 0, "routes"}, {cfg.Policy.Dir != "", "policy.dir"}, {len(cfg.Policy.Frequency) > 0, "policy.frequency"},
+			{cfg.FrequencyStore != (config.FrequencyStore{}), "frequency_store"},
 			{cfg.Policy.MemoSize != 0 || cfg.Policy.MemoExactContacts != nil, "policy.memo_*"},
 			{cfg.UpstreamTransport != (config.Transport{}), "upstream_transport"},
 		} {
@@ -267,10 +268,11 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		if err != nil {
 			return err
 		}
-		h, err := sidecar(ctx, cfg, ledger, engine, recorder, vlt, log)
+		h, closeSidecar, err := sidecar(ctx, cfg, ledger, be.Consent, engine, recorder, vlt, log)
 		if err != nil {
 			return err
 		}
+		defer closeSidecar()
 		stop, bound, err := serveSidecar(ctx, cfg.Listen, h, log)
 		if err != nil {
 			return err

@@ -24,11 +24,12 @@ import (
 )
 
 // sidecar builds the enforcing reverse proxy in front of cfg.Upstream: the middleware with
-// the configured route table around httputil.ReverseProxy.
-func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, engine *policy.Engine, recorder middleware.Recorder, crypter middleware.FieldCrypter, log *slog.Logger) (http.Handler, error) {
+// the configured route table around httputil.ReverseProxy. closeIt releases what the proxy
+// holds (the shared contact counter's connections), after the proxy has stopped serving.
+func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, secrets secretStore, engine *policy.Engine, recorder middleware.Recorder, crypter middleware.FieldCrypter, log *slog.Logger) (_ http.Handler, closeIt func() error, err error) {
 	upstream, err := url.Parse(cfg.Upstream)
 	if err != nil || upstream.Host == "" {
-		return nil, fmt.Errorf("config: upstream %q is not an http(s) URL", cfg.Upstream)
+		return nil, nil, fmt.Errorf("config: upstream %q is not an http(s) URL", cfg.Upstream)
 	}
 	routes := make([]middleware.Route, len(cfg.Routes))
 	for i, r := range cfg.Routes {
@@ -47,40 +48,41 @@ func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, engi
 		}
 		routes[i] = mr
 	}
-	windows := map[string]time.Duration{}
-	for ch, f := range frequency(cfg) {
-		w, err := time.ParseDuration(f.Window)
-		if err != nil {
-			return nil, fmt.Errorf("config: policy.frequency[%s].window %q is not a duration", ch, f.Window)
-		}
-		windows[ch] = w
+	contacts, allowUncounted, closeIt, err := contactCounter(ctx, cfg, secrets, log)
+	if err != nil {
+		return nil, nil, err
 	}
+	defer func() {
+		if err != nil {
+			closeIt()
+		}
+	}()
 	protect, err := middleware.New(middleware.Config{Routes: routes, Decider: engine, Facts: ledger,
-		Regime: privguard.Regime(cfg.Regime), Recorder: recorder, Contacts: middleware.NewContacts(windows, nil), Crypter: crypter, Logger: log,
+		Regime: privguard.Regime(cfg.Regime), Recorder: recorder, Contacts: contacts, AllowUncounted: allowUncounted, Crypter: crypter, Logger: log,
 		DenyUnmatched: cfg.Unmatched != "pass", StrictPaths: cfg.Paths != "exact"})
 	if err != nil {
-		return nil, fmt.Errorf("config: routes: %w", err)
+		return nil, nil, fmt.Errorf("config: routes: %w", err)
 	}
 	var signKey []byte
 	if cfg.UpstreamSecretFile != "" {
 		if signKey, err = os.ReadFile(cfg.UpstreamSecretFile); err != nil {
-			return nil, fmt.Errorf("config: upstream_secret_file: %w", err)
+			return nil, nil, fmt.Errorf("config: upstream_secret_file: %w", err)
 		}
 		if signKey = bytes.TrimSpace(signKey); len(signKey) < 32 {
-			return nil, fmt.Errorf("config: upstream_secret_file %s holds %d bytes; want at least 32", cfg.UpstreamSecretFile, len(signKey))
+			return nil, nil, fmt.Errorf("config: upstream_secret_file %s holds %d bytes; want at least 32", cfg.UpstreamSecretFile, len(signKey))
 		}
 	}
 	var trusted []netip.Prefix
 	for _, c := range cfg.TrustedProxies {
 		p, err := netip.ParsePrefix(c)
 		if err != nil {
-			return nil, fmt.Errorf("config: trusted_proxies: %q is not a CIDR", c)
+			return nil, nil, fmt.Errorf("config: trusted_proxies: %q is not a CIDR", c)
 		}
 		trusted = append(trusted, p)
 	}
 	transport, err := upstreamTransport(cfg.UpstreamTransport)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	proxy := &httputil.ReverseProxy{
 		Transport:  transport,
@@ -121,7 +123,7 @@ func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, engi
 			privguard.NewProblem(http.StatusBadGateway, "upstream-unavailable", "Upstream unavailable", "").Write(w)
 		},
 	}
-	return protect(proxy), nil
+	return protect(proxy), closeIt, nil
 }
 
 // setXForwarded is httputil.ProxyRequest.SetXForwarded with the three values in one
@@ -249,7 +251,14 @@ func newEngine(ctx context.Context, cfg *config.File, tax *privguard.Taxonomy, l
 func frequency(cfg *config.File) map[string]policy.FrequencyLimit {
 	f := policy.DefaultFrequency()
 	for ch, l := range cfg.Policy.Frequency {
-		f[ch] = policy.FrequencyLimit{Max: l.Max, Window: l.Window}
+		d := f[ch]
+		if l.Max != nil {
+			d.Max = *l.Max
+		}
+		if l.Window != "" {
+			d.Window = l.Window
+		}
+		f[ch] = d
 	}
 	return f
 }

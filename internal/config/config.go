@@ -77,6 +77,9 @@ type File struct {
 	// Replica names this process in logs, decision-log lines, /readyz and request leases.
 	// Default: the --replica flag, else the hostname.
 	Replica string `yaml:"replica" validate:"omitempty,max=64,name"`
+	// FrequencyStore is where contacts are counted for policy.frequency (default: in
+	// memory, per process).
+	FrequencyStore FrequencyStore `yaml:"frequency_store"`
 }
 
 // StoreConfig selects the store. Without postgres, the embedded bbolt file in data.
@@ -219,10 +222,14 @@ type Transport struct {
 	ResponseHeaderTimeout *Duration `yaml:"response_header_timeout"`
 }
 
-// Frequency is an outreach limit: at most Max contacts per subject within Window.
+// Frequency is an outreach limit: at most Max contacts per subject within Window. A key
+// left out keeps the channel's default.
 type Frequency struct {
-	Max    int    `yaml:"max" validate:"min=0,max=10000"`
-	Window string `yaml:"window" validate:"required,duration"`
+	Max    *int   `yaml:"max" validate:"omitempty,min=0,max=10000"`
+	Window string `yaml:"window" validate:"omitempty,duration"`
+	// OnUnavailable is what happens to a send when frequency_store does not answer: deny
+	// (the default: refused, 503) or allow (sent uncounted, the decision log says so).
+	OnUnavailable string `yaml:"on_unavailable" validate:"omitempty,oneof=deny allow"`
 }
 
 // Route is one route of the sidecar's route table (see middleware.Route).
@@ -339,6 +346,11 @@ func Parse(b []byte) (*File, error) {
 			return !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '-' && r != '_'
 		}) < 0
 	})
+	_ = v.RegisterValidation("host_port", func(fl validator.FieldLevel) bool {
+		host, port, err := net.SplitHostPort(fl.Field().String())
+		n, perr := strconv.Atoi(port)
+		return err == nil && host != "" && !strings.ContainsAny(host, " /") && perr == nil && n > 0 && n <= 65535
+	})
 	_ = v.RegisterValidation("duration", func(fl validator.FieldLevel) bool {
 		d, err := time.ParseDuration(fl.Field().String())
 		return err == nil && d > 0
@@ -358,7 +370,7 @@ func Parse(b []byte) (*File, error) {
 		}
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	if msgs := f.routeProblems(); len(msgs) > 0 {
+	if msgs := append(f.routeProblems(), f.frequencyProblems()...); len(msgs) > 0 {
 		return nil, problems(msgs)
 	}
 	if f.Data != "" && f.DataDir != "" {

@@ -174,3 +174,48 @@ func TestWrongTypeNamesTheKey(t *testing.T) {
 		}
 	}
 }
+
+func TestFrequencyStoreParses(t *testing.T) {
+	f, err := Parse([]byte(`
+frequency_store:
+  redis: {addr: "redis.internal:6379", password_file: /run/secrets/redis, db: 2, key_prefix: "shop:freq:", timeout: 250ms}
+policy:
+  frequency:
+    sms: {max: 2, window: 24h}
+    push: {on_unavailable: allow}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := f.FrequencyStore.Redis
+	if r == nil || r.Addr != "redis.internal:6379" || r.PasswordFile != "/run/secrets/redis" || r.DB != 2 || r.KeyPrefix != "shop:freq:" || r.Timeout.Duration != 250*time.Millisecond {
+		t.Errorf("frequency_store = %+v", r)
+	}
+	if p := f.Policy.Frequency["push"]; p.OnUnavailable != "allow" || p.Max != nil || p.Window != "" {
+		t.Errorf("policy.frequency.push = %+v; want on_unavailable allow and the default limit", p)
+	}
+	if s := f.Policy.Frequency["sms"]; *s.Max != 2 || s.OnUnavailable != "" {
+		t.Errorf("policy.frequency.sms = %+v", s)
+	}
+}
+
+func TestFrequencyStoreErrorsNameTheKey(t *testing.T) {
+	cases := []struct{ name, yaml, want string }{
+		{"no_addr", "frequency_store:\n  redis: {db: 1}\n", "frequency_store.redis.addr: "},
+		{"addr_without_port", "frequency_store:\n  redis: {addr: redis.internal}\n", "frequency_store.redis.addr: must be host:port"},
+		{"negative_db", "frequency_store:\n  redis: {addr: 'r:6379', db: -1}\n", "frequency_store.redis.db: "},
+		{"long_timeout", "frequency_store:\n  redis: {addr: 'r:6379', timeout: 1m}\n", "frequency_store.redis.timeout: must be more than 0 and at most 5s"},
+		{"zero_timeout", "frequency_store:\n  redis: {addr: 'r:6379', timeout: 0s}\n", "frequency_store.redis.timeout"},
+		{"unknown_store", "frequency_store:\n  memcached: {addr: 'm:11211'}\n", "memcached"},
+		{"on_unavailable", "policy:\n  frequency:\n    sms: {on_unavailable: retry}\n", `policy.frequency[sms].on_unavailable: "retry" is not allowed`},
+		{"max_still_bounded", "policy:\n  frequency:\n    sms: {max: -1}\n", "policy.frequency[sms].max"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Parse(%q) = %v; want an error naming %q", tc.yaml, err, tc.want)
+			}
+		})
+	}
+}

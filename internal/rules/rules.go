@@ -70,6 +70,8 @@ func Describe(tag, param string, kind reflect.Kind, key func(goNames string) str
 		return fmt.Sprintf("must contain %q", param), true
 	case "cidr":
 		return "must be a network in CIDR notation, such as 10.0.0.0/8 or 192.168.1.10/32", true
+	case "host_port":
+		return "must be host:port, such as 127.0.0.1:6379", true
 	case "listen_addr":
 		return "must be host:port, such as 127.0.0.1:8080 (port 0 picks a free port)", true
 	case "hexadecimal":
