@@ -137,6 +137,11 @@ func (s *ConsentStore) Commit(ctx context.Context, b *consent.Batch) error {
 			return fmt.Errorf("pgstore: commit: a notice of the batch is stored already: %w", consent.ErrHeadMoved)
 		}
 	}
+	if !errors.As(err, &pgErr) && !pgconn.SafeToRetry(err) {
+		// Sent, and no answer came back (the connection broke, the context ended): the
+		// implicit transaction may have committed at its Sync.
+		return fmt.Errorf("commit %d records: %w: %w: %w", len(b.Records), err, consent.ErrMaybeCommitted, privguard.ErrUnavailable)
+	}
 	return fmt.Errorf("commit %d records: %w: %w", len(b.Records), err, privguard.ErrUnavailable)
 }
 

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -92,8 +93,8 @@ type replica struct {
 }
 
 // config writes the configuration of replica name, connecting through dsn (the store, or a
-// proxy in front of it), and returns its path.
-func (env *replicaEnv) config(t *testing.T, name, dsn, extra string) string {
+// proxy in front of it), with storeExtra lines under store:, and returns its path.
+func (env *replicaEnv) config(t *testing.T, name, dsn, storeExtra string) string {
 	t.Helper()
 	dir := filepath.Join(env.dir, name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -105,11 +106,11 @@ admin_listen: 127.0.0.1:0
 replica: %s
 store:
   postgres: {dsn: %q, schema: %s}
-vault:
+%svault:
   master_key_file: %s
 admin:
   tokens: [{name: test, sha256: %s, roles: [admin]}]
-%s`, dir, name, dsn, env.schema, env.master, hex.EncodeToString(sum[:]), extra)
+`, dir, name, dsn, env.schema, storeExtra, env.master, hex.EncodeToString(sum[:]))
 	path := filepath.Join(dir, "privguard.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -118,10 +119,10 @@ admin:
 }
 
 // start runs a replica and waits until it serves.
-func (env *replicaEnv) start(t *testing.T, name, dsn, extra string) *replica {
+func (env *replicaEnv) start(t *testing.T, name, dsn, storeExtra string) *replica {
 	t.Helper()
 	r := &replica{name: name, logs: &syncBuffer{}, exited: make(chan struct{})}
-	r.cmd = exec.Command(env.bin, "serve", "--config", env.config(t, name, dsn, extra))
+	r.cmd = exec.Command(env.bin, "serve", "--config", env.config(t, name, dsn, storeExtra))
 	r.cmd.Stderr = r.logs
 	out, err := r.cmd.StdoutPipe()
 	if err != nil {
@@ -291,5 +292,248 @@ func TestReplicasWithdrawalReachesEveryReplica(t *testing.T) {
 	out := env.verifyStore(t)
 	if want := fmt.Sprintf("OK: %d records", acked.Load()); !strings.Contains(out, want) {
 		t.Fatalf("consent verify --store:\n%s\nwant %q", out, want)
+	}
+}
+
+// ackLog collects the records replicas acknowledged.
+type ackLog struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (a *ackLog) add(id string) { a.mu.Lock(); a.ids = append(a.ids, id); a.mu.Unlock() }
+
+// grantLoad writes grants to new subjects through r until stop is closed; it counts every
+// acknowledged record in acks, and calls bad for an answer that is neither 201 nor (if
+// outageOK) a 503 or a broken connection.
+func (env *replicaEnv) grantLoad(r *replica, prefix string, stop <-chan struct{}, acks *ackLog, bad func(string)) {
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		code, body, err := env.call(r, "POST", "/v1/consents", replicaGrant(fmt.Sprintf("%s-%d", prefix, i)))
+		switch {
+		case err == nil && code == http.StatusCreated:
+			id, _ := body["id"].(string)
+			if id == "" {
+				bad(fmt.Sprintf("201 without a record id: %v", body))
+				return
+			}
+			acks.add(id)
+		default:
+			bad(fmt.Sprintf("%d %v %v", code, body, err))
+			return
+		}
+	}
+}
+
+// storedIDs returns which of ids the store holds.
+func (env *replicaEnv) missingIDs(t *testing.T, ids []string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, env.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	raw := make([][]byte, len(ids))
+	for i, id := range ids {
+		raw[i] = []byte(id)
+	}
+	rows, err := c.Query(ctx, `SELECT convert_from(x, 'UTF8') FROM unnest($1::bytea[]) AS x
+		WHERE NOT EXISTS (SELECT 1 FROM `+pgx.Identifier{env.schema, "consent_records"}.Sanitize()+` r WHERE r.id = x)`, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return missing
+}
+
+// TestReplicasKilledDuringWrites kills one of three replicas with SIGKILL while all three
+// take writes, 20 times (a different one each round, restarted after): the survivors
+// answer every write throughout, every record any replica acknowledged is in the store,
+// and the chain verifies.
+//
+// proves CON-05
+func TestReplicasKilledDuringWrites(t *testing.T) {
+	env := newReplicaEnv(t)
+	rs := make([]*replica, 3)
+	for i := range rs {
+		rs[i] = env.start(t, fmt.Sprintf("r%d", i), env.dsn, "")
+	}
+	if code, body, err := env.call(rs[0], "POST", "/v1/notices", replicaNotice); err != nil || code != http.StatusCreated {
+		t.Fatalf("notice: %d %v %v", code, body, err)
+	}
+	var acks ackLog
+	const rounds, writers = 20, 4
+	for round := range rounds {
+		victim := round % 3
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for i, r := range rs {
+			for w := range writers {
+				wg.Go(func() {
+					env.grantLoad(r, fmt.Sprintf("k%02d-%s-%d", round, r.name, w), stop, &acks, func(what string) {
+						if i != victim {
+							t.Errorf("round %d: survivor %s answered a write with %s", round, r.name, what)
+						}
+					})
+				})
+			}
+		}
+		time.Sleep(150 * time.Millisecond)
+		rs[victim].kill()
+		time.Sleep(150 * time.Millisecond)
+		close(stop)
+		wg.Wait()
+		if t.Failed() {
+			t.Fatalf("round %d; the killed replica's log:\n%s", round, rs[victim].logs.String())
+		}
+		rs[victim] = env.start(t, rs[victim].name, env.dsn, "")
+	}
+	if missing := env.missingIDs(t, acks.ids); len(missing) > 0 {
+		t.Fatalf("%d of %d acknowledged records are not in the store, such as %s", len(missing), len(acks.ids), missing[0])
+	}
+	out := env.verifyStore(t)
+	if !strings.HasPrefix(out, "OK: ") {
+		t.Fatalf("consent verify --store:\n%s", out)
+	}
+	t.Logf("%d acknowledged records over %d kills; %s", len(acks.ids), rounds, strings.SplitN(out, "\n", 2)[0])
+}
+
+// TestReplicasStoreOutage cuts the PostgreSQL store away from three replicas in the middle
+// of a write load (a TCP proxy in front of it) and restores it. No acknowledged write is
+// lost; while the store is away, writes are refused, and once a replica could not confirm
+// for max_staleness that it is current it decides nothing (consent reads 503, /readyz 503
+// saying why) and never answers from older state; when the store is back, every replica
+// serves again without a restart.
+func TestReplicasStoreOutage(t *testing.T) {
+	env := newReplicaEnv(t)
+	u, err := url.Parse(env.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newOutageProxy(t, u.Host)
+	u.Host = proxy.ln.Addr().String()
+	const stale = time.Second
+	rs := make([]*replica, 3)
+	for i := range rs {
+		rs[i] = env.start(t, fmt.Sprintf("r%d", i), u.String(), "  max_staleness: 1s\n")
+	}
+	if code, body, err := env.call(rs[0], "POST", "/v1/notices", replicaNotice); err != nil || code != http.StatusCreated {
+		t.Fatalf("notice: %d %v %v", code, body, err)
+	}
+	if code, _, err := env.call(rs[0], "POST", "/v1/consents", replicaGrant("probe")); err != nil || code != http.StatusCreated {
+		t.Fatalf("probe grant: %d %v", code, err)
+	}
+	var acks ackLog
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, r := range rs {
+		for w := range 4 {
+			wg.Go(func() {
+				for k := 0; ; k++ {
+					env.grantLoad(r, fmt.Sprintf("o-%s-%d-%d", r.name, w, k), stop, &acks, func(string) { time.Sleep(20 * time.Millisecond) })
+					select {
+					case <-stop:
+						return
+					default:
+					}
+				}
+			})
+		}
+	}
+	// Readers: every answer about the probe subject, with the time it came back.
+	type answer struct {
+		at   time.Time
+		code int
+	}
+	var amu sync.Mutex
+	answers := map[string][]answer{}
+	for _, r := range rs {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, code, _ := env.smsState(r, "probe")
+				amu.Lock()
+				answers[r.name] = append(answers[r.name], answer{time.Now(), code})
+				amu.Unlock()
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	cut := time.Now()
+	proxy.set(proxyCut)
+	time.Sleep(stale + 700*time.Millisecond)
+	for _, r := range rs {
+		code, body, err := env.call(r, "GET", "/readyz", "")
+		if err != nil || code != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(body["checks"]), "stale") {
+			t.Errorf("%s /readyz during the outage: %d %v %v; want 503 saying it is stale", r.name, code, body, err)
+		}
+		if body["replica"] != r.name {
+			t.Errorf("%s /readyz names replica %v", r.name, body["replica"])
+		}
+	}
+	before := len(acks.ids)
+	time.Sleep(300 * time.Millisecond)
+	restored := time.Now()
+	proxy.set(proxyUp)
+	for _, r := range rs {
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			code, _, err := env.call(r, "GET", "/readyz", "")
+			if err == nil && code == http.StatusOK {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not ready 15s after the store came back; log:\n%s", r.name, r.logs.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if len(acks.ids) <= before {
+		t.Errorf("no write acknowledged after the store came back")
+	}
+	amu.Lock()
+	for name, as := range answers {
+		closed := 0
+		for _, a := range as {
+			if a.code == http.StatusServiceUnavailable {
+				closed++
+			}
+		}
+		if closed == 0 {
+			t.Errorf("%s never failed closed during the outage (%d answers)", name, len(as))
+		}
+		for _, a := range as {
+			if a.code == http.StatusOK && a.at.After(cut.Add(stale+250*time.Millisecond)) && a.at.Before(restored) {
+				t.Errorf("%s answered a consent read from memory %v after the store went away (max_staleness %v)", name, a.at.Sub(cut), stale)
+				break
+			}
+		}
+		if last := as[len(as)-1]; last.code != http.StatusOK {
+			t.Errorf("%s still answers %d after the store came back", name, last.code)
+		}
+	}
+	amu.Unlock()
+	if missing := env.missingIDs(t, acks.ids); len(missing) > 0 {
+		t.Fatalf("%d of %d acknowledged records are not in the store, such as %s", len(missing), len(acks.ids), missing[0])
+	}
+	if out := env.verifyStore(t); !strings.HasPrefix(out, "OK: ") {
+		t.Fatalf("consent verify --store:\n%s", out)
 	}
 }
