@@ -537,3 +537,47 @@ func TestReplicasStoreOutage(t *testing.T) {
 		t.Fatalf("consent verify --store:\n%s", out)
 	}
 }
+
+// TestReplicasShredReachesEveryReplica: a value sealed through one replica opens through
+// the others (which then hold the subject's key in their caches); once the subject's keys
+// are shredded through one replica, opening the value fails on every replica within the
+// staleness bound, cache or not.
+//
+// proves SEC-06
+func TestReplicasShredReachesEveryReplica(t *testing.T) {
+	env := newReplicaEnv(t)
+	rs := make([]*replica, 3)
+	for i := range rs {
+		rs[i] = env.start(t, fmt.Sprintf("r%d", i), env.dsn, "")
+	}
+	code, body, err := env.call(rs[0], "POST", "/v1/vault/seal", `{"subject":"cust-9","plaintext":"MTM4MDAxMzgwMDA=","context":"phone"}`)
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("seal: %d %v %v", code, body, err)
+	}
+	open := fmt.Sprintf(`{"subject":"cust-9","ciphertext":%q,"context":"phone"}`, body["ciphertext"])
+	for _, r := range rs {
+		if code, body, err := env.call(r, "POST", "/v1/vault/open", open); err != nil || code != http.StatusOK || body["plaintext"] != "MTM4MDAxMzgwMDA=" {
+			t.Fatalf("open through %s: %d %v %v", r.name, code, body, err)
+		}
+	}
+	if code, body, err := env.call(rs[1], "DELETE", "/v1/vault/subjects/cust-9", ""); err != nil || code >= 300 {
+		t.Fatalf("shred through r1: %d %v %v", code, body, err)
+	}
+	start := time.Now()
+	for _, r := range rs {
+		for {
+			code, _, err := env.call(r, "POST", "/v1/vault/open", open)
+			if err == nil && code != http.StatusOK {
+				if code >= 500 {
+					t.Fatalf("open through %s after the shred: %d, want a refusal that says shredded", r.name, code)
+				}
+				break
+			}
+			if time.Since(start) > 5*time.Second { // the default max_staleness
+				t.Fatalf("the shredded subject's value still opens through %s after %v", r.name, time.Since(start))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	t.Logf("the shred reached every replica within %v", time.Since(start))
+}
