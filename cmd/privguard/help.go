@@ -47,9 +47,10 @@ $PRIVGUARD_ADMIN_TOKEN, --token-file FILE or DIR/admin.token (--data DIR, defaul
 func commands() []command {
 	return []command{
 		{name: "serve", summary: "run the consent ledger and the admin API (and, with listen and upstream, the sidecar proxy)",
-			usage: "serve [--config FILE] [--data DIR] [--admin-listen ADDR] [--log-level LEVEL]",
+			usage: "serve [--config FILE] [--data DIR] [--admin-listen ADDR] [--log-level LEVEL] [--replica NAME]",
 			about: `Runs the consent ledger, the vault, data-subject requests and their HTTP API on one
-embedded bbolt file; no other service is needed. Every API call needs
+embedded bbolt file; no other service is needed. With store.postgres, on a PostgreSQL
+database shared by any number of replicas instead (README "Several replicas"). Every API call needs
 "Authorization: Bearer <token>": with no token configured, the first start writes one to
 <data>/admin.token (mode 0600) and logs the file's path. SIGINT or SIGTERM shut down
 cleanly: requests in flight finish, then the ledger and the file are closed.
@@ -62,7 +63,12 @@ categories are errors) has these main keys:
   consent           eu_consent_age, and per-purpose validity and legal_bases
   policy            dir (your own Rego, hot-reloaded), frequency limits per channel,
                     memo_size, memo_exact_contacts (all used by the sidecar only)
-  vault             kek_uri: a KMS key instead of the local master key file
+  vault             kek_uri: a KMS key instead of the local master key file;
+                    master_key_file: where that file is (one for every replica)
+  store             postgres: {dsn or dsn_file, schema, max_conns}: one store shared by
+                    every replica; max_staleness (5s): fail closed when not current
+  replica           this process's name in logs, decision lines, /readyz, leases
+  frequency_store   redis: count frequency limits on Redis, shared by the replicas
   dsar              stores (postgres, mysql, redis, webhook), recipients, disclosure, ...
 The sidecar, for services in any language (serve then proxies and enforces):
   listen            the sidecar's address, where clients connect (e.g. 127.0.0.1:8080)
