@@ -8,6 +8,32 @@ import (
 	"github.com/privguard/privguard"
 )
 
+// expirySweepActor is the actor of the records the expiry sweep writes.
+const expirySweepActor = "privguard:expiry-sweep"
+
+// errNotDue is the answer to a sweep's expiry of a consent that no longer needs one: on a
+// shared store, another process's sweep recorded it first. The sweep skips it.
+var errNotDue = errors.New("consent: the expiry is recorded already")
+
+// expiryDue reports whether the sweep's expiry req still has a counting consent to expire
+// in st at now.
+func (l *Ledger) expiryDue(st *subjectState, req *Request, now int64) bool {
+	pidx, ok := l.purposeIdx[req.Purpose]
+	if !ok {
+		return false
+	}
+	var rcp uint32
+	if req.Recipient != nil {
+		rcp = l.interns.lookupRecipient(req.Recipient.Name)
+	}
+	for _, e := range st.list() {
+		if e.purpose == pidx && e.recipient == rcp && e.state().Counts() && e.expires != 0 && expiryNano(e.expires) <= now {
+			return true
+		}
+	}
+	return false
+}
+
 // DefaultSweepLimit is the most expiry records one [Ledger.ExpireDue] call writes.
 const DefaultSweepLimit = 10_000
 
@@ -63,7 +89,7 @@ func (l *Ledger) ExpireDue(ctx context.Context, limit int) (int, error) {
 	for _, d := range list {
 		go func() {
 			req := Request{Subject: d.subject, Purpose: d.purpose, Action: ActionExpire, Regime: d.regime.name(),
-				Actor: "privguard:expiry-sweep", ActorType: ActorSystem}
+				Actor: expirySweepActor, ActorType: ActorSystem}
 			if d.recipient != 0 {
 				req.Recipient = &Recipient{Name: names[d.recipient]}
 			}
@@ -74,7 +100,9 @@ func (l *Ledger) ExpireDue(ctx context.Context, limit int) (int, error) {
 	var errs []error
 	written := 0
 	for range list {
-		if err := <-results; err != nil {
+		if err := <-results; errors.Is(err, errNotDue) {
+			continue
+		} else if err != nil {
 			errs = append(errs, err)
 		} else {
 			written++

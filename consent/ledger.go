@@ -597,6 +597,11 @@ func (l *Ledger) buildGroup(group []*op) *builtGroup {
 			}
 		}
 		now := l.now().UTC()
+		if req.Action == ActionExpire && req.Actor == expirySweepActor && !l.expiryDue(&st, req, now.UnixNano()) {
+			// Another process's sweep recorded it first (or the consent was renewed).
+			results[i].err = errNotDue
+			continue
+		}
 		rec, err := l.build(req, st, now)
 		if err != nil {
 			var fe *FieldError

@@ -356,3 +356,40 @@ func BenchmarkCheckFollower(b *testing.B) {
 		b.ReportMetric(float64(follower.Follow().Followed), "records_followed")
 	})
 }
+
+// TestSharedExpirySweepsOnce: the expiry sweeps of three ledgers on one store, run at once
+// on the same expired consents, record each expiry once.
+func TestSharedExpirySweepsOnce(t *testing.T) {
+	shared := consenttest.NewShared()
+	clock := &consenttest.Clock{}
+	var ls []*consent.Ledger
+	for range 3 {
+		ls = append(ls, openShared(t, shared, consent.Config{Now: clock.Now}))
+	}
+	if _, _, err := ls[0].RegisterNotice(ctx, consenttest.MarketingNotice(1, "zh-CN")); err != nil {
+		t.Fatalf("RegisterNotice: %v", err)
+	}
+	const subjects = 40
+	for i := range subjects {
+		mustAppend(t, ls[i%3], grant(privguard.SubjectID(fmt.Sprintf("exp-%d", i)), "marketing.communications.sms"))
+	}
+	for _, l := range ls {
+		waitFor(t, time.Second, "every ledger at the head", func() bool { return l.Stats().Records == subjects })
+	}
+	clock.Advance(privguard.DefaultConsentValidity)
+	var wg sync.WaitGroup
+	written := make([]int, len(ls))
+	for i, l := range ls {
+		wg.Go(func() {
+			n, err := l.ExpireDue(ctx, 0)
+			if err != nil {
+				t.Errorf("ExpireDue: %v", err)
+			}
+			written[i] = n
+		})
+	}
+	wg.Wait()
+	if total := written[0] + written[1] + written[2]; total != subjects || shared.Len() != 2*subjects {
+		t.Fatalf("the sweeps wrote %v (%d records in all); want %d expiries in all, one each", written, shared.Len(), subjects)
+	}
+}
