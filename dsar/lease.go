@@ -2,6 +2,7 @@ package dsar
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
@@ -62,6 +63,22 @@ type Write struct {
 	// Due is when the engine must next look at the request; zero means never.
 	Due  time.Time
 	Body []byte
+}
+
+// WriteOf returns the write the engine would make of body, a request's encoding: its id,
+// subject and version as encoded, and its due time by the engine's rule. It is for a
+// Leaser's unconditional PutRequest (tools that write requests directly), whose columns
+// must agree with the engine's writes. Returns an error wrapping privguard.ErrInvalid if
+// body is not a request with a version.
+func WriteOf(body []byte) (Write, error) {
+	var r Request
+	if err := json.Unmarshal(body, &r); err != nil {
+		return Write{}, fmt.Errorf("dsar: not a request: %w: %w", err, privguard.ErrInvalid)
+	}
+	if r.Version == 0 {
+		return Write{}, fmt.Errorf("dsar: a request without a version: %w", privguard.ErrInvalid)
+	}
+	return Write{ID: r.ID, Subject: r.Subject, Version: r.Version, Due: dueAt(&r), Body: body}, nil
 }
 
 // Leased is a request a [Leaser] leased, as stored.

@@ -157,7 +157,7 @@ func newDSAR(cfg *config.File, store requestStore, conns []dsar.Connector, ledge
 	if cfg.DSAR.ResultTTL != nil {
 		ttl = cfg.DSAR.ResultTTL.Duration
 	}
-	return dsar.New(dsar.Config{Store: store, Connectors: conns, Deadlines: dl, Logger: log, Recourse: recourse,
+	return dsar.New(dsar.Config{Store: store, Replica: cfg.Replica, Connectors: conns, Deadlines: dl, Logger: log, Recourse: recourse,
 		Sealer: vlt, Notifier: notifier, Recipients: notify, DefaultRegime: privguard.Regime(cfg.Regime), ResultTTL: ttl, Disclose: discloser(cfg.DSAR, tax, ledger),
 		OnErased: func(ctx context.Context, s privguard.SubjectID) error {
 			if err := vlt.Shred(ctx, s); err != nil {

@@ -3,6 +3,10 @@
 // operation is idempotent, not found is not an error, and hostile subject ids (SQL, globs,
 // wildcards) are just data. A connector that erases in batches (dsar.BatchEraser) passes
 // the same for a batch.
+//
+// It also holds what a request store shared by replicas (dsar.Leaser) is tested with:
+// SharedStore, the in-memory reference of dsar/LEASES.md, and TestLeaser, the engine's
+// tests on several replicas that every such store passes.
 package dsartest
 
 import (
