@@ -20,6 +20,7 @@ const (
 	DefaultMaxBackoff  = 10 * time.Minute
 	DefaultWorkers     = 8
 	DefaultBatch       = 2000
+	DefaultLeaseBatch  = 256
 	// DefaultTaskTimeout bounds one task on one store: a store that stops answering fails
 	// the task (retried later) instead of holding the engine.
 	DefaultTaskTimeout = 2 * time.Minute
@@ -79,6 +80,11 @@ type Config struct {
 	// LeaseTTL is how long a lease lasts unless renewed (default DefaultLeaseTTL). Work in
 	// flight renews its leases every LeaseTTL/3.
 	LeaseTTL time.Duration
+	// LeaseBatch is how many requests a replica leases at a time on a shared store (default
+	// DefaultLeaseBatch, at most Batch): the work spreads over the replicas in parts of this
+	// size, and a replica that dies loses at most this much unwritten progress, which the
+	// next holder does again (store tasks are idempotent).
+	LeaseBatch int
 	Now      func() time.Time
 	Logger   *slog.Logger
 }
@@ -168,6 +174,10 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.LeaseBatch <= 0 {
+		cfg.LeaseBatch = DefaultLeaseBatch
+	}
+	cfg.LeaseBatch = min(cfg.LeaseBatch, cfg.Batch)
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = DefaultLeaseTTL
 	}

@@ -135,7 +135,7 @@ func (e *Engine) stepLeased(ctx context.Context) (int, error) {
 	)
 	for ctx.Err() == nil {
 		taken := e.cfg.Now().UTC()
-		leased, err := e.leaser.Lease(ctx, e.cfg.Replica, taken, e.cfg.LeaseTTL, e.cfg.Batch)
+		leased, err := e.leaser.Lease(ctx, e.cfg.Replica, taken, e.cfg.LeaseTTL, e.cfg.LeaseBatch)
 		if err != nil {
 			return ran, cmp.Or(firstErr, fmt.Errorf("dsar: lease requests: %w: %w", err, privguard.ErrUnavailable))
 		}
@@ -148,7 +148,7 @@ func (e *Engine) stepLeased(ctx context.Context) (int, error) {
 			n, err := e.workLeased(ctx, leased, taken)
 			ran, firstErr = ran+n, cmp.Or(firstErr, err)
 		}
-		if again || len(leased) < e.cfg.Batch {
+		if again || len(leased) < e.cfg.LeaseBatch {
 			break
 		}
 	}

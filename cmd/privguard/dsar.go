@@ -153,11 +153,16 @@ func newDSAR(cfg *config.File, store requestStore, conns []dsar.Connector, ledge
 	if err != nil {
 		return nil, err
 	}
-	var ttl time.Duration
+	var ttl, leaseTTL time.Duration
 	if cfg.DSAR.ResultTTL != nil {
 		ttl = cfg.DSAR.ResultTTL.Duration
 	}
-	return dsar.New(dsar.Config{Store: store, Replica: cfg.Replica, Connectors: conns, Deadlines: dl, Logger: log, Recourse: recourse,
+	if cfg.DSAR.LeaseTTL != nil {
+		if leaseTTL = cfg.DSAR.LeaseTTL.Duration; leaseTTL < time.Second {
+			return nil, fmt.Errorf("config: dsar.lease_ttl %v is shorter than 1s", leaseTTL)
+		}
+	}
+	return dsar.New(dsar.Config{Store: store, Replica: cfg.Replica, LeaseTTL: leaseTTL, LeaseBatch: cfg.DSAR.LeaseBatch, Connectors: conns, Deadlines: dl, Logger: log, Recourse: recourse,
 		Sealer: vlt, Notifier: notifier, Recipients: notify, DefaultRegime: privguard.Regime(cfg.Regime), ResultTTL: ttl, Disclose: discloser(cfg.DSAR, tax, ledger),
 		OnErased: func(ctx context.Context, s privguard.SubjectID) error {
 			if err := vlt.Shred(ctx, s); err != nil {

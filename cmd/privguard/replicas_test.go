@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -94,7 +95,7 @@ type replica struct {
 
 // config writes the configuration of replica name, connecting through dsn (the store, or a
 // proxy in front of it), with storeExtra lines under store:, and returns its path.
-func (env *replicaEnv) config(t *testing.T, name, dsn, storeExtra string) string {
+func (env *replicaEnv) config(t *testing.T, name, dsn, storeExtra, topExtra string) string {
 	t.Helper()
 	dir := filepath.Join(env.dir, name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -110,7 +111,7 @@ store:
   master_key_file: %s
 admin:
   tokens: [{name: test, sha256: %s, roles: [admin]}]
-`, dir, name, dsn, env.schema, storeExtra, env.master, hex.EncodeToString(sum[:]))
+%s`, dir, name, dsn, env.schema, storeExtra, env.master, hex.EncodeToString(sum[:]), topExtra)
 	path := filepath.Join(dir, "privguard.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -121,8 +122,14 @@ admin:
 // start runs a replica and waits until it serves.
 func (env *replicaEnv) start(t *testing.T, name, dsn, storeExtra string) *replica {
 	t.Helper()
+	return env.startWith(t, name, dsn, storeExtra, "")
+}
+
+// startWith is start with topExtra lines at the top level of the configuration.
+func (env *replicaEnv) startWith(t *testing.T, name, dsn, storeExtra, topExtra string) *replica {
+	t.Helper()
 	r := &replica{name: name, logs: &syncBuffer{}, exited: make(chan struct{})}
-	r.cmd = exec.Command(env.bin, "serve", "--config", env.config(t, name, dsn, storeExtra))
+	r.cmd = exec.Command(env.bin, "serve", "--config", env.config(t, name, dsn, storeExtra, topExtra))
 	r.cmd.Stderr = r.logs
 	out, err := r.cmd.StdoutPipe()
 	if err != nil {
@@ -329,7 +336,35 @@ func (env *replicaEnv) grantLoad(r *replica, prefix string, stop <-chan struct{}
 	}
 }
 
-// storedIDs returns which of ids the store holds.
+// leases returns how many requests each replica holds a live lease on.
+func (env *replicaEnv) leases(t *testing.T) map[string]int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, env.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	rows, err := c.Query(ctx, `SELECT lease_holder, count(*) FROM `+pgx.Identifier{env.schema, "dsar_requests"}.Sanitize()+
+		` WHERE lease_until > now() GROUP BY lease_holder`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var h string
+		var n int
+		if err := rows.Scan(&h, &n); err != nil {
+			t.Fatal(err)
+		}
+		out[h] = n
+	}
+	return out
+}
+
+// missingIDs returns which of ids the store does not hold.
 func (env *replicaEnv) missingIDs(t *testing.T, ids []string) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -580,4 +615,140 @@ func TestReplicasShredReachesEveryReplica(t *testing.T) {
 		}
 	}
 	t.Logf("the shred reached every replica within %v", time.Since(start))
+}
+
+// countingStore is a webhook store (connector/webhook's protocol) that counts the erasure
+// calls per subject, notices two at once for one subject, and takes delay over each.
+type countingStore struct {
+	delay      time.Duration
+	mu         sync.Mutex
+	calls      map[string]int
+	inFlight   map[string]bool
+	concurrent []string
+	total      atomic.Int64
+}
+
+func (s *countingStore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var call struct {
+		Op      string `json:"op"`
+		Subject string `json:"subject"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&call); err != nil {
+		http.Error(w, "bad call", http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	if s.inFlight[call.Subject] {
+		s.concurrent = append(s.concurrent, call.Subject)
+	}
+	s.inFlight[call.Subject] = true
+	s.mu.Unlock()
+	time.Sleep(s.delay)
+	s.mu.Lock()
+	delete(s.inFlight, call.Subject)
+	if call.Op == "erase" {
+		s.calls[call.Subject]++
+	}
+	s.mu.Unlock()
+	s.total.Add(1)
+	w.Header().Set("Content-Type", "application/json")
+	w.Write([]byte(`{"status":"done","items":1}`))
+}
+
+// TestReplicasWorkRequestsOnce: deletions the controller starts itself (a retention
+// trigger, DSR-09) for 150 subjects, submitted through one replica, are worked by all
+// three, 16 at a time each; the replica holding the most is killed with SIGKILL. The others
+// take its requests over when its leases lapse and complete every one; the store is never
+// called for one subject by two replicas at once, and is asked to erase each subject once —
+// again only for what the killed replica held (its work done but not yet written).
+//
+// proves DSR-09
+func TestReplicasWorkRequestsOnce(t *testing.T) {
+	env := newReplicaEnv(t)
+	store := &countingStore{delay: 40 * time.Millisecond, calls: map[string]int{}, inFlight: map[string]bool{}}
+	srv := httptest.NewServer(store)
+	t.Cleanup(srv.Close)
+	secret := filepath.Join(env.dir, "store.secret")
+	if err := os.WriteFile(secret, []byte(strings.Repeat("s", 40)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dsarCfg := fmt.Sprintf("dsar:\n  lease_ttl: 3s\n  lease_batch: 16\n  stores:\n    - {name: crm, type: webhook, webhook: {url: %q, secret_file: %s}}\n", srv.URL, secret)
+	rs := make([]*replica, 3)
+	for i := range rs {
+		rs[i] = env.startWith(t, fmt.Sprintf("r%d", i), env.dsn, "", dsarCfg)
+	}
+	const n = 150
+	subjects := make([]string, n)
+	for i := range subjects {
+		subjects[i] = fmt.Sprintf("del-%03d", i)
+	}
+	body, _ := json.Marshal(map[string]any{"type": "deletion", "subjects": subjects, "trigger": "retention_expired"})
+	code, out, err := env.call(rs[0], "POST", "/v1/requests/bulk", string(body))
+	if err != nil || code >= 300 {
+		t.Fatalf("bulk deletion: %d %v %v", code, out, err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for store.total.Load() < n/5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the store saw %d calls in 20s", store.total.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The victim is the replica holding the most requests now.
+	held := env.leases(t)
+	victim := 0
+	for i, r := range rs {
+		if held[r.name] > held[rs[victim].name] {
+			victim = i
+		}
+	}
+	if held[rs[victim].name] == 0 {
+		t.Fatalf("no replica holds a lease while the store is being called: %v", held)
+	}
+	rs[victim].kill()
+	t.Logf("leases held when %s was killed: %v", rs[victim].name, held)
+	survivor := rs[(victim+1)%3]
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		done := 0
+		store.mu.Lock()
+		done = len(store.calls)
+		store.mu.Unlock()
+		if done == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d subjects erased after 60s; %s's log:\n%s", done, n, survivor.name, survivor.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Every request completed, through either survivor.
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		code, page, err := env.call(survivor, "GET", "/v1/requests?state=completed&limit=1000", "")
+		items, _ := page["requests"].([]any)
+		if err == nil && code == http.StatusOK && len(items) == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("requests completed: %d (%d %v)", len(items), code, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if len(store.concurrent) > 0 {
+		t.Fatalf("the store was called for %v by two replicas at once", store.concurrent)
+	}
+	twice := 0
+	for s, c := range store.calls {
+		if c > 1 {
+			twice++
+			t.Logf("%s erased %d times (held by the killed replica)", s, c)
+		}
+	}
+	// Done again: at most what the killed replica held (lease_batch), done but not written.
+	if twice > 16 {
+		t.Fatalf("%d subjects erased more than once; at most the killed replica's leased batch (16) may be", twice)
+	}
 }

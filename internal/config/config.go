@@ -118,6 +118,14 @@ type DSAR struct {
 	Outbox string `yaml:"outbox"`
 	// ResultTTL is how long an access package can be downloaded (default 168h).
 	ResultTTL *Duration `yaml:"result_ttl"`
+	// LeaseTTL, on a shared store, is how long a replica holds a request without renewing
+	// it (renewed every third of it while it works); a killed replica's requests are taken
+	// over this long after it died. Default 30s; at least 1s.
+	LeaseTTL *Duration `yaml:"lease_ttl"`
+	// LeaseBatch, on a shared store, is how many requests a replica takes at a time
+	// (default 256): the work spreads over the replicas in parts of this size, and a replica
+	// that dies loses at most this much unwritten progress, done again by the next.
+	LeaseBatch int `yaml:"lease_batch" validate:"omitempty,min=1,max=2000"`
 	// Disclosure is what access answers say beside the data (GDPR Art. 15, PIPL Art. 45/48).
 	Disclosure Disclosure `yaml:"disclosure"`
 	// Recipients are the parties data is disclosed to; access answers name them, and those
