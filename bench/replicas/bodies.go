@@ -68,7 +68,7 @@ func smsState(body []byte) (string, error) {
 	return "", nil
 }
 
-// readyDetails is what /readyz says about the ledger.
+// readyDetails is what /readyz says about the ledger (in its "checks").
 type readyDetails struct {
 	Records  uint64 `json:"consent_records"`
 	Followed uint64 `json:"consent_followed_records"`
@@ -85,12 +85,12 @@ func (e *env) readyz(ctx context.Context, r *replica) (readyDetails, error) {
 		return readyDetails{}, fmt.Errorf("readyz of %s: %d %s", r.name, status, body)
 	}
 	var v struct {
-		Details readyDetails `json:"details"`
+		Checks readyDetails `json:"checks"`
 	}
 	if err := json.Unmarshal(body, &v); err != nil {
 		return readyDetails{}, fmt.Errorf("readyz of %s: %w", r.name, err)
 	}
-	return v.Details, nil
+	return v.Checks, nil
 }
 
 // metric reads one sample of the replica's /metrics (0 if absent).

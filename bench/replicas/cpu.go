@@ -90,7 +90,8 @@ func (a cpuSample) to(b cpuSample) cpuUse {
 }
 
 func (u cpuUse) String() string {
-	return fmt.Sprintf("CPU %.0f%% busy: client %.2f, privguard %.2f, postgres %.2f cores", 100*u.busyFrac, u.client, u.replicas, u.postgres)
+	return fmt.Sprintf("CPU %.0f%% busy: client %.2f, privguard %.2f, postgres %.2f, other %.2f cores",
+		100*u.busyFrac, u.client, u.replicas, u.postgres, max(0, u.machine-u.client-u.replicas-u.postgres))
 }
 
 // percentile of sorted durations.
