@@ -116,7 +116,7 @@ func (j joinResult) String() string {
 // /readyz 200, and stops it: gracefully with the snapshot (it has nothing new to write),
 // with SIGKILL without it, so that it writes no snapshot of its own. Without the snapshot,
 // the snapshot row is deleted first.
-func (e *env) join(ctx context.Context, f *filled, n int, withSnapshot bool) (joinResult, error) {
+func (e *env) join(ctx context.Context, f *filled, n int, withSnapshot bool, pprofSecs int) (joinResult, error) {
 	if !withSnapshot {
 		pg, err := pgx.Connect(ctx, e.dsn)
 		if err != nil {
@@ -128,30 +128,41 @@ func (e *env) join(ctx context.Context, f *filled, n int, withSnapshot bool) (jo
 			return joinResult{}, fmt.Errorf("delete the snapshot: %w", err)
 		}
 	}
-	r, err := e.start(replicaSpec{name: fmt.Sprintf("joiner%d", n), schema: f.schema})
+	r, err := e.start(replicaSpec{name: fmt.Sprintf("joiner%d", n), schema: f.schema, pprofPort: e.pprofPort()})
 	if err != nil {
 		return joinResult{}, err
 	}
+	what := "join-replay"
+	if withSnapshot {
+		what = "join-snapshot"
+	}
+	// A profile from the process start, covering the start-up; taken before the replica stops.
+	profiled := e.profile([]*replica{r}, what, pprofSecs)
+	res, err := e.joined(ctx, f, r)
+	profiled()
+	if err != nil || !withSnapshot {
+		r.kill()
+		return res, err
+	}
+	return res, r.stop()
+}
+
+// joined waits for the new replica r and reads what it holds.
+func (e *env) joined(ctx context.Context, f *filled, r *replica) (joinResult, error) {
 	var res joinResult
+	var err error
 	res.ready, err = e.ready(ctx, r, 5*time.Minute)
 	if err != nil {
-		r.kill()
 		return res, err
 	}
 	res.rss, _ = rssBytes(r.cmd.Process.Pid)
 	d, err := e.readyz(ctx, r)
 	if err != nil {
-		r.kill()
 		return res, err
 	}
 	res.records = d.Records
 	if res.records < uint64(f.records) {
-		r.kill()
 		return res, fmt.Errorf("the new replica was ready with %d of %d records", res.records, f.records)
 	}
-	if withSnapshot {
-		return res, r.stop()
-	}
-	r.kill()
 	return res, nil
 }

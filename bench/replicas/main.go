@@ -212,7 +212,7 @@ func runJoin(ctx context.Context, e *env, cfg config) error {
 	fmt.Println("fill:", f)
 	var with, without []time.Duration
 	for r := range cfg.runs {
-		res, err := e.join(ctx, f, r, true)
+		res, err := e.join(ctx, f, r, true, cfg.load.pprofSecs)
 		if err != nil {
 			return fmt.Errorf("with the snapshot: %w", err)
 		}
@@ -220,7 +220,7 @@ func runJoin(ctx context.Context, e *env, cfg config) error {
 		with = append(with, res.ready)
 	}
 	for r := range cfg.runs {
-		res, err := e.join(ctx, f, cfg.runs+r, false)
+		res, err := e.join(ctx, f, cfg.runs+r, false, cfg.load.pprofSecs)
 		if err != nil {
 			return fmt.Errorf("without the snapshot: %w", err)
 		}

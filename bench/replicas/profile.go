@@ -47,8 +47,14 @@ func (e *env) profile(rs []*replica, what string, secs int) (wait func()) {
 	return wg.Wait
 }
 
+// fetchProfile retries for a second while the process does not listen yet (a replica
+// profiled from its start).
 func fetchProfile(url, path string) error {
 	resp, err := http.Get(url)
+	for deadline := time.Now().Add(time.Second); err != nil && time.Now().Before(deadline); {
+		time.Sleep(2 * time.Millisecond)
+		resp, err = http.Get(url)
+	}
 	if err != nil {
 		return err
 	}
