@@ -41,10 +41,11 @@ type throughputResult struct {
 	p50, p99   time.Duration
 	cpu        cpuUse
 	// On PostgreSQL: records and transactions (distinct xmin) that committed in the
-	// measured window; and commit attempts (scans of consent_head: every commit starts by
-	// locking it) and successful ones (its updates), from the schema's table statistics,
-	// which backends report up to a second late (so over a slightly wider window).
-	records, commits, attempts, updates int64
+	// measured window; and the scans and updates of consent_head, from the schema's table
+	// statistics, which backends report up to a second late (so over a slightly wider
+	// window): every commit attempt scans it to lock it, a successful one scans it again
+	// to update it, so attempts are scans-updates and conflicts attempts-updates.
+	records, commits, scans, updates int64
 }
 
 func (r throughputResult) String() string {
@@ -55,8 +56,8 @@ func (r throughputResult) String() string {
 	s += "); " + r.cpu.String()
 	if r.commits > 0 {
 		s += fmt.Sprintf("; %d commits, %.1f records/commit", r.commits, float64(r.records)/float64(r.commits))
-		if r.attempts > 0 {
-			s += fmt.Sprintf(", %.0f%% of %d commit attempts found the head moved", 100*float64(r.attempts-r.updates)/float64(r.attempts), r.attempts)
+		if attempts := r.scans - r.updates; attempts > 0 {
+			s += fmt.Sprintf(", %.0f%% of %d commit attempts found the head moved", 100*float64(attempts-r.updates)/float64(attempts), attempts)
 		}
 	}
 	return s
@@ -190,7 +191,7 @@ func (e *env) throughput(ctx context.Context, s setup, opts loadOptions) (throug
 		}
 		time.Sleep(1100 * time.Millisecond) // the statistics' delay
 		_, att1, upd1 := pgCounters(ctx, pg, schema)
-		res.attempts, res.updates = att1-att0, upd1-upd0
+		res.scans, res.updates = att1-att0, upd1-upd0
 	}
 	return res, nil
 }
