@@ -20,8 +20,7 @@ type cpuSample struct {
 	busy, total  uint64 // /proc/stat, all CPUs, ticks
 	client       uint64 // this process
 	replicas     uint64 // the replicas measured
-	postgres     uint64 // every process named postgres
-	postgresSeen int
+	postgres     map[int]uint64 // every process named postgres, by pid
 }
 
 // procTicks is a process's user+system time in ticks (0 if it is gone).
@@ -45,7 +44,7 @@ func procTicks(pid int) uint64 {
 }
 
 func sampleCPU(replicas []*replica) cpuSample {
-	s := cpuSample{at: time.Now(), client: procTicks(os.Getpid())}
+	s := cpuSample{at: time.Now(), client: procTicks(os.Getpid()), postgres: map[int]uint64{}}
 	if b, err := os.ReadFile("/proc/stat"); err == nil {
 		line, _, _ := bytes.Cut(b, []byte("\n"))
 		f := strings.Fields(string(line))
@@ -67,8 +66,7 @@ func sampleCPU(replicas []*replica) cpuSample {
 			continue
 		}
 		pid, _ := strconv.Atoi(filepath.Base(d))
-		s.postgres += procTicks(pid)
-		s.postgresSeen++
+		s.postgres[pid] = procTicks(pid)
 	}
 	return s
 }
@@ -81,7 +79,15 @@ type cpuUse struct {
 func (a cpuSample) to(b cpuSample) cpuUse {
 	secs := b.at.Sub(a.at).Seconds()
 	cores := func(t0, t1 uint64) float64 { return float64(t1-t0) / clockTicks / secs }
-	u := cpuUse{client: cores(a.client, b.client), replicas: cores(a.replicas, b.replicas), postgres: cores(a.postgres, b.postgres)}
+	// PostgreSQL's processes come and go (other clients' backends): only those seen in
+	// both samples count.
+	var pg0, pg1 uint64
+	for pid, t1 := range b.postgres {
+		if t0, ok := a.postgres[pid]; ok && t1 >= t0 {
+			pg0, pg1 = pg0+t0, pg1+t1
+		}
+	}
+	u := cpuUse{client: cores(a.client, b.client), replicas: cores(a.replicas, b.replicas), postgres: cores(pg0, pg1)}
 	if b.total > a.total {
 		u.busyFrac = float64(b.busy-a.busy) / float64(b.total-a.total)
 		u.machine = cores(a.busy, b.busy)
