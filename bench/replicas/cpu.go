@@ -16,11 +16,11 @@ const clockTicks = 100
 
 // cpuSample is the CPU time used so far by the machine and by the processes of interest.
 type cpuSample struct {
-	at           time.Time
-	busy, total  uint64 // /proc/stat, all CPUs, ticks
-	client       uint64 // this process
-	replicas     uint64 // the replicas measured
-	postgres     map[int]uint64 // every process named postgres, by pid
+	at          time.Time
+	busy, total uint64         // /proc/stat, all CPUs, ticks
+	client      uint64         // this process
+	replicas    uint64         // the replicas measured
+	postgres    map[int]uint64 // every process named postgres, by pid
 }
 
 // procTicks is a process's user+system time in ticks (0 if it is gone).
