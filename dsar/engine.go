@@ -85,8 +85,8 @@ type Config struct {
 	// size, and a replica that dies loses at most this much unwritten progress, which the
 	// next holder does again (store tasks are idempotent).
 	LeaseBatch int
-	Now      func() time.Time
-	Logger   *slog.Logger
+	Now        func() time.Time
+	Logger     *slog.Logger
 }
 
 // Engine runs requests. All methods are safe for concurrent use; requests are processed
