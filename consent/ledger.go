@@ -576,6 +576,7 @@ func (l *Ledger) buildGroup(group []*op) *builtGroup {
 		return id, err
 	}
 	g.owner = owner
+	lookup := l.idempotencyLookup(ctx, group)
 	for i, o := range group {
 		req := o.req
 		if key := req.IdempotencyKey; key != "" {
@@ -583,7 +584,7 @@ func (l *Ledger) buildGroup(group []*op) *builtGroup {
 				results[i] = l.replayResult(results[j].rec, group[j].fp, o.fp)
 				continue
 			}
-			if r, ok, err := l.idempotent(ctx, key, o.fp); err != nil || ok {
+			if r, ok, err := lookup(key, o.fp); err != nil || ok {
 				results[i] = opResult{rec: r, replayed: ok, err: err}
 				continue
 			}
@@ -639,6 +640,39 @@ func (l *Ledger) reply(group []*op, results []opResult) {
 	}
 }
 
+// idempotencyLookup returns the lookup of the group's idempotency keys: with an
+// IdempotentBatcher store, every key of the group is read at once, up front.
+func (l *Ledger) idempotencyLookup(ctx context.Context, group []*op) func(key string, fp []byte) (Record, bool, error) {
+	one := func(key string, fp []byte) (Record, bool, error) { return l.idempotent(ctx, key, fp) }
+	b, ok := l.store.(IdempotentBatcher)
+	if !ok {
+		return one
+	}
+	var keys []string
+	for _, o := range group {
+		if o.req.IdempotencyKey != "" {
+			keys = append(keys, o.req.IdempotencyKey)
+		}
+	}
+	if len(keys) < 2 {
+		return one
+	}
+	hits, err := b.IdempotentAll(ctx, keys)
+	if err != nil {
+		err = fmt.Errorf("consent: idempotency lookup: %w: %w", err, privguard.ErrUnavailable)
+	}
+	return func(key string, fp []byte) (Record, bool, error) {
+		if err != nil {
+			return Record{}, false, err
+		}
+		h, ok := hits[key]
+		if !ok {
+			return Record{}, false, nil
+		}
+		return l.idempotentHit(ctx, h.Seq, h.Fingerprint, fp)
+	}
+}
+
 // idempotent looks up a stored write under key. A key reused with a different request is a
 // conflict.
 func (l *Ledger) idempotent(ctx context.Context, key string, fp []byte) (Record, bool, error) {
@@ -649,6 +683,12 @@ func (l *Ledger) idempotent(ctx context.Context, key string, fp []byte) (Record,
 	if !ok {
 		return Record{}, false, nil
 	}
+	return l.idempotentHit(ctx, seq, storedFP, fp)
+}
+
+// idempotentHit is the answer to a write whose key is stored under the record at seq with
+// the fingerprint storedFP.
+func (l *Ledger) idempotentHit(ctx context.Context, seq uint64, storedFP, fp []byte) (Record, bool, error) {
 	if string(storedFP) != string(fp) {
 		return Record{}, false, conflict("Idempotency-Key", CodeIdempotencyReused, "the key was already used for a different request")
 	}

@@ -84,6 +84,21 @@ type SharedStore interface {
 	Changes() <-chan struct{}
 }
 
+// IdempotentBatcher is a Store that looks up many idempotency keys in one read (pgstore's
+// is one: a group's keyed writes cost one round trip instead of one each).
+type IdempotentBatcher interface {
+	// IdempotentAll returns what Idempotent would for each key that is stored; keys not
+	// stored are absent from the map.
+	IdempotentAll(ctx context.Context, keys []string) (map[string]IdempotentHit, error)
+}
+
+// IdempotentHit is a stored idempotency key: the record written under it and the request
+// fingerprint.
+type IdempotentHit struct {
+	Seq         uint64
+	Fingerprint []byte
+}
+
 // ErrMaybeCommitted is wrapped in the error of a [SharedStore]'s Commit when it cannot tell
 // whether the transaction committed: the COMMIT was sent and no answer came back. Any other
 // error of Commit means that nothing was written. The ledger then asks the store whether

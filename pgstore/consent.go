@@ -270,6 +270,34 @@ func (s *ConsentStore) Idempotent(ctx context.Context, key string) (seq uint64, 
 	return uint64(s64), notNil(fingerprint), true, nil
 }
 
+// IdempotentAll implements consent.IdempotentBatcher: one query for a group's keys.
+func (s *ConsentStore) IdempotentAll(ctx context.Context, keys []string) (map[string]consent.IdempotentHit, error) {
+	raw := make([][]byte, len(keys))
+	for i, k := range keys {
+		raw[i] = []byte(k)
+	}
+	rows, err := s.db.pool.Query(ctx, `SELECT key, seq, fingerprint FROM consent_idempotency WHERE key = ANY($1)`, raw)
+	if err != nil {
+		return nil, fmt.Errorf("idempotency keys: %w: %w", err, privguard.ErrUnavailable)
+	}
+	defer rows.Close()
+	out := make(map[string]consent.IdempotentHit)
+	for rows.Next() {
+		var key, fp []byte
+		var s64 int64
+		if err := rows.Scan(&key, &s64, &fp); err != nil {
+			return nil, fmt.Errorf("idempotency keys: %w: %w", err, privguard.ErrUnavailable)
+		}
+		out[string(key)] = consent.IdempotentHit{Seq: uint64(s64), Fingerprint: notNil(fp)}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("idempotency keys: %w: %w", err, privguard.ErrUnavailable)
+	}
+	return out, nil
+}
+
+var _ consent.IdempotentBatcher = (*ConsentStore)(nil)
+
 // ScanNotices implements consent.Store, in key order as boltstore does.
 func (s *ConsentStore) ScanNotices(ctx context.Context, fn func(body []byte) error) error {
 	return s.notices(ctx, 0, true, func(_ uint64, body []byte) error { return fn(body) })

@@ -326,3 +326,36 @@ func TestChangesReconnects(t *testing.T) {
 	}
 	wait("for a commit after the reconnection")
 }
+
+// TestIdempotentAllAgreesWithIdempotent: the batched lookup of a group's keys answers what
+// one lookup per key does: stored keys with their record and fingerprint, others absent.
+func TestIdempotentAllAgreesWithIdempotent(t *testing.T) {
+	db := openDB(t)
+	s := db.Consent()
+	recs := benchRecords(0, [32]byte{}, 5)
+	for i := range recs {
+		recs[i].IdempotencyKey, recs[i].Fingerprint = fmt.Sprintf("key-%d", i), []byte{byte(i), 0xff}
+	}
+	recs[4].IdempotencyKey = "" // a record without a key
+	if err := s.Commit(ctx, &consent.Batch{Records: recs}); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	keys := []string{"key-0", "key-3", "key-4", "nope", "key-1"}
+	hits, err := s.IdempotentAll(ctx, keys)
+	if err != nil {
+		t.Fatalf("IdempotentAll: %v", err)
+	}
+	for _, k := range keys {
+		seq, fp, ok, err := s.Idempotent(ctx, k)
+		if err != nil {
+			t.Fatalf("Idempotent(%s): %v", k, err)
+		}
+		h, got := hits[k]
+		if got != ok || h.Seq != seq || string(h.Fingerprint) != string(fp) {
+			t.Errorf("%s: IdempotentAll %+v (%v), Idempotent %d %x (%v)", k, h, got, seq, fp, ok)
+		}
+	}
+	if len(hits) != 3 {
+		t.Errorf("IdempotentAll found %d keys; want 3", len(hits))
+	}
+}
