@@ -39,6 +39,11 @@ const (
 	DefaultCommitTimeout = 10 * time.Second
 	// maxCommitAttempts bounds how often one group is rebuilt after the head moved.
 	maxCommitAttempts = 64
+	// optimisticAttempts is how often a group is committed optimistically (built on the
+	// head this process knows, committed if it did not move) before it is built holding
+	// the head's lock, on a store that can (LockingCommitter): under contention a process
+	// could otherwise lose the race for the head again and again.
+	optimisticAttempts = 2
 )
 
 // ErrStale is returned (wrapped; it matches privguard.ErrUnavailable) by the answers of a

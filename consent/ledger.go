@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,6 +112,7 @@ type Ledger struct {
 	followed      atomic.Uint64 // records of other processes applied
 	noticeCursor  uint64        // owned by the writer
 	followFailing bool          // owned by the writer
+	stash         *op           // owned by the writer: a notice op taken while absorbing writes
 
 	// Owned by the writer goroutine (and by Open before it starts, Close after it ended).
 	headSeq  uint64
@@ -402,6 +404,9 @@ func (l *Ledger) run() {
 		case <-followTick:
 			l.follow()
 			continue
+		case <-l.stashed():
+			group = append(group[:0], l.stash)
+			l.stash = nil
 		case <-snapTick:
 			if err := l.snapshot(context.Background()); err != nil {
 				l.log.Error("consent ledger snapshot failed", "err", err)
@@ -410,6 +415,9 @@ func (l *Ledger) run() {
 		case o := <-l.ops:
 			group = append(group[:0], o)
 		case <-l.closing:
+			if l.stash != nil {
+				l.stash.res <- opResult{err: fmt.Errorf("consent: ledger: %w", privguard.ErrClosed)}
+			}
 			for {
 				select {
 				case o := <-l.ops:
@@ -420,7 +428,7 @@ func (l *Ledger) run() {
 			}
 		}
 	more:
-		for len(group) < MaxGroup {
+		for len(group) < MaxGroup && l.stash == nil {
 			select {
 			case o := <-l.ops:
 				group = append(group, o)
@@ -452,23 +460,77 @@ func (l *Ledger) commitGroup(group []*op) {
 	}
 }
 
+// stashed returns a closed channel when a stashed op waits, else nil (which never
+// receives).
+func (l *Ledger) stashed() <-chan struct{} {
+	if l.stash == nil {
+		return nil
+	}
+	return closedChan
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// absorb adds the record writes queued meanwhile to a group about to be built again (up to
+// MaxGroup): under contention on a shared store, groups grow instead of retrying small. A
+// notice registration met on the way is stashed for the writer's next round.
+func (l *Ledger) absorb(group []*op) []*op {
+	group = slices.Clip(group) // the caller's array may hold more writes after these
+	for len(group) < MaxGroup && l.stash == nil {
+		select {
+		case o := <-l.ops:
+			if o.notice != nil {
+				l.stash = o
+				return group
+			}
+			group = append(group, o)
+		default:
+			return group
+		}
+	}
+	return group
+}
+
 // commitRecords validates, chains, stores and applies a group of record writes. On a
 // shared store whose head moved (another process committed), it catches up and builds the
-// group again on the new head.
+// group again on the new head, with the writes queued meanwhile.
 func (l *Ledger) commitRecords(group []*op) {
 	for attempt := 1; ; attempt++ {
-		g := l.buildGroup(group)
-		if l.shared != nil && attempt < maxCommitAttempts && g.unknownNotice {
-			// A notice another process registered and this one has not read yet.
-			if err := l.catchUp(context.Background()); err == nil && l.noticeCursor != g.noticeCursor {
-				continue
+		if attempt > 1 {
+			group = l.absorb(group)
+		}
+		var g *builtGroup
+		var err error
+		if lc, ok := l.store.(LockingCommitter); ok && attempt > optimisticAttempts {
+			// Lost the race for the head a few times: build the group holding the head's
+			// lock, which no other process can then move.
+			g, err = l.commitLocked(lc, group)
+			if g == nil { // the store failed before the group was built
+				l.log.Error("consent ledger commit failed", "err", err)
+				results := make([]opResult, len(group))
+				for i := range results {
+					results[i].err = fmt.Errorf("consent: commit: %w", privguard.ErrUnavailable)
+				}
+				l.reply(group, results)
+				return
+			}
+			group = g.ops
+		} else {
+			g = l.buildGroup(group)
+			if l.shared != nil && attempt < maxCommitAttempts && g.unknownNotice {
+				// A notice another process registered and this one has not read yet.
+				if err := l.catchUp(context.Background()); err == nil && l.noticeCursor != g.noticeCursor {
+					continue
+				}
+			}
+			if len(g.batch.Records) > 0 {
+				err = l.commitBatch(g.batch)
 			}
 		}
 		if len(g.batch.Records) == 0 {
 			l.reply(group, g.results)
 			return
 		}
-		err := l.commitBatch(g.batch)
 		if errors.Is(err, ErrHeadMoved) && attempt < maxCommitAttempts {
 			if err := l.catchUp(context.Background()); err != nil {
 				l.log.Error("consent ledger cannot catch up after another process committed", "err", err)
@@ -507,6 +569,39 @@ func (l *Ledger) commitRecords(group []*op) {
 	}
 }
 
+// commitLocked builds and commits the group inside a LockingCommitter's transaction,
+// holding the chain head: the ledger catches up to it, builds the group (with the writes
+// queued meanwhile) on it, and the store writes the batch. It returns nil only if the store
+// failed before the group was built.
+func (l *Ledger) commitLocked(lc LockingCommitter, group []*op) (*builtGroup, error) {
+	var g *builtGroup
+	ctx, cancel := context.WithTimeout(context.Background(), l.commitTimeout)
+	defer cancel()
+	start := l.nowNano()
+	ticket := l.health.start()
+	err := lc.CommitLocked(ctx, func(ctx context.Context, head uint64, hash [32]byte) (*Batch, error) {
+		if head != l.headSeq || hash != l.headHash {
+			if err := l.catchUp(ctx); err != nil {
+				return nil, err
+			}
+			if head != l.headSeq || hash != l.headHash {
+				return nil, fmt.Errorf("consent: the locked head is record %d, the ledger caught up to %d: %w", head, l.headSeq, errCorrupt)
+			}
+		}
+		g = l.buildGroup(l.absorb(group))
+		if len(g.batch.Records) == 0 {
+			return nil, nil
+		}
+		g.batch.Base, g.batch.BaseHash = head, hash
+		return g.batch, nil
+	})
+	l.health.done(ticket, l.now(), err)
+	if err == nil && g != nil {
+		l.confirm(start)
+	}
+	return g, err
+}
+
 // commitBatch commits b built on the ledger's head, bounded by the commit timeout on a
 // shared store, and records the outcome for readiness (and currency: a shared store
 // committed it only if the head was where this ledger has it).
@@ -542,6 +637,7 @@ func (l *Ledger) fail(group []*op, results []opResult, err error) {
 // builtGroup is a group of writes validated and chained onto the ledger's head, ready to
 // commit.
 type builtGroup struct {
+	ops     []*op // the writes it was built from
 	results []opResult
 	overlay map[privguard.SubjectID]subjectState
 	batch   *Batch
@@ -555,7 +651,7 @@ type builtGroup struct {
 // buildGroup validates the group's writes against the state and each other, and chains
 // the valid ones onto the head.
 func (l *Ledger) buildGroup(group []*op) *builtGroup {
-	g := &builtGroup{results: make([]opResult, len(group)), overlay: make(map[privguard.SubjectID]subjectState, len(group)),
+	g := &builtGroup{ops: group, results: make([]opResult, len(group)), overlay: make(map[privguard.SubjectID]subjectState, len(group)),
 		batch: &Batch{Records: make([]StoredRecord, 0, len(group))}, noticeCursor: l.noticeCursor}
 	results, overlay, batch := g.results, g.overlay, g.batch
 	idemDone := map[string]int{}

@@ -84,6 +84,18 @@ type SharedStore interface {
 	Changes() <-chan struct{}
 }
 
+// LockingCommitter is a SharedStore that can commit a batch built while it holds the chain
+// head: CommitLocked begins a transaction, locks the head and calls build with it; build
+// (the ledger: it catches up to that head, then builds its group on it) returns the batch
+// to write, or nil to write nothing; the store writes it in the same transaction and
+// commits. No other process can commit in between, so the batch cannot meet a moved head.
+// It holds the lock longer than an optimistic Commit, so the ledger uses it only for a group
+// that lost the race for the head already. A failure of the commit itself is reported as
+// Commit reports it (ErrMaybeCommitted when the outcome is unknown).
+type LockingCommitter interface {
+	CommitLocked(ctx context.Context, build func(ctx context.Context, head uint64, hash [32]byte) (*Batch, error)) error
+}
+
 // IdempotentBatcher is a Store that looks up many idempotency keys in one read (pgstore's
 // is one: a group's keyed writes cost one round trip instead of one each).
 type IdempotentBatcher interface {

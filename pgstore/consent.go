@@ -56,12 +56,77 @@ func (s *ConsentStore) Commit(ctx context.Context, b *consent.Batch) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	for i := range b.Records {
-		if b.Records[i].Seq != b.Base+1+uint64(i) {
-			return fmt.Errorf("pgstore: commit: record %d of the batch has seq %d; the batch is built on %d", i, b.Records[i].Seq, b.Base)
+	batch, err := s.batchOf(b)
+	if err != nil {
+		return err
+	}
+	// A batch without transaction statements runs as one implicit transaction: an error
+	// in any statement rolls back all of them.
+	return s.commitError(b, s.send(s.db.pool.SendBatch(ctx, batch), batch.Len()))
+}
+
+// send runs the queued statements of a sent batch and closes it.
+func (s *ConsentStore) send(br pgx.BatchResults, n int) error {
+	var err error
+	for range n {
+		if _, err = br.Exec(); err != nil {
+			break
 		}
 	}
-	var batch pgx.Batch
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// CommitLocked implements consent.LockingCommitter: a transaction that locks the head
+// first, then writes the batch build returns for it.
+func (s *ConsentStore) CommitLocked(ctx context.Context, build func(ctx context.Context, head uint64, hash [32]byte) (*consent.Batch, error)) error {
+	tx, err := s.db.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("pgstore: begin: %w: %w", err, privguard.ErrUnavailable)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var seq int64
+	var hash []byte
+	if err := tx.QueryRow(ctx, `SELECT seq, hash FROM consent_head FOR UPDATE`).Scan(&seq, &hash); err != nil {
+		return fmt.Errorf("pgstore: lock the head: %w: %w", err, privguard.ErrUnavailable)
+	}
+	var h [32]byte
+	copy(h[:], hash)
+	b, err := build(ctx, uint64(seq), h)
+	if err != nil || b == nil {
+		return err
+	}
+	batch, err := s.batchOf(b)
+	if err != nil {
+		return err
+	}
+	if err := s.send(tx.SendBatch(ctx, batch), batch.Len()); err != nil {
+		// Inside the transaction, before its COMMIT: nothing is written.
+		return fmt.Errorf("pgstore: commit %d records: %w: %w", len(b.Records), err, privguard.ErrUnavailable)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) {
+			return fmt.Errorf("pgstore: commit %d records: %w: %w", len(b.Records), err, privguard.ErrUnavailable)
+		}
+		return fmt.Errorf("pgstore: commit %d records: %w: %w: %w", len(b.Records), err, consent.ErrMaybeCommitted, privguard.ErrUnavailable)
+	}
+	return nil
+}
+
+var _ consent.LockingCommitter = (*ConsentStore)(nil)
+
+// batchOf queues the statements that write b: the head check, notices, records,
+// idempotency keys, the new head, suppressions and the notification.
+func (s *ConsentStore) batchOf(b *consent.Batch) (*pgx.Batch, error) {
+	for i := range b.Records {
+		if b.Records[i].Seq != b.Base+1+uint64(i) {
+			return nil, fmt.Errorf("pgstore: commit: record %d of the batch has seq %d; the batch is built on %d", i, b.Records[i].Seq, b.Base)
+		}
+	}
+	batch := &pgx.Batch{}
 	batch.Queue(qLockHead, int64(b.Base), b.BaseHash[:])
 	if len(b.Notices) > 0 {
 		// The last of a key wins within a batch, as in boltstore; a key already stored
@@ -113,18 +178,11 @@ func (s *ConsentStore) Commit(ctx context.Context, b *consent.Batch) error {
 	if len(b.Records) > 0 || len(b.Notices) > 0 || len(b.Suppressions) > 0 {
 		batch.Queue(qNotify, s.db.channel(), s.db.instance)
 	}
-	// A batch without transaction statements runs as one implicit transaction: an error
-	// in any statement rolls back all of them.
-	br := s.db.pool.SendBatch(ctx, &batch)
-	var err error
-	for range batch.Len() {
-		if _, err = br.Exec(); err != nil {
-			break
-		}
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
+	return batch, nil
+}
+
+// commitError is the error of a commit of b that failed with err (nil: none).
+func (s *ConsentStore) commitError(b *consent.Batch, err error) error {
 	if err == nil {
 		return nil
 	}

@@ -2,6 +2,7 @@ package pgstore_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
@@ -357,5 +358,38 @@ func TestIdempotentAllAgreesWithIdempotent(t *testing.T) {
 	}
 	if len(hits) != 3 {
 		t.Errorf("IdempotentAll found %d keys; want 3", len(hits))
+	}
+}
+
+// TestCommitLockedHoldsTheHead: while one process builds its batch under CommitLocked,
+// another's commit on the same head waits for it and then finds the head moved; the locked
+// batch is committed.
+func TestCommitLockedHoldsTheHead(t *testing.T) {
+	schema := newSchema(t)
+	a, b := openSchema(t, schema).Consent(), openSchema(t, schema).Consent()
+	recs := benchRecords(0, [32]byte{}, 2)
+	started := make(chan struct{})
+	other := make(chan error, 1)
+	err := a.CommitLocked(ctx, func(ctx context.Context, head uint64, hash [32]byte) (*consent.Batch, error) {
+		if head != 0 {
+			t.Errorf("locked head %d; want 0", head)
+		}
+		go func() {
+			close(started)
+			other <- b.Commit(ctx, &consent.Batch{Records: benchRecords(0, [32]byte{9}, 1)})
+		}()
+		<-started
+		time.Sleep(200 * time.Millisecond) // b's commit is waiting on the head now
+		return &consent.Batch{Records: recs[:1], Base: head, BaseHash: hash}, nil
+	})
+	if err != nil {
+		t.Fatalf("CommitLocked: %v", err)
+	}
+	if err := <-other; !errors.Is(err, consent.ErrHeadMoved) {
+		t.Fatalf("the other commit on the locked head: %v; want ErrHeadMoved", err)
+	}
+	seq, _, err := a.Head(ctx)
+	if err != nil || seq != 1 {
+		t.Fatalf("head %d, %v; want 1", seq, err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 // must. Down makes every call fail (an outage), and CommitThenFail a commit that succeeds
 // but reports an error (a connection lost after COMMIT was sent).
 type Shared struct {
+	cmu      sync.Mutex // held by a commit, and by CommitLocked throughout
 	mu       sync.Mutex
 	records  []sharedRecord
 	ids      map[string]uint64
@@ -107,6 +108,36 @@ func (v *View) Changes() <-chan struct{} { return v.ch }
 
 // Commit implements consent.Store with the head check of a shared store.
 func (v *View) Commit(ctx context.Context, b *consent.Batch) error {
+	v.cmu.Lock()
+	defer v.cmu.Unlock()
+	return v.commit(b)
+}
+
+var _ consent.LockingCommitter = (*View)(nil)
+
+// CommitLocked implements consent.LockingCommitter: no other commit runs from the head's
+// reading to the batch's commit.
+func (v *View) CommitLocked(ctx context.Context, build func(ctx context.Context, head uint64, hash [32]byte) (*consent.Batch, error)) error {
+	v.cmu.Lock()
+	defer v.cmu.Unlock()
+	v.mu.Lock()
+	if v.down {
+		v.mu.Unlock()
+		return errDown
+	}
+	head, hash := uint64(len(v.records)), [32]byte{}
+	if head > 0 {
+		hash = v.records[head-1].hash
+	}
+	v.mu.Unlock()
+	b, err := build(ctx, head, hash)
+	if err != nil || b == nil {
+		return err
+	}
+	return v.commit(b)
+}
+
+func (v *View) commit(b *consent.Batch) error {
 	s := v.Shared
 	s.mu.Lock()
 	defer s.mu.Unlock()
