@@ -19,6 +19,10 @@
 // round trip. [ConsentStore.Changes] is fed by a dedicated LISTEN connection that
 // reconnects by itself. Notices and tombstones carry increasing cursors in commit order
 // (their inserts are serialised), so that a follower reading "after cursor" misses none.
+// Data-subject requests are shared through leases ([DSARStore] is a dsar.Leaser,
+// dsar/LEASES.md): replicas lease due requests with FOR UPDATE SKIP LOCKED, so that none
+// is held by two at once, and every write is version-checked, the lease holder's also
+// fenced by its lease.
 //
 // # Caveats
 //
