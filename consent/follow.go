@@ -43,7 +43,7 @@ const (
 	// head this process knows, committed if it did not move) before it is built holding
 	// the head's lock, on a store that can (LockingCommitter): under contention a process
 	// could otherwise lose the race for the head again and again.
-	optimisticAttempts = 2
+	optimisticAttempts = 4
 )
 
 // ErrStale is returned (wrapped; it matches privguard.ErrUnavailable) by the answers of a
