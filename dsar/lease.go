@@ -42,6 +42,13 @@ type Leaser interface {
 	// and the stored version is w.Version-1. Otherwise it stores nothing and returns an
 	// error wrapping ErrLeaseLost or ErrVersion. The lease stays held.
 	PutRequestLeased(ctx context.Context, holder string, now time.Time, w Write) error
+	// PutRequestsLeased is PutRequestLeased for every write of ws at once (one round trip
+	// to a database), each write stored or refused on its own: outcomes[i] is ws[i]'s, nil
+	// if it was stored, otherwise an error wrapping ErrLeaseLost or ErrVersion. The ids of
+	// ws must differ. err is the call's: the store failed (then what was stored is
+	// unknown, as for a PutRequestLeased that failed) or a write cannot be stored (an
+	// error wrapping privguard.ErrInvalid, and nothing was); outcomes is then nil.
+	PutRequestsLeased(ctx context.Context, holder string, now time.Time, ws []Write) (outcomes []error, err error)
 	// PutRequestIf stores w, whoever holds its lease, if the stored version is
 	// w.Version-1 (for Version 1: no request is stored under w.ID), and otherwise returns
 	// an error wrapping ErrVersion. Intake, operators' changes and callbacks write so;

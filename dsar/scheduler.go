@@ -277,9 +277,10 @@ func (e *Engine) tend(ctx context.Context, r Request, now time.Time) error {
 // it holds e.mu: operators and callbacks may change a request meanwhile, and the write
 // merges (see merge). commitBatch: (3) under e.mu, each round's settle half runs on the
 // request as merged with the stored one, and every write of the batch (the requests, and
-// the other requests an erasure scrubbed) is one transaction (BatchStore) when alone;
-// every connector operation is idempotent, so a crash before it only means the batch's
-// tasks run again. (4) The packages the batch finished are handed over.
+// the other requests an erasure scrubbed) is one transaction (BatchStore) when alone; on
+// a shared store, the rounds' writes are one fenced call (see settleLeased). Every
+// connector operation is idempotent, so a crash before it only means the batch's tasks
+// run again. (4) The packages the batch finished are handed over.
 type batchRun struct {
 	rounds []*round
 	lease  *keeper // nil when alone
@@ -348,17 +349,18 @@ func (e *Engine) commitBatch(ctx context.Context, b *batchRun) (int, error) {
 		e.batch = &writeBatch{index: map[string]int{}}
 	}
 	var written []*round
-	for _, rd := range b.rounds {
-		if b.lease != nil && b.lease.lost(rd.r.ID) {
-			// Its work was cut short; the replica that holds it now does it again.
-			firstErr = cmp.Or(firstErr, fmt.Errorf("dsar: request %s: %w", rd.r.ID, ErrLeaseLost))
-			continue
+	if b.lease != nil {
+		var err error
+		written, err = e.settleLeased(ctx, b)
+		firstErr = cmp.Or(firstErr, err)
+	} else {
+		for _, rd := range b.rounds {
+			if err := e.settleRound(ctx, rd); err != nil {
+				firstErr = cmp.Or(firstErr, err)
+				continue
+			}
+			written = append(written, rd)
 		}
-		if err := e.settleRound(b.roundCtx(ctx, rd), rd, b.lease != nil); err != nil {
-			firstErr = cmp.Or(firstErr, err)
-			continue
-		}
-		written = append(written, rd)
 	}
 	var err error
 	if b.lease == nil {
@@ -404,28 +406,109 @@ func (e *Engine) eraseAll(ctx context.Context, rounds []*round) {
 }
 
 // settleRound runs the round's settle half on the request as stored now (someone may have
-// changed it meanwhile: the round's work is merged into it) and puts it. With a lease,
-// a write that finds the request changed since it was read merges again, twice at most;
-// one whose lease was lost is dropped (the new holder redoes the work). e.mu must be held.
-func (e *Engine) settleRound(ctx context.Context, rd *round, leased bool) error {
+// changed it meanwhile: the round's work is merged into it) and puts it, into the batch
+// being written. e.mu must be held.
+func (e *Engine) settleRound(ctx context.Context, rd *round) error {
 	mine := rd.r
 	mine.Events = slices.Clone(mine.Events)
+	cur, err := e.load(ctx, rd.r.ID)
+	if err != nil {
+		return err
+	}
+	if cur.Version != mine.Version {
+		rd.rebase(mine, cur)
+	}
+	e.drive(ctx, rd, rd.settle(e.rules()))
+	return e.put(ctx, &rd.r)
+}
+
+// settleLeased is settleRound for the rounds of a leased batch, their writes made at once:
+// each round's settle half runs on its request as stored now, in the rounds' order, and
+// then every write is one fenced PutRequestsLeased call. The rounds whose write found the
+// request changed since it was read merge again and are written again together, twice at
+// most; a round whose lease was lost (before its settle half, before the write, or as the
+// store found when writing) is dropped: the replica that holds it now does its work again.
+// It returns the rounds written and the first failure in the rounds' order. e.mu must be
+// held.
+func (e *Engine) settleLeased(ctx context.Context, b *batchRun) ([]*round, error) {
+	errs := make([]error, len(b.rounds))
+	mine := make([]Request, len(b.rounds)) // each round's request as its work half left it
+	var todo []int
+	for i, rd := range b.rounds {
+		if b.lease.lost(rd.r.ID) {
+			// Its work was cut short; the replica that holds it now does it again.
+			errs[i] = fmt.Errorf("dsar: request %s: %w", rd.r.ID, ErrLeaseLost)
+			continue
+		}
+		mine[i] = rd.r
+		mine[i].Events = slices.Clone(rd.r.Events)
+		todo = append(todo, i)
+	}
 	c := e.rules()
-	for attempt := 0; ; attempt++ {
-		cur, err := e.load(ctx, rd.r.ID)
-		if err != nil {
-			return err
+	for attempt := 0; len(todo) > 0; attempt++ {
+		var (
+			ws []Write
+			of []int // of[j]: the round of ws[j]
+		)
+		for _, i := range todo {
+			rd := b.rounds[i]
+			rctx := b.lease.ctx(rd.r.ID)
+			cur, err := e.load(rctx, rd.r.ID)
+			if err != nil {
+				errs[i] = err
+				continue
+			}
+			if cur.Version != mine[i].Version {
+				rd.rebase(mine[i], cur)
+			}
+			e.drive(rctx, rd, rd.settle(c))
+			w, err := writeOf(&rd.r, time.Time{})
+			if err != nil {
+				errs[i] = err
+				continue
+			}
+			ws, of = append(ws, w), append(of, i)
 		}
-		if cur.Version != mine.Version {
-			rd.rebase(mine, cur)
+		// A round whose lease the keeper gave up meanwhile is not written, as its own
+		// write under its cancelled context would not be.
+		kept := 0
+		for j, w := range ws {
+			i := of[j]
+			if err := b.lease.ctx(w.ID).Err(); err != nil {
+				errs[i] = e.wrote(&b.rounds[i].r, fmt.Errorf("put request %s: %w", w.ID, err))
+				continue
+			}
+			ws[kept], of[kept] = w, i
+			kept++
 		}
-		e.drive(ctx, rd, rd.settle(c))
-		if !leased {
-			return e.put(ctx, &rd.r)
+		ws, of = ws[:kept], of[:kept]
+		if len(ws) == 0 {
+			break
 		}
-		err = e.putLeased(ctx, &rd.r, time.Time{})
-		if !errors.Is(err, ErrVersion) || attempt == 2 {
-			return err
+		outcomes, err := e.leaser.PutRequestsLeased(ctx, e.cfg.Replica, e.cfg.Now().UTC(), ws)
+		if err == nil && len(outcomes) != len(ws) {
+			err = fmt.Errorf("put %d requests: %d outcomes", len(ws), len(outcomes))
+		}
+		todo = todo[:0]
+		for j, i := range of {
+			out := err
+			if err == nil {
+				out = outcomes[j]
+			}
+			errs[i] = e.wrote(&b.rounds[i].r, out)
+			if errors.Is(out, ErrVersion) && attempt < 2 {
+				todo = append(todo, i)
+			}
 		}
 	}
+	var written []*round
+	var firstErr error
+	for i, rd := range b.rounds {
+		if errs[i] != nil {
+			firstErr = cmp.Or(firstErr, errs[i])
+			continue
+		}
+		written = append(written, rd)
+	}
+	return written, firstErr
 }

@@ -69,18 +69,9 @@ func (e *Engine) putLeased(ctx context.Context, r *Request, notBefore time.Time)
 }
 
 func (e *Engine) write(ctx context.Context, r *Request, leased bool, notBefore time.Time) error {
-	r.Version++
-	if r.State.Final() && r.ClosedAt.IsZero() {
-		r.ClosedAt = closingEvent(*r)
-	}
-	b, err := json.Marshal(r)
+	w, err := writeOf(r, notBefore)
 	if err != nil {
-		r.Version--
 		return err
-	}
-	w := Write{ID: r.ID, Subject: r.Subject, Version: r.Version, Due: dueAt(r), Body: b}
-	if !w.Due.IsZero() && w.Due.Before(notBefore) {
-		w.Due = notBefore
 	}
 	switch {
 	case e.batch != nil && !leased:
@@ -90,8 +81,34 @@ func (e *Engine) write(ctx context.Context, r *Request, leased bool, notBefore t
 	case e.leaser != nil:
 		err = e.leaser.PutRequestIf(ctx, w)
 	default:
-		err = e.cfg.Store.PutRequest(ctx, r.ID, b)
+		err = e.cfg.Store.PutRequest(ctx, r.ID, w.Body)
 	}
+	return e.wrote(r, err)
+}
+
+// writeOf returns the write of r, its Version incremented, due not before notBefore; for
+// the write's outcome, wrote.
+func writeOf(r *Request, notBefore time.Time) (Write, error) {
+	r.Version++
+	if r.State.Final() && r.ClosedAt.IsZero() {
+		r.ClosedAt = closingEvent(*r)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		r.Version--
+		return Write{}, err
+	}
+	w := Write{ID: r.ID, Subject: r.Subject, Version: r.Version, Due: dueAt(r), Body: b}
+	if !w.Due.IsZero() && w.Due.Before(notBefore) {
+		w.Due = notBefore
+	}
+	return w, nil
+}
+
+// wrote takes in the outcome of r's write (writeOf): indexes r if it was stored, and
+// otherwise undoes its Version's increment (on a shared store) and returns the error as
+// put does. e.mu must be held.
+func (e *Engine) wrote(r *Request, err error) error {
 	if err != nil {
 		if e.leaser == nil {
 			return fmt.Errorf("dsar: store request: %w: %w", err, privguard.ErrUnavailable)

@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/dsar"
@@ -69,9 +71,16 @@ func (s *DSARStore) Lease(ctx context.Context, holder string, now time.Time, ttl
 	return out, nil
 }
 
-const qRenew = `UPDATE dsar_requests SET lease_until = $4
- WHERE id = ANY($2) AND lease_holder = $1 AND lease_until > $3
-RETURNING id`
+// qRenew locks its rows in id order, as qPutsLeased does (see there).
+const qRenew = `WITH held AS MATERIALIZED (
+	SELECT id FROM dsar_requests
+	 WHERE id = ANY($2) AND lease_holder = $1 AND lease_until > $3
+	 ORDER BY id
+	 FOR UPDATE)
+UPDATE dsar_requests r SET lease_until = $4
+  FROM held
+ WHERE r.id = held.id
+RETURNING r.id`
 
 // Renew implements dsar.Leaser.
 func (s *DSARStore) Renew(ctx context.Context, holder string, ids []string, now time.Time, ttl time.Duration) ([]string, error) {
@@ -142,6 +151,96 @@ func (s *DSARStore) PutRequestLeased(ctx context.Context, holder string, now tim
 		return fmt.Errorf("put request %s: %w: %w", w.ID, err, privguard.ErrUnavailable)
 	}
 	return fmt.Errorf("put request %s: version %d stored, %d written: %w", w.ID, version, w.Version, dsar.ErrVersion)
+}
+
+// qPutsLeased is PutRequestLeased's write for many requests in one statement, the writes
+// passed as arrays (one element per write); qWhyNotMany classifies, in one more query,
+// the writes it did not store. The rows are locked in id order before they are written
+// (the MATERIALIZED CTE, locked as sorted), as Renew locks its rows, so that a holder's
+// renewal and its batch write, which run at once, never deadlock.
+const (
+	qPutsLeased = `WITH w (id, subject, version, due, body) AS (
+	SELECT * FROM unnest($3::text[], $4::text[], $5::bigint[], $6::timestamptz[], $7::bytea[])),
+held AS MATERIALIZED (
+	SELECT r.id FROM dsar_requests r JOIN w ON r.id = w.id
+	 WHERE r.lease_holder = $1 AND r.lease_until > $2 AND r.version = w.version - 1
+	 ORDER BY r.id
+	 FOR UPDATE OF r)
+UPDATE dsar_requests r
+   SET subject = w.subject, version = w.version, due = w.due, body = w.body
+  FROM w JOIN held ON held.id = w.id
+ WHERE r.id = w.id
+RETURNING r.id`
+	qWhyNotMany = `SELECT id, coalesce(lease_holder = $1 AND lease_until > $2, false), version FROM dsar_requests WHERE id = ANY($3)`
+)
+
+// PutRequestsLeased implements dsar.Leaser: one statement for every write, and one more
+// query if some were not stored.
+func (s *DSARStore) PutRequestsLeased(ctx context.Context, holder string, now time.Time, ws []dsar.Write) ([]error, error) {
+	if len(ws) == 0 {
+		return nil, nil
+	}
+	var (
+		ids      = make([]string, len(ws))
+		subjects = make([]string, len(ws))
+		versions = make([]int64, len(ws))
+		dues     = make([]pgtype.Timestamptz, len(ws))
+		bodies   = make([][]byte, len(ws))
+		index    = make(map[string]int, len(ws))
+	)
+	for i, w := range ws {
+		if err := checkWrite(w); err != nil {
+			return nil, err
+		}
+		if _, ok := index[w.ID]; ok {
+			return nil, fmt.Errorf("put requests: %s written twice: %w", w.ID, privguard.ErrInvalid)
+		}
+		index[w.ID] = i
+		ids[i], subjects[i], versions[i], dues[i], bodies[i] = w.ID, string(w.Subject), int64(w.Version), timestamptz(w.Due), notNil(w.Body)
+	}
+	rows, err := s.db.pool.Query(ctx, qPutsLeased, holder, now, ids, subjects, versions, dues, bodies)
+	if err != nil {
+		return nil, fmt.Errorf("put %d requests: %w: %w", len(ws), err, privguard.ErrUnavailable)
+	}
+	stored, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("put %d requests: %w: %w", len(ws), err, privguard.ErrUnavailable)
+	}
+	out := make([]error, len(ws))
+	if len(stored) == len(ws) {
+		return out, nil
+	}
+	refused := make(map[string]bool, len(ws)-len(stored))
+	for _, id := range ids {
+		refused[id] = true
+	}
+	for _, id := range stored {
+		delete(refused, id)
+	}
+	// A refused write is a lost lease unless its row says the lease is held (then the
+	// version moved), as PutRequestLeased's qWhyNot tells.
+	for id := range refused {
+		out[index[id]] = fmt.Errorf("put request %s: %w", id, dsar.ErrLeaseLost)
+	}
+	rows, err = s.db.pool.Query(ctx, qWhyNotMany, holder, now, slices.Collect(maps.Keys(refused)))
+	if err != nil {
+		return nil, fmt.Errorf("put %d requests: %w: %w", len(ws), err, privguard.ErrUnavailable)
+	}
+	var (
+		id      string
+		held    bool
+		version int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&id, &held, &version}, func() error {
+		if i, ok := index[id]; ok && refused[id] && held {
+			out[i] = fmt.Errorf("put request %s: version %d stored, %d written: %w", id, version, ws[i].Version, dsar.ErrVersion)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("put %d requests: %w: %w", len(ws), err, privguard.ErrUnavailable)
+	}
+	return out, nil
 }
 
 // The writes of intake, operators and callbacks: version-checked, whoever holds the lease

@@ -189,6 +189,32 @@ func (s *SharedStore) PutRequestLeased(ctx context.Context, holder string, now t
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.putLeased(holder, now, w)
+}
+
+// PutRequestsLeased implements dsar.Leaser.
+func (s *SharedStore) PutRequestsLeased(ctx context.Context, holder string, now time.Time, ws []dsar.Write) ([]error, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	seen := make(map[string]bool, len(ws))
+	for _, w := range ws {
+		if seen[w.ID] {
+			return nil, fmt.Errorf("put requests: %s written twice: %w", w.ID, privguard.ErrInvalid)
+		}
+		seen[w.ID] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]error, len(ws))
+	for i, w := range ws {
+		out[i] = s.putLeased(holder, now, w)
+	}
+	return out, nil
+}
+
+// putLeased is PutRequestLeased's write. s.mu must be held.
+func (s *SharedStore) putLeased(holder string, now time.Time, w dsar.Write) error {
 	row := s.requests[w.ID]
 	if row == nil || !held(row, holder, now) {
 		return fmt.Errorf("put request %s: %w", w.ID, dsar.ErrLeaseLost)

@@ -196,6 +196,136 @@ func TestLeaserStore(t *testing.T, open func(t *testing.T) Replicas) {
 		}
 	})
 
+	t.Run("batch_fenced_writes", func(t *testing.T) {
+		ctx := context.Background()
+		rs := newReplicaSet(t, open)
+		a, b := rs.leaser(0), rs.leaser(1)
+		if err := a.PutRequestsIf(ctx, []dsar.Write{
+			write("w-3", 1, t0.Add(-time.Second)), // b's: due first
+			write("w-1", 1, t0), write("w-2", 1, t0), write("w-4", 1, t0), write("w-5", 1, t0),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		now := t0.Add(time.Second)
+		if got, err := b.Lease(ctx, "b", now, ttl, 1); err != nil || !slices.Equal(ids(got), []string{"w-3"}) {
+			t.Fatalf("b's Lease = %v, %v; want [w-3]", ids(got), err)
+		}
+		if got, err := a.Lease(ctx, "a", now, ttl, 10); err != nil || len(got) != 4 {
+			t.Fatalf("a's Lease = %v, %v; want the other four", ids(got), err)
+		}
+		rs.Leases.Lapse("w-4")
+		ws := []dsar.Write{
+			write("w-1", 2, t0.Add(time.Hour)),
+			write("w-2", 3, t0),          // stale
+			write("w-3", 2, t0),          // b's
+			write("w-4", 2, t0),          // lapsed
+			write("w-9", 2, t0),          // no request
+			write("w-5", 2, time.Time{}), // due never
+		}
+		out, err := a.PutRequestsLeased(ctx, "a", now, ws)
+		if err != nil {
+			t.Fatalf("PutRequestsLeased: %v", err)
+		}
+		if len(out) != len(ws) {
+			t.Fatalf("PutRequestsLeased returned %d outcomes for %d writes", len(out), len(ws))
+		}
+		for i, want := range []error{nil, dsar.ErrVersion, dsar.ErrLeaseLost, dsar.ErrLeaseLost, dsar.ErrLeaseLost, nil} {
+			switch {
+			case want == nil && out[i] != nil:
+				t.Errorf("PutRequestsLeased: %s's outcome = %v; want stored", ws[i].ID, out[i])
+			case want != nil && (!errors.Is(out[i], want) || !errors.Is(out[i], privguard.ErrConflict)):
+				t.Errorf("PutRequestsLeased: %s's outcome = %v; want %v (a conflict)", ws[i].ID, out[i], want)
+			}
+		}
+		for id, want := range map[string]string{
+			"w-1": `{"id":"w-1","version":2}`, "w-5": `{"id":"w-5","version":2}`,
+			"w-2": `{"id":"w-2","version":1}`, "w-3": `{"id":"w-3","version":1}`, "w-4": `{"id":"w-4","version":1}`,
+		} {
+			if b, err := rs.Stores[2].Request(ctx, id); err != nil || string(b) != want {
+				t.Errorf("Request(%s) after PutRequestsLeased = %q, %v; want %s", id, b, err, want)
+			}
+		}
+		if due, holder, until := rs.Leases.Due("w-1"); !due.Equal(t0.Add(time.Hour)) || holder != "a" || !until.Equal(now.Add(ttl)) {
+			t.Errorf("w-1 after the holder's write: due %v, held by %q until %v; want %v, still a's until %v", due, holder, until, t0.Add(time.Hour), now.Add(ttl))
+		}
+		if due, _, _ := rs.Leases.Due("w-5"); !due.IsZero() {
+			t.Errorf("w-5 due %v after a write due never; want none", due)
+		}
+		if due, holder, _ := rs.Leases.Due("w-3"); !due.Equal(t0.Add(-time.Second)) || holder != "b" {
+			t.Errorf("w-3 after a's refused write: due %v, held by %q; want %v, b's", due, holder, t0.Add(-time.Second))
+		}
+		if got, err := rs.leaser(2).SubjectRequests(ctx, []privguard.SubjectID{"s-1", "s-5"}); err != nil || len(got) != 2 {
+			t.Errorf("SubjectRequests of the written requests' subjects = %q, %v; want two", got, err)
+		}
+
+		if out, err := a.PutRequestsLeased(ctx, "a", now, nil); err != nil || len(out) != 0 {
+			t.Errorf("PutRequestsLeased(none) = %v, %v; want no outcomes", out, err)
+		}
+		dup := []dsar.Write{write("w-1", 3, t0), write("w-1", 3, t0)}
+		if out, err := a.PutRequestsLeased(ctx, "a", now, dup); !errors.Is(err, privguard.ErrInvalid) || out != nil {
+			t.Errorf("PutRequestsLeased of one id twice = %v, %v; want ErrInvalid", out, err)
+		}
+		if b, _ := rs.Stores[0].Request(ctx, "w-1"); string(b) != `{"id":"w-1","version":2}` {
+			t.Errorf("w-1 after a refused call = %q; want version 2's body", b)
+		}
+		// Once the holder's leases have lapsed, nothing is written.
+		out, err = a.PutRequestsLeased(ctx, "a", now.Add(ttl), []dsar.Write{write("w-1", 3, t0), write("w-5", 3, t0)})
+		if err != nil || len(out) != 2 || !errors.Is(out[0], dsar.ErrLeaseLost) || !errors.Is(out[1], dsar.ErrLeaseLost) {
+			t.Errorf("PutRequestsLeased once the leases lapsed = %v, %v; want ErrLeaseLost twice", out, err)
+		}
+	})
+
+	t.Run("batch_writes_beside_renewals", func(t *testing.T) {
+		// A holder renews its leases while it writes their requests, from two connections:
+		// the two never deadlock, and every write and renewal goes through.
+		ctx := context.Background()
+		rs := newReplicaSet(t, open)
+		const total, rounds = 200, 10
+		var ws []dsar.Write
+		var all []string
+		for i := range total {
+			id := fmt.Sprintf("d-%04d", i)
+			ws, all = append(ws, write(id, 1, t0)), append(all, id)
+		}
+		if err := rs.leaser(0).PutRequestsIf(ctx, ws); err != nil {
+			t.Fatal(err)
+		}
+		now := t0.Add(time.Second)
+		if got, err := rs.leaser(0).Lease(ctx, "a", now, ttl, total); err != nil || len(got) != total {
+			t.Fatalf("Lease = %d, %v; want all %d", len(got), err, total)
+		}
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for v := range uint64(rounds) {
+				batch := make([]dsar.Write, total)
+				for i := range total {
+					batch[total-1-i] = write(all[i], v+2, t0) // the reverse of id order
+				}
+				out, err := rs.leaser(1).PutRequestsLeased(ctx, "a", now, batch)
+				if err != nil {
+					t.Errorf("PutRequestsLeased beside renewals: %v", err)
+					return
+				}
+				for i, err := range out {
+					if err != nil {
+						t.Errorf("PutRequestsLeased beside renewals: %s's outcome = %v; want stored", batch[i].ID, err)
+						return
+					}
+				}
+			}
+		})
+		wg.Go(func() {
+			for range rounds {
+				got, err := rs.leaser(2).Renew(ctx, "a", all, now, ttl)
+				if err != nil || len(got) != total {
+					t.Errorf("Renew beside batch writes = %d renewed, %v; want all %d", len(got), err, total)
+					return
+				}
+			}
+		})
+		wg.Wait()
+	})
+
 	t.Run("fenced_writes_renew_release", func(t *testing.T) {
 		ctx := context.Background()
 		rs := newReplicaSet(t, open)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -30,6 +31,7 @@ func TestLeaser(t *testing.T, open func(t *testing.T) Replicas) {
 		{"lost_lease_cancels_work", testLostLeaseCancelsWork},
 		{"leased_housekeeping", testLeasedHousekeeping},
 		{"submit_all_on_a_shared_store", testSubmitAllOnASharedStore},
+		{"batch_writes_merge_or_drop", testBatchWritesMergeOrDrop},
 		{"store", TestLeaserStore},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.test(t, open) })
@@ -445,6 +447,85 @@ func testLostLeaseCancelsWork(t *testing.T, open func(t *testing.T) Replicas) {
 	}
 	if got, _ := e.Get(ctx, r.ID); got.Version != r.Version || got.State != dsar.StateVerified {
 		t.Errorf("request after a lost lease: version %d, %s; want %d, verified (nothing written)", got.Version, got.State, r.Version)
+	}
+}
+
+// testBatchWritesMergeOrDrop: the rounds of one leased batch are written together; one
+// whose request an operator changed meanwhile merges and is written, one whose lease the
+// store gave away (before the keeper noticed) is not written, and the others are.
+func testBatchWritesMergeOrDrop(t *testing.T, open func(t *testing.T) Replicas) {
+	ctx := context.Background()
+	rs := newReplicaSet(t, open)
+	clk := &syncClock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	entered, resume := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	a := rs.engine(t, 0, "a", clk.Now, func(ctx context.Context) error {
+		once.Do(func() { close(entered) })
+		<-resume
+		return nil
+	})
+	b := rs.engine(t, 1, "b", clk.Now, nil)
+	var rs3 []dsar.Request
+	for _, s := range []privguard.SubjectID{"m-1", "m-2", "m-3"} {
+		r, err := a.Submit(ctx, dsar.Request{Type: dsar.TypeDeletion, Subject: s, Regime: privguard.RegimeGDPR, Identity: &dsar.Identity{Method: "operator"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs3 = append(rs3, r)
+	}
+	errc := make(chan error, 1)
+	go func() { _, err := a.Step(ctx); errc <- err }()
+	<-entered
+	if _, err := b.Extend(ctx, rs3[0].ID, 1, "complex", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	rs.Leases.Lapse(rs3[1].ID)
+	close(resume)
+	if err := <-errc; !errors.Is(err, dsar.ErrLeaseLost) {
+		t.Errorf("Step with a lease given away = %v; want ErrLeaseLost", err)
+	}
+	merged, err := a.Get(ctx, rs3[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if merged.State != dsar.StateCompleted || merged.Extension == nil {
+		t.Errorf("the request extended during its round: %s, extension %v; want completed, extended", merged.State, merged.Extension)
+	}
+	if got, _ := a.Get(ctx, rs3[1].ID); got.Version != rs3[1].Version || got.State != dsar.StateVerified {
+		t.Errorf("the request whose lease was given away: version %d, %s; want %d, verified (nothing written)", got.Version, got.State, rs3[1].Version)
+	}
+	if got, _ := a.Get(ctx, rs3[2].ID); got.State != dsar.StateCompleted {
+		t.Errorf("the third request: %s; want completed", got.State)
+	}
+
+	// An erasure's settle half scrubs its subject's earlier access request, leased in the
+	// same batch and settled before it (it is due first; the erasure no longer waits for it
+	// past AccessFirstWait): the access request's write finds it changed, merges with the
+	// scrubbed request and is written again.
+	c := rs.engine(t, 2, "c", clk.Now, nil)
+	op := &dsar.Identity{Method: "operator"}
+	acc, err := c.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "m-4", Regime: privguard.RegimeGDPR,
+		Identity: &dsar.Identity{Method: "operator", Note: "called back on +44 20 7946 0000"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Second)
+	era, err := c.Submit(ctx, dsar.Request{Type: dsar.TypeDeletion, Subject: "m-4", Regime: privguard.RegimeGDPR, Identity: op})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(dsar.AccessFirstWait) // rs3[1]'s lease has lapsed as well: it is leased again
+	if _, err := c.Step(ctx); err != nil {
+		t.Fatalf("Step of an access request and its subject's erasure: %v", err)
+	}
+	for _, id := range []string{acc.ID, era.ID, rs3[1].ID} {
+		if got, _ := c.Get(ctx, id); got.State != dsar.StateCompleted {
+			t.Errorf("request %s (%s): %s; want completed", id, got.Type, got.State)
+		}
+	}
+	got, _ := c.Get(ctx, acc.ID)
+	if !slices.ContainsFunc(got.Events, func(ev dsar.Event) bool { return ev.What == "personal data removed" }) {
+		t.Errorf("the access request after its subject's erasure: events %v; want it scrubbed", got.Events)
 	}
 }
 
