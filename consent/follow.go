@@ -134,7 +134,7 @@ func (l *Ledger) catchUp(ctx context.Context) error {
 		if seq != l.headSeq+1 {
 			return fmt.Errorf("record %d follows record %d: %w", seq, l.headSeq, errCorrupt)
 		}
-		if sha256.Sum256(body) != [32]byte(hash) {
+		if len(hash) != sha256.Size || sha256.Sum256(body) != [32]byte(hash) {
 			return fmt.Errorf("record %d does not match its hash: %w", seq, errCorrupt)
 		}
 		prev, err := l.replayLive(seq, body, owner)

@@ -1,8 +1,10 @@
 package consent_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -391,5 +393,25 @@ func TestSharedExpirySweepsOnce(t *testing.T) {
 	wg.Wait()
 	if total := written[0] + written[1] + written[2]; total != subjects || shared.Len() != 2*subjects {
 		t.Fatalf("the sweeps wrote %v (%d records in all); want %d expiries in all, one each", written, shared.Len(), subjects)
+	}
+}
+
+// TestSharedOpenRefusesATamperedLedger: a process opening the ledger of a shared store
+// checks every record it replays as the feed does, and refuses to start on a record
+// altered in the database (here: the withdrawal moved to another subject, so that the one
+// who withdrew would count as consenting) instead of deciding on it while the running
+// processes decide otherwise.
+func TestSharedOpenRefusesATamperedLedger(t *testing.T) {
+	shared := consenttest.NewShared()
+	a := openShared(t, shared, consent.Config{SnapshotInterval: -1})
+	if _, _, err := a.RegisterNotice(ctx, consenttest.MarketingNotice(1, "zh-CN")); err != nil {
+		t.Fatalf("RegisterNotice: %v", err)
+	}
+	const p = "marketing.communications.sms"
+	mustAppend(t, a, grant("cust-t", p))
+	mustAppend(t, a, consent.Request{Subject: "cust-t", Purpose: p, Action: consent.ActionWithdraw, Channel: consent.ChannelApp, Method: consent.MethodExplicit})
+	shared.Tamper(2, func(b []byte) []byte { return bytes.Replace(b, []byte("cust-t"), []byte("cust-u"), 1) })
+	if _, err := consent.Open(ctx, consent.Config{Store: shared.View()}); err == nil || !strings.Contains(err.Error(), "record 2") {
+		t.Fatalf("Open on a tampered ledger: %v; want a refusal naming record 2", err)
 	}
 }

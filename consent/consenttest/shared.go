@@ -375,3 +375,12 @@ func (v *View) ReadSnapshot(ctx context.Context, read func(r io.Reader, size int
 	}
 	return read(bytes.NewReader(b), int64(len(b)))
 }
+
+// Tamper replaces the stored body of record seq by what alter makes of it, leaving its
+// stored hash as it was (someone with write access to the database).
+func (s *Shared) Tamper(seq uint64, alter func(body []byte) []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := &s.records[seq-1]
+	r.body = alter(slices.Clone(r.body))
+}
