@@ -70,6 +70,9 @@ type FollowStatus struct {
 	MaxStaleness time.Duration
 	// Followed counts the records of other processes applied since Open.
 	Followed uint64
+	// Corrupt: the last catch-up found a record that does not fit the chain (the
+	// ledger was altered in the database), not an unreachable store.
+	Corrupt bool
 }
 
 // Follow reports the ledger's currency.
@@ -80,7 +83,7 @@ func (l *Ledger) Follow() FollowStatus {
 	c := l.confirmed.Load()
 	lag := time.Duration(l.nowNano() - c)
 	return FollowStatus{Shared: true, Confirmed: time.Unix(0, c), Lag: max(lag, 0), Stale: lag > l.maxStale,
-		MaxStaleness: l.maxStale, Followed: l.followed.Load()}
+		MaxStaleness: l.maxStale, Followed: l.followed.Load(), Corrupt: l.corrupt.Load()}
 }
 
 // current fails with ErrStale if the ledger is on a shared store and has not confirmed
@@ -151,11 +154,10 @@ func (l *Ledger) catchUp(ctx context.Context) error {
 		return nil
 	})
 	if err != nil {
-		if errors.Is(err, errCorrupt) {
-			l.log.Error("consent ledger: a record another process committed does not fit the chain; run `privguard consent verify`", "err", err)
-		}
+		l.corrupt.Store(errors.Is(err, errCorrupt))
 		return fmt.Errorf("consent: follow records: %w", err)
 	}
+	l.corrupt.Store(false)
 	l.confirm(start)
 	return nil
 }
@@ -164,6 +166,9 @@ func (l *Ledger) catchUp(ctx context.Context) error {
 func (l *Ledger) follow() {
 	err := l.catchUp(context.Background())
 	switch {
+	case err != nil && !l.followFailing && errors.Is(err, errCorrupt):
+		l.followFailing = true
+		l.log.Error("consent ledger: a record another process committed does not fit the chain; answers fail closed once stale; run `privguard consent verify --store`", "err", err)
 	case err != nil && !l.followFailing:
 		l.followFailing = true
 		l.log.Warn("consent ledger cannot read the shared store; answers fail closed once it is stale", "max_staleness", l.maxStale.String(), "err", err)

@@ -110,6 +110,7 @@ type Ledger struct {
 	commitTimeout time.Duration
 	confirmed     atomic.Int64  // l.nowNano() when the ledger last confirmed it was current
 	followed      atomic.Uint64 // records of other processes applied
+	corrupt       atomic.Bool   // the last catch-up met a record that does not fit the chain
 	noticeCursor  uint64        // owned by the writer
 	followFailing bool          // owned by the writer
 	stash         *op           // owned by the writer: a notice op taken while absorbing writes
@@ -527,9 +528,11 @@ func (l *Ledger) commitRecords(group []*op) {
 				l.reply(group, results)
 				return
 			}
+			defer g.cancel()
 			group = g.ops
 		} else {
 			g = l.buildGroup(group)
+			defer g.cancel()
 			if l.shared != nil && attempt < maxCommitAttempts && g.unknownNotice {
 				// A notice another process registered and this one has not read yet.
 				if err := l.catchUp(context.Background()); err == nil && l.noticeCursor != g.noticeCursor {
@@ -650,7 +653,8 @@ func (l *Ledger) fail(group []*op, results []opResult, err error) {
 // builtGroup is a group of writes validated and chained onto the ledger's head, ready to
 // commit.
 type builtGroup struct {
-	ops     []*op // the writes it was built from
+	cancel  context.CancelFunc // ends the reads' context; commitRecords calls it
+	ops     []*op              // the writes it was built from
 	results []opResult
 	overlay map[privguard.SubjectID]subjectState
 	batch   *Batch
@@ -669,7 +673,12 @@ func (l *Ledger) buildGroup(group []*op) *builtGroup {
 	results, overlay, batch := g.results, g.overlay, g.batch
 	idemDone := map[string]int{}
 	seq, prev := l.headSeq, l.headHash
-	ctx := context.Background()
+	ctx, cancel := context.Background(), context.CancelFunc(func() {})
+	if l.shared != nil {
+		// The store's reads (idempotency keys, owners) are bounded as its commits are.
+		ctx, cancel = context.WithTimeout(ctx, l.commitTimeout)
+	}
+	g.cancel = cancel
 	// owners names the subject of every record the group looked at or wrote, so that
 	// storing the new states after the commit needs no store read.
 	owners := map[uint64]privguard.SubjectID{}

@@ -195,7 +195,8 @@ func (s *ConsentStore) commitError(b *consent.Batch, err error) error {
 			return fmt.Errorf("pgstore: commit: a notice of the batch is stored already: %w", consent.ErrHeadMoved)
 		}
 	}
-	if !errors.As(err, &pgErr) && !pgconn.SafeToRetry(err) {
+	var connErr *pgconn.ConnectError
+	if !errors.As(err, &pgErr) && !errors.As(err, &connErr) && !pgconn.SafeToRetry(err) {
 		// Sent, and no answer came back (the connection broke, the context ended): the
 		// implicit transaction may have committed at its Sync.
 		return fmt.Errorf("commit %d records: %w: %w: %w", len(b.Records), err, consent.ErrMaybeCommitted, privguard.ErrUnavailable)

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -42,11 +44,18 @@ func (o *Options) validate() error {
 	if o.Schema == "" {
 		o.Schema = DefaultSchema
 	}
-	if !schemaName.MatchString(o.Schema) || o.Schema == "public" || o.Schema == "pg_catalog" {
-		return fmt.Errorf("pgstore: schema %q: must be 1 to 63 lower-case letters, digits or underscores, not public: %w", o.Schema, privguard.ErrInvalid)
+	if !schemaName.MatchString(o.Schema) || o.Schema == "public" || o.Schema == "information_schema" || strings.HasPrefix(o.Schema, "pg_") {
+		return fmt.Errorf("pgstore: schema %q: must be 1 to 63 lower-case letters, digits or underscores, and not public, information_schema or pg_*: %w", o.Schema, privguard.ErrInvalid)
 	}
 	return nil
 }
+
+// DefaultConnectTimeout bounds one connection attempt (TCP and start-up) unless the DSN
+// sets connect_timeout.
+const DefaultConnectTimeout = 5 * time.Second
+
+// openTimeout bounds Open: connecting, migrating, checking the version.
+const openTimeout = time.Minute
 
 // DB is an open connection pool to privguard's schema in a PostgreSQL database. It is safe
 // for concurrent use, by any number of processes at once.
@@ -82,6 +91,13 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if opts.PoolSize > 0 {
 		cfg.MaxConns = opts.PoolSize
 	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		// A database that takes the TCP connection and never answers must not hang a start
+		// or hold a replica's pool after it is back (connect_timeout in the DSN overrides).
+		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, openTimeout)
+	defer cancel()
 	// Every query names its tables unqualified: the pool's connections see only the
 	// store's schema (and pg_catalog). A connection pooler in front must therefore be in
 	// session mode (LISTEN needs that too).
@@ -123,6 +139,8 @@ func (db *DB) checkVersion(ctx context.Context) error {
 	switch {
 	case have > known:
 		return tooNew(have, known)
+	case have == 0:
+		return fmt.Errorf("the database holds no privguard schema %s (is the schema name right? serve creates it, or run `privguard migrate`): %w", db.schema, ErrSchemaTooOld)
 	case have < known:
 		return fmt.Errorf("the database schema %s is version %d; this binary needs %d: run `privguard migrate`: %w", db.schema, have, known, ErrSchemaTooOld)
 	}

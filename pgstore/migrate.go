@@ -73,6 +73,11 @@ func Migrate(ctx context.Context, dsn string, opts Options) (from, to int64, err
 
 func migrate(ctx context.Context, cfg *pgx.ConnConfig, opts Options) (from, to int64, err error) {
 	cfg = cfg.Copy()
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, openTimeout)
+	defer cancel()
 	cfg.RuntimeParams["search_path"] = opts.Schema
 	db := stdlib.OpenDB(*cfg)
 	defer db.Close()
@@ -153,6 +158,11 @@ func SchemaVersion(ctx context.Context, dsn string, opts Options) (int64, error)
 	if err != nil {
 		return 0, fmt.Errorf("pgstore: parse the DSN: %w", redactDSN(err))
 	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, openTimeout)
+	defer cancel()
 	db := stdlib.OpenDB(*cfg)
 	defer db.Close()
 	return schemaVersion(ctx, sqlQueryRow(db), opts.Schema)

@@ -102,7 +102,7 @@ func TestNewerSchemaIsRefused(t *testing.T) {
 }
 
 func TestBadSchemaNameIsRefused(t *testing.T) {
-	for _, name := range []string{"public", "Privguard", "a-b", "x; DROP TABLE y", strings.Repeat("a", 64)} {
+	for _, name := range []string{"public", "information_schema", "pg_toast", "pg_temp_1", "Privguard", "a-b", "x; DROP TABLE y", strings.Repeat("a", 64)} {
 		if _, err := pgstore.Open(ctx, "postgres://127.0.0.1:1/none", pgstore.Options{Schema: name}); err == nil || !strings.Contains(err.Error(), "schema") {
 			t.Errorf("Open(schema %q) = %v; want a refusal naming the schema", name, err)
 		}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/privguard/privguard/boltstore"
@@ -57,12 +58,20 @@ func openBackend(ctx context.Context, cfg *config.File, migrate bool, log *slog.
 		if err != nil {
 			return nil, err
 		}
+		// The data directory still holds this replica's own files (the decision log, the
+		// outbox): two processes must not share it, which the bbolt file's lock would
+		// otherwise have prevented.
+		unlock, err := lockDataDir(cfg.Data)
+		if err != nil {
+			return nil, err
+		}
 		db, err := pgstore.Open(ctx, dsn, pgstore.Options{Schema: pg.Schema, PoolSize: int32(pg.MaxConns), Migrate: migrate, Logger: log})
 		if err != nil {
+			unlock()
 			return nil, fmt.Errorf("store.postgres: %w", err)
 		}
 		return &backend{Consent: db.Consent(), Vault: db.Vault(), Requests: db.DSAR(), Shared: true, Where: "postgres schema " + db.Schema(),
-			close: db.Close}, nil
+			close: func() error { err := db.Close(); unlock(); return err }}, nil
 	}
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
@@ -82,6 +91,24 @@ func openBackend(ctx context.Context, cfg *config.File, migrate bool, log *slog.
 		return nil, err
 	}
 	return &backend{Consent: db.Consent(), Vault: db.Vault(), Requests: db.DSAR(), Fresh: fresh, Where: "bbolt " + path, close: db.Close}, nil
+}
+
+// lockDataDir takes the data directory's lock file for this process, or says which
+// directory is in use.
+func lockDataDir(dir string) (unlock func(), err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	path := filepath.Join(dir, "serve.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("data directory lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("the data directory %s is in use by another privguard serve: give every replica a data directory of its own (its decision log and outbox are its own), even on a shared store", dir)
+	}
+	return func() { f.Close() }, nil
 }
 
 // postgresDSN reads the connection string from the configuration or its file.
@@ -120,8 +147,26 @@ func replicaName(cfg *config.File) string {
 	if cfg.Replica != "" {
 		return cfg.Replica
 	}
+	// A hostname is letters, digits, dots and hyphens; the name is letters, digits, - and _.
 	if h, err := os.Hostname(); err == nil && h != "" {
-		return h
+		if name := strings.Map(func(r rune) rune {
+			if r == '.' {
+				return '-'
+			}
+			return r
+		}, h); validReplica(name) {
+			return name
+		}
 	}
 	return "privguard"
+}
+
+// validReplica reports whether name can name a replica: 1 to 64 letters, digits, - or _.
+func validReplica(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	return strings.IndexFunc(name, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	}) < 0
 }

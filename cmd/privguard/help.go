@@ -94,6 +94,7 @@ privguard serve --config privguard.yaml --log-level debug`,
 it cites. Prints a summary and the head (last record and its hash); if a record does not
 match, names the first one and exits 1. The file is opened read-only; stop
 'privguard serve' first (it holds the file), or run this against a copy of the directory.
+A shared PostgreSQL store (--store) is verified while its replicas run.
 
 The chain proves the ledger consistent, not that nobody with write access to the file
 rewrote it end to end. Keep the printed head outside the file (a DPO export, a ticket, a

@@ -199,7 +199,11 @@ func openVaultKEK(ctx context.Context, keys vaultKeys, store vaultStore, base va
 		kek, err := vault.LoadLocalKEK(keys.master, log)
 		if err != nil {
 			if errors.Is(err, vault.ErrNoMasterKey) {
-				return nil, fmt.Errorf("no master key at %s: restore it from where you keep it (without it the encrypted data cannot be read), or run `privguard keys init` for a new installation", keys.master)
+				hint := "`privguard keys init`"
+				if !create {
+					hint = "`privguard keys init --out " + keys.master + "`"
+				}
+				return nil, fmt.Errorf("no master key at %s: restore it from where you keep it (without it the encrypted data cannot be read), or run %s for a new installation", keys.master, hint)
 			}
 			return nil, err
 		}

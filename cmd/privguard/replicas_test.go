@@ -752,3 +752,17 @@ func TestReplicasWorkRequestsOnce(t *testing.T) {
 		t.Fatalf("%d subjects erased more than once; at most the killed replica's leased batch (16) may be", twice)
 	}
 }
+
+// TestReplicasRefuseASharedDataDirectory: a second serve on the data directory of a running
+// replica is refused (its decision log and outbox would interleave), although the store is
+// shared.
+func TestReplicasRefuseASharedDataDirectory(t *testing.T) {
+	env := newReplicaEnv(t)
+	env.start(t, "r0", env.dsn, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, env.bin, "serve", "--config", env.config(t, "r0", env.dsn, "", "")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "in use by another privguard serve") {
+		t.Fatalf("a second serve on r0's data directory: %v\n%s", err, out)
+	}
+}

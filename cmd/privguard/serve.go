@@ -91,6 +91,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		cfg.AdminListen = *adminListen
 	}
 	if *f.replica != "" {
+		if !validReplica(*f.replica) {
+			fmt.Fprintf(stderr, "privguard: --replica %q: a replica name is 1 to 64 letters, digits, - and _\n", *f.replica)
+			return 2
+		}
 		cfg.Replica = *f.replica
 	}
 	cfg.Replica = replicaName(cfg)

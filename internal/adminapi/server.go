@@ -229,7 +229,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	if err := s.ledger.Ping(ctx); err != nil {
 		s.log.Error("readiness check failed", "store", "consent", "err", err)
 		checks["consent_store"], ready = "unavailable", false
-		if f := s.ledger.Follow(); errors.Is(err, consent.ErrStale) {
+		if f := s.ledger.Follow(); errors.Is(err, consent.ErrStale) && f.Corrupt {
+			checks["consent_store"] = fmt.Sprintf("stale for %s: a record in the shared store does not fit the chain (the ledger was altered in the database); consent decisions fail closed: run privguard consent verify --store",
+				f.Lag.Round(time.Millisecond))
+		} else if errors.Is(err, consent.ErrStale) {
 			checks["consent_store"] = fmt.Sprintf("stale: not confirmed current for %s (max_staleness %s); consent decisions fail closed until the shared store answers",
 				f.Lag.Round(time.Millisecond), f.MaxStaleness)
 		}
