@@ -153,6 +153,9 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	}
 	defer be.Close()
 	stale := maxStaleness(cfg)
+	if be.Shared && stale > time.Minute {
+		log.Warn("store.max_staleness is over a minute: a replica cut off from the store keeps deciding on what it knew for that long, missing withdrawals made through the others", "max_staleness", stale.String())
+	}
 	vlt, err := openVaultKEK(ctx, keys, be.Vault, vault.Config{MaxStaleness: stale}, be.Fresh, log)
 	if err != nil {
 		return err
