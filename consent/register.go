@@ -166,6 +166,19 @@ func (l *Ledger) tryNotice(o *op) (res opResult, moved bool) {
 	if errors.Is(err, ErrHeadMoved) {
 		return res, true
 	}
+	if errors.Is(err, ErrMaybeCommitted) {
+		// The answer was lost: the catch-up finds the notice if it was stored (and applies
+		// it as another process's), or says the store cannot tell.
+		switch cerr := l.catchUp(context.Background()); {
+		case cerr != nil:
+			l.log.Error("consent notice commit of unknown outcome", "err", err)
+			res.err = ErrOutcomeUnknown
+			return
+		case l.notices.version(n.ID, n.Version)[n.Language] != nil:
+			res.notice = *l.notices.version(n.ID, n.Version)[n.Language]
+			return
+		}
+	}
 	if err != nil {
 		l.log.Error("consent notice commit failed", "err", err)
 		res.err = fmt.Errorf("consent: commit notice: %w", privguard.ErrUnavailable)

@@ -415,3 +415,21 @@ func TestSharedOpenRefusesATamperedLedger(t *testing.T) {
 		t.Fatalf("Open on a tampered ledger: %v; want a refusal naming record 2", err)
 	}
 }
+
+// TestSharedNoticeCommitOutcome: a notice registration whose commit took place but whose
+// answer was lost is acknowledged once the ledger finds the notice stored; if the store
+// cannot be asked, the answer says the outcome is unknown.
+func TestSharedNoticeCommitOutcome(t *testing.T) {
+	shared := consenttest.NewShared()
+	l := openShared(t, shared, consent.Config{})
+	shared.CommitThenFail(1, false)
+	n, created, err := l.RegisterNotice(ctx, consenttest.MarketingNotice(1, "zh-CN"))
+	if err != nil || !created || n.ID != "marketing" {
+		t.Fatalf("RegisterNotice whose commit took place: %v created=%v, %v; want it registered", n.ID, created, err)
+	}
+	mustAppend(t, l, grant("cust-n", "marketing.communications.sms")) // the notice is in the state
+	shared.CommitThenFail(1, true)
+	if _, _, err := l.RegisterNotice(ctx, consenttest.MarketingNotice(1, "en")); !errors.Is(err, consent.ErrOutcomeUnknown) {
+		t.Fatalf("RegisterNotice with the store gone after COMMIT: %v; want ErrOutcomeUnknown", err)
+	}
+}

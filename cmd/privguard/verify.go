@@ -47,6 +47,14 @@ func consentVerify(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return usageError(stderr, "consent verify", fmt.Sprintf("unexpected argument %q (the data directory goes after --data)", positional[0]))
 	}
 	data, anchors := f.data, *f.anchors
+	dataSet := false
+	fs.Visit(func(fl *flag.Flag) { dataSet = dataSet || fl.Name == "data" })
+	if *f.store != "" && dataSet {
+		return usageError(stderr, "consent verify", "give --data (the embedded store) or --store (a shared one), not both")
+	}
+	if *f.schema != "" && *f.store == "" {
+		return usageError(stderr, "consent verify", "--schema names the tables of a shared store: give --store too")
+	}
 	var store consent.Store
 	if *f.store != "" {
 		db, err := pgstore.Open(ctx, *f.store, pgstore.Options{Schema: *f.schema})
