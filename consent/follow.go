@@ -137,15 +137,8 @@ func (l *Ledger) catchUp(ctx context.Context) error {
 		if seq != l.headSeq+1 {
 			return fmt.Errorf("record %d follows record %d: %w", seq, l.headSeq, errCorrupt)
 		}
-		if len(hash) != sha256.Size || sha256.Sum256(body) != [32]byte(hash) {
-			return fmt.Errorf("record %d does not match its hash: %w", seq, errCorrupt)
-		}
-		prev, err := l.replayLive(seq, body, owner)
-		if err != nil {
-			return fmt.Errorf("record %d: %w", seq, err)
-		}
-		if prev != l.headHash {
-			return fmt.Errorf("record %d does not chain onto record %d: %w", seq, l.headSeq, errCorrupt)
+		if err := l.replayChecked(seq, hash, body, owner, true); err != nil {
+			return err
 		}
 		l.headSeq = seq
 		copy(l.headHash[:], hash)
@@ -159,6 +152,22 @@ func (l *Ledger) catchUp(ctx context.Context) error {
 	}
 	l.corrupt.Store(false)
 	l.confirm(start)
+	return nil
+}
+
+// replayChecked replays a record another process wrote (live: while the ledger serves)
+// after checking that it hashes to its stored hash, and that it chains onto the head.
+func (l *Ledger) replayChecked(seq uint64, hash, body []byte, owner ownerFunc, live bool) error {
+	if len(hash) != sha256.Size || sha256.Sum256(body) != [32]byte(hash) {
+		return fmt.Errorf("record %d does not match its stored hash; run `privguard consent verify --store`: %w", seq, errCorrupt)
+	}
+	prev, err := l.replayRecord(seq, body, owner, live)
+	if err != nil {
+		return fmt.Errorf("record %d: %w", seq, err)
+	}
+	if prev != l.headHash {
+		return fmt.Errorf("record %d does not chain onto record %d; run `privguard consent verify --store`: %w", seq, l.headSeq, errCorrupt)
+	}
 	return nil
 }
 

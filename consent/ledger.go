@@ -317,15 +317,8 @@ func (l *Ledger) rebuild(ctx context.Context) error {
 		if l.shared != nil {
 			// Records other processes wrote: checked as the feed checks them, so that a
 			// replica never builds its state on a ledger altered in the database.
-			if len(hash) != sha256.Size || sha256.Sum256(body) != [32]byte(hash) {
-				return fmt.Errorf("record %d does not match its stored hash; run `privguard consent verify --store`: %w", seq, errCorrupt)
-			}
-			prev, err := l.replayRecord(seq, body, owner, false)
-			if err != nil {
-				return fmt.Errorf("record %d: %w", seq, err)
-			}
-			if prev != l.headHash {
-				return fmt.Errorf("record %d does not chain onto record %d; run `privguard consent verify --store`: %w", seq, l.headSeq, errCorrupt)
+			if err := l.replayChecked(seq, hash, body, owner, false); err != nil {
+				return err
 			}
 		} else if err := l.replay(seq, body, owner); err != nil {
 			return fmt.Errorf("record %d: %w", seq, err)

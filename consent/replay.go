@@ -18,13 +18,9 @@ func (l *Ledger) replay(seq uint64, body []byte, owner ownerFunc) error {
 	return err
 }
 
-// replayLive is replay while the ledger serves (following another process's record on a
-// shared store): the state is changed under the shard locks. It returns the record's
-// previous hash, for the caller to check the chain.
-func (l *Ledger) replayLive(seq uint64, body []byte, owner ownerFunc) (prev [32]byte, err error) {
-	return l.replayRecord(seq, body, owner, true)
-}
-
+// replayRecord is replay that also returns the record's previous hash, for a caller that
+// checks the chain; live, while the ledger serves (following another process's record on a
+// shared store), it changes the state under the shard locks.
 func (l *Ledger) replayRecord(seq uint64, body []byte, owner ownerFunc, live bool) (prev [32]byte, err error) {
 	var (
 		c               = change{purpose: -1}

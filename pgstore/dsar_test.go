@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/privguard/privguard"
-	"github.com/privguard/privguard/boltstore"
 	"github.com/privguard/privguard/dsar"
 	"github.com/privguard/privguard/pgstore"
 	"github.com/privguard/privguard/vault"
@@ -45,15 +44,8 @@ func note(b []byte) string {
 // The request store behaves as boltstore's does.
 func TestDSARStoreConformance(t *testing.T) {
 	stores := map[string]func(t *testing.T) dsarStore{
-		"boltstore": func(t *testing.T) dsarStore {
-			db, err := boltstore.Open(filepath.Join(t.TempDir(), "p.db"), boltstore.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			return db.DSAR()
-		},
-		"pgstore": func(t *testing.T) dsarStore { return openDB(t).DSAR() },
+		"boltstore": func(t *testing.T) dsarStore { return openBolt(t).DSAR() },
+		"pgstore":   func(t *testing.T) dsarStore { return openDB(t).DSAR() },
 	}
 	for name, open := range stores {
 		t.Run(name, func(t *testing.T) {

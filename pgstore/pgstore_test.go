@@ -5,11 +5,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/privguard/privguard/boltstore"
 	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/consent/consenttest"
 	"github.com/privguard/privguard/pgstore"
@@ -62,6 +64,17 @@ func openSchema(t testing.TB, schema string) *pgstore.DB {
 
 // openDB opens a store on a fresh schema.
 func openDB(t testing.TB) *pgstore.DB { return openSchema(t, newSchema(t)) }
+
+// openBolt opens an embedded store, which pgstore's conformance tests compare it with.
+func openBolt(t testing.TB) *boltstore.DB {
+	t.Helper()
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), "p.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
 
 func TestConsentStoreConformance(t *testing.T) {
 	testDSN(t)

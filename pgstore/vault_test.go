@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/privguard/privguard"
-	"github.com/privguard/privguard/boltstore"
 	"github.com/privguard/privguard/pgstore"
 	"github.com/privguard/privguard/vault"
 )
@@ -23,15 +22,8 @@ type vaultStore interface {
 // The vault store behaves as boltstore's does.
 func TestVaultStoreConformance(t *testing.T) {
 	stores := map[string]func(t *testing.T) vaultStore{
-		"boltstore": func(t *testing.T) vaultStore {
-			db, err := boltstore.Open(filepath.Join(t.TempDir(), "p.db"), boltstore.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			return db.Vault()
-		},
-		"pgstore": func(t *testing.T) vaultStore { return openDB(t).Vault() },
+		"boltstore": func(t *testing.T) vaultStore { return openBolt(t).Vault() },
+		"pgstore":   func(t *testing.T) vaultStore { return openDB(t).Vault() },
 	}
 	for name, open := range stores {
 		t.Run(name, func(t *testing.T) {

@@ -53,6 +53,10 @@ func (b *backend) Close() error { return b.close() }
 // openBackend opens the store cfg names. With migrate set, a PostgreSQL schema is brought
 // to this binary's version first (serve does; two replicas starting together migrate once).
 func openBackend(ctx context.Context, cfg *config.File, migrate bool, log *slog.Logger) (*backend, error) {
+	// Either store keeps files of this replica's own there (the decision log, the outbox).
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
 	if pg := cfg.Store.Postgres; pg != nil {
 		dsn, err := postgresDSN(pg)
 		if err != nil {
@@ -72,9 +76,6 @@ func openBackend(ctx context.Context, cfg *config.File, migrate bool, log *slog.
 		}
 		return &backend{Consent: db.Consent(), Vault: db.Vault(), Requests: db.DSAR(), Shared: true, Where: "postgres schema " + db.Schema(),
 			close: func() error { err := db.Close(); unlock(); return err }}, nil
-	}
-	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	path := filepath.Join(cfg.Data, dataFile)
 	_, statErr := os.Stat(path)
@@ -96,9 +97,6 @@ func openBackend(ctx context.Context, cfg *config.File, migrate bool, log *slog.
 // lockDataDir takes the data directory's lock file for this process, or says which
 // directory is in use.
 func lockDataDir(dir string) (unlock func(), err error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
-	}
 	path := filepath.Join(dir, "serve.lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {

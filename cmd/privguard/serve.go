@@ -137,9 +137,6 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	if err := checkTokenRoles(cfg.Admin.Tokens, authorizer.Roles()); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
-		return fmt.Errorf("create data directory: %w", err)
-	}
 	keys := vaultKeys{kekURI: cfg.Vault.KEKURI, master: masterKeyPath(cfg), next: filepath.Join(cfg.Data, nextKeyFile)}
 	if cfg.Store.Postgres != nil {
 		if keys.kekURI == "" && cfg.Vault.MasterKeyFile == "" {

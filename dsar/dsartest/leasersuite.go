@@ -370,20 +370,28 @@ func testKilledReplicasRequestsAreTakenOver(t *testing.T, open func(t *testing.T
 	}
 }
 
+// pausedPair returns two replicas' engines, a and b, on a clock of their own: a's first
+// store call closes entered and then waits for resume (a pause its context does not end).
+func pausedPair(t *testing.T, open func(t *testing.T) Replicas) (rs *replicaSet, clk *syncClock, a, b *dsar.Engine, entered, resume chan struct{}) {
+	t.Helper()
+	rs = newReplicaSet(t, open)
+	clk = &syncClock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	entered, resume = make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	a = rs.engine(t, 0, "a", clk.Now, func(ctx context.Context) error {
+		once.Do(func() { close(entered) })
+		<-resume
+		return nil
+	})
+	b = rs.engine(t, 1, "b", clk.Now, nil)
+	return rs, clk, a, b, entered, resume
+}
+
 // testFormerHolderCannotWrite: a replica whose lease lapsed while it worked (paused, say)
 // cannot write the request over the progress of the replica that took it over.
 func testFormerHolderCannotWrite(t *testing.T, open func(t *testing.T) Replicas) {
 	ctx := context.Background()
-	rs := newReplicaSet(t, open)
-	clk := &syncClock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
-	entered, resume := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	a := rs.engine(t, 0, "a", clk.Now, func(ctx context.Context) error {
-		once.Do(func() { close(entered) })
-		<-resume // a pause the context does not end
-		return nil
-	})
-	b := rs.engine(t, 1, "b", clk.Now, nil)
+	rs, clk, a, b, entered, resume := pausedPair(t, open)
 	r, err := a.Submit(ctx, dsar.Request{Type: dsar.TypeDeletion, Subject: "f-1", Identity: &dsar.Identity{Method: "operator"}})
 	if err != nil {
 		t.Fatal(err)
@@ -455,16 +463,7 @@ func testLostLeaseCancelsWork(t *testing.T, open func(t *testing.T) Replicas) {
 // store gave away (before the keeper noticed) is not written, and the others are.
 func testBatchWritesMergeOrDrop(t *testing.T, open func(t *testing.T) Replicas) {
 	ctx := context.Background()
-	rs := newReplicaSet(t, open)
-	clk := &syncClock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
-	entered, resume := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	a := rs.engine(t, 0, "a", clk.Now, func(ctx context.Context) error {
-		once.Do(func() { close(entered) })
-		<-resume
-		return nil
-	})
-	b := rs.engine(t, 1, "b", clk.Now, nil)
+	rs, clk, a, b, entered, resume := pausedPair(t, open)
 	var rs3 []dsar.Request
 	for _, s := range []privguard.SubjectID{"m-1", "m-2", "m-3"} {
 		r, err := a.Submit(ctx, dsar.Request{Type: dsar.TypeDeletion, Subject: s, Regime: privguard.RegimeGDPR, Identity: &dsar.Identity{Method: "operator"}})
