@@ -80,6 +80,17 @@ type File struct {
 	// FrequencyStore is where contacts are counted for policy.frequency (default: in
 	// memory, per process).
 	FrequencyStore FrequencyStore `yaml:"frequency_store"`
+	// Controller is the handler responsible and its DPO, for the record of processing and
+	// the audit pack (dpo.go).
+	Controller Controller `yaml:"controller"`
+	// Purposes declare processing activities beside the built-in taxonomy, or describe
+	// built-in ones for the record of processing.
+	Purposes []DeclaredPurpose `yaml:"purposes" validate:"dive"`
+	// Categories declare data categories beside the built-in ones.
+	Categories []DeclaredCategory `yaml:"categories" validate:"dive"`
+	// Assessments are the impact assessments (PIA/DPIA) in force: processing that needs one
+	// is denied without a current one covering it.
+	Assessments []Assessment `yaml:"assessments" validate:"dive"`
 }
 
 // StoreConfig selects the store. Without postgres, the embedded bbolt file in data.
@@ -153,6 +164,15 @@ type Recipient struct {
 	Categories []string `yaml:"categories" validate:"dive,required,max=100"`
 	// Webhook receives the recipient's notices (signed like webhook stores).
 	Webhook *Webhook `yaml:"webhook"`
+	// Role is processor (entrusted: processes on the controller's behalf, PIPL Art. 21,
+	// GDPR Art. 28; the default) or handler (receives the data for its own purposes: PIPL
+	// Art. 23) or joint (a joint controller: PIPL Art. 20, GDPR Art. 26).
+	Role string `yaml:"role" validate:"omitempty,oneof=processor handler joint"`
+	// Contact is how to reach the recipient (PIPL Arts. 23 and 39 want it told).
+	Contact string `yaml:"contact" validate:"max=200"`
+	// Transfer is the mechanism of a transfer to a recipient abroad (outside the PRC under
+	// PIPL, outside the EEA under GDPR): without one, such a transfer is refused.
+	Transfer *Transfer `yaml:"transfer"`
 }
 
 // Webhook is an HTTPS endpoint privguard calls with HMAC-signed JSON bodies.
