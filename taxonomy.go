@@ -47,6 +47,11 @@ type PurposeInfo struct {
 	// alternative: with personalisation off they are served non-personalised instead of
 	// denied (PIPL Art. 24(2)).
 	NonPersonalisedFallback bool
+	// AutomatedDecision purposes make decisions about people by automated means (PIPL
+	// Arts. 24 and 55(2), GDPR Art. 22); LargeScale ones process many people's data (GDPR
+	// Art. 35(3)). Both feed the impact-assessment gate.
+	AutomatedDecision bool
+	LargeScale        bool
 }
 
 // NeedsConsent reports whether consent is the only basis for p under regime r.

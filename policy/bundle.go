@@ -52,6 +52,8 @@ type purposeData struct {
 	SaleOrSharing           bool                `json:"sale_or_sharing"`
 	Retained                bool                `json:"retained"`
 	NonPersonalisedFallback bool                `json:"non_personalised_fallback"`
+	AutomatedDecision       bool                `json:"automated_decision"`
+	LargeScale              bool                `json:"large_scale"`
 }
 
 // Data returns the policy data for a taxonomy and frequency limits: the document the
@@ -62,7 +64,8 @@ func Data(t *privguard.Taxonomy, freq map[string]FrequencyLimit) map[string]any 
 		info, _ := t.Lookup(name)
 		d := purposeData{Bases: map[string][]string{}, Categories: []string{}, Separate: string(info.Separate),
 			DirectMarketing: info.DirectMarketing, Personalised: info.Personalised, SaleOrSharing: info.SaleOrSharing,
-			Retained: info.Retained, NonPersonalisedFallback: info.NonPersonalisedFallback}
+			Retained: info.Retained, NonPersonalisedFallback: info.NonPersonalisedFallback,
+			AutomatedDecision: info.AutomatedDecision, LargeScale: info.LargeScale}
 		for r, bases := range info.Bases {
 			for _, b := range bases {
 				d.Bases[string(r)] = append(d.Bases[string(r)], string(b))
