@@ -97,8 +97,12 @@ var (
 	bucketDSAR            = []byte("dsar.requests")
 	bucketDSARResults     = []byte("dsar.results")
 
+	bucketJournal  = []byte("journal")
+	bucketSets     = []byte("sets")
+	bucketSetSizes = []byte("sets.size")
+
 	allBuckets = [][]byte{bucketRecords, bucketIDs, bucketSubjects, bucketIdem, bucketNotices, bucketSuppress, bucketMeta,
-		bucketVaultKeys, bucketVaultTombstones, bucketDSAR, bucketDSARResults}
+		bucketVaultKeys, bucketVaultTombstones, bucketDSAR, bucketDSARResults, bucketJournal, bucketSets, bucketSetSizes}
 )
 
 // bucket returns the named bucket or an error (a read-only file that was never written).

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 )
@@ -20,8 +21,9 @@ var ErrHeadMoved = errors.New("journal: the log's head moved")
 // MaxBody bounds an entry's encoded body.
 const MaxBody = 1 << 20
 
-// appendAttempts bounds Append's retries on ErrHeadMoved.
-const appendAttempts = 16
+// appendPatience bounds how long Append retries on ErrHeadMoved (other processes
+// appending to the same log), with a growing, jittered pause between attempts.
+const appendPatience = 10 * time.Second
 
 // Entry is one entry of a log.
 type Entry struct {
@@ -135,7 +137,9 @@ func (j *Journal) Append(ctx context.Context, bodies ...any) ([]Entry, error) {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	for attempt := 0; ; attempt++ {
+	start := time.Now()
+	pause := time.Millisecond
+	for {
 		head, err := j.store.JournalHead(ctx, j.log)
 		if err != nil {
 			return nil, fmt.Errorf("journal %s: %w", j.log, err)
@@ -157,9 +161,15 @@ func (j *Journal) Append(ctx context.Context, bodies ...any) ([]Entry, error) {
 		if err == nil {
 			return entries, nil
 		}
-		if !errors.Is(err, ErrHeadMoved) || attempt+1 >= appendAttempts {
+		if !errors.Is(err, ErrHeadMoved) || time.Since(start) > appendPatience {
 			return nil, fmt.Errorf("journal %s: %w", j.log, err)
 		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("journal %s: %w", j.log, ctx.Err())
+		case <-time.After(pause/2 + rand.N(pause)):
+		}
+		pause = min(2*pause, 50*time.Millisecond)
 	}
 }
 

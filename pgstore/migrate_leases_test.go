@@ -153,9 +153,9 @@ func TestMigrationKeepsRequests(t *testing.T) {
 		}
 	}
 
-	db := openSchema(t, schema) // migrates to 00002
-	if v, err := pgstore.SchemaVersion(ctx, dsn, pgstore.Options{Schema: schema}); err != nil || v != 2 || pgstore.KnownVersion() != 2 {
-		t.Fatalf("SchemaVersion after Open = %d, %v (known %d); want 2", v, err, pgstore.KnownVersion())
+	db := openSchema(t, schema) // migrates from 00001 to the newest
+	if v, err := pgstore.SchemaVersion(ctx, dsn, pgstore.Options{Schema: schema}); err != nil || v != pgstore.KnownVersion() || v < 2 {
+		t.Fatalf("SchemaVersion after Open = %d, %v (known %d); want the newest", v, err, pgstore.KnownVersion())
 	}
 	migrated := readRows(t, conn, schema)
 	for id, b := range bodies {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -14,6 +16,8 @@ import (
 	"github.com/privguard/privguard/boltstore"
 	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/consent/consenttest"
+	"github.com/privguard/privguard/journal"
+	"github.com/privguard/privguard/journal/journaltest"
 	"github.com/privguard/privguard/pgstore"
 )
 
@@ -99,4 +103,52 @@ func TestConsentStoreOnTheSimpleProtocol(t *testing.T) {
 		t.Cleanup(func() { db.Close() })
 		return db.Consent()
 	})
+}
+
+func TestJournalStoreConformance(t *testing.T) {
+	testDSN(t)
+	journaltest.TestStore(t, func(t *testing.T) journaltest.Stores { return openDB(t).Journal() })
+}
+
+// Two processes (two pools on one schema) append to one log at once: one chain.
+func TestJournalAcrossProcesses(t *testing.T) {
+	schema := newSchema(t)
+	a, b := openSchema(t, schema).Journal(), openSchema(t, schema).Journal()
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for _, s := range []*pgstore.JournalStore{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			j, _ := journal.Open(s, "trail", nil)
+			for i := range 40 {
+				if _, err := j.Append(ctx, i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n, err := journal.Verify(ctx, a, "trail"); err != nil || n != 80 {
+		t.Fatalf("Verify = %d, %v; want 80", n, err)
+	}
+	// An entry altered in the table is found.
+	conn, err := pgx.Connect(ctx, testDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `UPDATE `+schema+`.journal_entries SET body = convert_to('99', 'UTF8') WHERE log = 'trail' AND seq = 7`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = journal.Verify(ctx, b, "trail")
+	var br *journal.BreakError
+	if !errors.As(err, &br) || br.Seq != 7 {
+		t.Fatalf("Verify after an altered body = %v; want a break at entry 7", err)
+	}
 }

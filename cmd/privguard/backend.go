@@ -17,6 +17,7 @@ import (
 	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/dsar"
 	"github.com/privguard/privguard/internal/config"
+	"github.com/privguard/privguard/journal"
 	"github.com/privguard/privguard/pgstore"
 	"github.com/privguard/privguard/vault"
 )
@@ -35,10 +36,19 @@ type requestStore interface {
 
 // backend is where serve keeps its state: the embedded bbolt file of the data directory,
 // or a PostgreSQL database every replica shares. Every part switches at once.
+// journalStore is what both stores keep for the journal package.
+type journalStore interface {
+	journal.Store
+	journal.SetStore
+}
+
 type backend struct {
 	Consent  consent.Store
 	Vault    vaultStore
 	Requests requestStore
+	// Journal keeps the DPO's registers (trail, disclosures, incidents, assessments) and
+	// the sets of keyed hashes the cross-border accounting counts.
+	Journal journalStore
 	// Shared: other processes use the same store (the ledger and the vault follow them).
 	Shared bool
 	// Fresh: nothing was stored yet (a new installation may create its master key).
@@ -74,7 +84,7 @@ func openBackend(ctx context.Context, cfg *config.File, migrate bool, log *slog.
 			unlock()
 			return nil, fmt.Errorf("store.postgres: %w", err)
 		}
-		return &backend{Consent: db.Consent(), Vault: db.Vault(), Requests: db.DSAR(), Shared: true, Where: "postgres schema " + db.Schema(),
+		return &backend{Consent: db.Consent(), Vault: db.Vault(), Requests: db.DSAR(), Journal: db.Journal(), Shared: true, Where: "postgres schema " + db.Schema(),
 			close: func() error { err := db.Close(); unlock(); return err }}, nil
 	}
 	path := filepath.Join(cfg.Data, dataFile)
@@ -91,7 +101,7 @@ func openBackend(ctx context.Context, cfg *config.File, migrate bool, log *slog.
 	if err != nil {
 		return nil, err
 	}
-	return &backend{Consent: db.Consent(), Vault: db.Vault(), Requests: db.DSAR(), Fresh: fresh, Where: "bbolt " + path, close: db.Close}, nil
+	return &backend{Consent: db.Consent(), Vault: db.Vault(), Requests: db.DSAR(), Journal: db.Journal(), Fresh: fresh, Where: "bbolt " + path, close: db.Close}, nil
 }
 
 // lockDataDir takes the data directory's lock file for this process, or says which
