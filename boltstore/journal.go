@@ -184,7 +184,7 @@ func (s *JournalStore) JournalEntries(ctx context.Context, log string, from uint
 var present = []byte{1}
 
 // AddToSet implements journal.SetStore.
-func (s *JournalStore) AddToSet(ctx context.Context, set string, members [][]byte) (int, int64, error) {
+func (s *JournalStore) AddToSet(ctx context.Context, set string, members [][]byte, limit int64) (int, int64, error) {
 	if err := journal.ValidName(set); err != nil {
 		return 0, 0, fmt.Errorf("%w: %w", err, privguard.ErrInvalid)
 	}
@@ -204,18 +204,29 @@ func (s *JournalStore) AddToSet(ctx context.Context, set string, members [][]byt
 		if err != nil {
 			return err
 		}
+		fresh := map[string]bool{}
 		for _, m := range members {
 			if b.Get(m) == nil {
-				if err := b.Put(m, present); err != nil {
-					return err
-				}
-				added++
+				fresh[string(m)] = true
 			}
 		}
+		added = len(fresh)
 		sizes := tx.Bucket(bucketSetSizes)
-		size = int64(decodeCount(sizes.Get([]byte(set)))) + int64(added)
+		size = int64(decodeCount(sizes.Get([]byte(set))))
+		if limit > 0 && size+int64(added) > limit {
+			return journal.ErrSetLimit
+		}
+		for m := range fresh {
+			if err := b.Put([]byte(m), present); err != nil {
+				return err
+			}
+		}
+		size += int64(added)
 		return sizes.Put([]byte(set), binary.BigEndian.AppendUint64(nil, uint64(size)))
 	})
+	if errors.Is(err, journal.ErrSetLimit) {
+		return added, size, fmt.Errorf("set %s: %d more would pass %d: %w", set, added, limit, err)
+	}
 	if err != nil {
 		return 0, 0, err
 	}

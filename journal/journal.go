@@ -18,6 +18,10 @@ import (
 // log's stored head (another process appended first). Nothing was stored.
 var ErrHeadMoved = errors.New("journal: the log's head moved")
 
+// ErrSetLimit is returned by [SetStore.AddToSet] when the members would take a set past
+// its limit. Nothing was added.
+var ErrSetLimit = errors.New("journal: the set would pass its limit")
+
 // MaxBody bounds an entry's encoded body.
 const MaxBody = 1 << 20
 
@@ -71,8 +75,10 @@ type Store interface {
 // people without storing who they are.
 type SetStore interface {
 	// AddToSet adds members to set atomically and returns how many of them were not in it
-	// before, and its size after.
-	AddToSet(ctx context.Context, set string, members [][]byte) (added int, size int64, err error)
+	// before, and its size after. With limit > 0, a call that would make the set larger
+	// than limit adds nothing and returns an error wrapping ErrSetLimit, with the size as
+	// it stays and the count it would have added.
+	AddToSet(ctx context.Context, set string, members [][]byte, limit int64) (added int, size int64, err error)
 	// SetSize returns the size of set (0 for a set never added to).
 	SetSize(ctx context.Context, set string) (int64, error)
 }

@@ -153,9 +153,9 @@ func scanEntries(log string, rows pgx.Rows, fn func(journal.Entry) error) error 
 	return nil
 }
 
-// AddToSet implements journal.SetStore. The size row is locked by the upsert, so
-// concurrent adds to one set are serialised and its size stays exact.
-func (s *JournalStore) AddToSet(ctx context.Context, set string, members [][]byte) (int, int64, error) {
+// AddToSet implements journal.SetStore. The set's size row is locked first, so concurrent
+// adds to one set are serialised and its size and limit stay exact.
+func (s *JournalStore) AddToSet(ctx context.Context, set string, members [][]byte, limit int64) (int, int64, error) {
 	if err := journal.ValidName(set); err != nil {
 		return 0, 0, fmt.Errorf("%w: %w", err, privguard.ErrInvalid)
 	}
@@ -174,6 +174,17 @@ func (s *JournalStore) AddToSet(ctx context.Context, set string, members [][]byt
 		if err := tx.QueryRow(ctx, `SELECT size FROM journal_set_sizes WHERE name = $1 FOR UPDATE`, set).Scan(&size); err != nil {
 			return err
 		}
+		if limit > 0 {
+			// Under the size row's lock, the members not yet in the set are exactly those
+			// the insert would add.
+			if err := tx.QueryRow(ctx, `SELECT count(DISTINCT m) FROM unnest($2::bytea[]) AS m
+			    WHERE NOT EXISTS (SELECT 1 FROM journal_sets WHERE name = $1 AND member = m)`, set, members).Scan(&added); err != nil {
+				return err
+			}
+			if size+int64(added) > limit {
+				return journal.ErrSetLimit
+			}
+		}
 		tag, err := tx.Exec(ctx, `INSERT INTO journal_sets (name, member) SELECT DISTINCT $1::text, m FROM unnest($2::bytea[]) AS m ON CONFLICT DO NOTHING`, set, members)
 		if err != nil {
 			return err
@@ -183,6 +194,9 @@ func (s *JournalStore) AddToSet(ctx context.Context, set string, members [][]byt
 		_, err = tx.Exec(ctx, `UPDATE journal_set_sizes SET size = $2 WHERE name = $1`, set, size)
 		return err
 	})
+	if errors.Is(err, journal.ErrSetLimit) {
+		return added, size, fmt.Errorf("set %s: %d more would pass %d: %w", set, added, limit, err)
+	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("set %s: add: %w: %w", set, err, privguard.ErrUnavailable)
 	}

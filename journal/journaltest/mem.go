@@ -78,7 +78,7 @@ func (m *Mem) JournalEntries(ctx context.Context, log string, from uint64, fn fu
 }
 
 // AddToSet implements journal.SetStore.
-func (m *Mem) AddToSet(ctx context.Context, set string, members [][]byte) (int, int64, error) {
+func (m *Mem) AddToSet(ctx context.Context, set string, members [][]byte, limit int64) (int, int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.sets == nil {
@@ -89,14 +89,19 @@ func (m *Mem) AddToSet(ctx context.Context, set string, members [][]byte) (int, 
 		s = map[string]bool{}
 		m.sets[set] = s
 	}
-	added := 0
+	fresh := map[string]bool{}
 	for _, b := range members {
 		if !s[string(b)] {
-			s[string(b)] = true
-			added++
+			fresh[string(b)] = true
 		}
 	}
-	return added, int64(len(s)), nil
+	if limit > 0 && int64(len(s)+len(fresh)) > limit {
+		return len(fresh), int64(len(s)), journal.ErrSetLimit
+	}
+	for b := range fresh {
+		s[b] = true
+	}
+	return len(fresh), int64(len(s)), nil
 }
 
 // SetSize implements journal.SetStore.

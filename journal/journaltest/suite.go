@@ -112,15 +112,39 @@ func TestStore(t *testing.T, newStore func(t *testing.T) Stores) {
 	})
 	t.Run("sets", func(t *testing.T) {
 		s := newStore(t)
-		added, size, err := s.AddToSet(ctx, "xb.2026", [][]byte{[]byte("a"), []byte("b"), []byte("a")})
+		added, size, err := s.AddToSet(ctx, "xb.2026", [][]byte{[]byte("a"), []byte("b"), []byte("a")}, 0)
 		if err != nil || added != 2 || size != 2 {
 			t.Fatalf("AddToSet = %d, %d, %v; want 2, 2", added, size, err)
 		}
-		added, size, err = s.AddToSet(ctx, "xb.2026", [][]byte{[]byte("b"), []byte("c")})
+		added, size, err = s.AddToSet(ctx, "xb.2026", [][]byte{[]byte("b"), []byte("c")}, 3)
 		if err != nil || added != 1 || size != 3 {
 			t.Fatalf("AddToSet = %d, %d, %v; want 1, 3", added, size, err)
 		}
+		// Past the limit: nothing is added, the size stays, the count it would add is told.
+		added, size, err = s.AddToSet(ctx, "xb.2026", [][]byte{[]byte("a"), []byte("d"), []byte("e")}, 4)
+		if !errors.Is(err, journal.ErrSetLimit) || added != 2 || size != 3 {
+			t.Fatalf("AddToSet past the limit = %d, %d, %v; want 2, 3, ErrSetLimit", added, size, err)
+		}
+		// Members already in it never count against the limit.
+		if added, size, err = s.AddToSet(ctx, "xb.2026", [][]byte{[]byte("a"), []byte("c")}, 3); err != nil || added != 0 || size != 3 {
+			t.Fatalf("AddToSet of members = %d, %d, %v; want 0, 3", added, size, err)
+		}
 		if n, err := s.SetSize(ctx, "xb.2026"); err != nil || n != 3 {
+			t.Fatalf("SetSize = %d, %v", n, err)
+		}
+		// Concurrent adds under a limit never pass it.
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 10 {
+					_, _, _ = s.AddToSet(ctx, "xb.limit", [][]byte{[]byte(fmt.Sprintf("%d-%d", w, i))}, 25)
+				}
+			}()
+		}
+		wg.Wait()
+		if n, err := s.SetSize(ctx, "xb.limit"); err != nil || n != 25 {
 			t.Fatalf("SetSize = %d, %v", n, err)
 		}
 		if n, err := s.SetSize(ctx, "xb.2027"); err != nil || n != 0 {
