@@ -108,6 +108,17 @@ const (
 	// ReasonFrequencyUnavailable: the contact count could not be checked (the shared
 	// counter did not answer) on a channel whose sends are then refused.
 	ReasonFrequencyUnavailable Reason = "frequency.unavailable"
+	// ReasonTransferNoMechanism: the recipient is abroad (outside the PRC under PIPL,
+	// outside the EEA under GDPR) and has no current transfer mechanism for the regime
+	// (PIPL Art. 38; GDPR Art. 44).
+	ReasonTransferNoMechanism Reason = "transfer.no_mechanism"
+	// ReasonTransferThreshold: the transfer would take the people exported this calendar
+	// year past what the recipient's mechanism allows (the 2024 cross-border provisions:
+	// 100,000 / 1,000,000 people, 10,000 with sensitive data).
+	ReasonTransferThreshold Reason = "transfer.threshold"
+	// ReasonDisclosureUnavailable: the provision to a recipient could not be logged (the
+	// store did not answer), so it was refused (AUD-07).
+	ReasonDisclosureUnavailable Reason = "disclosure.unavailable"
 	// ReasonFrequencyUncounted is added to an allow let through without being counted,
 	// because the counter did not answer on a channel configured to allow sends then.
 	ReasonFrequencyUncounted Reason = "frequency.uncounted"

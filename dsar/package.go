@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/internal/csvsafe"
 )
 
 // Disclosure is what an access answer says beside the data itself (GDPR Art. 15(1)-(3),
@@ -599,10 +600,7 @@ func cell(v any) string {
 		}
 		s = string(b)
 	}
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
-	}
-	return s
+	return csvsafe.Defuse(s)
 }
 
 // summary is README.txt: the package in plain words, in Chinese then English.

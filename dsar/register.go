@@ -4,10 +4,10 @@ import (
 	"encoding/csv"
 	"io"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/internal/csvsafe"
 )
 
 // RegisterStats are the on-time figures of one regime's requests.
@@ -177,9 +177,4 @@ func WriteRegisterCSV(w io.Writer, requests []Request, now time.Time) error {
 }
 
 // defuse keeps a spreadsheet from running a cell as a formula.
-func defuse(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
-	}
-	return s
-}
+func defuse(s string) string { return csvsafe.Defuse(s) }

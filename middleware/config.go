@@ -69,6 +69,13 @@ func RecordBatch(rec Recorder, route string, in *privguard.Input, entries []Batc
 	}
 }
 
+// Discloser checks and logs provisions of personal data to recipients. Disclose returns
+// a reason for a provision refused (transfer.no_mechanism, transfer.threshold), an error
+// for one it could not log; either way the data must not be provided.
+type Discloser interface {
+	Disclose(ctx context.Context, p privguard.Provision) (privguard.Reason, error)
+}
+
 // FieldCrypter seals and opens fields of JSON documents for a subject (vault.Vault
 // implements it): routes with Encrypt fields have them sealed in request bodies before the
 // handler (and its database) sees them, and opened in responses. SealJSON's error wraps
@@ -161,6 +168,11 @@ type Config struct {
 	Recorder Recorder
 	// Crypter seals and opens the routes' Encrypt fields.
 	Crypter FieldCrypter
+	// Discloser, if set, checks and logs every allowed request on a route with a Recipient
+	// before the handler sees it (disclosure.Gate: the disclosure log, transfer mechanisms,
+	// the cross-border counts). A provision it refuses is denied with its reason; one it
+	// cannot log is refused (503).
+	Discloser Discloser
 	// Contacts, if set, counts contacts per subject and channel on routes with a Channel, for
 	// the policy's frequency limits.
 	Contacts ContactCounter

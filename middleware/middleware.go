@@ -247,12 +247,20 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// counter is a network round trip away.
 		d, uncountable = rt.reserve(r.Context(), &x.deadline, &in, d)
 	}
+	unlogged := false
+	if d.Allowed() && rt.discloses() {
+		d, unlogged = rt.disclose(r.Context(), &in, d, []privguard.SubjectID{subject})
+	}
 	rt.record(&in, &d)
 	x.id[0] = d.ID
 	w.Header()[DecisionHeader] = x.id[:]
 	if uncountable {
 		w.Header().Set("Retry-After", "1")
 		frequencyUnavailable([]privguard.Reason{privguard.ReasonFrequencyUnavailable}).Write(w)
+		return
+	}
+	if unlogged {
+		rt.unlogged(w)
 		return
 	}
 	if !d.Allowed() {
@@ -444,6 +452,32 @@ func (rt *route) decide(ctx context.Context, in *privguard.Input) (privguard.Dec
 		return privguard.Decision{}, err
 	}
 	return rt.cfg.Decider.Decide(ctx, *in)
+}
+
+func (rt *route) discloses() bool { return rt.Recipient != "" && rt.cfg.Discloser != nil }
+
+// disclose has the provision of subjects' data, allowed by d, checked and logged; it
+// returns d, or the deny that replaces it (unlogged: the log could not be written).
+func (rt *route) disclose(ctx context.Context, in *privguard.Input, d privguard.Decision, subjects []privguard.SubjectID) (_ privguard.Decision, unlogged bool) {
+	reason, err := rt.cfg.Discloser.Disclose(ctx, privguard.Provision{Kind: "route", Route: rt.Match, Recipient: rt.Recipient,
+		Purpose: in.Purpose, Categories: in.Categories, Regime: in.Regime, Subjects: subjects, Decision: d.ID})
+	if err != nil {
+		rt.cfg.Logger.Error("privguard: the provision to a recipient could not be logged; refused", "route", rt.Match, "err", err)
+		reason, unlogged = privguard.ReasonDisclosureUnavailable, true
+	}
+	if reason == "" {
+		return d, false
+	}
+	return privguard.Decision{ID: d.ID, Effect: privguard.Deny, Reasons: []privguard.Reason{reason}, Revision: d.Revision}, unlogged
+}
+
+// unlogged answers a provision refused because the disclosure log could not be written.
+func (rt *route) unlogged(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	p := privguard.NewProblem(http.StatusServiceUnavailable, TypeUnavailable, "The provision could not be logged",
+		"the request was not passed on; retry later")
+	p.Reasons = []privguard.Reason{privguard.ReasonDisclosureUnavailable}
+	p.Write(w)
 }
 
 func (rt *route) record(in *privguard.Input, d *privguard.Decision) {
@@ -689,6 +723,28 @@ func (rt *route) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.
 			if !slices.Contains(deniedFor, r) {
 				deniedFor = append(deniedFor, r)
 			}
+		}
+	}
+	if len(kept) > 0 && rt.discloses() {
+		// The batch goes to the recipient as one provision: refused, nobody is sent.
+		d, unlogged := rt.disclose(ctx, &in, last, kept)
+		if !d.Allowed() {
+			for i := range final {
+				if final[i].Allowed() {
+					final[i] = &d
+				}
+			}
+			record(len(valid))
+			if unlogged {
+				rt.unlogged(w)
+				return
+			}
+			w.Header().Set(RemovedHeader, strconv.Itoa(len(subjects)))
+			prob := privguard.NewProblem(http.StatusForbidden, TypeDenied, "The batch may not be provided",
+				"the batch may not be provided to "+rt.Recipient)
+			prob.Reasons = d.Reasons
+			prob.Write(w)
+			return
 		}
 	}
 	record(len(valid))

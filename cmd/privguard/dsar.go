@@ -19,6 +19,7 @@ import (
 	"github.com/privguard/privguard/connector/redis"
 	"github.com/privguard/privguard/connector/webhook"
 	"github.com/privguard/privguard/consent"
+	"github.com/privguard/privguard/disclosure"
 	"github.com/privguard/privguard/dsar"
 	"github.com/privguard/privguard/internal/config"
 	"github.com/privguard/privguard/vault"
@@ -136,7 +137,7 @@ func categories(m map[string]string) map[string]privguard.DataCategory {
 // the erasure (and so the withdrawal of every purpose) in the consent ledger; restriction
 // and objection are recorded in the ledger.
 func newDSAR(cfg *config.File, store requestStore, conns []dsar.Connector, ledger *consent.Ledger, vlt *vault.Vault,
-	tax *privguard.Taxonomy, notifier dsar.Notifier, log *slog.Logger) (*dsar.Engine, error) {
+	tax *privguard.Taxonomy, notifier dsar.Notifier, gate *disclosure.Gate, log *slog.Logger) (*dsar.Engine, error) {
 	dl, err := dsar.NewDeadlines(nil, cfg.DSAR.PIPLWorkdays)
 	if err != nil {
 		return nil, err
@@ -152,6 +153,11 @@ func newDSAR(cfg *config.File, store requestStore, conns []dsar.Connector, ledge
 	notify, err := recipients(cfg.DSAR.Recipients)
 	if err != nil {
 		return nil, err
+	}
+	if gate != nil {
+		for i, n := range notify {
+			notify[i] = loggedNotifier{RecipientNotifier: n, gate: gate} // each notice is a provision
+		}
 	}
 	var ttl, leaseTTL time.Duration
 	if cfg.DSAR.ResultTTL != nil {

@@ -199,6 +199,13 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	); err != nil {
 		return err
 	}
+	// The egress gate: the sidecar's routes with a recipient and the requests' notices to
+	// recipients are checked and logged through it.
+	gate, err := disclosureGate(ctx, cfg, be, reg, log)
+	if err != nil {
+		return err
+	}
+	defer gate.Close()
 	var checks func() map[string]any
 	if cfg.Listen == "" {
 		// Only the sidecar enforces routes with the policy; without listen they do nothing.
@@ -272,7 +279,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		if err != nil {
 			return err
 		}
-		h, closeSidecar, err := sidecar(ctx, cfg, ledger, be.Consent, engine, recorder, vlt, log)
+		h, closeSidecar, err := sidecar(ctx, cfg, ledger, be.Consent, engine, recorder, vlt, gate, log)
 		if err != nil {
 			return err
 		}
@@ -301,7 +308,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	if err != nil {
 		return err
 	}
-	requests, err := newDSAR(cfg, be.Requests, conns, ledger, vlt, taxonomy, notifier, log)
+	requests, err := newDSAR(cfg, be.Requests, conns, ledger, vlt, taxonomy, notifier, gate, log)
 	if err != nil {
 		return err
 	}
