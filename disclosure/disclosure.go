@@ -395,3 +395,6 @@ func (g *Gate) Load(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Journal returns the store the gate logs to, for reading the log.
+func (g *Gate) Journal() journal.Store { return g.cfg.Log }

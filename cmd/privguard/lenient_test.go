@@ -465,7 +465,7 @@ func startSidecar(t *testing.T, upstream, body string) sidecarRun {
 		t.Fatalf("serve did not print both addresses; logs:\n%s", s.logs.String())
 	}
 	tok, err := os.ReadFile(filepath.Join(s.dir, "admin.token"))
-	if err != nil {
+	if err != nil && !(os.IsNotExist(err) && strings.Contains(body, "tokens:")) { // configured tokens: none is written
 		cancel()
 		t.Fatal(err)
 	}

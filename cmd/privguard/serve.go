@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/audit"
 	"github.com/privguard/privguard/boltstore"
 	"github.com/privguard/privguard/consent"
@@ -321,7 +322,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		tokenHint = "only the tokens admin.tokens lists are accepted (not one serve generated in " + filepath.Join(cfg.Data, adminTokenFile) + ")"
 	}
 	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Authorizer: authorizer, TokenHint: tokenHint, Vault: vlt, Requests: requests, IdentityTokens: idTokens, Notifier: notifier, Tokens: tokens, Logger: log, Checks: checks, Replica: cfg.Replica,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Disclosures: gate, Regime: privguard.Regime(cfg.Regime)})
 	if err != nil {
 		return err
 	}

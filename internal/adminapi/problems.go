@@ -38,6 +38,9 @@ const (
 	TypeResultGone       = "result-gone"
 	TypeForbidden        = "forbidden"
 	TypeNoResult         = "no-result"
+	// TypeChainBroken: a register's hash chain does not verify (it was altered in the
+	// store); detail names the log and the first entry that breaks (500).
+	TypeChainBroken = "chain-broken"
 )
 
 // unauthenticated is the 401; detail says what would work.

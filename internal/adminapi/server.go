@@ -13,6 +13,7 @@ import (
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/consent"
+	"github.com/privguard/privguard/disclosure"
 	"github.com/privguard/privguard/dsar"
 	"github.com/privguard/privguard/internal/authz"
 	"github.com/privguard/privguard/vault"
@@ -31,6 +32,11 @@ type Config struct {
 	IdentityTokens *dsar.TokenVerifier
 	// Notifier, if set, sends one-time codes (POST /v1/requests/{id}/code).
 	Notifier dsar.Notifier
+	// Disclosures serves the disclosure log and the cross-border register
+	// (/v1/disclosures, /v1/transfers); nil leaves those routes out.
+	Disclosures *disclosure.Gate
+	// Regime is the service's regime, the default of /v1/transfers.
+	Regime privguard.Regime
 	// Tokens authenticate callers. Required and non-empty.
 	Tokens Tokens
 	// TokenHint, if set, is what a caller whose token is not accepted is told about where
@@ -63,21 +69,24 @@ type Config struct {
 
 // Server is the admin HTTP API.
 type Server struct {
-	ledger    *consent.Ledger
-	vault     *vault.Vault
-	requests  *dsar.Engine
-	idTokens  *dsar.TokenVerifier
-	notifier  dsar.Notifier
-	tokens    Tokens
-	tokenHint string
-	log       *slog.Logger
-	validate  *validator.Validate
-	mux       *http.ServeMux
-	checks    func() map[string]any
-	replica   string
-	authz     *authz.Authorizer
-	codes     *codeLimiter
-	now       func() time.Time
+	ledger   *consent.Ledger
+	vault    *vault.Vault
+	requests *dsar.Engine
+	idTokens *dsar.TokenVerifier
+	notifier dsar.Notifier
+	// disclosures and regime serve the DPO's registers of provisions.
+	disclosures *disclosure.Gate
+	regime      privguard.Regime
+	tokens      Tokens
+	tokenHint   string
+	log         *slog.Logger
+	validate    *validator.Validate
+	mux         *http.ServeMux
+	checks      func() map[string]any
+	replica     string
+	authz       *authz.Authorizer
+	codes       *codeLimiter
+	now         func() time.Time
 	// probeMu guards requestsOK, when the request store's last probe succeeded.
 	probeMu    sync.Mutex
 	requestsOK time.Time
@@ -117,7 +126,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.CallbackBudget = DefaultCallbackBudget
 	}
 	cfg.CallbackBudget = max(cfg.CallbackBudget, cfg.MaxCallbackBody)
-	s := &Server{ledger: cfg.Ledger, vault: cfg.Vault, requests: cfg.Requests, idTokens: cfg.IdentityTokens, notifier: cfg.Notifier,
+	s := &Server{ledger: cfg.Ledger, vault: cfg.Vault, requests: cfg.Requests, idTokens: cfg.IdentityTokens, notifier: cfg.Notifier, disclosures: cfg.Disclosures, regime: cfg.Regime,
 		tokens: cfg.Tokens, tokenHint: cfg.TokenHint, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks, replica: cfg.Replica, authz: cfg.Authorizer,
 		codes: newCodeLimiter(cfg.CodesPerSubject, CodeSubjectWindow), now: cfg.Now,
 		maxCallback: cfg.MaxCallbackBody, callbacks: &callbackBudget{max: cfg.CallbackBudget}}
@@ -177,6 +186,10 @@ func (s *Server) routes() {
 		// their HMAC signature rather than an API token.
 		s.mux.Handle("POST /v1/callbacks/{store}", s.logRequests("POST /v1/callbacks/{store}", s.wrap(s.callback)))
 	}
+	if s.disclosures != nil {
+		authed("GET /v1/disclosures", s.getDisclosures)
+		authed("GET /v1/transfers", s.getTransfers)
+	}
 	authed("GET /healthz", s.healthz)
 	authed("GET /readyz", s.readyz)
 	// Public: the key receipts are signed with exists to be published.
@@ -188,6 +201,9 @@ func (s *Server) routes() {
 	paths := []string{"/v1/notices", "/v1/notices/{id}", "/v1/consents", "/v1/consents/import", "/v1/consents/{id}/receipt",
 		"/v1/subjects/{subject}/consents", "/v1/subjects/{subject}/consents/history", "/healthz", "/readyz", "/v1/receipts/keys",
 		"/v1/schema/{name}"}
+	if s.disclosures != nil {
+		paths = append(paths, "/v1/disclosures", "/v1/transfers")
+	}
 	if s.requests != nil {
 		paths = append(paths, "/v1/requests", "/v1/requests/{id}", "/v1/callbacks/{store}") // {id} covers register
 		for _, action := range []string{"verify", "code", "code/verify", "extend", "cancel", "reject", "retry", "approve", "link", "result"} {
