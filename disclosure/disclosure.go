@@ -131,12 +131,8 @@ type Config struct {
 // Gate checks, counts and logs provisions. Safe for concurrent use.
 type Gate struct {
 	cfg        Config
-	log        *journal.Journal
+	log        *journal.Batcher
 	recipients map[string]Recipient
-	queue      chan *pending
-	stop       chan struct{}
-	done       chan struct{}
-	closeOnce  sync.Once
 
 	mu     sync.Mutex
 	counts map[string]int64 // set name → size last seen
@@ -167,19 +163,24 @@ func New(cfg Config) (*Gate, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gate{cfg: cfg, log: j, recipients: map[string]Recipient{}, queue: make(chan *pending, 1024),
-		stop: make(chan struct{}), done: make(chan struct{}), counts: map[string]int64{}, warned: map[string]int64{}}
+	g := &Gate{cfg: cfg, log: journal.NewBatcher(j), recipients: map[string]Recipient{}, counts: map[string]int64{}, warned: map[string]int64{}}
 	for _, r := range cfg.Recipients {
 		g.recipients[r.Name] = r
 	}
-	go g.write()
 	return g, nil
 }
 
 // Close stops the writer once the entries queued are written.
 func (g *Gate) Close() error {
-	g.closeOnce.Do(func() { close(g.stop) })
-	<-g.done
+	g.log.Close()
+	return nil
+}
+
+// append logs e, waiting for its group's write.
+func (g *Gate) append(ctx context.Context, e *Entry) error {
+	if err := g.log.Append(ctx, e); err != nil {
+		return fmt.Errorf("disclosure: log the provision: %w: %w", err, privguard.ErrUnavailable)
+	}
 	return nil
 }
 

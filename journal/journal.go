@@ -132,12 +132,9 @@ func (j *Journal) Append(ctx context.Context, bodies ...any) ([]Entry, error) {
 	}
 	raw := make([]json.RawMessage, len(bodies))
 	for i, b := range bodies {
-		enc, err := json.Marshal(b)
+		enc, err := encode(j.log, b)
 		if err != nil {
-			return nil, fmt.Errorf("journal %s: encode entry: %w", j.log, err)
-		}
-		if len(enc) > MaxBody {
-			return nil, fmt.Errorf("journal %s: an entry of %d bytes is over %d", j.log, len(enc), MaxBody)
+			return nil, err
 		}
 		raw[i] = enc
 	}
@@ -178,6 +175,20 @@ func (j *Journal) Append(ctx context.Context, bodies ...any) ([]Entry, error) {
 		pause = min(2*pause, 50*time.Millisecond)
 	}
 }
+
+func encode(log string, body any) (json.RawMessage, error) {
+	enc, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("journal %s: encode entry: %w", log, err)
+	}
+	if len(enc) > MaxBody {
+		return nil, fmt.Errorf("journal %s: an entry of %d bytes is over %d", log, len(enc), MaxBody)
+	}
+	return enc, nil
+}
+
+// Head returns the log's last entry (Seq 0 if none).
+func (j *Journal) Head(ctx context.Context) (Entry, error) { return j.store.JournalHead(ctx, j.log) }
 
 // Entries calls fn for every entry with Seq >= from, in order.
 func (j *Journal) Entries(ctx context.Context, from uint64, fn func(Entry) error) error {

@@ -79,3 +79,37 @@ func TestNames(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestBatcherAndAppendAfter(t *testing.T) {
+	ctx := context.Background()
+	s := &journaltest.Mem{}
+	j, _ := journal.Open(s, "trail", nil)
+	b := journal.NewBatcher(j)
+	errs := make(chan error, 100)
+	for i := range 100 {
+		go func() { errs <- b.Append(ctx, i) }()
+	}
+	for range 100 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Close()
+	if err := b.Append(ctx, "late"); !errors.Is(err, journal.ErrClosed) {
+		t.Fatalf("Append after Close = %v", err)
+	}
+	head, _ := j.Head(ctx)
+	if head.Seq != 100 {
+		t.Fatalf("head %d", head.Seq)
+	}
+	if _, err := j.AppendAfter(ctx, head, "used"); err != nil {
+		t.Fatal(err)
+	}
+	// A second writer that read the same head loses.
+	if _, err := j.AppendAfter(ctx, head, "used again"); !errors.Is(err, journal.ErrHeadMoved) {
+		t.Fatalf("AppendAfter on a moved head = %v; want ErrHeadMoved", err)
+	}
+	if n, err := journal.Verify(ctx, s, "trail"); err != nil || n != 101 {
+		t.Fatalf("Verify = %d, %v", n, err)
+	}
+}
