@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/boltstore"
 	"github.com/privguard/privguard/internal/config"
+	"github.com/privguard/privguard/internal/trail"
 	"github.com/privguard/privguard/vault"
 )
 
@@ -88,6 +90,19 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
+	// Acts on keys go to the admin trail, named for the operating-system user.
+	var t *trail.Trail
+	if cmd != "status" {
+		if t, err = openTrail(ctx, &backend{Consent: db.Consent(), Journal: db.Journal()}, "", log); err != nil {
+			return fail(err)
+		}
+		defer t.Close()
+	}
+	record := func(target map[string]string, outcome string) {
+		if err := t.Record(ctx, trail.Entry{Principal: cliPrincipal(), Via: "cli", Act: "keys " + cmd, Target: target, Outcome: outcome}); err != nil {
+			fmt.Fprintf(stderr, "privguard: warning: the act could not be written to the admin trail: %v\n", err)
+		}
+	}
 	switch cmd {
 	case "status":
 		n := 0
@@ -104,6 +119,7 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if err := v.Shred(ctx, privguard.SubjectID(positional[0])); err != nil {
 			return fail(err)
 		}
+		record(map[string]string{"subject": t.Subject(positional[0])}, "ok")
 		fmt.Fprintln(stdout, "shredded; run privguard keys compact to remove the key's bytes from the data file")
 		return 0
 	case "rotate":
@@ -116,10 +132,13 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				return fail(err)
 			}
 		}
+		record(map[string]string{"subjects": strconv.Itoa(len(subjects))}, "ok")
 		fmt.Fprintf(stdout, "rotated %d subject keys\n", len(subjects))
 		return 0
 	case "rotate-kek":
-		return rotateKEK(ctx, *data, db, stdout, stderr, log)
+		code := rotateKEK(ctx, *data, db, stdout, stderr, log)
+		record(nil, map[bool]string{true: "ok", false: "failed"}[code == 0])
+		return code
 	}
 	return usageError(stderr, "keys", fmt.Sprintf("unknown command %q", cmd))
 }

@@ -200,6 +200,15 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	); err != nil {
 		return err
 	}
+	adminTrail, err := openTrail(ctx, be, cfg.Replica, log)
+	if err != nil {
+		return err
+	}
+	defer adminTrail.Close()
+	if err := metrics.Counter(reg, "privguard_trail_write_failures_total", "Acts that could not be written to the admin trail.",
+		func() float64 { return float64(adminTrail.Failures()) }); err != nil {
+		return err
+	}
 	// The egress gate: the sidecar's routes with a recipient and the requests' notices to
 	// recipients are checked and logged through it.
 	gate, err := disclosureGate(ctx, cfg, be, reg, log)
@@ -250,6 +259,9 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 			watchCtx, stopWatch := context.WithCancel(context.Background())
 			watchDone := make(chan struct{})
 			go func() { defer close(watchDone); engine.Watch(watchCtx, cfg.Policy.Dir, 0) }()
+			trailDone := make(chan struct{})
+			go func() { defer close(trailDone); trailReloads(watchCtx, engine, adminTrail) }()
+			defer func() { stopWatch(); <-trailDone }()
 			defer func() { stopWatch(); <-watchDone }()
 		}
 		checks = func() map[string]any {
@@ -322,7 +334,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		tokenHint = "only the tokens admin.tokens lists are accepted (not one serve generated in " + filepath.Join(cfg.Data, adminTokenFile) + ")"
 	}
 	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Authorizer: authorizer, TokenHint: tokenHint, Vault: vlt, Requests: requests, IdentityTokens: idTokens, Notifier: notifier, Tokens: tokens, Logger: log, Checks: checks, Replica: cfg.Replica,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Disclosures: gate, Regime: privguard.Regime(cfg.Regime)})
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Disclosures: gate, Regime: privguard.Regime(cfg.Regime), Trail: adminTrail})
 	if err != nil {
 		return err
 	}

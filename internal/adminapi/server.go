@@ -16,6 +16,7 @@ import (
 	"github.com/privguard/privguard/disclosure"
 	"github.com/privguard/privguard/dsar"
 	"github.com/privguard/privguard/internal/authz"
+	"github.com/privguard/privguard/internal/trail"
 	"github.com/privguard/privguard/vault"
 )
 
@@ -35,6 +36,9 @@ type Config struct {
 	// Disclosures serves the disclosure log and the cross-border register
 	// (/v1/disclosures, /v1/transfers); nil leaves those routes out.
 	Disclosures *disclosure.Gate
+	// Trail, if set, receives every privileged call (the admin trail) and serves GET
+	// /v1/trail.
+	Trail *trail.Trail
 	// Regime is the service's regime, the default of /v1/transfers.
 	Regime privguard.Regime
 	// Tokens authenticate callers. Required and non-empty.
@@ -77,6 +81,7 @@ type Server struct {
 	// disclosures and regime serve the DPO's registers of provisions.
 	disclosures *disclosure.Gate
 	regime      privguard.Regime
+	trail       *trail.Trail
 	tokens      Tokens
 	tokenHint   string
 	log         *slog.Logger
@@ -126,7 +131,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.CallbackBudget = DefaultCallbackBudget
 	}
 	cfg.CallbackBudget = max(cfg.CallbackBudget, cfg.MaxCallbackBody)
-	s := &Server{ledger: cfg.Ledger, vault: cfg.Vault, requests: cfg.Requests, idTokens: cfg.IdentityTokens, notifier: cfg.Notifier, disclosures: cfg.Disclosures, regime: cfg.Regime,
+	s := &Server{ledger: cfg.Ledger, vault: cfg.Vault, requests: cfg.Requests, idTokens: cfg.IdentityTokens, notifier: cfg.Notifier, disclosures: cfg.Disclosures, regime: cfg.Regime, trail: cfg.Trail,
 		tokens: cfg.Tokens, tokenHint: cfg.TokenHint, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks, replica: cfg.Replica, authz: cfg.Authorizer,
 		codes: newCodeLimiter(cfg.CodesPerSubject, CodeSubjectWindow), now: cfg.Now,
 		maxCallback: cfg.MaxCallbackBody, callbacks: &callbackBudget{max: cfg.CallbackBudget}}
@@ -146,14 +151,14 @@ type handler func(w http.ResponseWriter, r *http.Request) error
 
 func (s *Server) routes() {
 	authed := func(pattern string, h handler) {
-		s.mux.Handle(pattern, s.logRequests(pattern, s.authenticate(pattern, s.authorize(pattern, s.wrap(h)))))
+		s.mux.Handle(pattern, s.logRequests(pattern, s.authenticate(pattern, s.trailed(pattern, s.authorize(pattern, s.wrap(h))))))
 	}
 	authed("POST /v1/notices", s.postNotice)
 	authed("GET /v1/notices/{id}", s.getNotices)
 	// The route is an app's (the subjects' choices) and, for the controller's own facts
 	// (erase, expire, lift_restriction), a dpo's: postConsent checks which per action.
 	s.mux.Handle("POST /v1/consents", s.logRequests("POST /v1/consents", s.authenticate("POST /v1/consents",
-		s.authorizeOr("POST /v1/consents", authz.RecordFacts, s.wrap(s.postConsent)))))
+		s.trailed("POST /v1/consents", s.authorizeOr("POST /v1/consents", authz.RecordFacts, s.wrap(s.postConsent))))))
 	authed("POST /v1/consents/import", s.importConsents)
 	authed("GET /v1/consents/{id}/receipt", s.getReceipt)
 	authed("GET /v1/subjects/{subject}/consents", s.getSubjectConsents)
@@ -181,10 +186,14 @@ func (s *Server) routes() {
 		authed("POST /v1/requests/{id}/link", s.issueLink)
 		// The download token is the credential: the subject fetches the package without
 		// an API token (through the company's portal or the link they were sent).
-		s.mux.Handle("GET /v1/requests/{id}/result", s.logRequests("GET /v1/requests/{id}/result", s.wrap(s.downloadResult)))
+		s.mux.Handle("GET /v1/requests/{id}/result", s.logRequests("GET /v1/requests/{id}/result",
+			s.trailedLink("GET /v1/requests/{id}/result", s.wrap(s.downloadResult))))
 		// Stores and recipients behind webhooks report completions here, authenticated by
 		// their HMAC signature rather than an API token.
 		s.mux.Handle("POST /v1/callbacks/{store}", s.logRequests("POST /v1/callbacks/{store}", s.wrap(s.callback)))
+	}
+	if s.trail != nil {
+		authed("GET /v1/trail", s.getTrail)
 	}
 	if s.disclosures != nil {
 		authed("GET /v1/disclosures", s.getDisclosures)
@@ -203,6 +212,9 @@ func (s *Server) routes() {
 		"/v1/schema/{name}"}
 	if s.disclosures != nil {
 		paths = append(paths, "/v1/disclosures", "/v1/transfers")
+	}
+	if s.trail != nil {
+		paths = append(paths, "/v1/trail")
 	}
 	if s.requests != nil {
 		paths = append(paths, "/v1/requests", "/v1/requests/{id}", "/v1/callbacks/{store}") // {id} covers register
