@@ -35,8 +35,13 @@ type DPO struct {
 }
 
 // DeclaredPurpose declares a processing activity. A name that is not in the built-in
-// taxonomy adds a purpose (legal_bases then required); a built-in name describes it for the
-// record of processing (its bases and validity stay with consent.purposes).
+// taxonomy adds a purpose (legal_bases then required, with a basis under the configured
+// regime); a built-in name refines that purpose: what the entry sets replaces the
+// built-in's description, legal bases, validity and categories (bases and validity may be
+// set here or in consent.purposes, not both), adds to its mask and prohibited categories,
+// sets a separate-consent scope where it has none, and turns flags on (a flag left out
+// never turns a built-in's off). Either way it describes the activity for the record of
+// processing (Record). purposes.go checks it.
 type DeclaredPurpose struct {
 	Name string `yaml:"name" validate:"required,max=100"`
 	// Description is the plain-language text of the purpose, per language (en, zh); a plain
@@ -87,8 +92,9 @@ type Record struct {
 	Retention string `yaml:"retention" validate:"max=1000"`
 }
 
-// DeclaredCategory declares a data category beside the built-in ones. Its name is below
-// "user." and its parent is known (built in or declared earlier in the list).
+// DeclaredCategory declares a data category beside the built-in ones, which purposes,
+// routes, stores and recipients may then name. Its name is below "user.", is not a listed
+// built-in category, and its parent is known (built in or declared in the list).
 type DeclaredCategory struct {
 	Name        string `yaml:"name" validate:"required,max=100"`
 	Description Text   `yaml:"description"`
