@@ -90,6 +90,12 @@ type Record struct {
 	Scenario string `yaml:"scenario" validate:"max=1000"`
 	// Retention is the time limit for erasure of the categories (GDPR Art. 30(1)(f)).
 	Retention string `yaml:"retention" validate:"max=1000"`
+	// Security describes the technical and organisational measures beyond those privguard
+	// applies itself (GDPR Art. 30(1)(g)): access control, pseudonymisation, backups.
+	Security string `yaml:"security" validate:"max=2000"`
+	// Transferred: the activity's data is transferred to another handler (转让: a merger,
+	// division or sale of the business; PIPL Art. 22, GB/T 35273 §9.3).
+	Transferred bool `yaml:"transferred"`
 }
 
 // DeclaredCategory declares a data category beside the built-in ones, which purposes,
