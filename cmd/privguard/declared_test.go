@@ -90,6 +90,19 @@ routes:
 		t.Errorf("declared purpose after withdrawal = %d %s; want 403 consent.withdrawn", code, body)
 	}
 
+	// serve's record of processing is that of the configuration it enforces.
+	req, _ := http.NewRequest("GET", sc.admin+"/v1/ropa?format=json", nil)
+	req.Header.Set("Authorization", "Bearer "+sc.token)
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Error(err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), `"purpose": "loyalty.points"`) || !strings.Contains(string(b), `"at": "GET /api/members/{id}: points"`) {
+			t.Errorf("GET /v1/ropa = %d %.300s; want the record with the declared purpose and its route", resp.StatusCode, b)
+		}
+	}
+
 	grant("marketing.beauty_advice", "")
 	if code, body := get("/api/skin/m-1"); code != http.StatusForbidden || !strings.Contains(body, "separate_consent.required") {
 		t.Errorf("declared sensitive category with ordinary consent = %d %s; want 403 separate_consent.required", code, body)
