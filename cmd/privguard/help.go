@@ -70,6 +70,10 @@ categories are errors) has these main keys:
   replica           this process's name in logs, decision lines, /readyz, leases
   frequency_store   redis: count frequency limits on Redis, shared by the replicas
   dsar              stores (postgres, mysql, redis, webhook), recipients, disclosure, ...
+  purposes          purposes of your own (legal_bases, categories, mask, flags) or
+                    refinements of built-in ones, with their facts for 'privguard ropa'
+  categories        data categories of your own (below user.; sensitive: true)
+  controller        the controller and its DPO (name, contact), for the record
 The sidecar, for services in any language (serve then proxies and enforces):
   listen            the sidecar's address, where clients connect (e.g. 127.0.0.1:8080)
   upstream          the service it protects (http or https URL); required with listen

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/privguard/privguard/internal/config"
 )
 
 func runRopa(args ...string) (int, string, string) {
@@ -100,5 +102,26 @@ func TestRopaOutIsAtomic(t *testing.T) {
 	}
 	if code, _, errText := runRopa("--config", exampleDPO, "--out", filepath.Join(dir, "missing", "ropa.json")); code != 2 || errText == "" {
 		t.Errorf("ropa --out into a missing directory = %d %q; want 2 and why", code, errText)
+	}
+}
+
+// The README's "For the DPO" configuration is valid as it is shown.
+func TestReadmeDPOConfigIsValid(t *testing.T) {
+	n := 0
+	for _, b := range readmeBlocks(t) {
+		if b.section != "For the DPO" || b.lang != "yaml" {
+			continue
+		}
+		n++
+		cfg, err := config.Parse([]byte(b.text))
+		if err == nil {
+			_, err = cfg.Taxonomy()
+		}
+		if err != nil {
+			t.Errorf("README.md:%d: %v", b.line, err)
+		}
+	}
+	if n == 0 {
+		t.Error(`README.md has no yaml block under "## For the DPO"`)
 	}
 }

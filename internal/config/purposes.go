@@ -38,8 +38,8 @@ func (f *File) declaredCategories() ([]privguard.CategoryInfo, []string) {
 	for _, c := range cats {
 		parent := privguard.DataCategory(privguard.Purpose(c.Category).Parent())
 		if !parent.Known() && !slices.ContainsFunc(cats, func(o privguard.CategoryInfo) bool { return o.Category == parent }) {
-			msgs = append(msgs, fmt.Sprintf("categories[%d].name: the parent %q of %q is neither built in nor declared%s",
-				first[string(c.Category)], parent, c.Category, suggestCategory(string(parent), nil)))
+			msgs = append(msgs, fmt.Sprintf("categories[%d].name: the parent %q of %q is neither built in nor declared; declare it too ({name: %s})",
+				first[string(c.Category)], parent, c.Category, parent))
 			continue
 		}
 		valid = append(valid, c)
