@@ -292,9 +292,7 @@ func (b *builder) activity(u usedPurpose) Activity {
 	for _, m := range info.Mask {
 		a.Security.Masked = append(a.Security.Masked, string(m))
 	}
-	if len(sealed) > 0 {
-		a.Security.Vault = b.vault()
-	}
+	a.Security.EncryptionAtRest = b.encryptionAtRest(sealed)
 
 	// GB/T 35273 §11.3.
 	if a.Scale == "" {
@@ -437,17 +435,22 @@ func (b *builder) purposeKey(name string) string {
 	return "purposes[name: " + name + "]"
 }
 
-// vault says how the vault's keys are protected: by a KMS key (its scheme), or by the
-// local master key file.
-func (b *builder) vault() string {
+// encryptionAtRest says what privguard encrypts at rest of an activity whose routes seal
+// sealed, and how the keys are protected: by a KMS key (its scheme only: the URI may name
+// an account), or by the local master key file.
+func (b *builder) encryptionAtRest(sealed []string) string {
+	if len(sealed) == 0 {
+		return "none sealed by privguard: the stores keep the data as they do"
+	}
+	keys := "the local master key file"
 	if u := b.cfg.Vault.KEKURI; u != "" {
 		scheme, _, _ := strings.Cut(u, "://")
 		if parsed, err := url.Parse(u); err == nil && parsed.Scheme != "" {
 			scheme = parsed.Scheme
 		}
-		return "per-subject AES-256-GCM keys (Tink), wrapped by a KMS key (" + scheme + ")"
+		keys = "a KMS key (" + scheme + ")"
 	}
-	return "per-subject AES-256-GCM keys (Tink), wrapped by the local master key file"
+	return "sealed fields stored encrypted: per-subject AES-256-GCM keys (Tink), wrapped by " + keys + "; crypto-shredded on erasure"
 }
 
 // storeCategories returns the categories a store's data map holds.

@@ -29,7 +29,7 @@ func pageLabels() map[string]label {
 		"role": lRole, "country": lCountry, "contact_r": lContact, "provided": lProvided, "abroad": lAbroad,
 		"mechanism": lMechanism, "reference": lReference, "mechanism_date": lMechanismDate,
 		"mechanism_end": lMechanismEnd, "stores": lStores, "type": lType, "category": lCategory,
-		"description": lDescription,
+		"description": lDescription, "at_rest": lAtRest,
 	}
 }
 

@@ -67,7 +67,7 @@ var (
 	lRetentionRules  = label{"保存规则", "Retention rules"}
 	lValidity        = label{"同意有效期", "Consent validity"}
 	lSealed          = label{"加密字段（保险库）", "Sealed by the vault"}
-	lVault           = label{"密钥保护", "Key protection"}
+	lAtRest          = label{"存储加密", "Encryption at rest"}
 	lMasked          = label{"掩码展示", "Masked"}
 	lMinimised       = label{"最小必要删减", "Dropped (minimum necessary)"}
 	lDecisionLog     = label{"决策日志", "Decision log"}

@@ -172,9 +172,10 @@ type Security struct {
 	// the purpose does not need them.
 	Masked    []string `json:"masked"`
 	Minimised []string `json:"minimised"`
-	// Vault is how the sealing keys are protected: per-subject AES-256-GCM keys wrapped by
-	// a KMS key or by the local master key; "" when nothing is sealed.
-	Vault string `json:"vault"`
+	// EncryptionAtRest says what privguard encrypts of the activity's data at rest: the
+	// sealed fields, with per-subject AES-256-GCM keys wrapped by a KMS key or by the local
+	// master key file; or that it seals none (the stores keep them as they do).
+	EncryptionAtRest string `json:"encryption_at_rest"`
 	// DecisionLog: every decision on its routes is in the hash-chained decision log.
 	DecisionLog bool `json:"decision_log"`
 	// Measures are the declared other measures (purposes[].security).

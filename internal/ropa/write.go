@@ -244,7 +244,7 @@ func (r *Record) columns() []column {
 			return validityText(a.Retention.ConsentValidity, lang)
 		}},
 		{lSealed, func(a *Activity, _ *Recipient, _ string) string { return strings.Join(a.Security.Sealed, "; ") }},
-		{lVault, func(a *Activity, _ *Recipient, _ string) string { return a.Security.Vault }},
+		{lAtRest, func(a *Activity, _ *Recipient, _ string) string { return a.Security.EncryptionAtRest }},
 		{lMasked, func(a *Activity, _ *Recipient, _ string) string { return strings.Join(a.Security.Masked, "; ") }},
 		{lMinimised, func(a *Activity, _ *Recipient, _ string) string { return strings.Join(a.Security.Minimised, "; ") }},
 		{lDecisionLog, func(a *Activity, _ *Recipient, lang string) string { return yesNo(a.Security.DecisionLog).in(lang) }},
