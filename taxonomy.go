@@ -99,15 +99,26 @@ func (p *PurposeInfo) Validate() error {
 	return nil
 }
 
-// Taxonomy is an immutable set of registered purposes. The zero value has none.
+// Taxonomy is an immutable set of registered purposes and of the data categories declared
+// beside the built-in ones. The zero value has no purposes, the built-in categories and the
+// default sensitive categories.
 type Taxonomy struct {
 	byName map[Purpose]*PurposeInfo
 	names  []Purpose
+	// declared are the categories added beside the built-in ones, sorted by name;
+	// sensitive, the category prefixes the policy treats as sensitive (nil: the defaults).
+	declared  []CategoryInfo
+	sensitive []DataCategory
 }
 
-// NewTaxonomy validates infos and returns them as a Taxonomy. Duplicate names are an error.
-func NewTaxonomy(infos []PurposeInfo) (*Taxonomy, error) {
+// NewTaxonomy validates infos and cats and returns them as a Taxonomy. Duplicate names are
+// an error, and so is a declared category that is not valid for [Taxonomy.Known]: see
+// [CategoryInfo].
+func NewTaxonomy(infos []PurposeInfo, cats ...CategoryInfo) (*Taxonomy, error) {
 	t := &Taxonomy{byName: make(map[Purpose]*PurposeInfo, len(infos))}
+	if err := t.declare(cats); err != nil {
+		return nil, err
+	}
 	for i := range infos {
 		p := infos[i]
 		if err := p.Validate(); err != nil {

@@ -399,8 +399,9 @@ func (l *Ledger) fillFacts(ctx context.Context, in *privguard.Input, st Status) 
 		in.Consent.Separate = st.ConsentValid
 		in.Consent.Sensitive = st.ConsentValid && info.Separate == privguard.SeparateSensitive
 	}
-	if !in.Consent.Sensitive && slices.ContainsFunc(in.Categories, privguard.DataCategory.Sensitive) {
-		// Sensitive categories need separate consent of their own (PIPL Art. 29).
+	if !in.Consent.Sensitive && slices.ContainsFunc(in.Categories, l.taxonomy.Sensitive) {
+		// Sensitive categories need separate consent of their own (PIPL Art. 29): those the
+		// policy treats as sensitive, declared ones included.
 		if s, err := l.Check(ctx, in.Subject, SensitivePurpose); err == nil {
 			in.Consent.Sensitive = s.ConsentValid
 		}

@@ -32,13 +32,10 @@ func DefaultFrequency() map[string]FrequencyLimit {
 	}
 }
 
-// SensitiveCategories are the category prefixes treated as sensitive (PIPL Art. 28; GDPR
-// Art. 9, inferred data included).
-func SensitiveCategories() []privguard.DataCategory {
-	return []privguard.DataCategory{"user.biometric", "user.health", "user.financial.account", "user.location.precise",
-		"user.government_id", "user.religion", "user.sexual_orientation", "user.criminal_history", "user.genetic",
-		"user.minor", "user.derived.inferred_health", "user.derived.inferred_religion"}
-}
+// SensitiveCategories are the category prefixes the default taxonomy treats as sensitive
+// (privguard.DefaultSensitiveCategories); a taxonomy with declared sensitive categories adds
+// to them (privguard.Taxonomy.SensitiveCategories), and [Data] reads the taxonomy's.
+func SensitiveCategories() []privguard.DataCategory { return privguard.DefaultSensitiveCategories() }
 
 // purposeData is one purpose as the policy sees it.
 type purposeData struct {
@@ -57,7 +54,8 @@ type purposeData struct {
 }
 
 // Data returns the policy data for a taxonomy and frequency limits: the document the
-// default policy reads as data.privguard.
+// default policy reads as data.privguard. Everything in it but the limits comes from the
+// taxonomy: its purposes, and its sensitive categories (built in and declared).
 func Data(t *privguard.Taxonomy, freq map[string]FrequencyLimit) map[string]any {
 	purposes := map[string]purposeData{}
 	for _, name := range t.Purposes() {
@@ -83,7 +81,7 @@ func Data(t *privguard.Taxonomy, freq map[string]FrequencyLimit) map[string]any 
 		purposes[string(name)] = d
 	}
 	var sensitive []string
-	for _, c := range SensitiveCategories() {
+	for _, c := range t.SensitiveCategories() {
 		sensitive = append(sensitive, string(c))
 	}
 	slices.Sort(sensitive)

@@ -42,8 +42,11 @@ func newTerms(tax *privguard.Taxonomy, freq map[string]FrequencyLimit) *terms {
 			}
 		}
 	}
-	for _, c := range SensitiveCategories() {
+	for _, c := range tax.SensitiveCategories() {
 		add(string(c))
+	}
+	for _, c := range tax.Categories() {
+		add(string(c.Category))
 	}
 	for ch := range freq {
 		add(ch)

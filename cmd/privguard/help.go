@@ -70,6 +70,10 @@ categories are errors) has these main keys:
   replica           this process's name in logs, decision lines, /readyz, leases
   frequency_store   redis: count frequency limits on Redis, shared by the replicas
   dsar              stores (postgres, mysql, redis, webhook), recipients, disclosure, ...
+  purposes          purposes of your own (legal_bases, categories, mask, flags) or
+                    refinements of built-in ones, with their facts for 'privguard ropa'
+  categories        data categories of your own (below user.; sensitive: true)
+  controller        the controller and its DPO (name, contact), for the record
 The sidecar, for services in any language (serve then proxies and enforces):
   listen            the sidecar's address, where clients connect (e.g. 127.0.0.1:8080)
   upstream          the service it protects (http or https URL); required with listen
@@ -221,6 +225,26 @@ overwritten). It can be downloaded once: the server then destroys its copy.`,
 			about:   `Saves the register of every request, on time or not, as CSV (mode 0600). It holds no subject ids.`,
 			example: `privguard dsar register --out register.csv`,
 			flags:   func(fs *flag.FlagSet) { newDsarFlags(fs, "register") }},
+		{name: "ropa", summary: "the record of processing (GDPR Art. 30, PIPL Art. 55) generated from a configuration, as JSON, CSV or HTML",
+			usage: "ropa --config FILE [--format json|csv|html] [--lang en|zh] [--out FILE] [--strict]",
+			about: `Writes the record of processing activities of the configuration serve enforces: one
+activity per purpose in use (named by a route, declared under purposes:, overridden under
+consent.purposes, or named by a recipient) with its legal bases per regime, the data
+categories it may process and those its routes and stores actually hold (sensitive ones
+marked), sources, recipients with role, country and contact, transfers abroad with their
+mechanism, retention, security measures (what the vault seals, masking, the decision
+log), scale, scenario, systems and owner (GDPR Art. 30(1)(a)-(g), GB/T 35273 §11.3). It
+is generated from the file alone, so it never drifts from what is enforced; serve answers
+the same at GET /v1/ropa.
+
+JSON follows docs/ropa.schema.json. CSV is UTF-8 with a byte order mark (Excel and WPS
+open it), headings in Chinese and English, one row per activity and recipient. HTML is a
+printable page in Chinese or English. A fact the file does not declare is never
+invented: the record says "not declared", and stderr lists each one with the key that
+declares it; --strict then exits 1. Exits 2 if the configuration is invalid.`,
+			example: `privguard ropa --config examples/dpo/privguard.yaml --format csv --out ropa.csv
+privguard ropa --config privguard.yaml --format html --lang zh --out ropa.html --strict`,
+			flags: func(fs *flag.FlagSet) { newRopaFlags(fs) }},
 		{name: "version", summary: "print the version",
 			usage: "version",
 			about: `Prints the version: the one set at build time (-ldflags "-X main.version=v1.2.3"), else

@@ -363,7 +363,8 @@ func TestReadmeRunsAsPasted(t *testing.T) {
 	dir := t.TempDir()
 	work := filepath.Join(dir, ".calls")
 	os.Mkdir(work, 0o700)
-	os.Symlink(filepath.Join(repo, "policy"), filepath.Join(dir, "policy")) // policy test policy/bundle
+	os.Symlink(filepath.Join(repo, "policy"), filepath.Join(dir, "policy"))     // policy test policy/bundle
+	os.Symlink(filepath.Join(repo, "examples"), filepath.Join(dir, "examples")) // ropa --config examples/...
 	admin, sidecar, up := freeAddr(t), freeAddr(t), freeAddr(t)
 	tables := strings.NewReplacer("customers", "readmetest_customers", "orders", "readmetest_orders", "user_tags", "readmetest_user_tags")
 	t.Cleanup(func() {

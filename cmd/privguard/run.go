@@ -51,6 +51,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	case "migrate":
 		return migrate(ctx, args[1:], stdout, stderr)
+	case "ropa":
+		return ropaCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fs := newFlagSet("version")
 		positional, code, ok := parseFlags(fs, "version", args[1:], stdout, stderr)

@@ -29,6 +29,7 @@ import (
 	"github.com/privguard/privguard/internal/authz"
 	"github.com/privguard/privguard/internal/config"
 	"github.com/privguard/privguard/internal/metrics"
+	"github.com/privguard/privguard/internal/ropa"
 	"github.com/privguard/privguard/vault"
 )
 
@@ -334,7 +335,9 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		tokenHint = "only the tokens admin.tokens lists are accepted (not one serve generated in " + filepath.Join(cfg.Data, adminTokenFile) + ")"
 	}
 	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Authorizer: authorizer, TokenHint: tokenHint, Vault: vlt, Requests: requests, IdentityTokens: idTokens, Notifier: notifier, Tokens: tokens, Logger: log, Checks: checks, Replica: cfg.Replica,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Disclosures: gate, Regime: privguard.Regime(cfg.Regime), Trail: adminTrail})
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Disclosures: gate, Regime: privguard.Regime(cfg.Regime), Trail: adminTrail,
+		// The record of processing of the configuration this server enforces (GET /v1/ropa).
+		RecordOfProcessing: func() (*ropa.Record, error) { return ropa.Build(cfg, ropa.Options{}) }})
 	if err != nil {
 		return err
 	}

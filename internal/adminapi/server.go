@@ -16,6 +16,7 @@ import (
 	"github.com/privguard/privguard/disclosure"
 	"github.com/privguard/privguard/dsar"
 	"github.com/privguard/privguard/internal/authz"
+	"github.com/privguard/privguard/internal/ropa"
 	"github.com/privguard/privguard/internal/trail"
 	"github.com/privguard/privguard/vault"
 )
@@ -69,6 +70,9 @@ type Config struct {
 	// CallbackBudget bounds the callback bytes read at once, over all callbacks; zero means
 	// DefaultCallbackBudget (and never less than MaxCallbackBody).
 	CallbackBudget int64
+	// RecordOfProcessing, if set, serves GET /v1/ropa: it returns the record of processing
+	// of the configuration the server enforces (ropa.Build).
+	RecordOfProcessing func() (*ropa.Record, error)
 }
 
 // Server is the admin HTTP API.
@@ -98,6 +102,7 @@ type Server struct {
 	// maxCallback and callbacks bound the unauthenticated callback bodies.
 	maxCallback int64
 	callbacks   *callbackBudget
+	ropa        func() (*ropa.Record, error)
 }
 
 // New returns the API server.
@@ -134,7 +139,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{ledger: cfg.Ledger, vault: cfg.Vault, requests: cfg.Requests, idTokens: cfg.IdentityTokens, notifier: cfg.Notifier, disclosures: cfg.Disclosures, regime: cfg.Regime, trail: cfg.Trail,
 		tokens: cfg.Tokens, tokenHint: cfg.TokenHint, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks, replica: cfg.Replica, authz: cfg.Authorizer,
 		codes: newCodeLimiter(cfg.CodesPerSubject, CodeSubjectWindow), now: cfg.Now,
-		maxCallback: cfg.MaxCallbackBody, callbacks: &callbackBudget{max: cfg.CallbackBudget}}
+		maxCallback: cfg.MaxCallbackBody, callbacks: &callbackBudget{max: cfg.CallbackBudget}, ropa: cfg.RecordOfProcessing}
 	s.routes()
 	if cfg.Metrics != nil {
 		s.mux.Handle("GET /metrics", s.logRequests("GET /metrics", s.authenticate("GET /metrics", s.authorize("GET /metrics", cfg.Metrics))))
@@ -199,6 +204,9 @@ func (s *Server) routes() {
 		authed("GET /v1/disclosures", s.getDisclosures)
 		authed("GET /v1/transfers", s.getTransfers)
 	}
+	if s.ropa != nil {
+		authed("GET /v1/ropa", s.getRopa)
+	}
 	authed("GET /healthz", s.healthz)
 	authed("GET /readyz", s.readyz)
 	// Public: the key receipts are signed with exists to be published.
@@ -221,6 +229,9 @@ func (s *Server) routes() {
 		for _, action := range []string{"verify", "code", "code/verify", "extend", "cancel", "reject", "retry", "approve", "link", "result"} {
 			paths = append(paths, "/v1/requests/{id}/"+action)
 		}
+	}
+	if s.ropa != nil {
+		paths = append(paths, "/v1/ropa")
 	}
 	for _, path := range paths {
 		s.mux.Handle(path, s.logRequests(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -419,11 +419,14 @@ func Parse(b []byte) (*File, error) {
 	return &f, nil
 }
 
-// Taxonomy returns the default purposes with the file's overrides applied and validated
-// (legitimate interests under PIPL is rejected here: CON-01), and checks every purpose,
-// data category and legal basis the file names against them (see checkNames): an unknown
-// one is an error naming its path and, where one is close, the name probably meant. Serve
-// calls it at start and refuses to start on an error.
+// Taxonomy returns the taxonomy privguard enforces: the default purposes with the file's
+// overrides (consent.purposes) applied and validated (legitimate interests under PIPL is
+// rejected here: CON-01), the purposes and data categories the file declares (purposes,
+// categories: purposes.go), and checks every purpose, data category and legal basis the
+// file names against them (see checkNames): an unknown one is an error naming its path
+// and, where one is close, the name probably meant. Serve calls it at start and refuses to
+// start on an error; the policy's data (policy.Data) and the record of processing are built
+// from what it returns.
 func (f *File) Taxonomy() (*privguard.Taxonomy, error) {
 	infos := privguard.DefaultPurposes()
 	seen := map[string]bool{}
@@ -458,11 +461,26 @@ func (f *File) Taxonomy() (*privguard.Taxonomy, error) {
 		}
 	}
 	msgs = append(msgs, f.checkBases()...)
-	msgs = append(msgs, f.checkNames(names)...)
+	// The declared categories and purposes (purposes.go) join the built-in ones before the
+	// names the rest of the file uses are checked against them.
+	declared, cmsgs := f.declaredCategories()
+	msgs = append(msgs, cmsgs...)
+	cats, err := privguard.NewTaxonomy(nil, declared...)
+	if err != nil {
+		return nil, fmt.Errorf("config: categories: %w", err)
+	}
+	infos, pmsgs := f.declaredPurposes(infos, cats)
+	msgs = append(msgs, pmsgs...)
+	names = names[:0]
+	for _, info := range infos {
+		names = append(names, string(info.Purpose))
+	}
+	slices.Sort(names)
+	msgs = append(msgs, f.checkNames(names, cats)...)
 	if len(msgs) > 0 {
 		return nil, problems(msgs)
 	}
-	t, err := privguard.NewTaxonomy(infos)
+	t, err := privguard.NewTaxonomy(infos, declared...)
 	if err != nil {
 		return nil, fmt.Errorf("config: consent.purposes: %w", err)
 	}

@@ -35,8 +35,13 @@ type DPO struct {
 }
 
 // DeclaredPurpose declares a processing activity. A name that is not in the built-in
-// taxonomy adds a purpose (legal_bases then required); a built-in name describes it for the
-// record of processing (its bases and validity stay with consent.purposes).
+// taxonomy adds a purpose (legal_bases then required, with a basis under the configured
+// regime); a built-in name refines that purpose: what the entry sets replaces the
+// built-in's description, legal bases, validity and categories (bases and validity may be
+// set here or in consent.purposes, not both), adds to its mask and prohibited categories,
+// sets a separate-consent scope where it has none, and turns flags on (a flag left out
+// never turns a built-in's off). Either way it describes the activity for the record of
+// processing (Record). purposes.go checks it.
 type DeclaredPurpose struct {
 	Name string `yaml:"name" validate:"required,max=100"`
 	// Description is the plain-language text of the purpose, per language (en, zh); a plain
@@ -85,10 +90,17 @@ type Record struct {
 	Scenario string `yaml:"scenario" validate:"max=1000"`
 	// Retention is the time limit for erasure of the categories (GDPR Art. 30(1)(f)).
 	Retention string `yaml:"retention" validate:"max=1000"`
+	// Security describes the technical and organisational measures beyond those privguard
+	// applies itself (GDPR Art. 30(1)(g)): access control, pseudonymisation, backups.
+	Security string `yaml:"security" validate:"max=2000"`
+	// Transferred: the activity's data is transferred to another handler (转让: a merger,
+	// division or sale of the business; PIPL Art. 22, GB/T 35273 §9.3).
+	Transferred bool `yaml:"transferred"`
 }
 
-// DeclaredCategory declares a data category beside the built-in ones. Its name is below
-// "user." and its parent is known (built in or declared earlier in the list).
+// DeclaredCategory declares a data category beside the built-in ones, which purposes,
+// routes, stores and recipients may then name. Its name is below "user.", is not a listed
+// built-in category, and its parent is known (built in or declared in the list).
 type DeclaredCategory struct {
 	Name        string `yaml:"name" validate:"required,max=100"`
 	Description Text   `yaml:"description"`

@@ -11,7 +11,8 @@ import (
 )
 
 // checkNames reports every purpose and data category the file names that is not one of
-// purposes (the registered purposes, sorted) or a known category, each with its path in the file and, where one is close, the
+// purposes (the registered purposes, sorted) or a known category (cats.Known: built in or
+// declared), each with its path in the file and, where one is close, the
 // known name that was probably meant. Without this check a misspelt purpose or category is
 // accepted at start and then fails (or silently matches nothing in) every request.
 //
@@ -27,7 +28,7 @@ import (
 //     every data category) is a category: it must be known, and at least one of the route's
 //     fields must be of it (or of a sub-category), or it would seal nothing. To seal a body
 //     path that starts with "user.", map it in the route's fields.
-func (f *File) checkNames(purposes []string) []string {
+func (f *File) checkNames(purposes []string, cats *privguard.Taxonomy) []string {
 	var msgs []string
 	registered := func(at, p string) {
 		if !slices.Contains(purposes, p) {
@@ -35,10 +36,10 @@ func (f *File) checkNames(purposes []string) []string {
 		}
 	}
 	category := func(at, c string) bool {
-		if privguard.DataCategory(c).Known() {
+		if cats.Known(privguard.DataCategory(c)) {
 			return true
 		}
-		msgs = append(msgs, fmt.Sprintf("%s: unknown data category %q%s", at, c, suggestCategory(c)))
+		msgs = append(msgs, fmt.Sprintf("%s: unknown data category %q%s", at, c, suggestCategory(c, cats)))
 		return false
 	}
 	for i, r := range f.Routes {
@@ -57,9 +58,9 @@ func (f *File) checkNames(purposes []string) []string {
 				continue // a path
 			}
 			eat := fmt.Sprintf("%s.encrypt[%d]", at, j)
-			if !privguard.DataCategory(e).Known() {
+			if !cats.Known(privguard.DataCategory(e)) {
 				msgs = append(msgs, fmt.Sprintf("%s: unknown data category %q%s (an entry starting with \"user.\" is a data category; to seal a body path that starts so, map it in %s.fields)",
-					eat, e, suggestCategory(e), at))
+					eat, e, suggestCategory(e, cats), at))
 				continue
 			}
 			covered := false
@@ -121,13 +122,19 @@ func suggestPurpose(name string, purposes []string) string {
 	return suggest(name, purposes, "known purposes")
 }
 
-// suggestCategory says which known category name probably meant: the nearest by edit
-// distance, or one ending in the same segment; else the known categories under its longest
-// known ancestor.
-func suggestCategory(name string) string {
+// suggestCategory says which known category (built in, or declared in cats, which may be
+// nil) name probably meant: the nearest by edit distance, or one ending in the same
+// segment; else the known categories under its longest known ancestor.
+func suggestCategory(name string, cats *privguard.Taxonomy) string {
 	var known []string
 	for _, c := range privguard.KnownCategories() {
 		known = append(known, string(c))
+	}
+	if cats != nil {
+		for _, c := range cats.Categories() {
+			known = append(known, string(c.Category))
+		}
+		slices.Sort(known)
 	}
 	if s, ok := nearest(name, known); ok {
 		return fmt.Sprintf("; did you mean %q?", s)
