@@ -3,6 +3,7 @@ package policy
 import (
 	"embed"
 	"encoding/json"
+	"fmt"
 	"slices"
 
 	"github.com/privguard/privguard"
@@ -57,7 +58,8 @@ type purposeData struct {
 }
 
 // Data returns the policy data for a taxonomy and frequency limits: the document the
-// default policy reads as data.privguard.
+// default policy reads as data.privguard, with no assessments and no recipients (the
+// engine adds those of its Config).
 func Data(t *privguard.Taxonomy, freq map[string]FrequencyLimit) map[string]any {
 	purposes := map[string]purposeData{}
 	for _, name := range t.Purposes() {
@@ -88,8 +90,36 @@ func Data(t *privguard.Taxonomy, freq map[string]FrequencyLimit) map[string]any 
 	}
 	slices.Sort(sensitive)
 	// Round-trip through JSON so the value holds only maps, slices and scalars.
-	b, _ := json.Marshal(map[string]any{"purposes": purposes, "frequency": freq, "sensitive": sensitive})
+	return plain(map[string]any{"purposes": purposes, "frequency": freq, "sensitive": sensitive,
+		"areas": areasData(), "assessments": map[string]assessmentData{}, "recipients": map[string]recipientData{}})
+}
+
+// plain round-trips v through JSON so that the value holds only maps, slices and scalars.
+func plain(v map[string]any) map[string]any {
+	b, _ := json.Marshal(v)
 	var out map[string]any
 	_ = json.Unmarshal(b, &out)
 	return out
+}
+
+// dataWith returns Data for cfg with its assessments and recipients.
+func dataWith(cfg Config) (map[string]any, error) {
+	d := Data(cfg.Taxonomy, cfg.Frequency)
+	ids := map[string]bool{}
+	for _, a := range cfg.Assessments {
+		if a.ID == "" || ids[a.ID] {
+			return nil, fmt.Errorf("policy: assessment id %q is empty or repeated", a.ID)
+		}
+		ids[a.ID] = true
+	}
+	names := map[string]bool{}
+	for _, r := range cfg.Recipients {
+		if r.Name == "" || names[r.Name] {
+			return nil, fmt.Errorf("policy: recipient name %q is empty or repeated", r.Name)
+		}
+		names[r.Name] = true
+	}
+	extra := plain(map[string]any{"assessments": assessmentsData(cfg.Assessments), "recipients": recipientsData(cfg.Recipients)})
+	d["assessments"], d["recipients"] = extra["assessments"], extra["recipients"]
+	return d, nil
 }
