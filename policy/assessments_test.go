@@ -58,7 +58,7 @@ func gateInputs() map[string]privguard.Input {
 // gateAssessment covers every input of gateInputs from 2026-01-01 until 2027-01-01.
 func gateAssessment(t testing.TB) policy.Assessment {
 	return policy.Assessment{ID: "pia-2026-01", Conclusion: "approved_with_measures",
-		Purposes: []privguard.Purpose{"analytics.reporting", "marketing", "personalize", "third_party.sharing"},
+		Purposes:   []privguard.Purpose{"analytics.reporting", "marketing", "personalize", "third_party.sharing"},
 		Categories: []privguard.DataCategory{"user.behavior", "user.derived", "user.contact.phone_number", "user.contact.email"},
 		Recipients: []string{"acme-sms", "us-mailer"}, Date: date(t, "2026-01-01"), Review: date(t, "2027-01-01")}
 }
@@ -91,7 +91,7 @@ func TestImpactAssessmentGate(t *testing.T) {
 		{"none", "2026-06-01", privguard.ReasonPIARequired},
 		{"full", "2026-06-01", ""},
 		{"full", "2026-12-31", ""},
-		{"full", "2027-01-01", privguard.ReasonPIAExpired}, // the review date has come
+		{"full", "2027-01-01", privguard.ReasonPIAExpired},  // the review date has come
 		{"full", "2025-12-31", privguard.ReasonPIARequired}, // not concluded yet
 		{"rejected", "2026-06-01", privguard.ReasonPIARequired},
 		{"narrow", "2026-06-01", privguard.ReasonPIANotCovering},
