@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/policy"
 )
@@ -185,5 +187,40 @@ func TestAssessmentConfigErrors(t *testing.T) {
 		if _, err := policy.New(ctx, cfg); err == nil {
 			t.Errorf("%s: New accepted it", name)
 		}
+	}
+}
+
+// What a purpose alone implies, per regime, as the policy data states it.
+func TestAssessmentNeededByPurpose(t *testing.T) {
+	cases := []struct {
+		name       string
+		info       privguard.PurposeInfo
+		pipl, gdpr bool
+	}{
+		{"ordinary", privguard.PurposeInfo{}, false, false},
+		{"automated_decision", privguard.PurposeInfo{AutomatedDecision: true}, true, true},
+		{"large_scale_profiling", privguard.PurposeInfo{LargeScale: true, Personalised: true}, true, true},
+		{"large_scale_alone", privguard.PurposeInfo{LargeScale: true}, false, false},
+		{"profiling_alone", privguard.PurposeInfo{Personalised: true}, false, false},
+		{"sensitive", privguard.PurposeInfo{Separate: privguard.SeparateSensitive}, true, true},
+		{"cross_border", privguard.PurposeInfo{Separate: privguard.SeparateCrossBorder}, true, true},
+		{"provide_to_handler", privguard.PurposeInfo{Separate: privguard.SeparateProvide}, true, false},
+		{"public_disclosure", privguard.PurposeInfo{Separate: privguard.SeparatePublic}, true, false},
+		{"public_place_image", privguard.PurposeInfo{Separate: privguard.SeparatePublicImage}, false, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			info := tc.info
+			info.Purpose, info.Bases = "marketing.test", map[privguard.Regime][]privguard.LegalBasis{privguard.RegimePIPL: {privguard.BasisConsent}}
+			tax, err := privguard.NewTaxonomy([]privguard.PurposeInfo{info})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := policy.Data(tax, nil)["purposes"].(map[string]any)["marketing.test"].(map[string]any)["assessment_needed"]
+			want := map[string]any{"pipl": tc.pipl, "gdpr": tc.gdpr}
+			if !cmp.Equal(got, want) {
+				t.Errorf("assessment_needed = %v; want %v", got, want)
+			}
+		})
 	}
 }

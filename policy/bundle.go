@@ -55,6 +55,21 @@ type purposeData struct {
 	NonPersonalisedFallback bool                `json:"non_personalised_fallback"`
 	AutomatedDecision       bool                `json:"automated_decision"`
 	LargeScale              bool                `json:"large_scale"`
+	// AssessmentNeeded says, per regime, whether processing for the purpose needs an impact
+	// assessment whatever its categories and recipient (see assessmentNeeded).
+	AssessmentNeeded map[string]bool `json:"assessment_needed"`
+}
+
+// assessmentNeeded returns, per regime, whether the purpose itself makes processing
+// high-impact (PIPL Art. 55, GDPR Art. 35(3)): automated decisions, large-scale profiling
+// (large scale and personalised), separate consent for sensitive data or a transfer
+// abroad, and under PIPL also for providing data to another handler or publishing it. The
+// default policy adds what a use brings (sensitive categories, a recipient).
+func assessmentNeeded(info *privguard.PurposeInfo) map[string]bool {
+	both := info.AutomatedDecision || (info.LargeScale && info.Personalised) ||
+		info.Separate == privguard.SeparateSensitive || info.Separate == privguard.SeparateCrossBorder
+	pipl := both || info.Separate == privguard.SeparateProvide || info.Separate == privguard.SeparatePublic
+	return map[string]bool{string(privguard.RegimePIPL): pipl, string(privguard.RegimeGDPR): both}
 }
 
 // Data returns the policy data for a taxonomy and frequency limits: the document the
@@ -67,7 +82,7 @@ func Data(t *privguard.Taxonomy, freq map[string]FrequencyLimit) map[string]any 
 		d := purposeData{Bases: map[string][]string{}, Categories: []string{}, Separate: string(info.Separate),
 			DirectMarketing: info.DirectMarketing, Personalised: info.Personalised, SaleOrSharing: info.SaleOrSharing,
 			Retained: info.Retained, NonPersonalisedFallback: info.NonPersonalisedFallback,
-			AutomatedDecision: info.AutomatedDecision, LargeScale: info.LargeScale}
+			AutomatedDecision: info.AutomatedDecision, LargeScale: info.LargeScale, AssessmentNeeded: assessmentNeeded(info)}
 		for r, bases := range info.Bases {
 			for _, b := range bases {
 				d.Bases[string(r)] = append(d.Bases[string(r)], string(b))

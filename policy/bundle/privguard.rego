@@ -152,40 +152,26 @@ deny contains "frequency.exceeded" if {
 
 # Processing that needs an assessment: sensitive data, automated decisions, large-scale
 # profiling, cross-border transfers under either regime, and under PIPL also providing data
-# to a recipient (another handler or a processor: entrusting) or publishing it.
+# to a recipient (another handler or a processor: entrusting) or publishing it. What the
+# purpose alone implies is data.privguard.purposes[p].assessment_needed[regime], which the
+# engine derives from the purpose's flags (automated_decision; large_scale with personalised;
+# separate consent for sensitive data or a transfer abroad; under PIPL also for providing or
+# publishing): one lookup, as every decision meets this rule.
+high_impact if purpose.assessment_needed[input.regime] == true
+
 high_impact if sensitive_requested
 
-high_impact if purpose.separate == "sensitive"
-
-high_impact if purpose.automated_decision == true
-
 high_impact if {
-	purpose.large_scale == true
-	purpose.personalised == true
-}
-
-high_impact if provision
-
-high_impact if cross_border
-
-provision if {
-	input.regime == "pipl"
 	input.recipient != ""
+	recipient_gated
 }
 
-provision if {
-	input.regime == "pipl"
-	purpose.separate in {"provide_to_handler", "public_disclosure"}
-}
-
-cross_border if purpose.separate == "cross_border"
+# Under PIPL providing data to any recipient is assessed; under GDPR a recipient abroad is.
+recipient_gated if input.regime == "pipl"
 
 # A recipient is abroad unless its declared country is in the regime's area (the PRC under
 # PIPL, the EEA under GDPR): a recipient without a declared country counts as abroad.
-cross_border if {
-	input.recipient != ""
-	not recipient_inside
-}
+recipient_gated if not recipient_inside
 
 # (A rule of its own: under "not", OPA would evaluate the nested reference outside the
 # negation, and an undeclared recipient would then count as inside.)
@@ -319,11 +305,19 @@ obligations contains {"kind": "contact_budget", "remaining": data.privguard.freq
 
 allow := count(deny) == 0
 
+# The assessment is named only where one was needed, so that ordinary decisions do not
+# evaluate its rules.
 decision := {
 	"allow": allow,
 	"reasons": reasons,
 	"obligations": [o | some o in obligations],
 	"assessment": assessment,
+} if {
+	high_impact
+} else := {
+	"allow": allow,
+	"reasons": reasons,
+	"obligations": [o | some o in obligations],
 }
 
 reasons := ["allow"] if {

@@ -148,9 +148,12 @@ gated(inp) := d if {
 
 profiling := object.union(base, {"purpose": "marketing.profiling", "categories": ["user.derived.tags"], "channel": ""})
 
-automated := {"marketing.profiling": object.union(data.privguard.purposes["marketing.profiling"], {"automated_decision": true})}
-
-large_scale := {"marketing.profiling": object.union(data.privguard.purposes["marketing.profiling"], {"large_scale": true})}
+# A purpose that decides automatically, as the engine describes it in the data (the flags
+# and what they imply per regime, policy.assessmentNeeded).
+automated := {"marketing.profiling": object.union(data.privguard.purposes["marketing.profiling"], {
+	"automated_decision": true,
+	"assessment_needed": {"pipl": true, "gdpr": true},
+})}
 
 # proves AUD-04: a purpose that decides automatically is denied without a current
 # assessment, allowed with one, denied once its review date has passed and when it does not
@@ -170,21 +173,7 @@ test_automated_decision_needs_an_assessment if {
 	purposes_wider := object.union(purposes, {"marketing.profiling": object.union(purposes["marketing.profiling"], {"categories": ["user.derived", "user.location"]})})
 	nc := privguard.decision with input as wider with data.privguard.purposes as purposes_wider with data.privguard.assessments as assessments
 	nc.reasons == ["pia.not_covering"]
-	decision(profiling).assessment == "" # no gate, no assessment named
-}
-
-# proves AUD-04: large-scale profiling (large_scale and personalised) needs an assessment;
-# large scale alone does not.
-test_large_scale_profiling_needs_an_assessment if {
-	purposes := object.union(data.privguard.purposes, large_scale)
-	d := privguard.decision with input as profiling with data.privguard.purposes as purposes
-	d.reasons == ["pia.required"]
-	ok := privguard.decision with input as profiling with data.privguard.purposes as purposes with data.privguard.assessments as assessments
-	ok.allow
-	reporting := {"analytics.reporting": object.union(data.privguard.purposes["analytics.reporting"], {"large_scale": true})}
-	report := object.union(base, {"purpose": "analytics.reporting", "categories": ["user.behavior"], "channel": ""})
-	r := privguard.decision with input as report with data.privguard.purposes as object.union(data.privguard.purposes, reporting)
-	not "pia.required" in r.reasons
+	not decision(profiling).assessment # no gate, no assessment named
 }
 
 # proves AUD-04: under PIPL, providing data to a recipient (a processor in China included)
@@ -234,7 +223,7 @@ test_rejected_and_pinned_assessments if {
 test_ordinary_processing_needs_no_assessment if {
 	d := gated(base)
 	d.allow
-	d.assessment == ""
+	not d.assessment
 }
 
 # proves SEN-01: a minor needs a guardian's consent.

@@ -94,11 +94,18 @@ deny contains "separate_consent.required" if {
 # every category processed and the recipient; the route's (pia_id) if it names one.
 triggers contains "sensitive" if count(sensitive_requested) > 0
 
-triggers contains "sensitive" if purpose.separate == "sensitive"
+triggers contains "sensitive" if {
+	input.regime in {"pipl", "gdpr"} # what the purpose implies is stated per regime
+	purpose.separate == "sensitive"
+}
 
-triggers contains "automated_decision" if purpose.automated_decision
+triggers contains "automated_decision" if {
+	input.regime in {"pipl", "gdpr"}
+	purpose.automated_decision
+}
 
 triggers contains "large_scale_profiling" if {
+	input.regime in {"pipl", "gdpr"}
 	purpose.large_scale
 	purpose.personalised
 }
@@ -113,7 +120,10 @@ triggers contains "provision" if {
 	purpose.separate in {"provide_to_handler", "public_disclosure"}
 }
 
-triggers contains "cross_border" if purpose.separate == "cross_border"
+triggers contains "cross_border" if {
+	input.regime in {"pipl", "gdpr"}
+	purpose.separate == "cross_border"
+}
 
 triggers contains "cross_border" if {
 	input.recipient != ""
