@@ -279,6 +279,9 @@ type Route struct {
 	// least one field.
 	Encrypt []string `yaml:"encrypt" validate:"dive,required,max=200"`
 	Role    string   `yaml:"role" validate:"max=64"`
+	// PIA names the assessment (assessments[].id) the route's processing rests on: only that
+	// one then covers it. Unset: any current assessment covering the use does.
+	PIA string `yaml:"pia" validate:"max=64"`
 }
 
 // Locator says where a request carries its subject (one key).
