@@ -401,7 +401,7 @@ func Parse(b []byte) (*File, error) {
 		}
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	if msgs := append(f.routeProblems(), f.frequencyProblems()...); len(msgs) > 0 {
+	if msgs := slices.Concat(f.routeProblems(), f.frequencyProblems(), f.assessmentProblems()); len(msgs) > 0 {
 		return nil, problems(msgs)
 	}
 	if f.Data != "" && f.DataDir != "" {
@@ -462,6 +462,7 @@ func (f *File) Taxonomy() (*privguard.Taxonomy, error) {
 	}
 	msgs = append(msgs, f.checkBases()...)
 	msgs = append(msgs, f.checkNames(names)...)
+	msgs = append(msgs, f.checkAssessmentNames(names)...)
 	if len(msgs) > 0 {
 		return nil, problems(msgs)
 	}
