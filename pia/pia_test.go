@@ -2,8 +2,10 @@ package pia_test
 
 import (
 	"context"
+	"encoding/csv"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -259,5 +261,38 @@ func TestNewRefusesRepeatedIDs(t *testing.T) {
 	}
 	if _, err := pia.ParseStatus("valid"); err == nil || !strings.Contains(err.Error(), "due_for_review") {
 		t.Errorf("ParseStatus: %v", err)
+	}
+}
+
+// The CSV has a line per version, and cells a spreadsheet would run are defused.
+func TestWriteCSV(t *testing.T) {
+	store := openStore(t)
+	c := &clock{}
+	c.set("2026-03-01")
+	hostile := sms()
+	hostile.Title, hostile.Measures, hostile.Assessor = "=HYPERLINK(\"http://x\")", "-1+1", "@SUM(A1)"
+	r := registry(t, store, c, hostile)
+	record(t, r)
+	reg, err := r.Register(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := pia.WriteCSV(&b, reg); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(strings.NewReader(b.String())).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || !slices.Equal(rows[0], pia.Columns) {
+		t.Fatalf("rows %q", rows)
+	}
+	cell := func(name string) string { return rows[1][slices.Index(pia.Columns, name)] }
+	if cell("title") != `'=HYPERLINK("http://x")` || cell("measures") != "'-1+1" || cell("assessor") != "'@SUM(A1)" {
+		t.Errorf("cells not defused: %q", rows[1])
+	}
+	if cell("status") != "current" || cell("purposes") != "marketing.communications.sms" || cell("seq") != "1" || cell("recorded_at") == "" {
+		t.Errorf("row %q", rows[1])
 	}
 }
