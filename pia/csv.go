@@ -54,7 +54,6 @@ func join[S ~string](list []S) string {
 	return strings.Join(parts, "; ")
 }
 
-
 // defuse keeps a spreadsheet from running a cell as a formula: a cell starting with =, +,
 // -, @, a tab or a carriage return gets a leading apostrophe.
 func defuse(s string) string {

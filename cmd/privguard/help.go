@@ -34,6 +34,10 @@ func groupAbout(name string) (string, bool) {
 file can decrypt all personal data. Keep it apart from backups of the data file; a backup
 is safe to keep only while the master key that wrapped it can be destroyed. Stop
 'privguard serve' first: it holds the data file.`, true
+	case "pia":
+		return `The register of impact assessments (PIPL Arts. 55-56, GDPR Art. 35): the assessments
+the configuration declares, and every version serve has enforced, kept in the store's
+journal even after the file drops or changes them. serve records them at every start.`, true
 	case "dsar":
 		return `Data-subject requests through a running 'privguard serve' (its admin API). Every
 subcommand takes --admin URL (default http://127.0.0.1:8081) and the admin token from
@@ -221,6 +225,31 @@ overwritten). It can be downloaded once: the server then destroys its copy.`,
 			about:   `Saves the register of every request, on time or not, as CSV (mode 0600). It holds no subject ids.`,
 			example: `privguard dsar register --out register.csv`,
 			flags:   func(fs *flag.FlagSet) { newDsarFlags(fs, "register") }},
+		{name: "pia list", summary: "the register of impact assessments: every version, its status today",
+			usage: "pia list [--config FILE] [--data DIR] [--format table|json|csv] [--status LIST] [--out FILE]",
+			about: `Prints the register of impact assessments: each assessment the configuration declares
+and every version the store's journal recorded (serve records what it enforces at every
+start), with its status today — current, due_for_review (review within 30 days),
+expired (the review date has come: the policy denies what it covered, pia.expired),
+rejected, pending (dated after today), superseded (a later version replaced it), removed
+(the configuration no longer declares it). An assessment covers high-impact processing
+(sensitive data, automated decisions, large-scale profiling, providing data to a
+recipient, a transfer abroad) of its purposes, categories and recipients from its date
+until its review date. The store is the file's: the data file, opened read-only (stop
+serve first, or run this against a copy), or store.postgres, read while replicas run.
+Exits 1 if the journal's hash chain does not verify (the break is named), 2 on errors.
+GET /v1/assessments answers the same through a running serve.`,
+			example: `privguard pia list --config privguard.yaml
+privguard pia list --config privguard.yaml --status expired,due_for_review --format csv --out assessments.csv`,
+			flags: func(fs *flag.FlagSet) { newPIAFlags(fs, "list") }},
+		{name: "pia record", summary: "record the configured impact assessments in the register, as serve does at start",
+			usage: "pia record [--config FILE] [--data DIR]",
+			about: `Records in the store's journal every assessment of the configuration that is new or
+changed, and the removal of every one it no longer declares, as serve does at every
+start; prints what it recorded. Needs the data file to itself (stop serve), or
+store.postgres.`,
+			example: `privguard pia record --config privguard.yaml`,
+			flags:   func(fs *flag.FlagSet) { newPIAFlags(fs, "record") }},
 		{name: "version", summary: "print the version",
 			usage: "version",
 			about: `Prints the version: the one set at build time (-ldflags "-X main.version=v1.2.3"), else

@@ -165,6 +165,14 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	}
 	defer ledger.Close()
 	log.Info("privguard store open", "store", be.Where, "shared", be.Shared)
+	// The impact assessments enforced are recorded before anything is enforced (AUD-03).
+	assessments, err := newRegistry(cfg, be.Journal)
+	if err != nil {
+		return err
+	}
+	if err := recordAssessments(ctx, assessments, log); err != nil {
+		return err
+	}
 
 	tokens := adminapi.Tokens{}
 	for _, t := range cfg.Admin.Tokens {
@@ -314,7 +322,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		tokenHint = "only the tokens admin.tokens lists are accepted (not one serve generated in " + filepath.Join(cfg.Data, adminTokenFile) + ")"
 	}
 	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Authorizer: authorizer, TokenHint: tokenHint, Vault: vlt, Requests: requests, IdentityTokens: idTokens, Notifier: notifier, Tokens: tokens, Logger: log, Checks: checks, Replica: cfg.Replica,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Assessments: assessments})
 	if err != nil {
 		return err
 	}

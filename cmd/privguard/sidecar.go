@@ -233,7 +233,7 @@ func serveSidecar(ctx context.Context, addr string, h http.Handler, log *slog.Lo
 // the modules of policy.dir, with data from the taxonomy and the frequency limits.
 func newEngine(ctx context.Context, cfg *config.File, tax *privguard.Taxonomy, log *slog.Logger) (*policy.Engine, error) {
 	pc := policy.Config{Taxonomy: tax, Logger: log, Frequency: frequency(cfg), CacheSize: cfg.Policy.MemoSize,
-		MemoExactContacts: cfg.Policy.Dir != ""}
+		MemoExactContacts: cfg.Policy.Dir != "", Assessments: policyAssessments(cfg), Recipients: policyRecipients(cfg), Location: cfg.DateZone()}
 	if cfg.Policy.MemoExactContacts != nil {
 		pc.MemoExactContacts = *cfg.Policy.MemoExactContacts
 	}

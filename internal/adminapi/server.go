@@ -59,6 +59,9 @@ type Config struct {
 	// CallbackBudget bounds the callback bytes read at once, over all callbacks; zero means
 	// DefaultCallbackBudget (and never less than MaxCallbackBody).
 	CallbackBudget int64
+	// Assessments serves GET /v1/assessments (the register of impact assessments); nil
+	// leaves it out.
+	Assessments AssessmentRegister
 }
 
 // Server is the admin HTTP API.
@@ -84,6 +87,7 @@ type Server struct {
 	// maxCallback and callbacks bound the unauthenticated callback bodies.
 	maxCallback int64
 	callbacks   *callbackBudget
+	assessments AssessmentRegister
 }
 
 // New returns the API server.
@@ -120,7 +124,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{ledger: cfg.Ledger, vault: cfg.Vault, requests: cfg.Requests, idTokens: cfg.IdentityTokens, notifier: cfg.Notifier,
 		tokens: cfg.Tokens, tokenHint: cfg.TokenHint, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks, replica: cfg.Replica, authz: cfg.Authorizer,
 		codes: newCodeLimiter(cfg.CodesPerSubject, CodeSubjectWindow), now: cfg.Now,
-		maxCallback: cfg.MaxCallbackBody, callbacks: &callbackBudget{max: cfg.CallbackBudget}}
+		maxCallback: cfg.MaxCallbackBody, callbacks: &callbackBudget{max: cfg.CallbackBudget}, assessments: cfg.Assessments}
 	s.routes()
 	if cfg.Metrics != nil {
 		s.mux.Handle("GET /metrics", s.logRequests("GET /metrics", s.authenticate("GET /metrics", s.authorize("GET /metrics", cfg.Metrics))))
@@ -177,6 +181,9 @@ func (s *Server) routes() {
 		// their HMAC signature rather than an API token.
 		s.mux.Handle("POST /v1/callbacks/{store}", s.logRequests("POST /v1/callbacks/{store}", s.wrap(s.callback)))
 	}
+	if s.assessments != nil {
+		authed("GET /v1/assessments", s.getAssessments)
+	}
 	authed("GET /healthz", s.healthz)
 	authed("GET /readyz", s.readyz)
 	// Public: the key receipts are signed with exists to be published.
@@ -193,6 +200,9 @@ func (s *Server) routes() {
 		for _, action := range []string{"verify", "code", "code/verify", "extend", "cancel", "reject", "retry", "approve", "link", "result"} {
 			paths = append(paths, "/v1/requests/{id}/"+action)
 		}
+	}
+	if s.assessments != nil {
+		paths = append(paths, "/v1/assessments")
 	}
 	for _, path := range paths {
 		s.mux.Handle(path, s.logRequests(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
