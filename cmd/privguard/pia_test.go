@@ -3,35 +3,36 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/privguard/privguard/internal/config"
+	"github.com/privguard/privguard/pgstore"
 )
 
-// piaConfig is a configuration with three assessments: one current, one whose review date
-// is today (expired), one rejected. extra is appended.
-func piaConfig(t *testing.T, dir, extra string) string {
-	t.Helper()
+// piaYAML declares two recipients and three assessments: pia-share current, pia-abroad
+// with its review date today (expired), pia-rejected.
+func piaYAML() string {
 	today := time.Now().In(time.FixedZone("CST", 8*3600))
 	d := func(days int) string { return today.AddDate(0, 0, days).Format(time.DateOnly) }
-	hash := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
-	text := `admin:
-  tokens:
-    - {name: ops, sha256: ` + hash("pg_admin-token-for-the-test") + `, roles: [admin]}
-    - {name: crm, sha256: ` + hash("pg_app-token-for-the-test") + `}
-    - {name: audit-firm, sha256: ` + hash("pg_auditor-token-for-the-test") + `, roles: [auditor]}
-    - {name: dpo, sha256: ` + hash("pg_dpo-token-for-the-test") + `, roles: [dpo]}
-dsar:
+	return `dsar:
   recipients:
     - {name: acme-sms, country: CN, role: processor}
     - {name: us-mailer, country: US, role: processor, transfer: {mechanism: standard_contract, ref: "CAC-SC-2026-001"}}
@@ -59,14 +60,27 @@ assessments:
     impact: Transfer to the US.
     measures: Standard contract filed.
   - id: pia-rejected
-    purposes: [marketing]
+    purposes: [marketing, third_party]
     date: ` + d(-10) + `
     review: ` + d(100) + `
     conclusion: rejected
     legitimacy: l
     impact: i
     measures: m
-` + extra
+`
+}
+
+// piaConfig writes a configuration of piaYAML with tokens for every role, and extra.
+func piaConfig(t *testing.T, dir, extra string) string {
+	t.Helper()
+	hash := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+	text := `admin:
+  tokens:
+    - {name: ops, sha256: ` + hash("pg_admin-token-for-the-test") + `, roles: [admin]}
+    - {name: crm, sha256: ` + hash("pg_app-token-for-the-test") + `}
+    - {name: audit-firm, sha256: ` + hash("pg_auditor-token-for-the-test") + `, roles: [auditor]}
+    - {name: dpo, sha256: ` + hash("pg_dpo-token-for-the-test") + `, roles: [dpo]}
+` + piaYAML() + extra
 	path := filepath.Join(dir, "privguard.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
@@ -237,5 +251,137 @@ func TestAssessmentRegisterThroughServe(t *testing.T) {
 	}
 	if code := run(context.Background(), []string{"pia", "list", "--config", cfg, "--status", "valid"}, os.Getenv, &out, &errb); code != 2 {
 		t.Errorf("pia list --status valid: exit %d; want 2", code)
+	}
+}
+
+// proves AUD-04 (through the sidecar): providing data to a recipient is served while a
+// current assessment covers it (the decision log naming it), and refused once its review
+// date has come, for a recipient it does not cover, and on a route pinned to a rejected
+// assessment.
+func TestSidecarImpactAssessmentGate(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"sent":true}`))
+	}))
+	defer upstream.Close()
+	sc := startSidecar(t, upstream.URL, `regime: pipl
+routes:
+  - {match: "POST /api/sms/{id}", purpose: third_party.sharing, recipient: acme-sms, subject: {path: id}}
+  - {match: "POST /api/mail/{id}", purpose: third_party.sharing, recipient: us-mailer, subject: {path: id}}
+  - {match: "POST /api/partner/{id}", purpose: third_party.sharing, recipient: partner-x, subject: {path: id}}
+  - {match: "POST /api/pinned/{id}", purpose: third_party.sharing, recipient: acme-sms, subject: {path: id}, pia: pia-rejected}
+`+piaYAML())
+	if st := post(t, sc.admin, sc.token, "/v1/notices", `{"id":"n","version":1,"language":"en","text":"t","purposes":["third_party.sharing"],
+		"controller":{"name":"E","contact":"p@example.com"},"retention":"1y","rights_channels":["x"]}`); st != http.StatusCreated {
+		t.Fatalf("notice: %d", st)
+	}
+	for _, rcp := range []string{"acme-sms", "us-mailer", "partner-x"} {
+		body := `{"subject":"c-1","purpose":"third_party.sharing","action":"grant","regime":"pipl","notice":{"id":"n","version":1},
+			"channel":"app","method":"explicit","separate":true,
+			"recipient":{"name":"` + rcp + `","contact":"dpo@` + rcp + `.example","purpose":"delivery","method":"API","categories":["user.contact.phone_number"]}}`
+		if st := post(t, sc.admin, sc.token, "/v1/consents", body); st != http.StatusCreated {
+			t.Fatalf("grant for %s: %d", rcp, st)
+		}
+	}
+	for _, tc := range []struct {
+		path   string
+		status int
+		reason string
+	}{
+		{"/api/sms/c-1", http.StatusOK, ""},
+		{"/api/mail/c-1", http.StatusForbidden, "pia.expired"},
+		{"/api/partner/c-1", http.StatusForbidden, "pia.not_covering"},
+		{"/api/pinned/c-1", http.StatusForbidden, "pia.required"},
+	} {
+		resp, err := http.Post(sc.proxy+tc.path, "application/json", strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p struct{ Reasons []string }
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		json.Unmarshal(body, &p)
+		if resp.StatusCode != tc.status || (tc.reason != "" && !slices.Equal(p.Reasons, []string{tc.reason})) {
+			t.Errorf("POST %s: %d %s; want %d %s", tc.path, resp.StatusCode, body, tc.status, tc.reason)
+		}
+	}
+	if c := sc.stop(); c != 0 {
+		t.Fatalf("serve exited %d", c)
+	}
+	raw, err := os.ReadFile(filepath.Join(sc.dir, "decisions.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		found = found || (strings.Contains(line, `"route":"POST /api/sms/{id}"`) && strings.Contains(line, `"effect":"allow"`) && strings.Contains(line, `"assessment":"pia-share"`))
+		if strings.Contains(line, "c-1") {
+			t.Errorf("a decision line names the subject: %s", line)
+		}
+	}
+	if !found {
+		t.Errorf("no decision line names the assessment the allowed provision rested on:\n%s", raw)
+	}
+}
+
+// On a shared PostgreSQL store, replicas starting together record each version once, and
+// privguard pia list reads the register while they run.
+func TestAssessmentRegisterOnPostgres(t *testing.T) {
+	dsn := os.Getenv("PRIVGUARD_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		t.Skip("PRIVGUARD_TEST_POSTGRES_DSN is not set (CI sets it; see .ci/run)")
+	}
+	ctx := context.Background()
+	schema := "pgt_pia_" + strings.ToLower(rand.Text()[:10])
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, dsn); err == nil {
+			c.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+			c.Close(ctx)
+		}
+	})
+	dir := t.TempDir()
+	path := filepath.Join(dir, "privguard.yaml")
+	os.WriteFile(path, []byte("store:\n  postgres: {dsn: \""+dsn+"\", schema: "+schema+"}\n"+piaYAML()), 0o600)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() {
+			db, err := pgstore.Open(ctx, dsn, pgstore.Options{Schema: schema, Migrate: true})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer db.Close()
+			c := *cfg
+			c.Replica = fmt.Sprintf("r%d", i)
+			reg, err := newRegistry(&c, db.Journal())
+			if err == nil {
+				_, err = reg.Record(ctx)
+			}
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	var out, errb bytes.Buffer
+	if code := run(ctx, []string{"pia", "list", "--config", path, "--format", "json"}, os.Getenv, &out, &errb); code != 0 {
+		t.Fatalf("pia list: %d %s", code, errb.String())
+	}
+	var reg map[string]any
+	if err := json.Unmarshal(out.Bytes(), &reg); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"pia-share": "current", "pia-abroad": "expired", "pia-rejected": "rejected"}
+	if got := statuses(t, reg); !maps.Equal(got, want) {
+		t.Errorf("register on PostgreSQL: %v; want each version once: %v", got, want)
+	}
+	if log := reg["log"].(map[string]any); log["verified"] != true {
+		t.Errorf("log %v", log)
 	}
 }
