@@ -74,13 +74,16 @@ categories are errors) has these main keys:
   replica           this process's name in logs, decision lines, /readyz, leases
   frequency_store   redis: count frequency limits on Redis, shared by the replicas
   dsar              stores (postgres, mysql, redis, webhook), recipients, disclosure, ...
+  assessments       impact assessments (id, purposes, categories, recipients, date,
+                    review, conclusion, legitimacy, impact, measures): high-impact
+                    processing needs a current one covering it; recorded at every start
 The sidecar, for services in any language (serve then proxies and enforces):
   listen            the sidecar's address, where clients connect (e.g. 127.0.0.1:8080)
   upstream          the service it protects (http or https URL); required with listen
   regime            the law for the upstream's subjects: pipl (default) or gdpr
   routes            match ("GET /api/profiles/{id}"), purpose or purposes, subject or
                     subjects ({path|header|query|json: NAME}), fields (JSON path: data
-                    category), channel, recipient, role, encrypt; or pass: true
+                    category), channel, recipient, role, encrypt, pia; or pass: true
   unmatched         deny (default) or pass: what happens to a path no route matches
   paths             strict (default) or exact: refuse paths other routers read otherwise
   upstream_secret_file  a key to sign every request passed on with
