@@ -19,12 +19,16 @@ type Input struct {
 	GPC bool `json:"gpc,omitempty"`
 	// Recipient names the handler data is provided to, for separate-consent purposes.
 	Recipient string `json:"recipient,omitempty"`
-	// PIAID references the personal information impact assessment covering the use
-	// (required for sensitive categories).
+	// PIAID, if set, names the impact assessment the use rests on (a route's): only that
+	// one may then cover it. Empty: the policy looks for any current assessment that covers
+	// the use, when it needs one (sensitive data, automated decisions, large-scale
+	// profiling, providing data to a recipient, a transfer abroad).
 	PIAID   string       `json:"pia_id,omitempty"`
 	Consent ConsentFacts `json:"consent"`
 	Facts   SubjectFacts `json:"subject"`
-	Time    time.Time    `json:"-"`
+	// Time, if set, is when the use happens, for the policy's date (impact assessments'
+	// review dates); zero means now.
+	Time time.Time `json:"-"`
 }
 
 // ConsentFacts is what the consent ledger says about the subject and the purpose.
@@ -74,6 +78,9 @@ type Decision struct {
 	Obligations []Obligation `json:"obligations,omitempty"`
 	// Revision identifies the policy (and consent state) that produced the decision.
 	Revision string `json:"revision,omitempty"`
+	// Assessment is the impact assessment the decision rests on, when the use needed one
+	// (high-impact processing) and one covered it.
+	Assessment string `json:"assessment,omitempty"`
 }
 
 // Allowed reports whether d allows the use.
@@ -102,6 +109,11 @@ const (
 	ReasonFrequencyExceeded        Reason = "frequency.exceeded"
 	ReasonLegalBasisMissing        Reason = "legal_basis.missing"
 	ReasonPIARequired              Reason = "pia.required"
+	// ReasonPIAExpired: the impact assessment that covered the use is past its review date.
+	ReasonPIAExpired Reason = "pia.expired"
+	// ReasonPIANotCovering: a current impact assessment for the purpose (or the one the route
+	// names) does not cover a category the use processes, or its recipient.
+	ReasonPIANotCovering Reason = "pia.not_covering"
 	// ReasonRouteNotConfigured: the request matched no route, so it declared no purpose
 	// (PUR-01); the sidecar denies it by default.
 	ReasonRouteNotConfigured Reason = "route.not_configured"

@@ -65,6 +65,10 @@ func (e *Event) appendJSON(b []byte) []byte {
 		b = append(b, `,"consent_state":`...)
 		b = appendString(b, e.Consent)
 	}
+	if e.Assessment != "" {
+		b = append(b, `,"assessment":`...)
+		b = appendString(b, e.Assessment)
+	}
 	b = append(b, `,"prev":`...)
 	b = appendString(b, e.Prev)
 	return append(b, '}')

@@ -38,7 +38,9 @@ type Event struct {
 	Reasons     []privguard.Reason       `json:"reasons,omitempty"`
 	Obligations []string                 `json:"obligations,omitempty"`
 	Consent     string                   `json:"consent_state,omitempty"`
-	Prev        string                   `json:"prev"` // SHA-256 of the previous line
+	// Assessment is the impact assessment the decision rested on (high-impact uses).
+	Assessment string `json:"assessment,omitempty"`
+	Prev       string `json:"prev"` // SHA-256 of the previous line
 }
 
 // Config configures [Open].
@@ -168,7 +170,7 @@ func (l *Log) event(route string, in *privguard.Input, consent string, d *privgu
 }
 
 func (e *Event) decided(d *privguard.Decision) {
-	e.DecisionID, e.Revision, e.Effect, e.Reasons, e.Obligations = d.ID, d.Revision, d.Effect, d.Reasons, nil
+	e.DecisionID, e.Revision, e.Effect, e.Reasons, e.Obligations, e.Assessment = d.ID, d.Revision, d.Effect, d.Reasons, nil, d.Assessment
 	for _, o := range d.Obligations {
 		e.Obligations = append(e.Obligations, string(o.Kind))
 	}

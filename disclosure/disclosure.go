@@ -87,31 +87,16 @@ func (t Transfer) current(now time.Time) bool {
 // Recipient is a party data is provided to.
 type Recipient struct {
 	Name string
-	// Country is its ISO 3166-1 alpha-2 code; "" means in the regime's own territory.
+	// Country is its ISO 3166-1 alpha-2 code; "" (undeclared) counts as abroad.
 	Country   string
 	Role      string // processor, handler, joint
 	Transfers []Transfer
 }
 
-// eea are the EEA's members (the EU's 27, Iceland, Liechtenstein and Norway).
-var eea = map[string]bool{"AT": true, "BE": true, "BG": true, "HR": true, "CY": true, "CZ": true, "DK": true, "EE": true,
-	"FI": true, "FR": true, "DE": true, "GR": true, "HU": true, "IE": true, "IT": true, "LV": true, "LT": true, "LU": true,
-	"MT": true, "NL": true, "PL": true, "PT": true, "RO": true, "SK": true, "SI": true, "ES": true, "SE": true,
-	"IS": true, "LI": true, "NO": true}
-
 // Abroad reports whether data provided to a recipient in country leaves the regime's
-// territory: under PIPL, anywhere but the mainland (Hong Kong, Macao and Taiwan included,
-// as the CAC treats them); under GDPR, anywhere outside the EEA. An empty country is home.
-func Abroad(regime privguard.Regime, country string) bool {
-	switch {
-	case country == "":
-		return false
-	case regime == privguard.RegimeGDPR:
-		return !eea[country]
-	default:
-		return country != "CN"
-	}
-}
+// territory (privguard.Abroad): under PIPL, anywhere but the mainland; under GDPR, outside
+// the EEA; an undeclared country is abroad.
+func Abroad(regime privguard.Regime, country string) bool { return privguard.Abroad(regime, country) }
 
 // Config configures a [Gate].
 type Config struct {

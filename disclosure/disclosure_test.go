@@ -99,6 +99,7 @@ func TestTransferAbroadNeedsAMechanism(t *testing.T) {
 		{"de-mail", privguard.RegimeGDPR, ""},
 		{"us-mail", privguard.RegimeGDPR, ""},
 		{"us-mail", privguard.RegimePIPL, privguard.ReasonTransferNoMechanism},
+		{"nobody-declared", privguard.RegimePIPL, privguard.ReasonTransferNoMechanism}, // an unknown country is abroad
 	} {
 		got, err := g.Disclose(ctx, provision(tc.recipient, tc.regime, one))
 		if err != nil || got != tc.want {
@@ -228,7 +229,8 @@ func (failing) AppendJournal(context.Context, string, []journal.Entry) error {
 // A provision that cannot be logged is an error, so that it is refused.
 func TestUnloggedProvisionIsAnError(t *testing.T) {
 	mem := &journaltest.Mem{}
-	g, err := disclosure.New(disclosure.Config{Log: failing{mem}, Sets: mem, Key: key})
+	g, err := disclosure.New(disclosure.Config{Log: failing{mem}, Sets: mem, Key: key,
+		Recipients: []disclosure.Recipient{{Name: "cn-sms", Country: "CN"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +244,7 @@ func TestUnloggedProvisionIsAnError(t *testing.T) {
 // Concurrent provisions share writes and are all logged, in one chain.
 func TestConcurrentProvisionsAllLogged(t *testing.T) {
 	store := &journaltest.Mem{}
-	g := newGate(t, store, nil, nil)
+	g := newGate(t, store, nil, nil, disclosure.Recipient{Name: "cn-sms", Country: "CN"})
 	const n = 200
 	errs := make(chan error, n)
 	for i := range n {

@@ -142,6 +142,11 @@ type Route struct {
 	Recipient string
 	// Role is the calling service's role, as the policy sees it.
 	Role string
+	// PIA names the impact assessment the route's processing rests on (Input.PIAID): the
+	// policy then accepts only that one as covering it. Empty: the policy finds a current
+	// assessment covering the use, where one is needed (sensitive data, automated decisions,
+	// large-scale profiling, a recipient, a transfer abroad).
+	PIA string
 	// Encrypt lists fields sealed in JSON request bodies and opened in responses: dotted
 	// paths, or data categories of Fields (every field of the category). Needs Crypter.
 	Encrypt []string
@@ -218,8 +223,8 @@ func (c *Config) validate() error {
 		seen[r.Match] = true
 		if r.Pass {
 			if r.Purpose != "" || len(r.Purposes) > 0 || r.Subject.set()+r.Subjects.set() > 0 || len(r.Fields) > 0 ||
-				len(r.Encrypt) > 0 || r.Channel != "" || r.Recipient != "" || r.Role != "" {
-				errs = append(errs, fmt.Errorf("%s: a Pass route has no purpose, subject, fields, encryption, channel, recipient or role", at))
+				len(r.Encrypt) > 0 || r.Channel != "" || r.Recipient != "" || r.Role != "" || r.PIA != "" {
+				errs = append(errs, fmt.Errorf("%s: a Pass route has no purpose, subject, fields, encryption, channel, recipient, role or assessment", at))
 			}
 			continue
 		}

@@ -201,7 +201,7 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in := privguard.Input{Purpose: purpose, Categories: rt.categories, Regime: rt.cfg.Regime,
-		Channel: rt.channel(purpose), Recipient: rt.Recipient, Role: rt.Role, GPC: gpc(r.Header)}
+		Channel: rt.channel(purpose), Recipient: rt.Recipient, Role: rt.Role, PIAID: rt.PIA, GPC: gpc(r.Header)}
 	if rt.Subjects.JSON != "" {
 		if p := rt.checkSources(r, b, ""); p != nil {
 			p.Write(w)

@@ -3,7 +3,9 @@ package policy_test
 import (
 	"strconv"
 	"testing"
+	"time"
 
+	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/policy"
 )
 
@@ -46,6 +48,26 @@ func BenchmarkDecide(b *testing.B) {
 				}
 			}
 		})
+	})
+	// A use the impact-assessment gate decides: inferred health data for an ad, covered by a
+	// current assessment (the gate's rules evaluated in full).
+	b.Run("cold_gated", func(b *testing.B) {
+		a := policy.Assessment{ID: "pia-ads", Purposes: []privguard.Purpose{"marketing.advertising"}, Conclusion: "approved",
+			Categories: []privguard.DataCategory{"user.behavior", "user.derived"},
+			Date:       time.Now().AddDate(-1, 0, 0), Review: time.Now().AddDate(1, 0, 0)}
+		e := newEngine(b, policy.Config{CacheSize: -1, Assessments: []policy.Assessment{a}})
+		in := sms()
+		in.Purpose, in.Channel, in.Consent.Sensitive = "marketing.advertising.first_party", "", true
+		in.Categories = []privguard.DataCategory{"user.behavior.page_views", "user.derived.inferred_health"}
+		if d, err := e.Decide(ctx, in); err != nil || !d.Allowed() || d.Assessment != a.ID {
+			b.Fatalf("Decide = %+v, %v; want allowed on %s", d, err, a.ID)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := e.Decide(ctx, in); err != nil {
+				b.Fatal(err)
+			}
+		}
 	})
 	// Many distinct inputs (roles): a memo larger than the working set still hits.
 	b.Run("warm_1000_inputs", func(b *testing.B) {

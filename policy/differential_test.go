@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -41,6 +42,34 @@ func newReference(t testing.TB, data map[string]any) *reference {
 	return &reference{pq: pq}
 }
 
+// referenceAssessments are the assessments and recipients the differential tests decide
+// with: current, lapsing and rejected assessments of overlapping scope, recipients inside
+// and outside both regimes' areas and one without a country.
+func referenceAssessments() ([]Assessment, []Recipient) {
+	d := func(s string) time.Time {
+		t, err := time.Parse(time.DateOnly, s)
+		if err != nil {
+			panic(err)
+		}
+		return t
+	}
+	return []Assessment{
+			{ID: "pia-2026-07", Purposes: []privguard.Purpose{"marketing.profiling", "third_party.sharing", "cross_border"},
+				Categories: []privguard.DataCategory{"user.derived", "user.behavior", "user.health", "user.contact"}, Recipients: []string{"Acme", "Overseas"},
+				Date: d("2026-01-01"), Review: d("2027-01-01"), Conclusion: "approved"},
+			{ID: "pia-ads", Purposes: []privguard.Purpose{"marketing.advertising"}, Categories: []privguard.DataCategory{"user"},
+				Recipients: []string{"Acme"}, Date: d("2025-01-01"), Review: d("2026-06-01"), Conclusion: "approved_with_measures"},
+			{ID: "pia-rejected", Purposes: []privguard.Purpose{"marketing", "sensitive", "third_party"}, Categories: []privguard.DataCategory{"user"},
+				Recipients: []string{"Acme", "Overseas", "Local", "Nocountry"}, Date: d("2025-01-01"), Review: d("2030-01-01"), Conclusion: "rejected"},
+			{ID: "pia-sensitive", Purposes: []privguard.Purpose{"sensitive.processing", "personalize"},
+				Categories: []privguard.DataCategory{"user.health", "user.biometric", "user.behavior", "user.derived.inferred_health"},
+				Date:       d("2026-03-01"), Review: d("2026-09-01"), Conclusion: "approved"},
+		}, []Recipient{
+			{Name: "Acme", Country: "CN", Role: "processor"}, {Name: "Overseas", Country: "US", Role: "handler"},
+			{Name: "Local", Country: "DE", Role: "processor"}, {Name: "Nocountry"},
+		}
+}
+
 func (r *reference) decide(t testing.TB, in *privguard.Input) privguard.Decision {
 	t.Helper()
 	rs, err := r.pq.Eval(context.Background(), rego.EvalParsedInput(referenceInput(in)))
@@ -70,6 +99,7 @@ func referenceInput(in *privguard.Input) ast.Value {
 		ast.Item(ast.StringTerm("gpc"), ast.BooleanTerm(in.GPC)),
 		ast.Item(ast.StringTerm("recipient"), ast.StringTerm(in.Recipient)),
 		ast.Item(ast.StringTerm("pia_id"), ast.StringTerm(in.PIAID)),
+		ast.Item(ast.StringTerm("today"), ast.StringTerm(in.Time.UTC().Format(time.DateOnly))),
 		ast.Item(ast.StringTerm("consent"), ast.ObjectTerm(
 			ast.Item(ast.StringTerm("state"), ast.StringTerm(c.State)),
 			ast.Item(ast.StringTerm("allowed"), ast.BooleanTerm(c.Allowed)),
@@ -104,6 +134,7 @@ func referenceParse(v any) (privguard.Decision, error) {
 	if allow {
 		d.Effect = privguard.Allow
 	}
+	d.Assessment, _ = m["assessment"].(string)
 	reasons, _ := m["reasons"].([]any)
 	for _, r := range reasons {
 		if s, ok := r.(string); ok {
@@ -220,12 +251,17 @@ func generateInputs(tax *privguard.Taxonomy, n int, seed uint64) []privguard.Inp
 		if flag(0.3) {
 			in.Role = "campaign"
 		}
-		if flag(0.3) {
-			in.Recipient = "Acme"
+		if flag(0.4) {
+			in.Recipient = []string{"Acme", "Overseas", "Local", "Nocountry", "Unknown"}[r.IntN(5)]
 		}
 		if flag(0.4) {
-			in.PIAID = "pia-2026-07"
+			in.PIAID = []string{"pia-2026-07", "pia-ads", "pia-rejected", "pia-sensitive", "nope"}[r.IntN(5)]
 		}
+		// Dates on and around every assessment's date and review.
+		days := []string{"2024-12-31", "2025-01-01", "2025-12-31", "2026-01-01", "2026-02-28", "2026-03-01", "2026-05-31",
+			"2026-06-01", "2026-08-31", "2026-09-01", "2026-12-31", "2027-01-01", "2031-01-01"}
+		in.Time, _ = time.Parse(time.DateOnly, days[r.IntN(len(days))])
+		in.Time = in.Time.Add(time.Duration(r.IntN(86400)) * time.Second)
 		in.Facts = privguard.SubjectFacts{Restricted: flag(0.1), ObjectedToDM: flag(0.1), PersonalisationOff: flag(0.15),
 			GPCOptOut: flag(0.1), Minor: flag(0.15), AgeBand: "18+"}
 		if in.Facts.Minor {
@@ -247,11 +283,18 @@ func TestDecisionsMatchTheReference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A second configuration: every purpose masks its first category, and other limits.
+	// A second configuration: every purpose masks its first category, other limits, and
+	// purposes that decide automatically or profile at large scale.
 	infos := privguard.DefaultPurposes()
 	for i := range infos {
 		if len(infos[i].Categories) > 0 {
 			infos[i].Mask = infos[i].Categories[:1]
+		}
+		switch infos[i].Purpose {
+		case "marketing.profiling", "essential.pricing":
+			infos[i].AutomatedDecision = true
+		case "personalize.recommendation", "analytics.reporting":
+			infos[i].LargeScale = true
 		}
 	}
 	masked, err := privguard.NewTaxonomy(infos)
@@ -273,7 +316,12 @@ func TestDecisionsMatchTheReference(t *testing.T) {
 			if f == nil {
 				f = DefaultFrequency()
 			}
-			ref := newReference(t, Data(cfg.tax, f))
+			as, rs := referenceAssessments()
+			data, err := dataWith(Config{Taxonomy: cfg.tax, Frequency: f, Assessments: as, Recipients: rs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref := newReference(t, data)
 			inputs := generateInputs(cfg.tax, n, 1)
 			want := make([]privguard.Decision, len(inputs))
 			for i := range inputs {
@@ -281,7 +329,7 @@ func TestDecisionsMatchTheReference(t *testing.T) {
 			}
 			for _, cacheSize := range []int{-1, 0, 64} {
 				t.Run(fmt.Sprintf("cache_%d", cacheSize), func(t *testing.T) {
-					e, err := New(context.Background(), Config{Taxonomy: cfg.tax, Frequency: cfg.freq, CacheSize: cacheSize})
+					e, err := New(context.Background(), Config{Taxonomy: cfg.tax, Frequency: cfg.freq, CacheSize: cacheSize, Assessments: as, Recipients: rs})
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -328,13 +376,18 @@ func TestConcurrentDecisionsMatchTheReference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref := newReference(t, Data(tax, DefaultFrequency()))
+	as, rs := referenceAssessments()
+	data, err := dataWith(Config{Taxonomy: tax, Frequency: DefaultFrequency(), Assessments: as, Recipients: rs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := newReference(t, data)
 	inputs := generateInputs(tax, 800, 7)
 	want := make([]privguard.Decision, len(inputs))
 	for i := range inputs {
 		want[i] = ref.decide(t, &inputs[i])
 	}
-	e, err := New(context.Background(), Config{Taxonomy: tax, CacheSize: 32})
+	e, err := New(context.Background(), Config{Taxonomy: tax, CacheSize: 32, Assessments: as, Recipients: rs})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,13 @@
 // count by whether it is below the channel's limit (see [Config.MemoExactContacts]) and
 // grows while its working set is larger than it, within [Config.MemoBytes].
 //
+// High-impact processing (sensitive data, automated decisions, large-scale profiling, a
+// recipient under PIPL, a transfer abroad) needs a current impact assessment covering it
+// ([Config.Assessments], [Assessment]); the decision names the one it rested on. The date
+// the policy compares assessments' dates with (input.today) is the input's Time, or the
+// engine's clock, which a timer keeps (no clock read per decision), and is part of the memo
+// key.
+//
 // # Concurrency and failure
 //
 // An Engine is safe for concurrent use. [Engine.Decide] returns an error only when no

@@ -52,6 +52,19 @@ type Config struct {
 	MemoExactContacts bool
 	// Logger receives operational messages. If nil, nothing is logged.
 	Logger *slog.Logger
+	// Assessments supply data.privguard.assessments: the impact assessments high-impact
+	// processing needs (see [Assessment]). With none, such processing is denied
+	// (pia.required). IDs must be unique.
+	Assessments []Assessment
+	// Recipients supply data.privguard.recipients: the parties routes provide data to, with
+	// their countries, for telling a transfer abroad. Names must be unique.
+	Recipients []Recipient
+	// Location is the time zone whose calendar date is input.today, compared with the
+	// assessments' dates. If nil, UTC.
+	Location *time.Location
+	// Now is the clock input.today is read from for an Input without a Time. If nil, the
+	// system clock, read at every midnight of Location and once a minute (not per decision).
+	Now func() time.Time
 }
 
 // Engine evaluates the policy. Create it with [New]; [Engine.Reload] swaps in a new policy
@@ -66,6 +79,9 @@ type Engine struct {
 	cacheSize int
 	memoBytes int64
 	log       *slog.Logger
+	loc       *time.Location
+	now       func() time.Time // Config.Now; nil: clock
+	clock     *dayClock
 	ids       atomic.Uint64
 	hits      atomic.Uint64
 	evals     atomic.Uint64
@@ -118,11 +134,21 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.MemoBytes <= 0 {
 		cfg.MemoBytes = DefaultMemoBytes
 	}
-	e := &Engine{data: Data(cfg.Taxonomy, cfg.Frequency), cacheSize: cfg.CacheSize, memoBytes: cfg.MemoBytes,
+	if cfg.Location == nil {
+		cfg.Location = time.UTC
+	}
+	data, err := dataWith(cfg)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{data: data, cacheSize: cfg.CacheSize, memoBytes: cfg.MemoBytes,
 		exact: cfg.MemoExactContacts, limits: make(map[string]int, len(cfg.Frequency)), log: cfg.Logger,
-		terms: newTerms(cfg.Taxonomy, cfg.Frequency), noCancel: topdown.NewCancel()}
+		terms: newTerms(cfg.Taxonomy, cfg.Frequency, termStrings(cfg)...), noCancel: topdown.NewCancel(), loc: cfg.Location, now: cfg.Now}
 	for ch, l := range cfg.Frequency {
 		e.limits[ch] = l.Max
+	}
+	if e.now == nil {
+		e.clock = startDayClock(e, cfg.Location)
 	}
 	c, err := e.compile(ctx, cfg.Modules)
 	if err != nil {
@@ -219,12 +245,15 @@ func DefaultModules() (map[string]string, error) {
 func (e *Engine) Revision() string { return e.cur.Load().revision }
 
 // Decide returns the decision for in. in.Subject is never shown to the policy, so decisions
-// are memoised on the rest of the input. An error means no decision: fail closed. The
-// slices of the returned Decision are shared with the memo and must not be modified.
+// are memoised on the rest of the input and the date (input.today: the date of in.Time, or
+// of the engine's clock when it is zero, in Config.Location). An error means no decision:
+// fail closed. The slices of the returned Decision are shared with the memo and must not be
+// modified.
 func (e *Engine) Decide(ctx context.Context, in privguard.Input) (privguard.Decision, error) {
 	c := e.cur.Load()
+	today := e.today(&in)
 	if c.cache == nil {
-		d, err := e.eval(ctx, c, &in)
+		d, err := e.eval(ctx, c, &in, today)
 		if err != nil {
 			return privguard.Decision{}, err
 		}
@@ -234,6 +263,7 @@ func (e *Engine) Decide(ctx context.Context, in privguard.Input) (privguard.Deci
 	limit, bucket := e.contactsBucket(&in)
 	var buf [256]byte
 	key := appendMemoKey(buf[:0], &in, bucket, e.exact)
+	key = append(key, today.date...) // the key is self-delimiting before it: unambiguous
 	if d, ok := c.cache.get(key); ok {
 		e.hits.Add(1)
 		if bucket == contactsBelow && !e.exact {
@@ -242,7 +272,7 @@ func (e *Engine) Decide(ctx context.Context, in privguard.Input) (privguard.Deci
 		d.ID = c.decisionID(e.ids.Add(1))
 		return d, nil
 	}
-	d, err := e.eval(ctx, c, &in)
+	d, err := e.eval(ctx, c, &in, today)
 	if err != nil {
 		return privguard.Decision{}, err
 	}
@@ -251,6 +281,17 @@ func (e *Engine) Decide(ctx context.Context, in privguard.Input) (privguard.Deci
 	}
 	d.ID = c.decisionID(e.ids.Add(1))
 	return d, nil
+}
+
+// today returns the date in decides on.
+func (e *Engine) today(in *privguard.Input) *day {
+	switch {
+	case !in.Time.IsZero():
+		return dayOf(in.Time, e.loc)
+	case e.now != nil:
+		return dayOf(e.now(), e.loc)
+	}
+	return e.clock.cur.Load()
 }
 
 // contactsBucket returns the channel's contact limit and where in.Facts.Contacts is
@@ -299,11 +340,11 @@ func (c *compiled) decisionID(n uint64) string {
 
 // eval runs the prepared query of c. The input is built as an AST value, the result is
 // read as one (no JSON conversion either way), and the evaluation records no metrics.
-func (e *Engine) eval(ctx context.Context, c *compiled, in *privguard.Input) (privguard.Decision, error) {
+func (e *Engine) eval(ctx context.Context, c *compiled, in *privguard.Input, today *day) (privguard.Decision, error) {
 	e.evals.Add(1)
 	var result *ast.Term
 	opts := [...]rego.EvalOption{
-		rego.EvalParsedInput(e.terms.input(in)),
+		rego.EvalParsedInput(e.terms.input(in, today.term)),
 		rego.EvalMetrics(metrics.NoOp()),
 		rego.EvalGenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) {
 			result = t

@@ -63,10 +63,11 @@ func TestDecide(t *testing.T) {
 		{name: "gpc_ads", mutate: func(in *privguard.Input) {
 			in.Purpose, in.Channel, in.GPC, in.Categories = "marketing.advertising.first_party", "", true, nil
 		}, reasons: []privguard.Reason{privguard.ReasonGPCOptOut}},
-		// proves CON-12: providing data to another handler needs separate consent.
+		// proves CON-12: providing data to another handler needs separate consent (and, as
+		// no assessment is configured here, an impact assessment: AUD-04).
 		{name: "sharing_without_separate", mutate: func(in *privguard.Input) {
 			in.Purpose, in.Channel, in.Recipient, in.Categories = "third_party.sharing", "", "Acme", nil
-		}, reasons: []privguard.Reason{privguard.ReasonSeparateConsentRequired}},
+		}, reasons: []privguard.Reason{privguard.ReasonPIARequired, privguard.ReasonSeparateConsentRequired}},
 		// proves SEN-01: a minor needs a guardian's consent.
 		{name: "minor_without_guardian", mutate: func(in *privguard.Input) { in.Facts.Minor, in.Facts.AgeBand = true, "13" },
 			reasons: []privguard.Reason{privguard.ReasonGuardianConsentRequired}},

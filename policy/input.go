@@ -14,16 +14,16 @@ type terms struct {
 	strings map[string]*ast.Term
 	result  resultKeys
 
-	purpose, categories, regime, role, channel, gpc, recipient, piaID, consent, subject *ast.Term
-	state, allowed, reason, guardian, separate, sensitive                               *ast.Term
-	restricted, objectedDM, personalisationOff, gpcOptOut, minor, ageBand, contacts     *ast.Term
+	purpose, categories, regime, role, channel, gpc, recipient, piaID, today, consent, subject *ast.Term
+	state, allowed, reason, guardian, separate, sensitive                                      *ast.Term
+	restricted, objectedDM, personalisationOff, gpcOptOut, minor, ageBand, contacts            *ast.Term
 }
 
-func newTerms(tax *privguard.Taxonomy, freq map[string]FrequencyLimit) *terms {
+func newTerms(tax *privguard.Taxonomy, freq map[string]FrequencyLimit, extra ...string) *terms {
 	t := &terms{strings: map[string]*ast.Term{}, result: newResultKeys()}
 	key := func(s string) *ast.Term { return ast.StringTerm(s) }
 	t.purpose, t.categories, t.regime, t.role, t.channel = key("purpose"), key("categories"), key("regime"), key("role"), key("channel")
-	t.gpc, t.recipient, t.piaID, t.consent, t.subject = key("gpc"), key("recipient"), key("pia_id"), key("consent"), key("subject")
+	t.gpc, t.recipient, t.piaID, t.today, t.consent, t.subject = key("gpc"), key("recipient"), key("pia_id"), key("today"), key("consent"), key("subject")
 	t.state, t.allowed, t.reason, t.guardian, t.separate, t.sensitive = key("state"), key("allowed"), key("reason"), key("guardian"), key("separate"), key("sensitive")
 	t.restricted, t.objectedDM, t.personalisationOff = key("restricted"), key("objected_dm"), key("personalisation_off")
 	t.gpcOptOut, t.minor, t.ageBand, t.contacts = key("gpc_opt_out"), key("minor"), key("age_band"), key("contacts")
@@ -51,6 +51,9 @@ func newTerms(tax *privguard.Taxonomy, freq map[string]FrequencyLimit) *terms {
 	for ch := range freq {
 		add(ch)
 	}
+	for _, s := range extra {
+		add(s) // assessment ids, recipient names
+	}
 	for _, s := range []string{"", string(privguard.RegimePIPL), string(privguard.RegimeGDPR), "18+",
 		"given", "renewed", "withdrawn", "expired", "refused", "invalidated", "unknown",
 		string(privguard.ReasonConsentGiven), string(privguard.ReasonConsentMissing), string(privguard.ReasonConsentRefused),
@@ -68,9 +71,9 @@ func (t *terms) str(s string) *ast.Term {
 	return ast.StringTerm(s)
 }
 
-// input returns the policy input for in. The subject's identity is left out: the policy
-// decides on facts, not on who.
-func (t *terms) input(in *privguard.Input) ast.Value {
+// input returns the policy input for in on the date today. The subject's identity is left
+// out: the policy decides on facts, not on who.
+func (t *terms) input(in *privguard.Input, today *ast.Term) ast.Value {
 	cats := make([]*ast.Term, len(in.Categories))
 	for i, c := range in.Categories {
 		cats[i] = t.str(string(c))
@@ -86,6 +89,7 @@ func (t *terms) input(in *privguard.Input) ast.Value {
 		[2]*ast.Term{t.gpc, b(in.GPC)},
 		[2]*ast.Term{t.recipient, t.str(in.Recipient)},
 		[2]*ast.Term{t.piaID, t.str(in.PIAID)},
+		[2]*ast.Term{t.today, today},
 		[2]*ast.Term{t.consent, ast.NewTerm(ast.NewObject(
 			[2]*ast.Term{t.state, t.str(c.State)},
 			[2]*ast.Term{t.allowed, b(c.Allowed)},

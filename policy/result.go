@@ -15,13 +15,13 @@ var errMalformed = errors.New("malformed decision")
 
 // resultKeys are the keys of the decision document.
 type resultKeys struct {
-	allow, reasons, obligations, kind, categories, remaining *ast.Term
+	allow, reasons, obligations, kind, categories, remaining, assessment *ast.Term
 }
 
 func newResultKeys() resultKeys {
 	k := ast.StringTerm
 	return resultKeys{allow: k("allow"), reasons: k("reasons"), obligations: k("obligations"), kind: k("kind"),
-		categories: k("categories"), remaining: k("remaining")}
+		categories: k("categories"), remaining: k("remaining"), assessment: k("assessment")}
 }
 
 // parseDecision reads {allow, reasons, obligations} from the policy's result, as an AST
@@ -49,6 +49,9 @@ func (k *resultKeys) parseDecision(v ast.Value) (privguard.Decision, error) {
 	})
 	if !allow && len(d.Reasons) == 0 {
 		return privguard.Decision{}, fmt.Errorf("%w: a deny without reasons", errMalformed)
+	}
+	if a, ok := get(m, k.assessment).(ast.String); ok {
+		d.Assessment = string(a)
 	}
 	err := each(get(m, k.obligations), func(t *ast.Term) error {
 		om, ok := t.Value.(ast.Object)

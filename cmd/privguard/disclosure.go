@@ -81,7 +81,7 @@ func gateRecipients(cfg *config.File) ([]disclosure.Recipient, []string) {
 	}
 	for i, rt := range cfg.Routes {
 		if rt.Recipient != "" && !declared[rt.Recipient] {
-			warnings = append(warnings, fmt.Sprintf("routes[%d]: recipient %q is not in dsar.recipients: its provisions are logged with no country, as if at home; declare it", i, rt.Recipient))
+			warnings = append(warnings, fmt.Sprintf("routes[%d]: recipient %q is not in dsar.recipients: with no declared country it counts as abroad, so every provision to it will be refused (transfer.no_mechanism); declare it", i, rt.Recipient))
 			declared[rt.Recipient] = true
 		}
 	}

@@ -43,6 +43,16 @@ dsar:
       contact: dpo@crm.example.sg
       transfer: {mechanism: standard_contract, ref: SC-2026-17, date: 2026-01-01}
     - {name: us-ads, country: US, role: handler}
+assessments:
+  - id: pia-2026-share
+    purposes: [third_party.sharing]
+    recipients: [sg-crm, us-ads]
+    date: 2026-01-01
+    review: 2099-01-01
+    conclusion: approved_with_measures
+    legitimacy: Partners run the loyalty offers the customers joined.
+    impact: Contact data leaves the PRC; risk of misuse by the partner.
+    measures: Standard contract, encryption in transit, deletion on termination.
 admin:
   tokens:
     - {name: crm, sha256: `+hash(appToken)+`}
@@ -59,7 +69,7 @@ admin:
 		t.Fatalf("notice: %d %v", st, out)
 	}
 	for _, rc := range []string{"sg-crm", "us-ads"} {
-		if st, out := callJSON(t, sc.admin, appToken, "POST", "/v1/consents", `{"subject":"c-1","purpose":"third_party.sharing","action":"grant",
+		if st, out := callJSON(t, sc.admin, appToken, "POST", "/v1/consents", `{"subject":"cust-7781","purpose":"third_party.sharing","action":"grant",
 			"separate":true,"recipient":{"name":"`+rc+`","contact":"dpo@example.com","purpose":"ads","method":"api","categories":["user.contact.email"]},"regime":"pipl","notice":{"id":"n","version":1},"channel":"app","method":"explicit"}`); st != 201 {
 			t.Fatalf("grant for %s: %d %v", rc, st, out)
 		}
@@ -73,13 +83,13 @@ admin:
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	if code, body := post("/share/c-1"); code != 200 || upstreamCalls.Load() != 1 {
+	if code, body := post("/share/cust-7781"); code != 200 || upstreamCalls.Load() != 1 {
 		t.Fatalf("provision under a standard contract: %d %s", code, body)
 	}
-	if code, body := post("/share/c-2"); code != 403 || !strings.Contains(body, "separate_consent.required") || upstreamCalls.Load() != 1 {
+	if code, body := post("/share/cust-7782"); code != 403 || !strings.Contains(body, "separate_consent.required") || upstreamCalls.Load() != 1 {
 		t.Fatalf("provision without the subject's separate consent: %d %s", code, body)
 	}
-	if code, body := post("/share-us/c-1"); code != 403 || !strings.Contains(body, "transfer.no_mechanism") || upstreamCalls.Load() != 1 {
+	if code, body := post("/share-us/cust-7781"); code != 403 || !strings.Contains(body, "transfer.no_mechanism") || upstreamCalls.Load() != 1 {
 		t.Fatalf("provision abroad with no mechanism: %d %s (upstream called %d times)", code, body, upstreamCalls.Load())
 	}
 
@@ -127,7 +137,7 @@ admin:
 	csv, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if lines := strings.Split(strings.TrimSpace(string(csv)), "\n"); !strings.HasPrefix(string(csv), "\uFEFF序号 / Seq") || len(lines) != 2 ||
-		!strings.Contains(lines[1], "SC-2026-17") || strings.Contains(string(csv), "c-1") {
+		!strings.Contains(lines[1], "SC-2026-17") || strings.Contains(string(csv), "cust-7781") {
 		t.Errorf("CSV register:\n%s", csv)
 	}
 	if c := sc.stop(); c != 0 {

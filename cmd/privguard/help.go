@@ -34,6 +34,10 @@ func groupAbout(name string) (string, bool) {
 file can decrypt all personal data. Keep it apart from backups of the data file; a backup
 is safe to keep only while the master key that wrapped it can be destroyed. Stop
 'privguard serve' first: it holds the data file.`, true
+	case "pia":
+		return `The register of impact assessments (PIPL Arts. 55-56, GDPR Art. 35): the assessments
+the configuration declares, and every version serve has enforced, kept in the store's
+journal even after the file drops or changes them. serve records them at every start.`, true
 	case "dsar":
 		return `Data-subject requests through a running 'privguard serve' (its admin API). Every
 subcommand takes --admin URL (default http://127.0.0.1:8081) and the admin token from
@@ -74,13 +78,16 @@ categories are errors) has these main keys:
                     refinements of built-in ones, with their facts for 'privguard ropa'
   categories        data categories of your own (below user.; sensitive: true)
   controller        the controller and its DPO (name, contact), for the record
+  assessments       impact assessments (id, purposes, categories, recipients, date,
+                    review, conclusion, legitimacy, impact, measures): high-impact
+                    processing needs a current one covering it; recorded at every start
 The sidecar, for services in any language (serve then proxies and enforces):
   listen            the sidecar's address, where clients connect (e.g. 127.0.0.1:8080)
   upstream          the service it protects (http or https URL); required with listen
   regime            the law for the upstream's subjects: pipl (default) or gdpr
   routes            match ("GET /api/profiles/{id}"), purpose or purposes, subject or
                     subjects ({path|header|query|json: NAME}), fields (JSON path: data
-                    category), channel, recipient, role, encrypt; or pass: true
+                    category), channel, recipient, role, encrypt, pia; or pass: true
   unmatched         deny (default) or pass: what happens to a path no route matches
   paths             strict (default) or exact: refuse paths other routers read otherwise
   upstream_secret_file  a key to sign every request passed on with
@@ -245,6 +252,31 @@ declares it; --strict then exits 1. Exits 2 if the configuration is invalid.`,
 			example: `privguard ropa --config examples/dpo/privguard.yaml --format csv --out ropa.csv
 privguard ropa --config privguard.yaml --format html --lang zh --out ropa.html --strict`,
 			flags: func(fs *flag.FlagSet) { newRopaFlags(fs) }},
+		{name: "pia list", summary: "the register of impact assessments: every version, its status today",
+			usage: "pia list [--config FILE] [--data DIR] [--format table|json|csv] [--status LIST] [--out FILE]",
+			about: `Prints the register of impact assessments: each assessment the configuration declares
+and every version the store's journal recorded (serve records what it enforces at every
+start), with its status today — current, due_for_review (review within 30 days),
+expired (the review date has come: the policy denies what it covered, pia.expired),
+rejected, pending (dated after today), superseded (a later version replaced it), removed
+(the configuration no longer declares it). An assessment covers high-impact processing
+(sensitive data, automated decisions, large-scale profiling, providing data to a
+recipient, a transfer abroad) of its purposes, categories and recipients from its date
+until its review date. The store is the file's: the data file, opened read-only (stop
+serve first, or run this against a copy), or store.postgres, read while replicas run.
+Exits 1 if the journal's hash chain does not verify (the break is named), 2 on errors.
+GET /v1/assessments answers the same through a running serve.`,
+			example: `privguard pia list --config privguard.yaml
+privguard pia list --config privguard.yaml --status expired,due_for_review --format csv --out assessments.csv`,
+			flags: func(fs *flag.FlagSet) { newPIAFlags(fs, "list") }},
+		{name: "pia record", summary: "record the configured impact assessments in the register, as serve does at start",
+			usage: "pia record [--config FILE] [--data DIR]",
+			about: `Records in the store's journal every assessment of the configuration that is new or
+changed, and the removal of every one it no longer declares, as serve does at every
+start; prints what it recorded. Needs the data file to itself (stop serve), or
+store.postgres.`,
+			example: `privguard pia record --config privguard.yaml`,
+			flags:   func(fs *flag.FlagSet) { newPIAFlags(fs, "record") }},
 		{name: "version", summary: "print the version",
 			usage: "version",
 			about: `Prints the version: the one set at build time (-ldflags "-X main.version=v1.2.3"), else

@@ -167,6 +167,14 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	}
 	defer ledger.Close()
 	log.Info("privguard store open", "store", be.Where, "shared", be.Shared)
+	// The impact assessments enforced are recorded before anything is enforced (AUD-03).
+	assessments, err := newRegistry(cfg, be.Journal)
+	if err != nil {
+		return err
+	}
+	if err := recordAssessments(ctx, assessments, log); err != nil {
+		return err
+	}
 
 	tokens := adminapi.Tokens{}
 	for _, t := range cfg.Admin.Tokens {
@@ -337,7 +345,8 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Authorizer: authorizer, TokenHint: tokenHint, Vault: vlt, Requests: requests, IdentityTokens: idTokens, Notifier: notifier, Tokens: tokens, Logger: log, Checks: checks, Replica: cfg.Replica,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Disclosures: gate, Regime: privguard.Regime(cfg.Regime), Trail: adminTrail,
 		// The record of processing of the configuration this server enforces (GET /v1/ropa).
-		RecordOfProcessing: func() (*ropa.Record, error) { return ropa.Build(cfg, ropa.Options{}) }})
+		RecordOfProcessing: func() (*ropa.Record, error) { return ropa.Build(cfg, ropa.Options{}) },
+		Assessments:        assessments})
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,7 @@ func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, secr
 	routes := make([]middleware.Route, len(cfg.Routes))
 	for i, r := range cfg.Routes {
 		mr := middleware.Route{Match: r.Match, Pass: r.Pass, Purpose: privguard.Purpose(r.Purpose), Channel: r.Channel,
-			Recipient: r.Recipient, Role: r.Role, Encrypt: r.Encrypt,
+			Recipient: r.Recipient, Role: r.Role, PIA: r.PIA, Encrypt: r.Encrypt,
 			Subject:  middleware.Locator{Path: r.Subject.Path, Header: r.Subject.Header, Query: r.Subject.Query, JSON: r.Subject.JSON},
 			Subjects: middleware.Locator{Path: r.Subjects.Path, Header: r.Subjects.Header, Query: r.Subjects.Query, JSON: r.Subjects.JSON}}
 		for _, p := range r.Purposes {
@@ -233,7 +233,7 @@ func serveSidecar(ctx context.Context, addr string, h http.Handler, log *slog.Lo
 // the modules of policy.dir, with data from the taxonomy and the frequency limits.
 func newEngine(ctx context.Context, cfg *config.File, tax *privguard.Taxonomy, log *slog.Logger) (*policy.Engine, error) {
 	pc := policy.Config{Taxonomy: tax, Logger: log, Frequency: frequency(cfg), CacheSize: cfg.Policy.MemoSize,
-		MemoExactContacts: cfg.Policy.Dir != ""}
+		MemoExactContacts: cfg.Policy.Dir != "", Assessments: policyAssessments(cfg), Recipients: policyRecipients(cfg), Location: cfg.DateZone()}
 	if cfg.Policy.MemoExactContacts != nil {
 		pc.MemoExactContacts = *cfg.Policy.MemoExactContacts
 	}

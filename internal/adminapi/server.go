@@ -73,6 +73,9 @@ type Config struct {
 	// RecordOfProcessing, if set, serves GET /v1/ropa: it returns the record of processing
 	// of the configuration the server enforces (ropa.Build).
 	RecordOfProcessing func() (*ropa.Record, error)
+	// Assessments serves GET /v1/assessments (the register of impact assessments); nil
+	// leaves it out.
+	Assessments AssessmentRegister
 }
 
 // Server is the admin HTTP API.
@@ -103,6 +106,7 @@ type Server struct {
 	maxCallback int64
 	callbacks   *callbackBudget
 	ropa        func() (*ropa.Record, error)
+	assessments AssessmentRegister
 }
 
 // New returns the API server.
@@ -139,7 +143,8 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{ledger: cfg.Ledger, vault: cfg.Vault, requests: cfg.Requests, idTokens: cfg.IdentityTokens, notifier: cfg.Notifier, disclosures: cfg.Disclosures, regime: cfg.Regime, trail: cfg.Trail,
 		tokens: cfg.Tokens, tokenHint: cfg.TokenHint, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks, replica: cfg.Replica, authz: cfg.Authorizer,
 		codes: newCodeLimiter(cfg.CodesPerSubject, CodeSubjectWindow), now: cfg.Now,
-		maxCallback: cfg.MaxCallbackBody, callbacks: &callbackBudget{max: cfg.CallbackBudget}, ropa: cfg.RecordOfProcessing}
+		maxCallback: cfg.MaxCallbackBody, callbacks: &callbackBudget{max: cfg.CallbackBudget}, ropa: cfg.RecordOfProcessing,
+		assessments: cfg.Assessments}
 	s.routes()
 	if cfg.Metrics != nil {
 		s.mux.Handle("GET /metrics", s.logRequests("GET /metrics", s.authenticate("GET /metrics", s.authorize("GET /metrics", cfg.Metrics))))
@@ -207,6 +212,9 @@ func (s *Server) routes() {
 	if s.ropa != nil {
 		authed("GET /v1/ropa", s.getRopa)
 	}
+	if s.assessments != nil {
+		authed("GET /v1/assessments", s.getAssessments)
+	}
 	authed("GET /healthz", s.healthz)
 	authed("GET /readyz", s.readyz)
 	// Public: the key receipts are signed with exists to be published.
@@ -232,6 +240,9 @@ func (s *Server) routes() {
 	}
 	if s.ropa != nil {
 		paths = append(paths, "/v1/ropa")
+	}
+	if s.assessments != nil {
+		paths = append(paths, "/v1/assessments")
 	}
 	for _, path := range paths {
 		s.mux.Handle(path, s.logRequests(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -279,6 +279,9 @@ type Route struct {
 	// least one field.
 	Encrypt []string `yaml:"encrypt" validate:"dive,required,max=200"`
 	Role    string   `yaml:"role" validate:"max=64"`
+	// PIA names the assessment (assessments[].id) the route's processing rests on: only that
+	// one then covers it. Unset: any current assessment covering the use does.
+	PIA string `yaml:"pia" validate:"max=64"`
 }
 
 // Locator says where a request carries its subject (one key).
@@ -398,7 +401,7 @@ func Parse(b []byte) (*File, error) {
 		}
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	if msgs := append(f.routeProblems(), f.frequencyProblems()...); len(msgs) > 0 {
+	if msgs := slices.Concat(f.routeProblems(), f.frequencyProblems(), f.assessmentProblems()); len(msgs) > 0 {
 		return nil, problems(msgs)
 	}
 	if f.Data != "" && f.DataDir != "" {
@@ -477,6 +480,7 @@ func (f *File) Taxonomy() (*privguard.Taxonomy, error) {
 	}
 	slices.Sort(names)
 	msgs = append(msgs, f.checkNames(names, cats)...)
+	msgs = append(msgs, f.checkAssessmentNames(names, cats)...)
 	if len(msgs) > 0 {
 		return nil, problems(msgs)
 	}

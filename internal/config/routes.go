@@ -45,8 +45,8 @@ func (f *File) routeProblems() []string {
 		switch {
 		case r.Pass:
 			if r.Purpose != "" || len(r.Purposes) > 0 || locators > 0 || len(r.Fields) > 0 || len(r.Encrypt) > 0 ||
-				r.Channel != "" || r.Recipient != "" || r.Role != "" {
-				msgs = append(msgs, at+": a pass route takes only match (it handles no personal data, so it has no purpose, subject, fields, encrypt, channel, recipient or role)")
+				r.Channel != "" || r.Recipient != "" || r.Role != "" || r.PIA != "" {
+				msgs = append(msgs, at+": a pass route takes only match (it handles no personal data, so it has no purpose, subject, fields, encrypt, channel, recipient, role or pia)")
 			}
 			continue
 		case locators != 1:

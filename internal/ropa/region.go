@@ -1,21 +1,14 @@
 package ropa
 
-import "slices"
+import (
+	"slices"
 
-// eea are the members of the European Economic Area (ISO 3166-1 alpha-2): the EU's 27 and
-// Iceland, Liechtenstein and Norway.
-var eea = []string{"AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IS",
-	"IT", "LI", "LT", "LU", "LV", "MT", "NL", "NO", "PL", "PT", "RO", "SE", "SI", "SK"}
+	"github.com/privguard/privguard"
+)
 
-// abroad reports whether a recipient in country is outside the regime's area: the
-// mainland of the PRC under PIPL (Hong Kong, Macao and Taiwan, ISO HK, MO and TW, are
-// outside it for the transfer rules), the EEA under GDPR.
-func abroad(regime, country string) bool {
-	if regime == "gdpr" {
-		return !slices.Contains(eea, country)
-	}
-	return country != "CN"
-}
+// abroad reports whether a recipient in country is outside the regime's area
+// (privguard.Abroad; an undeclared country is abroad).
+func abroad(regime, country string) bool { return privguard.Abroad(privguard.Regime(regime), country) }
 
 // area names the regime's area.
 func area(regime string) string {

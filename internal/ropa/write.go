@@ -7,7 +7,8 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/privguard/privguard/internal/csvsafe"
 )
 
 // The formats a record is written in.
@@ -301,16 +302,5 @@ func validityText(v, lang string) string {
 	return strings.TrimSuffix(strings.TrimPrefix(v, "P"), "D") + map[string]string{"zh": " 天", "en": " days"}[lang]
 }
 
-// defuse keeps a spreadsheet from reading a cell as a formula: a cell starting (after any
-// spaces) with =, +, -, @, a tab or a carriage return, or their full-width forms, which
-// some input methods and spreadsheets take for them, is prefixed with an apostrophe.
-func defuse(s string) string {
-	t := strings.TrimLeft(s, " ")
-	if t == "" {
-		return s
-	}
-	if r, _ := utf8.DecodeRuneInString(t); strings.ContainsRune("=+-@\t\r＝＋－＠", r) {
-		return "'" + s
-	}
-	return s
-}
+// defuse keeps a spreadsheet from reading a cell as a formula (csvsafe.Defuse).
+func defuse(s string) string { return csvsafe.Defuse(s) }

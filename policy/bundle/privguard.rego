@@ -1,12 +1,15 @@
 # privguard default policy: purpose limitation for precision marketing under PIPL and GDPR.
 #
 # Input: the use of personal data being decided (see ARCHITECTURE.md, "Policy input"):
-#   purpose, categories, regime, role, channel, gpc, recipient, pia_id,
+#   purpose, categories, regime, role, channel, gpc, recipient, pia_id, today (2026-03-01),
 #   consent {state, allowed, reason, guardian, separate, sensitive},
 #   subject {restricted, objected_dm, personalisation_off, gpc_opt_out, minor, age_band, contacts}.
 # Data: data.privguard.purposes (from the purpose taxonomy), data.privguard.frequency
-#   (outreach limits per channel), data.privguard.sensitive (sensitive category prefixes).
-# Output: data.privguard.decision = {allow, reasons, obligations}.
+#   (outreach limits per channel), data.privguard.sensitive (sensitive category prefixes),
+#   data.privguard.assessments (impact assessments by id: purposes, categories, recipients,
+#   date, review, conclusion), data.privguard.recipients (by name: country, role),
+#   data.privguard.areas (per regime, the countries inside it).
+# Output: data.privguard.decision = {allow, reasons, obligations, assessment}.
 #
 # Written for the evaluator: every decision evaluates this module, so rules start with a
 # comparison of an input field with a constant where they can (OPA's rule index then skips
@@ -96,10 +99,11 @@ deny contains "separate_consent.required" if {
 	not input.consent.sensitive
 }
 
-# Sensitive data needs an impact assessment on file (PIPL Art. 55; SEN-03, SEN-04).
-deny contains "pia.required" if {
-	sensitive_requested
-	object.get(input, "pia_id", "") == ""
+# High-impact processing needs a current impact assessment covering it (PIPL Arts. 55-56,
+# GDPR Art. 35; AUD-04, and SEN-03/SEN-04 for sensitive data): see "impact assessments".
+deny contains pia_reason if {
+	high_impact
+	count(covering) == 0
 }
 
 # Children: a guardian's consent (PIPL Art. 31 under 14; GDPR Art. 8; SEN-01).
@@ -143,6 +147,109 @@ deny contains "frequency.exceeded" if {
 	purpose.direct_marketing
 	object.get(input.subject, "contacts", 0) >= data.privguard.frequency[input.channel].max
 }
+
+# --- impact assessments (PIPL Arts. 55-56, GDPR Art. 35; AUD-04) ------------------------
+
+# Processing that needs an assessment: sensitive data, automated decisions, large-scale
+# profiling, cross-border transfers under either regime, and under PIPL also providing data
+# to a recipient (another handler or a processor: entrusting) or publishing it. What the
+# purpose alone implies is data.privguard.purposes[p].assessment_needed[regime], which the
+# engine derives from the purpose's flags (automated_decision; large_scale with personalised;
+# separate consent for sensitive data or a transfer abroad; under PIPL also for providing or
+# publishing): one lookup, as every decision meets this rule.
+high_impact if purpose.assessment_needed[input.regime] == true
+
+high_impact if sensitive_requested
+
+high_impact if {
+	input.recipient != ""
+	recipient_gated
+}
+
+# Under PIPL providing data to any recipient is assessed; under GDPR a recipient abroad is.
+recipient_gated if input.regime == "pipl"
+
+# A recipient is abroad unless its declared country is in the regime's area (the PRC under
+# PIPL, the EEA under GDPR): a recipient without a declared country counts as abroad.
+recipient_gated if not recipient_inside
+
+# (A rule of its own: under "not", OPA would evaluate the nested reference outside the
+# negation, and an undeclared recipient would then count as inside.)
+recipient_inside if data.privguard.areas[input.regime][data.privguard.recipients[input.recipient].country]
+
+# The assessments a decision may rest on: the one the route names (input.pia_id), else all.
+pool[id] := a if {
+	object.get(input, "pia_id", "") == ""
+	some id, a in data.privguard.assessments
+}
+
+pool[id] := a if {
+	id := input.pia_id
+	a := data.privguard.assessments[id]
+}
+
+approved(a) if a.conclusion in {"approved", "approved_with_measures"}
+
+# Current: concluded on or before today, to be reviewed after today (dates as 2026-03-01
+# compare as strings), and not rejected.
+current(a) if {
+	approved(a)
+	a.date <= input.today
+	input.today < a.review
+}
+
+# An assessment covers the processing if its purposes include the purpose (or one above it),
+# its categories every category the purpose would process (the dropped ones it never sees),
+# and its recipients the recipient.
+covers(a) if {
+	covers_purpose(a)
+	every c in input.categories {
+		category_covered(a, c)
+	}
+	recipient_covered(a)
+}
+
+covers_purpose(a) if {
+	some p in a.purposes
+	within_one(input.purpose, p)
+}
+
+category_covered(_, c) if not needed(c)
+
+category_covered(a, c) if within(c, a.categories)
+
+recipient_covered(_) if input.recipient == ""
+
+recipient_covered(a) if input.recipient in a.recipients
+
+covering contains id if {
+	high_impact
+	some id, a in pool
+	current(a)
+	covers(a)
+}
+
+# Why none covers: one did until its review date; a current one (the route's, or one for the
+# purpose) leaves out a category or the recipient; or there is none.
+pia_reason := "pia.expired" if {
+	some a in pool
+	approved(a)
+	a.review <= input.today
+	covers(a)
+} else := "pia.not_covering" if {
+	some a in pool
+	current(a)
+	about_the_purpose(a)
+} else := "pia.required"
+
+about_the_purpose(a) if covers_purpose(a)
+
+about_the_purpose(_) if object.get(input, "pia_id", "") != ""
+
+# The assessment the decision rests on, for the decision log ("" when none is needed).
+default assessment := ""
+
+assessment := min(covering) if count(covering) > 0
 
 # --- obligations -------------------------------------------------------------------------
 
@@ -198,7 +305,16 @@ obligations contains {"kind": "contact_budget", "remaining": data.privguard.freq
 
 allow := count(deny) == 0
 
+# The assessment is named only where one was needed, so that ordinary decisions do not
+# evaluate its rules.
 decision := {
+	"allow": allow,
+	"reasons": reasons,
+	"obligations": [o | some o in obligations],
+	"assessment": assessment,
+} if {
+	high_impact
+} else := {
 	"allow": allow,
 	"reasons": reasons,
 	"obligations": [o | some o in obligations],

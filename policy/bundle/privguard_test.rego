@@ -14,6 +14,7 @@ base := {
 	"gpc": false,
 	"recipient": "",
 	"pia_id": "",
+	"today": "2026-06-15",
 	"consent": {"state": "given", "allowed": true, "reason": "consent.given", "guardian": false, "separate": false, "sensitive": false},
 	"subject": {"restricted": false, "objected_dm": false, "personalisation_off": false, "gpc_opt_out": false, "minor": false, "age_band": "18+", "contacts": 0},
 }
@@ -106,7 +107,10 @@ test_gpc_header_opts_out_of_targeted_ads if {
 test_sharing_needs_separate_consent if {
 	share := object.union(base, {"purpose": "third_party.sharing", "recipient": "Acme", "categories": [], "channel": ""})
 	denies(share, "separate_consent.required")
-	decision(object.union(share, {"consent": object.union(base.consent, {"separate": true})})).allow
+	d := privguard.decision with input as object.union(share, {"consent": object.union(base.consent, {"separate": true})})
+		with data.privguard.assessments as assessments
+		with data.privguard.recipients as recipients
+	d.allow
 }
 
 # proves SEN-03 and SEN-04: sensitive categories need separate consent and an impact assessment.
@@ -115,8 +119,111 @@ test_sensitive_needs_separate_consent_and_pia if {
 	denies(inp, "separate_consent.required")
 	denies(inp, "pia.required")
 	ok := object.union(inp, {"pia_id": "pia-2026-07", "consent": object.union(base.consent, {"sensitive": true})})
-	not denies(ok, "separate_consent.required")
-	not denies(ok, "pia.required")
+	d := privguard.decision with input as ok with data.privguard.assessments as assessments
+	not "separate_consent.required" in d.reasons
+	not "pia.required" in d.reasons
+	d.allow
+	d.assessment == "pia-2026-07"
+}
+
+# --- impact assessments (AUD-04) ---------------------------------------------------------
+
+assessments := {
+	"pia-2026-07": {
+		"purposes": ["marketing.profiling", "third_party.sharing", "cross_border.transfer"],
+		"categories": ["user.derived", "user.behavior", "user.contact"], "recipients": ["Acme", "Overseas"],
+		"date": "2026-01-01", "review": "2027-01-01", "conclusion": "approved",
+	},
+	"pia-rejected": {
+		"purposes": ["marketing", "third_party", "cross_border"], "categories": ["user"], "recipients": ["Acme", "Overseas", "Other"],
+		"date": "2026-01-01", "review": "2030-01-01", "conclusion": "rejected",
+	},
+}
+
+recipients := {"Acme": {"country": "CN", "role": "processor"}, "Overseas": {"country": "US", "role": "handler"}, "Berlin": {"country": "DE", "role": "processor"}}
+
+gated(inp) := d if {
+	d := privguard.decision with input as inp with data.privguard.assessments as assessments with data.privguard.recipients as recipients
+}
+
+profiling := object.union(base, {"purpose": "marketing.profiling", "categories": ["user.derived.tags"], "channel": ""})
+
+# A purpose that decides automatically, as the engine describes it in the data (the flags
+# and what they imply per regime, policy.assessmentNeeded).
+automated := {"marketing.profiling": object.union(data.privguard.purposes["marketing.profiling"], {
+	"automated_decision": true,
+	"assessment_needed": {"pipl": true, "gdpr": true},
+})}
+
+# proves AUD-04: a purpose that decides automatically is denied without a current
+# assessment, allowed with one, denied once its review date has passed and when it does not
+# cover a category; the decision names the assessment.
+test_automated_decision_needs_an_assessment if {
+	purposes := object.union(data.privguard.purposes, automated)
+	without := privguard.decision with input as profiling with data.privguard.purposes as purposes
+	"pia.required" in without.reasons
+	d := privguard.decision with input as profiling with data.privguard.purposes as purposes with data.privguard.assessments as assessments
+	d.allow
+	d.assessment == "pia-2026-07"
+	late := privguard.decision with input as object.union(profiling, {"today": "2027-01-01"}) with data.privguard.purposes as purposes with data.privguard.assessments as assessments
+	late.reasons == ["pia.expired"]
+	early := privguard.decision with input as object.union(profiling, {"today": "2025-12-31"}) with data.privguard.purposes as purposes with data.privguard.assessments as assessments
+	early.reasons == ["pia.required"]
+	wider := object.union(profiling, {"categories": ["user.derived.tags", "user.location.imprecise"]})
+	purposes_wider := object.union(purposes, {"marketing.profiling": object.union(purposes["marketing.profiling"], {"categories": ["user.derived", "user.location"]})})
+	nc := privguard.decision with input as wider with data.privguard.purposes as purposes_wider with data.privguard.assessments as assessments
+	nc.reasons == ["pia.not_covering"]
+	not decision(profiling).assessment # no gate, no assessment named
+}
+
+# proves AUD-04: under PIPL, providing data to a recipient (a processor in China included)
+# needs an assessment covering that recipient; another recipient is not covered.
+test_provision_needs_an_assessment_for_the_recipient if {
+	share := object.union(base, {"purpose": "third_party.sharing", "recipient": "Acme", "categories": ["user.contact.email"], "channel": "",
+		"consent": object.union(base.consent, {"separate": true})})
+	decision(share).reasons == ["pia.required"]
+	gated(share).allow
+	gated(object.union(share, {"recipient": "Berlin"})).reasons == ["pia.not_covering"]
+	gated(object.union(share, {"today": "2027-02-01"})).reasons == ["pia.expired"]
+}
+
+# proves AUD-04: a transfer abroad needs an assessment under either regime; a recipient in
+# the regime's area does not under GDPR, one without a declared country counts as abroad.
+test_cross_border_needs_an_assessment if {
+	gdpr := object.union(base, {"regime": "gdpr", "purpose": "marketing.profiling", "categories": ["user.derived.tags"], "channel": ""})
+	gated(object.union(gdpr, {"recipient": "Berlin"})).allow
+	gated(object.union(gdpr, {"recipient": "Overseas"})).allow
+	abroad := privguard.decision with input as object.union(gdpr, {"recipient": "Overseas"}) with data.privguard.recipients as recipients
+	abroad.reasons == ["pia.required"]
+	unknown := privguard.decision with input as object.union(gdpr, {"recipient": "Nowhere"}) with data.privguard.recipients as recipients
+	unknown.reasons == ["pia.required"]
+	transfer := object.union(base, {"purpose": "cross_border.transfer", "categories": ["user.contact.email"], "channel": "", "consent": object.union(base.consent, {"separate": true})})
+	decision(transfer).reasons == ["pia.required"]
+	gated(transfer).allow # the purpose needs no category: the email is dropped, not processed
+	gated(object.union(transfer, {"recipient": "Berlin"})).reasons == ["pia.not_covering"]
+}
+
+# proves AUD-04: a rejected assessment never covers, even when it names everything; a route
+# that names an assessment accepts only that one.
+test_rejected_and_pinned_assessments if {
+	share := object.union(base, {"purpose": "third_party.sharing", "recipient": "Other", "categories": [], "channel": "",
+		"consent": object.union(base.consent, {"separate": true})})
+	gated(share).reasons == ["pia.not_covering"] # pia-2026-07 is for the purpose, not for Other
+	gated(object.union(share, {"pia_id": "pia-rejected"})).reasons == ["pia.required"]
+	rejected_only := privguard.decision with input as share with data.privguard.assessments as {"pia-rejected": assessments["pia-rejected"]}
+	rejected_only.reasons == ["pia.required"]
+	pinned := object.union(share, {"recipient": "Acme", "pia_id": "pia-2026-07"})
+	gated(pinned).allow
+	gated(pinned).assessment == "pia-2026-07"
+	gated(object.union(pinned, {"pia_id": "pia-unknown"})).reasons == ["pia.required"]
+	gated(object.union(pinned, {"pia_id": "pia-2026-07", "purpose": "marketing.advertising.third_party"})).reasons == ["pia.not_covering"]
+}
+
+# Ordinary processing never meets the gate, with assessments or without.
+test_ordinary_processing_needs_no_assessment if {
+	d := gated(base)
+	d.allow
+	not d.assessment
 }
 
 # proves SEN-01: a minor needs a guardian's consent.

@@ -88,11 +88,95 @@ deny contains "separate_consent.required" if {
 	not input.consent.sensitive
 }
 
-# Sensitive data needs an impact assessment on file (PIPL Art. 55; SEN-03, SEN-04).
-deny contains "pia.required" if {
-	count(sensitive_requested) > 0
-	object.get(input, "pia_id", "") == ""
+# Impact assessments (issue 12; written plainly, as sets, for the differential test: the
+# bundle's gate must decide as this does). High-impact processing needs an approved
+# assessment dated on or before today, to be reviewed after today, covering the purpose,
+# every category processed and the recipient; the route's (pia_id) if it names one.
+triggers contains "sensitive" if count(sensitive_requested) > 0
+
+triggers contains "sensitive" if {
+	input.regime in {"pipl", "gdpr"} # what the purpose implies is stated per regime
+	purpose.separate == "sensitive"
 }
+
+triggers contains "automated_decision" if {
+	input.regime in {"pipl", "gdpr"}
+	purpose.automated_decision
+}
+
+triggers contains "large_scale_profiling" if {
+	input.regime in {"pipl", "gdpr"}
+	purpose.large_scale
+	purpose.personalised
+}
+
+triggers contains "provision" if {
+	input.regime == "pipl"
+	input.recipient != ""
+}
+
+triggers contains "provision" if {
+	input.regime == "pipl"
+	purpose.separate in {"provide_to_handler", "public_disclosure"}
+}
+
+triggers contains "cross_border" if {
+	input.regime in {"pipl", "gdpr"}
+	purpose.separate == "cross_border"
+}
+
+triggers contains "cross_border" if {
+	input.recipient != ""
+	country := object.get(data.privguard.recipients, [input.recipient, "country"], "")
+	not country in {c | some c, _ in object.get(data.privguard.areas, input.regime, {})}
+}
+
+candidates := {id: a | some id, a in data.privguard.assessments; object.get(input, "pia_id", "") in {"", id}}
+
+in_force := {id | some id, a in candidates; a.conclusion != "rejected"; a.date <= input.today; input.today < a.review}
+
+lapsed := {id | some id, a in candidates; a.conclusion != "rejected"; a.review <= input.today}
+
+for_purpose := {id | some id, a in candidates; some p in a.purposes; within(input.purpose, p)}
+
+whole_scope := {id |
+	some id in for_purpose
+	a := candidates[id]
+	count({c | some c in requested; needed(c); not covered_by(c, a.categories)}) == 0
+	input.recipient in array.concat(a.recipients, [""])
+}
+
+covered_by(c, list) if {
+	some x in list
+	within(c, x)
+}
+
+usable := in_force & whole_scope
+
+deny contains "pia.expired" if {
+	count(triggers) > 0
+	count(usable) == 0
+	count(lapsed & whole_scope) > 0
+}
+
+deny contains "pia.not_covering" if {
+	count(triggers) > 0
+	count(usable) == 0
+	count(lapsed & whole_scope) == 0
+	count(in_force & for_purpose) + count({1 | object.get(input, "pia_id", "") != ""; count(in_force) > 0}) > 0
+}
+
+deny contains "pia.required" if {
+	count(triggers) > 0
+	count(usable) == 0
+	count(lapsed & whole_scope) == 0
+	count(in_force & for_purpose) + count({1 | object.get(input, "pia_id", "") != ""; count(in_force) > 0}) == 0
+}
+
+assessment := min(usable) if {
+	count(triggers) > 0
+	count(usable) > 0
+} else := ""
 
 # Children: a guardian's consent (PIPL Art. 31 under 14; GDPR Art. 8; SEN-01).
 deny contains "guardian_consent.required" if {
@@ -181,6 +265,7 @@ decision := {
 	"allow": count(deny) == 0,
 	"reasons": reasons,
 	"obligations": [o | some o in obligations],
+	"assessment": assessment,
 }
 
 reasons := sort(deny) if {
