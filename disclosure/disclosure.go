@@ -191,24 +191,12 @@ type Entry struct {
 // not be counted or logged (p must not go ahead: privguard.ErrUnavailable).
 func (g *Gate) Disclose(ctx context.Context, p privguard.Provision) (privguard.Reason, error) {
 	now := g.cfg.Now()
-	rc, ok := g.recipients[p.Recipient]
-	if !ok {
-		rc = Recipient{Name: p.Recipient}
-	}
-	e := Entry{Kind: p.Kind, Route: p.Route, Recipient: p.Recipient, Country: rc.Country, Role: rc.Role,
-		Purpose: p.Purpose, Categories: p.Categories, Regime: p.Regime, People: len(p.Subjects), Decision: p.Decision}
-	if e.Kind == "" {
-		e.Kind = "route"
-	}
-	e.Sensitive = slices.ContainsFunc(p.Categories, g.cfg.Sensitive)
-	if Abroad(p.Regime, rc.Country) {
-		e.Abroad = true
-		t, ok := strongest(rc.Transfers, p.Regime, now)
-		if !ok {
+	e := g.entry(p, "route", now)
+	if e.Abroad {
+		if e.Transfer == nil {
 			return privguard.ReasonTransferNoMechanism, nil
 		}
-		e.Transfer = &t
-		if reason, err := g.count(ctx, p, t, e.Sensitive, now); reason != "" || err != nil {
+		if reason, err := g.count(ctx, p, *e.Transfer, e.Sensitive, now); reason != "" || err != nil {
 			return reason, err
 		}
 	}
@@ -222,20 +210,26 @@ func (g *Gate) Disclose(ctx context.Context, p privguard.Provision) (privguard.R
 // whose data it holds already (an erasure, a correction, a restriction), which must go
 // whatever the transfer's state, since it serves the subject's rights.
 func (g *Gate) Record(ctx context.Context, p privguard.Provision) error {
+	e := g.entry(p, "notice", g.cfg.Now())
+	return g.append(ctx, &e)
+}
+
+// entry is p's log entry (Kind defaults to kind), with the recipient's country and role
+// and, for a transfer abroad, the mechanism in force at now (nil if none is).
+func (g *Gate) entry(p privguard.Provision, kind string, now time.Time) Entry {
 	rc := g.recipients[p.Recipient]
 	e := Entry{Kind: p.Kind, Route: p.Route, Recipient: p.Recipient, Country: rc.Country, Role: rc.Role,
 		Purpose: p.Purpose, Categories: p.Categories, Regime: p.Regime, People: len(p.Subjects), Decision: p.Decision,
-		Abroad: Abroad(p.Regime, rc.Country)}
+		Abroad: Abroad(p.Regime, rc.Country), Sensitive: slices.ContainsFunc(p.Categories, g.cfg.Sensitive)}
 	if e.Kind == "" {
-		e.Kind = "notice"
+		e.Kind = kind
 	}
-	e.Sensitive = slices.ContainsFunc(p.Categories, g.cfg.Sensitive)
 	if e.Abroad {
-		if t, ok := strongest(rc.Transfers, p.Regime, g.cfg.Now()); ok {
+		if t, ok := strongest(rc.Transfers, p.Regime, now); ok {
 			e.Transfer = &t
 		}
 	}
-	return g.append(ctx, &e)
+	return e
 }
 
 // strongest returns the current mechanism of transfers for regime with the widest bounds.

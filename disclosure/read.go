@@ -2,7 +2,6 @@ package disclosure
 
 import (
 	"context"
-	"errors"
 	"io"
 	"slices"
 	"strconv"
@@ -32,29 +31,14 @@ type Filter struct {
 }
 
 func (f *Filter) match(s *Stored) bool {
-	return (f.From.IsZero() || !s.Time.Before(f.From)) && (f.To.IsZero() || s.Time.Before(f.To)) &&
-		(f.Recipient == "" || s.Recipient == f.Recipient) && (!f.Abroad || s.Abroad)
+	return (f.From.IsZero() || !s.Time.Before(f.From)) && (f.Recipient == "" || s.Recipient == f.Recipient) && (!f.Abroad || s.Abroad)
 }
 
-// errStop ends a scan early.
-var errStop = errors.New("stop")
-
 // Entries calls fn for each entry of the log in store that f selects, in order, until fn
-// returns an error (returned) or the entries end; entries are checked against their
-// predecessors as they are read, so a broken chain is a *journal.BreakError.
+// returns an error (returned) or the entries end; the chain is checked as it is read, so
+// a broken one is a *journal.BreakError.
 func Entries(ctx context.Context, store journal.Store, f Filter, fn func(Stored) error) error {
-	var prev *journal.Entry
-	err := store.JournalEntries(ctx, Log, 1, func(e journal.Entry) error {
-		if err := journal.Check(Log, prev, &e); err != nil {
-			return err
-		}
-		prev = &e
-		if e.Seq <= f.After {
-			return nil
-		}
-		if !f.To.IsZero() && !e.Time.Before(f.To) {
-			return errStop // times never go backwards within a log
-		}
+	return journal.Scan(ctx, store, Log, f.After, f.To, func(e journal.Entry) error {
 		s := Stored{Seq: e.Seq, Time: e.Time, Hash: e.Hash}
 		if err := e.Decode(&s.Entry); err != nil {
 			return err
@@ -64,10 +48,6 @@ func Entries(ctx context.Context, store journal.Store, f Filter, fn func(Stored)
 		}
 		return fn(s)
 	})
-	if errors.Is(err, errStop) {
-		return nil
-	}
-	return err
 }
 
 // CSVHeader is the disclosure register's heading, in Chinese and English.

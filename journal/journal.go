@@ -291,3 +291,31 @@ func VerifyHead(ctx context.Context, store Store, log string, want Entry) (uint6
 	}
 	return n, nil
 }
+
+// errScanEnd ends Scan's walk at its time bound.
+var errScanEnd = errors.New("journal: scan ended")
+
+// Scan calls fn for the entries of log after Seq after and, if until is not zero, dated
+// before until, in order, checking each against the one before it as it reads: a
+// register read this way is never shown past a break (a *BreakError). Entries are dated
+// in order within a log, so the walk stops at the first one dated until or later.
+func Scan(ctx context.Context, store Store, log string, after uint64, until time.Time, fn func(Entry) error) error {
+	var prev *Entry
+	err := store.JournalEntries(ctx, log, 1, func(e Entry) error {
+		if err := Check(log, prev, &e); err != nil {
+			return err
+		}
+		prev = &e
+		if e.Seq <= after {
+			return nil
+		}
+		if !until.IsZero() && !e.Time.Before(until) {
+			return errScanEnd
+		}
+		return fn(e)
+	})
+	if errors.Is(err, errScanEnd) {
+		return nil
+	}
+	return err
+}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/privguard/privguard/internal/csvsafe"
 )
 
 // Columns are the columns of [WriteCSV], the JSON names of [Entry]; lists are joined with
@@ -54,11 +56,5 @@ func join[S ~string](list []S) string {
 	return strings.Join(parts, "; ")
 }
 
-// defuse keeps a spreadsheet from running a cell as a formula: a cell starting with =, +,
-// -, @, a tab or a carriage return gets a leading apostrophe.
-func defuse(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
-	}
-	return s
-}
+// defuse keeps a spreadsheet from running a cell as a formula (csvsafe.Defuse).
+func defuse(s string) string { return csvsafe.Defuse(s) }

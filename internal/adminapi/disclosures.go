@@ -2,6 +2,7 @@ package adminapi
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -54,70 +55,75 @@ func queryTime(q url.Values, name string) (time.Time, error) {
 	return time.Time{}, p
 }
 
-// getDisclosures serves the disclosure log: GET /v1/disclosures?from=&to=&recipient=
-// &abroad=true&after=SEQ&limit=N&format=json|csv. JSON is paged (next is the cursor);
-// CSV is every entry selected. A broken chain is a 500 that says where.
-func (s *Server) getDisclosures(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
-	if err := knownQuery(q, "from", "to", "recipient", "abroad", "after", "limit", "format"); err != nil {
-		return err
+// registerQuery is what every register route takes beside its own filters: a period
+// (from ≤ time < to), a page (after a seq, at most limit entries) and a format.
+type registerQuery struct {
+	from, to time.Time
+	after    uint64
+	limit    int
+	csv      bool
+}
+
+// parseRegisterQuery parses q for a register route whose own parameters are own; any
+// other parameter, or one given twice, is refused.
+func parseRegisterQuery(q url.Values, own ...string) (registerQuery, error) {
+	rq := registerQuery{limit: 100}
+	if err := knownQuery(q, append([]string{"from", "to", "after", "limit", "format"}, own...)...); err != nil {
+		return rq, err
 	}
-	var f disclosure.Filter
 	var err error
-	if f.From, err = queryTime(q, "from"); err != nil {
-		return err
+	if rq.from, err = queryTime(q, "from"); err != nil {
+		return rq, err
 	}
-	if f.To, err = queryTime(q, "to"); err != nil {
-		return err
+	if rq.to, err = queryTime(q, "to"); err != nil {
+		return rq, err
 	}
-	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
-		return privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "from must be before to")
-	}
-	if f.Recipient = q.Get("recipient"); len(f.Recipient) > 64 {
-		return privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "recipient is too long")
-	}
-	switch q.Get("abroad") {
-	case "", "false":
-	case "true":
-		f.Abroad = true
-	default:
-		return privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "abroad: want true or false")
+	if !rq.from.IsZero() && !rq.to.IsZero() && !rq.from.Before(rq.to) {
+		return rq, privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "from must be before to")
 	}
 	if a := q.Get("after"); a != "" {
-		if f.After, err = strconv.ParseUint(a, 10, 63); err != nil {
-			return privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "after: want an entry's seq")
+		if rq.after, err = strconv.ParseUint(a, 10, 63); err != nil {
+			return rq, privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "after: want an entry's seq")
 		}
 	}
-	limit := 100
 	if l := q.Get("limit"); l != "" {
-		if limit, err = strconv.Atoi(l); err != nil || limit < 1 || limit > 1000 {
-			return privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "limit: want 1 to 1000")
+		if rq.limit, err = strconv.Atoi(l); err != nil || rq.limit < 1 || rq.limit > 1000 {
+			return rq, privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "limit: want 1 to 1000")
 		}
 	}
-	store := s.disclosures.Journal()
 	switch q.Get("format") {
 	case "", "json":
 	case "csv":
-		// Checked before the first byte is sent: a chain that breaks half way through
-		// would otherwise end a 200 early.
-		if _, err := journal.Verify(r.Context(), store, disclosure.Log); err != nil {
+		rq.csv = true
+	default:
+		return rq, privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "format: want json or csv")
+	}
+	return rq, nil
+}
+
+// serveRegister answers a register read from the journal log of store: CSV (every entry
+// selected; the whole chain is verified before the first byte, since a chain that broke
+// half way would otherwise end a 200 early) or a JSON page of entries with the next
+// page's cursor. scan walks the entries selected; seq tells an entry's place.
+func serveRegister[T any](s *Server, w http.ResponseWriter, r *http.Request, rq registerQuery, store journal.Store, log, filename string,
+	writeCSV func(io.Writer) error, scan func(fn func(T) error) error, seq func(T) uint64) error {
+	if rq.csv {
+		if _, err := journal.Verify(r.Context(), store, log); err != nil {
 			return chainBroken(err)
 		}
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		w.Header().Set("Content-Disposition", `attachment; filename="privguard-disclosures.csv"`)
+		w.Header().Set("Content-Disposition", `attachment; filename="`+filename+`"`)
 		w.WriteHeader(http.StatusOK)
-		if err := disclosure.WriteCSV(r.Context(), w, store, f); err != nil {
-			s.log.Error("privguard: disclosure register cut short", "err", err)
+		if err := writeCSV(w); err != nil {
+			s.log.Error("privguard: register cut short", "log", log, "err", err)
 		}
 		return nil
-	default:
-		return privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "format: want json or csv")
 	}
-	page := make([]disclosure.Stored, 0, min(limit, 100))
+	page := make([]T, 0, min(rq.limit, 100))
 	var next uint64
-	err = disclosure.Entries(r.Context(), store, f, func(e disclosure.Stored) error {
-		if len(page) == limit {
-			next = page[len(page)-1].Seq
+	err := scan(func(e T) error {
+		if len(page) == rq.limit {
+			next = seq(page[len(page)-1])
 			return errPageFull
 		}
 		page = append(page, e)
@@ -132,6 +138,32 @@ func (s *Server) getDisclosures(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// getDisclosures serves the disclosure log: GET /v1/disclosures?from=&to=&recipient=
+// &abroad=true&after=SEQ&limit=N&format=json|csv.
+func (s *Server) getDisclosures(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	rq, err := parseRegisterQuery(q, "recipient", "abroad")
+	if err != nil {
+		return err
+	}
+	f := disclosure.Filter{From: rq.from, To: rq.to, After: rq.after}
+	if f.Recipient = q.Get("recipient"); len(f.Recipient) > 64 {
+		return privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "recipient is too long")
+	}
+	switch q.Get("abroad") {
+	case "", "false":
+	case "true":
+		f.Abroad = true
+	default:
+		return privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "abroad: want true or false")
+	}
+	store := s.disclosures.Journal()
+	return serveRegister(s, w, r, rq, store, disclosure.Log, "privguard-disclosures.csv",
+		func(out io.Writer) error { return disclosure.WriteCSV(r.Context(), out, store, f) },
+		func(fn func(disclosure.Stored) error) error { return disclosure.Entries(r.Context(), store, f, fn) },
+		func(e disclosure.Stored) uint64 { return e.Seq })
 }
 
 var errPageFull = errors.New("page full")

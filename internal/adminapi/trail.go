@@ -2,14 +2,13 @@ package adminapi
 
 import (
 	"context"
+	"io"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/internal/authz"
 	"github.com/privguard/privguard/internal/trail"
-	"github.com/privguard/privguard/journal"
 )
 
 // probes are never trailed: they are polled every few seconds and change nothing.
@@ -101,69 +100,17 @@ func onlyApp(roles []string) bool {
 // &format=json|csv.
 func (s *Server) getTrail(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	if err := knownQuery(q, "from", "to", "principal", "act", "after", "limit", "format"); err != nil {
+	rq, err := parseRegisterQuery(q, "principal", "act")
+	if err != nil {
 		return err
 	}
-	var f trail.Filter
-	var err error
-	if f.From, err = queryTime(q, "from"); err != nil {
-		return err
-	}
-	if f.To, err = queryTime(q, "to"); err != nil {
-		return err
-	}
-	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
-		return privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "from must be before to")
-	}
-	f.Principal, f.Act = q.Get("principal"), q.Get("act")
+	f := trail.Filter{From: rq.from, To: rq.to, After: rq.after, Principal: q.Get("principal"), Act: q.Get("act")}
 	if len(f.Principal) > 64 || len(f.Act) > 200 {
 		return privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "principal or act is too long")
 	}
-	if a := q.Get("after"); a != "" {
-		if f.After, err = strconv.ParseUint(a, 10, 63); err != nil {
-			return privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "after: want an entry's seq")
-		}
-	}
-	limit := 100
-	if l := q.Get("limit"); l != "" {
-		if limit, err = strconv.Atoi(l); err != nil || limit < 1 || limit > 1000 {
-			return privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "limit: want 1 to 1000")
-		}
-	}
 	store := s.trail.Store()
-	switch q.Get("format") {
-	case "", "json":
-	case "csv":
-		if _, err := journal.Verify(r.Context(), store, trail.Log); err != nil {
-			return chainBroken(err)
-		}
-		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		w.Header().Set("Content-Disposition", `attachment; filename="privguard-admin-trail.csv"`)
-		w.WriteHeader(http.StatusOK)
-		if err := trail.WriteCSV(r.Context(), w, store, f); err != nil {
-			s.log.Error("privguard: admin trail cut short", "err", err)
-		}
-		return nil
-	default:
-		return privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "format: want json or csv")
-	}
-	page := make([]trail.Stored, 0, min(limit, 100))
-	var next uint64
-	err = trail.Entries(r.Context(), store, f, func(e trail.Stored) error {
-		if len(page) == limit {
-			next = page[len(page)-1].Seq
-			return errPageFull
-		}
-		page = append(page, e)
-		return nil
-	})
-	if err != nil && err != errPageFull {
-		return chainBroken(err)
-	}
-	out := map[string]any{"entries": page}
-	if next != 0 {
-		out["next"] = strconv.FormatUint(next, 10)
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return serveRegister(s, w, r, rq, store, trail.Log, "privguard-admin-trail.csv",
+		func(out io.Writer) error { return trail.WriteCSV(r.Context(), out, store, f) },
+		func(fn func(trail.Stored) error) error { return trail.Entries(r.Context(), store, f, fn) },
+		func(e trail.Stored) uint64 { return e.Seq })
 }

@@ -123,22 +123,12 @@ type Filter struct {
 	After     uint64
 }
 
-var errStop = errors.New("stop")
-
 // Entries calls fn for the entries of store that f selects, checking the chain as it
 // reads (a *journal.BreakError if it breaks).
 func Entries(ctx context.Context, store journal.Store, f Filter, fn func(Stored) error) error {
-	var prev *journal.Entry
-	err := store.JournalEntries(ctx, Log, 1, func(e journal.Entry) error {
-		if err := journal.Check(Log, prev, &e); err != nil {
-			return err
-		}
-		prev = &e
-		if e.Seq <= f.After || (!f.From.IsZero() && e.Time.Before(f.From)) {
+	return journal.Scan(ctx, store, Log, f.After, f.To, func(e journal.Entry) error {
+		if !f.From.IsZero() && e.Time.Before(f.From) {
 			return nil
-		}
-		if !f.To.IsZero() && !e.Time.Before(f.To) {
-			return errStop
 		}
 		s := Stored{Seq: e.Seq, Time: e.Time, Hash: e.Hash}
 		if err := e.Decode(&s.Entry); err != nil {
@@ -149,10 +139,6 @@ func Entries(ctx context.Context, store journal.Store, f Filter, fn func(Stored)
 		}
 		return fn(s)
 	})
-	if errors.Is(err, errStop) {
-		return nil
-	}
-	return err
 }
 
 // CSVHeader is the trail's heading, in Chinese and English.
