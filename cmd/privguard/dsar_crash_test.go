@@ -19,7 +19,12 @@ import (
 	"github.com/privguard/privguard/dsar"
 )
 
-const crashSubjects = 4000 // enough that a run takes longer than the kill delays, batched as erasures now are
+const (
+	crashSubjects = 4000 // enough that a run takes longer than the kill delays
+	// crashBatch is how many requests one Step takes together: their hooks run before the
+	// batch's one transaction commits, so a kill re-runs at most one batch's hooks.
+	crashBatch = 50
+)
 
 // crashEngine opens the engine of the kill -9 test: a Redis store, and an erasure hook that
 // appends the subject to dir/erased.log.
@@ -37,7 +42,7 @@ func crashEngine(t *testing.T, dir, rdAddr string) (*dsar.Engine, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := dsar.New(dsar.Config{Store: db.DSAR(), Connectors: []dsar.Connector{cache},
+	e, err := dsar.New(dsar.Config{Store: db.DSAR(), Connectors: []dsar.Connector{cache}, Batch: crashBatch,
 		OnErased: func(_ context.Context, s privguard.SubjectID) error {
 			_, err := log.WriteString(string(s) + "\n") // a write(2): survives the kill of this process
 			return err
@@ -67,7 +72,7 @@ func TestDSARCrashChild(t *testing.T) {
 // TestBulkErasureSurvivesKill9 kills the engine with SIGKILL at random moments during a bulk
 // erasure: on restart every request resumes; none is lost or duplicated, every subject is
 // erased, nothing else is, and the erasure hook ran at most once more per request that was
-// in flight at a kill.
+// in flight at a kill (one batch of them: the batch commits in one transaction).
 func TestBulkErasureSurvivesKill9(t *testing.T) {
 	// Requests survive a crash and complete; the stores end up erased.
 	rdAddr := os.Getenv("PRIVGUARD_TEST_REDIS_ADDR")
@@ -170,8 +175,13 @@ func TestBulkErasureSurvivesKill9(t *testing.T) {
 	if len(hooks) != crashSubjects {
 		t.Errorf("the erasure hook ran for %d subjects; want %d", len(hooks), crashSubjects)
 	}
-	if extra := len(lines) - crashSubjects; extra > kills*dsar.DefaultWorkers {
-		t.Errorf("the hook ran %d extra times over %d kills; at most %d requests are in flight per kill", extra, kills, dsar.DefaultWorkers)
+	if extra := len(lines) - crashSubjects; extra > kills*crashBatch {
+		t.Errorf("the hook ran %d extra times over %d kills; at most %d requests are in flight per kill", extra, kills, crashBatch)
+	}
+	for s, n := range hooks {
+		if n > kills+1 {
+			t.Errorf("the hook ran %d times for %s over %d kills", n, s, kills)
+		}
 	}
 	t.Logf("%d kills; hook re-runs after a kill: %d", kills, len(lines)-crashSubjects)
 }
