@@ -137,7 +137,9 @@ func (f *fixture) config(signer auditpack.Signer) auditpack.Config {
 			return heads, nil
 		},
 		Sections: []auditpack.Section{
-			auditpack.RecordSection{Build: func() (*ropa.Record, error) { return ropa.Build(f.cfg, ropa.Options{Now: func() time.Time { return to }}) }},
+			auditpack.RecordSection{Build: func() (*ropa.Record, error) {
+				return ropa.Build(f.cfg, ropa.Options{Now: func() time.Time { return to }})
+			}},
 			auditpack.RequestsSection{List: func(context.Context) ([]dsar.Request, error) {
 				return append([]dsar.Request(nil), f.requests...), nil
 			}},
@@ -290,9 +292,13 @@ func TestVerifyFindsTampering(t *testing.T) {
 		wantMember   string
 	}{
 		{name: "a register changed", member: "requests.csv", wantMember: "requests.csv",
-			edit: func(n string, b []byte) (string, []byte, bool) { return n, bytes.Replace(b, []byte("\nr1,"), []byte("\nr9,"), 1), true }},
+			edit: func(n string, b []byte) (string, []byte, bool) {
+				return n, bytes.Replace(b, []byte("\nr1,"), []byte("\nr9,"), 1), true
+			}},
 		{name: "a row removed from the trail", member: "trail.csv", wantMember: "trail.csv",
-			edit: func(n string, b []byte) (string, []byte, bool) { return n, b[:bytes.LastIndexByte(b[:len(b)-1], '\n')+1], true }},
+			edit: func(n string, b []byte) (string, []byte, bool) {
+				return n, b[:bytes.LastIndexByte(b[:len(b)-1], '\n')+1], true
+			}},
 		{name: "a member removed", member: "disclosures.csv", wantMember: "disclosures.csv",
 			edit: func(n string, b []byte) (string, []byte, bool) { return n, b, false }},
 		{name: "a member added", extra: "notes.txt", wantMember: "notes.txt"},

@@ -17,7 +17,7 @@ var Languages = []string{"zh", "en"}
 var reportTemplate string
 
 var report = template.Must(template.New("report").Funcs(template.FuncMap{
-	"pct": func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) + " %" },
+	"pct":   func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) + " %" },
 	"meter": func(ratio float64) string { return strconv.FormatFloat(300*min(max(ratio, 0), 1), 'f', 1, 64) },
 	"sortedKeys": func(m map[string]int) []string {
 		return slices.Sorted(maps.Keys(m))

@@ -36,9 +36,9 @@ type RecordFigures struct {
 
 // RequestFigures are the request register's: every request received in the period.
 type RequestFigures struct {
-	Total    int                                        `json:"total"`
+	Total    int                                     `json:"total"`
 	ByRegime map[privguard.Regime]dsar.RegisterStats `json:"by_regime"`
-	ByType   map[dsar.Type]int                          `json:"by_type"`
+	ByType   map[dsar.Type]int                       `json:"by_type"`
 	// Weeks are the period's weeks (Monday to Sunday, UTC), each with the requests received
 	// and those closed in it.
 	Weeks []Week `json:"weeks"`
