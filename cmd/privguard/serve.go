@@ -346,7 +346,8 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Disclosures: gate, Regime: privguard.Regime(cfg.Regime), Trail: adminTrail,
 		// The record of processing of the configuration this server enforces (GET /v1/ropa).
 		RecordOfProcessing: func() (*ropa.Record, error) { return ropa.Build(cfg, ropa.Options{}) },
-		Assessments:        assessments})
+		Assessments:        assessments,
+		AuditPack:          auditPacker(cfg, be, ledger, requests, gate, assessments)})
 	if err != nil {
 		return err
 	}

@@ -76,6 +76,9 @@ type Config struct {
 	// Assessments serves GET /v1/assessments (the register of impact assessments); nil
 	// leaves it out.
 	Assessments AssessmentRegister
+	// AuditPack serves GET /v1/audit/pack (the signed audit pack of a period); nil leaves it
+	// out.
+	AuditPack AuditPacker
 }
 
 // Server is the admin HTTP API.
@@ -107,6 +110,7 @@ type Server struct {
 	callbacks   *callbackBudget
 	ropa        func() (*ropa.Record, error)
 	assessments AssessmentRegister
+	auditPack   AuditPacker
 }
 
 // New returns the API server.
@@ -143,7 +147,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{ledger: cfg.Ledger, vault: cfg.Vault, requests: cfg.Requests, idTokens: cfg.IdentityTokens, notifier: cfg.Notifier, disclosures: cfg.Disclosures, regime: cfg.Regime, trail: cfg.Trail,
 		tokens: cfg.Tokens, tokenHint: cfg.TokenHint, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks, replica: cfg.Replica, authz: cfg.Authorizer,
 		codes: newCodeLimiter(cfg.CodesPerSubject, CodeSubjectWindow), now: cfg.Now,
-		maxCallback: cfg.MaxCallbackBody, callbacks: &callbackBudget{max: cfg.CallbackBudget}, ropa: cfg.RecordOfProcessing,
+		maxCallback: cfg.MaxCallbackBody, callbacks: &callbackBudget{max: cfg.CallbackBudget}, ropa: cfg.RecordOfProcessing, auditPack: cfg.AuditPack,
 		assessments: cfg.Assessments}
 	s.routes()
 	if cfg.Metrics != nil {
@@ -214,6 +218,9 @@ func (s *Server) routes() {
 	}
 	if s.assessments != nil {
 		authed("GET /v1/assessments", s.getAssessments)
+	}
+	if s.auditPack != nil {
+		authed("GET /v1/audit/pack", s.getAuditPack)
 	}
 	authed("GET /healthz", s.healthz)
 	authed("GET /readyz", s.readyz)

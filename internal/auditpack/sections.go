@@ -157,7 +157,9 @@ func (s DisclosuresSection) Write(ctx context.Context, p *Pack) error {
 	p.Summary.Disclosures = fig
 	accounts := []disclosure.Accounting{}
 	for _, regime := range s.Regimes {
-		for y := disclosure.Year(p.Period.From); y <= disclosure.Year(p.Period.To.Add(-time.Nanosecond)); y++ {
+		// The calendar years the period's dates touch; each year's register counts that year
+		// in China Standard Time.
+		for y := p.Period.From.Year(); y <= p.Period.To.Add(-time.Nanosecond).Year(); y++ {
 			a, err := s.Accounting(ctx, regime, y)
 			if err != nil {
 				return err
