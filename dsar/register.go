@@ -148,6 +148,11 @@ func second(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
 // GDPR Art. 5(2)): one line per request in the order given, the fields of [RegisterEntry]
 // (no subject ids). Cells that a spreadsheet would run as a formula are defused.
 func WriteRegisterCSV(w io.Writer, requests []Request, now time.Time) error {
+	return WriteRegisterEntriesCSV(w, RegisterEntries(requests, now))
+}
+
+// WriteRegisterEntriesCSV writes entries as [WriteRegisterCSV] does.
+func WriteRegisterEntriesCSV(w io.Writer, entries []RegisterEntry) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(RegisterColumns); err != nil {
 		return err
@@ -158,7 +163,7 @@ func WriteRegisterCSV(w io.Writer, requests []Request, now time.Time) error {
 		}
 		return t.UTC().Format(time.RFC3339)
 	}
-	for _, x := range RegisterEntries(requests, now) {
+	for _, x := range entries {
 		months, onTime := "", ""
 		if x.ExtendedMonths != 0 {
 			months = strconv.Itoa(x.ExtendedMonths)

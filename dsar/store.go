@@ -125,6 +125,18 @@ func (e *Engine) wrote(r *Request, err error) error {
 	return nil
 }
 
+// Each calls fn with every stored request, in the store's order, one at a time (a register
+// of many requests need not hold them all), until fn returns an error, which Each returns.
+func (e *Engine) Each(ctx context.Context, fn func(Request) error) error {
+	return e.cfg.Store.EachRequest(ctx, func(b []byte) error {
+		var r Request
+		if err := json.Unmarshal(b, &r); err != nil {
+			return err
+		}
+		return fn(r)
+	})
+}
+
 // List returns every stored request, oldest first.
 func (e *Engine) List(ctx context.Context) ([]Request, error) {
 	var out []Request

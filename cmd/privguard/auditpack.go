@@ -47,7 +47,7 @@ func auditPacker(cfg *config.File, be *backend, ledger *consent.Ledger, requests
 				auditpack.RecordSection{Build: func() (*ropa.Record, error) {
 					return ropa.Build(cfg, ropa.Options{Now: func() time.Time { return period.To }})
 				}},
-				auditpack.RequestsSection{List: requests.List},
+				auditpack.RequestsSection{Each: requests.Each},
 				auditpack.DisclosuresSection{Store: be.Journal, Accounting: gate.Accounting, Regimes: regimes},
 				auditpack.AssessmentsSection{Register: assessments.Register},
 				auditpack.TrailSection{Store: be.Journal},

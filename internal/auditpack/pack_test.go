@@ -140,8 +140,13 @@ func (f *fixture) config(signer auditpack.Signer) auditpack.Config {
 			auditpack.RecordSection{Build: func() (*ropa.Record, error) {
 				return ropa.Build(f.cfg, ropa.Options{Now: func() time.Time { return to }})
 			}},
-			auditpack.RequestsSection{List: func(context.Context) ([]dsar.Request, error) {
-				return append([]dsar.Request(nil), f.requests...), nil
+			auditpack.RequestsSection{Each: func(_ context.Context, fn func(dsar.Request) error) error {
+				for _, r := range f.requests {
+					if err := fn(r); err != nil {
+						return err
+					}
+				}
+				return nil
 			}},
 			auditpack.DisclosuresSection{Store: f.store, Accounting: f.gate.Accounting, Regimes: []privguard.Regime{privguard.RegimePIPL}},
 			auditpack.AssessmentsSection{Register: f.pia.Register},

@@ -52,31 +52,37 @@ func (s RecordSection) Write(_ context.Context, p *Pack) error {
 }
 
 // RequestsSection writes the register of the requests received in the period
-// (requests.csv, DSR-16) and their timeliness per regime and per week.
+// (requests.csv, DSR-16) and their timeliness per regime and per week. It reads the
+// requests one at a time and keeps only their register entries.
 type RequestsSection struct {
-	List func(ctx context.Context) ([]dsar.Request, error)
+	Each func(ctx context.Context, fn func(dsar.Request) error) error
 }
 
 func (RequestsSection) Name() string { return "requests" }
 
 func (s RequestsSection) Write(ctx context.Context, p *Pack) error {
-	all, err := s.List(ctx)
-	if err != nil {
+	var in []dsar.RegisterEntry
+	one := make([]dsar.Request, 1)
+	if err := s.Each(ctx, func(r dsar.Request) error {
+		if r.ReceivedAt.Before(p.Period.From) || !r.ReceivedAt.Before(p.Period.To) {
+			return nil
+		}
+		one[0] = r
+		in = append(in, dsar.RegisterEntries(one, p.AsOf)...)
+		return nil
+	}); err != nil {
 		return err
 	}
-	in := slices.DeleteFunc(all, func(r dsar.Request) bool {
-		return r.ReceivedAt.Before(p.Period.From) || !r.ReceivedAt.Before(p.Period.To)
-	})
-	slices.SortStableFunc(in, func(a, b dsar.Request) int {
+	slices.SortStableFunc(in, func(a, b dsar.RegisterEntry) int {
 		if c := a.ReceivedAt.Compare(b.ReceivedAt); c != 0 {
 			return c
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
-	if err := p.Member("requests.csv", func(w io.Writer) error { return dsar.WriteRegisterCSV(w, in, p.AsOf) }); err != nil {
+	if err := p.Member("requests.csv", func(w io.Writer) error { return dsar.WriteRegisterEntriesCSV(w, in) }); err != nil {
 		return err
 	}
-	p.Summary.Requests = requestFigures(p.Period, dsar.RegisterEntries(in, p.AsOf))
+	p.Summary.Requests = requestFigures(p.Period, in)
 	return nil
 }
 
