@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"io"
 	"slices"
@@ -168,8 +169,9 @@ func (c *counter) out() map[string]int64 {
 
 // Count counts the lines of the log at path that f selects, reading it once in constant
 // memory (beside the distinct values, at most maxKeys per dimension; zero means
-// DefaultMaxKeys), checking the chain as it reads: a *BreakError if it breaks.
-func Count(path string, f Filter, maxKeys int) (*Stats, error) {
+// DefaultMaxKeys), checking the chain as it reads: a *BreakError if it breaks, ctx's
+// error if it ends first.
+func Count(ctx context.Context, path string, f Filter, maxKeys int) (*Stats, error) {
 	if maxKeys <= 0 {
 		maxKeys = DefaultMaxKeys
 	}
@@ -181,6 +183,9 @@ func Count(path string, f Filter, maxKeys int) (*Stats, error) {
 	decision, purpose, reason, route, day := &cs[0], &cs[1], &cs[2], &cs[3], &cs[4]
 	err := Walk(path, func(l *Line) error {
 		st.Scanned++
+		if st.Scanned%65536 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
 		v := l.Value
 		if !f.Match(v) {
 			return nil

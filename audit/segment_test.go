@@ -272,7 +272,7 @@ func TestQueryAndCountSelectTheGeneratedLines(t *testing.T) {
 		want["reason "+string(d.Reasons[0])]++
 		want["day "+start.Add(time.Duration(i)*time.Minute).Format(time.DateOnly)]++
 	}
-	st, err := audit.Count(path, audit.Filter{}, 0)
+	st, err := audit.Count(context.Background(), path, audit.Filter{}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +330,7 @@ func TestQueryAndCountSelectTheGeneratedLines(t *testing.T) {
 			if strings.Join(got, ",") != strings.Join(want, ",") {
 				t.Errorf("Query(%+v) = %d lines %v; want %d lines %v", tc.f, len(got), got, len(want), want)
 			}
-			st, err := audit.Count(path, tc.f, 0)
+			st, err := audit.Count(context.Background(), path, tc.f, 0)
 			if err != nil || st.Lines != int64(len(want)) {
 				t.Errorf("Count(%+v) = %d lines, %v; want %d", tc.f, st.Lines, err, len(want))
 			}
@@ -341,7 +341,7 @@ func TestQueryAndCountSelectTheGeneratedLines(t *testing.T) {
 func TestCountBoundsDistinctValues(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "decisions.log")
 	writeEvents(t, path, &journaltest.Mem{}, &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}, 0, 0, 30)
-	st, err := audit.Count(path, audit.Filter{}, 2)
+	st, err := audit.Count(context.Background(), path, audit.Filter{}, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

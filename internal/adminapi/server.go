@@ -76,6 +76,9 @@ type Config struct {
 	// Assessments serves GET /v1/assessments (the register of impact assessments); nil
 	// leaves it out.
 	Assessments AssessmentRegister
+	// DecisionLog, if set, is the decision log's active file (<data>/decisions.log): GET
+	// /v1/decisions/stats counts it and its segments.
+	DecisionLog string
 }
 
 // Server is the admin HTTP API.
@@ -107,6 +110,9 @@ type Server struct {
 	callbacks   *callbackBudget
 	ropa        func() (*ropa.Record, error)
 	assessments AssessmentRegister
+	// decisionLog is counted one scan at a time (decisionScan holds the turn).
+	decisionLog  string
+	decisionScan chan struct{}
 }
 
 // New returns the API server.
@@ -144,7 +150,7 @@ func New(cfg Config) (*Server, error) {
 		tokens: cfg.Tokens, tokenHint: cfg.TokenHint, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks, replica: cfg.Replica, authz: cfg.Authorizer,
 		codes: newCodeLimiter(cfg.CodesPerSubject, CodeSubjectWindow), now: cfg.Now,
 		maxCallback: cfg.MaxCallbackBody, callbacks: &callbackBudget{max: cfg.CallbackBudget}, ropa: cfg.RecordOfProcessing,
-		assessments: cfg.Assessments}
+		assessments: cfg.Assessments, decisionLog: cfg.DecisionLog, decisionScan: make(chan struct{}, 1)}
 	s.routes()
 	if cfg.Metrics != nil {
 		s.mux.Handle("GET /metrics", s.logRequests("GET /metrics", s.authenticate("GET /metrics", s.authorize("GET /metrics", cfg.Metrics))))
@@ -215,6 +221,9 @@ func (s *Server) routes() {
 	if s.assessments != nil {
 		authed("GET /v1/assessments", s.getAssessments)
 	}
+	if s.decisionLog != "" {
+		authed("GET /v1/decisions/stats", s.getDecisionStats)
+	}
 	authed("GET /healthz", s.healthz)
 	authed("GET /readyz", s.readyz)
 	// Public: the key receipts are signed with exists to be published.
@@ -243,6 +252,9 @@ func (s *Server) routes() {
 	}
 	if s.assessments != nil {
 		paths = append(paths, "/v1/assessments")
+	}
+	if s.decisionLog != "" {
+		paths = append(paths, "/v1/decisions/stats")
 	}
 	for _, path := range paths {
 		s.mux.Handle(path, s.logRequests(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
