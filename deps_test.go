@@ -49,6 +49,7 @@ var heavy = map[string][]string{
 	"github.com/go-sql-driver/mysql":      {"connector/mysql"},
 	"github.com/redis/go-redis":           {"connector/redis", "redislimit"},
 	"github.com/casbin/casbin":            {"internal/authz"},
+	"github.com/valyala/fastjson":         {"audit"}, // reads the decision log back
 	"github.com/prometheus/client_golang": nil,
 }
 

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bufio"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/journal"
 	"github.com/privguard/privguard/middleware"
 )
 
@@ -58,6 +60,17 @@ type Config struct {
 	// Replica names the process in every line (several replicas' logs are collected
 	// together). Empty: not written.
 	Replica string
+	// Checkpoints, if set, is the store the checkpoint log (CheckpointLog) is kept in:
+	// the active file is closed into a numbered segment when it reaches MaxSize, each
+	// closed segment is recorded there, and segments older than Retention are deleted.
+	// If nil, the log is one file that grows.
+	Checkpoints journal.Store
+	// MaxSize is the active file's size at which it is closed into a segment; zero means
+	// DefaultMaxSize.
+	MaxSize int64
+	// Retention is how long closed segments are kept, counted from their last line; zero
+	// means they are kept. Below MinRetention, Open refuses it (AUD-03).
+	Retention time.Duration
 }
 
 // Log is an open decision log.
@@ -73,6 +86,7 @@ type Log struct {
 	once    sync.Once
 	f       *os.File
 	macs    sync.Pool // of *pseudonymiser
+	seg     segmenter
 }
 
 // item is what waits for the writer: one event, or a batch's (expanded into an event per
@@ -104,7 +118,21 @@ func Open(cfg Config) (*Log, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	prev, err := lastHash(cfg.Path)
+	if cfg.MaxSize == 0 {
+		cfg.MaxSize = DefaultMaxSize
+	}
+	if cfg.Retention != 0 && cfg.Retention < MinRetention {
+		return nil, fmt.Errorf("audit: a retention of %v is under the floor of %v (operation logs are kept at least six months: CSL Art. 21(3))", cfg.Retention, MinRetention)
+	}
+	seg := segmenter{path: cfg.Path, maxSize: cfg.MaxSize, retention: cfg.Retention, replica: cfg.Replica, store: cfg.Checkpoints, now: cfg.Now}
+	if cfg.Checkpoints != nil {
+		j, err := journal.Open(cfg.Checkpoints, CheckpointLog, cfg.Now)
+		if err != nil {
+			return nil, err
+		}
+		seg.cps = j
+	}
+	prev, err := seg.open(context.Background())
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +140,7 @@ func Open(cfg Config) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	l := &Log{replica: cfg.Replica, key: cfg.Key, now: cfg.Now, log: cfg.Logger, events: make(chan item, cfg.Buffer), done: make(chan struct{}), f: f}
+	l := &Log{replica: cfg.Replica, key: cfg.Key, now: cfg.Now, log: cfg.Logger, events: make(chan item, cfg.Buffer), done: make(chan struct{}), f: f, seg: seg}
 	l.macs.New = func() any { return &pseudonymiser{mac: hmac.New(sha256.New, l.key)} }
 	go l.run(prev)
 	return l, nil
@@ -186,6 +214,9 @@ func (l *Log) Written() uint64 { return l.written.Load() }
 func (l *Log) Close() error {
 	l.once.Do(func() { close(l.events) })
 	<-l.done
+	if l.f == nil {
+		return errors.New("audit: the active file could not be reopened after a rotation")
+	}
 	if err := l.f.Sync(); err != nil {
 		l.f.Close()
 		return fmt.Errorf("audit: sync: %w", err)
@@ -195,17 +226,38 @@ func (l *Log) Close() error {
 
 func (l *Log) run(prev string) {
 	defer close(l.done)
+	ctx := context.Background()
 	w := bufio.NewWriterSize(l.f, 64<<10)
 	var line []byte // reused
 	write := func(e *Event) {
 		e.Prev, e.Replica = prev, l.replica
 		line = e.appendJSON(line[:0])
+		if l.seg.full(len(line)) {
+			l.rotate(ctx, w)
+		}
 		sum := sha256.Sum256(line)
-		prev = hex.EncodeToString(sum[:])
+		hash := hex.EncodeToString(sum[:])
+		l.seg.wrote(line, e.Time, prev, hash)
+		prev = hash
 		w.Write(append(line, '\n'))
 		l.written.Add(1)
 	}
-	for it := range l.events {
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	for {
+		var it item
+		var ok bool
+		select {
+		case it, ok = <-l.events:
+		case <-tick.C:
+			if err := l.seg.expire(ctx); err != nil {
+				l.log.Error("audit: retention", "err", err)
+			}
+			continue
+		}
+		if !ok {
+			break
+		}
 		if it.batch == nil {
 			it.e.Subject = l.Pseudonym(it.subject)
 			write(&it.e)
@@ -230,30 +282,28 @@ func (l *Log) run(prev string) {
 	}
 }
 
-// lastHash returns the hash of the last line of the log at path ("" if it is new or empty).
-func lastHash(path string) (string, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return "", nil
+// rotate closes the active file into a segment and continues on a new one (w is reset to
+// it). A failure is logged; lines go on to whichever file is open.
+func (l *Log) rotate(ctx context.Context, w *bufio.Writer) {
+	if err := w.Flush(); err != nil {
+		l.log.Error("audit: write", "err", err)
 	}
+	f, err := l.seg.rotate(ctx, l.f)
 	if err != nil {
-		return "", fmt.Errorf("audit: %w", err)
+		l.log.Error("audit: rotate", "err", err)
 	}
-	defer f.Close()
-	var last []byte
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	for sc.Scan() {
-		last = append(last[:0], sc.Bytes()...)
+	if f == nil {
+		if f, err = os.OpenFile(l.seg.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err != nil {
+			l.log.Error("audit: reopen after rotation", "err", err)
+			f = nil
+		}
 	}
-	if err := sc.Err(); err != nil {
-		return "", fmt.Errorf("audit: read %s: %w", path, err)
+	l.f = f
+	if f != nil {
+		w.Reset(f)
+	} else {
+		w.Reset(io.Discard)
 	}
-	if len(last) == 0 {
-		return "", nil
-	}
-	sum := sha256.Sum256(last)
-	return hex.EncodeToString(sum[:]), nil
 }
 
 // Verify checks the chain of the log read from r and returns the number of lines, or the
@@ -274,4 +324,12 @@ func Verify(r io.Reader) (lines int, bad int, err error) {
 		prev = hex.EncodeToString(sum[:])
 	}
 	return lines, 0, sc.Err()
+}
+
+// Pseudonym returns the keyed hash a subject is logged under with key, as [Log.Pseudonym]
+// does: a DPO's tool finds a subject's decisions with it, without the log naming anyone.
+func Pseudonym(key []byte, s privguard.SubjectID) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(s))
+	return "hs_" + hex.EncodeToString(m.Sum(nil)[:16])
 }

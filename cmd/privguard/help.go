@@ -43,6 +43,12 @@ journal even after the file drops or changes them. serve records them at every s
 with the record of processing, the request register and its timeliness, the disclosure
 and cross-border registers, the impact assessments, the admin trail and its key events,
 the heads of every chain, and a report in Chinese and English; verified offline.`, true
+	case "decisions":
+		return `The decision log (<data>/decisions.log and its closed segments decisions-NNNNNN.log):
+verify its hash chain across segments against the checkpoints in the store, select
+decisions, count them. One JSON line per decision, the subject as a keyed pseudonym.
+query and stats read the files only and run while serve writes them; verify and
+--subject read the store too (stop serve first on the embedded store, or use a copy).`, true
 	case "dsar":
 		return `Data-subject requests through a running 'privguard serve' (its admin API). Every
 subcommand takes --admin URL (default http://127.0.0.1:8081) and the admin token from
@@ -303,6 +309,39 @@ start; prints what it recorded. Needs the data file to itself (stop serve), or
 store.postgres.`,
 			example: `privguard pia record --config privguard.yaml`,
 			flags:   func(fs *flag.FlagSet) { newPIAFlags(fs, "record") }},
+		{name: "decisions verify", summary: "check the decision log's chain across its segments and their checkpoints",
+			usage: "decisions verify [--config FILE] [--data DIR] [--replica NAME]",
+			about: `Checks every line of the decision log links to the one before it, across the closed
+segments and the active file, and every segment against the checkpoint serve recorded
+in the store when it closed it (its lines, its first and last hashes): a removed,
+truncated or altered segment, or a line removed or altered in one, is found even when
+the chain on disk was re-linked around it; segments retention deleted are recorded as
+such. Prints the lines and segments verified and the head hash; on a break, names the
+segment and line and exits 1. Exits 2 on errors. Needs the store: the data file,
+opened read-only (stop serve first, or run this against a copy), or store.postgres
+(with --replica naming whose log it is).`,
+			example: `privguard decisions verify --data privguard-data`,
+			flags:   func(fs *flag.FlagSet) { newDecisionFlags(fs, "verify") }},
+		{name: "decisions query", summary: "print the decisions a filter selects, as logged (NDJSON) or as CSV",
+			usage: "decisions query [--data DIR] [--from TIME] [--to TIME] [--purpose P] [--reason R] [--route R] [--decision allow|deny] [--subject ID] [--format ndjson|csv]",
+			about: `Prints the decisions the filters select, in order: the lines as logged (NDJSON) or CSV
+(UTF-8 with a byte order mark, cells that a spreadsheet would run as formulas defused).
+Filters combine; --subject turns the id into the pseudonym the log uses, with the key
+kept in the store, and never prints it. The chain is checked as the log is read: a
+break stops the output there and exits 1. A bad filter exits 2.`,
+			example: `privguard decisions query --data privguard-data --decision deny --from 2026-03-01 --to 2026-04-01
+privguard decisions query --data privguard-data --purpose marketing --format csv > marketing.csv`,
+			flags: func(fs *flag.FlagSet) { newDecisionFlags(fs, "query") }},
+		{name: "decisions stats", summary: "count decisions by decision, purpose, reason, route and day",
+			usage: "decisions stats [--data DIR] [filters as query] [--format table|json]",
+			about: `Counts the decisions the filters select by decision (allow, deny), purpose, reason code,
+route and day (UTC), reading the log once in constant memory (at most 10,000 distinct
+values per dimension; the rest count as "(other)"). The chain is checked as the log is
+read: a break exits 1. GET /v1/decisions/stats answers the same through a running serve
+(roles auditor and dpo).`,
+			example: `privguard decisions stats --data privguard-data
+privguard decisions stats --data privguard-data --from 2026-03-01 --format json`,
+			flags: func(fs *flag.FlagSet) { newDecisionFlags(fs, "stats") }},
 		{name: "version", summary: "print the version",
 			usage: "version",
 			about: `Prints the version: the one set at build time (-ldflags "-X main.version=v1.2.3"), else

@@ -17,6 +17,7 @@ import (
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/boltstore"
+	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/internal/config"
 	"github.com/privguard/privguard/journal"
 	"github.com/privguard/privguard/pgstore"
@@ -217,22 +218,29 @@ func piaCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // openJournal opens the store cfg names for the journal: the PostgreSQL store, read while
 // its replicas run, or the data file, read-only for readOnly (serve holds it otherwise).
 func openJournal(ctx context.Context, cfg *config.File, cmd string, readOnly bool) (journal.Store, func(), error) {
+	j, _, closeStore, err := openStores(ctx, cfg, cmd, readOnly)
+	return j, closeStore, err
+}
+
+// openStores is openJournal with the consent store beside the journal (its secrets: the
+// decision log's subject key).
+func openStores(ctx context.Context, cfg *config.File, cmd string, readOnly bool) (journal.Store, consent.Store, func(), error) {
 	if pg := cfg.Store.Postgres; pg != nil {
 		dsn, err := postgresDSN(pg)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		db, err := pgstore.Open(ctx, dsn, pgstore.Options{Schema: pg.Schema})
 		if err != nil {
-			return nil, nil, fmt.Errorf("store.postgres: %w", err)
+			return nil, nil, nil, fmt.Errorf("store.postgres: %w", err)
 		}
-		return db.Journal(), func() { db.Close() }, nil
+		return db.Journal(), db.Consent(), func() { db.Close() }, nil
 	}
 	db, err := openDataFile(cfg.Data, cmd, readOnly, boltstore.Options{ReadOnly: readOnly, LockTimeout: 5 * time.Second})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return db.Journal(), func() { db.Close() }, nil
+	return db.Journal(), db.Consent(), func() { db.Close() }, nil
 }
 
 // writeRegisterTable writes the register for a terminal.

@@ -21,7 +21,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch group := args[0]; group {
 	case "serve":
 		return serve(ctx, args[1:], getenv, stdout, stderr)
-	case "consent", "policy", "keys", "dsar", "pia", "audit":
+	case "consent", "policy", "keys", "dsar", "pia", "audit", "decisions":
 		if len(args) < 2 {
 			writeGroup(stderr, group)
 			return 2
@@ -50,6 +50,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return piaCmd(ctx, args[1:], stdout, stderr)
 		case "audit":
 			return auditCmd(ctx, args[1:], getenv, stdout, stderr)
+		case "decisions":
+			return decisionsCmd(ctx, args[1:], stdout, stderr)
 		default:
 			return dsarCmd(ctx, args[1:], getenv, stdout, stderr)
 		}

@@ -255,7 +255,8 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		if err != nil {
 			return fmt.Errorf("decision log key: %w", err)
 		}
-		decisions, err := audit.Open(audit.Config{Path: filepath.Join(cfg.Data, decisionLogFile), Key: key, Logger: log, Replica: cfg.Replica})
+		decisions, err := audit.Open(audit.Config{Path: filepath.Join(cfg.Data, decisionLogFile), Key: key, Logger: log, Replica: cfg.Replica,
+			Checkpoints: be.Journal, MaxSize: cfg.DecisionLog.Size(), Retention: cfg.DecisionLog.Keep()})
 		if err != nil {
 			return err
 		}
@@ -342,7 +343,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	if len(cfg.Admin.Tokens) > 0 {
 		tokenHint = "only the tokens admin.tokens lists are accepted (not one serve generated in " + filepath.Join(cfg.Data, adminTokenFile) + ")"
 	}
-	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Authorizer: authorizer, TokenHint: tokenHint, Vault: vlt, Requests: requests, IdentityTokens: idTokens, Notifier: notifier, Tokens: tokens, Logger: log, Checks: checks, Replica: cfg.Replica,
+	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Authorizer: authorizer, TokenHint: tokenHint, Vault: vlt, Requests: requests, IdentityTokens: idTokens, Notifier: notifier, Tokens: tokens, Logger: log, Checks: checks, Replica: cfg.Replica, DecisionLog: filepath.Join(cfg.Data, decisionLogFile),
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Disclosures: gate, Regime: privguard.Regime(cfg.Regime), Trail: adminTrail,
 		// The record of processing of the configuration this server enforces (GET /v1/ropa).
 		RecordOfProcessing: func() (*ropa.Record, error) { return ropa.Build(cfg, ropa.Options{}) },

@@ -42,17 +42,26 @@ func queryTime(q url.Values, name string) (time.Time, error) {
 	if v == "" {
 		return time.Time{}, nil
 	}
-	if len(v) <= 64 {
-		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-			return t, nil
-		}
-		if t, err := time.Parse(time.DateOnly, v); err == nil {
-			return t, nil
-		}
+	if t, ok := ParseTime(v); ok {
+		return t, nil
 	}
 	p := privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", name+": want an RFC 3339 time or a date such as 2026-03-01")
 	p.Field = name
 	return time.Time{}, p
+}
+
+// ParseTime parses a period's bound as the routes and the commands take it: RFC 3339, or
+// a date (midnight UTC); at most 64 bytes.
+func ParseTime(v string) (time.Time, bool) {
+	if len(v) <= 64 {
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			return t, true
+		}
+		if t, err := time.Parse(time.DateOnly, v); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // registerQuery is what every register route takes beside its own filters: a period

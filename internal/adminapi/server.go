@@ -79,6 +79,9 @@ type Config struct {
 	// AuditPack serves GET /v1/audit/pack (the signed audit pack of a period); nil leaves it
 	// out.
 	AuditPack AuditPacker
+	// DecisionLog, if set, is the decision log's active file (<data>/decisions.log): GET
+	// /v1/decisions/stats counts it and its segments.
+	DecisionLog string
 }
 
 // Server is the admin HTTP API.
@@ -111,6 +114,9 @@ type Server struct {
 	ropa        func() (*ropa.Record, error)
 	assessments AssessmentRegister
 	auditPack   AuditPacker
+	// decisionLog is counted one scan at a time (decisionScan holds the turn).
+	decisionLog  string
+	decisionScan chan struct{}
 }
 
 // New returns the API server.
@@ -148,7 +154,7 @@ func New(cfg Config) (*Server, error) {
 		tokens: cfg.Tokens, tokenHint: cfg.TokenHint, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks, replica: cfg.Replica, authz: cfg.Authorizer,
 		codes: newCodeLimiter(cfg.CodesPerSubject, CodeSubjectWindow), now: cfg.Now,
 		maxCallback: cfg.MaxCallbackBody, callbacks: &callbackBudget{max: cfg.CallbackBudget}, ropa: cfg.RecordOfProcessing, auditPack: cfg.AuditPack,
-		assessments: cfg.Assessments}
+		assessments: cfg.Assessments, decisionLog: cfg.DecisionLog, decisionScan: make(chan struct{}, 1)}
 	s.routes()
 	if cfg.Metrics != nil {
 		s.mux.Handle("GET /metrics", s.logRequests("GET /metrics", s.authenticate("GET /metrics", s.authorize("GET /metrics", cfg.Metrics))))
@@ -222,6 +228,9 @@ func (s *Server) routes() {
 	if s.auditPack != nil {
 		authed("GET /v1/audit/pack", s.getAuditPack)
 	}
+	if s.decisionLog != "" {
+		authed("GET /v1/decisions/stats", s.getDecisionStats)
+	}
 	authed("GET /healthz", s.healthz)
 	authed("GET /readyz", s.readyz)
 	// Public: the key receipts are signed with exists to be published.
@@ -250,6 +259,9 @@ func (s *Server) routes() {
 	}
 	if s.assessments != nil {
 		paths = append(paths, "/v1/assessments")
+	}
+	if s.decisionLog != "" {
+		paths = append(paths, "/v1/decisions/stats")
 	}
 	for _, path := range paths {
 		s.mux.Handle(path, s.logRequests(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

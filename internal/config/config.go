@@ -91,6 +91,8 @@ type File struct {
 	// Assessments are the impact assessments (PIA/DPIA) in force: processing that needs one
 	// is denied without a current one covering it.
 	Assessments []Assessment `yaml:"assessments" validate:"dive"`
+	// DecisionLog sets the decision log's segment size and retention (decisionlog.go).
+	DecisionLog DecisionLog `yaml:"decision_log"`
 }
 
 // StoreConfig selects the store. Without postgres, the embedded bbolt file in data.
@@ -386,6 +388,8 @@ func Parse(b []byte) (*File, error) {
 		d, err := time.ParseDuration(fl.Field().String())
 		return err == nil && d > 0
 	})
+	// A Duration is checked as the time.Duration it holds (min=4416h).
+	v.RegisterCustomTypeFunc(func(v reflect.Value) any { return v.Interface().(Duration).Duration }, Duration{})
 	v.RegisterTagNameFunc(func(fld reflect.StructField) string {
 		name, _, _ := strings.Cut(fld.Tag.Get("yaml"), ",")
 		return name

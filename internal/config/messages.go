@@ -35,7 +35,7 @@ func message(fe validator.FieldError) string {
 			return fmt.Sprintf("%s: %q is not allowed; %s", ns, v, say)
 		}
 	}
-	return ns + ": " + say + assessmentHint(ns, fe.Tag())
+	return ns + ": " + say + assessmentHint(ns, fe.Tag()) + decisionLogHint(ns, fe.Tag())
 }
 
 // keyNames maps the Go field names in a rule's param to the file's keys (Listen -> listen).

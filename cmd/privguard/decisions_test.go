@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/audit"
+	"github.com/privguard/privguard/boltstore"
+)
+
+// decisionData makes a data directory as serve leaves it: the data file with the decision
+// log's key and checkpoints, and a log of n decisions cut into segments, one a minute from
+// 2026-03-01T00:00Z: purpose sms when i is even, profiling when odd; deny
+// (consent.missing) when i%3 == 0; subject canary-qzxw-(i%10).
+func decisionData(t *testing.T, n int) string {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := boltstore.Open(filepath.Join(dir, dataFile), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := db.Consent().Secret(context.Background(), "audit.subject-hmac", func() ([]byte, error) { return bytes.Repeat([]byte{7}, 32), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	l, err := audit.Open(audit.Config{Path: filepath.Join(dir, decisionLogFile), Key: key, Checkpoints: db.Journal(), MaxSize: 4000,
+		Now: func() time.Time { return now }, Buffer: n + 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		in := privguard.Input{Subject: privguard.SubjectID(fmt.Sprintf("canary-qzxw-%d", i%10)), Purpose: "marketing.communications.sms", Regime: privguard.RegimePIPL}
+		if i%2 == 1 {
+			in.Purpose = "marketing.profiling"
+		}
+		d := privguard.Decision{ID: fmt.Sprintf("d-%d", i), Effect: privguard.Allow, Reasons: []privguard.Reason{"allow"}}
+		if i%3 == 0 {
+			d.Effect, d.Reasons = privguard.Deny, []privguard.Reason{"consent.missing"}
+		}
+		l.Record("GET /profiles/{id}", &in, &d)
+		now = now.Add(time.Minute)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func runDecisions(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), append([]string{"decisions"}, args...), os.Getenv, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestDecisionsCommands(t *testing.T) {
+	dir := decisionData(t, 300)
+	code, out, errs := runDecisions("verify", "--data", dir)
+	if code != 0 || !strings.HasPrefix(out, "OK: 300 lines in ") {
+		t.Fatalf("verify = %d %q %q; want OK with 300 lines", code, out, errs)
+	}
+	// stats: the counts of the generator.
+	code, out, errs = runDecisions("stats", "--data", dir, "--format", "json")
+	var st audit.Stats
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil {
+		t.Fatalf("stats = %d %q %q (%v)", code, out, errs, err)
+	}
+	if st.Lines != 300 || st.ByDecision["deny"] != 100 || st.ByDecision["allow"] != 200 || st.ByPurpose["marketing.profiling"] != 150 ||
+		st.ByReason["consent.missing"] != 100 || st.ByRoute["GET /profiles/{id}"] != 300 || st.ByDay["2026-03-01"] != 300 {
+		t.Errorf("stats = %+v", st)
+	}
+	if code, out, _ := runDecisions("stats", "--data", dir, "--decision", "deny", "--purpose", "marketing.profiling"); code != 0 ||
+		!strings.HasPrefix(out, "50 decisions selected of 300 read\n") || !strings.Contains(out, "consent.missing  50") {
+		t.Errorf("stats table of profiling denies = %d\n%s", code, out)
+	}
+	// query: a subject's decisions, found by its pseudonym, the id never printed.
+	code, out, errs = runDecisions("query", "--data", dir, "--subject", "canary-qzxw-4", "--to", "2026-03-01T02:00:00Z")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 12 || strings.Contains(out+errs, "qzxw") {
+		t.Fatalf("query --subject = %d, %d lines %q %q; want the 12 lines of i = 4, 14, ..., 114 without the id", code, len(lines), out, errs)
+	}
+	for i, line := range lines {
+		var e audit.Event
+		if err := json.Unmarshal([]byte(line), &e); err != nil || e.DecisionID != fmt.Sprintf("d-%d", 4+10*i) {
+			t.Errorf("line %d = %s (%v); want d-%d", i, line, err, 4+10*i)
+		}
+	}
+	code, out, _ = runDecisions("query", "--data", dir, "--decision", "deny", "--from", "2026-03-01T04:00:00Z", "--format", "csv")
+	if rows := strings.Split(strings.TrimSpace(out), "\n"); code != 0 || !strings.HasPrefix(out, "\ufeff时间 / Time (UTC)") || len(rows) != 1+20 {
+		t.Errorf("query --format csv = %d, %d rows; want the heading and the 20 denies of i ≥ 240", code, len(rows))
+	}
+	// Bad filters are usage errors (2), and a hostile one is not echoed raw.
+	for _, args := range [][]string{
+		{"query", "--decision", "maybe"}, {"stats", "--from", "yesterday"}, {"query", "--from", "2026-03-02", "--to", "2026-03-01"},
+		{"query", "--purpose", "\x1b[2Jmarketing"}, {"stats", "--route", strings.Repeat("r", 301)}, {"query", "--format", "xml"},
+		{"stats", "--format", "csv"}, {"stats", "extra"}, {"verify", "--subject", "x"}, {"query", "--subject", "a\nb"},
+	} {
+		code, out, errs := runDecisions(append(args, "--data", dir)...)
+		if code != 2 || out != "" || strings.Contains(errs, "\x1b") || strings.Contains(errs, "panic") {
+			t.Errorf("decisions %q = %d %q %q; want exit 2 with a message", args, code, out, errs)
+		}
+	}
+	if code, _, errs := runDecisions("stats", "--data", filepath.Join(dir, "nothing")); code != 2 || !strings.Contains(errs, "no data directory") {
+		t.Errorf("stats on no directory = %d %q", code, errs)
+	}
+
+	// A segment removed: verify names it and exits 1; stats refuses to count past the break.
+	segs, _ := filepath.Glob(filepath.Join(dir, "decisions-*.log"))
+	if len(segs) < 3 {
+		t.Fatalf("%d segments", len(segs))
+	}
+	os.Remove(segs[1])
+	code, out, _ = runDecisions("verify", "--data", dir)
+	if code != 1 || !strings.Contains(out, "FAIL: decision log "+filepath.Base(segs[1])+": missing") || !strings.Contains(out, "where: segment 2") {
+		t.Errorf("verify with segment 2 removed = %d %q; want FAIL naming it", code, out)
+	}
+	if code, out, errs := runDecisions("stats", "--data", dir); code != 1 || out != "" || !strings.Contains(errs, filepath.Base(segs[2])+" line 1") {
+		t.Errorf("stats with segment 2 removed = %d %q %q; want exit 1 naming where the link breaks", code, out, errs)
+	}
+}
