@@ -178,7 +178,11 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 
 	tokens := adminapi.Tokens{}
 	for _, t := range cfg.Admin.Tokens {
-		if err := tokens.AddHash(t.SHA256, adminapi.Principal{Name: t.Name, Roles: t.Roles}); err != nil {
+		p := adminapi.Principal{Name: t.Name, Roles: t.Roles, NoRequests: t.SubjectsRequests != nil && !*t.SubjectsRequests}
+		for _, pu := range t.Purposes {
+			p.Purposes = append(p.Purposes, privguard.Purpose(pu))
+		}
+		if err := tokens.AddHash(t.SHA256, p); err != nil {
 			return fmt.Errorf("config: admin.tokens: %w", err)
 		}
 	}

@@ -83,6 +83,8 @@ func newRequestsEnvClock(t *testing.T, now func() time.Time, conns ...dsar.Conne
 	tokens.Add("app-token", adminapi.Principal{Name: "crm-backend"}) // no roles: an app
 	tokens.Add("auditor-token", adminapi.Principal{Name: "internal-audit", Roles: []string{"auditor"}})
 	tokens.Add("dpo-token", adminapi.Principal{Name: "dpo-office", Roles: []string{"dpo"}})
+	// An entrusted SMS gateway: an app scoped to one purpose, kept off the requests.
+	tokens.Add("sms-token", adminapi.Principal{Name: "sms-gateway", Purposes: []privguard.Purpose{"marketing.communications.sms"}, NoRequests: true})
 	api, err := adminapi.New(adminapi.Config{Ledger: l, Tokens: tokens, TokenHint: "the token hint", Requests: eng, IdentityTokens: v, Notifier: sent, Now: now,
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {

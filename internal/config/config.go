@@ -91,6 +91,15 @@ type File struct {
 	// Assessments are the impact assessments (PIA/DPIA) in force: processing that needs one
 	// is denied without a current one covering it.
 	Assessments []Assessment `yaml:"assessments" validate:"dive"`
+	// DualControl asks for a second approver before bulk exports of personal data (SEC-07).
+	DualControl DualControl `yaml:"dual_control"`
+}
+
+// DualControl configures the second approver of bulk exports.
+type DualControl struct {
+	// ExportRows: an export of personal data of more rows (or subjects) than this needs
+	// another principal's approval (dpo or admin). 0, the default: none does.
+	ExportRows int `yaml:"export_rows" validate:"omitempty,min=1"`
 }
 
 // StoreConfig selects the store. Without postgres, the embedded bbolt file in data.
@@ -309,6 +318,13 @@ type Token struct {
 	// Roles decide what the token may call: app (default), auditor, dpo, importer, admin, or
 	// those of admin.policy_file.
 	Roles []string `yaml:"roles" validate:"dive,required,max=64"`
+	// Purposes, if set, scope the token (an entrusted processor's, PUR-08): it records and
+	// reads consent only for these purposes or their sub-purposes (403
+	// token.purpose_not_allowed otherwise). Unset: every purpose.
+	Purposes []string `yaml:"purposes" validate:"max=64,dive,required,max=100"`
+	// SubjectsRequests false keeps the token off the data-subject request routes
+	// (/v1/requests*: 403 token.requests_not_allowed). Default true.
+	SubjectsRequests *bool `yaml:"subjects_requests"`
 }
 
 // Consent configures the consent ledger.
