@@ -26,6 +26,7 @@ import (
 	"github.com/privguard/privguard/boltstore"
 	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/internal/adminapi"
+	"github.com/privguard/privguard/internal/approval"
 	"github.com/privguard/privguard/internal/authz"
 	"github.com/privguard/privguard/internal/config"
 	"github.com/privguard/privguard/internal/metrics"
@@ -346,7 +347,15 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	if len(cfg.Admin.Tokens) > 0 {
 		tokenHint = "only the tokens admin.tokens lists are accepted (not one serve generated in " + filepath.Join(cfg.Data, adminTokenFile) + ")"
 	}
-	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Authorizer: authorizer, TokenHint: tokenHint, Vault: vlt, Requests: requests, IdentityTokens: idTokens, Notifier: notifier, Tokens: tokens, Logger: log, Checks: checks, Replica: cfg.Replica,
+	var dual adminapi.DualControl
+	if n := cfg.DualControl.ExportRows; n > 0 {
+		reg, err := approval.Open(be.Journal, nil)
+		if err != nil {
+			return err
+		}
+		dual = adminapi.DualControl{ExportRows: n, Approvals: reg}
+	}
+	api, err := adminapi.New(adminapi.Config{Ledger: ledger, DualControl: dual, Authorizer: authorizer, TokenHint: tokenHint, Vault: vlt, Requests: requests, IdentityTokens: idTokens, Notifier: notifier, Tokens: tokens, Logger: log, Checks: checks, Replica: cfg.Replica,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Disclosures: gate, Regime: privguard.Regime(cfg.Regime), Trail: adminTrail,
 		// The record of processing of the configuration this server enforces (GET /v1/ropa).
 		RecordOfProcessing: func() (*ropa.Record, error) { return ropa.Build(cfg, ropa.Options{}) },

@@ -76,6 +76,9 @@ type Config struct {
 	// Assessments serves GET /v1/assessments (the register of impact assessments); nil
 	// leaves it out.
 	Assessments AssessmentRegister
+	// DualControl asks a second principal's approval before bulk exports of personal data;
+	// the zero value asks none. With ExportRows set, /v1/approvals* are served.
+	DualControl DualControl
 }
 
 // Server is the admin HTTP API.
@@ -107,6 +110,7 @@ type Server struct {
 	callbacks   *callbackBudget
 	ropa        func() (*ropa.Record, error)
 	assessments AssessmentRegister
+	dual        DualControl
 }
 
 // New returns the API server.
@@ -116,6 +120,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if len(cfg.Tokens) == 0 {
 		return nil, errors.New("adminapi: no bearer token configured")
+	}
+	if cfg.DualControl.ExportRows < 0 || (cfg.DualControl.ExportRows > 0 && cfg.DualControl.Approvals == nil) {
+		return nil, errors.New("adminapi: Config.DualControl needs a positive ExportRows and Approvals")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -144,7 +151,7 @@ func New(cfg Config) (*Server, error) {
 		tokens: cfg.Tokens, tokenHint: cfg.TokenHint, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks, replica: cfg.Replica, authz: cfg.Authorizer,
 		codes: newCodeLimiter(cfg.CodesPerSubject, CodeSubjectWindow), now: cfg.Now,
 		maxCallback: cfg.MaxCallbackBody, callbacks: &callbackBudget{max: cfg.CallbackBudget}, ropa: cfg.RecordOfProcessing,
-		assessments: cfg.Assessments}
+		assessments: cfg.Assessments, dual: cfg.DualControl}
 	s.routes()
 	if cfg.Metrics != nil {
 		s.mux.Handle("GET /metrics", s.logRequests("GET /metrics", s.authenticate("GET /metrics", s.authorize("GET /metrics", cfg.Metrics))))
@@ -215,6 +222,11 @@ func (s *Server) routes() {
 	if s.assessments != nil {
 		authed("GET /v1/assessments", s.getAssessments)
 	}
+	if s.dual.ExportRows > 0 {
+		authed("GET /v1/approvals", s.getApprovals)
+		authed("GET /v1/approvals/{id}", s.getApproval)
+		authed("POST /v1/approvals/{id}/approve", s.approve)
+	}
 	authed("GET /healthz", s.healthz)
 	authed("GET /readyz", s.readyz)
 	// Public: the key receipts are signed with exists to be published.
@@ -243,6 +255,9 @@ func (s *Server) routes() {
 	}
 	if s.assessments != nil {
 		paths = append(paths, "/v1/assessments")
+	}
+	if s.dual.ExportRows > 0 {
+		paths = append(paths, "/v1/approvals", "/v1/approvals/{id}", "/v1/approvals/{id}/approve")
 	}
 	for _, path := range paths {
 		s.mux.Handle(path, s.logRequests(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
