@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -111,6 +112,8 @@ type Server struct {
 	ropa        func() (*ropa.Record, error)
 	assessments AssessmentRegister
 	dual        DualControl
+	// authed are the patterns of the routes that take a bearer token (Routes).
+	authed []string
 }
 
 // New returns the API server.
@@ -154,9 +157,18 @@ func New(cfg Config) (*Server, error) {
 		assessments: cfg.Assessments, dual: cfg.DualControl}
 	s.routes()
 	if cfg.Metrics != nil {
+		s.authed = append(s.authed, "GET /metrics")
 		s.mux.Handle("GET /metrics", s.logRequests("GET /metrics", s.authenticate("GET /metrics", s.authorize("GET /metrics", cfg.Metrics))))
 	}
 	return s, nil
+}
+
+// Routes returns the patterns ("POST /v1/requests/{id}/approve") of every route the
+// server registered that takes a bearer token, sorted: the routes the role policy governs.
+func (s *Server) Routes() []string {
+	out := slices.Clone(s.authed)
+	slices.Sort(out)
+	return out
 }
 
 // ServeHTTP implements http.Handler.
@@ -168,12 +180,14 @@ type handler func(w http.ResponseWriter, r *http.Request) error
 
 func (s *Server) routes() {
 	authed := func(pattern string, h handler) {
+		s.authed = append(s.authed, pattern)
 		s.mux.Handle(pattern, s.logRequests(pattern, s.authenticate(pattern, s.trailed(pattern, s.authorize(pattern, s.scoped(pattern, s.wrap(h)))))))
 	}
 	authed("POST /v1/notices", s.postNotice)
 	authed("GET /v1/notices/{id}", s.getNotices)
 	// The route is an app's (the subjects' choices) and, for the controller's own facts
 	// (erase, expire, lift_restriction), a dpo's: postConsent checks which per action.
+	s.authed = append(s.authed, "POST /v1/consents")
 	s.mux.Handle("POST /v1/consents", s.logRequests("POST /v1/consents", s.authenticate("POST /v1/consents",
 		s.trailed("POST /v1/consents", s.authorizeOr("POST /v1/consents", authz.RecordFacts, s.wrap(s.postConsent))))))
 	authed("POST /v1/consents/import", s.importConsents)
