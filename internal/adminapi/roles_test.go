@@ -21,6 +21,7 @@ import (
 	"github.com/privguard/privguard/dsar"
 	"github.com/privguard/privguard/internal/adminapi"
 	"github.com/privguard/privguard/internal/approval"
+	"github.com/privguard/privguard/internal/callers"
 	"github.com/privguard/privguard/internal/ropa"
 	"github.com/privguard/privguard/internal/trail"
 	"github.com/privguard/privguard/pia"
@@ -72,10 +73,15 @@ func newFullAPI(t *testing.T, tokens adminapi.Tokens) (*adminapi.Server, *httpte
 	if err != nil {
 		t.Fatal(err)
 	}
+	cs, err := callers.Open(context.Background(), db.Journal(), []callers.Caller{{Name: "sms-gateway", SHA256: callers.Hash("pg_sms"),
+		Purposes: []privguard.Purpose{"marketing.communications.sms"}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	api, err := adminapi.New(adminapi.Config{Ledger: consenttest.Open(t, "", consent.Config{}), Tokens: tokens, Vault: vlt, Requests: eng,
 		Trail: tr, Disclosures: gate, Regime: privguard.RegimePIPL, Metrics: http.NotFoundHandler(),
 		RecordOfProcessing: func() (*ropa.Record, error) { return nil, errors.New("not configured in this test") },
-		Assessments:        noAssessments{}, DualControl: adminapi.DualControl{ExportRows: 10, Approvals: reg}})
+		Assessments:        noAssessments{}, DualControl: adminapi.DualControl{ExportRows: 10, Approvals: reg}, Callers: cs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +94,7 @@ func newFullAPI(t *testing.T, tokens adminapi.Tokens) (*adminapi.Server, *httpte
 // none of them.
 var registerRoutes = []string{
 	"GET /v1/requests", "GET /v1/requests/register", "GET /v1/disclosures", "GET /v1/transfers", "GET /v1/trail",
-	"GET /v1/ropa", "GET /v1/assessments", "GET /v1/approvals", "GET /v1/approvals/{id}", "GET /metrics",
+	"GET /v1/ropa", "GET /v1/assessments", "GET /v1/approvals", "GET /v1/approvals/{id}", "GET /v1/callers", "GET /metrics",
 }
 
 // Walking every route the server registers (so a route added later is walked too): an

@@ -17,6 +17,7 @@ import (
 	"github.com/privguard/privguard/disclosure"
 	"github.com/privguard/privguard/dsar"
 	"github.com/privguard/privguard/internal/authz"
+	"github.com/privguard/privguard/internal/callers"
 	"github.com/privguard/privguard/internal/ropa"
 	"github.com/privguard/privguard/internal/trail"
 	"github.com/privguard/privguard/vault"
@@ -80,6 +81,9 @@ type Config struct {
 	// DualControl asks a second principal's approval before bulk exports of personal data;
 	// the zero value asks none. With ExportRows set, /v1/approvals* are served.
 	DualControl DualControl
+	// Callers serves /v1/callers* (the sidecar's callers, their termination and deletion
+	// confirmation); nil leaves them out.
+	Callers *callers.Registry
 }
 
 // Server is the admin HTTP API.
@@ -112,6 +116,7 @@ type Server struct {
 	ropa        func() (*ropa.Record, error)
 	assessments AssessmentRegister
 	dual        DualControl
+	callers     *callers.Registry
 	// authed are the patterns of the routes that take a bearer token (Routes).
 	authed []string
 }
@@ -154,7 +159,7 @@ func New(cfg Config) (*Server, error) {
 		tokens: cfg.Tokens, tokenHint: cfg.TokenHint, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks, replica: cfg.Replica, authz: cfg.Authorizer,
 		codes: newCodeLimiter(cfg.CodesPerSubject, CodeSubjectWindow), now: cfg.Now,
 		maxCallback: cfg.MaxCallbackBody, callbacks: &callbackBudget{max: cfg.CallbackBudget}, ropa: cfg.RecordOfProcessing,
-		assessments: cfg.Assessments, dual: cfg.DualControl}
+		assessments: cfg.Assessments, dual: cfg.DualControl, callers: cfg.Callers}
 	s.routes()
 	if cfg.Metrics != nil {
 		s.authed = append(s.authed, "GET /metrics")
@@ -241,6 +246,11 @@ func (s *Server) routes() {
 		authed("GET /v1/approvals/{id}", s.getApproval)
 		authed("POST /v1/approvals/{id}/approve", s.approve)
 	}
+	if s.callers != nil {
+		authed("GET /v1/callers", s.getCallers)
+		authed("POST /v1/callers/{name}/terminate", s.terminateCaller)
+		authed("POST /v1/callers/{name}/deletion-confirmation", s.confirmDeletion)
+	}
 	authed("GET /healthz", s.healthz)
 	authed("GET /readyz", s.readyz)
 	// Public: the key receipts are signed with exists to be published.
@@ -272,6 +282,9 @@ func (s *Server) routes() {
 	}
 	if s.dual.ExportRows > 0 {
 		paths = append(paths, "/v1/approvals", "/v1/approvals/{id}", "/v1/approvals/{id}/approve")
+	}
+	if s.callers != nil {
+		paths = append(paths, "/v1/callers", "/v1/callers/{name}/terminate", "/v1/callers/{name}/deletion-confirmation")
 	}
 	for _, path := range paths {
 		s.mux.Handle(path, s.logRequests(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -93,6 +93,22 @@ type File struct {
 	Assessments []Assessment `yaml:"assessments" validate:"dive"`
 	// DualControl asks for a second approver before bulk exports of personal data (SEC-07).
 	DualControl DualControl `yaml:"dual_control"`
+	// Callers are the services (entrusted processors) that call through the sidecar with a
+	// credential of their own in X-Privguard-Caller, each scoped to its purposes (PUR-08).
+	Callers []Caller `yaml:"callers" validate:"dive"`
+}
+
+// Caller is an entrusted processor calling through the sidecar.
+type Caller struct {
+	Name string `yaml:"name" validate:"required,max=64,name"`
+	// TokenFile holds the caller's credential; SHA256 is its hex SHA-256 instead. Set one.
+	TokenFile string `yaml:"token_file" validate:"required_without=SHA256,excluded_with=SHA256"`
+	SHA256    string `yaml:"sha256" validate:"required_without=TokenFile,omitempty,len=64,hexadecimal"`
+	// Purposes the caller's requests may be decided for (and their sub-purposes).
+	Purposes []string `yaml:"purposes" validate:"required,min=1,max=64,dive,required,max=100"`
+	// TerminatedAt ends the contract: from then on the credential is refused (401) and the
+	// processor's deletion confirmation is awaited.
+	TerminatedAt *time.Time `yaml:"terminated_at"`
 }
 
 // DualControl configures the second approver of bulk exports.
