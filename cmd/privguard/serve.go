@@ -31,6 +31,7 @@ import (
 	"github.com/privguard/privguard/internal/config"
 	"github.com/privguard/privguard/internal/metrics"
 	"github.com/privguard/privguard/internal/ropa"
+	"github.com/privguard/privguard/middleware"
 	"github.com/privguard/privguard/vault"
 )
 
@@ -230,6 +231,19 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		return err
 	}
 	defer gate.Close()
+	// The sidecar's callers (entrusted processors, PUR-08), refreshed from the log.
+	callerReg, err := openCallers(ctx, cfg, be.Journal)
+	if err != nil {
+		return err
+	}
+	var sidecarCallers middleware.Callers
+	if callerReg != nil {
+		sidecarCallers = callerReg
+		refreshCtx, stopRefresh := context.WithCancel(context.Background())
+		refreshDone := make(chan struct{})
+		go func() { defer close(refreshDone); refreshCallers(refreshCtx, callerReg, log) }()
+		defer func() { stopRefresh(); <-refreshDone }()
+	}
 	var checks func() map[string]any
 	if cfg.Listen == "" {
 		// Only the sidecar enforces routes with the policy; without listen they do nothing.
@@ -306,7 +320,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		if err != nil {
 			return err
 		}
-		h, closeSidecar, err := sidecar(ctx, cfg, ledger, be.Consent, engine, recorder, vlt, gate, log)
+		h, closeSidecar, err := sidecar(ctx, cfg, ledger, be.Consent, engine, recorder, vlt, gate, sidecarCallers, log)
 		if err != nil {
 			return err
 		}
@@ -355,7 +369,10 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		}
 		dual = adminapi.DualControl{ExportRows: n, Approvals: reg}
 	}
-	api, err := adminapi.New(adminapi.Config{Ledger: ledger, DualControl: dual, Authorizer: authorizer, TokenHint: tokenHint, Vault: vlt, Requests: requests, IdentityTokens: idTokens, Notifier: notifier, Tokens: tokens, Logger: log, Checks: checks, Replica: cfg.Replica,
+	if callerReg != nil && cfg.Listen == "" {
+		log.Warn("callers set, but used by the sidecar only, which runs when listen and upstream are set")
+	}
+	api, err := adminapi.New(adminapi.Config{Ledger: ledger, DualControl: dual, Callers: callerReg, Authorizer: authorizer, TokenHint: tokenHint, Vault: vlt, Requests: requests, IdentityTokens: idTokens, Notifier: notifier, Tokens: tokens, Logger: log, Checks: checks, Replica: cfg.Replica,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Disclosures: gate, Regime: privguard.Regime(cfg.Regime), Trail: adminTrail,
 		// The record of processing of the configuration this server enforces (GET /v1/ropa).
 		RecordOfProcessing: func() (*ropa.Record, error) { return ropa.Build(cfg, ropa.Options{}) },
