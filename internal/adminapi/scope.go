@@ -53,16 +53,26 @@ func purposeNotAllowed(p Principal, field string) *privguard.Problem {
 }
 
 // scoped refuses the request routes (pattern under /v1/requests) to a principal with
-// NoRequests. The purpose checks are the handlers' (they know the purpose).
+// NoRequests, and the vault's routes to a scoped principal: a sealed field is not bound
+// to a purpose, so opening one could read data of any purpose. The purpose checks of the
+// consent routes are the handlers' (they know the purpose).
 func (s *Server) scoped(pattern string, next http.Handler) http.Handler {
 	_, path, _ := strings.Cut(pattern, " ")
-	if path != "/v1/requests" && !strings.HasPrefix(path, "/v1/requests/") {
+	requests := path == "/v1/requests" || strings.HasPrefix(path, "/v1/requests/")
+	vault := strings.HasPrefix(path, "/v1/vault/")
+	if !requests && !vault {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p, _ := PrincipalFromContext(r.Context()); p.NoRequests {
+		p, _ := PrincipalFromContext(r.Context())
+		switch {
+		case requests && p.NoRequests:
 			privguard.NewProblem(http.StatusForbidden, TypeRequestsNotAllowed, "Requests not allowed for this token",
 				"the token is configured with subjects_requests: false").Write(w)
+			return
+		case vault && p.Scoped():
+			privguard.NewProblem(http.StatusForbidden, TypePurposeNotAllowed, "Purpose not allowed for this token",
+				"the token is scoped to purposes, and the vault's fields are not bound to one").Write(w)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/internal/adminapi"
 )
 
 const scopeNoticeJSON = `{"id":"shop","version":1,"language":"en","text":"We text you offers and recommend products.",
@@ -95,6 +96,31 @@ func TestScopedTokenServesItsPurposesOnly(t *testing.T) {
 		out = nil
 		if resp := e.do("GET", "/v1/subjects/cust-42/consents"+q, "", as("app-token"), &out); resp.StatusCode != 400 {
 			t.Errorf("GET consents%s: %d %v; want 400", q, resp.StatusCode, out)
+		}
+	}
+}
+
+// A scoped token cannot use the vault: its sealed fields are bound to no purpose.
+func TestScopedTokenHasNoVault(t *testing.T) {
+	tokens := adminapi.Tokens{}
+	tokens.Add("pg_sms", adminapi.Principal{Name: "sms-gateway", Purposes: []privguard.Purpose{"marketing.communications.sms"}})
+	tokens.Add("pg_app", adminapi.Principal{Name: "crm"})
+	_, srv := newFullAPI(t, tokens)
+	for _, path := range []string{"/v1/vault/seal", "/v1/vault/open", "/v1/vault/blind-index"} {
+		for tok, want := range map[string]int{"pg_sms": 403, "pg_app": 422} { // the app's empty body is invalid
+			req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader(`{}`))
+			req.Header.Set("Authorization", "Bearer "+tok)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var p privguard.Problem
+			jsonDecode(resp, &p)
+			resp.Body.Close()
+			if (resp.StatusCode == 403) != (want == 403) || (want == 403 && p.Type != privguard.ProblemTypePrefix+adminapi.TypePurposeNotAllowed) {
+				t.Errorf("%s %s: %d %s; want %d", tok, path, resp.StatusCode, p.Type, want)
+			}
 		}
 	}
 }
