@@ -23,7 +23,10 @@ type Input struct {
 	// one may then cover it. Empty: the policy looks for any current assessment that covers
 	// the use, when it needs one (sensitive data, automated decisions, large-scale
 	// profiling, providing data to a recipient, a transfer abroad).
-	PIAID   string       `json:"pia_id,omitempty"`
+	PIAID string `json:"pia_id,omitempty"`
+	// Caller names the authenticated calling service (an entrusted processor's caller
+	// credential), for the decision log; the policy does not see it.
+	Caller  string       `json:"-"`
 	Consent ConsentFacts `json:"consent"`
 	Facts   SubjectFacts `json:"subject"`
 	// Time, if set, is when the use happens, for the policy's date (impact assessments'
@@ -134,6 +137,9 @@ const (
 	// ReasonFrequencyUncounted is added to an allow let through without being counted,
 	// because the counter did not answer on a channel configured to allow sends then.
 	ReasonFrequencyUncounted Reason = "frequency.uncounted"
+	// ReasonCallerPurposeNotAllowed: the calling service identified itself as a caller
+	// (an entrusted processor) scoped to other purposes than the request's (PUR-08).
+	ReasonCallerPurposeNotAllowed Reason = "caller.purpose_not_allowed"
 )
 
 // ObligationKind says what an [Obligation] asks the enforcement point to do.

@@ -69,6 +69,10 @@ func (e *Event) appendJSON(b []byte) []byte {
 		b = append(b, `,"assessment":`...)
 		b = appendString(b, e.Assessment)
 	}
+	if e.Caller != "" {
+		b = append(b, `,"caller":`...)
+		b = appendString(b, e.Caller)
+	}
 	b = append(b, `,"prev":`...)
 	b = appendString(b, e.Prev)
 	return append(b, '}')

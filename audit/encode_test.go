@@ -25,7 +25,7 @@ func TestAppendJSONIsMarshal(t *testing.T) {
 	for i := range 5000 {
 		e := Event{Time: time.Unix(r.Int64N(4e9), r.Int64N(1e9)).UTC(), DecisionID: pick(), Revision: pick(), Replica: pick(), Route: pick(),
 			Subject: pick(), Purpose: privguard.Purpose(pick()), Regime: privguard.Regime(pick()), Effect: privguard.Effect(pick()),
-			Obligations: list(), Consent: pick(), Assessment: pick(), Prev: pick()}
+			Obligations: list(), Consent: pick(), Assessment: pick(), Caller: pick(), Prev: pick()}
 		for _, c := range list() {
 			e.Categories = append(e.Categories, privguard.DataCategory(c))
 		}

@@ -42,7 +42,10 @@ type Event struct {
 	Consent     string                   `json:"consent_state,omitempty"`
 	// Assessment is the impact assessment the decision rested on (high-impact uses).
 	Assessment string `json:"assessment,omitempty"`
-	Prev       string `json:"prev"` // SHA-256 of the previous line
+	// Caller names the calling service that presented a caller credential (never the
+	// credential itself).
+	Caller string `json:"caller,omitempty"`
+	Prev   string `json:"prev"` // SHA-256 of the previous line
 }
 
 // Config configures [Open].
@@ -190,7 +193,7 @@ func (l *Log) enqueue(it item, n uint64) {
 // event is the event of a decision d about in, without its subject; d nil leaves the
 // decision's fields for the writer (a batch).
 func (l *Log) event(route string, in *privguard.Input, consent string, d *privguard.Decision) Event {
-	e := Event{Time: l.now().UTC(), Route: route, Purpose: in.Purpose, Categories: in.Categories, Regime: in.Regime, Consent: consent}
+	e := Event{Time: l.now().UTC(), Route: route, Purpose: in.Purpose, Categories: in.Categories, Regime: in.Regime, Consent: consent, Caller: in.Caller}
 	if d != nil {
 		e.decided(d)
 	}

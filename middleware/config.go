@@ -23,6 +23,38 @@ const (
 	PurposeHeader = "X-Privguard-Purpose"
 )
 
+// CallerHeader carries a calling service's own credential (an entrusted processor's):
+// with it, the request is decided only for the purposes the caller is scoped to. It never
+// reaches the handler.
+const CallerHeader = "X-Privguard-Caller"
+
+// Callers authenticates the calling services that present a credential in
+// [CallerHeader].
+type Callers interface {
+	// Caller returns the caller whose credential token is; ok is false for a token no
+	// caller has, or whose credential was revoked (a terminated processor).
+	Caller(token string) (c Caller, ok bool)
+}
+
+// Caller is an authenticated calling service.
+type Caller struct {
+	// Name is what the decision log records (never the credential).
+	Name string
+	// Purposes are the purposes (and their sub-purposes) the caller's requests may be
+	// decided for.
+	Purposes []privguard.Purpose
+}
+
+// Serves reports whether c may be decided for purpose.
+func (c Caller) Serves(purpose privguard.Purpose) bool {
+	for _, p := range c.Purposes {
+		if purpose.Within(p) {
+			return true
+		}
+	}
+	return false
+}
+
 // Decider decides one use of personal data. policy.Engine implements it.
 type Decider interface {
 	Decide(ctx context.Context, in privguard.Input) (privguard.Decision, error)
@@ -198,6 +230,11 @@ type Config struct {
 	// differ from a route only by case or a trailing slash; and (405) an enforced path
 	// under a method no route has. The sidecar turns it on by default.
 	StrictPaths bool
+	// Callers, if set, authenticates requests that carry [CallerHeader]: an unknown or
+	// revoked credential is refused (401 caller-unknown), a purpose the caller is not
+	// scoped to denied (403 caller.purpose_not_allowed, recorded with the caller's name).
+	// If nil, a request carrying the header is refused as from an unknown caller.
+	Callers Callers
 	// Logger receives errors (never personal data). If nil, nothing is logged.
 	Logger *slog.Logger
 }

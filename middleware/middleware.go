@@ -41,6 +41,12 @@ const (
 	// TypeFrequencyUnavailable: the contact counter did not answer, and the channel's
 	// sends are refused then (503, reason frequency.unavailable).
 	TypeFrequencyUnavailable = "frequency-unavailable"
+	// TypeCallerUnknown: CallerHeader names no caller credential accepted (unknown, or
+	// revoked on the processor's termination) (401).
+	TypeCallerUnknown = "caller.unknown"
+	// TypeCallerPurposeNotAllowed: the caller is not scoped to the request's purpose (403,
+	// reason caller.purpose_not_allowed).
+	TypeCallerPurposeNotAllowed = "caller.purpose_not_allowed"
 )
 
 // New returns the enforcing middleware for cfg. A malformed configuration is an error that
@@ -195,13 +201,18 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.Write(w)
 		return
 	}
+	caller, p := rt.caller(r, purpose)
+	if p != nil {
+		p.Write(w)
+		return
+	}
 	b, p := rt.readBody(w, r)
 	if p != nil {
 		p.Write(w)
 		return
 	}
 	in := privguard.Input{Purpose: purpose, Categories: rt.categories, Regime: rt.cfg.Regime,
-		Channel: rt.channel(purpose), Recipient: rt.Recipient, Role: rt.Role, PIAID: rt.PIA, GPC: gpc(r.Header)}
+		Channel: rt.channel(purpose), Recipient: rt.Recipient, Role: rt.Role, PIAID: rt.PIA, GPC: gpc(r.Header), Caller: caller}
 	if rt.Subjects.JSON != "" {
 		if p := rt.checkSources(r, b, ""); p != nil {
 			p.Write(w)
@@ -492,6 +503,38 @@ func (rt *route) unavailable(w http.ResponseWriter, err error) {
 	privguard.NewProblem(http.StatusServiceUnavailable, TypeUnavailable, "No decision could be made",
 		"the request was not passed on; retry later").Write(w)
 }
+
+// caller authenticates the caller the request names in CallerHeader (none: ""), and
+// denies a purpose the caller is not scoped to; that deny is recorded with the caller's
+// name.
+func (rt *route) caller(r *http.Request, purpose privguard.Purpose) (string, *privguard.Problem) {
+	token, prob := oneHeader(r.Header, CallerHeader)
+	if prob != nil || token == "" {
+		return "", prob
+	}
+	var c Caller
+	ok := false
+	if rt.cfg.Callers != nil && len(token) <= maxCallerToken {
+		c, ok = rt.cfg.Callers.Caller(token)
+	}
+	if !ok {
+		return "", privguard.NewProblem(http.StatusUnauthorized, TypeCallerUnknown, "Unknown caller",
+			CallerHeader+" is not a caller credential privguard accepts (unknown, or revoked)")
+	}
+	if !c.Serves(purpose) {
+		d := privguard.Decision{Effect: privguard.Deny, Reasons: []privguard.Reason{privguard.ReasonCallerPurposeNotAllowed}}
+		rt.record(&privguard.Input{Purpose: purpose, Categories: rt.categories, Regime: rt.cfg.Regime, Recipient: rt.Recipient,
+			Role: rt.Role, Caller: c.Name}, &d)
+		p := privguard.NewProblem(http.StatusForbidden, TypeCallerPurposeNotAllowed, "Purpose not allowed for this caller",
+			"the caller is not scoped to the request's purpose")
+		p.Reasons = d.Reasons
+		return "", p
+	}
+	return c.Name, nil
+}
+
+// maxCallerToken bounds the caller credential looked up.
+const maxCallerToken = 512
 
 // purpose returns the purpose the request declares (or the route's).
 func (rt *route) purpose(r *http.Request) (privguard.Purpose, *privguard.Problem) {

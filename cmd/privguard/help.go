@@ -49,6 +49,11 @@ verify its hash chain across segments against the checkpoints in the store, sele
 decisions, count them. One JSON line per decision, the subject as a keyed pseudonym.
 query and stats read the files only and run while serve writes them; verify and
 --subject read the store too (stop serve first on the embedded store, or use a copy).`, true
+	case "callers":
+		return `The sidecar's callers (entrusted processors, PIPL Art. 21, GDPR Art. 28), through a
+running 'privguard serve' (its admin API; --admin, --token-file and --data as for dsar).
+Terminating a caller revokes its credential at once and opens its deletion confirmation,
+shown until you record the processor's acknowledgment.`, true
 	case "dsar":
 		return `Data-subject requests through a running 'privguard serve' (its admin API). Every
 subcommand takes --admin URL (default http://127.0.0.1:8081) and the admin token from
@@ -243,6 +248,23 @@ overwritten). It can be downloaded once: the server then destroys its copy.`,
 			about:   `Saves the register of every request, on time or not, as CSV (mode 0600). It holds no subject ids.`,
 			example: `privguard dsar register --out register.csv`,
 			flags:   func(fs *flag.FlagSet) { newDsarFlags(fs, "register") }},
+		{name: "callers list", summary: "list the sidecar's callers, their state and deletion confirmation",
+			usage:   "callers list",
+			about:   `Prints NAME<TAB>STATE<TAB>DELETION per caller: active or terminated, and for a terminated one awaiting_confirmation or confirmed.`,
+			example: `privguard callers list`,
+			flags:   func(fs *flag.FlagSet) { newCallersFlags(fs, "list") }},
+		{name: "callers terminate", summary: "end a processor's contract: revoke its credential, await its deletion confirmation",
+			usage: "callers terminate NAME",
+			about: `Ends the contract of the caller NAME (someone with the dpo role): from now on the
+sidecar refuses its credential (401) on every replica (within 5 seconds on the others), and
+its deletion confirmation is awaited until 'privguard callers confirm' records it.`,
+			example: `privguard callers terminate sms-gateway`,
+			flags:   func(fs *flag.FlagSet) { newCallersFlags(fs, "terminate") }},
+		{name: "callers confirm", summary: "record a terminated processor's deletion confirmation",
+			usage:   "callers confirm NAME --reference TEXT",
+			about:   `Records that the terminated caller NAME confirmed it deleted (or returned) the data; --reference says where its acknowledgment is.`,
+			example: `privguard callers confirm sms-gateway --reference "deletion certificate, ticket PRC-2291"`,
+			flags:   func(fs *flag.FlagSet) { newCallersFlags(fs, "confirm") }},
 		{name: "ropa", summary: "the record of processing (GDPR Art. 30, PIPL Art. 55) generated from a configuration, as JSON, CSV or HTML",
 			usage: "ropa --config FILE [--format json|csv|html] [--lang en|zh] [--out FILE] [--strict]",
 			about: `Writes the record of processing activities of the configuration serve enforces: one

@@ -21,7 +21,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch group := args[0]; group {
 	case "serve":
 		return serve(ctx, args[1:], getenv, stdout, stderr)
-	case "consent", "policy", "keys", "dsar", "pia", "audit", "decisions":
+	case "consent", "policy", "keys", "dsar", "pia", "audit", "decisions", "callers":
 		if len(args) < 2 {
 			writeGroup(stderr, group)
 			return 2
@@ -52,6 +52,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return auditCmd(ctx, args[1:], getenv, stdout, stderr)
 		case "decisions":
 			return decisionsCmd(ctx, args[1:], stdout, stderr)
+		case "callers":
+			return callersCmd(ctx, args[1:], getenv, stdout, stderr)
 		default:
 			return dsarCmd(ctx, args[1:], getenv, stdout, stderr)
 		}

@@ -26,10 +26,12 @@ import (
 	"github.com/privguard/privguard/boltstore"
 	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/internal/adminapi"
+	"github.com/privguard/privguard/internal/approval"
 	"github.com/privguard/privguard/internal/authz"
 	"github.com/privguard/privguard/internal/config"
 	"github.com/privguard/privguard/internal/metrics"
 	"github.com/privguard/privguard/internal/ropa"
+	"github.com/privguard/privguard/middleware"
 	"github.com/privguard/privguard/vault"
 )
 
@@ -178,7 +180,11 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 
 	tokens := adminapi.Tokens{}
 	for _, t := range cfg.Admin.Tokens {
-		if err := tokens.AddHash(t.SHA256, adminapi.Principal{Name: t.Name, Roles: t.Roles}); err != nil {
+		p := adminapi.Principal{Name: t.Name, Roles: t.Roles, NoRequests: t.SubjectsRequests != nil && !*t.SubjectsRequests}
+		for _, pu := range t.Purposes {
+			p.Purposes = append(p.Purposes, privguard.Purpose(pu))
+		}
+		if err := tokens.AddHash(t.SHA256, p); err != nil {
 			return fmt.Errorf("config: admin.tokens: %w", err)
 		}
 	}
@@ -225,6 +231,19 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		return err
 	}
 	defer gate.Close()
+	// The sidecar's callers (entrusted processors, PUR-08), refreshed from the log.
+	callerReg, err := openCallers(ctx, cfg, be.Journal)
+	if err != nil {
+		return err
+	}
+	var sidecarCallers middleware.Callers
+	if callerReg != nil {
+		sidecarCallers = callerReg
+		refreshCtx, stopRefresh := context.WithCancel(context.Background())
+		refreshDone := make(chan struct{})
+		go func() { defer close(refreshDone); refreshCallers(refreshCtx, callerReg, log) }()
+		defer func() { stopRefresh(); <-refreshDone }()
+	}
 	var checks func() map[string]any
 	if cfg.Listen == "" {
 		// Only the sidecar enforces routes with the policy; without listen they do nothing.
@@ -302,7 +321,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		if err != nil {
 			return err
 		}
-		h, closeSidecar, err := sidecar(ctx, cfg, ledger, be.Consent, engine, recorder, vlt, gate, log)
+		h, closeSidecar, err := sidecar(ctx, cfg, ledger, be.Consent, engine, recorder, vlt, gate, sidecarCallers, log)
 		if err != nil {
 			return err
 		}
@@ -343,7 +362,18 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	if len(cfg.Admin.Tokens) > 0 {
 		tokenHint = "only the tokens admin.tokens lists are accepted (not one serve generated in " + filepath.Join(cfg.Data, adminTokenFile) + ")"
 	}
-	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Authorizer: authorizer, TokenHint: tokenHint, Vault: vlt, Requests: requests, IdentityTokens: idTokens, Notifier: notifier, Tokens: tokens, Logger: log, Checks: checks, Replica: cfg.Replica, DecisionLog: filepath.Join(cfg.Data, decisionLogFile),
+	var dual adminapi.DualControl
+	if n := cfg.DualControl.ExportRows; n > 0 {
+		reg, err := approval.Open(be.Journal, nil)
+		if err != nil {
+			return err
+		}
+		dual = adminapi.DualControl{ExportRows: n, Approvals: reg}
+	}
+	if callerReg != nil && cfg.Listen == "" {
+		log.Warn("callers set, but used by the sidecar only, which runs when listen and upstream are set")
+	}
+	api, err := adminapi.New(adminapi.Config{Ledger: ledger, DualControl: dual, Callers: callerReg, Authorizer: authorizer, TokenHint: tokenHint, Vault: vlt, Requests: requests, IdentityTokens: idTokens, Notifier: notifier, Tokens: tokens, Logger: log, Checks: checks, Replica: cfg.Replica, DecisionLog: filepath.Join(cfg.Data, decisionLogFile),
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Disclosures: gate, Regime: privguard.Regime(cfg.Regime), Trail: adminTrail,
 		// The record of processing of the configuration this server enforces (GET /v1/ropa).
 		RecordOfProcessing: func() (*ropa.Record, error) { return ropa.Build(cfg, ropa.Options{}) },

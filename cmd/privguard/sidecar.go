@@ -26,7 +26,7 @@ import (
 // sidecar builds the enforcing reverse proxy in front of cfg.Upstream: the middleware with
 // the configured route table around httputil.ReverseProxy. closeIt releases what the proxy
 // holds (the shared contact counter's connections), after the proxy has stopped serving.
-func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, secrets secretStore, engine *policy.Engine, recorder middleware.Recorder, crypter middleware.FieldCrypter, discloser middleware.Discloser, log *slog.Logger) (_ http.Handler, closeIt func() error, err error) {
+func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, secrets secretStore, engine *policy.Engine, recorder middleware.Recorder, crypter middleware.FieldCrypter, discloser middleware.Discloser, callers middleware.Callers, log *slog.Logger) (_ http.Handler, closeIt func() error, err error) {
 	upstream, err := url.Parse(cfg.Upstream)
 	if err != nil || upstream.Host == "" {
 		return nil, nil, fmt.Errorf("config: upstream %q is not an http(s) URL", cfg.Upstream)
@@ -58,7 +58,7 @@ func sidecar(ctx context.Context, cfg *config.File, ledger *consent.Ledger, secr
 		}
 	}()
 	protect, err := middleware.New(middleware.Config{Routes: routes, Decider: engine, Facts: ledger,
-		Regime: privguard.Regime(cfg.Regime), Recorder: recorder, Contacts: contacts, AllowUncounted: allowUncounted, Crypter: crypter, Discloser: discloser, Logger: log,
+		Regime: privguard.Regime(cfg.Regime), Recorder: recorder, Contacts: contacts, AllowUncounted: allowUncounted, Crypter: crypter, Discloser: discloser, Callers: callers, Logger: log,
 		DenyUnmatched: cfg.Unmatched != "pass", StrictPaths: cfg.Paths != "exact"})
 	if err != nil {
 		return nil, nil, fmt.Errorf("config: routes: %w", err)

@@ -20,6 +20,12 @@ import (
 type Principal struct {
 	Name  string
 	Roles []string
+	// Purposes, if not empty, scope the principal (an entrusted processor's token, PUR-08):
+	// it records and reads consent only for these purposes and their sub-purposes
+	// ([Principal.Serves]).
+	Purposes []privguard.Purpose
+	// NoRequests keeps the principal off the data-subject request routes (/v1/requests*).
+	NoRequests bool
 }
 
 // Tokens maps the SHA-256 of each bearer token to its principal. Only hashes are held, so a

@@ -179,8 +179,9 @@ func (s *Server) postConsent(w http.ResponseWriter, r *http.Request) error {
 }
 
 // consentRequest turns a decoded POST /v1/consents body into the ledger's request for
-// principal: actor_type is refused, who acted is derived (actorType). Whether the
-// principal may record the action is the caller's check.
+// principal: actor_type is refused, who acted is derived (actorType), and a scoped
+// principal records only the purposes it serves (PUR-08). Whether the principal's roles
+// allow the action is the caller's check.
 func consentRequest(principal Principal, b *consentBody) (consent.Request, error) {
 	if b.ActorType != "" {
 		p := privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule",
@@ -189,6 +190,9 @@ func consentRequest(principal Principal, b *consentBody) (consent.Request, error
 		return consent.Request{}, p
 	}
 	action := consent.Action(b.Action)
+	if !principal.Serves(privguard.Purpose(b.Purpose)) {
+		return consent.Request{}, purposeNotAllowed(principal, "purpose")
+	}
 	req := consent.Request{
 		Subject: privguard.SubjectID(b.Subject), Purpose: privguard.Purpose(b.Purpose), Action: consent.Action(b.Action),
 		LegalBasis: privguard.LegalBasis(b.LegalBasis), Regime: privguard.Regime(b.Regime),
@@ -227,19 +231,44 @@ func (s *Server) subject(r *http.Request) (privguard.SubjectID, error) {
 	return subject, nil
 }
 
+// getSubjectConsents answers the subject's current state: every purpose recorded, or
+// ?purpose= alone (and its sub-purposes). A scoped principal sees the purposes it serves
+// only, and asking for another is refused (token.purpose_not_allowed); the subject-level
+// facts (objection, restriction, GPC) bind every purpose, so every principal sees them.
 func (s *Server) getSubjectConsents(w http.ResponseWriter, r *http.Request) error {
 	subject, err := s.subject(r)
 	if err != nil {
 		return err
 	}
+	q := r.URL.Query()
+	if err := knownQuery(q, "purpose"); err != nil {
+		return err
+	}
+	principal, _ := PrincipalFromContext(r.Context())
+	want := privguard.Purpose(q.Get("purpose"))
+	if q.Has("purpose") && (want.Validate() != nil) {
+		p := privguard.NewProblem(http.StatusBadRequest, TypeValidation, "Invalid query", "purpose: want a purpose such as marketing.communications.sms")
+		p.Field = "purpose"
+		return p
+	}
+	if want != "" && !principal.Serves(want) {
+		return purposeNotAllowed(principal, "purpose")
+	}
 	v, err := s.ledger.Subject(r.Context(), subject)
 	if err != nil {
 		return err
+	}
+	v.Purposes = servedPurposes(principal, v.Purposes, func(ps consent.PurposeState) privguard.Purpose { return ps.Purpose })
+	if want != "" {
+		v.Purposes = servedPurposes(Principal{Purposes: []privguard.Purpose{want}}, v.Purposes,
+			func(ps consent.PurposeState) privguard.Purpose { return ps.Purpose })
 	}
 	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 
+// getSubjectHistory answers every record of the subject; a scoped principal gets those
+// of the purposes it serves only.
 func (s *Server) getSubjectHistory(w http.ResponseWriter, r *http.Request) error {
 	subject, err := s.subject(r)
 	if err != nil {
@@ -249,6 +278,8 @@ func (s *Server) getSubjectHistory(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
+	principal, _ := PrincipalFromContext(r.Context())
+	h = servedPurposes(principal, h, func(rec consent.Record) privguard.Purpose { return rec.Purpose })
 	writeJSON(w, http.StatusOK, map[string]any{"subject": subject, "records": h})
 	return nil
 }
@@ -257,6 +288,15 @@ func (s *Server) getReceipt(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	if len(id) > 64 {
 		return privguard.NewProblem(http.StatusNotFound, TypeNotFound, "Not found", "")
+	}
+	if principal, _ := PrincipalFromContext(r.Context()); principal.Scoped() {
+		rec, err := s.ledger.Record(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		if !principal.Serves(rec.Purpose) {
+			return purposeNotAllowed(principal, "")
+		}
 	}
 	rc, err := s.ledger.Receipt(r.Context(), id)
 	if err != nil {

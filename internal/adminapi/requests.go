@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -215,6 +216,15 @@ func (s *Server) postRequestsBulk(w http.ResponseWriter, r *http.Request) error 
 		reqs[i] = dsar.Request{Type: dsar.ParseType(b.Type), Subject: subject, Regime: privguard.Regime(b.Regime)}
 		attest(r, &reqs[i], b.Trigger, b.Identity)
 	}
+	// The subjects are personal data: more of them than dual_control.export_rows need a
+	// second approver (SEC-07). The approval is bound to this body, as decoded.
+	params, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
+	if err := s.dualControl(r, "POST /v1/requests/bulk", params, len(reqs)); err != nil {
+		return err
+	}
 	out, err := s.requests.SubmitAll(r.Context(), reqs)
 	if err != nil {
 		return err
@@ -279,6 +289,11 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request) error {
 	}
 	page, next, err := s.requests.Page(r.Context(), f, time.Now())
 	if err != nil {
+		return err
+	}
+	// Each request names its subject: a page of more than dual_control.export_rows needs a
+	// second approver (SEC-07), bound to this query.
+	if err := s.dualControl(r, "GET /v1/requests", []byte(q.Encode()), len(page)); err != nil {
 		return err
 	}
 	views := make([]requestView, 0, len(page))

@@ -50,6 +50,13 @@ func newRequestsEnv(t *testing.T, conns ...dsar.Connector) (*env, codes) {
 // the system clock).
 func newRequestsEnvClock(t *testing.T, now func() time.Time, conns ...dsar.Connector) (*env, codes) {
 	t.Helper()
+	return newRequestsEnvWith(t, now, nil, conns...)
+}
+
+// newRequestsEnvWith is newRequestsEnvClock with more configuration: configure, if not
+// nil, changes the API's Config (its store is the request store's bbolt file) before New.
+func newRequestsEnvWith(t *testing.T, now func() time.Time, configure func(*adminapi.Config, *boltstore.DB), conns ...dsar.Connector) (*env, codes) {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := boltstore.Open(filepath.Join(dir, "p.db"), boltstore.Options{})
 	if err != nil {
@@ -83,8 +90,14 @@ func newRequestsEnvClock(t *testing.T, now func() time.Time, conns ...dsar.Conne
 	tokens.Add("app-token", adminapi.Principal{Name: "crm-backend"}) // no roles: an app
 	tokens.Add("auditor-token", adminapi.Principal{Name: "internal-audit", Roles: []string{"auditor"}})
 	tokens.Add("dpo-token", adminapi.Principal{Name: "dpo-office", Roles: []string{"dpo"}})
-	api, err := adminapi.New(adminapi.Config{Ledger: l, Tokens: tokens, TokenHint: "the token hint", Requests: eng, IdentityTokens: v, Notifier: sent, Now: now,
-		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	// An entrusted SMS gateway: an app scoped to one purpose, kept off the requests.
+	tokens.Add("sms-token", adminapi.Principal{Name: "sms-gateway", Purposes: []privguard.Purpose{"marketing.communications.sms"}, NoRequests: true})
+	cfg := adminapi.Config{Ledger: l, Tokens: tokens, TokenHint: "the token hint", Requests: eng, IdentityTokens: v, Notifier: sent, Now: now,
+		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	if configure != nil {
+		configure(&cfg, db)
+	}
+	api, err := adminapi.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/privguard/privguard/disclosure"
 	"github.com/privguard/privguard/dsar"
 	"github.com/privguard/privguard/internal/authz"
+	"github.com/privguard/privguard/internal/callers"
 	"github.com/privguard/privguard/internal/ropa"
 	"github.com/privguard/privguard/internal/trail"
 	"github.com/privguard/privguard/vault"
@@ -82,6 +84,12 @@ type Config struct {
 	// DecisionLog, if set, is the decision log's active file (<data>/decisions.log): GET
 	// /v1/decisions/stats counts it and its segments.
 	DecisionLog string
+	// DualControl asks a second principal's approval before bulk exports of personal data;
+	// the zero value asks none. With ExportRows set, /v1/approvals* are served.
+	DualControl DualControl
+	// Callers serves /v1/callers* (the sidecar's callers, their termination and deletion
+	// confirmation); nil leaves them out.
+	Callers *callers.Registry
 }
 
 // Server is the admin HTTP API.
@@ -117,6 +125,10 @@ type Server struct {
 	// decisionLog is counted one scan at a time (decisionScan holds the turn).
 	decisionLog  string
 	decisionScan chan struct{}
+	dual         DualControl
+	callers      *callers.Registry
+	// authed are the patterns of the routes that take a bearer token (Routes).
+	authed []string
 }
 
 // New returns the API server.
@@ -126,6 +138,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if len(cfg.Tokens) == 0 {
 		return nil, errors.New("adminapi: no bearer token configured")
+	}
+	if cfg.DualControl.ExportRows < 0 || (cfg.DualControl.ExportRows > 0 && cfg.DualControl.Approvals == nil) {
+		return nil, errors.New("adminapi: Config.DualControl needs a positive ExportRows and Approvals")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -154,12 +169,21 @@ func New(cfg Config) (*Server, error) {
 		tokens: cfg.Tokens, tokenHint: cfg.TokenHint, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks, replica: cfg.Replica, authz: cfg.Authorizer,
 		codes: newCodeLimiter(cfg.CodesPerSubject, CodeSubjectWindow), now: cfg.Now,
 		maxCallback: cfg.MaxCallbackBody, callbacks: &callbackBudget{max: cfg.CallbackBudget}, ropa: cfg.RecordOfProcessing, auditPack: cfg.AuditPack,
-		assessments: cfg.Assessments, decisionLog: cfg.DecisionLog, decisionScan: make(chan struct{}, 1)}
+		assessments: cfg.Assessments, decisionLog: cfg.DecisionLog, decisionScan: make(chan struct{}, 1), dual: cfg.DualControl, callers: cfg.Callers}
 	s.routes()
 	if cfg.Metrics != nil {
+		s.authed = append(s.authed, "GET /metrics")
 		s.mux.Handle("GET /metrics", s.logRequests("GET /metrics", s.authenticate("GET /metrics", s.authorize("GET /metrics", cfg.Metrics))))
 	}
 	return s, nil
+}
+
+// Routes returns the patterns ("POST /v1/requests/{id}/approve") of every route the
+// server registered that takes a bearer token, sorted: the routes the role policy governs.
+func (s *Server) Routes() []string {
+	out := slices.Clone(s.authed)
+	slices.Sort(out)
+	return out
 }
 
 // ServeHTTP implements http.Handler.
@@ -171,12 +195,14 @@ type handler func(w http.ResponseWriter, r *http.Request) error
 
 func (s *Server) routes() {
 	authed := func(pattern string, h handler) {
-		s.mux.Handle(pattern, s.logRequests(pattern, s.authenticate(pattern, s.trailed(pattern, s.authorize(pattern, s.wrap(h))))))
+		s.authed = append(s.authed, pattern)
+		s.mux.Handle(pattern, s.logRequests(pattern, s.authenticate(pattern, s.trailed(pattern, s.authorize(pattern, s.scoped(pattern, s.wrap(h)))))))
 	}
 	authed("POST /v1/notices", s.postNotice)
 	authed("GET /v1/notices/{id}", s.getNotices)
 	// The route is an app's (the subjects' choices) and, for the controller's own facts
 	// (erase, expire, lift_restriction), a dpo's: postConsent checks which per action.
+	s.authed = append(s.authed, "POST /v1/consents")
 	s.mux.Handle("POST /v1/consents", s.logRequests("POST /v1/consents", s.authenticate("POST /v1/consents",
 		s.trailed("POST /v1/consents", s.authorizeOr("POST /v1/consents", authz.RecordFacts, s.wrap(s.postConsent))))))
 	authed("POST /v1/consents/import", s.importConsents)
@@ -231,6 +257,16 @@ func (s *Server) routes() {
 	if s.decisionLog != "" {
 		authed("GET /v1/decisions/stats", s.getDecisionStats)
 	}
+	if s.dual.ExportRows > 0 {
+		authed("GET /v1/approvals", s.getApprovals)
+		authed("GET /v1/approvals/{id}", s.getApproval)
+		authed("POST /v1/approvals/{id}/approve", s.approve)
+	}
+	if s.callers != nil {
+		authed("GET /v1/callers", s.getCallers)
+		authed("POST /v1/callers/{name}/terminate", s.terminateCaller)
+		authed("POST /v1/callers/{name}/deletion-confirmation", s.confirmDeletion)
+	}
 	authed("GET /healthz", s.healthz)
 	authed("GET /readyz", s.readyz)
 	// Public: the key receipts are signed with exists to be published.
@@ -262,6 +298,12 @@ func (s *Server) routes() {
 	}
 	if s.decisionLog != "" {
 		paths = append(paths, "/v1/decisions/stats")
+	}
+	if s.dual.ExportRows > 0 {
+		paths = append(paths, "/v1/approvals", "/v1/approvals/{id}", "/v1/approvals/{id}/approve")
+	}
+	if s.callers != nil {
+		paths = append(paths, "/v1/callers", "/v1/callers/{name}/terminate", "/v1/callers/{name}/deletion-confirmation")
 	}
 	for _, path := range paths {
 		s.mux.Handle(path, s.logRequests(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -93,6 +93,31 @@ type File struct {
 	Assessments []Assessment `yaml:"assessments" validate:"dive"`
 	// DecisionLog sets the decision log's segment size and retention (decisionlog.go).
 	DecisionLog DecisionLog `yaml:"decision_log"`
+	// DualControl asks for a second approver before bulk exports of personal data (SEC-07).
+	DualControl DualControl `yaml:"dual_control"`
+	// Callers are the services (entrusted processors) that call through the sidecar with a
+	// credential of their own in X-Privguard-Caller, each scoped to its purposes (PUR-08).
+	Callers []Caller `yaml:"callers" validate:"dive"`
+}
+
+// Caller is an entrusted processor calling through the sidecar.
+type Caller struct {
+	Name string `yaml:"name" validate:"required,max=64,name"`
+	// TokenFile holds the caller's credential; SHA256 is its hex SHA-256 instead. Set one.
+	TokenFile string `yaml:"token_file" validate:"required_without=SHA256,excluded_with=SHA256"`
+	SHA256    string `yaml:"sha256" validate:"required_without=TokenFile,omitempty,len=64,hexadecimal"`
+	// Purposes the caller's requests may be decided for (and their sub-purposes).
+	Purposes []string `yaml:"purposes" validate:"required,min=1,max=64,dive,required,max=100"`
+	// TerminatedAt ends the contract: from then on the credential is refused (401) and the
+	// processor's deletion confirmation is awaited.
+	TerminatedAt *time.Time `yaml:"terminated_at"`
+}
+
+// DualControl configures the second approver of bulk exports.
+type DualControl struct {
+	// ExportRows: an export of personal data of more rows (or subjects) than this needs
+	// another principal's approval (dpo or admin). 0, the default: none does.
+	ExportRows int `yaml:"export_rows" validate:"omitempty,min=1"`
 }
 
 // StoreConfig selects the store. Without postgres, the embedded bbolt file in data.
@@ -311,6 +336,13 @@ type Token struct {
 	// Roles decide what the token may call: app (default), auditor, dpo, importer, admin, or
 	// those of admin.policy_file.
 	Roles []string `yaml:"roles" validate:"dive,required,max=64"`
+	// Purposes, if set, scope the token (an entrusted processor's, PUR-08): it records and
+	// reads consent only for these purposes or their sub-purposes (403
+	// token.purpose_not_allowed otherwise). Unset: every purpose.
+	Purposes []string `yaml:"purposes" validate:"max=64,dive,required,max=100"`
+	// SubjectsRequests false keeps the token off the data-subject request routes
+	// (/v1/requests*: 403 token.requests_not_allowed). Default true.
+	SubjectsRequests *bool `yaml:"subjects_requests"`
 }
 
 // Consent configures the consent ledger.

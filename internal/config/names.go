@@ -89,6 +89,25 @@ func (f *File) checkNames(purposes []string, cats *privguard.Taxonomy) []string 
 			category(fmt.Sprintf("dsar.recipients[%d].categories[%d]", i, j), c)
 		}
 	}
+	seen := map[string]bool{}
+	for i, c := range f.Callers {
+		if seen[c.Name] {
+			msgs = append(msgs, fmt.Sprintf("callers[%d].name: %q names another caller too", i, c.Name))
+		}
+		seen[c.Name] = true
+		for j, p := range c.Purposes {
+			if !slices.ContainsFunc(purposes, func(q string) bool { return privguard.Purpose(q).Within(privguard.Purpose(p)) }) {
+				msgs = append(msgs, fmt.Sprintf("callers[%d].purposes[%d]: unknown purpose %q%s", i, j, p, suggestPurpose(p, purposes)))
+			}
+		}
+	}
+	for i, t := range f.Admin.Tokens {
+		for j, p := range t.Purposes {
+			if !slices.ContainsFunc(purposes, func(q string) bool { return privguard.Purpose(q).Within(privguard.Purpose(p)) }) {
+				msgs = append(msgs, fmt.Sprintf("admin.tokens[%d].purposes[%d]: unknown purpose %q%s", i, j, p, suggestPurpose(p, purposes)))
+			}
+		}
+	}
 	return msgs
 }
 

@@ -37,6 +37,12 @@ func TestTaxonomyRefusesUnknownNames(t *testing.T) {
 			`dsar.recipients[0].categories[0]: unknown data category "user.contact.emial"; did you mean "user.contact.email"?`},
 		{"consent_purpose", "consent:\n  purposes:\n    marketing.profilng: {validity: 1h}\n",
 			`consent.purposes[marketing.profilng]: not a purpose of the default taxonomy; did you mean "marketing.profiling"?`},
+		{"token_purpose", "admin:\n  tokens:\n    - {name: sms-gateway, sha256: " + strings.Repeat("a", 64) + ", purposes: [marketing.sms]}\n",
+			`admin.tokens[0].purposes[0]: unknown purpose "marketing.sms"; did you mean "marketing.communications.sms"?`},
+		{"caller_purpose", "callers:\n  - {name: sms-gateway, token_file: t, purposes: [marketing.sms]}\n",
+			`callers[0].purposes[0]: unknown purpose "marketing.sms"; did you mean "marketing.communications.sms"?`},
+		{"caller_twice", "callers:\n  - {name: gw, token_file: t, purposes: [marketing]}\n  - {name: gw, token_file: u, purposes: [marketing]}\n",
+			`callers[1].name: "gw" names another caller too`},
 		{"legal_basis", "consent:\n  purposes:\n    marketing.profiling: {legal_bases: {gdpr: [legitimate_interests]}}\n",
 			`consent.purposes[marketing.profiling].legal_bases[gdpr][0]: unknown legal basis "legitimate_interests"; did you mean "legitimate_interest"?`},
 	}
@@ -74,6 +80,13 @@ dsar:
 consent:
   purposes:
     marketing.profiling: {legal_bases: {gdpr: [consent, legitimate_interest]}}
+admin:
+  tokens:
+    - {name: sms-gateway, sha256: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, purposes: [marketing.communications.sms, personalize], subjects_requests: false}
+dual_control: {export_rows: 500}
+callers:
+  - {name: sms-gateway, token_file: /run/secrets/sms, purposes: [marketing.communications.sms]}
+  - {name: agency, sha256: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb, purposes: [marketing.advertising], terminated_at: 2026-06-30T00:00:00Z}
 `))
 	if err != nil {
 		t.Fatal(err)

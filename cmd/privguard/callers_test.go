@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/privguard/privguard"
+)
+
+// An entrusted SMS gateway calls through the sidecar with its own credential: it sends
+// its purpose's messages but reads no profile (personalize.recommendation); the decision
+// log names it, never its credential; `privguard callers terminate` revokes the
+// credential (401 from then on) and leaves its deletion confirmation awaited until
+// `privguard callers confirm` records it.
+func TestSidecarCallerScopeAndTermination(t *testing.T) {
+	var upstreamSaw []http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		upstreamSaw = append(upstreamSaw, r.Header.Clone())
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"id":"cust-42","ok":true}`))
+	}))
+	defer srv.Close()
+	secrets := t.TempDir()
+	const credential = "pg_sms_gateway_credential_0123456789"
+	if err := os.WriteFile(filepath.Join(secrets, "sms.token"), []byte(credential+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sc := startSidecar(t, srv.URL, `routes:
+  - {match: "GET /api/profiles/{id}", purpose: personalize.recommendation, subject: {path: id}}
+  - {match: "POST /api/sms/{id}", purpose: marketing.communications.sms, subject: {path: id}}
+callers:
+  - {name: sms-gateway, token_file: `+filepath.Join(secrets, "sms.token")+`, purposes: [marketing.communications.sms]}
+`)
+	admin := func(method, path, body string) int {
+		t.Helper()
+		req, _ := http.NewRequest(method, sc.admin+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+sc.token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := admin("POST", "/v1/notices", `{"id":"shop","version":1,"language":"en","text":"We text you offers and recommend products.",
+ "purposes":["marketing","personalize"],"controller":{"name":"Example Retail Ltd","contact":"privacy@example.com"},
+ "retention":"13 months","rights_channels":["https://example.com/privacy"],"policy_url":"https://example.com/privacy"}`); st != 201 {
+		t.Fatalf("notice: %d", st)
+	}
+	for _, p := range []string{"marketing.communications.sms", "personalize.recommendation"} {
+		if st := admin("POST", "/v1/consents", `{"subject":"cust-42","purpose":"`+p+`","action":"grant","regime":"pipl",
+ "notice":{"id":"shop","version":1},"channel":"app","method":"explicit"}`); st != 201 {
+			t.Fatalf("grant %s: %d", p, st)
+		}
+	}
+	proxy := func(method, path, caller string) (int, privguard.Problem) {
+		t.Helper()
+		req, _ := http.NewRequest(method, sc.proxy+path, nil)
+		if caller != "" {
+			req.Header.Set("X-Privguard-Caller", caller)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var p privguard.Problem
+		b, _ := io.ReadAll(resp.Body)
+		json.Unmarshal(b, &p)
+		return resp.StatusCode, p
+	}
+	// proves PUR-08: the processor's credential is scoped to its purpose: it cannot read
+	// the subject's profile (personalize.recommendation), which an unscoped call can.
+	if st, p := proxy("GET", "/api/profiles/cust-42", credential); st != 403 || p.Type != privguard.ProblemTypePrefix+"caller.purpose_not_allowed" {
+		t.Errorf("sms gateway reads a profile: %d %s; want 403 caller.purpose_not_allowed", st, p.Type)
+	}
+	if len(upstreamSaw) != 0 {
+		t.Fatal("the refused call reached the upstream")
+	}
+	if st, _ := proxy("GET", "/api/profiles/cust-42", ""); st != 200 {
+		t.Errorf("the app's own profile read: %d; want 200", st)
+	}
+	if st, _ := proxy("POST", "/api/sms/cust-42", credential); st != 200 {
+		t.Fatalf("sms gateway sends: %d; want 200", st)
+	}
+	for _, h := range upstreamSaw {
+		if h.Get("X-Privguard-Caller") != "" {
+			t.Error("the caller credential reached the upstream")
+		}
+	}
+	if st, p := proxy("POST", "/api/sms/cust-42", "pg_guessed_credential_000000000"); st != 401 || p.Type != privguard.ProblemTypePrefix+"caller.unknown" {
+		t.Errorf("an unknown credential: %d %s; want 401 caller.unknown", st, p.Type)
+	}
+	// The decision log names the caller, never its credential.
+	var logText string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		b, _ := os.ReadFile(filepath.Join(sc.dir, decisionLogFile))
+		if logText = string(b); strings.Count(logText, `"caller":"sms-gateway"`) >= 2 {
+			break
+		}
+	}
+	if strings.Count(logText, `"caller":"sms-gateway"`) < 2 || !strings.Contains(logText, "caller.purpose_not_allowed") {
+		t.Errorf("the decision log does not record the caller's decisions:\n%s", logText)
+	}
+	if strings.Contains(logText, credential) || strings.Contains(sc.logs.String(), credential) {
+		t.Error("the credential reached a log")
+	}
+
+	// Termination: revoked at once, confirmation awaited until recorded.
+	noEnv := func(string) string { return "" }
+	cli := func(args ...string) (int, string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		code := run(context.Background(), append(args, "--admin", sc.admin, "--data", sc.dir), noEnv, &out, &errb)
+		return code, out.String() + errb.String()
+	}
+	if code, out := cli("callers", "terminate", "sms-gateway"); code != 0 || !strings.Contains(out, "sms-gateway\tterminated\tawaiting_confirmation") {
+		t.Fatalf("callers terminate: %d %s", code, out)
+	}
+	if st, p := proxy("POST", "/api/sms/cust-42", credential); st != 401 || p.Type != privguard.ProblemTypePrefix+"caller.unknown" {
+		t.Errorf("the terminated processor sends: %d %s; want 401", st, p.Type)
+	}
+	if code, out := cli("callers", "list"); code != 0 || !strings.Contains(out, "sms-gateway\tterminated\tawaiting_confirmation") {
+		t.Errorf("callers list: %d %s; want the confirmation awaited", code, out)
+	}
+	if code, out := cli("callers", "confirm", "sms-gateway", "--reference", "deletion certificate PRC-2291"); code != 0 || !strings.Contains(out, "confirmed") {
+		t.Errorf("callers confirm: %d %s", code, out)
+	}
+	if code, out := cli("callers", "confirm", "sms-gateway", "--reference", "again"); code != 1 {
+		t.Errorf("confirming twice: %d %s; want 1", code, out)
+	}
+}
