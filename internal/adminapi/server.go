@@ -15,6 +15,7 @@ import (
 	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/disclosure"
 	"github.com/privguard/privguard/dsar"
+	"github.com/privguard/privguard/incident"
 	"github.com/privguard/privguard/internal/authz"
 	"github.com/privguard/privguard/internal/ropa"
 	"github.com/privguard/privguard/internal/trail"
@@ -76,6 +77,8 @@ type Config struct {
 	// Assessments serves GET /v1/assessments (the register of impact assessments); nil
 	// leaves it out.
 	Assessments AssessmentRegister
+	// Incidents serves /v1/incidents (the incident register); nil leaves it out.
+	Incidents *incident.Register
 }
 
 // Server is the admin HTTP API.
@@ -107,6 +110,7 @@ type Server struct {
 	callbacks   *callbackBudget
 	ropa        func() (*ropa.Record, error)
 	assessments AssessmentRegister
+	incidents   *incident.Register
 }
 
 // New returns the API server.
@@ -144,7 +148,7 @@ func New(cfg Config) (*Server, error) {
 		tokens: cfg.Tokens, tokenHint: cfg.TokenHint, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks, replica: cfg.Replica, authz: cfg.Authorizer,
 		codes: newCodeLimiter(cfg.CodesPerSubject, CodeSubjectWindow), now: cfg.Now,
 		maxCallback: cfg.MaxCallbackBody, callbacks: &callbackBudget{max: cfg.CallbackBudget}, ropa: cfg.RecordOfProcessing,
-		assessments: cfg.Assessments}
+		assessments: cfg.Assessments, incidents: cfg.Incidents}
 	s.routes()
 	if cfg.Metrics != nil {
 		s.mux.Handle("GET /metrics", s.logRequests("GET /metrics", s.authenticate("GET /metrics", s.authorize("GET /metrics", cfg.Metrics))))
@@ -215,6 +219,12 @@ func (s *Server) routes() {
 	if s.assessments != nil {
 		authed("GET /v1/assessments", s.getAssessments)
 	}
+	if s.incidents != nil {
+		authed("POST /v1/incidents", s.postIncident)
+		authed("GET /v1/incidents", s.getIncidents)
+		authed("GET /v1/incidents/{id}", s.getIncident)
+		authed("POST /v1/incidents/{id}/events", s.postIncidentEvent)
+	}
 	authed("GET /healthz", s.healthz)
 	authed("GET /readyz", s.readyz)
 	// Public: the key receipts are signed with exists to be published.
@@ -243,6 +253,9 @@ func (s *Server) routes() {
 	}
 	if s.assessments != nil {
 		paths = append(paths, "/v1/assessments")
+	}
+	if s.incidents != nil {
+		paths = append(paths, "/v1/incidents", "/v1/incidents/{id}", "/v1/incidents/{id}/events")
 	}
 	for _, path := range paths {
 		s.mux.Handle(path, s.logRequests(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
