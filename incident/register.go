@@ -570,9 +570,7 @@ func (r *Register) append(ctx context.Context, ev *event, check func(*Incident, 
 			return nil, err
 		}
 		in = fold(in, ev, entries[0].Time, entries[0].Seq)
-		if ev.Notification != nil && ev.Notification.To == "subjects" {
-			r.Wake()
-		}
+		r.Wake() // Run checks the clocks (and sends released notices) now
 		v := r.view(in, now)
 		return &v, nil
 	}

@@ -91,6 +91,8 @@ type File struct {
 	// Assessments are the impact assessments (PIA/DPIA) in force: processing that needs one
 	// is denied without a current one covering it.
 	Assessments []Assessment `yaml:"assessments" validate:"dive"`
+	// Incidents configures the incident register's clocks (incidents.go).
+	Incidents Incidents `yaml:"incidents"`
 }
 
 // StoreConfig selects the store. Without postgres, the embedded bbolt file in data.
