@@ -8,5 +8,5 @@ type Incidents struct {
 	CIIOperator bool `yaml:"cii_operator"`
 	// Regimes whose clocks run: pipl (the CAC report), gdpr (the supervisory authority's
 	// 72 hours). Default: the service's regime alone.
-	Regimes []string `yaml:"regimes" validate:"omitempty,unique,dive,oneof=pipl gdpr"`
+	Regimes []string `yaml:"regimes" validate:"dive,oneof=pipl gdpr"`
 }
