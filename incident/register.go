@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mathrand "math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -564,6 +565,12 @@ func (r *Register) append(ctx context.Context, ev *event, check func(*Incident, 
 		}
 		entries, err := r.j.AppendAfter(ctx, st.head, ev)
 		if errors.Is(err, journal.ErrHeadMoved) && attempt < 20 {
+			// Another process appended: check again on its head, after a jittered pause.
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Duration(1+mathrand.IntN(5*(attempt+1))) * time.Millisecond):
+			}
 			continue
 		}
 		if err != nil {
