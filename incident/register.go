@@ -30,7 +30,7 @@ type Config struct {
 	// Store keeps the logs. Required.
 	Store journal.Store
 	// Pseudonym returns the keyed pseudonym a subject is named by in the register.
-	// Required.
+	// Required to record affected subjects (a register only read needs none).
 	Pseudonym func(subject string) string
 	// Regimes whose clocks run; nil means both.
 	Regimes []privguard.Regime
@@ -61,8 +61,8 @@ type Register struct {
 
 // Open returns the register in cfg.Store.
 func Open(cfg Config) (*Register, error) {
-	if cfg.Store == nil || cfg.Pseudonym == nil {
-		return nil, errors.New("incident: Config.Store and Config.Pseudonym are required")
+	if cfg.Store == nil {
+		return nil, errors.New("incident: Config.Store is nil")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -499,6 +499,9 @@ func (r *Register) detailsInto(ctx context.Context, ev *event, cats []privguard.
 	}
 	if len(subjects) > MaxSubjects {
 		return &FieldError{Field: "subjects", Detail: fmt.Sprintf("at most %d in one change", MaxSubjects)}
+	}
+	if len(subjects) > 0 && r.cfg.Pseudonym == nil {
+		return errors.New("incident: no Config.Pseudonym: this register cannot record subjects")
 	}
 	var ids []privguard.SubjectID
 	for i, s := range subjects {

@@ -13,6 +13,7 @@ import (
 	"github.com/privguard/privguard/internal/config"
 	"github.com/privguard/privguard/internal/metrics"
 	"github.com/privguard/privguard/internal/trail"
+	"github.com/privguard/privguard/journal"
 )
 
 // incidentInterval is how often serve checks the incidents' clocks and sends the
@@ -23,7 +24,21 @@ const incidentInterval = 30 * time.Second
 // the admin trail's keyed hash, the controller's DPO as the notices' contact, the
 // subjects' notices through the outbox notifier.
 func openIncidents(cfg *config.File, be *backend, t *trail.Trail, notifier dsar.Notifier, log *slog.Logger) (*incident.Register, error) {
-	c := incident.Config{Store: be.Journal, Pseudonym: t.Subject, CII: cfg.Incidents.CIIOperator, Logger: log,
+	c := incidentConfig(cfg, be.Journal)
+	c.Pseudonym, c.Logger = t.Subject, log
+	if n, ok := notifier.(incident.Notifier); ok {
+		c.Notifier = n
+	}
+	if c.Contact.Contact == "" {
+		log.Warn("controller.dpo.contact (or controller.contact) is not set: incident notices, which must name the DPO's contact, will be refused")
+	}
+	return incident.Open(c)
+}
+
+// incidentConfig is the register's configuration from the file: its clocks (regimes,
+// CII) and the notices' contact (the controller's DPO), as serve and the commands read it.
+func incidentConfig(cfg *config.File, store journal.Store) incident.Config {
+	c := incident.Config{Store: store, CII: cfg.Incidents.CIIOperator,
 		Contact: incident.Contact{Controller: cfg.Controller.Name, DPO: cfg.Controller.DPO.Name, Contact: cfg.Controller.DPO.Contact}}
 	if c.Contact.Contact == "" {
 		c.Contact.Contact = cfg.Controller.Contact
@@ -34,13 +49,7 @@ func openIncidents(cfg *config.File, be *backend, t *trail.Trail, notifier dsar.
 	if len(c.Regimes) == 0 {
 		c.Regimes = []privguard.Regime{privguard.Regime(cfg.Regime)}
 	}
-	if n, ok := notifier.(incident.Notifier); ok {
-		c.Notifier = n
-	}
-	if c.Contact.Contact == "" {
-		log.Warn("controller.dpo.contact (or controller.contact) is not set: incident notices, which must name the DPO's contact, will be refused")
-	}
-	return incident.Open(c)
+	return c
 }
 
 // incidentMetrics registers the register's clocks as gauges, read from Run's last round.

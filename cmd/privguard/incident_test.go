@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -13,7 +16,7 @@ import (
 	"time"
 )
 
-func incidentConfig(t *testing.T, dir string) string {
+func incidentYAML(t *testing.T, dir string) string {
 	t.Helper()
 	hash := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
 	text := `admin:
@@ -60,7 +63,7 @@ func metric(t *testing.T, url, token, name string) string {
 // configuration.
 func TestIncidentsThroughServe(t *testing.T) {
 	dir := t.TempDir()
-	cfg := incidentConfig(t, dir)
+	cfg := incidentYAML(t, dir)
 	url, admin, stopServe, logs := startServe(t, dir, "--config", cfg)
 	stop := sync.OnceValue(stopServe)
 	defer stop()
@@ -112,8 +115,46 @@ func TestIncidentsThroughServe(t *testing.T) {
 	if st, reg := callJSON(t, url, "pg_auditor-token-for-the-test", "GET", "/v1/incidents?overdue=true", ""); st != 200 || len(reg["entries"].([]any)) != 1 {
 		t.Errorf("auditor GET /v1/incidents?overdue=true = %d %v", st, reg)
 	}
+	// The commands: record and event through the API (the admin's token in the data
+	// directory), list and show from the data file once serve has stopped.
+	adminArgs := []string{"--admin", url, "--data", dir}
+	rep := filepath.Join(dir, "report.json")
+	os.WriteFile(rep, []byte(`{"title":"Lost laptop","facts":"a laptop with an encrypted disk was stolen","aware_at":"`+aware+`"}`), 0o600)
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), append([]string{"incident", "record"}, append(adminArgs, rep)...), os.Getenv, &out, &errb); code != 0 {
+		t.Fatalf("incident record = %d %s", code, errb.String())
+	}
+	var rec struct{ ID string }
+	json.Unmarshal(out.Bytes(), &rec)
+	ev := filepath.Join(dir, "assess.json")
+	os.WriteFile(ev, []byte(`{"kind":"assess","severity":"一般","risk":"none"}`), 0o600)
+	out.Reset()
+	if code := run(context.Background(), append([]string{"incident", "event"}, append(adminArgs, rec.ID, ev)...), os.Getenv, &out, &errb); code != 0 {
+		t.Fatalf("incident event = %d %s", code, errb.String())
+	}
+	os.WriteFile(ev, []byte(`{"kind":"close"}`), 0o600)
+	if code := run(context.Background(), append([]string{"incident", "event"}, append(adminArgs, rec.ID, ev)...), os.Getenv, &out, &errb); code != 1 ||
+		!strings.Contains(errb.String(), "effects, actions") {
+		t.Errorf("incident event close with gaps = %d %s; want 1 naming the gaps", code, errb.String())
+	}
 	if code := stop(); code != 0 {
 		t.Fatalf("serve exited %d", code)
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"incident", "list", "--data", dir, "--config", cfg}, os.Getenv, &out, &errb); code != 0 {
+		t.Fatalf("incident list = %d %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), id) || !strings.Contains(out.String(), rec.ID) || !strings.Contains(out.String(), "pipl.authority=overdue") ||
+		!strings.Contains(out.String(), "pipl.authority=not_required") || !strings.Contains(out.String(), "2 incidents") {
+		t.Errorf("incident list:\n%s", out.String())
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"incident", "show", "--data", dir, "--config", cfg, rec.ID}, os.Getenv, &out, &errb); code != 0 ||
+		!strings.Contains(out.String(), `"severity": "general"`) {
+		t.Errorf("incident show = %d %s %s", code, out.String(), errb.String())
+	}
+	if code := run(context.Background(), []string{"incident", "show", "--data", dir, "inc_nope"}, os.Getenv, &out, &errb); code != 2 {
+		t.Errorf("incident show of an unknown id = %d; want 2", code)
 	}
 	l := logs.String()
 	if !strings.Contains(l, "incident notice deadline") || !strings.Contains(l, id) {

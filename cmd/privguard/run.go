@@ -21,7 +21,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch group := args[0]; group {
 	case "serve":
 		return serve(ctx, args[1:], getenv, stdout, stderr)
-	case "consent", "policy", "keys", "dsar", "pia":
+	case "consent", "policy", "keys", "dsar", "pia", "incident":
 		if len(args) < 2 {
 			writeGroup(stderr, group)
 			return 2
@@ -48,6 +48,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return keys(ctx, args[1:], stdout, stderr)
 		case "pia":
 			return piaCmd(ctx, args[1:], stdout, stderr)
+		case "incident":
+			return incidentCmd(ctx, args[1:], getenv, stdout, stderr)
 		default:
 			return dsarCmd(ctx, args[1:], getenv, stdout, stderr)
 		}
