@@ -154,6 +154,12 @@ func (o *OutboxNotifier) SendLink(ctx context.Context, subject privguard.Subject
 			". / 您的个人信息副本已生成，可在 " + until + " 之前下载一次。"})
 }
 
+// SendIncidentNotice sends a subject the notice of a personal-information security
+// incident (incident.Notifier): text is the notice, in every language.
+func (o *OutboxNotifier) SendIncidentNotice(ctx context.Context, subject privguard.SubjectID, incidentID, text string) error {
+	return o.write(map[string]string{"to": string(subject), "incident": incidentID, "kind": "incident", "text": text})
+}
+
 func (o *OutboxNotifier) write(msg map[string]string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()

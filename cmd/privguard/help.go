@@ -54,6 +54,12 @@ query and stats read the files only and run while serve writes them; verify and
 running 'privguard serve' (its admin API; --admin, --token-file and --data as for dsar).
 Terminating a caller revokes its credential at once and opens its deletion confirmation,
 shown until you record the processor's acknowledgment.`, true
+	case "incident":
+		return `The incident register (GDPR Arts. 33-34, PIPL Arts. 51 and 57, the 2025 incident
+reporting measures): every personal-information security incident, notified or not, with
+its clocks from aware_at. list and show read the store (the data file read-only, or
+store.postgres); record and event go through a running serve's admin API, so that the
+admin trail names who acted.`, true
 	case "dsar":
 		return `Data-subject requests through a running 'privguard serve' (its admin API). Every
 subcommand takes --admin URL (default http://127.0.0.1:8081) and the admin token from
@@ -364,6 +370,47 @@ read: a break exits 1. GET /v1/decisions/stats answers the same through a runnin
 			example: `privguard decisions stats --data privguard-data
 privguard decisions stats --data privguard-data --from 2026-03-01 --format json`,
 			flags: func(fs *flag.FlagSet) { newDecisionFlags(fs, "stats") }},
+		{name: "incident list", summary: "the incident register: every incident, its clocks and gaps now",
+			usage: "incident list [--config FILE] [--data DIR] [--format table|json|csv] [--status open|closed] [--overdue] [--out FILE]",
+			about: `Prints the incident register: every incident recorded, notified or not, with the state of
+each clock now — gdpr.authority (the supervisory authority within 72 hours of aware_at
+unless the risk is none; alert 4 hours before), pipl.authority (the provincial CAC within
+4 hours for a level of 较大 or worse, 1 hour with incidents.cii_operator; alert at once),
+subjects (without undue delay when the risk is high) — as running, alert, overdue, met,
+met_late or not_required; an incident not assessed runs the strictest clocks. Gaps name
+what the register still lacks (facts, cause, effects, actions, categories, severity,
+risk). The store is the file's: the data file, opened read-only (stop serve first, or
+run this against a copy), or store.postgres, read while replicas run. Exits 2 if the
+journal's hash chain does not verify (the break is named). GET /v1/incidents answers the
+same through a running serve.`,
+			example: `privguard incident list --config privguard.yaml
+privguard incident list --config privguard.yaml --overdue --format csv --out incidents.csv`,
+			flags: func(fs *flag.FlagSet) { newIncidentFlags(fs, "list") }},
+		{name: "incident show", summary: "one incident: its facts, assessment, notices and clocks, as JSON",
+			usage: "incident show [--config FILE] [--data DIR] ID",
+			about: `Prints one incident of the register as JSON: what was recorded (facts, cause, effects,
+remedial actions, categories, the count and the pseudonyms of the subjects), the
+assessment, the notices made with their text, the clocks now and the gaps.`,
+			example: `privguard incident show --config privguard.yaml inc_0123456789abcdef`,
+			flags:   func(fs *flag.FlagSet) { newIncidentFlags(fs, "show") }},
+		{name: "incident record", summary: "record an incident through a running serve",
+			usage: "incident record [--admin URL] [--data DIR] [--token-file FILE] FILE",
+			about: `Records an incident: FILE ("-" for standard input) is the JSON body of POST
+/v1/incidents (title, facts and aware_at required; cause, occurred_at, severity, risk,
+categories, subject_count, subjects, effects, actions, advice). Prints the incident with
+its clocks. The token needs the dpo or admin role.`,
+			example: `privguard incident record incident.json`,
+			flags:   func(fs *flag.FlagSet) { newIncidentFlags(fs, "record") }},
+		{name: "incident event", summary: "assess, complete, notify or close an incident through a running serve",
+			usage: "incident event [--admin URL] [--data DIR] [--token-file FILE] ID FILE",
+			about: `Applies an event to an incident: FILE ("-" for standard input) is the JSON body of POST
+/v1/incidents/{id}/events — {"kind":"assess","severity":"较大","risk":"high"}, "update"
+(facts, cause, effects, actions, advice, categories, subject_count, subjects),
+"notify-authority" (authority sa or cac, reference, at, delay_reason when late),
+"notify-subjects" (one notice per affected subject, through the outbox), "close". A
+notice that would lack an element the law requires is refused, naming it.`,
+			example: `privguard incident event inc_0123456789abcdef assess.json`,
+			flags:   func(fs *flag.FlagSet) { newIncidentFlags(fs, "event") }},
 		{name: "version", summary: "print the version",
 			usage: "version",
 			about: `Prints the version: the one set at build time (-ldflags "-X main.version=v1.2.3"), else

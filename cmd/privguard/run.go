@@ -21,7 +21,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch group := args[0]; group {
 	case "serve":
 		return serve(ctx, args[1:], getenv, stdout, stderr)
-	case "consent", "policy", "keys", "dsar", "pia", "audit", "decisions", "callers":
+	case "consent", "policy", "keys", "dsar", "pia", "audit", "decisions", "callers", "incident":
 		if len(args) < 2 {
 			writeGroup(stderr, group)
 			return 2
@@ -54,6 +54,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return decisionsCmd(ctx, args[1:], stdout, stderr)
 		case "callers":
 			return callersCmd(ctx, args[1:], getenv, stdout, stderr)
+		case "incident":
+			return incidentCmd(ctx, args[1:], getenv, stdout, stderr)
 		default:
 			return dsarCmd(ctx, args[1:], getenv, stdout, stderr)
 		}

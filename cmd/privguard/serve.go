@@ -350,6 +350,17 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	if err != nil {
 		return err
 	}
+	incidents, err := openIncidents(cfg, be, adminTrail, notifier, log)
+	if err != nil {
+		return err
+	}
+	if err := incidentMetrics(reg, incidents); err != nil {
+		return err
+	}
+	incidentCtx, stopIncidents := context.WithCancel(context.Background())
+	incidentsDone := make(chan struct{})
+	go func() { defer close(incidentsDone); incidents.Run(incidentCtx, incidentInterval) }()
+	defer func() { stopIncidents(); <-incidentsDone }()
 	requests, err := newDSAR(cfg, be.Requests, conns, ledger, vlt, taxonomy, notifier, gate, log)
 	if err != nil {
 		return err
@@ -377,8 +388,8 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Disclosures: gate, Regime: privguard.Regime(cfg.Regime), Trail: adminTrail,
 		// The record of processing of the configuration this server enforces (GET /v1/ropa).
 		RecordOfProcessing: func() (*ropa.Record, error) { return ropa.Build(cfg, ropa.Options{}) },
-		Assessments:        assessments,
-		AuditPack:          auditPacker(cfg, be, ledger, requests, gate, assessments)})
+		Assessments:        assessments, Incidents: incidents,
+		AuditPack: auditPacker(cfg, be, ledger, requests, gate, assessments)})
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/disclosure"
 	"github.com/privguard/privguard/dsar"
+	"github.com/privguard/privguard/incident"
 	"github.com/privguard/privguard/internal/authz"
 	"github.com/privguard/privguard/internal/callers"
 	"github.com/privguard/privguard/internal/ropa"
@@ -90,6 +91,8 @@ type Config struct {
 	// Callers serves /v1/callers* (the sidecar's callers, their termination and deletion
 	// confirmation); nil leaves them out.
 	Callers *callers.Registry
+	// Incidents serves /v1/incidents (the incident register); nil leaves it out.
+	Incidents *incident.Register
 }
 
 // Server is the admin HTTP API.
@@ -128,7 +131,8 @@ type Server struct {
 	dual         DualControl
 	callers      *callers.Registry
 	// authed are the patterns of the routes that take a bearer token (Routes).
-	authed []string
+	authed    []string
+	incidents *incident.Register
 }
 
 // New returns the API server.
@@ -169,7 +173,8 @@ func New(cfg Config) (*Server, error) {
 		tokens: cfg.Tokens, tokenHint: cfg.TokenHint, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), checks: cfg.Checks, replica: cfg.Replica, authz: cfg.Authorizer,
 		codes: newCodeLimiter(cfg.CodesPerSubject, CodeSubjectWindow), now: cfg.Now,
 		maxCallback: cfg.MaxCallbackBody, callbacks: &callbackBudget{max: cfg.CallbackBudget}, ropa: cfg.RecordOfProcessing, auditPack: cfg.AuditPack,
-		assessments: cfg.Assessments, decisionLog: cfg.DecisionLog, decisionScan: make(chan struct{}, 1), dual: cfg.DualControl, callers: cfg.Callers}
+		assessments: cfg.Assessments, decisionLog: cfg.DecisionLog, decisionScan: make(chan struct{}, 1), dual: cfg.DualControl, callers: cfg.Callers,
+		incidents: cfg.Incidents}
 	s.routes()
 	if cfg.Metrics != nil {
 		s.authed = append(s.authed, "GET /metrics")
@@ -267,6 +272,12 @@ func (s *Server) routes() {
 		authed("POST /v1/callers/{name}/terminate", s.terminateCaller)
 		authed("POST /v1/callers/{name}/deletion-confirmation", s.confirmDeletion)
 	}
+	if s.incidents != nil {
+		authed("POST /v1/incidents", s.postIncident)
+		authed("GET /v1/incidents", s.getIncidents)
+		authed("GET /v1/incidents/{id}", s.getIncident)
+		authed("POST /v1/incidents/{id}/events", s.postIncidentEvent)
+	}
 	authed("GET /healthz", s.healthz)
 	authed("GET /readyz", s.readyz)
 	// Public: the key receipts are signed with exists to be published.
@@ -304,6 +315,12 @@ func (s *Server) routes() {
 	}
 	if s.callers != nil {
 		paths = append(paths, "/v1/callers", "/v1/callers/{name}/terminate", "/v1/callers/{name}/deletion-confirmation")
+	}
+	if s.auditPack != nil {
+		paths = append(paths, "/v1/audit/pack")
+	}
+	if s.incidents != nil {
+		paths = append(paths, "/v1/incidents", "/v1/incidents/{id}", "/v1/incidents/{id}/events")
 	}
 	for _, path := range paths {
 		s.mux.Handle(path, s.logRequests(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -98,6 +98,8 @@ type File struct {
 	// Callers are the services (entrusted processors) that call through the sidecar with a
 	// credential of their own in X-Privguard-Caller, each scoped to its purposes (PUR-08).
 	Callers []Caller `yaml:"callers" validate:"dive"`
+	// Incidents configures the incident register's clocks (incidents.go).
+	Incidents Incidents `yaml:"incidents"`
 }
 
 // Caller is an entrusted processor calling through the sidecar.
