@@ -132,6 +132,8 @@ type Stats struct {
 	ByDecision map[string]int64 `json:"by_decision"`
 	ByPurpose  map[string]int64 `json:"by_purpose"`
 	ByReason   map[string]int64 `json:"by_reason"`
+	// DenyReasons counts the reasons of the denials only.
+	DenyReasons map[string]int64 `json:"deny_reasons"`
 	ByRoute    map[string]int64 `json:"by_route"`
 	ByDay      map[string]int64 `json:"by_day"`
 }
@@ -176,11 +178,11 @@ func Count(ctx context.Context, path string, f Filter, maxKeys int) (*Stats, err
 		maxKeys = DefaultMaxKeys
 	}
 	var st Stats
-	cs := make([]counter, 5)
+	cs := make([]counter, 6)
 	for i := range cs {
 		cs[i] = counter{m: map[string]*int64{}, max: maxKeys}
 	}
-	decision, purpose, reason, route, day := &cs[0], &cs[1], &cs[2], &cs[3], &cs[4]
+	decision, purpose, reason, route, day, denied := &cs[0], &cs[1], &cs[2], &cs[3], &cs[4], &cs[5]
 	err := Walk(path, func(l *Line) error {
 		st.Scanned++
 		if st.Scanned%65536 == 0 && ctx.Err() != nil {
@@ -191,12 +193,17 @@ func Count(ctx context.Context, path string, f Filter, maxKeys int) (*Stats, err
 			return nil
 		}
 		st.Lines++
-		decision.add(v.GetStringBytes("effect"))
+		effect := v.GetStringBytes("effect")
+		decision.add(effect)
 		purpose.add(v.GetStringBytes("purpose"))
 		route.add(v.GetStringBytes("route"))
+		deny := string(effect) == string(privguard.Deny)
 		for _, r := range v.GetArray("reasons") {
 			if b, err := r.StringBytes(); err == nil {
 				reason.add(b)
+				if deny {
+					denied.add(b)
+				}
 			}
 		}
 		t := v.GetStringBytes("time")
@@ -210,6 +217,7 @@ func Count(ctx context.Context, path string, f Filter, maxKeys int) (*Stats, err
 		return nil, err
 	}
 	st.ByDecision, st.ByPurpose, st.ByReason, st.ByRoute, st.ByDay = decision.out(), purpose.out(), reason.out(), route.out(), day.out()
+	st.DenyReasons = denied.out()
 	return &st, nil
 }
 

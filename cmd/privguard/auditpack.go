@@ -13,15 +13,20 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/audit"
 	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/disclosure"
 	"github.com/privguard/privguard/dsar"
+	"github.com/privguard/privguard/incident"
 	"github.com/privguard/privguard/internal/adminapi"
+	"github.com/privguard/privguard/internal/approval"
 	"github.com/privguard/privguard/internal/auditpack"
+	"github.com/privguard/privguard/internal/callers"
 	"github.com/privguard/privguard/internal/config"
 	"github.com/privguard/privguard/internal/ropa"
 	"github.com/privguard/privguard/internal/trail"
@@ -29,12 +34,13 @@ import (
 )
 
 // packLogs are the journal logs whose heads a pack records, beside the consent ledger's.
-var packLogs = []string{disclosure.Log, pia.Log, trail.Log}
+var packLogs = []string{audit.CheckpointLog, disclosure.Log, pia.Log, incident.Log, incident.TaskLog, approval.Log, callers.Log, trail.Log}
 
 // auditPacker makes the audit packs of GET /v1/audit/pack from what serve enforces: its
 // configuration's record, the request store, the disclosure gate, the assessment register,
 // the trail and every chain's head, signed with the ledger's receipt key.
-func auditPacker(cfg *config.File, be *backend, ledger *consent.Ledger, requests *dsar.Engine, gate *disclosure.Gate, assessments *pia.Registry) adminapi.AuditPacker {
+func auditPacker(cfg *config.File, be *backend, ledger *consent.Ledger, requests *dsar.Engine, gate *disclosure.Gate, assessments *pia.Registry,
+	incidents *incident.Register) adminapi.AuditPacker {
 	return func(ctx context.Context, period auditpack.Period, w io.Writer) error {
 		regimes := []privguard.Regime{privguard.Regime(cfg.Regime)}
 		if cfg.Regime == "" {
@@ -51,6 +57,8 @@ func auditPacker(cfg *config.File, be *backend, ledger *consent.Ledger, requests
 				auditpack.DisclosuresSection{Store: be.Journal, Accounting: gate.Accounting, Regimes: regimes},
 				auditpack.AssessmentsSection{Register: assessments.Register},
 				auditpack.TrailSection{Store: be.Journal},
+				auditpack.DecisionsSection{Path: filepath.Join(cfg.Data, decisionLogFile)},
+				auditpack.IncidentsSection{Register: incidents},
 			},
 		}, w)
 		return err

@@ -389,7 +389,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		// The record of processing of the configuration this server enforces (GET /v1/ropa).
 		RecordOfProcessing: func() (*ropa.Record, error) { return ropa.Build(cfg, ropa.Options{}) },
 		Assessments:        assessments, Incidents: incidents,
-		AuditPack: auditPacker(cfg, be, ledger, requests, gate, assessments)})
+		AuditPack: auditPacker(cfg, be, ledger, requests, gate, assessments, incidents)})
 	if err != nil {
 		return err
 	}

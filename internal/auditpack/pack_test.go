@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,8 +18,10 @@ import (
 	"time"
 
 	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/audit"
 	"github.com/privguard/privguard/disclosure"
 	"github.com/privguard/privguard/dsar"
+	"github.com/privguard/privguard/incident"
 	"github.com/privguard/privguard/internal/auditpack"
 	"github.com/privguard/privguard/internal/config"
 	"github.com/privguard/privguard/internal/ropa"
@@ -52,6 +56,9 @@ type fixture struct {
 	gate     *disclosure.Gate
 	cfg      *config.File
 	pia      *pia.Registry
+	// decisions is the decision log's file; incidents the register.
+	decisions string
+	incidents *incident.Register
 }
 
 func request(id string, regime privguard.Regime, received time.Time, dueDays int, closedAfterDays int) dsar.Request {
@@ -116,6 +123,46 @@ func newFixture(t *testing.T) *fixture {
 	if f.cfg, err = config.Parse(b); err != nil {
 		t.Fatal(err)
 	}
+	// Decisions: two allowed, three denied (two consent.missing, one consent.withdrawn), and one
+	// after the period.
+	f.decisions = filepath.Join(t.TempDir(), "decisions.log")
+	dat := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	dlog, err := audit.Open(audit.Config{Path: f.decisions, Key: bytes.Repeat([]byte{3}, 32), Now: func() time.Time { return dat }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range []privguard.Decision{
+		{Effect: privguard.Allow, Reasons: []privguard.Reason{privguard.ReasonConsentGiven}},
+		{Effect: privguard.Allow},
+		{Effect: privguard.Deny, Reasons: []privguard.Reason{privguard.ReasonConsentMissing}},
+		{Effect: privguard.Deny, Reasons: []privguard.Reason{privguard.ReasonConsentMissing}},
+		{Effect: privguard.Deny, Reasons: []privguard.Reason{privguard.ReasonConsentWithdrawn}},
+	} {
+		dlog.Record("POST /sms/{id}", &privguard.Input{Subject: privguard.SubjectID(fmt.Sprint("s", i)), Purpose: "marketing.sms", Regime: privguard.RegimePIPL}, &d)
+	}
+	if err := dlog.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dat = to.Add(time.Hour)
+	if dlog, err = audit.Open(audit.Config{Path: f.decisions, Key: bytes.Repeat([]byte{3}, 32), Now: func() time.Time { return dat }}); err != nil {
+		t.Fatal(err)
+	}
+	dlog.Record("POST /sms/{id}", &privguard.Input{Subject: "late", Purpose: "marketing.sms"}, &privguard.Decision{Effect: privguard.Deny, Reasons: []privguard.Reason{privguard.ReasonConsentMissing}})
+	dlog.Close()
+	// Incidents: one in the period, never notified; one after it.
+	iat := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	if f.incidents, err = incident.Open(incident.Config{Store: f.store, Now: func() time.Time { return iat }, Pseudonym: func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:8]) }}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.incidents.Record(ctx, "dpo", incident.Report{Title: "Lost laptop", Facts: "An encrypted laptop was lost.", AwareAt: iat.Add(-time.Hour),
+		Severity: "general", Risk: "none", Subjects: []privguard.SubjectID{"cust-secret-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	iat = to.Add(48 * time.Hour)
+	if _, err := f.incidents.Record(ctx, "dpo", incident.Report{Title: "Later", Facts: "After the period.", AwareAt: iat.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	iat = to
 	if f.pia, err = pia.New(pia.Config{Store: f.store, Now: func() time.Time { return to }}); err != nil {
 		t.Fatal(err)
 	}
@@ -151,6 +198,8 @@ func (f *fixture) config(signer auditpack.Signer) auditpack.Config {
 			auditpack.DisclosuresSection{Store: f.store, Accounting: f.gate.Accounting, Regimes: []privguard.Regime{privguard.RegimePIPL}},
 			auditpack.AssessmentsSection{Register: f.pia.Register},
 			auditpack.TrailSection{Store: f.store},
+			auditpack.DecisionsSection{Path: f.decisions},
+			auditpack.IncidentsSection{Register: f.incidents},
 		},
 	}
 }
@@ -222,6 +271,13 @@ func TestPackFigures(t *testing.T) {
 	if s.Trail.Acts != 3 || s.Trail.KeyEvents != 2 {
 		t.Errorf("trail figures: %+v", s.Trail)
 	}
+	if d := s.Decisions; d == nil || d.Lines != 5 || d.Allowed != 2 || d.Denied != 3 || d.DenyReasons["consent.missing"] != 2 ||
+		d.DenyReasons["consent.withdrawn"] != 1 || d.DenyReasons["consent.given"] != 0 {
+		t.Errorf("decision figures: %+v", d)
+	}
+	if in := s.Incidents; in == nil || in.Total != 1 || in.Notified != 0 || in.BySeverity["general"] != 1 {
+		t.Errorf("incident figures: %+v", in)
+	}
 	if s.Record.Activities == 0 {
 		t.Error("the record of processing has no activity")
 	}
@@ -230,13 +286,13 @@ func TestPackFigures(t *testing.T) {
 		t.Errorf("requests.csv holds the requests outside the period or lacks one inside:\n%s", csv)
 	}
 	for _, name := range []string{"ropa.json", "ropa.csv", "disclosures.csv", "transfers.json", "assessments.json", "assessments.csv",
-		"trail.csv", "key-events.csv", "heads.json", "report.zh.html", "report.en.html"} {
+		"trail.csv", "key-events.csv", "heads.json", "report.zh.html", "report.en.html", "decisions.json", "incidents.csv", "incidents.json"} {
 		if member(t, b, name) == "" {
 			t.Errorf("%s is empty", name)
 		}
 	}
-	for _, id := range []string{`"a"`, `"b"`, `"c"`} {
-		for _, name := range []string{"disclosures.csv", "summary.json", "transfers.json", "trail.csv"} {
+	for _, id := range []string{`"a"`, `"b"`, `"c"`, "cust-secret-1", `"s1"`} {
+		for _, name := range []string{"disclosures.csv", "summary.json", "transfers.json", "trail.csv", "incidents.csv", "incidents.json", "decisions.json"} {
 			if strings.Contains(member(t, b, name), id) {
 				t.Errorf("%s names subject %s", name, id)
 			}

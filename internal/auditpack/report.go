@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // Languages are the report's languages: report.zh.html and report.en.html.
@@ -20,6 +21,9 @@ var report = template.Must(template.New("report").Funcs(template.FuncMap{
 	"pct":   func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) + " %" },
 	"meter": func(ratio float64) string { return strconv.FormatFloat(300*min(max(ratio, 0), 1), 'f', 1, 64) },
 	"sortedKeys": func(m map[string]int) []string {
+		return slices.Sorted(maps.Keys(m))
+	},
+	"sortedKeys64": func(m map[string]int64) []string {
 		return slices.Sorted(maps.Keys(m))
 	},
 }).Parse(reportTemplate))
@@ -35,6 +39,8 @@ var labels = map[string]map[string]string{
 		"crossborder": "出境人数与门槛", "year": "年度", "threshold": "门槛", "count": "人数", "status": "状态",
 		"assessments": "个人信息保护影响评估", "verified": "链校验通过", "broken": "链断裂",
 		"trail": "管理操作记录", "acts": "操作", "keyevents": "密钥事件", "outcome": "结果",
+		"decisions": "处理决定记录", "lines": "决定", "allowed": "允许", "denied": "拒绝", "denials": "拒绝原因", "reason": "原因",
+		"incidents": "个人信息安全事件登记", "notified": "已通知", "severity": "级别",
 		"heads": "链头校验点", "none": "无",
 	},
 	"en": {
@@ -46,6 +52,8 @@ var labels = map[string]map[string]string{
 		"crossborder": "People transferred abroad against the thresholds", "year": "Year", "threshold": "Threshold", "count": "People", "status": "Status",
 		"assessments": "Impact assessments", "verified": "chain verified", "broken": "chain broken",
 		"trail": "Admin trail", "acts": "Acts", "keyevents": "Key events", "outcome": "Outcome",
+		"decisions": "Decision log", "lines": "Decisions", "allowed": "Allowed", "denied": "Denied", "denials": "Denials by reason", "reason": "Reason",
+		"incidents": "Incident register", "notified": "Notified", "severity": "Severity",
 		"heads": "Chain checkpoints", "none": "none",
 	},
 }
@@ -97,7 +105,12 @@ type reportData struct {
 	L     map[string]string
 	S     *Summary
 	Weeks *chart
+	// Denials draws the denials by reason, the most frequent first (at most maxBars).
+	Denials *chart
 }
+
+// maxBars bounds the bars of a chart of categories.
+const maxBars = 12
 
 func writeReport(w io.Writer, s *Summary, lang string) error {
 	l, ok := labels[lang]
@@ -121,6 +134,20 @@ func writeReport(w io.Writer, s *Summary, lang string) error {
 			pts = fmt.Appendf(pts, "%.1f,%.1f ", b.X+b.W/2, chartH-(chartH-20)*wk.OnTimePct/100)
 		}
 		d.Weeks.Line = string(pts)
+	}
+	if s.Decisions != nil {
+		names := slices.SortedFunc(maps.Keys(s.Decisions.DenyReasons), func(a, b string) int {
+			if c := s.Decisions.DenyReasons[b] - s.Decisions.DenyReasons[a]; c != 0 {
+				return int(max(min(c, 1), -1))
+			}
+			return strings.Compare(a, b)
+		})
+		names = names[:min(len(names), maxBars)]
+		vals := make([]float64, len(names))
+		for i, n := range names {
+			vals[i] = float64(s.Decisions.DenyReasons[n])
+		}
+		d.Denials = barChart("decisions.denials", names, vals)
 	}
 	return report.Execute(w, d)
 }

@@ -64,6 +64,9 @@ func TestReportInChromium(t *testing.T) {
 		"xb.pipl.2026.exemption":            strconv.FormatInt(s.CrossBorder[0].People, 10),
 		"trail.acts":                        strconv.Itoa(s.Trail.Acts),
 		"trail.key_events":                  strconv.Itoa(s.Trail.KeyEvents),
+		"decisions.denied":                  "3",
+		"decisions.deny.consent.missing":    "2",
+		"incidents.total":                   "1",
 		"record.activities":                 strconv.Itoa(s.Record.Activities),
 	}
 	for _, lang := range []string{"zh", "en"} {

@@ -2,14 +2,18 @@ package auditpack
 
 import (
 	"context"
+	"errors"
 	"io"
+	"io/fs"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/audit"
 	"github.com/privguard/privguard/disclosure"
 	"github.com/privguard/privguard/dsar"
+	"github.com/privguard/privguard/incident"
 	"github.com/privguard/privguard/internal/ropa"
 	"github.com/privguard/privguard/internal/trail"
 	"github.com/privguard/privguard/journal"
@@ -241,3 +245,77 @@ func (s TrailSection) Write(ctx context.Context, p *Pack) error {
 }
 
 func round1(x float64) float64 { return float64(int64(x*10+0.5)) / 10 }
+
+// DecisionsSection writes the decision log's counts for the period (decisions.json,
+// AUD-02): decisions by effect, purpose, reason, route and day, the denials by reason.
+// It reads the log and its segments once, checking the chain: a break fails the pack.
+type DecisionsSection struct {
+	// Path is the decision log's active file (<data>/decisions.log).
+	Path string
+}
+
+func (DecisionsSection) Name() string { return "decisions" }
+
+func (s DecisionsSection) Write(ctx context.Context, p *Pack) error {
+	st, err := audit.Count(ctx, s.Path, audit.Filter{From: p.Period.From, To: p.Period.To}, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		st, err = &audit.Stats{}, nil // no decision yet
+	}
+	if err != nil {
+		return err
+	}
+	if err := p.JSON("decisions.json", st); err != nil {
+		return err
+	}
+	p.Summary.Decisions = &DecisionFigures{Lines: st.Lines, Allowed: st.ByDecision[string(privguard.Allow)], Denied: st.ByDecision[string(privguard.Deny)],
+		DenyReasons: orEmpty(st.DenyReasons), ByPurpose: orEmpty(st.ByPurpose)}
+	return nil
+}
+
+func orEmpty(m map[string]int64) map[string]int64 {
+	if m == nil {
+		return map[string]int64{}
+	}
+	return m
+}
+
+// IncidentsSection writes the incident register (incidents.csv and incidents.json,
+// SEC-10): the incidents the controller became aware of in the period, notified or not,
+// with their clocks.
+type IncidentsSection struct {
+	Register *incident.Register
+}
+
+func (IncidentsSection) Name() string { return "incidents" }
+
+func (s IncidentsSection) Write(ctx context.Context, p *Pack) error {
+	f := incident.Filter{From: p.Period.From, To: p.Period.To}
+	if err := p.Member("incidents.csv", func(w io.Writer) error { return s.Register.WriteCSV(ctx, w, f) }); err != nil {
+		return err
+	}
+	fig := &IncidentFigures{BySeverity: map[string]int{}}
+	views := []incident.View{}
+	if err := s.Register.List(ctx, f, func(v incident.View) error {
+		views = append(views, v)
+		fig.Total++
+		if v.Status == incident.StatusClosed {
+			fig.Closed++
+		}
+		sev := string(v.Severity)
+		if sev == "" {
+			sev = "unassessed"
+		}
+		fig.BySeverity[sev]++
+		if len(v.Notifications) > 0 {
+			fig.Notified++
+		}
+		if v.Overdue {
+			fig.Overdue++
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	p.Summary.Incidents = fig
+	return p.JSON("incidents.json", views)
+}

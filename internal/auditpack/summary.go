@@ -23,6 +23,29 @@ type Summary struct {
 	CrossBorder []disclosure.Accounting `json:"cross_border,omitempty"`
 	Assessments *AssessmentFigures      `json:"assessments,omitempty"`
 	Trail       *TrailFigures           `json:"trail,omitempty"`
+	Decisions   *DecisionFigures        `json:"decisions,omitempty"`
+	Incidents   *IncidentFigures        `json:"incidents,omitempty"`
+}
+
+// DecisionFigures count the decision log's lines in the period.
+type DecisionFigures struct {
+	Lines   int64 `json:"lines"`
+	Allowed int64 `json:"allowed"`
+	Denied  int64 `json:"denied"`
+	// DenyReasons counts the denials' reasons; ByPurpose the decisions per purpose.
+	DenyReasons map[string]int64 `json:"deny_reasons"`
+	ByPurpose   map[string]int64 `json:"by_purpose"`
+}
+
+// IncidentFigures count the incidents the controller became aware of in the period.
+type IncidentFigures struct {
+	Total  int `json:"total"`
+	Closed int `json:"closed"`
+	// Notified: to an authority or to the subjects; Overdue: a deadline passed without its
+	// notice.
+	Notified   int            `json:"notified"`
+	Overdue    int            `json:"overdue"`
+	BySeverity map[string]int `json:"by_severity"`
 }
 
 // RecordFigures count the record of processing.
