@@ -29,57 +29,6 @@ const (
 	MemberCheckpoint = "checkpoint.jws" // the signed checkpoint
 )
 
-// Scope is what an export holds: every record of one subject (Subject set), or the
-// records of one purpose in a period (Purpose, From ≤ time < To), subjects pseudonymous.
-type Scope struct {
-	Subject privguard.SubjectID `json:"subject,omitempty"`
-	Purpose privguard.Purpose   `json:"purpose,omitempty"`
-	From    time.Time           `json:"from,omitzero"`
-	To      time.Time           `json:"to,omitzero"`
-}
-
-// Validate reports whether s is one of the two scopes, with an error saying what is wrong
-// in the terms of the filters (subject, purpose, from, to). It wraps privguard.ErrInvalid.
-func (s Scope) Validate() error {
-	switch {
-	case s.Subject != "" && (s.Purpose != "" || !s.From.IsZero() || !s.To.IsZero()):
-		return fmt.Errorf("give a subject, or a purpose with from and to, not both: %w", privguard.ErrInvalid)
-	case s.Subject != "":
-		return nil
-	case s.Purpose == "":
-		return fmt.Errorf("give a subject, or a purpose with from and to: %w", privguard.ErrInvalid)
-	case s.Purpose.Validate() != nil:
-		return fmt.Errorf("purpose: %w", s.Purpose.Validate())
-	case s.From.IsZero() || s.To.IsZero():
-		return fmt.Errorf("a purpose needs a period: from and to: %w", privguard.ErrInvalid)
-	case !s.From.Before(s.To):
-		return fmt.Errorf("from must be before to: %w", privguard.ErrInvalid)
-	}
-	return nil
-}
-
-// pseudonymous reports whether the export names subjects by pseudonym.
-func (s Scope) pseudonymous() bool { return s.Subject == "" }
-
-// holds reports whether a record is in scope. By purpose: a grant, refusal, withdrawal or
-// expiry of the purpose or one below it, and a withdrawal from above it (of an ancestor,
-// or of every purpose), which withdraws it too.
-func (s Scope) holds(subject privguard.SubjectID, purpose privguard.Purpose, action consent.Action, t time.Time) bool {
-	if !s.pseudonymous() {
-		return subject == s.Subject
-	}
-	if t.Before(s.From) || !t.Before(s.To) {
-		return false
-	}
-	switch action {
-	case consent.ActionGrant, consent.ActionRefuse, consent.ActionExpire:
-		return purpose.Within(s.Purpose)
-	case consent.ActionWithdraw:
-		return purpose == "" || purpose.Within(s.Purpose) || s.Purpose.Within(purpose)
-	}
-	return false
-}
-
 // Line is one line of records.jsonl.
 type Line struct {
 	Seq  uint64 `json:"seq"`
