@@ -100,4 +100,3 @@ func (s Scope) holds(subject privguard.SubjectID, purpose privguard.Purpose, act
 	}
 	return false
 }
-
