@@ -170,6 +170,9 @@ func export(ctx context.Context, l *consent.Ledger, scope Scope, w io.Writer, no
 	counts := newCounter()
 	n := 0
 	headSeq, headHash, err := l.Walk(ctx, func(r *consent.Record, body []byte) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		in := scope.holds(r.Subject, r.Purpose, r.Action, r.Time)
 		tree.add(r.Hash, in)
 		if !in {
