@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -254,25 +255,55 @@ func hex32(s string) ([32]byte, error) {
 	return [32]byte(b), nil
 }
 
-// verifyJWS verifies a compact JWS signed with pub under kid with header typ, and returns
-// its payload, or a problem.
+// verifyJWS verifies a compact JWS (RFC 7515) signed with EdDSA by pub under kid with
+// header typ, and returns its payload, or a problem. It is done by hand rather than with
+// go-jose, which costs more than the Ed25519 check itself on a million receipts.
 func verifyJWS(compact string, pub ed25519.PublicKey, kid, typ string) ([]byte, string) {
-	jws, err := jose.ParseSigned(compact, []jose.SignatureAlgorithm{jose.EdDSA})
-	if err != nil || len(jws.Signatures) != 1 {
-		return nil, "not a compact JWS signed with EdDSA"
+	header, rest, ok1 := strings.Cut(compact, ".")
+	payload64, sig64, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || strings.Contains(sig64, ".") {
+		return nil, "not a compact JWS"
 	}
-	h := jws.Signatures[0].Header
-	if h.KeyID != kid {
-		return nil, fmt.Sprintf("signed with key %q, not the bundle's %q", h.KeyID, kid)
+	if problem := checkHeader(header, kid, typ); problem != "" {
+		return nil, problem
 	}
-	if t, _ := h.ExtraHeaders[jose.HeaderType].(string); t != typ {
-		return nil, fmt.Sprintf("a JWS of type %q, not %q", t, typ)
+	sig, err := base64.RawURLEncoding.DecodeString(sig64)
+	if err != nil || len(sig) != ed25519.SignatureSize {
+		return nil, "not a compact JWS: the signature is malformed"
 	}
-	payload, err := jws.Verify(pub)
-	if err != nil {
+	if !ed25519.Verify(pub, []byte(compact[:len(header)+1+len(payload64)]), sig) {
 		return nil, "the signature does not verify (altered, or signed with another key)"
 	}
+	payload, err := base64.RawURLEncoding.DecodeString(payload64)
+	if err != nil {
+		return nil, "not a compact JWS: the payload is malformed"
+	}
 	return payload, ""
+}
+
+// checkHeader checks a JWS protected header (base64url): EdDSA, kid, typ, and no critical
+// extensions.
+func checkHeader(header64, kid, typ string) string {
+	raw, err := base64.RawURLEncoding.DecodeString(header64)
+	if err != nil {
+		return "not a compact JWS: the header is malformed"
+	}
+	var h struct {
+		Alg  string          `json:"alg"`
+		Kid  string          `json:"kid"`
+		Typ  string          `json:"typ"`
+		Crit json.RawMessage `json:"crit"`
+	}
+	if err := json.Unmarshal(raw, &h); err != nil || h.Alg != "EdDSA" || h.Crit != nil {
+		return "not a JWS signed with EdDSA"
+	}
+	if h.Kid != kid {
+		return fmt.Sprintf("signed with key %q, not the bundle's %q", h.Kid, kid)
+	}
+	if h.Typ != typ {
+		return fmt.Sprintf("a JWS of type %q, not %q", h.Typ, typ)
+	}
+	return ""
 }
 
 // receiptChecker verifies receipts on every processor while the records are read, and
