@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -120,26 +119,7 @@ func (l *Ledger) Receipt(ctx context.Context, id string) (SignedReceipt, error) 
 	if err != nil {
 		return SignedReceipt{}, err
 	}
-	n := l.receiptNotice(ctx, &r)
-	rc := l.receiptOf(&r, n)
-	payload, err := json.Marshal(rc)
-	if err != nil {
-		return SignedReceipt{}, fmt.Errorf("consent: encode receipt: %w", err)
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: l.signer},
-		(&jose.SignerOptions{}).WithType("JWT").WithHeader(jose.HeaderKey("kid"), l.ReceiptKeyID()))
-	if err != nil {
-		return SignedReceipt{}, fmt.Errorf("consent: receipt signer: %w", err)
-	}
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		return SignedReceipt{}, fmt.Errorf("consent: sign receipt: %w", err)
-	}
-	compact, err := jws.CompactSerialize()
-	if err != nil {
-		return SignedReceipt{}, fmt.Errorf("consent: serialize receipt: %w", err)
-	}
-	return SignedReceipt{Receipt: rc, JWS: compact}, nil
+	return l.sign(l.receiptOf(&r, l.receiptNotice(ctx, &r)))
 }
 
 // receiptNotice finds the notice that tells the controller and terms of r: its own, or for

@@ -1,6 +1,7 @@
 package consent
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -39,6 +40,13 @@ type Report struct {
 // cites a stored notice text by its hash. It reports the first record that does not match.
 // An error means the store could not be read.
 func Verify(ctx context.Context, store Store) (Report, error) {
+	return walk(ctx, store, 0, nil)
+}
+
+// walk is Verify calling fn with each record that verifies, in order. With until > 0 it
+// stops after record until, which must then be stored and be the last record checked
+// (records appended meanwhile are not read), instead of comparing with the stored head.
+func walk(ctx context.Context, store Store, until uint64, fn func(seq uint64, hash [32]byte, body []byte) error) (Report, error) {
 	var rep Report
 	texts := map[[32]byte]bool{} // text hashes of stored notices
 	var noticeBreak *Break
@@ -61,7 +69,7 @@ func Verify(ctx context.Context, store Store) (Report, error) {
 	var prev [32]byte
 	var want uint64 = 1
 	errStop := errors.New("stop")
-	err = store.ScanRecords(ctx, 1, func(seq uint64, hash, body []byte) error {
+	check := func(seq uint64, hash, body []byte) error {
 		brk := func(id []byte, format string, args ...any) error {
 			rep.Break = &Break{Seq: seq, ID: string(id), Problem: fmt.Sprintf(format, args...)}
 			return errStop
@@ -91,14 +99,57 @@ func Verify(ctx context.Context, store Store) (Report, error) {
 		prev = sum
 		rep.Records++
 		want++
+		if fn != nil {
+			if err := fn(seq, sum, body); err != nil {
+				return err
+			}
+		}
+		if seq == until {
+			return errStop
+		}
 		return nil
-	})
+	}
+	if fn == nil {
+		err = store.ScanRecords(ctx, 1, check)
+	} else {
+		// Page by page, so that fn runs outside the store's read and may read it too.
+		for err == nil {
+			var page []storedRecord
+			err = store.ScanRecords(ctx, want, func(seq uint64, hash, body []byte) error {
+				page = append(page, storedRecord{seq, bytes.Clone(hash), bytes.Clone(body)})
+				if len(page) == walkPage || seq == until {
+					return errStop
+				}
+				return nil
+			})
+			if err != nil && !errors.Is(err, errStop) {
+				break
+			}
+			err = nil
+			for _, r := range page {
+				if err = check(r.seq, r.hash, r.body); err != nil {
+					break
+				}
+			}
+			if len(page) < walkPage {
+				break
+			}
+		}
+	}
 	if err != nil && !errors.Is(err, errStop) {
 		return rep, fmt.Errorf("verify: read records: %w", err)
 	}
 	rep.HeadSeq = rep.Records
 	rep.HeadHash = hex.EncodeToString(prev[:])
 	if rep.Break != nil {
+		return rep, nil
+	}
+	if until > 0 {
+		if rep.Records != until {
+			rep.Break = &Break{Seq: rep.Records + 1, Problem: fmt.Sprintf("record is missing (the head names record %d, the ledger ends at record %d)", until, rep.Records)}
+		} else if noticeBreak != nil {
+			rep.Break = noticeBreak
+		}
 		return rep, nil
 	}
 	headSeq, headHash, err := store.Head(ctx)
@@ -113,6 +164,14 @@ func Verify(ctx context.Context, store Store) (Report, error) {
 		rep.Break = noticeBreak
 	}
 	return rep, nil
+}
+
+// walkPage is how many records walk reads from the store at a time when it calls fn.
+const walkPage = 1024
+
+type storedRecord struct {
+	seq        uint64
+	hash, body []byte
 }
 
 // chain is what Verify reads of a record.

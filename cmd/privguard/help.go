@@ -25,7 +25,7 @@ type command struct {
 func groupAbout(name string) (string, bool) {
 	switch name {
 	case "consent":
-		return "The consent ledger: verify its hash chain (offline); import consent collected elsewhere (through a running serve).", true
+		return "The consent ledger: verify its hash chain (offline); export the evidence of a subject's or a purpose's consent for an auditor; import consent collected elsewhere (through a running serve).", true
 	case "policy":
 		return "The enforcement policy (Rego): run its unit tests.", true
 	case "keys":
@@ -136,6 +136,38 @@ unchanged.`,
 			example: `privguard consent verify --data privguard-data
 privguard consent verify --data privguard-data --anchor 1042:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08`,
 			flags: func(fs *flag.FlagSet) { newVerifyFlags(fs) }},
+		{name: "consent export", summary: "export consent evidence an auditor verifies offline (privguard verify FILE)",
+			usage: "consent export (--subject ID | --purpose P --from DATE --to DATE) [--config FILE] [--data DIR] --out FILE",
+			about: `Writes one zip: the consent records in scope with their signed receipts, counts of grants,
+withdrawals, expiries and refusals per day and purpose, a Merkle inclusion proof of every
+record (RFC 6962) against a checkpoint of the ledger's head signed with the receipt key,
+that key, and a manifest with the SHA-256 of every member. --subject exports every record
+of one subject (and names it); --purpose exports the grants, refusals, withdrawals and
+expiries of that purpose and those below it (and the withdrawals of a purpose above it, or
+of all) from --from (included) to --to (excluded), with subjects as keyed pseudonyms and
+without user agents or network prefixes. The whole ledger is read once and its chain
+checked: a break is named and nothing is written (exit 1). The file is written through a
+temporary file and renamed, so an interrupted export leaves none. The data file is opened
+read-only (stop serve, or use GET /v1/consents/export); store.postgres is read while
+replicas run. 'privguard verify FILE' checks the export without the data file.`,
+			example: `privguard consent export --subject cust-8841 --out cust-8841-consent.zip
+privguard consent export --purpose marketing.communications --from 2026-01-01 --to 2026-04-01 --out q1-marketing.zip`,
+			flags: func(fs *flag.FlagSet) { newExportFlags(fs) }},
+		{name: "verify", summary: "verify an evidence file (a consent export) offline, from the file alone",
+			usage: "verify [--key FILE] FILE",
+			about: `Checks an evidence file by the kind its manifest names, needing no data directory and no
+configuration. For a consent export: every member against the manifest's SHA-256, the
+checkpoint's signature and that it covers the members, each record's receipt signature
+and that it is the record's, each record's encoding against its hash (an export about one
+subject), that each record is in scope, each record's inclusion in the checkpoint's tree,
+and the counts recomputed from the records. Prints OK with the figures and the head to
+check against the ledger (privguard consent verify --anchor), or FAIL naming the member,
+line and record, and exits 1. The file is checked against the key it carries: --key pins
+the ledger's (a saved GET /v1/receipts/keys). Exits 2 for a file that is not an evidence
+file. The ledger itself is checked with privguard consent verify.`,
+			example: `privguard verify q1-marketing.zip
+privguard verify --key receipt-keys.json cust-8841-consent.zip`,
+			flags: func(fs *flag.FlagSet) { newVerifyFileFlags(fs) }},
 		{name: "migrate", summary: "bring a shared PostgreSQL store's schema to this binary's version",
 			usage: "migrate (--config FILE | --store URL [--schema NAME])",
 			about: `Applies the schema migrations this binary carries to the PostgreSQL store the

@@ -41,6 +41,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			if args[1] == "import" {
 				return consentImport(ctx, args[2:], getenv, stdout, stderr)
 			}
+			if args[1] == "export" {
+				return consentExport(ctx, args[2:], stdout, stderr)
+			}
 			return consentVerify(ctx, args[2:], stdout, stderr)
 		case "policy":
 			return policyTest(ctx, args[2:], stdout, stderr)
@@ -63,6 +66,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return migrate(ctx, args[1:], stdout, stderr)
 	case "ropa":
 		return ropaCmd(ctx, args[1:], stdout, stderr)
+	case "verify":
+		return verifyBundle(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fs := newFlagSet("version")
 		positional, code, ok := parseFlags(fs, "version", args[1:], stdout, stderr)

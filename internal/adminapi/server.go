@@ -211,6 +211,7 @@ func (s *Server) routes() {
 	s.mux.Handle("POST /v1/consents", s.logRequests("POST /v1/consents", s.authenticate("POST /v1/consents",
 		s.trailed("POST /v1/consents", s.authorizeOr("POST /v1/consents", authz.RecordFacts, s.wrap(s.postConsent))))))
 	authed("POST /v1/consents/import", s.importConsents)
+	authed("GET /v1/consents/export", s.getConsentExport)
 	authed("GET /v1/consents/{id}/receipt", s.getReceipt)
 	authed("GET /v1/subjects/{subject}/consents", s.getSubjectConsents)
 	authed("GET /v1/subjects/{subject}/consents/history", s.getSubjectHistory)
@@ -286,7 +287,7 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /v1/schema/{name}", s.logRequests("GET /v1/schema/{name}", s.wrap(s.getSchema)))
 
 	// Other methods on known paths get 405, unknown paths 404, both as problems.
-	paths := []string{"/v1/notices", "/v1/notices/{id}", "/v1/consents", "/v1/consents/import", "/v1/consents/{id}/receipt",
+	paths := []string{"/v1/notices", "/v1/notices/{id}", "/v1/consents", "/v1/consents/import", "/v1/consents/export", "/v1/consents/{id}/receipt",
 		"/v1/subjects/{subject}/consents", "/v1/subjects/{subject}/consents/history", "/healthz", "/readyz", "/v1/receipts/keys",
 		"/v1/schema/{name}"}
 	if s.disclosures != nil {

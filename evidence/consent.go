@@ -1,0 +1,265 @@
+package evidence
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/consent"
+)
+
+// ConsentKind is the manifest kind of a consent evidence export.
+const ConsentKind = "privguard.consent-evidence"
+
+// CheckpointPayloadType is the "type" of a consent export's signed checkpoint.
+const CheckpointPayloadType = "privguard.consent-checkpoint/v1"
+
+// The members of a consent evidence export, in the order they are written.
+const (
+	MemberRecords    = "records.jsonl"  // one record a line, with its receipt
+	MemberCounts     = "counts.json"    // grants, withdrawals, expiries, refusals per day and purpose
+	MemberInclusion  = "inclusion.json" // the Merkle proof of every record against the checkpoint
+	MemberKey        = "key.jwk.json"   // the ledger's receipt key (public), as a JWK set
+	MemberCheckpoint = "checkpoint.jws" // the signed checkpoint
+)
+
+// Line is one line of records.jsonl.
+type Line struct {
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash"` // the record hash (hex SHA-256 of the encoding)
+	// Record is the record as JSON. In a pseudonymous export the subject (and a guardian's
+	// reference) is the keyed pseudonym and the capture's user agent, network prefix and IP
+	// hash are left out.
+	Record json.RawMessage `json:"record"`
+	// Encoding is the stored encoding (base64), in an export about one subject only: the
+	// record hash is its SHA-256, and Record what it decodes to.
+	Encoding []byte `json:"encoding,omitempty"`
+	// Receipt is the record's signed consent receipt (compact JWS).
+	Receipt string `json:"receipt"`
+}
+
+// Count is the events of one purpose on one day (UTC).
+type Count struct {
+	Day         string `json:"day"`
+	Purpose     string `json:"purpose"` // "*": a withdrawal of every purpose
+	Grants      int    `json:"grants"`
+	Withdrawals int    `json:"withdrawals"`
+	Expiries    int    `json:"expiries"`
+	Refusals    int    `json:"refusals"`
+}
+
+// Counts is counts.json.
+type Counts struct {
+	Scope  Scope   `json:"scope"`
+	Totals Count   `json:"totals"` // Day and Purpose empty
+	ByDay  []Count `json:"by_day"`
+}
+
+// Inclusion is inclusion.json: the multi-leaf RFC 6962 inclusion proof of the records.
+type Inclusion struct {
+	TreeSize uint64   `json:"tree_size"`
+	Nodes    []string `json:"nodes"` // hex, in the order a left-to-right traversal needs them
+}
+
+// Checkpoint is the signed payload of checkpoint.jws: the ledger's head and Merkle root
+// when the export was made, and what the export holds (its scope, its number of records,
+// the SHA-256 of the members written before it), so that the signature covers all of it.
+type Checkpoint struct {
+	Type     string    `json:"type"`
+	KeyID    string    `json:"key_id"`
+	TreeSize uint64    `json:"tree_size"`
+	Root     string    `json:"root_sha256"`
+	HeadSeq  uint64    `json:"head_seq"`
+	HeadHash string    `json:"head_sha256"`
+	SignedAt time.Time `json:"signed_at"`
+	Scope    Scope     `json:"scope"`
+	Records  int       `json:"records"`
+	// Members maps records.jsonl, counts.json, inclusion.json and key.jwk.json to their
+	// SHA-256 (hex).
+	Members map[string]string `json:"members"`
+}
+
+// Summary is what Export wrote.
+type Summary struct {
+	Records  int
+	TreeSize uint64
+	Root     string
+	HeadHash string
+	Totals   Count
+}
+
+// counter accumulates Counts.
+type counter struct {
+	byKey  map[[2]string]*Count
+	totals Count
+}
+
+func newCounter() *counter { return &counter{byKey: map[[2]string]*Count{}} }
+
+func (c *counter) add(purpose string, action consent.Action, t time.Time) {
+	if purpose == "" {
+		purpose = "*"
+	}
+	day := t.UTC().Format(time.DateOnly)
+	k := [2]string{day, purpose}
+	e := c.byKey[k]
+	if e == nil {
+		e = &Count{Day: day, Purpose: purpose}
+		c.byKey[k] = e
+	}
+	for _, x := range []*Count{e, &c.totals} {
+		switch action {
+		case consent.ActionGrant:
+			x.Grants++
+		case consent.ActionWithdraw:
+			x.Withdrawals++
+		case consent.ActionExpire:
+			x.Expiries++
+		case consent.ActionRefuse:
+			x.Refusals++
+		}
+	}
+}
+
+func (c *counter) result(s Scope) Counts {
+	out := Counts{Scope: s, Totals: c.totals, ByDay: make([]Count, 0, len(c.byKey))}
+	for _, e := range c.byKey {
+		out.ByDay = append(out.ByDay, *e)
+	}
+	sort.Slice(out.ByDay, func(i, j int) bool {
+		a, b := out.ByDay[i], out.ByDay[j]
+		return a.Day < b.Day || a.Day == b.Day && a.Purpose < b.Purpose
+	})
+	return out
+}
+
+// Export writes the consent evidence of scope to w: a zip with records.jsonl (the records
+// in scope with their signed receipts), counts.json, inclusion.json (their Merkle proof
+// against the checkpoint), key.jwk.json, checkpoint.jws (the ledger's head and root and
+// the export's contents, signed with the receipt key) and manifest.json. It reads the whole
+// ledger once, up to the head it finds at the start, checking the chain; if the chain
+// does not verify, it stops with an error wrapping the *consent.Break that names the
+// record, having written part of a file: write to a temporary file and keep it only on
+// success. Memory is the Merkle frontier and the proof, not the records.
+func Export(ctx context.Context, l *consent.Ledger, scope Scope, w io.Writer, now time.Time, generator string) (Summary, error) {
+	return export(ctx, l, scope, w, now, generator, nil)
+}
+
+// export is Export; edit, in tests, changes line n (1-based) of records.jsonl before it is
+// written, hashed and signed.
+func export(ctx context.Context, l *consent.Ledger, scope Scope, w io.Writer, now time.Time, generator string, edit func(n int, ln *Line)) (Summary, error) {
+	if err := scope.Validate(); err != nil {
+		return Summary{}, err
+	}
+	if scope.pseudonymous() {
+		scope.From, scope.To = scope.From.UTC(), scope.To.UTC()
+	}
+	bw := NewWriter(w, ConsentKind)
+	rw, err := bw.Create(MemberRecords, now)
+	if err != nil {
+		return Summary{}, err
+	}
+	enc := json.NewEncoder(rw)
+	var tree prover
+	counts := newCounter()
+	n := 0
+	headSeq, headHash, err := l.Walk(ctx, func(r *consent.Record, body []byte) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		in := scope.holds(r.Subject, r.Purpose, r.Action, r.Time)
+		tree.add(r.Hash, in)
+		if !in {
+			return nil
+		}
+		rc, err := l.ReceiptOf(ctx, r, scope.pseudonymous())
+		if err != nil {
+			return err
+		}
+		view := *r
+		ln := Line{Seq: r.Seq, Hash: hex.EncodeToString(r.Hash[:]), Receipt: rc.JWS}
+		if scope.pseudonymous() {
+			view.Subject = privguard.SubjectID(l.Pseudonym(r.Subject))
+			if r.Guardian != nil {
+				g := *r.Guardian
+				g.Reference = l.Pseudonym(privguard.SubjectID(g.Reference))
+				view.Guardian = &g
+			}
+			view.Evidence.UserAgent, view.Evidence.IPPrefix, view.Evidence.IPHash = "", "", nil
+		} else {
+			ln.Encoding = body
+		}
+		if ln.Record, err = json.Marshal(view); err != nil {
+			return err
+		}
+		counts.add(string(r.Purpose), r.Action, r.Time)
+		n++
+		if edit != nil {
+			edit(n, &ln)
+		}
+		return enc.Encode(ln)
+	})
+	if err != nil {
+		var brk *consent.Break
+		if errors.As(err, &brk) {
+			return Summary{}, fmt.Errorf("evidence: the ledger's chain is broken at %w", brk)
+		}
+		return Summary{}, fmt.Errorf("evidence: %w", err)
+	}
+	root, proof := tree.finish()
+	c := counts.result(scope)
+	if err := writeJSON(bw, MemberCounts, now, c); err != nil {
+		return Summary{}, err
+	}
+	inc := Inclusion{TreeSize: tree.size, Nodes: make([]string, len(proof))}
+	for i, p := range proof {
+		inc.Nodes[i] = hex.EncodeToString(p[:])
+	}
+	if err := writeJSON(bw, MemberInclusion, now, inc); err != nil {
+		return Summary{}, err
+	}
+	if err := writeJSON(bw, MemberKey, now, l.ReceiptKey()); err != nil {
+		return Summary{}, err
+	}
+	cp := Checkpoint{Type: CheckpointPayloadType, KeyID: l.ReceiptKeyID(), TreeSize: tree.size, Root: hex.EncodeToString(root[:]),
+		HeadSeq: headSeq, HeadHash: hex.EncodeToString(headHash[:]), SignedAt: now.UTC(), Scope: scope, Records: n,
+		Members: map[string]string{}}
+	for _, m := range []string{MemberRecords, MemberCounts, MemberInclusion, MemberKey} {
+		cp.Members[m] = bw.Sum(m)
+	}
+	payload, err := json.Marshal(cp)
+	if err != nil {
+		return Summary{}, err
+	}
+	jws, err := l.SignCheckpoint(payload)
+	if err != nil {
+		return Summary{}, err
+	}
+	cw, err := bw.Create(MemberCheckpoint, now)
+	if err != nil {
+		return Summary{}, err
+	}
+	if _, err := io.WriteString(cw, jws+"\n"); err != nil {
+		return Summary{}, err
+	}
+	if err := bw.Close(now, generator); err != nil {
+		return Summary{}, err
+	}
+	return Summary{Records: n, TreeSize: tree.size, Root: cp.Root, HeadHash: cp.HeadHash, Totals: c.Totals}, nil
+}
+
+func writeJSON(bw *Writer, name string, now time.Time, v any) error {
+	w, err := bw.Create(name, now)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
