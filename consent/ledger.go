@@ -241,7 +241,7 @@ func (l *Ledger) loadSecrets(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consent: evidence key: %w", err)
 	}
-	seed, err := l.store.Secret(ctx, receiptSeedSecret, func() ([]byte, error) {
+	seed, err := l.store.Secret(ctx, "consent.receipt-ed25519-seed", func() ([]byte, error) {
 		k := make([]byte, ed25519.SeedSize)
 		_, err := io.ReadFull(rand.Reader, k)
 		return k, err

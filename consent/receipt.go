@@ -3,10 +3,6 @@ package consent
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
-	"errors"
-	"fmt"
-	"io"
 	"strings"
 
 	"github.com/go-jose/go-jose/v4"
@@ -99,11 +95,19 @@ type SignedReceipt struct {
 }
 
 // ReceiptKeyID identifies the ledger's receipt-signing key in JWS headers and the JWK set.
-func (l *Ledger) ReceiptKeyID() string { return l.Signer().ReceiptKeyID() }
+func (l *Ledger) ReceiptKeyID() string {
+	return "pg-" + hexHash([32]byte(l.ReceiptPublicKey()))[:16]
+}
 
-// Signer returns the ledger's receipt key as a [Signer], for documents other than
-// receipts that the ledger's key vouches for (audit packs, evidence exports).
-func (l *Ledger) Signer() *Signer { return &Signer{key: l.signer} }
+// ReceiptPublicKey is the public key of [Ledger.ReceiptKey].
+func (l *Ledger) ReceiptPublicKey() ed25519.PublicKey { return l.signer.Public().(ed25519.PublicKey) }
+
+// SignDocument returns a compact JWS (EdDSA, the receipt key and its kid) over payload with
+// header typ, for a document other than a receipt that the ledger's key vouches for (an
+// audit pack's statement): the typ says what it is, so one cannot pass for another.
+func (l *Ledger) SignDocument(typ string, payload []byte) (string, error) {
+	return l.signJWS(typ, payload)
+}
 
 // ReceiptKey returns the public key receipts are signed with, as a JWK set.
 func (l *Ledger) ReceiptKey() jose.JSONWebKeySet {
@@ -244,43 +248,3 @@ func actionState(a Action) State {
 	}
 	return StateUnknown
 }
-
-// receiptSeedSecret names the stored seed of the receipt-signing key.
-const receiptSeedSecret = "consent.receipt-ed25519-seed"
-
-// Signer signs with the ledger's receipt key without a ledger open: a command that packs
-// evidence reads the key from the store (creating it, as [Open] would, on a store that
-// has none yet).
-type Signer struct{ key ed25519.PrivateKey }
-
-// OpenSigner returns the receipt key of the ledger in store.
-func OpenSigner(ctx context.Context, store Store) (*Signer, error) {
-	seed, err := store.Secret(ctx, receiptSeedSecret, func() ([]byte, error) {
-		k := make([]byte, ed25519.SeedSize)
-		_, err := io.ReadFull(rand.Reader, k)
-		return k, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("consent: receipt signing key: %w", err)
-	}
-	if len(seed) != ed25519.SeedSize {
-		return nil, errors.New("consent: stored keys have the wrong size")
-	}
-	return &Signer{key: ed25519.NewKeyFromSeed(seed)}, nil
-}
-
-// Sign signs msg for context (what the document is, such as "privguard.audit-pack.v1"):
-// the signature covers context, a zero byte and msg, so a signature made for one kind of
-// document cannot pass for another's, nor for a receipt (whose signing input is a JWS's,
-// base64url text without a zero byte).
-func (s *Signer) Sign(context string, msg []byte) []byte {
-	in := make([]byte, 0, len(context)+1+len(msg))
-	in = append(append(append(in, context...), 0), msg...)
-	return ed25519.Sign(s.key, in)
-}
-
-// ReceiptPublicKey is the public key; [Signer.ReceiptKeyID] its published id.
-func (s *Signer) ReceiptPublicKey() ed25519.PublicKey { return s.key.Public().(ed25519.PublicKey) }
-
-// ReceiptKeyID is the key's id in receipts' JWS headers and GET /v1/receipts/keys.
-func (s *Signer) ReceiptKeyID() string { return "pg-" + hexHash([32]byte(s.ReceiptPublicKey()))[:16] }

@@ -106,6 +106,13 @@ func (w *Writer) Sum(name string) string {
 	return ""
 }
 
+// Members returns the members written so far (the current one ended), as the manifest
+// will list them.
+func (w *Writer) Members() []Member {
+	w.end()
+	return slices.Clone(w.members)
+}
+
 // Close writes the manifest and the zip's directory. It does not close the underlying
 // writer.
 func (w *Writer) Close(created time.Time, generator string) error {

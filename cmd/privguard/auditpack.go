@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -47,7 +45,7 @@ func auditPacker(cfg *config.File, be *backend, ledger *consent.Ledger, requests
 			regimes = []privguard.Regime{privguard.RegimePIPL}
 		}
 		_, err := auditpack.Write(ctx, auditpack.Config{
-			Period: period, Signer: ledger.Signer(), Controller: controllerName(cfg),
+			Period: period, Signer: ledger, Controller: controllerName(cfg),
 			Heads: func(ctx context.Context) ([]auditpack.Head, error) { return chainHeads(ctx, be) },
 			Sections: []auditpack.Section{
 				auditpack.RecordSection{Build: func() (*ropa.Record, error) {
@@ -90,10 +88,10 @@ func controllerName(cfg *config.File) string {
 	return cfg.DSAR.Disclosure.Controller.Name
 }
 
-// auditFlags are the flags of 'privguard audit pack' and 'privguard audit verify'.
+// auditFlags are the flags of 'privguard audit pack'.
 type auditFlags struct {
 	admin, data, tokenFile *string
-	from, to, out, key     *string
+	from, to, out          *string
 }
 
 func newAuditFlags(fs *flag.FlagSet, sub string) auditFlags {
@@ -106,13 +104,11 @@ func newAuditFlags(fs *flag.FlagSet, sub string) auditFlags {
 		f.from = fs.String("from", "", "start of the period, included: a `date` (2026-01-01) or an RFC 3339 time")
 		f.to = fs.String("to", "", "end of the period, excluded: a `date` (2027-01-01 for the year 2026) or an RFC 3339 time")
 		f.out = fs.String("out", "", "the pack's `file` (written whole or not at all, mode 0600)")
-	case "verify":
-		f.key = fs.String("key", "", "`file` of the controller's published key (the JSON of GET /v1/receipts/keys, or the base64 key): the pack must be signed by it")
 	}
 	return f
 }
 
-// auditCmd runs 'privguard audit pack' and 'privguard audit verify'.
+// auditCmd runs 'privguard audit pack'.
 func auditCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	sub := args[0]
 	name := "audit " + sub
@@ -121,12 +117,6 @@ func auditCmd(ctx context.Context, args []string, getenv func(string) string, st
 	positional, code, ok := parseFlags(fs, name, args[1:], stdout, stderr)
 	if !ok {
 		return code
-	}
-	if sub == "verify" {
-		if len(positional) != 1 {
-			return usageError(stderr, name, "usage: privguard audit verify FILE [--key FILE]")
-		}
-		return auditVerify(positional[0], *f.key, stdout, stderr)
 	}
 	if len(positional) > 0 {
 		return usageError(stderr, name, fmt.Sprintf("unexpected argument %q", positional[0]))
@@ -172,36 +162,20 @@ func auditCmd(ctx context.Context, args []string, getenv func(string) string, st
 	return 0
 }
 
-// auditVerify checks a pack offline and prints what it holds: 0 if it verifies, 1 if not.
-func auditVerify(path, keyFile string, stdout, stderr io.Writer) int {
-	var pin ed25519.PublicKey
-	if keyFile != "" {
-		b, err := os.ReadFile(keyFile)
-		if err != nil {
-			fmt.Fprintf(stderr, "privguard: --key: %v\n", err)
-			return 2
-		}
-		if pin, err = parsePublicKey(b); err != nil {
-			fmt.Fprintf(stderr, "privguard: --key %s: %v\n", keyFile, err)
-			return 2
-		}
-	}
-	m, err := verifyPackFile(path, pin)
-	if err != nil {
-		fmt.Fprintf(stderr, "privguard: %s: %v\n", path, err)
-		return 1
-	}
-	fmt.Fprintf(stdout, "OK %s: audit pack of %s to %s as of %s, %d members verified, signed by %s\n", path,
-		m.Period.From.Format(time.RFC3339), m.Period.To.Format(time.RFC3339), m.AsOf.Format(time.RFC3339), len(m.Members), m.Key.KeyID)
-	if pin == nil {
-		fmt.Fprintln(stdout, "  (the signature was checked with the key the pack names: give --key with the controller's published key to check whose it is)")
+// writePackReport prints what a verified pack holds.
+func writePackReport(w io.Writer, m *auditpack.Manifest, pinned bool, took time.Duration) {
+	fmt.Fprintf(w, "OK: audit pack of %s to %s as of %s, %d members, signed by %s (%s)\n",
+		m.Period.From.Format(time.RFC3339), m.Period.To.Format(time.RFC3339), m.AsOf.Format(time.RFC3339), len(m.Members), m.Key.KeyID,
+		took.Round(time.Millisecond))
+	if !pinned {
+		fmt.Fprintln(w, "  the signature was checked with the key the pack names: give --key with the controller's published key (GET /v1/receipts/keys) to check whose it is")
 	}
 	for _, h := range m.Heads {
-		fmt.Fprintf(stdout, "  head %-12s %8d %s\n", h.Log, h.Seq, h.Hash)
+		fmt.Fprintf(w, "  head %-15s %9d %s\n", h.Log, h.Seq, h.Hash)
 	}
-	return 0
 }
 
+// verifyPackFile verifies the pack at path.
 func verifyPackFile(path string, pin ed25519.PublicKey) (*auditpack.Manifest, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -212,29 +186,5 @@ func verifyPackFile(path string, pin ed25519.PublicKey) (*auditpack.Manifest, er
 	if err != nil {
 		return nil, err
 	}
-	return auditpack.Verify(f, st.Size(), pin)
-}
-
-// parsePublicKey reads an Ed25519 public key: a JWK set (GET /v1/receipts/keys) holding one
-// OKP key, or the key in standard base64.
-func parsePublicKey(b []byte) (ed25519.PublicKey, error) {
-	var set struct {
-		Keys []struct{ Kty, Crv, X string } `json:"keys"`
-	}
-	if json.Unmarshal(b, &set) == nil && len(set.Keys) > 0 {
-		for _, k := range set.Keys {
-			if k.Kty == "OKP" && k.Crv == "Ed25519" {
-				raw, err := base64.RawURLEncoding.DecodeString(k.X)
-				if err == nil && len(raw) == ed25519.PublicKeySize {
-					return raw, nil
-				}
-			}
-		}
-		return nil, errors.New("the key set holds no Ed25519 key")
-	}
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil || len(raw) != ed25519.PublicKeySize {
-		return nil, errors.New("want the JSON of GET /v1/receipts/keys or a base64 Ed25519 public key")
-	}
-	return raw, nil
+	return auditpack.Open(f, st.Size(), pin)
 }

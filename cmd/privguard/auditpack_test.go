@@ -121,19 +121,19 @@ admin:
 	os.WriteFile(keyFile, keys, 0o600)
 	stdout.Reset()
 	stderr.Reset()
-	if code := run(context.Background(), []string{"audit", "verify", out, "--key", keyFile}, env, &stdout, &stderr); code != 0 || !strings.HasPrefix(stdout.String(), "OK ") {
-		t.Fatalf("audit verify = %d: %s %s", code, stdout.String(), stderr.String())
+	if code := run(context.Background(), []string{"verify", "--key", keyFile, out}, env, &stdout, &stderr); code != 0 || !strings.HasPrefix(stdout.String(), "OK: audit pack") {
+		t.Fatalf("verify = %d: %s %s", code, stdout.String(), stderr.String())
 	}
-	other := filepath.Join(dir, "other.key")
-	os.WriteFile(other, []byte("11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\n"), 0o600)
-	stderr.Reset()
-	if code := run(context.Background(), []string{"audit", "verify", out, "--key", other}, env, io.Discard, &stderr); code != 1 || !strings.Contains(stderr.String(), "not by the key given") {
-		t.Errorf("verify with another key = %d: %s", code, stderr.String())
+	other := filepath.Join(dir, "other.json")
+	os.WriteFile(other, []byte(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"other"}]}`), 0o600)
+	stdout.Reset()
+	if code := run(context.Background(), []string{"verify", "--key", other, out}, env, &stdout, io.Discard); code != 1 || !strings.Contains(stdout.String(), "not in") {
+		t.Errorf("verify with another key = %d: %s", code, stdout.String())
 	}
 	// A changed byte in a member: exit 1 naming it.
 	bad := filepath.Join(dir, "bad.zip")
 	os.WriteFile(bad, bytes.Replace(b, []byte("PK\x03\x04"), []byte("PK\x03\x05"), 1), 0o600)
-	if code := run(context.Background(), []string{"audit", "verify", bad}, env, io.Discard, io.Discard); code != 1 {
+	if code := run(context.Background(), []string{"verify", bad}, env, io.Discard, io.Discard); code != 1 {
 		t.Errorf("verify of a damaged pack = %d; want 1", code)
 	}
 

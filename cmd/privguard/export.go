@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"github.com/privguard/privguard/boltstore"
 	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/evidence"
+	"github.com/privguard/privguard/internal/auditpack"
 	"github.com/privguard/privguard/internal/config"
 	"github.com/privguard/privguard/pgstore"
 )
@@ -166,7 +168,7 @@ func verifyBundle(args []string, stdout, stderr io.Writer) int {
 	start := time.Now()
 	b, err := evidence.Open(file, st.Size())
 	if errors.Is(err, evidence.ErrNotBundle) {
-		fmt.Fprintf(stderr, "privguard verify: %s: %v\nverify checks the files privguard consent export writes; the ledger itself is checked with privguard consent verify --data DIR.\n", path, err)
+		fmt.Fprintf(stderr, "privguard verify: %s: %v\nverify checks the files privguard consent export and privguard audit pack write; the ledger itself is checked with privguard consent verify --data DIR.\n", path, err)
 		return 2
 	}
 	if err != nil {
@@ -187,6 +189,21 @@ func verifyBundle(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		writeConsentReport(stdout, rep, time.Since(start))
+		return 0
+	case auditpack.Kind:
+		m, err := auditpack.Verify(b, nil)
+		if err != nil {
+			fmt.Fprintf(stdout, "FAIL: %v\n", err)
+			return 1
+		}
+		if *f.key != "" {
+			pub, _ := base64.StdEncoding.DecodeString(m.Key.Public)
+			if msg := checkPinnedKey(*f.key, hex.EncodeToString(pub)); msg != "" {
+				fmt.Fprintf(stdout, "FAIL: %s\n", msg)
+				return 1
+			}
+		}
+		writePackReport(stdout, m, *f.key != "", time.Since(start))
 		return 0
 	}
 	fmt.Fprintf(stderr, "privguard verify: %s is an evidence bundle of kind %q, which this version of privguard cannot verify\n", path, b.Manifest.Kind)

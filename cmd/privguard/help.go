@@ -42,7 +42,8 @@ journal even after the file drops or changes them. serve records them at every s
 		return `The DPO's audit pack (PIPL Arts. 54, 64; the Audit Measures): one signed zip of a period
 with the record of processing, the request register and its timeliness, the disclosure
 and cross-border registers, the impact assessments, the admin trail and its key events,
-the heads of every chain, and a report in Chinese and English; verified offline.`, true
+the heads of every chain, and a report in Chinese and English; privguard verify FILE
+checks it offline.`, true
 	case "decisions":
 		return `The decision log (<data>/decisions.log and its closed segments decisions-NNNNNN.log):
 verify its hash chain across segments against the checkpoints in the store, select
@@ -327,23 +328,16 @@ privguard ropa --config privguard.yaml --format html --lang zh --out ropa.html -
 			usage: "audit pack --from DATE --to DATE --out FILE [--admin URL] [--data DIR] [--token-file FILE]",
 			about: `Asks a running serve for the audit pack of the period from ≤ t < to (--to 2027-01-01 is
 the end of 2026) and writes it to --out whole or not at all, then verifies it. The token
-must be an auditor's or the DPO's. The pack is a zip: manifest.json (the period, the chain
-heads it was made at, every member's size and SHA-256) signed with the ledger's receipt key
-(manifest.sig), summary.json with the figures, ropa.json and .csv, requests.csv,
+must be an auditor's or the DPO's. The pack is an evidence bundle (a zip whose manifest.json
+lists every member's size and SHA-256, as privguard consent export writes): statement.jws,
+signed with the ledger's receipt key, holds the period, the chain heads it was made at and
+every member's digest; summary.json the figures; ropa.json and .csv, requests.csv,
 disclosures.csv, transfers.json, assessments.json and .csv, trail.csv, key-events.csv,
-heads.json, report.zh.html and report.en.html (charts, printable). Made again at the same
-heads, it is the same file byte for byte. No member names a subject.`,
+heads.json, decisions.json, incidents.csv and .json, report.zh.html and report.en.html
+(charts, printable). Made again at the same heads, it is the same file byte for byte. No
+member names a subject. privguard verify FILE [--key keys.json] checks it offline.`,
 			example: `privguard audit pack --from 2026-01-01 --to 2027-01-01 --out audit-2026.zip`,
 			flags:   func(fs *flag.FlagSet) { newAuditFlags(fs, "pack") }},
-		{name: "audit verify", summary: "check an audit pack offline: signature, every member, the figures",
-			usage: "audit verify FILE [--key FILE]",
-			about: `Checks the pack from the file alone: the manifest's Ed25519 signature, every member's size
-and SHA-256, no member missing or added, the summary's shape, and its request, disclosure
-and trail figures recomputed from the registers. With --key (the controller's published
-key: the JSON of GET /v1/receipts/keys), the pack must be signed by that key. Exits 0 if
-it verifies, 1 saying which member is wrong if not, 2 on usage errors.`,
-			example: `privguard audit verify audit-2026.zip`,
-			flags:   func(fs *flag.FlagSet) { newAuditFlags(fs, "verify") }},
 		{name: "pia list", summary: "the register of impact assessments: every version, its status today",
 			usage: "pia list [--config FILE] [--data DIR] [--format table|json|csv] [--status LIST] [--out FILE]",
 			about: `Prints the register of impact assessments: each assessment the configuration declares

@@ -1,19 +1,17 @@
 package auditpack
 
 import (
-	"archive/zip"
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"path"
-	"slices"
 	"time"
+
+	"github.com/privguard/privguard/evidence"
 )
 
 // Kind is the manifest kind of an audit pack, for `privguard verify` to tell it from other
@@ -23,14 +21,13 @@ const Kind = "privguard.audit-pack"
 // Version is the pack format's version.
 const Version = 1
 
-// SignatureContext is what the manifest's signature covers before the manifest's bytes (and
-// a zero byte): a signature made for a pack cannot pass for another document's.
-const SignatureContext = "privguard.audit-pack.v1"
+// StatementType is the JWS typ of the pack's signed statement: a signature made for a pack
+// cannot pass for a receipt's or a checkpoint's.
+const StatementType = "privguard-audit-pack+json"
 
-// The members every pack holds, beside the sections'.
+// The members every pack holds, beside the sections' (and the bundle's manifest.json).
 const (
-	ManifestName  = "manifest.json"
-	SignatureName = "manifest.sig"
+	StatementName = "statement.jws"
 	SummaryName   = "summary.json"
 	HeadsName     = "heads.json"
 )
@@ -49,11 +46,12 @@ type Head struct {
 	Hash string `json:"hash,omitempty"`
 }
 
-// Signer signs the manifest. The consent ledger's receipt key does ([consent.Ledger.Sign]).
+// Signer signs the statement. The consent ledger's receipt key does
+// ([consent.Ledger.SignDocument]).
 type Signer interface {
-	// Sign returns the Ed25519 signature of context, a zero byte and msg.
-	Sign(context string, msg []byte) []byte
-	// ReceiptPublicKey is the public key, ReceiptKeyID its published id.
+	// SignDocument returns a compact JWS (EdDSA) over payload with header typ.
+	SignDocument(typ string, payload []byte) (string, error)
+	// ReceiptPublicKey is the public key, ReceiptKeyID its published id (the JWS kid).
 	ReceiptPublicKey() ed25519.PublicKey
 	ReceiptKeyID() string
 }
@@ -70,7 +68,7 @@ type Config struct {
 	// Now is the clock; nil means time.Now. The pack is as of the period's end, or of now
 	// if that is earlier.
 	Now func() time.Time
-	// Signer signs the manifest. Required.
+	// Signer signs the statement. Required.
 	Signer Signer
 	// Heads returns the chains' heads; called before any section reads.
 	Heads func(ctx context.Context) ([]Head, error)
@@ -80,12 +78,8 @@ type Config struct {
 	Sections []Section
 }
 
-// Member is one file of the pack as the manifest lists it.
-type Member struct {
-	Name   string `json:"name"`
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
-}
+// Member is one file of the pack as the statement lists it.
+type Member = evidence.Member
 
 // Key is the public key a pack is signed with.
 type Key struct {
@@ -94,7 +88,8 @@ type Key struct {
 	Public string `json:"public"` // base64 (standard, padded) of the 32-byte key
 }
 
-// Manifest is manifest.json.
+// Manifest is the pack's signed statement (statement.jws): what the pack is, the chain
+// heads it was made at, and every member before it with its size and SHA-256.
 type Manifest struct {
 	Kind       string    `json:"kind"`
 	Version    int       `json:"version"`
@@ -114,29 +109,22 @@ type Pack struct {
 	// Summary holds the figures the report shows; sections fill their part.
 	Summary *Summary
 
-	zw      *zip.Writer
-	members []Member
+	bw *evidence.Writer
 }
 
 // Member writes one member named name with write. The name must be a plain relative path
 // not used before.
 func (p *Pack) Member(name string, write func(w io.Writer) error) error {
-	if name == "" || path.Clean(name) != name || path.IsAbs(name) || name[0] == '.' {
+	if name == "" || path.Clean(name) != name || path.IsAbs(name) || name[0] == '.' || name == StatementName {
 		return fmt.Errorf("auditpack: member name %q", name)
 	}
-	if slices.ContainsFunc(p.members, func(m Member) bool { return m.Name == name }) || name == ManifestName || name == SignatureName {
-		return fmt.Errorf("auditpack: member %s twice", name)
-	}
-	fw, err := p.zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Deflate, Modified: p.AsOf})
+	w, err := p.bw.Create(name, p.AsOf)
 	if err != nil {
 		return err
 	}
-	h := sha256.New()
-	cw := &countWriter{w: io.MultiWriter(fw, h)}
-	if err := write(cw); err != nil {
+	if err := write(w); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	p.members = append(p.members, Member{Name: name, Size: cw.n, SHA256: hex.EncodeToString(h.Sum(nil))})
 	return nil
 }
 
@@ -151,8 +139,9 @@ func (p *Pack) JSON(name string, v any) error {
 }
 
 // Write writes the pack of cfg to w: the heads, every section, the summary and the
-// reports, the manifest and its signature. An error leaves w holding a zip without a
-// manifest, which [Verify] refuses: write to a temporary file and rename it on success.
+// reports, the signed statement and the bundle's manifest (evidence.Writer). An error
+// leaves w holding a zip without a manifest, which [Verify] refuses: write to a temporary
+// file and rename it on success.
 func Write(ctx context.Context, cfg Config, w io.Writer) (*Manifest, error) {
 	if cfg.Signer == nil {
 		return nil, errors.New("auditpack: no signer")
@@ -163,7 +152,7 @@ func Write(ctx context.Context, cfg Config, w io.Writer) (*Manifest, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	p := &Pack{Period: Period{From: cfg.Period.From.UTC(), To: cfg.Period.To.UTC()}, zw: zip.NewWriter(w)}
+	p := &Pack{Period: Period{From: cfg.Period.From.UTC(), To: cfg.Period.To.UTC()}, bw: evidence.NewWriter(w, Kind)}
 	p.AsOf = p.Period.To
 	if now := cfg.Now().UTC().Truncate(time.Second); now.Before(p.AsOf) {
 		p.AsOf = now
@@ -200,47 +189,25 @@ func Write(ctx context.Context, cfg Config, w io.Writer) (*Manifest, error) {
 		}
 	}
 	pub := cfg.Signer.ReceiptPublicKey()
-	m := &Manifest{Kind: Kind, Version: Version, Period: p.Period, AsOf: p.AsOf, Controller: cfg.Controller, Heads: heads, Members: p.members,
+	m := &Manifest{Kind: Kind, Version: Version, Period: p.Period, AsOf: p.AsOf, Controller: cfg.Controller, Heads: heads, Members: p.bw.Members(),
 		Key: Key{Alg: "Ed25519", KeyID: cfg.Signer.ReceiptKeyID(), Public: base64.StdEncoding.EncodeToString(pub)}}
-	b, err := json.MarshalIndent(m, "", "  ")
+	payload, err := json.Marshal(m)
 	if err != nil {
 		return nil, err
 	}
-	b = append(b, '\n')
-	sig := cfg.Signer.Sign(SignatureContext, b)
-	for _, f := range []struct {
-		name string
-		body []byte
-	}{{ManifestName, b}, {SignatureName, []byte(base64.StdEncoding.EncodeToString(sig) + "\n")}} {
-		fw, err := p.zw.CreateHeader(&zip.FileHeader{Name: f.name, Method: zip.Deflate, Modified: p.AsOf})
-		if err != nil {
-			return nil, err
-		}
-		if _, err := fw.Write(f.body); err != nil {
-			return nil, err
-		}
+	jws, err := cfg.Signer.SignDocument(StatementType, payload)
+	if err != nil {
+		return nil, fmt.Errorf("auditpack: sign: %w", err)
 	}
-	if err := p.zw.Close(); err != nil {
+	sw, err := p.bw.Create(StatementName, p.AsOf)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.WriteString(sw, jws+"\n"); err != nil {
+		return nil, err
+	}
+	if err := p.bw.Close(p.AsOf, "privguard"); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// SignedMessage is what the signature of manifest covers.
-func SignedMessage(manifest []byte) []byte {
-	msg := make([]byte, 0, len(SignatureContext)+1+len(manifest))
-	msg = append(msg, SignatureContext...)
-	msg = append(msg, 0)
-	return append(msg, manifest...)
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.n += int64(n)
-	return n, err
 }

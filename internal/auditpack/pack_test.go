@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"github.com/privguard/privguard/audit"
 	"github.com/privguard/privguard/disclosure"
 	"github.com/privguard/privguard/dsar"
+	"github.com/privguard/privguard/evidence"
 	"github.com/privguard/privguard/incident"
 	"github.com/privguard/privguard/internal/auditpack"
 	"github.com/privguard/privguard/internal/config"
@@ -31,14 +33,17 @@ import (
 	"github.com/privguard/privguard/pia"
 )
 
-// testSigner is an Ed25519 key that signs as consent.Signer does.
+// testSigner is an Ed25519 key that signs compact JWS as consent.Ledger.SignDocument does
+// (written here by hand, not with the code under test).
 type testSigner struct{ key ed25519.PrivateKey }
 
 func newSigner(seed byte) testSigner {
 	return testSigner{ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))}
 }
-func (s testSigner) Sign(c string, msg []byte) []byte {
-	return ed25519.Sign(s.key, append(append([]byte(c), 0), msg...))
+func (s testSigner) SignDocument(typ string, payload []byte) (string, error) {
+	h, _ := json.Marshal(map[string]string{"alg": "EdDSA", "kid": s.ReceiptKeyID(), "typ": typ})
+	in := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(payload)
+	return in + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(s.key, []byte(in))), nil
 }
 func (s testSigner) ReceiptPublicKey() ed25519.PublicKey { return s.key.Public().(ed25519.PublicKey) }
 func (s testSigner) ReceiptKeyID() string                { return fmt.Sprintf("test-%x", s.key[:4]) }
@@ -214,7 +219,7 @@ func pack(t *testing.T, cfg auditpack.Config) []byte {
 }
 
 func verify(b []byte, pin ed25519.PublicKey) (*auditpack.Manifest, error) {
-	return auditpack.Verify(bytes.NewReader(b), int64(len(b)), pin)
+	return auditpack.Open(bytes.NewReader(b), int64(len(b)), pin)
 }
 
 func summaryOf(t *testing.T, b []byte) *auditpack.Summary {
@@ -363,11 +368,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 		{name: "a member removed", member: "disclosures.csv", wantMember: "disclosures.csv",
 			edit: func(n string, b []byte) (string, []byte, bool) { return n, b, false }},
 		{name: "a member added", extra: "notes.txt", wantMember: "notes.txt"},
-		{name: "the manifest changed", member: "manifest.json", wantMember: "manifest.sig",
-			edit: func(n string, b []byte) (string, []byte, bool) {
-				return n, bytes.Replace(b, []byte(`"from": "2026-01-01`), []byte(`"from": "2026-01-02`), 1), true
-			}},
-		{name: "the signature removed", member: "manifest.sig", wantMember: "",
+		{name: "the statement removed", member: auditpack.StatementName, wantMember: auditpack.StatementName,
 			edit: func(n string, b []byte) (string, []byte, bool) { return n, b, false }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -378,6 +379,24 @@ func TestVerifyFindsTampering(t *testing.T) {
 				t.Fatalf("verify = %v; want a VerifyError on %q", err, tc.wantMember)
 			}
 		})
+	}
+	// A member changed and the bundle's manifest made to match: the signed statement says
+	// otherwise.
+	forged := forge(t, good, "requests.csv", func(b []byte) []byte { return bytes.Replace(b, []byte("\nr1,"), []byte("\nr9,"), 1) })
+	var ve *auditpack.VerifyError
+	if _, err := verify(forged, nil); !errors.As(err, &ve) || ve.Member != auditpack.StatementName {
+		t.Errorf("a member changed with the manifest to match: verify = %v; want the statement to refuse it", err)
+	}
+	// A statement signed by the right key but altered: the signature fails.
+	altered := forge(t, good, auditpack.StatementName, func(b []byte) []byte {
+		parts := bytes.Split(bytes.TrimSpace(b), []byte("."))
+		body, _ := base64.RawURLEncoding.DecodeString(string(parts[1]))
+		body = bytes.Replace(body, []byte(`"from":"2026-01-01`), []byte(`"from":"2025-01-01`), 1)
+		parts[1] = []byte(base64.RawURLEncoding.EncodeToString(body))
+		return append(bytes.Join(parts, []byte(".")), '\n')
+	})
+	if _, err := verify(altered, nil); !errors.As(err, &ve) || ve.Member != auditpack.StatementName || !strings.Contains(err.Error(), "signature") {
+		t.Errorf("an altered statement: verify = %v; want its signature refused", err)
 	}
 	// Another key: the pack verifies on its own, but not as the controller's.
 	other := pack(t, f.config(newSigner(2)))
@@ -423,7 +442,7 @@ func TestInterruptedPackIsNotAPack(t *testing.T) {
 		t.Fatalf("write = %v; want the section's error", err)
 	}
 	_, err := verify(buf.Bytes(), nil)
-	if err == nil || !strings.Contains(err.Error(), "did not finish") && !strings.Contains(err.Error(), "not a zip") {
+	if err == nil || !strings.Contains(err.Error(), "not an evidence bundle") {
 		t.Errorf("verify of an interrupted pack = %v; want it refused as unfinished", err)
 	}
 }
@@ -508,4 +527,26 @@ func readJSON(b []byte, name string, v any) error {
 	}
 	defer rc.Close()
 	return json.NewDecoder(rc).Decode(v)
+}
+
+// forge replaces member name of the pack b by edit's result and rewrites the bundle's
+// manifest to match, as someone without the signing key could.
+func forge(t *testing.T, b []byte, name string, edit func([]byte) []byte) []byte {
+	t.Helper()
+	var newBody []byte
+	out := rezip(t, b, name, func(n string, body []byte) (string, []byte, bool) { newBody = edit(body); return n, newBody, true }, "")
+	sum := sha256.Sum256(newBody)
+	return rezip(t, out, evidence.ManifestName, func(n string, body []byte) (string, []byte, bool) {
+		var m evidence.Manifest
+		if err := json.Unmarshal(body, &m); err != nil {
+			t.Fatal(err)
+		}
+		for i := range m.Members {
+			if m.Members[i].Name == name {
+				m.Members[i].Size, m.Members[i].SHA256 = int64(len(newBody)), hex.EncodeToString(sum[:])
+			}
+		}
+		body, _ = json.MarshalIndent(m, "", "  ")
+		return n, body, true
+	}, "")
 }

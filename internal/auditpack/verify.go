@@ -1,13 +1,10 @@
 package auditpack
 
 import (
-	"archive/zip"
 	"bytes"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/csv"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,10 +12,12 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/dsar"
+	"github.com/privguard/privguard/evidence"
 )
 
 // VerifyError says what is wrong with a pack: which member (or "" for the file) and how.
@@ -38,155 +37,112 @@ func bad(member, format string, args ...any) error {
 	return &VerifyError{Member: member, Detail: fmt.Sprintf(format, args...)}
 }
 
-// maxMeta bounds what Verify reads whole (the manifest, its signature, the summary).
+// maxMeta bounds what Verify reads whole (the statement, the summary, the heads).
 const maxMeta = 64 << 20
 
-// IsPack reports whether the zip in r holds an audit pack's manifest (of any version); it
-// reads only the manifest.
-func IsPack(r io.ReaderAt, size int64) bool {
-	zr, err := zip.NewReader(r, size)
+// Open opens the pack in r (size bytes) as an evidence bundle (every member against the
+// bundle's manifest) and verifies it ([Verify]).
+func Open(r io.ReaderAt, size int64, pin ed25519.PublicKey) (*Manifest, error) {
+	b, err := evidence.Open(r, size)
 	if err != nil {
-		return false
-	}
-	for _, f := range zr.File {
-		if f.Name == ManifestName {
-			b, err := readMember(f, maxMeta)
-			if err != nil {
-				return false
-			}
-			var m struct{ Kind string }
-			return json.Unmarshal(b, &m) == nil && m.Kind == Kind
+		var f *evidence.Failure
+		if errors.As(err, &f) {
+			return nil, &VerifyError{Member: f.Member, Detail: f.Problem}
 		}
+		return nil, bad("", "%v", err)
 	}
-	return false
+	return Verify(b, pin)
 }
 
-// Verify checks the pack in r (size bytes) from the file alone: the manifest's signature
-// by the key it names (and, if pin is not nil, that the key is pin), every member's size
-// and SHA-256 against the manifest, no member missing, unlisted or twice, the summary's
-// shape, and its figures recomputed from the registers they come from. It returns the
-// manifest of a pack that verifies, or a *VerifyError saying what does not.
-func Verify(r io.ReaderAt, size int64, pin ed25519.PublicKey) (*Manifest, error) {
-	zr, err := zip.NewReader(r, size)
-	if err != nil {
-		return nil, bad("", "not a zip file: %v", err)
+// Verify checks an audit pack opened as an evidence bundle (evidence.Open has checked
+// every member against the bundle's manifest, and that none is missing, added or there
+// twice): the statement's signature by the key it names (and, if pin is not nil, that
+// the key is pin), that it signs exactly the bundle's members with their sizes and
+// SHA-256, the summary's shape, and its figures recomputed from the registers they come
+// from. It returns the statement of a pack that verifies, or a *VerifyError saying what
+// does not.
+func Verify(b *evidence.Bundle, pin ed25519.PublicKey) (*Manifest, error) {
+	if b.Manifest.Kind != Kind {
+		return nil, bad(evidence.ManifestName, "kind %q: not an audit pack", b.Manifest.Kind)
 	}
-	files := map[string]*zip.File{}
-	for _, f := range zr.File {
-		if _, dup := files[f.Name]; dup {
-			return nil, bad(f.Name, "the zip holds it twice")
+	raw, err := b.ReadMember(StatementName, maxMeta)
+	if err != nil {
+		return nil, bad(StatementName, "missing: the pack was not signed, or its writing did not finish")
+	}
+	compact := string(bytes.TrimSpace(raw))
+	// The key is in the statement: read it, then check the statement with it.
+	var unverified Manifest
+	if _, rest, ok := strings.Cut(compact, "."); ok {
+		if p64, _, ok := strings.Cut(rest, "."); ok {
+			if body, err := base64.RawURLEncoding.DecodeString(p64); err == nil {
+				_ = json.Unmarshal(body, &unverified)
+			}
 		}
-		files[f.Name] = f
 	}
-	mf, sf := files[ManifestName], files[SignatureName]
-	if mf == nil || sf == nil {
-		return nil, bad("", "no %s and %s: not an audit pack, or one whose writing did not finish", ManifestName, SignatureName)
-	}
-	mb, err := readMember(mf, maxMeta)
-	if err != nil {
-		return nil, bad(ManifestName, "%v", err)
-	}
-	var m Manifest
-	if err := strictJSON(mb, &m); err != nil {
-		return nil, bad(ManifestName, "%v", err)
-	}
-	if m.Kind != Kind || m.Version != Version {
-		return nil, bad(ManifestName, "kind %q version %d: want %q version %d", m.Kind, m.Version, Kind, Version)
-	}
-	pub, err := base64.StdEncoding.DecodeString(m.Key.Public)
-	if err != nil || len(pub) != ed25519.PublicKeySize || m.Key.Alg != "Ed25519" {
-		return nil, bad(ManifestName, "key: want an Ed25519 public key in base64")
+	pub, err := base64.StdEncoding.DecodeString(unverified.Key.Public)
+	if err != nil || len(pub) != ed25519.PublicKeySize || unverified.Key.Alg != "Ed25519" {
+		return nil, bad(StatementName, "names no Ed25519 public key")
 	}
 	if pin != nil && !bytes.Equal(pub, pin) {
-		return nil, bad(ManifestName, "signed by key %s, not by the key given", m.Key.KeyID)
+		return nil, bad(StatementName, "signed by key %s, not by the key given", unverified.Key.KeyID)
 	}
-	sb, err := readMember(sf, 1024)
-	if err != nil {
-		return nil, bad(SignatureName, "%v", err)
+	payload, problem := evidence.VerifyJWS(compact, pub, unverified.Key.KeyID, StatementType)
+	if problem != "" {
+		return nil, bad(StatementName, "%s", problem)
 	}
-	sig, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(sb)))
-	if err != nil || !ed25519.Verify(pub, SignedMessage(mb), sig) {
-		return nil, bad(SignatureName, "the signature does not verify with key %s: the manifest was changed or signed by another key", m.Key.KeyID)
+	var m Manifest
+	if err := strictJSON(payload, &m); err != nil {
+		return nil, bad(StatementName, "%v", err)
 	}
-	listed := map[string]Member{}
-	for _, x := range m.Members {
-		if _, dup := listed[x.Name]; dup {
-			return nil, bad(ManifestName, "lists %s twice", x.Name)
-		}
-		listed[x.Name] = x
+	if m.Kind != Kind || m.Version != Version {
+		return nil, bad(StatementName, "kind %q version %d: want %q version %d", m.Kind, m.Version, Kind, Version)
 	}
-	for name := range files {
-		if _, ok := listed[name]; !ok && name != ManifestName && name != SignatureName {
-			return nil, bad(name, "not in the manifest (added after signing)")
-		}
+	inBundle := slices.DeleteFunc(slices.Clone(b.Manifest.Members), func(x Member) bool { return x.Name == StatementName })
+	if !slices.Equal(m.Members, inBundle) {
+		return nil, bad(StatementName, "the members it signs are not the bundle's: one was changed, added or removed after signing")
 	}
-	for _, x := range m.Members {
-		f := files[x.Name]
-		if f == nil {
-			return nil, bad(x.Name, "missing")
-		}
-		rc, err := f.Open()
-		if err != nil {
-			return nil, bad(x.Name, "%v", err)
-		}
-		h := sha256.New()
-		n, err := io.Copy(h, rc)
-		rc.Close()
-		if err != nil {
-			return nil, bad(x.Name, "%v", err)
-		}
-		if n != x.Size || hex.EncodeToString(h.Sum(nil)) != x.SHA256 {
-			return nil, bad(x.Name, "changed: %d bytes with SHA-256 %x, the manifest says %d bytes with %s", n, h.Sum(nil), x.Size, x.SHA256)
-		}
-	}
-	if err := checkSummary(files, &m); err != nil {
+	if err := checkSummary(b, &m); err != nil {
 		return nil, err
 	}
 	return &m, nil
 }
 
-// checkSummary checks summary.json against the manifest and its figures against the
+// checkSummary checks summary.json against the statement and its figures against the
 // registers in the pack.
-func checkSummary(files map[string]*zip.File, m *Manifest) error {
-	f := files[SummaryName]
-	if f == nil {
-		return bad(SummaryName, "missing")
-	}
-	b, err := readMember(f, maxMeta)
+func checkSummary(bundle *evidence.Bundle, m *Manifest) error {
+	b, err := bundle.ReadMember(SummaryName, maxMeta)
 	if err != nil {
-		return bad(SummaryName, "%v", err)
+		return bad(SummaryName, "missing")
 	}
 	var s Summary
 	if err := strictJSON(b, &s); err != nil {
 		return bad(SummaryName, "%v", err)
 	}
 	if !s.Period.From.Equal(m.Period.From) || !s.Period.To.Equal(m.Period.To) || !s.AsOf.Equal(m.AsOf) {
-		return bad(SummaryName, "its period or time is not the manifest's")
+		return bad(SummaryName, "its period or time is not the statement's")
 	}
 	if !reflect.DeepEqual(s.Heads, m.Heads) {
-		return bad(SummaryName, "its heads are not the manifest's")
+		return bad(SummaryName, "its heads are not the statement's")
 	}
-	if hf := files[HeadsName]; hf != nil {
-		var heads []Head
-		hb, err := readMember(hf, maxMeta)
-		if err == nil {
-			err = strictJSON(hb, &heads)
-		}
-		if err != nil || !reflect.DeepEqual(heads, m.Heads) {
-			return bad(HeadsName, "not the manifest's heads")
-		}
+	var heads []Head
+	hb, err := bundle.ReadMember(HeadsName, maxMeta)
+	if err == nil {
+		err = strictJSON(hb, &heads)
+	}
+	if err != nil || !reflect.DeepEqual(heads, m.Heads) {
+		return bad(HeadsName, "missing, or not the statement's heads")
 	}
 	if s.Requests != nil {
-		rf := files["requests.csv"]
-		if rf == nil {
+		rf, err := bundle.Member("requests.csv")
+		if err != nil {
 			return bad("requests.csv", "missing, but the summary has request figures")
 		}
 		entries, err := readRegister(rf)
+		rf.Close()
 		if err != nil {
 			return bad("requests.csv", "%v", err)
 		}
-		got := requestFigures(s.Period, entries)
-		if !reflect.DeepEqual(normalise(got), normalise(s.Requests)) {
+		if got := requestFigures(s.Period, entries); !reflect.DeepEqual(normalise(got), normalise(s.Requests)) {
 			return bad(SummaryName, "the request figures are not those of requests.csv")
 		}
 	}
@@ -198,15 +154,17 @@ func checkSummary(files map[string]*zip.File, m *Manifest) error {
 		{"disclosures.csv", figure(s.Disclosures, func(d *DisclosureFigures) int { return d.Entries }), s.Disclosures != nil},
 		{"trail.csv", figure(s.Trail, func(t *TrailFigures) int { return t.Acts }), s.Trail != nil},
 		{"key-events.csv", figure(s.Trail, func(t *TrailFigures) int { return t.KeyEvents }), s.Trail != nil},
+		{"incidents.csv", figure(s.Incidents, func(i *IncidentFigures) int { return i.Total }), s.Incidents != nil},
 	} {
 		if !c.ok {
 			continue
 		}
-		rf := files[c.member]
-		if rf == nil {
+		rf, err := bundle.Member(c.member)
+		if err != nil {
 			return bad(c.member, "missing, but the summary counts it")
 		}
 		n, err := csvRows(rf)
+		rf.Close()
 		if err != nil {
 			return bad(c.member, "%v", err)
 		}
@@ -240,12 +198,7 @@ func normalise(f *RequestFigures) RequestFigures {
 }
 
 // readRegister reads requests.csv back into the entries the figures need.
-func readRegister(f *zip.File) ([]dsar.RegisterEntry, error) {
-	rc, err := f.Open()
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
+func readRegister(rc io.Reader) ([]dsar.RegisterEntry, error) {
 	cr := csv.NewReader(rc)
 	head, err := cr.Read()
 	if err != nil {
@@ -291,12 +244,7 @@ func readRegister(f *zip.File) ([]dsar.RegisterEntry, error) {
 }
 
 // csvRows counts the data rows of a CSV member (its heading excluded).
-func csvRows(f *zip.File) (int, error) {
-	rc, err := f.Open()
-	if err != nil {
-		return 0, err
-	}
-	defer rc.Close()
+func csvRows(rc io.Reader) (int, error) {
 	cr := csv.NewReader(rc)
 	cr.FieldsPerRecord = -1
 	n := -1
@@ -310,25 +258,6 @@ func csvRows(f *zip.File) (int, error) {
 		}
 		n++
 	}
-}
-
-func readMember(f *zip.File, limit int64) ([]byte, error) {
-	if f.UncompressedSize64 > uint64(limit) {
-		return nil, fmt.Errorf("larger than %d bytes", limit)
-	}
-	rc, err := f.Open()
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("larger than %d bytes", limit)
-	}
-	return b, nil
 }
 
 func strictJSON(b []byte, v any) error {
