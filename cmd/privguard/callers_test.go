@@ -80,7 +80,8 @@ callers:
 		return resp.StatusCode, p
 	}
 	// proves PUR-08: the processor's credential is scoped to its purpose: it cannot read
-	// the subject's profile (personalize.recommendation), which an unscoped call can.
+	// the subject's profile (personalize.recommendation), which an unscoped call can; and
+	// (below) its termination revokes the credential and awaits its deletion confirmation.
 	if st, p := proxy("GET", "/api/profiles/cust-42", credential); st != 403 || p.Type != privguard.ProblemTypePrefix+"caller.purpose_not_allowed" {
 		t.Errorf("sms gateway reads a profile: %d %s; want 403 caller.purpose_not_allowed", st, p.Type)
 	}
