@@ -51,7 +51,7 @@ func (s *Server) dualControl(r *http.Request, act string, params []byte, rows in
 	}
 	ctx := r.Context()
 	p, _ := PrincipalFromContext(ctx)
-	digest := approval.Digest(act, params)
+	digest := s.dual.Approvals.Digest(act, params)
 	bound := strconv.Itoa(s.dual.ExportRows)
 	if id == "" {
 		a, created, err := s.dual.Approvals.Ask(ctx, act, digest, rows, p.Name, p.Roles)

@@ -20,7 +20,7 @@ func newDualControlEnv(t *testing.T, rows int) (*env, *trail.Trail) {
 	t.Helper()
 	var tr *trail.Trail
 	e, _ := newRequestsEnvWith(t, nil, func(cfg *adminapi.Config, db *boltstore.DB) {
-		reg, err := approval.Open(db.Journal(), nil)
+		reg, err := approval.Open(db.Journal(), bytes.Repeat([]byte{4}, 32), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
