@@ -61,6 +61,9 @@ func (s *Server) dualControl(r *http.Request, act string, params []byte, rows in
 		if created {
 			s.trailApproval(ctx, p, "approval ask", a, "ok")
 		}
+		if a.State == approval.Approved {
+			return approvalRequired(a, "approved by "+a.ApprovedBy+": repeat the call with "+HeaderApproval+": "+a.ID)
+		}
 		return approvalRequired(a, "the export holds "+strconv.Itoa(rows)+" rows, more than dual_control.export_rows ("+bound+
 			"): another principal with the role dpo or admin approves it (POST /v1/approvals/"+a.ID+"/approve), then the same call with "+
 			HeaderApproval+": "+a.ID+" runs")
