@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -189,5 +190,28 @@ dual_control: {export_rows: 1}
 	}
 	if st, out := call("pg_dpo_a_0123456789", "GET", "/v1/requests", "", id); st != 200 || len(out["requests"].([]any)) != 2 {
 		t.Errorf("approved list: %d %v; want 200 with 2", st, out)
+	}
+	// The same through `privguard dsar list`: refused naming the approval, then run with it.
+	env := func(tok string) func(string) string {
+		return func(k string) string {
+			if k == "PRIVGUARD_ADMIN_TOKEN" {
+				return tok
+			}
+			return ""
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"dsar", "list", "--admin", sc.admin}, env("pg_dpo_a_0123456789"), &stdout, &stderr)
+	cliID := regexp.MustCompile(`ap_[0-9a-f]{24}`).FindString(stderr.String())
+	if code != 1 || cliID == "" {
+		t.Fatalf("dsar list over export_rows: %d %q; want 1 naming the approval", code, stderr.String())
+	}
+	if st, _ := call("pg_dpo_b_0123456789", "POST", "/v1/approvals/"+cliID+"/approve", "", ""); st != 200 {
+		t.Fatalf("approve %s: %d", cliID, st)
+	}
+	stdout.Reset()
+	if code := run(context.Background(), []string{"dsar", "list", "--admin", sc.admin, "--approval", cliID}, env("pg_dpo_a_0123456789"), &stdout, &stderr); code != 0 ||
+		strings.Count(stdout.String(), "access") != 2 {
+		t.Errorf("dsar list --approval: %d %q; want the 2 requests", code, stdout.String())
 	}
 }

@@ -215,8 +215,10 @@ privguard dsar submit --type deletion --trigger retention_expired --subjects-fil
 			example: `privguard dsar status "$ID"`,
 			flags:   func(fs *flag.FlagSet) { newDsarFlags(fs, "status") }},
 		{name: "dsar list", summary: "list requests, optionally only those in a state or overdue",
-			usage:   "dsar list [--state STATE] [--overdue]",
-			about:   `Lists requests with their type, law, state and due date; marks overdue and soon-due ones.`,
+			usage: "dsar list [--state STATE] [--overdue] [--approval ID]",
+			about: `Lists requests with their type, law, state and due date; marks overdue and soon-due ones.
+Each request names its subject: with dual_control.export_rows, a list longer than that is
+refused naming the approval it asked for; once another dpo approved it, --approval ID runs it.`,
 			example: `privguard dsar list --overdue`,
 			flags:   func(fs *flag.FlagSet) { newDsarFlags(fs, "list") }},
 		{name: "dsar retry", summary: "run a request's failed tasks now, not at their backoff time",
