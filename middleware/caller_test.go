@@ -1,15 +1,19 @@
 package middleware_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/boltstore"
 	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/consent/consenttest"
+	"github.com/privguard/privguard/internal/callers"
 	"github.com/privguard/privguard/middleware"
 	"github.com/privguard/privguard/policy"
 )
@@ -115,5 +119,55 @@ func TestCallerScopedToItsPurposes(t *testing.T) {
 		if strings.Contains(in.Caller, "pg_") {
 			t.Errorf("the credential reached the decision log: %q", in.Caller)
 		}
+	}
+}
+
+// BenchmarkCallerProfile is BenchmarkProfile/wrapped with a caller register (the
+// sidecar's, on a bbolt file): without a credential, with one scoped to the route's
+// purpose, and with one that is refused.
+func BenchmarkCallerProfile(b *testing.B) {
+	l, _ := benchEnv(b, 1000)
+	engine, err := policy.New(ctx, policy.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	db, err := boltstore.Open(filepath.Join(b.TempDir(), "p.db"), boltstore.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	reg, err := callers.Open(ctx, db.Journal(), []callers.Caller{
+		{Name: "recommender", SHA256: callers.Hash("pg_rec_0123456789abcdef"), Purposes: []privguard.Purpose{"personalize"}},
+		{Name: "sms-gateway", SHA256: callers.Hash("pg_sms_0123456789abcdef"), Purposes: []privguard.Purpose{"marketing.communications.sms"}},
+	}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	wrap, err := middleware.New(middleware.Config{Routes: routes, Decider: engine, Facts: l, Regime: privguard.RegimePIPL,
+		StrictPaths: true, DenyUnmatched: true, Callers: reg})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := wrap(http.HandlerFunc(profileHandler))
+	for _, c := range []struct {
+		name, token string
+		want        int
+	}{{"no_caller", "", 200}, {"caller_allowed", "pg_rec_0123456789abcdef", 200}, {"caller_refused", "pg_sms_0123456789abcdef", 403}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				r := httptest.NewRequest("GET", "/api/profiles/c-"+fmt.Sprint(i%1000), nil)
+				if c.token != "" {
+					r.Header.Set(middleware.CallerHeader, c.token)
+				}
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				if w.Code != c.want {
+					b.Fatalf("status %d: %s", w.Code, w.Body)
+				}
+				i++
+			}
+		})
 	}
 }

@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -80,7 +84,8 @@ callers:
 		return resp.StatusCode, p
 	}
 	// proves PUR-08: the processor's credential is scoped to its purpose: it cannot read
-	// the subject's profile (personalize.recommendation), which an unscoped call can.
+	// the subject's profile (personalize.recommendation), which an unscoped call can; and
+	// (below) its termination revokes the credential and awaits its deletion confirmation.
 	if st, p := proxy("GET", "/api/profiles/cust-42", credential); st != 403 || p.Type != privguard.ProblemTypePrefix+"caller.purpose_not_allowed" {
 		t.Errorf("sms gateway reads a profile: %d %s; want 403 caller.purpose_not_allowed", st, p.Type)
 	}
@@ -138,5 +143,75 @@ callers:
 	}
 	if code, out := cli("callers", "confirm", "sms-gateway", "--reference", "again"); code != 1 {
 		t.Errorf("confirming twice: %d %s; want 1", code, out)
+	}
+}
+
+// dual_control.export_rows through serve: a list of requests over it waits for another
+// dpo's approval, then runs once for the one who asked.
+func TestServeDualControl(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	hash := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+	sc := startSidecar(t, srv.URL, `admin:
+  tokens:
+    - {name: dpo-a, sha256: `+hash("pg_dpo_a_0123456789")+`, roles: [dpo]}
+    - {name: dpo-b, sha256: `+hash("pg_dpo_b_0123456789")+`, roles: [dpo]}
+dual_control: {export_rows: 1}
+`)
+	call := func(tok, method, path, body, approvalID string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(method, sc.admin+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		if approvalID != "" {
+			req.Header.Set("X-Privguard-Approval", approvalID)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	for _, s := range []string{"cust-1", "cust-2"} {
+		if st, out := call("pg_dpo_a_0123456789", "POST", "/v1/requests", `{"type":"access","subject":"`+s+`"}`, ""); st != 201 {
+			t.Fatalf("submit: %d %v", st, out)
+		}
+	}
+	st, out := call("pg_dpo_a_0123456789", "GET", "/v1/requests", "", "")
+	id := strings.TrimPrefix(fmt.Sprint(out["instance"]), "/v1/approvals/")
+	if st != 403 || out["type"] != privguard.ProblemTypePrefix+"approval.required" || !strings.HasPrefix(id, "ap_") {
+		t.Fatalf("list over export_rows: %d %v; want 403 approval.required", st, out)
+	}
+	if st, _ := call("pg_dpo_b_0123456789", "POST", "/v1/approvals/"+id+"/approve", "", ""); st != 200 {
+		t.Fatalf("approve: %d", st)
+	}
+	if st, out := call("pg_dpo_a_0123456789", "GET", "/v1/requests", "", id); st != 200 || len(out["requests"].([]any)) != 2 {
+		t.Errorf("approved list: %d %v; want 200 with 2", st, out)
+	}
+	// The same through `privguard dsar list`: refused naming the approval, then run with it.
+	env := func(tok string) func(string) string {
+		return func(k string) string {
+			if k == "PRIVGUARD_ADMIN_TOKEN" {
+				return tok
+			}
+			return ""
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"dsar", "list", "--admin", sc.admin}, env("pg_dpo_a_0123456789"), &stdout, &stderr)
+	cliID := regexp.MustCompile(`ap_[0-9a-f]{24}`).FindString(stderr.String())
+	if code != 1 || cliID == "" {
+		t.Fatalf("dsar list over export_rows: %d %q; want 1 naming the approval", code, stderr.String())
+	}
+	if st, _ := call("pg_dpo_b_0123456789", "POST", "/v1/approvals/"+cliID+"/approve", "", ""); st != 200 {
+		t.Fatalf("approve %s: %d", cliID, st)
+	}
+	stdout.Reset()
+	if code := run(context.Background(), []string{"dsar", "list", "--admin", sc.admin, "--approval", cliID}, env("pg_dpo_a_0123456789"), &stdout, &stderr); code != 0 ||
+		strings.Count(stdout.String(), "access") != 2 {
+		t.Errorf("dsar list --approval: %d %q; want the 2 requests", code, stdout.String())
 	}
 }

@@ -28,6 +28,7 @@ type dsarFlags struct {
 	patch                                             patchFlag
 	approveNote, outFile, state                       string
 	overdue                                           bool
+	approval                                          string
 }
 
 // newDsarFlags defines the flags of 'privguard dsar sub'.
@@ -53,6 +54,7 @@ func newDsarFlags(fs *flag.FlagSet, sub string) *dsarFlags {
 		fs.StringVar(&f.state, "state", "", "only requests in this `state`")
 		fs.StringVar(&f.state, "status", "", "only requests in this `state` (same as --state)")
 		fs.BoolVar(&f.overdue, "overdue", false, "only overdue requests")
+		fs.StringVar(&f.approval, "approval", "", "the `approval` another dpo gave for a list over dual_control.export_rows (first page)")
 	}
 	return f
 }
@@ -62,6 +64,8 @@ type adminClient struct {
 	base  string
 	token string
 	http  *http.Client
+	// header, if set, is sent with every call (X-Privguard-Approval).
+	header http.Header
 }
 
 func (c *adminClient) call(ctx context.Context, method, path string, body any, out any) error {
@@ -78,6 +82,9 @@ func (c *adminClient) call(ctx context.Context, method, path string, body any, o
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
+	for k, v := range c.header {
+		req.Header[k] = v
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -188,6 +195,10 @@ func dsarCmd(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		var rows []row
 		q.Set("limit", "1000")
+		if f.approval != "" {
+			// An approval is for one call: the first page.
+			c.header = http.Header{"X-Privguard-Approval": {f.approval}}
+		}
 		for {
 			var out struct {
 				Requests []row
@@ -198,6 +209,7 @@ func dsarCmd(ctx context.Context, args []string, getenv func(string) string, std
 				return 1
 			}
 			rows = append(rows, out.Requests...)
+			c.header = nil
 			if out.Next == "" {
 				break
 			}

@@ -86,7 +86,7 @@ The configuration file (YAML; every key optional, unknown keys, purposes and dat
 categories are errors) has these main keys:
   data              data directory (default ./privguard-data; data_dir is the same key)
   admin_listen      address of the admin API (default 127.0.0.1:8081)
-  admin             tokens (by SHA-256) and their roles; policy_file: your role policy
+  admin             tokens (by SHA-256), their roles and purposes; policy_file: your role policy
   consent           eu_consent_age, and per-purpose validity and legal_bases
   policy            dir (your own Rego, hot-reloaded), frequency limits per channel,
                     memo_size, memo_exact_contacts (all used by the sidecar only)
@@ -104,6 +104,7 @@ categories are errors) has these main keys:
   assessments       impact assessments (id, purposes, categories, recipients, date,
                     review, conclusion, legitimacy, impact, measures): high-impact
                     processing needs a current one covering it; recorded at every start
+  dual_control      export_rows: a bulk export of more rows needs a second approver
 The sidecar, for services in any language (serve then proxies and enforces):
   listen            the sidecar's address, where clients connect (e.g. 127.0.0.1:8080)
   upstream          the service it protects (http or https URL); required with listen
@@ -115,6 +116,8 @@ The sidecar, for services in any language (serve then proxies and enforces):
   paths             strict (default) or exact: refuse paths other routers read otherwise
   upstream_secret_file  a key to sign every request passed on with
   trusted_proxies   CIDRs whose X-Forwarded-For is passed on
+  callers           processors calling with X-Privguard-Caller: name, token_file or
+                    sha256, purposes, terminated_at ('privguard callers')
   upstream_transport  connections to the upstream: max_idle_conns_per_host (256),
                     max_conns_per_host, idle_conn_timeout, dial_timeout,
                     response_header_timeout
@@ -262,8 +265,10 @@ privguard dsar submit --type deletion --trigger retention_expired --subjects-fil
 			example: `privguard dsar status "$ID"`,
 			flags:   func(fs *flag.FlagSet) { newDsarFlags(fs, "status") }},
 		{name: "dsar list", summary: "list requests, optionally only those in a state or overdue",
-			usage:   "dsar list [--state STATE] [--overdue]",
-			about:   `Lists requests with their type, law, state and due date; marks overdue and soon-due ones.`,
+			usage: "dsar list [--state STATE] [--overdue] [--approval ID]",
+			about: `Lists requests with their type, law, state and due date; marks overdue and soon-due ones.
+Each request names its subject: with dual_control.export_rows, a list longer than that is
+refused naming the approval it asked for; once another dpo approved it, --approval ID runs it.`,
 			example: `privguard dsar list --overdue`,
 			flags:   func(fs *flag.FlagSet) { newDsarFlags(fs, "list") }},
 		{name: "dsar retry", summary: "run a request's failed tasks now, not at their backoff time",

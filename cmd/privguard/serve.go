@@ -375,7 +375,15 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	}
 	var dual adminapi.DualControl
 	if n := cfg.DualControl.ExportRows; n > 0 {
-		reg, err := approval.Open(be.Journal, nil)
+		key, err := be.Consent.Secret(ctx, "approval.digest-hmac", func() ([]byte, error) {
+			k := make([]byte, 32)
+			_, err := rand.Read(k)
+			return k, err
+		})
+		if err != nil {
+			return fmt.Errorf("approvals key: %w", err)
+		}
+		reg, err := approval.Open(be.Journal, key, nil)
 		if err != nil {
 			return err
 		}

@@ -51,7 +51,7 @@ func (s *Server) dualControl(r *http.Request, act string, params []byte, rows in
 	}
 	ctx := r.Context()
 	p, _ := PrincipalFromContext(ctx)
-	digest := approval.Digest(act, params)
+	digest := s.dual.Approvals.Digest(act, params)
 	bound := strconv.Itoa(s.dual.ExportRows)
 	if id == "" {
 		a, created, err := s.dual.Approvals.Ask(ctx, act, digest, rows, p.Name, p.Roles)
@@ -60,6 +60,9 @@ func (s *Server) dualControl(r *http.Request, act string, params []byte, rows in
 		}
 		if created {
 			s.trailApproval(ctx, p, "approval ask", a, "ok")
+		}
+		if a.State == approval.Approved {
+			return approvalRequired(a, "approved by "+a.ApprovedBy+": repeat the call with "+HeaderApproval+": "+a.ID)
 		}
 		return approvalRequired(a, "the export holds "+strconv.Itoa(rows)+" rows, more than dual_control.export_rows ("+bound+
 			"): another principal with the role dpo or admin approves it (POST /v1/approvals/"+a.ID+"/approve), then the same call with "+

@@ -3,6 +3,7 @@ package adminapi_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -20,7 +21,7 @@ func newDualControlEnv(t *testing.T, rows int) (*env, *trail.Trail) {
 	t.Helper()
 	var tr *trail.Trail
 	e, _ := newRequestsEnvWith(t, nil, func(cfg *adminapi.Config, db *boltstore.DB) {
-		reg, err := approval.Open(db.Journal(), nil)
+		reg, err := approval.Open(db.Journal(), bytes.Repeat([]byte{4}, 32), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,6 +90,9 @@ func TestBulkExportNeedsASecondApprover(t *testing.T) {
 	}
 	st, out = call("dpo2-token", "POST", "/v1/approvals/"+id+"/approve", "")
 	wantType("approving twice", st, out, 409, "conflict")
+	if st, out = call("dpo-token", "GET", "/v1/requests?limit=100", ""); out["instance"] != instance || !strings.Contains(fmt.Sprint(out["detail"]), "approved by dpo-deputy") {
+		t.Errorf("asking again once approved: %d %v; want the approval, saying it is approved", st, out)
+	}
 	st, out = call("auditor-token", "GET", "/v1/requests?limit=100", "", adminapi.HeaderApproval, id)
 	wantType("another principal spends the approval", st, out, 403, "approval.required")
 	st, out = call("dpo-token", "GET", "/v1/requests?limit=99", "", adminapi.HeaderApproval, id)

@@ -69,7 +69,7 @@ func newFullAPI(t *testing.T, tokens adminapi.Tokens) (*adminapi.Server, *httpte
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { gate.Close() })
-	reg, err := approval.Open(db.Journal(), nil)
+	reg, err := approval.Open(db.Journal(), bytes.Repeat([]byte{4}, 32), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

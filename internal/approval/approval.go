@@ -2,6 +2,7 @@ package approval
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -50,7 +51,7 @@ type Approval struct {
 	ID string `json:"id"`
 	// Act is the route asked for ("GET /v1/requests").
 	Act string `json:"act"`
-	// Digest is the SHA-256 of the act's parameters: the approval is for this call only.
+	// Digest is the keyed hash of the act's parameters: the approval is for this call only.
 	Digest string `json:"digest"`
 	// Rows is how many rows or subjects the export holds.
 	Rows        int       `json:"rows"`
@@ -78,12 +79,18 @@ type entry struct {
 type Register struct {
 	store journal.Store
 	j     *journal.Journal
+	key   []byte
 	now   func() time.Time
 	ttl   time.Duration
 }
 
-// Open returns the register in store; now is the clock (nil: time.Now).
-func Open(store journal.Store, now func() time.Time) (*Register, error) {
+// Open returns the register in store; key (at least 32 bytes, kept by the store like the
+// trail's) keys the digests, so that a digest of a list of subjects cannot be matched
+// against a guessed list; now is the clock (nil: time.Now).
+func Open(store journal.Store, key []byte, now func() time.Time) (*Register, error) {
+	if len(key) < 32 {
+		return nil, errors.New("approval: the digest key must be at least 32 bytes")
+	}
 	if now == nil {
 		now = time.Now
 	}
@@ -91,16 +98,16 @@ func Open(store journal.Store, now func() time.Time) (*Register, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Register{store: store, j: j, now: now, ttl: DefaultTTL}, nil
+	return &Register{store: store, j: j, key: key, now: now, ttl: DefaultTTL}, nil
 }
 
 // Store returns the store the register is in.
 func (g *Register) Store() journal.Store { return g.store }
 
 // Digest returns the digest of an act's parameters (the canonical query, or the body as
-// decoded and encoded again).
-func Digest(act string, params []byte) string {
-	h := sha256.New()
+// decoded and encoded again): HMAC-SHA256 under the register's key.
+func (g *Register) Digest(act string, params []byte) string {
+	h := hmac.New(sha256.New, g.key)
 	h.Write([]byte(act))
 	h.Write([]byte{0})
 	h.Write(params)

@@ -1,6 +1,7 @@
 package approval_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -28,7 +29,7 @@ func openStore(t *testing.T) journal.Store {
 
 func open(t *testing.T, store journal.Store, now func() time.Time) *approval.Register {
 	t.Helper()
-	g, err := approval.Open(store, now)
+	g, err := approval.Open(store, bytes.Repeat([]byte{9}, 32), now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func open(t *testing.T, store journal.Store, now func() time.Time) *approval.Reg
 
 func TestAskApproveUse(t *testing.T) {
 	g := open(t, openStore(t), nil)
-	d := approval.Digest("GET /v1/requests", []byte("limit=1000"))
+	d := g.Digest("GET /v1/requests", []byte("limit=1000"))
 	a, created, err := g.Ask(ctx, "GET /v1/requests", d, 1000, "alice", []string{"auditor"})
 	if err != nil || !created || a.State != approval.Pending {
 		t.Fatalf("Ask = %+v, %v, %v; want a new pending approval", a, created, err)
@@ -64,7 +65,7 @@ func TestAskApproveUse(t *testing.T) {
 	for _, tc := range []struct{ name, act, digest, by string }{
 		{"other_principal", "GET /v1/requests", d, "bob"},
 		{"other_act", "POST /v1/requests/bulk", d, "alice"},
-		{"other_parameters", "GET /v1/requests", approval.Digest("GET /v1/requests", []byte("limit=999")), "alice"},
+		{"other_parameters", "GET /v1/requests", g.Digest("GET /v1/requests", []byte("limit=999")), "alice"},
 	} {
 		if _, err := g.Use(ctx, a.ID, tc.act, tc.digest, tc.by); !errors.Is(err, approval.ErrNotApproved) {
 			t.Errorf("%s: Use = %v; want ErrNotApproved", tc.name, err)

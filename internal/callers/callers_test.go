@@ -3,6 +3,7 @@ package callers_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -117,4 +118,34 @@ func TestTerminationRevokesAndAwaitsConfirmation(t *testing.T) {
 	if _, err := journal.Verify(ctx, store, callers.Log); err != nil {
 		t.Errorf("the log does not verify: %v", err)
 	}
+}
+
+// BenchmarkCaller is the lookup the middleware adds to a request that carries a caller
+// credential: a SHA-256 of the credential, a map read and a read-locked check.
+func BenchmarkCaller(b *testing.B) {
+	store := openStoreB(b)
+	list := make([]callers.Caller, 100)
+	for i := range list {
+		list[i] = callers.Caller{Name: fmt.Sprint("caller-", i), SHA256: callers.Hash(fmt.Sprint("pg_caller_credential_", i)),
+			Purposes: []privguard.Purpose{"marketing.communications.sms"}}
+	}
+	g, err := callers.Open(ctx, store, list, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := g.Caller("pg_caller_credential_42"); !ok {
+			b.Fatal("not found")
+		}
+	}
+}
+
+func openStoreB(b *testing.B) journal.Store {
+	db, err := boltstore.Open(filepath.Join(b.TempDir(), "p.db"), boltstore.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	return db.Journal()
 }
