@@ -263,3 +263,21 @@ func writeJSON(bw *Writer, name string, now time.Time, v any) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
+
+// CountPeriod counts the grants, withdrawals, expiries and refusals of every purpose in
+// the ledger from ≤ time < to, per day and purpose, in one chain-checked walk (Walk): the
+// consent statistics of an audit pack. It names no subject. A broken chain stops it with
+// the *consent.Break.
+func CountPeriod(ctx context.Context, l *consent.Ledger, from, to time.Time) (Counts, error) {
+	c := newCounter()
+	_, _, err := l.Walk(ctx, func(r *consent.Record, _ []byte) error {
+		if !r.Time.Before(from) && r.Time.Before(to) {
+			c.add(string(r.Purpose), r.Action, r.Time)
+		}
+		return nil
+	})
+	if err != nil {
+		return Counts{}, err
+	}
+	return c.result(Scope{From: from, To: to}), nil
+}

@@ -515,3 +515,29 @@ func TestOpenNotABundle(t *testing.T) {
 		}
 	}
 }
+
+func TestCountPeriodCountsEveryPurpose(t *testing.T) {
+	l, _, _ := known(t)
+	c, err := evidence.CountPeriod(ctx, l, period.From, period.From.Add(48*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (evidence.Count{Grants: 11, Withdrawals: 2, Refusals: 1}); c.Totals != want {
+		t.Errorf("totals = %+v; want %+v (the expiries of the third day are outside)", c.Totals, want)
+	}
+	per := map[string]evidence.Count{}
+	for _, d := range c.ByDay {
+		x := per[d.Purpose]
+		x.Grants, x.Withdrawals, x.Refusals = x.Grants+d.Grants, x.Withdrawals+d.Withdrawals, x.Refusals+d.Refusals
+		per[d.Purpose] = x
+	}
+	for p, want := range map[string]evidence.Count{"marketing.communications.sms": {Grants: 5, Withdrawals: 1}, "marketing.communications.email": {Grants: 5},
+		"marketing.communications.push": {Refusals: 1}, "*": {Withdrawals: 1}, "analytics.reporting": {Grants: 1}} {
+		if per[p] != want {
+			t.Errorf("%s: %+v; want %+v", p, per[p], want)
+		}
+	}
+	if len(per) != 5 {
+		t.Errorf("purposes %v; want 5", per)
+	}
+}

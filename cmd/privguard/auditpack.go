@@ -20,6 +20,7 @@ import (
 	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/disclosure"
 	"github.com/privguard/privguard/dsar"
+	"github.com/privguard/privguard/evidence"
 	"github.com/privguard/privguard/incident"
 	"github.com/privguard/privguard/internal/adminapi"
 	"github.com/privguard/privguard/internal/approval"
@@ -55,6 +56,9 @@ func auditPacker(cfg *config.File, be *backend, ledger *consent.Ledger, requests
 				auditpack.DisclosuresSection{Store: be.Journal, Accounting: gate.Accounting, Regimes: regimes},
 				auditpack.AssessmentsSection{Register: assessments.Register},
 				auditpack.TrailSection{Store: be.Journal},
+				auditpack.ConsentSection{Count: func(ctx context.Context, from, to time.Time) (evidence.Counts, error) {
+					return evidence.CountPeriod(ctx, ledger, from, to)
+				}},
 				auditpack.DecisionsSection{Path: filepath.Join(cfg.Data, decisionLogFile)},
 				auditpack.IncidentsSection{Register: incidents},
 			},

@@ -103,7 +103,7 @@ admin:
 	json.NewDecoder(rc).Decode(&s)
 	rc.Close()
 	if s.Requests == nil || s.Requests.Total != 1 || s.Disclosures == nil || s.Disclosures.Entries != 1 || len(s.CrossBorder) != 1 ||
-		s.CrossBorder[0].People != 1 || s.Assessments == nil || s.Assessments.Total != 1 || s.Controller != "Example Retail Ltd" || s.Incidents == nil || s.Decisions == nil {
+		s.CrossBorder[0].People != 1 || s.Assessments == nil || s.Assessments.Total != 1 || s.Controller != "Example Retail Ltd" || s.Incidents == nil || s.Decisions == nil || s.Consent == nil || s.Consent.Grants != 1 {
 		t.Errorf("summary: %+v", s)
 	}
 	if bytes.Contains(b, []byte("cust-7781")) {

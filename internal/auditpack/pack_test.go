@@ -174,6 +174,13 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
+// consentCounts are the ledger's counts of the period (evidence.CountPeriod, tested there).
+var consentCounts = evidence.Counts{Totals: evidence.Count{Grants: 3, Withdrawals: 2}, ByDay: []evidence.Count{
+	{Day: "2026-01-05", Purpose: "marketing.sms", Grants: 2},
+	{Day: "2026-01-06", Purpose: "marketing.sms", Grants: 1, Withdrawals: 1},
+	{Day: "2026-01-06", Purpose: "*", Withdrawals: 1},
+}}
+
 func (f *fixture) config(signer auditpack.Signer) auditpack.Config {
 	return auditpack.Config{
 		Period: auditpack.Period{From: from, To: to}, Now: func() time.Time { return now }, Signer: signer, Controller: "Example Ltd",
@@ -203,6 +210,7 @@ func (f *fixture) config(signer auditpack.Signer) auditpack.Config {
 			auditpack.DisclosuresSection{Store: f.store, Accounting: f.gate.Accounting, Regimes: []privguard.Regime{privguard.RegimePIPL}},
 			auditpack.AssessmentsSection{Register: f.pia.Register},
 			auditpack.TrailSection{Store: f.store},
+			auditpack.ConsentSection{Count: func(context.Context, time.Time, time.Time) (evidence.Counts, error) { return consentCounts, nil }},
 			auditpack.DecisionsSection{Path: f.decisions},
 			auditpack.IncidentsSection{Register: f.incidents},
 		},
@@ -279,6 +287,9 @@ func TestPackFigures(t *testing.T) {
 	if d := s.Decisions; d == nil || d.Lines != 5 || d.Allowed != 2 || d.Denied != 3 || d.DenyReasons["consent.missing"] != 2 ||
 		d.DenyReasons["consent.withdrawn"] != 1 || d.DenyReasons["consent.given"] != 0 {
 		t.Errorf("decision figures: %+v", d)
+	}
+	if c := s.Consent; c == nil || c.Grants != 3 || c.Withdrawals != 2 || c.ByPurpose["marketing.sms"].Grants != 3 || c.ByPurpose["*"].Withdrawals != 1 {
+		t.Errorf("consent figures: %+v", c)
 	}
 	if in := s.Incidents; in == nil || in.Total != 1 || in.Notified != 0 || in.BySeverity["general"] != 1 {
 		t.Errorf("incident figures: %+v", in)

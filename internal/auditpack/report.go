@@ -41,6 +41,7 @@ var labels = map[string]map[string]string{
 		"trail": "管理操作记录", "acts": "操作", "keyevents": "密钥事件", "outcome": "结果",
 		"decisions": "处理决定记录", "lines": "决定", "allowed": "允许", "denied": "拒绝", "denials": "拒绝原因", "reason": "原因",
 		"incidents": "个人信息安全事件登记", "notified": "已通知", "severity": "级别",
+		"consent": "同意与撤回", "grants": "同意", "withdrawals": "撤回", "expiries": "到期", "refusals": "拒绝同意", "purpose": "目的",
 		"heads": "链头校验点", "none": "无",
 	},
 	"en": {
@@ -54,6 +55,7 @@ var labels = map[string]map[string]string{
 		"trail": "Admin trail", "acts": "Acts", "keyevents": "Key events", "outcome": "Outcome",
 		"decisions": "Decision log", "lines": "Decisions", "allowed": "Allowed", "denied": "Denied", "denials": "Denials by reason", "reason": "Reason",
 		"incidents": "Incident register", "notified": "Notified", "severity": "Severity",
+		"consent": "Consent given and withdrawn", "grants": "Grants", "withdrawals": "Withdrawals", "expiries": "Expiries", "refusals": "Refusals", "purpose": "Purpose",
 		"heads": "Chain checkpoints", "none": "none",
 	},
 }
@@ -63,6 +65,8 @@ type bar struct {
 	X, Y, W, H float64
 	Label      string
 	Value      string
+	// Class styles the bar (bar, or bar2 for a pair's second).
+	Class string
 }
 
 // chart is a bar chart drawn as inline SVG (no script: the report opens offline and prints).
@@ -94,7 +98,34 @@ func barChart(name string, labels []string, values []float64) *chart {
 		if maxV > 0 {
 			h = (chartH - 20) * v / maxV
 		}
-		c.Bars = append(c.Bars, bar{X: float64(i)*w + 1, Y: chartH - h, W: max(w-2, 1), H: h, Label: labels[i], Value: strconv.FormatFloat(v, 'f', -1, 64)})
+		c.Bars = append(c.Bars, bar{X: float64(i)*w + 1, Y: chartH - h, W: max(w-2, 1), H: h, Label: labels[i], Value: strconv.FormatFloat(v, 'f', -1, 64), Class: "bar"})
+	}
+	return c
+}
+
+// pairChart draws two values per label side by side (grants and withdrawals), scaled to
+// the largest of all.
+func pairChart(name string, labels []string, a, b []float64) *chart {
+	c := &chart{Name: name, Width: chartW, Height: chartH}
+	maxV := 0.0
+	for i := range a {
+		maxV = max(maxV, a[i], b[i])
+	}
+	c.Max = strconv.FormatFloat(maxV, 'f', -1, 64)
+	if len(labels) == 0 {
+		return c
+	}
+	w := chartW / float64(len(labels))
+	for i := range labels {
+		for j, v := range []float64{a[i], b[i]} {
+			h := 0.0
+			if maxV > 0 {
+				h = (chartH - 20) * v / maxV
+			}
+			class := []string{"bar", "bar2"}[j]
+			c.Bars = append(c.Bars, bar{X: float64(i)*w + 1 + float64(j)*w/2, Y: chartH - h, W: max(w/2-2, 1), H: h, Label: labels[i],
+				Value: strconv.FormatFloat(v, 'f', -1, 64), Class: class})
+		}
 	}
 	return c
 }
@@ -105,6 +136,9 @@ type reportData struct {
 	L     map[string]string
 	S     *Summary
 	Weeks *chart
+	// Consent draws grants and withdrawals per purpose (at most maxBars purposes, the
+	// busiest first).
+	Consent *chart
 	// Denials draws the denials by reason, the most frequent first (at most maxBars).
 	Denials *chart
 }
@@ -134,6 +168,21 @@ func writeReport(w io.Writer, s *Summary, lang string) error {
 			pts = fmt.Appendf(pts, "%.1f,%.1f ", b.X+b.W/2, chartH-(chartH-20)*wk.OnTimePct/100)
 		}
 		d.Weeks.Line = string(pts)
+	}
+	if s.Consent != nil {
+		busy := func(p string) int { return s.Consent.ByPurpose[p].Grants + s.Consent.ByPurpose[p].Withdrawals }
+		names := slices.SortedFunc(maps.Keys(s.Consent.ByPurpose), func(a, b string) int {
+			if c := busy(b) - busy(a); c != 0 {
+				return c
+			}
+			return strings.Compare(a, b)
+		})
+		names = names[:min(len(names), maxBars)]
+		g, wd := make([]float64, len(names)), make([]float64, len(names))
+		for i, n := range names {
+			g[i], wd[i] = float64(s.Consent.ByPurpose[n].Grants), float64(s.Consent.ByPurpose[n].Withdrawals)
+		}
+		d.Consent = pairChart("consent.purposes", names, g, wd)
 	}
 	if s.Decisions != nil {
 		names := slices.SortedFunc(maps.Keys(s.Decisions.DenyReasons), func(a, b string) int {

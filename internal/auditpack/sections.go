@@ -13,6 +13,7 @@ import (
 	"github.com/privguard/privguard/audit"
 	"github.com/privguard/privguard/disclosure"
 	"github.com/privguard/privguard/dsar"
+	"github.com/privguard/privguard/evidence"
 	"github.com/privguard/privguard/incident"
 	"github.com/privguard/privguard/internal/ropa"
 	"github.com/privguard/privguard/internal/trail"
@@ -318,4 +319,37 @@ func (s IncidentsSection) Write(ctx context.Context, p *Pack) error {
 	}
 	p.Summary.Incidents = fig
 	return p.JSON("incidents.json", views)
+}
+
+// ConsentSection writes the consent statistics of the period (consent.json, CON-05): the
+// grants, withdrawals, expiries and refusals per day and purpose, counted in one
+// chain-checked walk of the ledger.
+type ConsentSection struct {
+	// Count returns the counts of the period (evidence.CountPeriod).
+	Count func(ctx context.Context, from, to time.Time) (evidence.Counts, error)
+}
+
+func (ConsentSection) Name() string { return "consent" }
+
+func (s ConsentSection) Write(ctx context.Context, p *Pack) error {
+	c, err := s.Count(ctx, p.Period.From, p.Period.To)
+	if err != nil {
+		return err
+	}
+	if err := p.JSON("consent.json", c); err != nil {
+		return err
+	}
+	f := &ConsentFigures{Grants: c.Totals.Grants, Withdrawals: c.Totals.Withdrawals, Expiries: c.Totals.Expiries, Refusals: c.Totals.Refusals,
+		ByPurpose: map[string]evidence.Count{}}
+	for _, d := range c.ByDay {
+		x := f.ByPurpose[d.Purpose]
+		x.Purpose = d.Purpose
+		x.Grants += d.Grants
+		x.Withdrawals += d.Withdrawals
+		x.Expiries += d.Expiries
+		x.Refusals += d.Refusals
+		f.ByPurpose[d.Purpose] = x
+	}
+	p.Summary.Consent = f
+	return nil
 }

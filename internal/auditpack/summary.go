@@ -6,6 +6,7 @@ import (
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/disclosure"
 	"github.com/privguard/privguard/dsar"
+	"github.com/privguard/privguard/evidence"
 )
 
 // Summary is summary.json: the figures of every section, which the report draws and
@@ -23,8 +24,19 @@ type Summary struct {
 	CrossBorder []disclosure.Accounting `json:"cross_border,omitempty"`
 	Assessments *AssessmentFigures      `json:"assessments,omitempty"`
 	Trail       *TrailFigures           `json:"trail,omitempty"`
+	Consent     *ConsentFigures         `json:"consent,omitempty"`
 	Decisions   *DecisionFigures        `json:"decisions,omitempty"`
 	Incidents   *IncidentFigures        `json:"incidents,omitempty"`
+}
+
+// ConsentFigures count the ledger's events in the period, in total and per purpose ("*":
+// a withdrawal of every purpose).
+type ConsentFigures struct {
+	Grants      int                       `json:"grants"`
+	Withdrawals int                       `json:"withdrawals"`
+	Expiries    int                       `json:"expiries"`
+	Refusals    int                       `json:"refusals"`
+	ByPurpose   map[string]evidence.Count `json:"by_purpose"`
 }
 
 // DecisionFigures count the decision log's lines in the period.

@@ -146,6 +146,30 @@ func checkSummary(bundle *evidence.Bundle, m *Manifest) error {
 			return bad(SummaryName, "the request figures are not those of requests.csv")
 		}
 	}
+	if s.Consent != nil {
+		cb, err := bundle.ReadMember("consent.json", maxMeta)
+		var c evidence.Counts
+		if err == nil {
+			err = strictJSON(cb, &c)
+		}
+		if err != nil {
+			return bad("consent.json", "missing or not the counts: %v", err)
+		}
+		var g, w, e, r int
+		per := map[string][2]int{}
+		for _, d := range c.ByDay {
+			g, w, e, r = g+d.Grants, w+d.Withdrawals, e+d.Expiries, r+d.Refusals
+			x := per[d.Purpose]
+			per[d.Purpose] = [2]int{x[0] + d.Grants, x[1] + d.Withdrawals}
+		}
+		ok := g == s.Consent.Grants && w == s.Consent.Withdrawals && e == s.Consent.Expiries && r == s.Consent.Refusals && len(per) == len(s.Consent.ByPurpose)
+		for p, x := range per {
+			ok = ok && s.Consent.ByPurpose[p].Grants == x[0] && s.Consent.ByPurpose[p].Withdrawals == x[1]
+		}
+		if !ok {
+			return bad(SummaryName, "the consent figures are not those of consent.json")
+		}
+	}
 	for _, c := range []struct {
 		member string
 		want   int
