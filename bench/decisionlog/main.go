@@ -43,7 +43,7 @@ const jqStats = `reduce inputs as $l ({lines: 0, by_decision: {}, by_purpose: {}
 func main() {
 	var (
 		lines  = flag.Int("lines", 10_000_000, "decisions to write")
-		rounds = flag.Int("rounds", 3, "runs of each tool")
+		rounds = flag.Int("rounds", 3, "runs of each tool (0: only write the log)")
 		data   = flag.String("data", "", "data `directory` (default: a new temporary one); an existing log there is used as it is")
 		keep   = flag.Bool("keep", false, "keep the data directory")
 		bin    = flag.String("bin", "", "privguard `binary` (default: build ./cmd/privguard)")
@@ -89,6 +89,9 @@ func runBench(lines, rounds int, data string, keep bool, bin string) error {
 		}
 	}
 	fmt.Printf("log: %d files, %.2f GB\n", len(files), float64(size)/1e9)
+	if rounds == 0 { // only the log, for another benchmark (bench/auditpack)
+		return nil
+	}
 
 	tools := []struct {
 		name string
@@ -113,6 +116,7 @@ func runBench(lines, rounds int, data string, keep bool, bin string) error {
 					return fmt.Errorf("%s: output: %v", tool.name, err)
 				}
 				delete(c, "scanned")
+				delete(c, "deny_reasons") // jq's program does not count them apart
 				counts = append(counts, c)
 			}
 		}
