@@ -63,25 +63,11 @@ func (s *DSARStore) Request(ctx context.Context, id string) ([]byte, error) {
 	return out, err
 }
 
-// EachRequest implements dsar.Store.
+// EachRequest implements dsar.Store. It reads the requests in pages of 256 (as
+// EachRequestAfter), each page in its own read transaction, so that a register of many
+// requests never holds them all, and fn runs outside the store's reads.
 func (s *DSARStore) EachRequest(ctx context.Context, fn func(body []byte) error) error {
-	var all [][]byte
-	err := s.db.bolt.View(func(tx *bolt.Tx) error {
-		b, err := bucket(tx, bucketDSAR)
-		if err != nil {
-			return nil
-		}
-		return b.ForEach(func(_, v []byte) error { all = append(all, bytes.Clone(v)); return nil })
-	})
-	if err != nil {
-		return err
-	}
-	for _, v := range all {
-		if err := fn(v); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s.EachRequestAfter(ctx, "", fn)
 }
 
 // PutResult implements dsar.ResultStore.

@@ -1,7 +1,6 @@
 package consent
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -112,11 +111,16 @@ func walk(ctx context.Context, store Store, until uint64, fn func(seq uint64, ha
 	if fn == nil {
 		err = store.ScanRecords(ctx, 1, check)
 	} else {
-		// Page by page, so that fn runs outside the store's read and may read it too.
+		// Page by page, so that fn runs outside the store's read and may read it too. A
+		// page's hashes and bodies are copied into one buffer, reused for every page (fn
+		// may not keep them): a walk of the whole ledger allocates a page, not the ledger.
+		var page []storedRecord
+		var arena []byte
 		for err == nil {
-			var page []storedRecord
+			page, arena = page[:0], arena[:0]
 			err = store.ScanRecords(ctx, want, func(seq uint64, hash, body []byte) error {
-				page = append(page, storedRecord{seq, bytes.Clone(hash), bytes.Clone(body)})
+				page = append(page, storedRecord{seq: seq, at: len(arena), hashLen: len(hash), bodyLen: len(body)})
+				arena = append(append(arena, hash...), body...)
 				if len(page) == walkPage || seq == until {
 					return errStop
 				}
@@ -127,7 +131,9 @@ func walk(ctx context.Context, store Store, until uint64, fn func(seq uint64, ha
 			}
 			err = nil
 			for _, r := range page {
-				if err = check(r.seq, r.hash, r.body); err != nil {
+				hash := arena[r.at : r.at+r.hashLen : r.at+r.hashLen]
+				body := arena[r.at+r.hashLen : r.at+r.hashLen+r.bodyLen : r.at+r.hashLen+r.bodyLen]
+				if err = check(r.seq, hash, body); err != nil {
 					break
 				}
 			}
@@ -169,9 +175,11 @@ func walk(ctx context.Context, store Store, until uint64, fn func(seq uint64, ha
 // walkPage is how many records walk reads from the store at a time when it calls fn.
 const walkPage = 1024
 
+// storedRecord is a record of a page: its hash and body are arena[at:at+hashLen] and the
+// bodyLen bytes after them.
 type storedRecord struct {
-	seq        uint64
-	hash, body []byte
+	seq                  uint64
+	at, hashLen, bodyLen int
 }
 
 // chain is what Verify reads of a record.
