@@ -161,7 +161,7 @@ func auditCmd(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stderr, "privguard: audit pack: the pack written does not verify: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "wrote %s (%d bytes, %d members): %s to %s, signed by %s\n", *f.out, n, len(m.Members)+2,
+	fmt.Fprintf(stdout, "wrote %s (%d bytes, %d members): %s to %s, signed by %s\n", *f.out, n, len(m.Members),
 		m.Period.From.Format(time.RFC3339), m.Period.To.Format(time.RFC3339), m.Key.KeyID)
 	return 0
 }
