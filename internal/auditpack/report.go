@@ -65,7 +65,7 @@ type bar struct {
 	X, Y, W, H float64
 	Label      string
 	Value      string
-	// Class styles the bar (bar, or bar2 for a pair's second).
+	// Class styles the bar (bar, or bar2 for a second series).
 	Class string
 }
 
@@ -81,50 +81,34 @@ type chart struct {
 
 const chartW, chartH = 720.0, 200.0
 
-// barChart draws values (each with a label) scaled to the largest.
-func barChart(name string, labels []string, values []float64) *chart {
+// barChart draws one bar per label for each series, side by side (grants and
+// withdrawals), all scaled to the largest value.
+func barChart(name string, labels []string, series ...[]float64) *chart {
 	c := &chart{Name: name, Width: chartW, Height: chartH}
 	maxV := 0.0
-	for _, v := range values {
-		maxV = max(maxV, v)
-	}
-	c.Max = strconv.FormatFloat(maxV, 'f', -1, 64)
-	if len(values) == 0 {
-		return c
-	}
-	w := chartW / float64(len(values))
-	for i, v := range values {
-		h := 0.0
-		if maxV > 0 {
-			h = (chartH - 20) * v / maxV
+	for _, vs := range series {
+		for _, v := range vs {
+			maxV = max(maxV, v)
 		}
-		c.Bars = append(c.Bars, bar{X: float64(i)*w + 1, Y: chartH - h, W: max(w-2, 1), H: h, Label: labels[i], Value: strconv.FormatFloat(v, 'f', -1, 64), Class: "bar"})
-	}
-	return c
-}
-
-// pairChart draws two values per label side by side (grants and withdrawals), scaled to
-// the largest of all.
-func pairChart(name string, labels []string, a, b []float64) *chart {
-	c := &chart{Name: name, Width: chartW, Height: chartH}
-	maxV := 0.0
-	for i := range a {
-		maxV = max(maxV, a[i], b[i])
 	}
 	c.Max = strconv.FormatFloat(maxV, 'f', -1, 64)
 	if len(labels) == 0 {
 		return c
 	}
 	w := chartW / float64(len(labels))
+	bw := w / float64(len(series))
 	for i := range labels {
-		for j, v := range []float64{a[i], b[i]} {
+		for j, vs := range series {
 			h := 0.0
 			if maxV > 0 {
-				h = (chartH - 20) * v / maxV
+				h = (chartH - 20) * vs[i] / maxV
 			}
-			class := []string{"bar", "bar2"}[j]
-			c.Bars = append(c.Bars, bar{X: float64(i)*w + 1 + float64(j)*w/2, Y: chartH - h, W: max(w/2-2, 1), H: h, Label: labels[i],
-				Value: strconv.FormatFloat(v, 'f', -1, 64), Class: class})
+			class := "bar"
+			if j > 0 {
+				class = "bar2"
+			}
+			c.Bars = append(c.Bars, bar{X: float64(i)*w + float64(j)*bw + 1, Y: chartH - h, W: max(bw-2, 1), H: h, Label: labels[i],
+				Value: strconv.FormatFloat(vs[i], 'f', -1, 64), Class: class})
 		}
 	}
 	return c
@@ -182,7 +166,7 @@ func writeReport(w io.Writer, s *Summary, lang string) error {
 		for i, n := range names {
 			g[i], wd[i] = float64(s.Consent.ByPurpose[n].Grants), float64(s.Consent.ByPurpose[n].Withdrawals)
 		}
-		d.Consent = pairChart("consent.purposes", names, g, wd)
+		d.Consent = barChart("consent.purposes", names, g, wd)
 	}
 	if s.Decisions != nil {
 		names := slices.SortedFunc(maps.Keys(s.Decisions.DenyReasons), func(a, b string) int {
