@@ -1,13 +1,16 @@
 package evidence
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/privguard/privguard"
@@ -169,6 +172,35 @@ func export(ctx context.Context, l *consent.Ledger, scope Scope, w io.Writer, no
 	var tree prover
 	counts := newCounter()
 	n := 0
+	// The lines (a receipt signed and two JSON encodings each) are made on every processor,
+	// a batch at a time, and written in ledger order.
+	var batch []*pending
+	flush := func() error {
+		workers := runtime.GOMAXPROCS(0)
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				for i := w; i < len(batch); i += workers {
+					batch[i].ln, batch[i].err = line(ctx, l, scope, batch[i].r, batch[i].body)
+				}
+			})
+		}
+		wg.Wait()
+		for _, p := range batch {
+			if p.err != nil {
+				return p.err
+			}
+			n++
+			if edit != nil {
+				edit(n, &p.ln)
+			}
+			if err := enc.Encode(p.ln); err != nil {
+				return err
+			}
+		}
+		batch = batch[:0]
+		return nil
+	}
 	headSeq, headHash, err := l.Walk(ctx, func(r *consent.Record, body []byte) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -178,33 +210,19 @@ func export(ctx context.Context, l *consent.Ledger, scope Scope, w io.Writer, no
 		if !in {
 			return nil
 		}
-		rc, err := l.ReceiptOf(ctx, r, scope.pseudonymous())
-		if err != nil {
-			return err
-		}
-		view := *r
-		ln := Line{Seq: r.Seq, Hash: hex.EncodeToString(r.Hash[:]), Receipt: rc.JWS}
-		if scope.pseudonymous() {
-			view.Subject = privguard.SubjectID(l.Pseudonym(r.Subject))
-			if r.Guardian != nil {
-				g := *r.Guardian
-				g.Reference = l.Pseudonym(privguard.SubjectID(g.Reference))
-				view.Guardian = &g
-			}
-			view.Evidence.UserAgent, view.Evidence.IPPrefix, view.Evidence.IPHash = "", "", nil
-		} else {
-			ln.Encoding = body
-		}
-		if ln.Record, err = json.Marshal(view); err != nil {
-			return err
-		}
 		counts.add(string(r.Purpose), r.Action, r.Time)
-		n++
-		if edit != nil {
-			edit(n, &ln)
+		p := &pending{r: r}
+		if !scope.pseudonymous() {
+			p.body = bytes.Clone(body)
 		}
-		return enc.Encode(ln)
+		if batch = append(batch, p); len(batch) == exportBatch {
+			return flush()
+		}
+		return nil
 	})
+	if err == nil {
+		err = flush()
+	}
 	if err != nil {
 		var brk *consent.Break
 		if errors.As(err, &brk) {
@@ -252,6 +270,38 @@ func export(ctx context.Context, l *consent.Ledger, scope Scope, w io.Writer, no
 		return Summary{}, err
 	}
 	return Summary{Records: n, TreeSize: tree.size, Root: cp.Root, HeadHash: cp.HeadHash, Totals: c.Totals}, nil
+}
+
+// exportBatch is how many lines Export makes in parallel before it writes them.
+const exportBatch = 512
+
+// pending is a record in scope whose line is being made.
+type pending struct {
+	r    *consent.Record
+	body []byte // the encoding, in an export about one subject
+	ln   Line
+	err  error
+}
+
+// line makes the line of record r: its receipt, and its JSON (pseudonymous if the scope is).
+func line(ctx context.Context, l *consent.Ledger, scope Scope, r *consent.Record, body []byte) (Line, error) {
+	rc, err := l.ReceiptOf(ctx, r, scope.pseudonymous())
+	if err != nil {
+		return Line{}, err
+	}
+	view := *r
+	ln := Line{Seq: r.Seq, Hash: hex.EncodeToString(r.Hash[:]), Receipt: rc.JWS, Encoding: body}
+	if scope.pseudonymous() {
+		view.Subject = privguard.SubjectID(l.Pseudonym(r.Subject))
+		if r.Guardian != nil {
+			g := *r.Guardian
+			g.Reference = l.Pseudonym(privguard.SubjectID(g.Reference))
+			view.Guardian = &g
+		}
+		view.Evidence.UserAgent, view.Evidence.IPPrefix, view.Evidence.IPHash = "", "", nil
+	}
+	ln.Record, err = json.Marshal(view)
+	return ln, err
 }
 
 func writeJSON(bw *Writer, name string, now time.Time, v any) error {
