@@ -38,7 +38,7 @@ var subjects = []privguard.SubjectID{"cust-alpha-7741", "cust-bravo-3318", "cust
 //	day 3: the sms and email grants of the others expire (by the sweep; validity 2 days)
 //
 // and returns the ledger, its data file and a func that closes both (also at the end).
-func known(t *testing.T) (*consent.Ledger, string, func()) {
+func known(t testing.TB) (*consent.Ledger, string, func()) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "privguard.db")
 	clock := &consenttest.Clock{}
@@ -86,7 +86,9 @@ func known(t *testing.T) (*consent.Ledger, string, func()) {
 	return l, path, closeAll
 }
 
-func export(t *testing.T, l *consent.Ledger, scope evidence.Scope) []byte {
+func export(t *testing.T, l *consent.Ledger, scope evidence.Scope) []byte { return exportTB(t, l, scope) }
+
+func exportTB(t testing.TB, l *consent.Ledger, scope evidence.Scope) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	if _, err := evidence.Export(ctx, l, scope, &buf, time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), "test"); err != nil {
