@@ -3,6 +3,7 @@ package evidence
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"runtime"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -175,6 +177,7 @@ func export(ctx context.Context, l *consent.Ledger, scope Scope, w io.Writer, no
 	// The lines (a receipt signed and two JSON encodings each) are made on every processor,
 	// a batch at a time, and written in ledger order.
 	var batch []*pending
+	var buf []byte
 	flush := func() error {
 		workers := runtime.GOMAXPROCS(0)
 		var wg sync.WaitGroup
@@ -193,8 +196,13 @@ func export(ctx context.Context, l *consent.Ledger, scope Scope, w io.Writer, no
 			n++
 			if edit != nil {
 				edit(n, &p.ln)
+				if err := enc.Encode(p.ln); err != nil {
+					return err
+				}
+				continue
 			}
-			if err := enc.Encode(p.ln); err != nil {
+			buf = appendLine(buf[:0], &p.ln)
+			if _, err := rw.Write(buf); err != nil {
 				return err
 			}
 		}
@@ -270,6 +278,26 @@ func export(ctx context.Context, l *consent.Ledger, scope Scope, w io.Writer, no
 		return Summary{}, err
 	}
 	return Summary{Records: n, TreeSize: tree.size, Root: cp.Root, HeadHash: cp.HeadHash, Totals: c.Totals}, nil
+}
+
+// appendLine appends ln as a line of JSON, as encoding/json would write it, without its
+// cost (a quarter of an export's): Record is compact JSON from json.Marshal, Hash hex and
+// Receipt a compact JWS (base64url and dots), none of which needs escaping.
+func appendLine(b []byte, ln *Line) []byte {
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendUint(b, ln.Seq, 10)
+	b = append(b, `,"hash":"`...)
+	b = append(b, ln.Hash...)
+	b = append(b, `","record":`...)
+	b = append(b, ln.Record...)
+	if ln.Encoding != nil {
+		b = append(b, `,"encoding":"`...)
+		b = base64.StdEncoding.AppendEncode(b, ln.Encoding)
+		b = append(b, '"')
+	}
+	b = append(b, `,"receipt":"`...)
+	b = append(b, ln.Receipt...)
+	return append(b, "\"}\n"...)
 }
 
 // exportBatch is how many lines Export makes in parallel before it writes them.
