@@ -398,9 +398,10 @@ func TestExportRefusesBrokenChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// proves CON-05: a stored record altered in place (its body and stored hash rewritten
-	// to match, as someone with the file could) is a chain break at the next record, and
-	// the export refuses to run, naming it.
+	// A stored record altered in place, its body and stored hash rewritten to match (as
+	// someone with the file could), is a chain break at the next record, and the export
+	// refuses to run, naming it. (CON-05 is tagged on the CLI's and the shared store's
+	// tests of the export.)
 	err = db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte("consent.records"))
 		k := binary.BigEndian.AppendUint64(nil, 6)
