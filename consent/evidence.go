@@ -60,6 +60,9 @@ func (l *Ledger) Walk(ctx context.Context, fn func(r *Record, body []byte) error
 	return headSeq, [32]byte(headHash), nil
 }
 
+// Taxonomy returns the purposes the ledger records consent for.
+func (l *Ledger) Taxonomy() *privguard.Taxonomy { return l.taxonomy }
+
 // DecodeRecord parses a record encoding as stored (the bytes the record hash is the
 // SHA-256 of), setting Hash to that digest. It never panics on hostile input.
 func DecodeRecord(body []byte) (Record, error) {

@@ -144,7 +144,7 @@ func (c *counter) result(s Scope) Counts {
 	return out
 }
 
-// Export writes the consent evidence of scope to w: a zip with records.jsonl (the records
+// Export writes the consent evidence of scope (which must pass [Scope.Check]) to w: a zip with records.jsonl (the records
 // in scope with their signed receipts), counts.json, inclusion.json (their Merkle proof
 // against the checkpoint), key.jwk.json, checkpoint.jws (the ledger's head and root and
 // the export's contents, signed with the receipt key) and manifest.json. It reads the whole
@@ -159,7 +159,7 @@ func Export(ctx context.Context, l *consent.Ledger, scope Scope, w io.Writer, no
 // export is Export; edit, in tests, changes line n (1-based) of records.jsonl before it is
 // written, hashed and signed.
 func export(ctx context.Context, l *consent.Ledger, scope Scope, w io.Writer, now time.Time, generator string, edit func(n int, ln *Line)) (Summary, error) {
-	if err := scope.Validate(); err != nil {
+	if err := scope.Check(l); err != nil {
 		return Summary{}, err
 	}
 	if scope.pseudonymous() {

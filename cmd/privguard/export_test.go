@@ -125,6 +125,7 @@ func TestConsentExportAndVerify(t *testing.T) {
 		{"consent", "export", "--data", dir, "--subject", "s-a"},
 		{"consent", "export", "--data", dir, "--purpose", "marketing", "--out", filepath.Join(out, "x.zip")},
 		{"consent", "export", "--data", dir, "--subject", "s-a", "--purpose", "marketing", "--out", filepath.Join(out, "x.zip")},
+		{"consent", "export", "--data", dir, "--purpose", "marketing.carrier_pigeon", "--from", today, "--to", tomorrow, "--out", filepath.Join(out, "x.zip")},
 		{"verify"},
 		{"verify", "a.zip", "b.zip"},
 	} {
