@@ -23,8 +23,8 @@ import (
 const CheckpointType = "privguard-checkpoint+json"
 
 // Walk reads the stored head, then calls fn with every record up to it in sequence order,
-// decoded (Hash set) and as stored (body, valid only during the call: SHA-256 of it is
-// r.Hash), each checked as [Verify] checks it. Records committed after the head
+// decoded (Hash set; r is fn's to keep) and as stored (body, valid only during the call:
+// SHA-256 of it is r.Hash), each checked as [Verify] checks it. Records committed after the head
 // was read are not visited. If the chain does not verify, Walk stops there and returns a
 // *[Break] naming the record (errors.As); fn has then seen only the records before it.
 // It returns the head walked to. Other errors: the store could not be read, or fn's.
@@ -59,6 +59,9 @@ func (l *Ledger) Walk(ctx context.Context, fn func(r *Record, body []byte) error
 	}
 	return headSeq, [32]byte(headHash), nil
 }
+
+// Taxonomy returns the purposes the ledger records consent for.
+func (l *Ledger) Taxonomy() *privguard.Taxonomy { return l.taxonomy }
 
 // DecodeRecord parses a record encoding as stored (the bytes the record hash is the
 // SHA-256 of), setting Hash to that digest. It never panics on hostile input.

@@ -38,7 +38,7 @@ var subjects = []privguard.SubjectID{"cust-alpha-7741", "cust-bravo-3318", "cust
 //	day 3: the sms and email grants of the others expire (by the sweep; validity 2 days)
 //
 // and returns the ledger, its data file and a func that closes both (also at the end).
-func known(t *testing.T) (*consent.Ledger, string, func()) {
+func known(t testing.TB) (*consent.Ledger, string, func()) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "privguard.db")
 	clock := &consenttest.Clock{}
@@ -87,6 +87,10 @@ func known(t *testing.T) (*consent.Ledger, string, func()) {
 }
 
 func export(t *testing.T, l *consent.Ledger, scope evidence.Scope) []byte {
+	return exportTB(t, l, scope)
+}
+
+func exportTB(t testing.TB, l *consent.Ledger, scope evidence.Scope) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	if _, err := evidence.Export(ctx, l, scope, &buf, time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), "test"); err != nil {
@@ -394,9 +398,10 @@ func TestExportRefusesBrokenChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// proves CON-05: a stored record altered in place (its body and stored hash rewritten
-	// to match, as someone with the file could) is a chain break at the next record, and
-	// the export refuses to run, naming it.
+	// A stored record altered in place, its body and stored hash rewritten to match (as
+	// someone with the file could), is a chain break at the next record, and the export
+	// refuses to run, naming it. (CON-05 is tagged on the CLI's and the shared store's
+	// tests of the export.)
 	err = db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte("consent.records"))
 		k := binary.BigEndian.AppendUint64(nil, 6)

@@ -3,6 +3,7 @@ package evidence
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"math/rand/v2"
 	"testing"
 )
@@ -75,6 +76,18 @@ func BenchmarkVerifyInclusion1M(b *testing.B) {
 	for b.Loop() {
 		if err := verifyInclusion(n, root, leaves, proof); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func TestAppendLineIsEncodingJSON(t *testing.T) {
+	for _, ln := range []Line{
+		{Seq: 7, Hash: "ab12", Record: []byte(`{"id":"x","subject":"p-1"}`), Receipt: "eyJh.eyJi.c2ln"},
+		{Seq: 1 << 40, Hash: "00", Record: []byte(`{}`), Encoding: []byte{0, 1, 2, 250, 255}, Receipt: "a.b.c"},
+	} {
+		want, _ := json.Marshal(ln)
+		if got := appendLine(nil, &ln); string(got) != string(want)+"\n" {
+			t.Errorf("appendLine = %s; want %s", got, want)
 		}
 	}
 }

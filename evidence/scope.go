@@ -79,6 +79,24 @@ func (s Scope) Validate() error {
 	return nil
 }
 
+// Check is Validate, and for a scope by purpose also that the ledger l records consent for
+// the purpose or for purposes below it; a *ScopeError says what is wrong.
+func (s Scope) Check(l *consent.Ledger) error {
+	if err := s.Validate(); err != nil || s.Subject != "" {
+		return err
+	}
+	t := l.Taxonomy()
+	if _, ok := t.Lookup(s.Purpose); ok {
+		return nil
+	}
+	for _, p := range t.Purposes() {
+		if p.Within(s.Purpose) {
+			return nil
+		}
+	}
+	return &ScopeError{Field: "purpose", Problem: "not a purpose the ledger records consent for"}
+}
+
 // pseudonymous reports whether the export names subjects by pseudonym.
 func (s Scope) pseudonymous() bool { return s.Subject == "" }
 

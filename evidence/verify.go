@@ -178,7 +178,7 @@ func VerifyConsent(b *Bundle) (ConsentReport, error) {
 	}
 
 	// Inclusion.
-	raw, err = b.ReadMember(MemberInclusion, 1<<32)
+	raw, err = b.ReadMember(MemberInclusion, 1<<30)
 	if err != nil {
 		return rep, err
 	}

@@ -109,6 +109,13 @@ func consentExport(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return 2
 	}
 	defer ledger.Close()
+	if err := scope.Check(ledger); err != nil {
+		var se *evidence.ScopeError
+		if errors.As(err, &se) {
+			return usageError(stderr, name, "--"+se.Field+": "+se.Problem)
+		}
+		return usageError(stderr, name, err.Error())
+	}
 	start := time.Now()
 	var sum evidence.Summary
 	err = writeRegisterFile(*f.out, func(w io.Writer) error {

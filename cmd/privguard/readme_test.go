@@ -272,11 +272,12 @@ stop_serve() { kill -INT %[2]d; while kill -0 %[2]d 2>/dev/null; do sleep 0.1; d
 }
 
 // stopServeFirst puts the reader's Ctrl-C of serve (stop_serve) before each line of script
-// that runs consent verify, which the README says to run with serve stopped.
+// that runs consent verify or consent export, which the README says to run with serve
+// stopped.
 func stopServeFirst(script string) string {
 	var out strings.Builder
 	for _, line := range strings.SplitAfter(script, "\n") {
-		if strings.Contains(line, "privguard consent verify") {
+		if strings.Contains(line, "privguard consent verify") || strings.Contains(line, "privguard consent export") {
 			out.WriteString("stop_serve\n")
 		}
 		out.WriteString(line)
@@ -418,7 +419,7 @@ go() {
 	if zip, err := os.ReadFile(filepath.Join(dir, "copy.zip")); err != nil || !bytes.HasPrefix(zip, []byte("PK")) {
 		t.Errorf("the access example's copy.zip is not a zip (%v)", err)
 	}
-	for _, want := range []string{"passed, 0 failed", "register.csv\t", "OK: "} {
+	for _, want := range []string{"passed, 0 failed", "register.csv\t", "OK: ", "OK: consent evidence export, subject cust-8841"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("the README's output lacks %q:\n%s", want, stdout.String())
 		}

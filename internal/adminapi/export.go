@@ -26,6 +26,9 @@ func (s *Server) getConsentExport(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	scope, err := evidence.ParseScope(q.Get("subject"), q.Get("purpose"), q.Get("from"), q.Get("to"))
+	if err == nil {
+		err = scope.Check(s.ledger)
+	}
 	var se *evidence.ScopeError
 	if errors.As(err, &se) {
 		typ, title := TypeValidation, "Invalid query"

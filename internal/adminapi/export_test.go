@@ -122,6 +122,7 @@ func TestConsentExportBadFilters(t *testing.T) {
 		{"bad_date", "?purpose=marketing&from=yesterday&to=2026-01-01", adminapi.TypeValidation, "from"},
 		{"reversed", "?purpose=marketing&from=2026-02-01&to=2026-01-01", adminapi.TypeValidation, "to"},
 		{"bad_purpose", "?purpose=Marketing!&from=2026-01-01&to=2026-02-01", adminapi.TypeValidation, "purpose"},
+		{"unknown_purpose", "?purpose=marketing.carrier_pigeon&from=2026-01-01&to=2026-02-01", adminapi.TypeValidation, "purpose"},
 		{"subject_and_purpose", "?subject=cust-0001&purpose=marketing", adminapi.TypeValidation, "subject"},
 		{"bad_subject", "?subject=a%20b", adminapi.TypeInvalidSubject, "subject"},
 		{"long_subject", "?subject=" + strings.Repeat("a", 300), adminapi.TypeInvalidSubject, "subject"},
