@@ -201,9 +201,17 @@ func TestRetentionDeletesOldSegmentsAndVerifyStillPasses(t *testing.T) {
 	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	writeEvents(t, path, store, clk, 3000, audit.MinRetention, 200)
 	old := segments(t, dir)
-	clk.add(audit.MinRetention + 24*time.Hour)
+	// Within the retention nothing goes.
+	clk.add(100 * 24 * time.Hour)
+	writeEvents(t, path, store, clk, 3000, audit.MinRetention, 1)
+	for _, s := range old {
+		if _, err := os.Stat(s); err != nil {
+			t.Fatalf("%s deleted 100 days after its last line: %v", filepath.Base(s), err)
+		}
+	}
+	clk.add(audit.MinRetention - 100*24*time.Hour + 24*time.Hour)
 	// Reopening applies the retention: every old segment but the newest goes.
-	writeEvents(t, path, store, clk, 3000, audit.MinRetention, 50)
+	writeEvents(t, path, store, clk, 3000, audit.MinRetention, 49)
 	left := segments(t, dir)
 	// Reopening applied the retention and the new segments' rotations did again: every
 	// old segment is gone (the newest closed one is always kept, and is a new one now).
@@ -387,3 +395,5 @@ func TestWalkDuringRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+var testStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,9 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/audit"
 	"github.com/privguard/privguard/boltstore"
+	"github.com/privguard/privguard/pgstore"
 )
 
 // decisionData makes a data directory as serve leaves it: the data file with the decision
@@ -127,5 +131,73 @@ func TestDecisionsCommands(t *testing.T) {
 	}
 	if code, out, errs := runDecisions("stats", "--data", dir); code != 1 || out != "" || !strings.Contains(errs, filepath.Base(segs[2])+" line 1") {
 		t.Errorf("stats with segment 2 removed = %d %q %q; want exit 1 naming where the link breaks", code, out, errs)
+	}
+}
+
+// On a shared PostgreSQL store, each replica's checkpoints are told apart: verify checks a
+// replica's directory against its own chains, and finds one whose files are gone.
+func TestDecisionsVerifyOnPostgres(t *testing.T) {
+	dsn := os.Getenv("PRIVGUARD_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		t.Skip("PRIVGUARD_TEST_POSTGRES_DSN is not set (CI sets it; see .ci/run)")
+	}
+	ctx := context.Background()
+	schema := "pgt_dl_" + strings.ToLower(rand.Text()[:10])
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, dsn); err == nil {
+			c.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+			c.Close(ctx)
+		}
+	})
+	db, err := pgstore.Open(ctx, dsn, pgstore.Options{Schema: schema, Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := db.Consent().Secret(ctx, "audit.subject-hmac", func() ([]byte, error) { return bytes.Repeat([]byte{3}, 32), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := map[string]string{}
+	for _, replica := range []string{"r1", "r2"} {
+		dir := t.TempDir()
+		dirs[replica] = dir
+		l, err := audit.Open(audit.Config{Path: filepath.Join(dir, decisionLogFile), Key: key, Checkpoints: db.Journal(), MaxSize: 3000, Replica: replica, Buffer: 200})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 100 {
+			in := privguard.Input{Subject: privguard.SubjectID(fmt.Sprintf("canary-qzxw-%d", i%4)), Purpose: "marketing.profiling"}
+			l.Record("GET /x", &in, &privguard.Decision{ID: fmt.Sprint(replica, "-", i), Effect: privguard.Allow})
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	cfgPath := filepath.Join(t.TempDir(), "privguard.yaml")
+	os.WriteFile(cfgPath, []byte("store:\n  postgres: {dsn: \""+dsn+"\", schema: "+schema+"}\n"), 0o600)
+	for _, replica := range []string{"r1", "r2"} {
+		if code, out, errs := runDecisions("verify", "--config", cfgPath, "--data", dirs[replica], "--replica", replica); code != 0 || !strings.HasPrefix(out, "OK: 100 lines") {
+			t.Errorf("verify %s = %d %q %q", replica, code, out, errs)
+		}
+	}
+	// r2's directory checked as r1's: r1's chain is not there.
+	if code, out, _ := runDecisions("verify", "--config", cfgPath, "--data", dirs["r2"], "--replica", "r1"); code != 1 || !strings.Contains(out, "not in this directory") {
+		t.Errorf("verify r2's directory as r1 = %d %q; want FAIL", code, out)
+	}
+	// --subject reads the key from the shared store.
+	code, out, errs := runDecisions("query", "--config", cfgPath, "--data", dirs["r1"], "--subject", "canary-qzxw-1")
+	if n := strings.Count(out, "\n"); code != 0 || n != 25 || strings.Contains(out+errs, "qzxw") {
+		t.Errorf("query --subject on postgres = %d, %d lines %q", code, n, errs)
+	}
+	// r1's files all removed: its checkpoints say they were there.
+	files, _ := filepath.Glob(filepath.Join(dirs["r1"], "decisions*.log"))
+	for _, f := range files {
+		os.Remove(f)
+	}
+	if code, out, _ := runDecisions("verify", "--config", cfgPath, "--data", dirs["r1"], "--replica", "r1"); code != 1 || !strings.Contains(out, "FAIL") {
+		t.Errorf("verify of r1's emptied directory = %d %q; want FAIL", code, out)
 	}
 }
