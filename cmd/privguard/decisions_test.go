@@ -6,6 +6,9 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -199,5 +202,73 @@ func TestDecisionsVerifyOnPostgres(t *testing.T) {
 	}
 	if code, out, _ := runDecisions("verify", "--config", cfgPath, "--data", dirs["r1"], "--replica", "r1"); code != 1 || !strings.Contains(out, "FAIL") {
 		t.Errorf("verify of r1's emptied directory = %d %q; want FAIL", code, out)
+	}
+}
+
+// Through serve: the sidecar's decisions rotate at decision_log.max_size with their
+// checkpoints in the data file, GET /v1/decisions/stats counts them while serve runs, and
+// decisions verify and stats check them after it stops.
+func TestServeDecisionLogSegments(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.Copy(w, r.Body)
+	}))
+	defer upstream.Close()
+	sc := startSidecar(t, upstream.URL, `decision_log: {max_size: 1MiB, retention: 8784h}
+routes:
+  - match: "POST /api/campaigns/{id}/send"
+    purpose: marketing.communications.sms
+    subjects: {json: recipients}
+`)
+	const n = 4000 // ~350 bytes a line: more than 1 MiB
+	var ids []string
+	for i := range n {
+		ids = append(ids, fmt.Sprintf(`"canary-qzxw-%d"`, i))
+	}
+	resp, err := http.Post(sc.proxy+"/api/campaigns/7/send", "application/json", strings.NewReader(`{"recipients":[`+strings.Join(ids, ",")+`]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	get := func() (int, map[string]any) {
+		req, _ := http.NewRequest("GET", sc.admin+"/v1/decisions/stats?route=POST+/api/campaigns/{id}/send", nil)
+		req.Header.Set("Authorization", "Bearer "+sc.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, out := get()
+		if st == 200 && out["lines"] == float64(n) {
+			if d := out["by_reason"].(map[string]any); d["consent.missing"] != float64(n) {
+				t.Errorf("by_reason = %v; want all %d consent.missing", d, n)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stats = %d %v; want %d lines", st, out, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code := sc.stop(); code != 0 {
+		t.Fatalf("serve exited %d", code)
+	}
+	segs, _ := filepath.Glob(filepath.Join(sc.dir, "decisions-*.log"))
+	if len(segs) == 0 {
+		t.Fatal("no segment: the decision log did not rotate at max_size")
+	}
+	code, out, errs := runDecisions("verify", "--data", sc.dir)
+	if code != 0 || !strings.HasPrefix(out, fmt.Sprintf("OK: %d lines in %d closed segments", n, len(segs))) {
+		t.Fatalf("verify after serve = %d %q %q", code, out, errs)
+	}
+	raw, _ := os.ReadFile(segs[0])
+	if bytes.Contains(raw, []byte("qzxw")) {
+		t.Error("a subject id reached a segment")
 	}
 }
