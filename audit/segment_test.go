@@ -397,3 +397,22 @@ func TestWalkDuringRotation(t *testing.T) {
 }
 
 var testStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// The checkpoints are a journal log: one altered is a break, and serve does not start on it.
+func TestAlteredCheckpointIsABreak(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "decisions.log")
+	store := &journaltest.Mem{}
+	writeEvents(t, path, store, &clock{t: testStart}, 3000, 0, 100)
+	store.Tamper(audit.CheckpointLog, func(es []journal.Entry) []journal.Entry {
+		es[1].Body = []byte(strings.Replace(string(es[1].Body), `"kind":"closed"`, `"kind":"deleted"`, 1))
+		return es
+	})
+	rep := verify(t, path, store)
+	if rep.Break == nil || rep.Break.File != "checkpoint log" || !strings.Contains(rep.Break.Problem, "altered") {
+		t.Fatalf("VerifyDir with an altered checkpoint = %+v (%v); want a break in the checkpoint log", rep, rep.Break)
+	}
+	if _, err := audit.Open(audit.Config{Path: path, Key: testKey, Checkpoints: store}); err == nil {
+		t.Fatal("Open on an altered checkpoint log succeeded; want it refused")
+	}
+}
