@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,9 +39,10 @@ func decisionData(t *testing.T, n int) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	var now atomic.Int64 // the writer reads the clock too (checkpoints)
+	now.Store(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC).UnixNano())
 	l, err := audit.Open(audit.Config{Path: filepath.Join(dir, decisionLogFile), Key: key, Checkpoints: db.Journal(), MaxSize: 4000,
-		Now: func() time.Time { return now }, Buffer: n + 1})
+		Now: func() time.Time { return time.Unix(0, now.Load()).UTC() }, Buffer: n + 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +56,7 @@ func decisionData(t *testing.T, n int) string {
 			d.Effect, d.Reasons = privguard.Deny, []privguard.Reason{"consent.missing"}
 		}
 		l.Record("GET /profiles/{id}", &in, &d)
-		now = now.Add(time.Minute)
+		now.Add(int64(time.Minute))
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
