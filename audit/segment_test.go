@@ -201,9 +201,17 @@ func TestRetentionDeletesOldSegmentsAndVerifyStillPasses(t *testing.T) {
 	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	writeEvents(t, path, store, clk, 3000, audit.MinRetention, 200)
 	old := segments(t, dir)
-	clk.add(audit.MinRetention + 24*time.Hour)
+	// Within the retention nothing goes.
+	clk.add(100 * 24 * time.Hour)
+	writeEvents(t, path, store, clk, 3000, audit.MinRetention, 1)
+	for _, s := range old {
+		if _, err := os.Stat(s); err != nil {
+			t.Fatalf("%s deleted 100 days after its last line: %v", filepath.Base(s), err)
+		}
+	}
+	clk.add(audit.MinRetention - 100*24*time.Hour + 24*time.Hour)
 	// Reopening applies the retention: every old segment but the newest goes.
-	writeEvents(t, path, store, clk, 3000, audit.MinRetention, 50)
+	writeEvents(t, path, store, clk, 3000, audit.MinRetention, 49)
 	left := segments(t, dir)
 	// Reopening applied the retention and the new segments' rotations did again: every
 	// old segment is gone (the newest closed one is always kept, and is a new one now).
@@ -385,5 +393,26 @@ func TestWalkDuringRotation(t *testing.T) {
 	<-done
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+var testStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// The checkpoints are a journal log: one altered is a break, and serve does not start on it.
+func TestAlteredCheckpointIsABreak(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "decisions.log")
+	store := &journaltest.Mem{}
+	writeEvents(t, path, store, &clock{t: testStart}, 3000, 0, 100)
+	store.Tamper(audit.CheckpointLog, func(es []journal.Entry) []journal.Entry {
+		es[1].Body = []byte(strings.Replace(string(es[1].Body), `"kind":"closed"`, `"kind":"deleted"`, 1))
+		return es
+	})
+	rep := verify(t, path, store)
+	if rep.Break == nil || rep.Break.File != "checkpoint log" || !strings.Contains(rep.Break.Problem, "altered") {
+		t.Fatalf("VerifyDir with an altered checkpoint = %+v (%v); want a break in the checkpoint log", rep, rep.Break)
+	}
+	if _, err := audit.Open(audit.Config{Path: path, Key: testKey, Checkpoints: store}); err == nil {
+		t.Fatal("Open on an altered checkpoint log succeeded; want it refused")
 	}
 }

@@ -64,7 +64,8 @@ func decisionsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return code
 	}
 	if len(positional) > 0 {
-		return usageError(stderr, name, fmt.Sprintf("unexpected argument %q", printable(positional[0])))
+		// Not echoed: it may be a subject's id meant for --subject.
+		return usageError(stderr, name, "takes flags only (a subject's id goes after --subject)")
 	}
 	cfg := &config.File{Data: config.DefaultDataDir}
 	if *f.config != "" {

@@ -105,6 +105,8 @@ categories are errors) has these main keys:
                     review, conclusion, legitimacy, impact, measures): high-impact
                     processing needs a current one covering it; recorded at every start
   dual_control      export_rows: a bulk export of more rows needs a second approver
+  decision_log      max_size (256MiB): the decision log's segment size; retention
+                    (4416h, also the least allowed): how long closed segments are kept
 The sidecar, for services in any language (serve then proxies and enforces):
   listen            the sidecar's address, where clients connect (e.g. 127.0.0.1:8080)
   upstream          the service it protects (http or https URL); required with listen
