@@ -195,7 +195,8 @@ func (e *FieldError) Unwrap() error { return privguard.ErrInvalid }
 // ErrClosed is returned for a change to a closed incident (other than a notice recorded).
 var ErrClosed = fmt.Errorf("incident: the incident is closed: %w", privguard.ErrConflict)
 
-// GapsError refuses to close an incident that lacks what the register must hold.
+// GapsError refuses to close an incident that lacks what the register must hold
+// ([Incident.Gaps]) or still owes a notice ("notice " and the clock's name).
 type GapsError struct{ Gaps []string }
 
 func (e *GapsError) Error() string { return fmt.Sprintf("incident: cannot close: missing %v", e.Gaps) }

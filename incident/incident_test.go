@@ -569,3 +569,27 @@ func readOutbox(t *testing.T, path string) []map[string]string {
 	}
 	return out
 }
+
+// An incident that still owes a notice cannot be closed; once notified (or assessed as
+// owing none) it can.
+func TestCloseWaitsForNotices(t *testing.T) {
+	c := &clock{now: t0.Add(time.Hour)}
+	r := openRegister(t, &journaltest.Mem{}, c, func(cfg *incident.Config) { cfg.Regimes = []privguard.Regime{privguard.RegimePIPL} })
+	ctx := context.Background()
+	rep := complete()
+	rep.Severity, rep.Risk = "较大", "none"
+	v, err := r.Record(ctx, "dpo", rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ge *incident.GapsError
+	if _, err := r.Apply(ctx, v.ID, "dpo", incident.Change{Kind: "close"}); !errors.As(err, &ge) || !slices.Equal(ge.Gaps, []string{"notice pipl.authority"}) {
+		t.Fatalf("close owing the CAC report = %v; want a GapsError naming it", err)
+	}
+	if _, err := r.Apply(ctx, v.ID, "dpo", incident.Change{Kind: "notify-authority", Authority: "cac", Reference: "GD-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err = r.Apply(ctx, v.ID, "dpo", incident.Change{Kind: "close"}); err != nil || v.Status != incident.StatusClosed {
+		t.Fatalf("close after the report = %v", err)
+	}
+}

@@ -53,9 +53,11 @@ type Register struct {
 	j     *journal.Journal
 	tasks *journal.Journal
 	wake  chan struct{}
-	// mu guards the alert state and the summary Run keeps.
-	mu      sync.Mutex
+	// stepMu serialises Step and guards alerted, the clock states already logged; mu
+	// guards the summary it keeps.
+	stepMu  sync.Mutex
 	alerted map[string]ClockState
+	mu      sync.Mutex
 	summary Summary
 }
 
@@ -411,7 +413,15 @@ func (r *Register) Apply(ctx context.Context, id, by string, ch Change) (*View, 
 		case "notify-authority", "notify-subjects":
 			return r.notification(in, ev, ch, now)
 		case "close":
-			if gaps := in.Gaps(); len(gaps) > 0 {
+			gaps := in.Gaps()
+			// A notice still owed keeps the incident open: assess it (no risk, a lower
+			// level) or record the notice first.
+			for _, c := range Clocks(in, now, r.cfg.Regimes, r.cfg.CII) {
+				if c.Open() {
+					gaps = append(gaps, "notice "+c.Name)
+				}
+			}
+			if len(gaps) > 0 {
 				return &GapsError{Gaps: gaps}
 			}
 		}

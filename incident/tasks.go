@@ -233,7 +233,8 @@ func (r *Register) Step(ctx context.Context) {
 	var warn []func()
 	now := r.cfg.Now()
 	seen := map[string]bool{}
-	r.mu.Lock()
+	r.stepMu.Lock()
+	defer r.stepMu.Unlock()
 	err := r.List(ctx, Filter{}, func(v View) error {
 		if v.Status == StatusOpen {
 			s.Open++
@@ -278,9 +279,10 @@ func (r *Register) Step(ctx context.Context) {
 				s.Pending = len(pending)
 			}
 		}
+		r.mu.Lock()
 		r.summary = s
+		r.mu.Unlock()
 	}
-	r.mu.Unlock()
 	if err != nil {
 		r.cfg.Logger.Error("privguard: the incident register could not be read", "err", err)
 	}
