@@ -34,7 +34,7 @@ type clock struct {
 func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
 func (c *clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
 
-func openBolt(t *testing.T) journal.Store {
+func openBolt(t testing.TB) journal.Store {
 	t.Helper()
 	db, err := boltstore.Open(filepath.Join(t.TempDir(), "privguard.db"), boltstore.Options{})
 	if err != nil {
@@ -48,7 +48,7 @@ func pseudonym(s string) string { return "hs_" + strings.ToUpper(s) }
 
 var contact = incident.Contact{Controller: "Example Retail Ltd", DPO: "Li Wei", Contact: "dpo@example.com"}
 
-func openRegister(t *testing.T, store journal.Store, c *clock, mut func(*incident.Config)) *incident.Register {
+func openRegister(t testing.TB, store journal.Store, c *clock, mut func(*incident.Config)) *incident.Register {
 	t.Helper()
 	cfg := incident.Config{Store: store, Pseudonym: pseudonym, Contact: contact, Now: c.Now}
 	if mut != nil {
