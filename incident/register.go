@@ -59,6 +59,10 @@ type Register struct {
 	alerted map[string]ClockState
 	mu      sync.Mutex
 	summary Summary
+	// deliverMu serialises deliver and guards idle, the logs' heads when it last left
+	// nothing to send.
+	deliverMu sync.Mutex
+	idle      *logHeads
 }
 
 // Open returns the register in cfg.Store.
