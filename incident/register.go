@@ -268,6 +268,20 @@ func (r *Register) Get(ctx context.Context, id string) (*View, error) {
 	return &v, nil
 }
 
+// Notice renders the notice of kind (AuthorityNotice or SubjectNotice) for incident id as
+// it would be sent now, for the DPO to read first. Errors: privguard.ErrNotFound, a
+// *NoticeError naming what the incident lacks.
+func (r *Register) Notice(ctx context.Context, id, kind string) (*Notice, error) {
+	if _, ok := Elements[kind]; !ok {
+		return nil, &FieldError{Field: "kind", Detail: "want authority or subject"}
+	}
+	v, err := r.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return Render(v.Incident, kind, r.cfg.Contact)
+}
+
 // View is an incident with its clocks at the time of reading.
 type View struct {
 	*Incident
