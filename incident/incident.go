@@ -130,8 +130,10 @@ type Incident struct {
 	Categories []privguard.DataCategory `json:"categories"`
 	// SubjectCount is the (approximate) number of individuals affected.
 	SubjectCount int64 `json:"subject_count"`
-	// Subjects are the affected individuals named, as keyed pseudonyms.
+	// Subjects are the affected individuals named, as keyed pseudonyms; Named counts them
+	// (a register page leaves the list out).
 	Subjects      []string       `json:"subjects,omitempty"`
+	Named         int            `json:"subjects_named"`
 	Notifications []Notification `json:"notifications"`
 	ClosedAt      *time.Time     `json:"closed_at,omitempty"`
 	// Seq is the journal entry that recorded it; Events counts its events.

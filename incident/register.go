@@ -208,7 +208,8 @@ func fold(in *Incident, ev *event, at time.Time, seq uint64) *Incident {
 	if ev.SubjectCount != nil {
 		in.SubjectCount = *ev.SubjectCount
 	}
-	in.SubjectCount = max(in.SubjectCount, int64(len(in.Subjects)))
+	in.Named = len(in.Subjects)
+	in.SubjectCount = max(in.SubjectCount, int64(in.Named))
 	if ev.Notification != nil {
 		in.Notifications = append(in.Notifications, *ev.Notification)
 	}

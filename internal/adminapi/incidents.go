@@ -119,7 +119,15 @@ func (s *Server) getIncidents(w http.ResponseWriter, r *http.Request) error {
 	}
 	return serveRegister(s, w, r, rq, s.incidents.Store(), incident.Log, "privguard-incidents.csv",
 		func(out io.Writer) error { return s.incidents.WriteCSV(r.Context(), out, f) },
-		func(fn func(incident.View) error) error { return s.incidents.List(r.Context(), f, fn) },
+		func(fn func(incident.View) error) error {
+			return s.incidents.List(r.Context(), f, func(v incident.View) error {
+				// A page counts the subjects; their pseudonyms are in GET /v1/incidents/{id}.
+				in := *v.Incident
+				in.Subjects = nil
+				v.Incident = &in
+				return fn(v)
+			})
+		},
 		func(v incident.View) uint64 { return v.Seq })
 }
 

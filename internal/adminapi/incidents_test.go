@@ -153,7 +153,7 @@ func TestIncidentRegisterCSV(t *testing.T) {
 		Next    string
 	}
 	json.Unmarshal(body, &page)
-	if st != 200 || len(page.Entries) != 2 || page.Next == "" || !page.Entries[0].Overdue {
+	if st != 200 || len(page.Entries) != 2 || page.Next == "" || !page.Entries[0].Overdue || page.Entries[0].Subjects != nil || page.Entries[0].Named != 1 {
 		t.Fatalf("page = %d %s; want 2 overdue entries and a next cursor", st, body)
 	}
 	st, _, body = a.call("pg_audit", "GET", "/v1/incidents?after="+page.Next, "")
