@@ -87,6 +87,8 @@ categories are errors) has these main keys:
   assessments       impact assessments (id, purposes, categories, recipients, date,
                     review, conclusion, legitimacy, impact, measures): high-impact
                     processing needs a current one covering it; recorded at every start
+  incidents         cii_operator (the CAC report within 1 h, not 4), regimes: whose
+                    notice clocks run (default: regime's); the incident register
 The sidecar, for services in any language (serve then proxies and enforces):
   listen            the sidecar's address, where clients connect (e.g. 127.0.0.1:8080)
   upstream          the service it protects (http or https URL); required with listen
