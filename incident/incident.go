@@ -130,8 +130,10 @@ type Incident struct {
 	Categories []privguard.DataCategory `json:"categories"`
 	// SubjectCount is the (approximate) number of individuals affected.
 	SubjectCount int64 `json:"subject_count"`
-	// Subjects are the affected individuals named, as keyed pseudonyms.
+	// Subjects are the affected individuals named, as keyed pseudonyms; Named counts them
+	// (a register page leaves the list out).
 	Subjects      []string       `json:"subjects,omitempty"`
+	Named         int            `json:"subjects_named"`
 	Notifications []Notification `json:"notifications"`
 	ClosedAt      *time.Time     `json:"closed_at,omitempty"`
 	// Seq is the journal entry that recorded it; Events counts its events.
@@ -195,7 +197,8 @@ func (e *FieldError) Unwrap() error { return privguard.ErrInvalid }
 // ErrClosed is returned for a change to a closed incident (other than a notice recorded).
 var ErrClosed = fmt.Errorf("incident: the incident is closed: %w", privguard.ErrConflict)
 
-// GapsError refuses to close an incident that lacks what the register must hold.
+// GapsError refuses to close an incident that lacks what the register must hold
+// ([Incident.Gaps]) or still owes a notice ("notice " and the clock's name).
 type GapsError struct{ Gaps []string }
 
 func (e *GapsError) Error() string { return fmt.Sprintf("incident: cannot close: missing %v", e.Gaps) }

@@ -34,7 +34,7 @@ type clock struct {
 func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
 func (c *clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
 
-func openBolt(t *testing.T) journal.Store {
+func openBolt(t testing.TB) journal.Store {
 	t.Helper()
 	db, err := boltstore.Open(filepath.Join(t.TempDir(), "privguard.db"), boltstore.Options{})
 	if err != nil {
@@ -48,7 +48,7 @@ func pseudonym(s string) string { return "hs_" + strings.ToUpper(s) }
 
 var contact = incident.Contact{Controller: "Example Retail Ltd", DPO: "Li Wei", Contact: "dpo@example.com"}
 
-func openRegister(t *testing.T, store journal.Store, c *clock, mut func(*incident.Config)) *incident.Register {
+func openRegister(t testing.TB, store journal.Store, c *clock, mut func(*incident.Config)) *incident.Register {
 	t.Helper()
 	cfg := incident.Config{Store: store, Pseudonym: pseudonym, Contact: contact, Now: c.Now}
 	if mut != nil {
@@ -568,4 +568,28 @@ func readOutbox(t *testing.T, path string) []map[string]string {
 		out = append(out, m)
 	}
 	return out
+}
+
+// An incident that still owes a notice cannot be closed; once notified (or assessed as
+// owing none) it can.
+func TestCloseWaitsForNotices(t *testing.T) {
+	c := &clock{now: t0.Add(time.Hour)}
+	r := openRegister(t, &journaltest.Mem{}, c, func(cfg *incident.Config) { cfg.Regimes = []privguard.Regime{privguard.RegimePIPL} })
+	ctx := context.Background()
+	rep := complete()
+	rep.Severity, rep.Risk = "较大", "none"
+	v, err := r.Record(ctx, "dpo", rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ge *incident.GapsError
+	if _, err := r.Apply(ctx, v.ID, "dpo", incident.Change{Kind: "close"}); !errors.As(err, &ge) || !slices.Equal(ge.Gaps, []string{"notice pipl.authority"}) {
+		t.Fatalf("close owing the CAC report = %v; want a GapsError naming it", err)
+	}
+	if _, err := r.Apply(ctx, v.ID, "dpo", incident.Change{Kind: "notify-authority", Authority: "cac", Reference: "GD-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err = r.Apply(ctx, v.ID, "dpo", incident.Change{Kind: "close"}); err != nil || v.Status != incident.StatusClosed {
+		t.Fatalf("close after the report = %v", err)
+	}
 }

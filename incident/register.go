@@ -53,10 +53,16 @@ type Register struct {
 	j     *journal.Journal
 	tasks *journal.Journal
 	wake  chan struct{}
-	// mu guards the alert state and the summary Run keeps.
-	mu      sync.Mutex
+	// stepMu serialises Step and guards alerted, the clock states already logged; mu
+	// guards the summary it keeps.
+	stepMu  sync.Mutex
 	alerted map[string]ClockState
+	mu      sync.Mutex
 	summary Summary
+	// deliverMu serialises deliver and guards idle, the logs' heads when it last left
+	// nothing to send.
+	deliverMu sync.Mutex
+	idle      *logHeads
 }
 
 // Open returns the register in cfg.Store.
@@ -202,7 +208,8 @@ func fold(in *Incident, ev *event, at time.Time, seq uint64) *Incident {
 	if ev.SubjectCount != nil {
 		in.SubjectCount = *ev.SubjectCount
 	}
-	in.SubjectCount = max(in.SubjectCount, int64(len(in.Subjects)))
+	in.Named = len(in.Subjects)
+	in.SubjectCount = max(in.SubjectCount, int64(in.Named))
 	if ev.Notification != nil {
 		in.Notifications = append(in.Notifications, *ev.Notification)
 	}
@@ -260,6 +267,20 @@ func (r *Register) Get(ctx context.Context, id string) (*View, error) {
 	}
 	v := r.view(in, r.cfg.Now())
 	return &v, nil
+}
+
+// Notice renders the notice of kind (AuthorityNotice or SubjectNotice) for incident id as
+// it would be sent now, for the DPO to read first. Errors: privguard.ErrNotFound, a
+// *NoticeError naming what the incident lacks.
+func (r *Register) Notice(ctx context.Context, id, kind string) (*Notice, error) {
+	if _, ok := Elements[kind]; !ok {
+		return nil, &FieldError{Field: "kind", Detail: "want authority or subject"}
+	}
+	v, err := r.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return Render(v.Incident, kind, r.cfg.Contact)
 }
 
 // View is an incident with its clocks at the time of reading.
@@ -411,7 +432,15 @@ func (r *Register) Apply(ctx context.Context, id, by string, ch Change) (*View, 
 		case "notify-authority", "notify-subjects":
 			return r.notification(in, ev, ch, now)
 		case "close":
-			if gaps := in.Gaps(); len(gaps) > 0 {
+			gaps := in.Gaps()
+			// A notice still owed keeps the incident open: assess it (no risk, a lower
+			// level) or record the notice first.
+			for _, c := range Clocks(in, now, r.cfg.Regimes, r.cfg.CII) {
+				if c.Open() {
+					gaps = append(gaps, "notice "+c.Name)
+				}
+			}
+			if len(gaps) > 0 {
 				return &GapsError{Gaps: gaps}
 			}
 		}

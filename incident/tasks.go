@@ -124,18 +124,49 @@ func (r *Register) Tasks(ctx context.Context, id string) (TaskCounts, error) {
 // sent. It returns how many it sent; on a failed send it marks those sent before it and
 // returns the error (the rest wait for the next call). Without a Notifier it sends nothing.
 func (r *Register) Deliver(ctx context.Context) (int, error) {
-	if r.cfg.Notifier == nil {
-		return 0, nil
+	sent, _, err := r.deliver(ctx)
+	return sent, err
+}
+
+// logHeads are the heads of the register's two logs: while they stay where they were
+// when nothing was left to send, nothing can be (a task or a release is an append), so
+// deliver reads neither log again.
+type logHeads struct{ incidents, tasks uint64 }
+
+func (r *Register) heads(ctx context.Context) (logHeads, error) {
+	i, err := r.cfg.Store.JournalHead(ctx, Log)
+	if err != nil {
+		return logHeads{}, err
+	}
+	t, err := r.cfg.Store.JournalHead(ctx, TaskLog)
+	if err != nil {
+		return logHeads{}, err
+	}
+	return logHeads{i.Seq, t.Seq}, nil
+}
+
+// deliver is Deliver; left is how many released tasks are still to send.
+func (r *Register) deliver(ctx context.Context) (sent, left int, err error) {
+	r.deliverMu.Lock()
+	defer r.deliverMu.Unlock()
+	h, err := r.heads(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	if r.idle != nil && *r.idle == h {
+		return 0, 0, nil
 	}
 	st, err := r.read(ctx)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	pending, _, err := r.openTasks(ctx, st)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	sent := 0
+	if r.cfg.Notifier == nil {
+		return 0, len(pending), nil
+	}
 	var marks []pendingTask
 	flush := func() error {
 		if len(marks) == 0 {
@@ -162,22 +193,26 @@ func (r *Register) Deliver(ctx context.Context) (int, error) {
 		n := st.byID[t.incident].notified("subjects")
 		if err := r.cfg.Notifier.SendIncidentNotice(ctx, privguard.SubjectID(t.subject), t.incident, n.Notice.Text()); err != nil {
 			if ferr := flush(); ferr != nil {
-				return sent, fmt.Errorf("incident %s: mark sent: %w", t.incident, ferr)
+				return sent, len(pending) - sent, fmt.Errorf("incident %s: mark sent: %w", t.incident, ferr)
 			}
-			return sent, fmt.Errorf("incident %s: send a subject's notice: %w", t.incident, err)
+			return sent, len(pending) - sent, fmt.Errorf("incident %s: send a subject's notice: %w", t.incident, err)
 		}
 		sent++
 		marks = append(marks, t)
 		if len(marks) == sentMarks {
 			if err := flush(); err != nil {
-				return sent, fmt.Errorf("incident %s: mark sent: %w", t.incident, err)
+				return sent, len(pending) - sent, fmt.Errorf("incident %s: mark sent: %w", t.incident, err)
 			}
 		}
 	}
 	if err := flush(); err != nil {
-		return sent, fmt.Errorf("incident: mark sent: %w", err)
+		return sent, len(pending) - sent, fmt.Errorf("incident: mark sent: %w", err)
 	}
-	return sent, nil
+	// Everything released is sent: until either log moves there is nothing to do.
+	if h, err := r.heads(ctx); err == nil {
+		r.idle = &h
+	}
+	return sent, 0, nil
 }
 
 // Wake makes Run deliver and check the clocks now.
@@ -225,16 +260,18 @@ func (r *Register) Run(ctx context.Context, interval time.Duration) {
 
 // Step is one round of Run.
 func (r *Register) Step(ctx context.Context) {
-	if n, err := r.Deliver(ctx); err != nil {
+	n, left, err := r.deliver(ctx)
+	if err != nil {
 		// The error names the incident, never the subject.
-		r.cfg.Logger.Warn("privguard: incident notices to subjects wait", "sent", n, "err", err)
+		r.cfg.Logger.Warn("privguard: incident notices to subjects wait", "sent", n, "left", left, "err", err)
 	}
-	s := Summary{NextDeadline: math.Inf(1)}
+	s := Summary{NextDeadline: math.Inf(1), Pending: left}
 	var warn []func()
 	now := r.cfg.Now()
 	seen := map[string]bool{}
-	r.mu.Lock()
-	err := r.List(ctx, Filter{}, func(v View) error {
+	r.stepMu.Lock()
+	defer r.stepMu.Unlock()
+	err = r.List(ctx, Filter{}, func(v View) error {
 		if v.Status == StatusOpen {
 			s.Open++
 			if v.AssessmentDue {
@@ -273,14 +310,10 @@ func (r *Register) Step(ctx context.Context) {
 		}
 	}
 	if err == nil {
-		if st, rerr := r.read(ctx); rerr == nil {
-			if pending, _, terr := r.openTasks(ctx, st); terr == nil {
-				s.Pending = len(pending)
-			}
-		}
+		r.mu.Lock()
 		r.summary = s
+		r.mu.Unlock()
 	}
-	r.mu.Unlock()
 	if err != nil {
 		r.cfg.Logger.Error("privguard: the incident register could not be read", "err", err)
 	}

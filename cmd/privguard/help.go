@@ -107,6 +107,8 @@ categories are errors) has these main keys:
   dual_control      export_rows: a bulk export of more rows needs a second approver
   decision_log      max_size (256MiB): the decision log's segment size; retention
                     (4416h, also the least allowed): how long closed segments are kept
+  incidents         cii_operator (the CAC report within 1 h, not 4), regimes: whose
+                    notice clocks run (default: regime's); the incident register
 The sidecar, for services in any language (serve then proxies and enforces):
   listen            the sidecar's address, where clients connect (e.g. 127.0.0.1:8080)
   upstream          the service it protects (http or https URL); required with listen

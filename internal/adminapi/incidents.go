@@ -76,6 +76,25 @@ func (s *Server) getIncident(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// getIncidentNotice answers GET /v1/incidents/{id}/notices/{kind}: the authority or
+// subject notice as it would be sent now, in every language (422 notice-incomplete naming
+// what is missing), for the DPO to read before notifying.
+func (s *Server) getIncidentNotice(w http.ResponseWriter, r *http.Request) error {
+	if err := knownQuery(r.URL.Query()); err != nil {
+		return err
+	}
+	n, err := s.incidents.Notice(r.Context(), r.PathValue("id"), r.PathValue("kind"))
+	if err != nil {
+		var fe *incident.FieldError
+		if errors.As(err, &fe) {
+			return privguard.NewProblem(http.StatusNotFound, TypeNotFound, "Not found", "no such notice: want authority or subject")
+		}
+		return incidentProblem(err)
+	}
+	writeJSON(w, http.StatusOK, n)
+	return nil
+}
+
 // getIncidents serves the register: GET /v1/incidents?from=&to= (aware_at) &status=open|closed
 // &overdue=true&after=SEQ&limit=N&format=json|csv. Every incident is in it, notified or not.
 func (s *Server) getIncidents(w http.ResponseWriter, r *http.Request) error {
@@ -100,7 +119,15 @@ func (s *Server) getIncidents(w http.ResponseWriter, r *http.Request) error {
 	}
 	return serveRegister(s, w, r, rq, s.incidents.Store(), incident.Log, "privguard-incidents.csv",
 		func(out io.Writer) error { return s.incidents.WriteCSV(r.Context(), out, f) },
-		func(fn func(incident.View) error) error { return s.incidents.List(r.Context(), f, fn) },
+		func(fn func(incident.View) error) error {
+			return s.incidents.List(r.Context(), f, func(v incident.View) error {
+				// A page counts the subjects; their pseudonyms are in GET /v1/incidents/{id}.
+				in := *v.Incident
+				in.Subjects = nil
+				v.Incident = &in
+				return fn(v)
+			})
+		},
 		func(v incident.View) uint64 { return v.Seq })
 }
 

@@ -113,6 +113,8 @@ func TestIncidentRoles(t *testing.T) {
 		{"pg_app", "POST", ev, `{"kind":"close"}`, 403},
 		{"pg_dpo", "GET", "/v1/incidents/" + v.ID, "", 200},
 		{"pg_dpo", "DELETE", "/v1/incidents/" + v.ID, "", 405},
+		{"pg_audit", "GET", "/v1/incidents/" + v.ID + "/notices/authority", "", 422},
+		{"pg_app", "GET", "/v1/incidents/" + v.ID + "/notices/authority", "", 403},
 	} {
 		if st, _, body := a.call(c.tok, c.method, c.path, c.body); st != c.want {
 			t.Errorf("%s %s %s = %d %s; want %d", c.tok, c.method, c.path, st, body, c.want)
@@ -151,7 +153,7 @@ func TestIncidentRegisterCSV(t *testing.T) {
 		Next    string
 	}
 	json.Unmarshal(body, &page)
-	if st != 200 || len(page.Entries) != 2 || page.Next == "" || !page.Entries[0].Overdue {
+	if st != 200 || len(page.Entries) != 2 || page.Next == "" || !page.Entries[0].Overdue || page.Entries[0].Subjects != nil || page.Entries[0].Named != 1 {
 		t.Fatalf("page = %d %s; want 2 overdue entries and a next cursor", st, body)
 	}
 	st, _, body = a.call("pg_audit", "GET", "/v1/incidents?after="+page.Next, "")
@@ -230,11 +232,30 @@ func TestIncidentBadInput(t *testing.T) {
 			}
 		})
 	}
+	// The notice as it would be sent: refused while incomplete, naming what is missing.
+	st, _, body = a.call("pg_dpo", "GET", "/v1/incidents/"+v.ID+"/notices/subject", "")
+	var p privguard.Problem
+	json.Unmarshal(body, &p)
+	if st != 422 || len(p.Errors) != 2 || p.Errors[0].Field != "remedies" || p.Errors[1].Field != "advice" {
+		t.Errorf("subject notice of an incomplete incident = %d %s; want 422 naming remedies and advice", st, body)
+	}
+	if st, _, body := a.call("pg_dpo", "GET", "/v1/incidents/"+v.ID+"/notices/press", ""); st != 404 {
+		t.Errorf("an unknown kind of notice = %d %s; want 404", st, body)
+	}
 	// Nothing refused was recorded: one incident, its one event.
 	st, _, body = a.call("pg_audit", "GET", "/v1/incidents/"+v.ID, "")
 	var got incident.View
 	json.Unmarshal(body, &got)
 	if st != 200 || got.Events != 1 {
 		t.Errorf("GET = %d, %d events; want 1", st, got.Events)
+	}
+	if st, _, body := a.call("pg_dpo", "POST", ev, `{"kind":"update","actions":"bucket closed"}`); st != 200 {
+		t.Fatalf("update = %d %s", st, body)
+	}
+	st, _, body = a.call("pg_dpo", "GET", "/v1/incidents/"+v.ID+"/notices/authority", "")
+	var n incident.Notice
+	json.Unmarshal(body, &n)
+	if st != 200 || !strings.Contains(n.Texts["zh-CN"], "涉及人数（约）：1200") || !strings.Contains(n.Texts["en"], "dpo@example.com") {
+		t.Errorf("authority notice = %d %s", st, body)
 	}
 }

@@ -278,6 +278,7 @@ func (s *Server) routes() {
 		authed("GET /v1/incidents", s.getIncidents)
 		authed("GET /v1/incidents/{id}", s.getIncident)
 		authed("POST /v1/incidents/{id}/events", s.postIncidentEvent)
+		authed("GET /v1/incidents/{id}/notices/{kind}", s.getIncidentNotice)
 	}
 	authed("GET /healthz", s.healthz)
 	authed("GET /readyz", s.readyz)
@@ -321,7 +322,7 @@ func (s *Server) routes() {
 		paths = append(paths, "/v1/audit/pack")
 	}
 	if s.incidents != nil {
-		paths = append(paths, "/v1/incidents", "/v1/incidents/{id}", "/v1/incidents/{id}/events")
+		paths = append(paths, "/v1/incidents", "/v1/incidents/{id}", "/v1/incidents/{id}/events", "/v1/incidents/{id}/notices/{kind}")
 	}
 	for _, path := range paths {
 		s.mux.Handle(path, s.logRequests(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
