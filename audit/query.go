@@ -134,8 +134,8 @@ type Stats struct {
 	ByReason   map[string]int64 `json:"by_reason"`
 	// DenyReasons counts the reasons of the denials only.
 	DenyReasons map[string]int64 `json:"deny_reasons"`
-	ByRoute    map[string]int64 `json:"by_route"`
-	ByDay      map[string]int64 `json:"by_day"`
+	ByRoute     map[string]int64 `json:"by_route"`
+	ByDay       map[string]int64 `json:"by_day"`
 }
 
 // counter counts distinct byte-string keys without a string per line.
