@@ -306,4 +306,18 @@ dual_control: {export_rows: 2}
 	if st, out, _ := call(dpoA, "GET", byPurpose, "", id); st != 403 || out["type"] != privguard.ProblemTypePrefix+"approval.required" {
 		t.Errorf("spending the approval twice: %d %v; want 403", st, out)
 	}
+	// The register holds the spent approval: the export's route, its 3 records, who asked
+	// and who approved (no subject, no scope in clear: the digest is keyed).
+	st, out, b = call(dpoB, "GET", "/v1/approvals?state=used", "", "")
+	list, _ := out["approvals"].([]any)
+	if st != 200 || len(list) != 1 {
+		t.Fatalf("GET /v1/approvals?state=used: %d %v; want the one spent", st, out)
+	}
+	a := list[0].(map[string]any)
+	if a["act"] != "GET /v1/consents/export" || a["rows"] != 3.0 || a["requested_by"] != "dpo-a" || a["approved_by"] != "dpo-b" {
+		t.Errorf("the spent approval: %v", a)
+	}
+	if bytes.Contains(b, []byte("s-a")) || bytes.Contains(b, []byte("marketing")) {
+		t.Errorf("the approval register names a subject or the scope: %s", b)
+	}
 }
