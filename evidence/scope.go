@@ -100,6 +100,9 @@ func (s Scope) Check(l *consent.Ledger) error {
 // pseudonymous reports whether the export names subjects by pseudonym.
 func (s Scope) pseudonymous() bool { return s.Subject == "" }
 
+// Holds reports whether the record r is in scope (one an export of s writes).
+func (s Scope) Holds(r *consent.Record) bool { return s.holds(r.Subject, r.Purpose, r.Action, r.Time) }
+
 // holds reports whether a record is in scope. By purpose: a grant, refusal, withdrawal or
 // expiry of the purpose or one below it, and a withdrawal from above it (of an ancestor,
 // or of every purpose), which withdraws it too.

@@ -215,3 +215,109 @@ dual_control: {export_rows: 1}
 		t.Errorf("dsar list --approval: %d %q; want the 2 requests", code, stdout.String())
 	}
 }
+
+// dual_control.export_rows through serve, for the consent evidence export: an export by
+// purpose holding more records than the bound waits for another dpo's approval, bound to
+// its scope, then runs once for the one who asked; an export of one subject needs none.
+//
+// proves SEC-07 (dual control for bulk export): export > N rows without a second approver → 403.
+func TestServeDualControlConsentExport(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	hash := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+	sc := startSidecar(t, srv.URL, `admin:
+  tokens:
+    - {name: crm, sha256: `+hash("pg_app_crm_0123456789")+`}
+    - {name: dpo-a, sha256: `+hash("pg_dpo_a_0123456789")+`, roles: [dpo]}
+    - {name: dpo-b, sha256: `+hash("pg_dpo_b_0123456789")+`, roles: [dpo]}
+dual_control: {export_rows: 2}
+`)
+	call := func(tok, method, path, body, approvalID string) (int, map[string]any, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(method, sc.admin+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		if approvalID != "" {
+			req.Header.Set("X-Privguard-Approval", approvalID)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var out map[string]any
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/zip") {
+			json.Unmarshal(b, &out)
+		}
+		return resp.StatusCode, out, b
+	}
+	const app, dpoA, dpoB = "pg_app_crm_0123456789", "pg_dpo_a_0123456789", "pg_dpo_b_0123456789"
+	if st, out, _ := call(dpoA, "POST", "/v1/notices", `{"id":"n","version":1,"language":"en","text":"t","purposes":["marketing"],
+		"controller":{"name":"E","contact":"p@example.com"},"retention":"1y","rights_channels":["x"]}`, ""); st != 201 {
+		t.Fatalf("notice: %d %v", st, out)
+	}
+	for _, s := range []string{"s-a", "s-b", "s-c"} {
+		if st, out, _ := call(app, "POST", "/v1/consents", `{"subject":"`+s+`","purpose":"marketing.profiling","action":"grant",
+			"regime":"pipl","notice":{"id":"n","version":1},"channel":"web","method":"explicit"}`, ""); st != 201 {
+			t.Fatalf("grant: %d %v", st, out)
+		}
+	}
+	today := time.Now().UTC().Format(time.DateOnly)
+	tomorrow := time.Now().UTC().Add(24 * time.Hour).Format(time.DateOnly)
+	byPurpose := "/v1/consents/export?purpose=marketing&from=" + today + "&to=" + tomorrow
+	isZip := func(b []byte) bool { return bytes.HasPrefix(b, []byte("PK\x03\x04")) }
+
+	// One subject's export is the subject's own: no approval, whatever the bound.
+	if st, out, b := call(dpoA, "GET", "/v1/consents/export?subject=s-a", "", ""); st != 200 || !isZip(b) {
+		t.Errorf("export of one subject: %d %v; want 200 and a zip", st, out)
+	}
+	// A narrower period holding no more than the bound runs as well.
+	if st, out, b := call(dpoA, "GET", "/v1/consents/export?purpose=marketing.other&from="+today+"&to="+tomorrow, "", ""); st != 200 || !isZip(b) {
+		t.Errorf("export of 0 records: %d %v; want 200", st, out)
+	}
+	// 3 records > 2: refused, naming the approval, and no zip.
+	st, out, b := call(dpoA, "GET", byPurpose, "", "")
+	id := strings.TrimPrefix(fmt.Sprint(out["instance"]), "/v1/approvals/")
+	if st != 403 || out["type"] != privguard.ProblemTypePrefix+"approval.required" || !strings.HasPrefix(id, "ap_") || isZip(b) {
+		t.Fatalf("export over export_rows: %d %v; want 403 approval.required", st, out)
+	}
+	if st, out, _ := call(dpoA, "POST", "/v1/approvals/"+id+"/approve", "", ""); st != 403 || out["type"] != privguard.ProblemTypePrefix+"approval.same_principal" {
+		t.Errorf("the asker approves: %d %v; want 403 approval.same_principal", st, out)
+	}
+	if st, out, _ := call(dpoA, "GET", byPurpose, "", id); st != 403 || out["type"] != privguard.ProblemTypePrefix+"approval.required" {
+		t.Errorf("export with a pending approval: %d %v; want 403", st, out)
+	}
+	if st, _, _ := call(dpoB, "POST", "/v1/approvals/"+id+"/approve", "", ""); st != 200 {
+		t.Fatalf("approve: %d", st)
+	}
+	// Bound to the scope: another period (also over the bound) or another principal is refused.
+	if st, out, _ := call(dpoA, "GET", "/v1/consents/export?purpose=marketing&from="+today+"&to="+time.Now().UTC().Add(48*time.Hour).Format(time.DateOnly), "", id); st != 403 ||
+		out["type"] != privguard.ProblemTypePrefix+"approval.required" {
+		t.Errorf("the approval for another period: %d %v; want 403", st, out)
+	}
+	if st, out, _ := call(dpoB, "GET", byPurpose, "", id); st != 403 || out["type"] != privguard.ProblemTypePrefix+"approval.required" {
+		t.Errorf("another principal spends the approval: %d %v; want 403", st, out)
+	}
+	// The same scope written another way (an RFC 3339 time for the date) is the same export.
+	if st, out, b := call(dpoA, "GET", "/v1/consents/export?purpose=marketing&from="+today+"T00:00:00Z&to="+tomorrow, "", id); st != 200 || !isZip(b) {
+		t.Errorf("approved export: %d %v; want 200 and a zip", st, out)
+	}
+	if st, out, _ := call(dpoA, "GET", byPurpose, "", id); st != 403 || out["type"] != privguard.ProblemTypePrefix+"approval.required" {
+		t.Errorf("spending the approval twice: %d %v; want 403", st, out)
+	}
+	// The register holds the spent approval: the export's route, its 3 records, who asked
+	// and who approved (no subject, no scope in clear: the digest is keyed).
+	st, out, b = call(dpoB, "GET", "/v1/approvals?state=used", "", "")
+	list, _ := out["approvals"].([]any)
+	if st != 200 || len(list) != 1 {
+		t.Fatalf("GET /v1/approvals?state=used: %d %v; want the one spent", st, out)
+	}
+	a := list[0].(map[string]any)
+	if a["act"] != "GET /v1/consents/export" || a["rows"] != 3.0 || a["requested_by"] != "dpo-a" || a["approved_by"] != "dpo-b" {
+		t.Errorf("the spent approval: %v", a)
+	}
+	if bytes.Contains(b, []byte("s-a")) || bytes.Contains(b, []byte("marketing")) {
+		t.Errorf("the approval register names a subject or the scope: %s", b)
+	}
+}

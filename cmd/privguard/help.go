@@ -157,7 +157,9 @@ without user agents or network prefixes. The whole ledger is read once and its c
 checked: a break is named and nothing is written (exit 1). The file is written through a
 temporary file and renamed, so an interrupted export leaves none. The data file is opened
 read-only (stop serve, or use GET /v1/consents/export); store.postgres is read while
-replicas run. 'privguard verify FILE' checks the export without the data file.`,
+replicas run. It is offline, for the operator holding the data file: dual_control, which
+guards GET /v1/consents/export by purpose, does not apply. 'privguard verify FILE' checks
+the export without the data file.`,
 			example: `privguard consent export --subject cust-8841 --out cust-8841-consent.zip
 privguard consent export --purpose marketing.communications --from 2026-01-01 --to 2026-04-01 --out q1-marketing.zip`,
 			flags: func(fs *flag.FlagSet) { newExportFlags(fs) }},

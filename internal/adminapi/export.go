@@ -3,6 +3,7 @@ package adminapi
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -42,13 +43,31 @@ func (s *Server) getConsentExport(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	if _, _, err := s.ledger.Walk(r.Context(), func(*consent.Record, []byte) error { return nil }); err != nil {
+	// The chain check is a first walk of the ledger; it counts the records in scope too,
+	// so that the dual-control bound costs no further read.
+	rows := 0
+	if _, _, err := s.ledger.Walk(r.Context(), func(rec *consent.Record, _ []byte) error {
+		if scope.Subject == "" && scope.Holds(rec) {
+			rows++
+		}
+		return nil
+	}); err != nil {
 		var brk *consent.Break
 		if errors.As(err, &brk) {
 			return privguard.NewProblem(http.StatusInternalServerError, TypeChainBroken, "The consent ledger's chain is broken",
 				"the ledger does not verify at "+brk.Error()+"; run privguard consent verify")
 		}
 		return err
+	}
+	// An export by purpose names its subjects by pseudonym and carries their records: over
+	// dual_control.export_rows it needs a second approver (SEC-07), bound to the scope. An
+	// export of one subject is that subject's own and needs none.
+	if scope.Subject == "" {
+		params := url.Values{"purpose": {string(scope.Purpose)}, "from": {scope.From.UTC().Format(time.RFC3339Nano)},
+			"to": {scope.To.UTC().Format(time.RFC3339Nano)}}
+		if err := s.dualControl(r, "GET /v1/consents/export", []byte(params.Encode()), rows); err != nil {
+			return err
+		}
 	}
 	name := "consent-evidence-subject.zip"
 	if scope.Subject == "" {
