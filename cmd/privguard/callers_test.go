@@ -273,7 +273,7 @@ dual_control: {export_rows: 2}
 		t.Errorf("export of one subject: %d %v; want 200 and a zip", st, out)
 	}
 	// A narrower period holding no more than the bound runs as well.
-	if st, out, b := call(dpoA, "GET", "/v1/consents/export?purpose=marketing.other&from="+today+"&to="+tomorrow, "", ""); st != 200 || !isZip(b) {
+	if st, out, b := call(dpoA, "GET", "/v1/consents/export?purpose=analytics.reporting&from="+today+"&to="+tomorrow, "", ""); st != 200 || !isZip(b) {
 		t.Errorf("export of 0 records: %d %v; want 200", st, out)
 	}
 	// 3 records > 2: refused, naming the approval, and no zip.

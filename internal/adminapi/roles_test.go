@@ -136,7 +136,7 @@ var everyRoute = map[string]routeUse{
 	"GET /v1/assessments": register, "GET /v1/decisions/stats": register, "GET /v1/audit/pack": register, "GET /metrics": register,
 	"GET /v1/approvals": register, "GET /v1/approvals/{id}": register, "POST /v1/approvals/{id}/approve": dpoAct,
 	"GET /v1/callers": register, "POST /v1/callers/{name}/terminate": dpoAct, "POST /v1/callers/{name}/deletion-confirmation": dpoAct,
-	"POST /v1/incidents": dpoAct, "GET /v1/incidents": register, "GET /v1/incidents/{id}": register,
+	"POST /v1/incidents": dpoAct, "GET /v1/incidents": register, "GET /v1/incidents/{id}": register, "GET /v1/incidents/{id}/notices/{kind}": register,
 	"POST /v1/incidents/{id}/events": dpoAct,
 }
 
