@@ -127,7 +127,7 @@ admin:
 	other := filepath.Join(dir, "other.json")
 	os.WriteFile(other, []byte(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"other"}]}`), 0o600)
 	stdout.Reset()
-	if code := run(context.Background(), []string{"verify", "--key", other, out}, env, &stdout, io.Discard); code != 1 || !strings.Contains(stdout.String(), "not in") {
+	if code := run(context.Background(), []string{"verify", "--key", other, out}, env, &stdout, io.Discard); code != 1 || !strings.Contains(stdout.String(), "not by the key given") {
 		t.Errorf("verify with another key = %d: %s", code, stdout.String())
 	}
 	// A changed byte in a member: exit 1 naming it.

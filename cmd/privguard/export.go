@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -198,23 +197,48 @@ func verifyBundle(args []string, stdout, stderr io.Writer) int {
 		writeConsentReport(stdout, rep, time.Since(start))
 		return 0
 	case auditpack.Kind:
-		m, err := auditpack.Verify(b, nil)
-		if err != nil {
-			fmt.Fprintf(stdout, "FAIL: %v\n", err)
-			return 1
-		}
+		// The published key is checked first: a pack signed by another key is refused
+		// before any of its registers is read.
+		var pins []ed25519.PublicKey
 		if *f.key != "" {
-			pub, _ := base64.StdEncoding.DecodeString(m.Key.Public)
-			if msg := checkPinnedKey(*f.key, hex.EncodeToString(pub)); msg != "" {
+			var msg string
+			if pins, msg = publishedKeys(*f.key); msg != "" {
 				fmt.Fprintf(stdout, "FAIL: %s\n", msg)
 				return 1
 			}
+		}
+		m, err := auditpack.Verify(b, pins...)
+		if err != nil {
+			fmt.Fprintf(stdout, "FAIL: %v\n", err)
+			return 1
 		}
 		writePackReport(stdout, m, *f.key != "", time.Since(start))
 		return 0
 	}
 	fmt.Fprintf(stderr, "privguard verify: %s is an evidence bundle of kind %q, which this version of privguard cannot verify\n", path, b.Manifest.Kind)
 	return 2
+}
+
+// publishedKeys reads the Ed25519 keys of a JWK set file, or says what is wrong.
+func publishedKeys(path string) ([]ed25519.PublicKey, string) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "--key: " + err.Error()
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(raw, &set); err != nil {
+		return nil, "--key: not a JWK set: " + err.Error()
+	}
+	var out []ed25519.PublicKey
+	for _, k := range set.Keys {
+		if p, ok := k.Key.(ed25519.PublicKey); ok {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		return nil, "--key: the set holds no Ed25519 key"
+	}
+	return out, ""
 }
 
 // checkPinnedKey says what is wrong if the hex Ed25519 key pub is not in the JWK set file.

@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -560,4 +561,36 @@ func forge(t *testing.T, b []byte, name string, edit func([]byte) []byte) []byte
 		body, _ = json.MarshalIndent(m, "", "  ")
 		return n, body, true
 	}, "")
+}
+
+// hugeLineSection writes a register of one line longer than the verifier reads.
+type hugeLineSection struct{}
+
+func (hugeLineSection) Name() string { return "huge" }
+func (hugeLineSection) Write(_ context.Context, p *auditpack.Pack) error {
+	for _, name := range []string{"trail.csv", "key-events.csv"} {
+		if err := p.Member(name, func(w io.Writer) error {
+			_, err := w.Write(append([]byte("h\n"), bytes.Repeat([]byte("x"), 2<<20)...))
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	p.Summary.Trail = &auditpack.TrailFigures{Acts: 1, KeyEvents: 1}
+	return nil
+}
+
+func TestVerifyBoundsARegistersLines(t *testing.T) {
+	// A pack signed by its own key whose register is one line of megabytes: refused, not held.
+	f := newFixture(t)
+	cfg := f.config(newSigner(3))
+	cfg.Sections = slices.DeleteFunc(cfg.Sections, func(s auditpack.Section) bool { _, ok := s.(auditpack.TrailSection); return ok })
+	cfg.Sections = append(cfg.Sections, hugeLineSection{})
+	if _, err := verify(pack(t, cfg), nil); err == nil || !strings.Contains(err.Error(), "longer than") {
+		t.Errorf("verify = %v; want the long line refused", err)
+	}
+	// With the controller's key pinned, it is refused before any register is read.
+	if _, err := verify(pack(t, cfg), newSigner(1).ReceiptPublicKey()); err == nil || !strings.Contains(err.Error(), "not by the key given") {
+		t.Errorf("verify pinned to another key = %v", err)
+	}
 }

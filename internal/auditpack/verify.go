@@ -42,7 +42,7 @@ const maxMeta = 64 << 20
 
 // Open opens the pack in r (size bytes) as an evidence bundle (every member against the
 // bundle's manifest) and verifies it ([Verify]).
-func Open(r io.ReaderAt, size int64, pin ed25519.PublicKey) (*Manifest, error) {
+func Open(r io.ReaderAt, size int64, pins ...ed25519.PublicKey) (*Manifest, error) {
 	b, err := evidence.Open(r, size)
 	if err != nil {
 		var f *evidence.Failure
@@ -51,17 +51,17 @@ func Open(r io.ReaderAt, size int64, pin ed25519.PublicKey) (*Manifest, error) {
 		}
 		return nil, bad("", "%v", err)
 	}
-	return Verify(b, pin)
+	return Verify(b, pins...)
 }
 
 // Verify checks an audit pack opened as an evidence bundle (evidence.Open has checked
 // every member against the bundle's manifest, and that none is missing, added or there
-// twice): the statement's signature by the key it names (and, if pin is not nil, that
-// the key is pin), that it signs exactly the bundle's members with their sizes and
+// twice): the statement's signature by the key it names (and, if pins are given, that
+// the key is one of them, checked before anything else is read), that it signs exactly the bundle's members with their sizes and
 // SHA-256, the summary's shape, and its figures recomputed from the registers they come
 // from. It returns the statement of a pack that verifies, or a *VerifyError saying what
 // does not.
-func Verify(b *evidence.Bundle, pin ed25519.PublicKey) (*Manifest, error) {
+func Verify(b *evidence.Bundle, pins ...ed25519.PublicKey) (*Manifest, error) {
 	if b.Manifest.Kind != Kind {
 		return nil, bad(evidence.ManifestName, "kind %q: not an audit pack", b.Manifest.Kind)
 	}
@@ -83,7 +83,13 @@ func Verify(b *evidence.Bundle, pin ed25519.PublicKey) (*Manifest, error) {
 	if err != nil || len(pub) != ed25519.PublicKeySize || unverified.Key.Alg != "Ed25519" {
 		return nil, bad(StatementName, "names no Ed25519 public key")
 	}
-	if pin != nil && !bytes.Equal(pub, pin) {
+	pinned, match := false, false
+	for _, pin := range pins {
+		if pin != nil {
+			pinned, match = true, match || bytes.Equal(pub, pin)
+		}
+	}
+	if pinned && !match {
 		return nil, bad(StatementName, "signed by key %s, not by the key given", unverified.Key.KeyID)
 	}
 	payload, problem := evidence.VerifyJWS(compact, pub, unverified.Key.KeyID, StatementType)
@@ -223,7 +229,7 @@ func normalise(f *RequestFigures) RequestFigures {
 
 // readRegister reads requests.csv back into the entries the figures need.
 func readRegister(rc io.Reader) ([]dsar.RegisterEntry, error) {
-	cr := csv.NewReader(rc)
+	cr := csv.NewReader(&lineLimit{r: rc})
 	head, err := cr.Read()
 	if err != nil {
 		return nil, err
@@ -269,7 +275,7 @@ func readRegister(rc io.Reader) ([]dsar.RegisterEntry, error) {
 
 // csvRows counts the data rows of a CSV member (its heading excluded).
 func csvRows(rc io.Reader) (int, error) {
-	cr := csv.NewReader(rc)
+	cr := csv.NewReader(&lineLimit{r: rc})
 	cr.FieldsPerRecord = -1
 	n := -1
 	for {
@@ -294,4 +300,26 @@ func strictJSON(b []byte, v any) error {
 		return errors.New("more than one JSON value")
 	}
 	return nil
+}
+
+// maxCSVLine bounds a line of a register the verifier reads: a forged member of one huge
+// field is refused, not held in memory.
+const maxCSVLine = 1 << 20
+
+// lineLimit passes r through, failing once a line runs past maxCSVLine bytes.
+type lineLimit struct {
+	r   io.Reader
+	run int
+}
+
+func (l *lineLimit) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	for _, c := range p[:n] {
+		if c == '\n' {
+			l.run = 0
+		} else if l.run++; l.run > maxCSVLine {
+			return 0, fmt.Errorf("a line is longer than %d bytes", maxCSVLine)
+		}
+	}
+	return n, err
 }
