@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -281,36 +279,9 @@ func printable(s string) string {
 	}, s)
 }
 
-// writeRegisterFile writes path through a temporary file in its directory, synced and
-// renamed over it, so that an interrupted export leaves no file that looks complete.
+// writeRegisterFile writes path whole or not at all (writeRecordFile), so that an
+// interrupted export leaves no file that looks complete.
 func writeRegisterFile(path string, write func(io.Writer) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	done := false
-	defer func() {
-		if !done {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		return err
-	}
-	if err := write(tmp); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	done = true
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return nil
+	_, err := writeRecordFile(path, write)
+	return err
 }

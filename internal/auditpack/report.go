@@ -23,9 +23,6 @@ var report = template.Must(template.New("report").Funcs(template.FuncMap{
 	"sortedKeys": func(m map[string]int) []string {
 		return slices.Sorted(maps.Keys(m))
 	},
-	"sortedKeys64": func(m map[string]int64) []string {
-		return slices.Sorted(maps.Keys(m))
-	},
 }).Parse(reportTemplate))
 
 // labels are the report's texts, by language.
