@@ -19,6 +19,12 @@ type TableMap struct {
 	SubjectColumn string                            // the column holding the subject id
 	Columns       map[string]privguard.DataCategory // personal columns and their categories
 	Erase         EraseMode
+	// DatedBy is the column that dates each row (when it was collected); retention rules
+	// that run from collection sweep by it. Empty: the rows are not dated.
+	DatedBy string
+	// LastActiveBy is the column that marks the subject's last activity; rules that run
+	// from the last activity read it. Empty: the table says nothing about activity.
+	LastActiveBy string
 }
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -44,6 +50,11 @@ func plainIdent(name string, maxLen int, qualified bool) bool {
 func (t TableMap) Check(maxLen int) error {
 	if !plainIdent(t.Table, maxLen, true) || !plainIdent(t.SubjectColumn, maxLen, false) {
 		return fmt.Errorf("table %q or subject column %q is not a plain identifier", t.Table, t.SubjectColumn)
+	}
+	for _, c := range []string{t.DatedBy, t.LastActiveBy} {
+		if c != "" && !plainIdent(c, maxLen, false) {
+			return fmt.Errorf("dated column %q of %s is not a plain identifier", c, t.Table)
+		}
 	}
 	for c := range t.Columns {
 		if !plainIdent(c, maxLen, false) {
