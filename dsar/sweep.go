@@ -46,7 +46,7 @@ type SweepAction struct {
 	// report counts per rule.
 	Rule string `json:"rule"`
 	// Table is a table of the store's data map, or a key template of a Redis store.
-	Table string `json:"table"`
+	Table string    `json:"table"`
 	Mode  SweepMode `json:"mode"`
 	// Columns are the columns SweepClear clears (mapped columns of Table).
 	Columns []string `json:"columns,omitempty"`
