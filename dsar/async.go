@@ -26,6 +26,7 @@ const (
 	OpExport  = "export"
 	OpErase   = "erase"
 	OpCorrect = "correct"
+	OpSweep   = "sweep" // a retention run's sweep
 	OpNotify  = "notify"
 )
 
@@ -51,6 +52,8 @@ func taskOp(typ Type, store string) string {
 		return OpErase
 	case typ == TypeCorrection:
 		return OpCorrect
+	case typ == TypeRetention:
+		return OpSweep
 	}
 	return OpExport
 }

@@ -46,6 +46,15 @@ type outcome struct {
 	result *Result
 	token  string
 	n      int // doScrub: how many other requests were scrubbed
+	// sweep is a retention task's progress (doTask of a retention run), failed or not.
+	sweep *sweepProgress
+}
+
+// sweepProgress is where a retention task's actions stand after an attempt.
+type sweepProgress struct {
+	counts []int
+	next   int
+	more   bool // the task stopped at its round's budget with work left: it runs again next round
 }
 
 // rules are the parts of the configuration the core follows.
@@ -142,7 +151,22 @@ func (rd *round) next(c rules, o outcome) []work {
 			return nil
 		}
 		rd.ran++
-		taskOutcome(&r.Tasks[i], r, o.items, o.err, now, c.backoff)
+		t := &r.Tasks[i]
+		if p := o.sweep; p != nil {
+			t.Counts, t.Next = p.counts, p.next
+			o.items = 0
+			for _, n := range p.counts {
+				o.items += n
+			}
+			if o.err == nil && p.more {
+				// Not a failure: the round's budget ran out. Due again next round.
+				t.Attempts++
+				t.State, t.Items, t.NextAttempt, t.LastError, t.ErrorKind = TaskPending, o.items, time.Time{}, "", ""
+				return rd.build()
+			}
+			t.Items = o.items // kept when the attempt failed, too
+		}
+		taskOutcome(t, r, o.items, o.err, now, c.backoff)
 		return rd.build()
 	case doBuild:
 		if o.err != nil {
@@ -415,7 +439,7 @@ func merge(baseTasks []Task, baseEvents int, mine, cur Request) Request {
 // the next attempt (which Retry moves).
 func sameOutcome(a, b Task) bool {
 	return a.Store == b.Store && a.State == b.State && a.Attempts == b.Attempts &&
-		a.LastError == b.LastError && a.Items == b.Items && a.DoneAt.Equal(b.DoneAt)
+		a.LastError == b.LastError && a.Items == b.Items && a.DoneAt.Equal(b.DoneAt) && a.Next == b.Next
 }
 
 func allDone(tasks []Task) bool {

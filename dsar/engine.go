@@ -85,8 +85,16 @@ type Config struct {
 	// size, and a replica that dies loses at most this much unwritten progress, which the
 	// next holder does again (store tasks are idempotent).
 	LeaseBatch int
-	Now        func() time.Time
-	Logger     *slog.Logger
+	// SweepBatch is how many rows one statement of a retention run changes (default
+	// DefaultSweepBatch); SweepPause the pause between its statements on one store (default
+	// DefaultSweepPause; negative: none), which keeps the store's load low; SweepBudget how
+	// long a retention task works in one round (default DefaultSweepBudget, at most half
+	// of TaskTimeout) before its progress is written.
+	SweepBatch  int
+	SweepPause  time.Duration
+	SweepBudget time.Duration
+	Now         func() time.Time
+	Logger      *slog.Logger
 }
 
 // Engine runs requests. All methods are safe for concurrent use; requests are processed
@@ -152,6 +160,15 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.TaskTimeout <= 0 {
 		cfg.TaskTimeout = DefaultTaskTimeout
+	}
+	if cfg.SweepBatch <= 0 {
+		cfg.SweepBatch = DefaultSweepBatch
+	}
+	if cfg.SweepPause == 0 {
+		cfg.SweepPause = DefaultSweepPause
+	}
+	if cfg.SweepBudget <= 0 {
+		cfg.SweepBudget = DefaultSweepBudget
 	}
 	if cfg.DefaultRegime == "" {
 		cfg.DefaultRegime = privguard.RegimePIPL

@@ -101,12 +101,20 @@ func (c *clock) Now() time.Time { return c.t }
 
 func open(t *testing.T, dir string, c *clock, conns []dsar.Connector, onErased func(context.Context, privguard.SubjectID) error) (*dsar.Engine, func()) {
 	t.Helper()
+	return openWith(t, dir, c, conns, func(cfg *dsar.Config) { cfg.OnErased = onErased })
+}
+
+// openWith is open with the configuration changed by set.
+func openWith(t *testing.T, dir string, c *clock, conns []dsar.Connector, set func(*dsar.Config)) (*dsar.Engine, func()) {
+	t.Helper()
 	db, err := boltstore.Open(filepath.Join(dir, "privguard.db"), boltstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := dsar.New(dsar.Config{Store: db.DSAR(), Connectors: conns, Now: c.Now, OnErased: onErased,
-		BaseBackoff: time.Minute, MaxBackoff: time.Hour, Sealer: newVault(t, dir, db)})
+	cfg := dsar.Config{Store: db.DSAR(), Connectors: conns, Now: c.Now,
+		BaseBackoff: time.Minute, MaxBackoff: time.Hour, Sealer: newVault(t, dir, db)}
+	set(&cfg)
+	e, err := dsar.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,6 +31,8 @@ func (e *Engine) execute(ctx context.Context, rd *round, w work) outcome {
 	case doTask:
 		if b, ok := rd.erased[w.store]; ok {
 			o.items, o.err = b.items, b.err
+		} else if r.Type == TypeRetention {
+			o.sweep, o.err = e.runSweep(ctx, r, w.store)
 		} else {
 			o.items, o.err = e.runTask(ctx, r, w.store)
 		}

@@ -84,7 +84,8 @@ func (e *Engine) prepare(r Request) (Request, error) {
 		id := *r.Identity // verified sets the time: the caller's copy is left alone
 		r.Identity = &id
 	}
-	if !r.Type.Valid() {
+	if !r.Type.Valid() || r.Type == TypeRetention {
+		// A retention run is the controller's own, planned: SubmitRetention stores it.
 		return Request{}, fmt.Errorf("dsar: request type %q: %w", r.Type, privguard.ErrInvalid)
 	}
 	if err := r.Subject.Validate(); err != nil {

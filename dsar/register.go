@@ -25,6 +25,9 @@ type RegisterStats struct {
 func Register(requests []Request, now time.Time) map[privguard.Regime]RegisterStats {
 	out := map[privguard.Regime]RegisterStats{}
 	for _, r := range requests {
+		if r.Type == TypeRetention {
+			continue // the controller's own sweep, not a subject's request
+		}
 		s := out[r.Regime]
 		s.Total++
 		if !r.State.Final() {
@@ -105,6 +108,9 @@ var RegisterColumns = []string{"id", "type", "regime", "state", "received_at", "
 func RegisterEntries(requests []Request, now time.Time) []RegisterEntry {
 	out := make([]RegisterEntry, 0, len(requests))
 	for _, r := range requests {
+		if r.Type == TypeRetention {
+			continue // the controller's own sweep, not a subject's request
+		}
 		x := RegisterEntry{ID: r.ID, Type: r.Type, Regime: r.Regime, State: r.State, ReceivedAt: second(r.ReceivedAt),
 			Trigger: r.Trigger, Due: second(r.Deadline.Due), Overdue: !r.State.Final() && Overdue(r.Deadline.Due, now)}
 		if r.Identity != nil {

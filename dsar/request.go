@@ -18,6 +18,10 @@ const (
 	TypeDeletion    Type = "deletion"
 	TypeRestriction Type = "restriction" // storage and security only
 	TypeObjection   Type = "objection"   // to direct marketing
+	// TypeRetention is a retention run: the controller's own sweep of expired data
+	// (PIPL Arts. 19, 47(1); GDPR Art. 5(1)(e)). It has no subject; each task carries the
+	// store's sweep actions ([Engine.SubmitRetention]).
+	TypeRetention Type = "retention"
 )
 
 // ParseType returns the type named s, accepting the verbs as well (correct, delete,
@@ -39,7 +43,7 @@ func ParseType(s string) Type {
 // Valid reports whether t is a known type.
 func (t Type) Valid() bool {
 	switch t {
-	case TypeAccess, TypePortability, TypeCategories, TypeCorrection, TypeDeletion, TypeRestriction, TypeObjection:
+	case TypeAccess, TypePortability, TypeCategories, TypeCorrection, TypeDeletion, TypeRestriction, TypeObjection, TypeRetention:
 		return true
 	}
 	return false
@@ -109,6 +113,11 @@ type Task struct {
 	ErrorKind ErrorKind `json:"error_kind,omitempty"`
 	Items     int       `json:"items"` // rows exported or items erased/corrected
 	DoneAt    time.Time `json:"done_at,omitzero"`
+	// Actions are a retention run's sweep actions on this store, carried out in order;
+	// Counts[i] is what action i changed so far, and the actions before Next are finished.
+	Actions []SweepAction `json:"actions,omitempty"`
+	Counts  []int         `json:"counts,omitempty"`
+	Next    int           `json:"next_action,omitempty"`
 }
 
 // Triggers of proactive erasure (PIPL Art. 47(1), GDPR Art. 17(1)): the controller

@@ -1,0 +1,151 @@
+package dsar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/privguard/privguard"
+)
+
+// Retention runs: the engine carries out a planned sweep as the durable tasks of one
+// request of type retention, a task per store. A task runs its actions in order, a batch
+// (Config.SweepBatch rows) per statement with Config.SweepPause between statements, for at
+// most Config.SweepBudget per round; its progress (what each action changed, which are
+// finished) is written with the request after every round, so a run interrupted by a
+// crash or a failing store goes on where it stood. Actions are idempotent and their
+// cut-offs fixed at planning: what ran before the interruption is not done twice.
+
+// Defaults of retention runs.
+const (
+	DefaultSweepBatch  = 1000
+	DefaultSweepPause  = 20 * time.Millisecond
+	DefaultSweepBudget = 30 * time.Second
+)
+
+// ErrRetentionRunning is returned by SubmitRetention while an earlier run is open.
+var ErrRetentionRunning = errors.New("dsar: a retention run is still open")
+
+// SubmitRetention stores a retention run of actions (per store, in order) and returns it;
+// the next Step starts it. Every store named must be configured and able to sweep
+// ([Sweeper]); stores with no actions get no task. While a run is open, the open run is
+// returned with ErrRetentionRunning.
+func (e *Engine) SubmitRetention(ctx context.Context, actions map[string][]SweepAction) (Request, error) {
+	stores := make([]string, 0, len(actions))
+	for name, as := range actions {
+		if len(as) == 0 {
+			continue
+		}
+		c, ok := e.connectors[name]
+		if !ok {
+			return Request{}, fmt.Errorf("dsar: retention: store %q is not configured: %w", name, privguard.ErrInvalid)
+		}
+		if _, ok := c.(Sweeper); !ok {
+			return Request{}, fmt.Errorf("dsar: retention: store %q cannot sweep: %w", name, privguard.ErrInvalid)
+		}
+		for _, a := range as {
+			if err := a.check(); err != nil {
+				return Request{}, fmt.Errorf("dsar: retention: store %q: %w", name, err)
+			}
+		}
+		stores = append(stores, name)
+	}
+	sort.Strings(stores)
+	now := e.cfg.Now().UTC()
+	r := Request{ID: uuid.Must(uuid.NewV7()).String(), Type: TypeRetention, Regime: e.cfg.DefaultRegime,
+		ReceivedAt: now, Trigger: "retention_expired", State: StateVerified,
+		Identity: &Identity{Method: "controller", Note: "retention_expired", VerifiedAt: now}}
+	r.event(now, "received", string(TypeRetention))
+	for _, name := range stores {
+		as := slices.Clone(actions[name])
+		r.Tasks = append(r.Tasks, Task{Store: name, State: TaskPending, Actions: as, Counts: make([]int, len(as))})
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if dup, ok := e.openDuplicate(ctx, r); ok {
+		return dup, ErrRetentionRunning
+	}
+	return r, e.put(ctx, &r)
+}
+
+// check refuses an action the connectors could not carry out safely.
+func (a SweepAction) check() error {
+	switch a.Mode {
+	case SweepDelete, SweepAnonymise:
+	case SweepClear:
+		if len(a.Columns) == 0 {
+			return fmt.Errorf("sweep of %s clears no column: %w", a.Table, privguard.ErrInvalid)
+		}
+	case SweepExpire:
+		if a.Period <= 0 {
+			return fmt.Errorf("sweep of %s expires keys with no period: %w", a.Table, privguard.ErrInvalid)
+		}
+	default:
+		return fmt.Errorf("sweep of %s: mode %q: %w", a.Table, a.Mode, privguard.ErrInvalid)
+	}
+	if a.Before.IsZero() && a.Subjects == nil && a.Mode != SweepExpire {
+		return fmt.Errorf("sweep of %s has neither a cut-off nor subjects: it would change every row: %w", a.Table, privguard.ErrInvalid)
+	}
+	for _, s := range a.Subjects {
+		if err := s.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runSweep carries out the unfinished actions of r's task on store, from where the task
+// stood, until they are done, the round's budget is spent or a statement fails. The
+// progress comes back in every case.
+func (e *Engine) runSweep(ctx context.Context, r *Request, store string) (*sweepProgress, error) {
+	i := slices.IndexFunc(r.Tasks, func(t Task) bool { return t.Store == store })
+	if i < 0 {
+		return nil, fmt.Errorf("retention run has no task on %s", store)
+	}
+	t := r.Tasks[i]
+	p := &sweepProgress{counts: slices.Clone(t.Counts), next: t.Next}
+	if len(p.counts) != len(t.Actions) {
+		p.counts = append(p.counts, make([]int, len(t.Actions)-min(len(p.counts), len(t.Actions)))...)[:len(t.Actions)]
+	}
+	c, ok := e.connectors[store]
+	if !ok {
+		return p, fmt.Errorf("store %s is no longer configured", store)
+	}
+	sw, ok := c.(Sweeper)
+	if !ok {
+		return p, &ConnectorError{Connector: store, Op: OpSweep, Kind: KindOther, Err: errors.New("the store cannot sweep")}
+	}
+	ctx, cancel := context.WithTimeout(WithTask(ctx, TaskInfo{Request: r.ID, Type: r.Type, Store: store, Op: OpSweep}), e.cfg.TaskTimeout)
+	defer cancel()
+	budget := time.Now().Add(min(e.cfg.SweepBudget, e.cfg.TaskTimeout/2))
+	for p.next < len(t.Actions) {
+		n, more, err := sw.Sweep(ctx, t.Actions[p.next], e.cfg.SweepBatch)
+		p.counts[p.next] += n
+		if err != nil {
+			if ctx.Err() != nil {
+				err = fmt.Errorf("%w: %w", ctx.Err(), err)
+			}
+			return p, err
+		}
+		if !more {
+			p.next++
+		}
+		if p.next < len(t.Actions) && time.Now().After(budget) {
+			p.more = true
+			return p, nil
+		}
+		if more && e.cfg.SweepPause > 0 {
+			select {
+			case <-ctx.Done():
+				return p, ctx.Err()
+			case <-time.After(e.cfg.SweepPause):
+			}
+		}
+	}
+	return p, nil
+}
