@@ -90,7 +90,7 @@ func newFullAPI(t *testing.T, tokens adminapi.Tokens) (*adminapi.Server, *httpte
 		Trail: tr, Disclosures: gate, Regime: privguard.RegimePIPL, Metrics: http.NotFoundHandler(),
 		RecordOfProcessing: func() (*ropa.Record, error) { return nil, errors.New("not configured in this test") },
 		Assessments:        noAssessments{}, DualControl: adminapi.DualControl{ExportRows: 10, Approvals: reg}, Callers: cs,
-		Incidents: incidents, DecisionLog: filepath.Join(dir, "decisions.log"),
+		Incidents: incidents, DecisionLog: filepath.Join(dir, "decisions.log"), Retention: noRetention{},
 		AuditPack: func(context.Context, auditpack.Period, io.Writer) error {
 			return errors.New("not configured in this test")
 		}})
@@ -138,6 +138,7 @@ var everyRoute = map[string]routeUse{
 	"GET /v1/callers": register, "POST /v1/callers/{name}/terminate": dpoAct, "POST /v1/callers/{name}/deletion-confirmation": dpoAct,
 	"POST /v1/incidents": dpoAct, "GET /v1/incidents": register, "GET /v1/incidents/{id}": register, "GET /v1/incidents/{id}/notices/{kind}": register,
 	"POST /v1/incidents/{id}/events": dpoAct,
+	"POST /v1/retention/runs":        dpoAct, "GET /v1/retention/runs/{id}": register,
 }
 
 // Walking every route the server registers, with every optional part configured (so
@@ -202,3 +203,12 @@ func TestRolesOnEveryRoute(t *testing.T) {
 }
 
 func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
+
+// noRetention is a retention runner with no runs.
+type noRetention struct{}
+
+func (noRetention) Run(context.Context, bool) (string, any, error) {
+	return "", nil, errors.New("not configured in this test")
+}
+
+func (noRetention) Report(context.Context, string) (any, error) { return nil, privguard.ErrNotFound }

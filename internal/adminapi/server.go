@@ -93,6 +93,8 @@ type Config struct {
 	Callers *callers.Registry
 	// Incidents serves /v1/incidents (the incident register); nil leaves it out.
 	Incidents *incident.Register
+	// Retention serves /v1/retention/runs (the retention sweeper); nil leaves them out.
+	Retention RetentionRunner
 }
 
 // Server is the admin HTTP API.
@@ -133,6 +135,7 @@ type Server struct {
 	// authed are the patterns of the routes that take a bearer token (Routes).
 	authed    []string
 	incidents *incident.Register
+	retention RetentionRunner
 }
 
 // New returns the API server.
@@ -174,7 +177,7 @@ func New(cfg Config) (*Server, error) {
 		codes: newCodeLimiter(cfg.CodesPerSubject, CodeSubjectWindow), now: cfg.Now,
 		maxCallback: cfg.MaxCallbackBody, callbacks: &callbackBudget{max: cfg.CallbackBudget}, ropa: cfg.RecordOfProcessing, auditPack: cfg.AuditPack,
 		assessments: cfg.Assessments, decisionLog: cfg.DecisionLog, decisionScan: make(chan struct{}, 1), dual: cfg.DualControl, callers: cfg.Callers,
-		incidents: cfg.Incidents}
+		incidents: cfg.Incidents, retention: cfg.Retention}
 	s.routes()
 	if cfg.Metrics != nil {
 		s.authed = append(s.authed, "GET /metrics")
@@ -280,6 +283,10 @@ func (s *Server) routes() {
 		authed("POST /v1/incidents/{id}/events", s.postIncidentEvent)
 		authed("GET /v1/incidents/{id}/notices/{kind}", s.getIncidentNotice)
 	}
+	if s.retention != nil {
+		authed("POST /v1/retention/runs", s.postRetentionRun)
+		authed("GET /v1/retention/runs/{id}", s.getRetentionRun)
+	}
 	authed("GET /healthz", s.healthz)
 	authed("GET /readyz", s.readyz)
 	// Public: the key receipts are signed with exists to be published.
@@ -323,6 +330,9 @@ func (s *Server) routes() {
 	}
 	if s.incidents != nil {
 		paths = append(paths, "/v1/incidents", "/v1/incidents/{id}", "/v1/incidents/{id}/events", "/v1/incidents/{id}/notices/{kind}")
+	}
+	if s.retention != nil {
+		paths = append(paths, "/v1/retention/runs", "/v1/retention/runs/{id}")
 	}
 	for _, path := range paths {
 		s.mux.Handle(path, s.logRequests(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
