@@ -1,6 +1,7 @@
 package dsar
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/privguard/privguard"
@@ -194,6 +195,9 @@ type Request struct {
 	// completed. On that erasure it also records that every earlier request of the
 	// subject was scrubbed.
 	ScrubbedAt time.Time `json:"scrubbed_at,omitzero"`
+	// Plan is a retention run's account of its planning: what it skipped and kept, and why
+	// (the planner's JSON, kept as it is).
+	Plan json.RawMessage `json:"plan,omitempty"`
 }
 
 func (r *Request) event(now time.Time, what, detail string) {

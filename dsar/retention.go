@@ -2,6 +2,7 @@ package dsar
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -34,8 +35,9 @@ var ErrRetentionRunning = errors.New("dsar: a retention run is still open")
 // SubmitRetention stores a retention run of actions (per store, in order) and returns it;
 // the next Step starts it. Every store named must be configured and able to sweep
 // ([Sweeper]); stores with no actions get no task. While a run is open, the open run is
-// returned with ErrRetentionRunning.
-func (e *Engine) SubmitRetention(ctx context.Context, actions map[string][]SweepAction) (Request, error) {
+// returned with ErrRetentionRunning. plan, if set, is the planner's own account of the run
+// (what it skipped and kept, and why), kept with the request as it is.
+func (e *Engine) SubmitRetention(ctx context.Context, actions map[string][]SweepAction, plan json.RawMessage) (Request, error) {
 	stores := make([]string, 0, len(actions))
 	for name, as := range actions {
 		if len(as) == 0 {
@@ -59,7 +61,7 @@ func (e *Engine) SubmitRetention(ctx context.Context, actions map[string][]Sweep
 	now := e.cfg.Now().UTC()
 	r := Request{ID: uuid.Must(uuid.NewV7()).String(), Type: TypeRetention, Regime: e.cfg.DefaultRegime,
 		ReceivedAt: now, Trigger: "retention_expired", State: StateVerified,
-		Identity: &Identity{Method: "controller", Note: "retention_expired", VerifiedAt: now}}
+		Identity: &Identity{Method: "controller", Note: "retention_expired", VerifiedAt: now}, Plan: plan}
 	r.event(now, "received", string(TypeRetention))
 	for _, name := range stores {
 		as := slices.Clone(actions[name])

@@ -60,18 +60,18 @@ func TestRetentionRunResumesWithoutDoingTwice(t *testing.T) {
 	}
 	plain := &memStore{name: "tags"}
 	e, closeDB := open(t, dir, c, []dsar.Connector{crm, plain}, nil)
-	if _, err := e.SubmitRetention(ctx, map[string][]dsar.SweepAction{"tags": {{Rule: "r", Table: "t", Mode: dsar.SweepDelete, Before: cut}}}); err == nil {
+	if _, err := e.SubmitRetention(ctx, map[string][]dsar.SweepAction{"tags": {{Rule: "r", Table: "t", Mode: dsar.SweepDelete, Before: cut}}}, nil); err == nil {
 		t.Fatal("a store that cannot sweep was given a task")
 	}
-	if _, err := e.SubmitRetention(ctx, map[string][]dsar.SweepAction{"crm": {{Rule: "r", Table: "t", Mode: dsar.SweepDelete}}}); err == nil {
+	if _, err := e.SubmitRetention(ctx, map[string][]dsar.SweepAction{"crm": {{Rule: "r", Table: "t", Mode: dsar.SweepDelete}}}, nil); err == nil {
 		t.Fatal("an action with neither cut-off nor subjects (every row) was accepted")
 	}
 	actions := map[string][]dsar.SweepAction{"crm": {{Rule: "browsing-1y", Table: "page_views", Mode: dsar.SweepDelete, Before: cut}}}
-	r, err := e.SubmitRetention(ctx, actions)
+	r, err := e.SubmitRetention(ctx, actions, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.SubmitRetention(ctx, actions); !errors.Is(err, dsar.ErrRetentionRunning) {
+	if _, err := e.SubmitRetention(ctx, actions, nil); !errors.Is(err, dsar.ErrRetentionRunning) {
 		t.Fatalf("second run while one is open: %v", err)
 	}
 	closeDB()
