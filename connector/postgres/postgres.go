@@ -41,6 +41,7 @@ type Connector struct {
 	name   string
 	pool   *pgxpool.Pool
 	tables []Table
+	schema schemaCache
 }
 
 var (
