@@ -49,6 +49,7 @@ type Connector struct {
 	name   string
 	db     *sql.DB
 	tables []Table
+	schema schemaCache
 }
 
 var (
