@@ -1,8 +1,12 @@
 package mysql_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -323,5 +327,44 @@ func TestActivity(t *testing.T) {
 				t.Errorf("LastActive = %v", last)
 			}
 		})
+	}
+}
+
+// TestCheckMapDatedColumns: a missing dated_by or last_active_by column is a MapError
+// naming it; a dated_by column no index leads with is a logged warning.
+func TestCheckMapDatedColumns(t *testing.T) {
+	db, dsn := testDB(t)
+	ctx := context.Background()
+	exec(t, db, "DROP TABLE IF EXISTS mysweep_map", "CREATE TABLE mysweep_map (uid VARCHAR(64), email VARCHAR(64), `at` DATETIME, seen DATETIME, KEY (seen, `at`))")
+	t.Cleanup(func() { db.Exec("DROP TABLE IF EXISTS mysweep_map") })
+	check := func(tb mysql.Table) (error, string) {
+		var logs bytes.Buffer
+		c, err := mysql.New(ctx, mysql.Config{Name: "crm", DSN: dsn, Tables: []mysql.Table{tb},
+			Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.CheckMap(ctx), logs.String()
+	}
+	base := mysql.Table{Table: "mysweep_map", SubjectColumn: "uid", Erase: dsar.EraseDelete,
+		Columns: map[string]privguard.DataCategory{"email": "user.contact.email"}}
+	for _, missing := range []mysql.Table{
+		func() mysql.Table { tb := base; tb.DatedBy = "nope"; return tb }(),
+		func() mysql.Table { tb := base; tb.LastActiveBy = "nope"; return tb }(),
+	} {
+		var me *dsar.MapError
+		if err, _ := check(missing); !errors.As(err, &me) || me.Column != "nope" || me.Kind != dsar.KindColumnMissing {
+			t.Errorf("CheckMap(%+v) = %v, want the missing column", missing, err)
+		}
+	}
+	tb := base
+	tb.DatedBy, tb.LastActiveBy = "at", "seen"
+	if err, logs := check(tb); err != nil || !strings.Contains(logs, "no index leads with the dated_by column") || !strings.Contains(logs, "column=at") {
+		t.Errorf("unindexed dated_by: err %v, logs %q; want a warning", err, logs)
+	}
+	tb.DatedBy = "seen"
+	if err, logs := check(tb); err != nil || logs != "" {
+		t.Errorf("indexed dated_by: err %v, logs %q; want neither", err, logs)
 	}
 }

@@ -1,8 +1,12 @@
 package postgres_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -331,5 +335,50 @@ func TestActivity(t *testing.T) {
 				t.Errorf("LastActive = %v", last)
 			}
 		})
+	}
+}
+
+// TestCheckMapDatedColumns: a missing dated_by or last_active_by column is a MapError
+// naming it; a dated_by column no index leads with is a logged warning.
+func TestCheckMapDatedColumns(t *testing.T) {
+	dsn := testDSN(t)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	exec(t, pool, `DROP TABLE IF EXISTS pgsweep_map`, `CREATE TABLE pgsweep_map (uid text, email text, at timestamptz, seen timestamptz)`,
+		`CREATE INDEX ON pgsweep_map (seen, at)`)
+	t.Cleanup(func() { pool.Exec(context.Background(), `DROP TABLE IF EXISTS pgsweep_map`) })
+	check := func(tb postgres.Table) (error, string) {
+		var logs bytes.Buffer
+		c, err := postgres.New(ctx, postgres.Config{Name: "crm", DSN: dsn, Tables: []postgres.Table{tb},
+			Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.CheckMap(ctx), logs.String()
+	}
+	base := postgres.Table{Table: "pgsweep_map", SubjectColumn: "uid", Erase: dsar.EraseDelete,
+		Columns: map[string]privguard.DataCategory{"email": "user.contact.email"}}
+	for _, missing := range []postgres.Table{
+		func() postgres.Table { tb := base; tb.DatedBy = "nope"; return tb }(),
+		func() postgres.Table { tb := base; tb.LastActiveBy = "nope"; return tb }(),
+	} {
+		var me *dsar.MapError
+		if err, _ := check(missing); !errors.As(err, &me) || me.Column != "nope" || me.Kind != dsar.KindColumnMissing {
+			t.Errorf("CheckMap(%+v) = %v, want the missing column", missing, err)
+		}
+	}
+	tb := base
+	tb.DatedBy, tb.LastActiveBy = "at", "seen"
+	if err, logs := check(tb); err != nil || !strings.Contains(logs, "no index leads with the dated_by column") || !strings.Contains(logs, "column=at") {
+		t.Errorf("unindexed dated_by: err %v, logs %q; want a warning", err, logs)
+	}
+	tb.DatedBy = "seen"
+	if err, logs := check(tb); err != nil || logs != "" {
+		t.Errorf("indexed dated_by: err %v, logs %q; want neither", err, logs)
 	}
 }
