@@ -41,7 +41,7 @@ type Config struct {
 	DSN    string // go-sql-driver/mysql format: user@tcp(host:port)/db
 	Tables []Table
 	// Logger, if set, receives the driver's own log lines (process-wide), and CheckMap's
-	// warnings (nil: slog.Default()).
+	// warnings (nil: discarded).
 	Logger *slog.Logger
 }
 
@@ -88,7 +88,7 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 	}
 	log := cfg.Logger
 	if log == nil {
-		log = slog.Default()
+		log = slog.New(slog.DiscardHandler)
 	}
 	return &Connector{name: cfg.Name, db: db, tables: cfg.Tables, log: log}, nil
 }

@@ -35,7 +35,7 @@ type Config struct {
 	Name   string
 	DSN    string
 	Tables []Table
-	// Logger receives CheckMap's warnings (nil: slog.Default()).
+	// Logger receives CheckMap's warnings (nil: discarded).
 	Logger *slog.Logger
 }
 
@@ -72,7 +72,7 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 	}
 	log := cfg.Logger
 	if log == nil {
-		log = slog.Default()
+		log = slog.New(slog.DiscardHandler)
 	}
 	return &Connector{name: cfg.Name, pool: pool, tables: cfg.Tables, log: log}, nil
 }
