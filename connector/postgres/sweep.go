@@ -206,7 +206,9 @@ func neutral(category, typ string) string {
 
 // Sweep implements dsar.Sweeper: one statement (its own transaction) on at most limit
 // rows, found through the dated_by or subject index and locked with SKIP LOCKED, so a
-// sweep never waits for or holds a lock on more than the batch.
+// sweep never waits for or holds a lock on more than the batch. Rows another transaction
+// holds locked are skipped: more may be false while they remain, and the next run sweeps
+// them.
 func (c *Connector) Sweep(ctx context.Context, a dsar.SweepAction, limit int) (int, bool, error) {
 	t, err := c.table("sweep", a.Table)
 	if err != nil {
@@ -271,7 +273,8 @@ func (c *Connector) activityTable(op, name string) (Table, error) {
 
 // Inactive implements dsar.ActivityReader. Ids are grouped and ordered as bytes (the "C"
 // collation), so ids a citext column would fold together stay apart; anonymised rows and
-// values that are not subject ids are left out.
+// values that are not subject ids are left out. Each call reads the whole table (the
+// grouping is not served by an index).
 func (c *Connector) Inactive(ctx context.Context, table string, before time.Time, after privguard.SubjectID, limit int) ([]privguard.SubjectID, error) {
 	t, err := c.activityTable("inactive", table)
 	if err != nil {
