@@ -40,7 +40,8 @@ type Config struct {
 	Name   string
 	DSN    string // go-sql-driver/mysql format: user@tcp(host:port)/db
 	Tables []Table
-	// Logger, if set, receives the driver's own log lines (process-wide).
+	// Logger, if set, receives the driver's own log lines (process-wide), and CheckMap's
+	// warnings (nil: discarded).
 	Logger *slog.Logger
 }
 
@@ -49,6 +50,8 @@ type Connector struct {
 	name   string
 	db     *sql.DB
 	tables []Table
+	schema schemaCache
+	log    *slog.Logger
 }
 
 var (
@@ -83,7 +86,11 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mysql %s: %w", cfg.Name, err)
 	}
-	return &Connector{name: cfg.Name, db: db, tables: cfg.Tables}, nil
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Connector{name: cfg.Name, db: db, tables: cfg.Tables, log: log}, nil
 }
 
 // driverLog adapts slog to the driver's logger (process-wide: the driver has one).
@@ -92,7 +99,9 @@ type driverLog struct{ l *slog.Logger }
 func (d driverLog) Print(v ...any) { d.l.Warn("mysql driver: " + fmt.Sprint(v...)) }
 
 // CheckMap checks the data map against the database: every table exists with its subject
-// column and mapped columns. It returns a *dsar.MapError naming the store, table and
+// column, mapped columns and dated_by and last_active_by columns. A dated_by column that no
+// index leads with is not an error, but logged as a warning (Config.Logger): retention
+// sweeps by it would scan the table. It returns a *dsar.MapError naming the store, table and
 // column that is missing, or a *dsar.ConnectorError if the database could not be asked.
 // (information_schema shows only what the user has some privilege on: a table the user
 // may not touch is reported missing.)
@@ -124,10 +133,24 @@ func (c *Connector) CheckMap(ctx context.Context) error {
 		if len(cols) == 0 {
 			return &dsar.MapError{Store: c.name, Table: t.Table, Kind: dsar.KindTableMissing}
 		}
-		for _, col := range append([]string{t.SubjectColumn}, t.SortedColumns()...) {
-			if !slices.Contains(cols, strings.ToLower(col)) { // column names are case-insensitive in MySQL
+		for _, col := range append([]string{t.SubjectColumn, t.DatedBy, t.LastActiveBy}, t.SortedColumns()...) {
+			if col != "" && !slices.Contains(cols, strings.ToLower(col)) { // column names are case-insensitive in MySQL
 				return &dsar.MapError{Store: c.name, Table: t.Table, Column: col, Kind: dsar.KindColumnMissing}
 			}
+		}
+		if t.DatedBy == "" {
+			continue
+		}
+		var indexed bool
+		err = c.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM information_schema.STATISTICS
+			WHERE TABLE_SCHEMA = COALESCE(NULLIF(?, ''), DATABASE()) AND TABLE_NAME = ? AND SEQ_IN_INDEX = 1
+			AND LOWER(COLUMN_NAME) = LOWER(?))`, schema, table, t.DatedBy).Scan(&indexed)
+		if err != nil {
+			return c.fail("check data map", err)
+		}
+		if !indexed {
+			c.log.Warn("mysql: no index leads with the dated_by column; retention sweeps will scan the table",
+				"store", c.name, "table", t.Table, "column", t.DatedBy)
 		}
 	}
 	return nil

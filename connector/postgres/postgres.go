@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 
@@ -34,6 +35,8 @@ type Config struct {
 	Name   string
 	DSN    string
 	Tables []Table
+	// Logger receives CheckMap's warnings (nil: discarded).
+	Logger *slog.Logger
 }
 
 // Connector is a PostgreSQL store.
@@ -41,6 +44,8 @@ type Connector struct {
 	name   string
 	pool   *pgxpool.Pool
 	tables []Table
+	schema schemaCache
+	log    *slog.Logger
 }
 
 var (
@@ -65,13 +70,19 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres %s: %w", cfg.Name, err)
 	}
-	return &Connector{name: cfg.Name, pool: pool, tables: cfg.Tables}, nil
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Connector{name: cfg.Name, pool: pool, tables: cfg.Tables, log: log}, nil
 }
 
 // CheckMap checks the data map against the database: every table exists (as the
-// connection's search_path finds it) with its subject column and mapped columns. It
-// returns a *dsar.MapError naming the store, table and column that is missing, or a
-// *dsar.ConnectorError if the database could not be asked.
+// connection's search_path finds it) with its subject column, mapped columns and dated_by
+// and last_active_by columns. It returns a *dsar.MapError naming the store, table and
+// column that is missing, or a *dsar.ConnectorError if the database could not be asked. A
+// dated_by column that no index leads with is not an error, but logged as a warning
+// (Config.Logger): retention sweeps by it would scan the table.
 func (c *Connector) CheckMap(ctx context.Context) error {
 	for _, t := range c.tables {
 		var cols []string
@@ -85,10 +96,24 @@ func (c *Connector) CheckMap(ctx context.Context) error {
 		if !found {
 			return &dsar.MapError{Store: c.name, Table: t.Table, Kind: dsar.KindTableMissing}
 		}
-		for _, col := range append([]string{t.SubjectColumn}, t.SortedColumns()...) {
-			if !slices.Contains(cols, col) {
+		for _, col := range append([]string{t.SubjectColumn, t.DatedBy, t.LastActiveBy}, t.SortedColumns()...) {
+			if col != "" && !slices.Contains(cols, col) {
 				return &dsar.MapError{Store: c.name, Table: t.Table, Column: col, Kind: dsar.KindColumnMissing}
 			}
+		}
+		if t.DatedBy == "" {
+			continue
+		}
+		var indexed bool
+		err = c.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_index i
+			JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+			WHERE i.indrelid = to_regclass($1) AND a.attname = $2)`, quote(t.Table), t.DatedBy).Scan(&indexed)
+		if err != nil {
+			return c.fail("check data map", err)
+		}
+		if !indexed {
+			c.log.Warn("postgres: no index leads with the dated_by column; retention sweeps will scan the table",
+				"store", c.name, "table", t.Table, "column", t.DatedBy)
 		}
 	}
 	return nil

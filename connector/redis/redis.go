@@ -30,6 +30,9 @@ type Config struct {
 	SetMembers []string
 	// Category is the data category of what the keys hold (default user.derived).
 	Category privguard.DataCategory
+	// DatedKeys are key templates with categories and a date, for retention sweeps; their
+	// keys are also the subject's keys (exported and erased as Keys are).
+	DatedKeys []DatedKey
 }
 
 // Connector is a Redis store.
@@ -39,6 +42,7 @@ type Connector struct {
 	keys     []string
 	sets     []string
 	category privguard.DataCategory
+	dated    []DatedKey
 }
 
 var (
@@ -56,13 +60,22 @@ func New(cfg Config) (*Connector, error) {
 			return nil, fmt.Errorf("redis %s: key template %q must contain {subject} once", cfg.Name, k)
 		}
 	}
+	if err := checkDatedKeys(cfg.Name, cfg.DatedKeys); err != nil {
+		return nil, err
+	}
+	keys := slices.Clone(cfg.Keys)
+	for _, dk := range cfg.DatedKeys {
+		if !slices.Contains(keys, dk.Key) {
+			keys = append(keys, dk.Key)
+		}
+	}
 	if cfg.Category == "" {
 		cfg.Category = "user.derived"
 	}
 	return &Connector{name: cfg.Name, client: goredis.NewClient(&goredis.Options{Addr: cfg.Addr,
 		// The engine's per-task deadline bounds every command, also on a server that hangs.
 		ContextTimeoutEnabled: true}),
-		keys: cfg.Keys, sets: cfg.SetMembers, category: cfg.Category}, nil
+		keys: keys, sets: cfg.SetMembers, category: cfg.Category, dated: slices.Clone(cfg.DatedKeys)}, nil
 }
 
 // Close closes the client.
@@ -71,9 +84,15 @@ func (c *Connector) Close() error { return c.client.Close() }
 // Name implements dsar.Connector.
 func (c *Connector) Name() string { return c.name }
 
-// Categories implements dsar.CategoryLister: what the keys hold, and segment membership.
+// Categories implements dsar.CategoryLister: what the keys hold, segment membership, and
+// the dated keys' categories.
 func (c *Connector) Categories() []privguard.DataCategory {
-	return []privguard.DataCategory{c.category, "user.derived.segments"}
+	out := []privguard.DataCategory{c.category, "user.derived.segments"}
+	for _, dk := range c.dated {
+		out = append(out, dk.Categories...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 func (c *Connector) fail(op string, err error) error {
