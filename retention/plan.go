@@ -736,7 +736,9 @@ func sortPlan(p *Plan) {
 		return cmp.Or(cmp.Compare(a.Store, b.Store), cmp.Compare(a.Table, b.Table), cmp.Compare(a.Rule, b.Rule), cmp.Compare(a.Reason, b.Reason))
 	})
 	p.Skipped = slices.Compact(p.Skipped)
-	keptKey := func(k Kept) string { return strings.Join([]string{k.Store, k.Table, string(k.Category), k.Rule, k.KeptBy}, "\x00") }
+	keptKey := func(k Kept) string {
+		return strings.Join([]string{k.Store, k.Table, string(k.Category), k.Rule, k.KeptBy}, "\x00")
+	}
 	slices.SortStableFunc(p.Kept, func(a, b Kept) int { return cmp.Compare(keptKey(a), keptKey(b)) })
 	p.Kept = slices.CompactFunc(p.Kept, func(a, b Kept) bool { return keptKey(a) == keptKey(b) })
 }

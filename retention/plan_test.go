@@ -85,7 +85,7 @@ func (a fakeActivity) LastActive(_ context.Context, table string, subjects []pri
 type sweeper struct{}
 
 func (sweeper) Sweep(context.Context, dsar.SweepAction, int) (int, bool, error) { return 0, false, nil }
-func (sweeper) CountSweep(context.Context, dsar.SweepAction) (int, error)        { return 0, nil }
+func (sweeper) CountSweep(context.Context, dsar.SweepAction) (int, error)       { return 0, nil }
 
 func collected(name string, period time.Duration, then Then, cats ...privguard.DataCategory) Rule {
 	return Rule{Name: name, Categories: cats, Purposes: []privguard.Purpose{"personalize.recommendation"}, Period: period, From: FromCollected, Then: then}
