@@ -424,8 +424,6 @@ func (g *planning) condition(rules []int) condition {
 	return c
 }
 
-// key identifies a condition (what it sweeps, not how).
-func (c condition) key() string { return fmt.Sprint(c.before.UnixNano(), c.subject) }
 
 // subjectsOf returns the subjects every rule of c expired, less those deleted whole,
 // sorted; nil if c has no subject-level rule.
@@ -552,11 +550,17 @@ func (g *planning) restrictions(ctx context.Context) error {
 	return nil
 }
 
-// group is the columns of a table under one condition.
+// group is the columns of a table under one condition: the same cut-off and the same
+// subjects, whichever rules give them.
 type group struct {
-	cond    condition
-	rules   map[int]bool
-	columns []string
+	cond     condition
+	subjects []privguard.SubjectID
+	rules    map[int]bool
+	columns  []string
+}
+
+func (gr *group) same(c condition, subjects []privguard.SubjectID) bool {
+	return gr.cond.before.Equal(c.before) && (len(gr.cond.subject) > 0) == (len(c.subject) > 0) && slices.Equal(gr.subjects, subjects)
 }
 
 // store plans the actions of one store.
@@ -618,9 +622,14 @@ func (g *planning) table(store string, t dsar.TableMap) []dsar.SweepAction {
 			noDate[g.names(cond.collected)] = true
 			continue
 		}
-		k := slices.IndexFunc(groups, func(gr *group) bool { return gr.cond.key() == cond.key() })
+		subjects := g.subjectsOf(cond)
+		if len(cond.subject) > 0 && len(subjects) == 0 {
+			whole = false // expired for no one now
+			continue
+		}
+		k := slices.IndexFunc(groups, func(gr *group) bool { return gr.same(cond, subjects) })
 		if k < 0 {
-			groups = append(groups, &group{cond: cond, rules: map[int]bool{}})
+			groups = append(groups, &group{cond: cond, subjects: subjects, rules: map[int]bool{}})
 			k = len(groups) - 1
 		}
 		gr := groups[k]
@@ -637,9 +646,7 @@ func (g *planning) table(store string, t dsar.TableMap) []dsar.SweepAction {
 	for _, gr := range groups {
 		a := dsar.SweepAction{Rule: g.names(slices.Sorted(maps.Keys(gr.rules))), Table: t.Table, Before: gr.cond.before}
 		if len(gr.cond.subject) > 0 {
-			if a.Subjects = g.capped(g.subjectsOf(gr.cond)); len(a.Subjects) == 0 {
-				continue
-			}
+			a.Subjects = g.capped(gr.subjects)
 		}
 		switch {
 		case whole && len(groups) == 1 && gr.cond.anonymise:
