@@ -424,7 +424,6 @@ func (g *planning) condition(rules []int) condition {
 	return c
 }
 
-
 // subjectsOf returns the subjects every rule of c expired, less those deleted whole,
 // sorted; nil if c has no subject-level rule.
 func (g *planning) subjectsOf(c condition) []privguard.SubjectID {

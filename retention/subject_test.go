@@ -135,8 +135,8 @@ func TestPlanSubjectLevel(t *testing.T) {
 			},
 		},
 		{
-			name:  "restrict_then_delete",
-			rules: []Rule{{Name: "accounting", Categories: []privguard.DataCategory{"user"}, Purposes: []privguard.Purpose{"essential.service"}, From: FromAccountClosed, Then: ThenRestrict, Ground: "accounting law", Keep: 35 * day}},
+			name:   "restrict_then_delete",
+			rules:  []Rule{{Name: "accounting", Categories: []privguard.DataCategory{"user"}, Purposes: []privguard.Purpose{"essential.service"}, From: FromAccountClosed, Then: ThenRestrict, Ground: "accounting law", Keep: 35 * day}},
 			stores: sql(customers),
 			facts: &fakeFacts{closed: map[privguard.SubjectID]time.Time{"alice": now.Add(-40 * day), "bob": now.Add(-10 * day), "carol": now.Add(-20 * day)},
 				restricted: map[privguard.SubjectID][]privguard.DataCategory{"carol": {"user"}}},
