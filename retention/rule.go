@@ -88,15 +88,15 @@ func Describe(rules []Rule, c privguard.DataCategory) []string {
 		var from string
 		switch r.From {
 		case FromCollected:
-			from = "after collection"
+			from = "collection"
 		case FromLastActive:
-			from = "after the subject's last activity"
+			from = "the subject's last activity"
 		case FromAccountClosed:
-			from = "after the account is closed or the service ends"
+			from = "the account is closed or the service ends"
 		case FromWithdrawn:
-			from = "after consent for " + strings.Join(purposes, " and ") + " is withdrawn, refused or expires"
+			from = "consent for " + strings.Join(purposes, " and ") + " is withdrawn, refused or expires"
 		default:
-			from = "after " + string(r.From)
+			from = string(r.From)
 		}
 		var then string
 		switch r.Then {
@@ -107,7 +107,11 @@ func Describe(rules []Rule, c privguard.DataCategory) []string {
 		default:
 			then = "then deleted"
 		}
-		out = append(out, fmt.Sprintf("Kept for %s for %s %s, %s (rule %s).", strings.Join(purposes, ", "), span(r.Period), from, then, r.Name))
+		when := "for " + span(r.Period) + " after " + from
+		if r.Period == 0 {
+			when = "until " + from
+		}
+		out = append(out, fmt.Sprintf("Kept for %s %s, %s (rule %s).", strings.Join(purposes, ", "), when, then, r.Name))
 	}
 	return out
 }
@@ -115,8 +119,6 @@ func Describe(rules []Rule, c privguard.DataCategory) []string {
 // span writes d in days when it is whole days ("365 days"), else as a duration ("36h0m0s").
 func span(d time.Duration) string {
 	switch {
-	case d == 0:
-		return "0 days"
 	case d == 24*time.Hour:
 		return "1 day"
 	case d%(24*time.Hour) == 0:

@@ -8,6 +8,7 @@ import (
 	"unicode"
 
 	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/retention"
 )
 
 // Retention floors and the defaults of retention_sweep.
@@ -350,4 +351,48 @@ func (f *File) checkRetentionNames(purposes []string, cats *privguard.Taxonomy) 
 		}
 	}
 	return msgs
+}
+
+// RetentionRules returns the data rules of retention (not the records rules) for the
+// planner, each with its name (RetentionName). Call it on a file Parse and Taxonomy
+// accepted.
+func (f *File) RetentionRules() []retention.Rule {
+	var out []retention.Rule
+	for i, r := range f.Retention {
+		if r.Records != "" {
+			continue
+		}
+		rule := retention.Rule{Name: f.RetentionName(i), From: retention.From(r.From), Then: retention.Then(r.Then), Ground: r.Ground}
+		for _, c := range r.Categories {
+			rule.Categories = append(rule.Categories, privguard.DataCategory(c))
+		}
+		for _, p := range r.Purposes {
+			rule.Purposes = append(rule.Purposes, privguard.Purpose(p))
+		}
+		if r.Period != nil {
+			rule.Period = r.Period.Duration
+		}
+		if r.Keep != nil {
+			rule.Keep = r.Keep.Duration
+		}
+		out = append(out, rule)
+	}
+	return out
+}
+
+// RetentionKeys returns a redis store's key templates for the planner: its dated keys,
+// then its plain keys and set members (not dated: the planner reports them skipped).
+func (s Store) RetentionKeys() []retention.KeySpec {
+	var out []retention.KeySpec
+	for _, k := range s.DatedKeys {
+		spec := retention.KeySpec{Template: k.Key, DatedBy: k.DatedBy}
+		for _, c := range k.Categories {
+			spec.Categories = append(spec.Categories, privguard.DataCategory(c))
+		}
+		out = append(out, spec)
+	}
+	for _, k := range slices.Concat(s.Keys, s.SetMembers) {
+		out = append(out, retention.KeySpec{Template: k})
+	}
+	return out
 }

@@ -4,6 +4,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/retention"
 )
 
 const retentionYAML = `retention:
@@ -169,5 +174,28 @@ func TestRetentionRecordsFloor(t *testing.T) {
 				t.Errorf("%s for %s: %v; want refused under the three-year floor", tc.period, kind, err)
 			}
 		}
+	}
+}
+
+func TestRetentionRules(t *testing.T) {
+	f, err := Parse([]byte(retentionYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := f.RetentionRules()
+	want := []retention.Rule{
+		{Name: "browsing-1y", Categories: []privguard.DataCategory{"user.behavior.browsing_history"}, Purposes: []privguard.Purpose{"personalize.recommendation"},
+			Period: 8760 * time.Hour, From: retention.FromCollected, Then: retention.ThenDelete},
+		{Name: "anonymise:user.contact:withdrawn:1", Categories: []privguard.DataCategory{"user.contact"}, Purposes: []privguard.Purpose{"marketing.communications.sms"},
+			Period: 720 * time.Hour, From: retention.FromWithdrawn, Then: retention.ThenAnonymise},
+		{Name: "accounting", Categories: []privguard.DataCategory{"user.financial"}, Purposes: []privguard.Purpose{"essential.service"},
+			From: retention.FromAccountClosed, Then: retention.ThenRestrict, Ground: "会计档案管理办法 Art. 14: accounting records 30 years", Keep: 262800 * time.Hour},
+	}
+	if diff := cmp.Diff(want, rules); diff != "" {
+		t.Errorf("RetentionRules (-want +got):\n%s", diff)
+	}
+	keys := f.DSAR.Stores[1].RetentionKeys()
+	if len(keys) != 2 || keys[0].Template != "profile:{subject}" || keys[0].DatedBy != "updated_at" || keys[1].Categories[0] != "user.behavior" {
+		t.Errorf("RetentionKeys = %+v", keys)
 	}
 }
