@@ -74,8 +74,8 @@ type Planner struct {
 // Plan is what one retention run does.
 type Plan struct {
 	At time.Time `json:"at"`
-	// Actions are the sweep actions per store name, in table (key template) order, a
-	// table's clears by their first column.
+	// Actions are the sweep actions per store name, sorted by table (key template), then
+	// columns, then rule.
 	Actions map[string][]dsar.SweepAction `json:"actions"`
 	// Deletions are the subjects whose every category in every store expired by
 	// subject-level rules that delete, to be deleted whole by deletion requests.
@@ -747,4 +747,32 @@ func sortPlan(p *Plan) {
 	}
 	slices.SortStableFunc(p.Kept, func(a, b Kept) int { return cmp.Compare(keptKey(a), keptKey(b)) })
 	p.Kept = slices.CompactFunc(p.Kept, func(a, b Kept) bool { return keptKey(a) == keptKey(b) })
+}
+
+// Uncovered returns the data categories the stores' tables and dated keys hold that no
+// rule covers (nil covers: Within), sorted: such data is kept indefinitely, which serve
+// warns of once per category.
+func Uncovered(rules []Rule, stores []Store, covers Covers) []privguard.DataCategory {
+	if covers == nil {
+		covers = Within
+	}
+	seen := map[privguard.DataCategory]bool{}
+	check := func(c privguard.DataCategory) {
+		if !seen[c] && !slices.ContainsFunc(rules, func(r Rule) bool { return r.covers(c, covers) }) {
+			seen[c] = true
+		}
+	}
+	for _, s := range stores {
+		for _, t := range s.Tables {
+			for _, c := range t.Columns {
+				check(c)
+			}
+		}
+		for _, k := range s.Keys {
+			for _, c := range k.Categories {
+				check(c)
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
 }

@@ -41,3 +41,12 @@ func TestDescribe(t *testing.T) {
 		t.Errorf("Describe of an uncovered category = %q; want none", got)
 	}
 }
+
+func TestUncovered(t *testing.T) {
+	rules := []Rule{collected("b", 365*day, ThenDelete, "user.behavior")}
+	stores := append(sql(orders, views), Store{Name: "cache", Kind: "redis", Keys: []KeySpec{{Template: "k:{subject}", Categories: []privguard.DataCategory{"user.contact.email"}, DatedBy: "ttl"}}})
+	want := []privguard.DataCategory{"user.contact.address", "user.contact.email", "user.content"}
+	if diff := cmp.Diff(want, Uncovered(rules, stores, nil)); diff != "" {
+		t.Errorf("Uncovered (-want +got):\n%s", diff)
+	}
+}
