@@ -233,3 +233,41 @@ func TestPlanLastActivePages(t *testing.T) {
 		t.Errorf("%d deletions, %d deferred; want 2000 and 500", len(plan.Deletions), plan.Deferred)
 	}
 }
+
+func TestPlanKeysAndDeterminism(t *testing.T) {
+	closed := map[privguard.SubjectID]time.Time{"zed": now.Add(-90 * day), "amy": now.Add(-90 * day), "kim": now.Add(-1 * day)}
+	rules := []Rule{
+		subjectRule("closed", FromAccountClosed, ThenDelete, 30*day, "user.behavior"),
+		collected("b1y", 365*day, ThenAnonymise, "user.behavior.purchase_history"),
+	}
+	stores := []Store{
+		{Name: "cache", Kind: "redis", Sweeper: sweeper{}, Keys: []KeySpec{
+			{Template: "recent:{subject}", Categories: []privguard.DataCategory{"user.behavior.browsing_history"}, DatedBy: "ttl"},
+			{Template: "cart:{subject}", Categories: []privguard.DataCategory{"user.behavior.purchase_history"}, DatedBy: "ttl"},
+			{Template: "prof:{subject}", Categories: []privguard.DataCategory{"user.behavior.purchase_history"}, DatedBy: "at"},
+		}},
+		sql(orders, views)[0],
+	}
+	p := &Planner{Rules: rules, Stores: stores, Facts: &fakeFacts{closed: closed}, Now: func() time.Time { return now }}
+	first, err := p.Plan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []dsar.SweepAction{
+		{Rule: "closed+b1y", Table: "cart:{subject}", Mode: dsar.SweepExpire, Period: 365 * day, Subjects: ids("amy", "zed")},
+		{Rule: "closed+b1y", Table: "prof:{subject}", Mode: dsar.SweepDelete, Before: now.Add(-365 * day), Subjects: ids("amy", "zed")},
+		{Rule: "closed", Table: "recent:{subject}", Mode: dsar.SweepDelete, Subjects: ids("amy", "zed")},
+	}
+	if diff := cmp.Diff(want, first.Actions["cache"]); diff != "" {
+		t.Errorf("cache actions (-want +got):\n%s", diff)
+	}
+	for range 20 {
+		again, err := p.Plan(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(first, again); diff != "" {
+			t.Fatalf("a second Plan differs (-first +again):\n%s", diff)
+		}
+	}
+}
