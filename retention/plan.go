@@ -184,8 +184,13 @@ func (p *Planner) Plan(ctx context.Context) (Plan, error) {
 	}
 	g.expired = make([]subjects, len(p.Rules))
 	g.restrict = make([]subjects, len(p.Rules))
+	held := Uncovered(nil, p.Stores, g.covers) // every category held (no rule covers any)
 	for i, r := range p.Rules {
 		if !r.subjectLevel() {
+			continue
+		}
+		if r.Then != ThenRestrict && !slices.ContainsFunc(held, func(c privguard.DataCategory) bool { return r.covers(c, g.covers) }) {
+			g.expired[i] = subjects{} // covers nothing the stores hold: nothing to read
 			continue
 		}
 		started, err := g.started(ctx, r)
@@ -430,13 +435,14 @@ func (g *planning) subjectsOf(c condition) []privguard.SubjectID {
 	if len(c.subject) == 0 {
 		return nil
 	}
+	smallest := slices.MinFunc(c.subject, func(a, b int) int { return cmp.Compare(len(g.expired[a]), len(g.expired[b])) })
 	var out []privguard.SubjectID
-	for s := range g.expired[c.subject[0]] {
+	for s := range g.expired[smallest] {
 		if _, gone := g.gone[s]; gone {
 			continue
 		}
 		in := true
-		for _, i := range c.subject[1:] {
+		for _, i := range c.subject {
 			if _, ok := g.expired[i][s]; !ok {
 				in = false
 				break

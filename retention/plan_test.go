@@ -216,7 +216,11 @@ func TestPlanRefusesBadRules(t *testing.T) {
 	}
 	f := &fakeFacts{err: errors.New("ledger down")}
 	r := Rule{Name: "f", Categories: []privguard.DataCategory{"user.contact"}, From: FromAccountClosed, Then: ThenDelete}
-	if _, err := (&Planner{Rules: []Rule{r}, Facts: f}).Plan(context.Background()); err == nil {
+	if _, err := (&Planner{Rules: []Rule{r}, Stores: sql(orders), Facts: f}).Plan(context.Background()); err == nil {
 		t.Error("Plan succeeded with a failing Facts")
+	}
+	// A rule that covers nothing the stores hold reads no facts.
+	if _, err := (&Planner{Rules: []Rule{r}, Stores: sql(views), Facts: f}).Plan(context.Background()); err != nil {
+		t.Errorf("Plan with a rule covering nothing held: %v", err)
 	}
 }
