@@ -100,6 +100,11 @@ type File struct {
 	Callers []Caller `yaml:"callers" validate:"dive"`
 	// Incidents configures the incident register's clocks (incidents.go).
 	Incidents Incidents `yaml:"incidents"`
+	// Retention are the retention rules: how long data of which categories is kept for
+	// which purposes, and what happens after (retention.go).
+	Retention []RetentionRule `yaml:"retention"`
+	// RetentionSweep schedules and paces the sweep that carries the rules out.
+	RetentionSweep RetentionSweep `yaml:"retention_sweep"`
 }
 
 // Caller is an entrusted processor calling through the sidecar.
@@ -220,6 +225,9 @@ type Store struct {
 	Tables     []StoreTable `yaml:"tables" validate:"dive"`
 	Keys       []string     `yaml:"keys" validate:"dive,required,contains={subject}"`
 	SetMembers []string     `yaml:"set_members" validate:"dive,required"`
+	// DatedKeys are a redis store's keys with data categories and a date, which retention
+	// rules sweep; requests erase them as they do Keys.
+	DatedKeys []DatedKey `yaml:"dated_keys" validate:"dive"`
 	// Webhook is the endpoint of a webhook store (a SaaS tool holding subjects' data).
 	Webhook *Webhook `yaml:"webhook" validate:"required_if=Type webhook"`
 }
@@ -230,6 +238,12 @@ type StoreTable struct {
 	SubjectColumn string            `yaml:"subject_column" validate:"required,max=64"`
 	Columns       map[string]string `yaml:"columns" validate:"dive,keys,max=64,endkeys,required,max=100"`
 	Erase         string            `yaml:"erase" validate:"required,oneof=delete mask null"`
+	// DatedBy is the column dating each row (when it was collected), which rules from
+	// collected sweep by. Unset: the rows are not dated, and such rules leave them.
+	DatedBy string `yaml:"dated_by" validate:"max=64"`
+	// LastActiveBy is the column marking the subject's last activity, which rules from
+	// last_active read.
+	LastActiveBy string `yaml:"last_active_by" validate:"max=64"`
 }
 
 // Vault configures the encryption of personal data.
@@ -439,8 +453,12 @@ func Parse(b []byte) (*File, error) {
 		}
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	if msgs := slices.Concat(f.routeProblems(), f.frequencyProblems(), f.assessmentProblems()); len(msgs) > 0 {
+	if msgs := slices.Concat(f.routeProblems(), f.frequencyProblems(), f.assessmentProblems(), f.retentionProblems()); len(msgs) > 0 {
 		return nil, problems(msgs)
+	}
+	// A records: decision_log rule sets the decision log's retention.
+	if d, ok := f.RecordsRetention("decision_log"); ok {
+		f.DecisionLog.Retention = &Duration{d}
 	}
 	if f.Data != "" && f.DataDir != "" {
 		return nil, errors.New("config: data and data_dir are two names for the data directory; set only one")
@@ -519,6 +537,7 @@ func (f *File) Taxonomy() (*privguard.Taxonomy, error) {
 	slices.Sort(names)
 	msgs = append(msgs, f.checkNames(names, cats)...)
 	msgs = append(msgs, f.checkAssessmentNames(names, cats)...)
+	msgs = append(msgs, f.checkRetentionNames(names, cats)...)
 	if len(msgs) > 0 {
 		return nil, problems(msgs)
 	}
