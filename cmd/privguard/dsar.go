@@ -45,11 +45,12 @@ func connectors(ctx context.Context, stores []config.Store, log *slog.Logger) (o
 			var c dsar.Connector
 			tables := make([]dsar.TableMap, len(s.Tables))
 			for i, t := range s.Tables {
-				tables[i] = dsar.TableMap{Table: t.Table, SubjectColumn: t.SubjectColumn, Columns: categories(t.Columns), Erase: dsar.EraseMode(t.Erase)}
+				tables[i] = dsar.TableMap{Table: t.Table, SubjectColumn: t.SubjectColumn, Columns: categories(t.Columns), Erase: dsar.EraseMode(t.Erase),
+					DatedBy: t.DatedBy, LastActiveBy: t.LastActiveBy}
 			}
 			var check func(context.Context) error
 			if s.Type == "postgres" {
-				pc, err := postgres.New(ctx, postgres.Config{Name: s.Name, DSN: s.DSN, Tables: tables})
+				pc, err := postgres.New(ctx, postgres.Config{Name: s.Name, DSN: s.DSN, Tables: tables, Logger: log})
 				if err != nil {
 					close()
 					return nil, nil, err
@@ -85,7 +86,11 @@ func connectors(ctx context.Context, stores []config.Store, log *slog.Logger) (o
 			}
 			out = append(out, wc)
 		case "redis":
-			rc, err := redis.New(redis.Config{Name: s.Name, Addr: s.Addr, Keys: s.Keys, SetMembers: s.SetMembers})
+			dated := make([]redis.DatedKey, len(s.DatedKeys))
+			for i, k := range s.DatedKeys {
+				dated[i] = redis.DatedKey{Key: k.Key, Categories: dataCategories(k.Categories), DatedBy: k.DatedBy}
+			}
+			rc, err := redis.New(redis.Config{Name: s.Name, Addr: s.Addr, Keys: s.Keys, SetMembers: s.SetMembers, DatedKeys: dated})
 			if err != nil {
 				close()
 				return nil, nil, err
@@ -292,4 +297,12 @@ func discloser(cfg config.DSAR, tax *privguard.Taxonomy, ledger *consent.Ledger)
 		}
 		return d, nil
 	}
+}
+
+func dataCategories(names []string) []privguard.DataCategory {
+	out := make([]privguard.DataCategory, len(names))
+	for i, n := range names {
+		out[i] = privguard.DataCategory(n)
+	}
+	return out
 }
