@@ -39,6 +39,15 @@ type Request struct {
 	Written    bool
 	Actor      string
 	ActorType  ActorType
+	// ExpiresAt, on a restrict record with Categories, is when the scoped restriction ends
+	// (zero: when lifted). (JSON names keep the fingerprint of requests without them.)
+	ExpiresAt time.Time `json:"ExpiresAt,omitzero"`
+	// EffectiveAt, on close_account or end_service, is when the account closed or the
+	// service ended, if earlier (zero: now); it must not be in the future.
+	EffectiveAt time.Time `json:"EffectiveAt,omitzero"`
+	// Ground, on a restrict record, is the legal ground of the restriction (at most
+	// MaxGround bytes).
+	Ground string `json:"Ground,omitempty"`
 	// IdempotencyKey, if set, makes the write idempotent: a retry with the same key and
 	// the same request returns the first record; with a different request, a conflict.
 	IdempotencyKey string
@@ -143,6 +152,9 @@ func (l *Ledger) checkRequest(req *Request) error {
 			return invalid(fmt.Sprintf("categories[%d]", i), CodeInvalid, "not a data category name")
 		}
 	}
+	if err := checkSubjectFact(req); err != nil {
+		return err
+	}
 	if !req.Action.perPurpose() {
 		if req.Purpose != "" {
 			return invalid("purpose", CodeInvalid, "a %s record applies to the subject, not to a purpose", req.Action)
@@ -178,6 +190,31 @@ func (l *Ledger) checkRequest(req *Request) error {
 		return nil
 	}
 	return checkGrant(req, info)
+}
+
+// MaxGround is the longest Record.Ground, in bytes.
+const MaxGround = 500
+
+// checkSubjectFact validates the fields only some subject-level records carry: a scoped
+// restriction's expiry and ground, a closure's time and actor.
+func checkSubjectFact(req *Request) error {
+	if !req.ExpiresAt.IsZero() && (req.Action != ActionRestrict || len(req.Categories) == 0) {
+		return invalid("expires_at", CodeInvalid, "only a restriction of categories has an expiry")
+	}
+	if req.Ground != "" && req.Action != ActionRestrict {
+		return invalid("ground", CodeInvalid, "only a restriction names a ground")
+	}
+	if len(req.Ground) > MaxGround {
+		return invalid("ground", CodeInvalid, "at most %d bytes", MaxGround)
+	}
+	closure := req.Action == ActionCloseAccount || req.Action == ActionEndService
+	if !req.EffectiveAt.IsZero() && !closure {
+		return invalid("effective_at", CodeInvalid, "only a closure of the account or end of the service has an effective time")
+	}
+	if closure && req.ActorType == ActorGuardian {
+		return invalid("actor_type", CodeInvalid, "a %s record is the subject's, an operator's or the system's", req.Action)
+	}
+	return nil
 }
 
 // checkGrant validates the proof a grant needs (CON-02, CON-12, SEN-01, MKT-11).
@@ -269,10 +306,25 @@ func (l *Ledger) build(req *Request, st subjectState, now time.Time) (Record, er
 		Categories:    req.Categories,
 		Written:       req.Written,
 		Time:          now,
+		Ground:        req.Ground,
 		Actor:         req.Actor,
 		ActorType:     req.ActorType,
 	}
 	if req.Action != ActionGrant {
+		if !req.ExpiresAt.IsZero() {
+			if !req.ExpiresAt.After(now) {
+				return Record{}, invalid("expires_at", CodeInvalid, "must be in the future")
+			}
+			r.ExpiresAt = req.ExpiresAt.UTC()
+		}
+		if !req.EffectiveAt.IsZero() {
+			if req.EffectiveAt.After(now) {
+				return Record{}, invalid("effective_at", CodeInvalid, "must not be in the future")
+			}
+			if req.EffectiveAt.Before(now) {
+				r.EffectiveAt = req.EffectiveAt.UTC()
+			}
+		}
 		if req.Notice != nil && req.Notice.ID != "" {
 			ref := *req.Notice
 			if ls := l.notices.version(ref.ID, ref.Version); ls != nil {

@@ -24,7 +24,8 @@ import (
 //	  string separate_scope = 16;  Recipient recipient = 17;  Guardian guardian = 18;
 //	  string age_band = 19;  Evidence evidence = 20;  repeated string categories = 21;
 //	  bool written = 22;  int64 time_unix_nano = 23;  int64 expires_unix_nano = 24;
-//	  string actor = 25;  string actor_type = 26;  bytes prev_hash = 27;
+//	  string actor = 25;  string actor_type = 26;  bytes prev_hash = 27;  string ground = 28;
+//	  int64 effective_unix_nano = 29;
 //	}
 //	message Recipient { string name = 1; string contact = 2; string purpose = 3; string method = 4; repeated string categories = 5; }
 //	message Guardian { string reference = 1; string relationship = 2; string verification_method = 3; int64 verified_unix_nano = 4; }
@@ -36,8 +37,8 @@ import (
 
 // Field-number masks for eachField.
 const (
-	recordFields    = (uint64(1)<<28 - 1) &^ 1 // fields 1..27
-	recordVarints   = 1<<1 | 1<<3 | 1<<10 | 1<<15 | 1<<22 | 1<<23 | 1<<24
+	recordFields    = (uint64(1)<<30 - 1) &^ 1 // fields 1..29
+	recordVarints   = 1<<1 | 1<<3 | 1<<10 | 1<<15 | 1<<22 | 1<<23 | 1<<24 | 1<<29
 	recipientFields = 0b111110      // 1..5
 	guardianFields  = 0b11110       // 1..4
 	evidenceFields  = 0b11111111110 // 1..10
@@ -112,6 +113,9 @@ func encodeRecord(b []byte, r *Record) []byte {
 	b = appendString(b, 25, r.Actor)
 	b = appendString(b, 26, string(r.ActorType))
 	b = appendBytes(b, 27, r.PrevHash[:])
+	// Written only when set, so that records without them encode (and hash) as before.
+	b = appendString(b, 28, r.Ground)
+	b = appendTime(b, 29, r.EffectiveAt)
 	return b
 }
 
@@ -239,6 +243,10 @@ func decodeRecord(b []byte) (Record, error) {
 				return fmt.Errorf("prev hash of %d bytes: %w", len(v), errCorrupt)
 			}
 			copy(r.PrevHash[:], v)
+		case 28:
+			r.Ground = string(v)
+		case 29:
+			r.EffectiveAt = timeFromWire(x)
 		}
 		return nil
 	})

@@ -116,7 +116,7 @@ func (l *Ledger) FactsBatch(ctx context.Context, in privguard.Input, subjects []
 		default:
 			s = l.evaluate(st, pidx, rcp, now)
 		}
-		l.fillFacts(ctx, &one, s)
+		l.fillFacts(ctx, &one, s, st.facts(), now)
 		fn(i, one.Consent, one.Facts)
 	})
 }
@@ -375,22 +375,31 @@ const SensitivePurpose privguard.Purpose = "sensitive.processing"
 // in.Purpose (for in.Recipient, if set), in the policy's terms. It is Check shaped for the
 // policy engine and the middleware; like Check it is a lookup in memory.
 func (l *Ledger) Facts(ctx context.Context, in *privguard.Input) error {
-	var st Status
-	var err error
-	if in.Recipient != "" {
-		st, err = l.CheckRecipient(ctx, in.Subject, in.Purpose, in.Recipient)
-	} else {
-		st, err = l.Check(ctx, in.Subject, in.Purpose)
+	pidx, ok := l.purposeIdx[in.Purpose]
+	if !ok {
+		l.fillFacts(ctx, in, Status{Reason: privguard.ReasonPurposeUnknown}, nil, 0)
+		return nil
 	}
-	if err != nil {
+	now := l.nowNano()
+	if err := l.current(now); err != nil {
 		return err
 	}
-	l.fillFacts(ctx, in, st)
+	var rcp uint32
+	if in.Recipient != "" {
+		if rcp = l.interns.lookupRecipient(in.Recipient); rcp == 0 {
+			l.fillFacts(ctx, in, Status{Reason: privguard.ReasonSeparateConsentRequired}, nil, 0)
+			return nil
+		}
+	}
+	st, _ := l.state.get(in.Subject)
+	l.fillFacts(ctx, in, l.evaluate(&st, pidx, rcp, now), st.facts(), now)
 	return nil
 }
 
-// fillFacts sets in.Consent and in.Facts from the status of in.Subject and in.Purpose.
-func (l *Ledger) fillFacts(ctx context.Context, in *privguard.Input, st Status) {
+// fillFacts sets in.Consent and in.Facts from the status of in.Subject and in.Purpose and
+// the subject's facts f (nil: none) at now: in.Facts.Restricted also when an in-force
+// scoped restriction covers one of in.Categories (PUR-07).
+func (l *Ledger) fillFacts(ctx context.Context, in *privguard.Input, st Status, f *facts, now int64) {
 	// The policy weighs the subject-level facts itself: the consent facts are the consent
 	// alone, and a fact counts only if it was recorded after the deciding record.
 	in.Consent = privguard.ConsentFacts{State: st.State.String(), Allowed: st.ConsentValid, Reason: st.ConsentReason, Guardian: st.Guardian}
@@ -410,7 +419,11 @@ func (l *Ledger) fillFacts(ctx context.Context, in *privguard.Input, st Status) 
 	if in.Regime == privguard.RegimeGDPR {
 		minor = st.Facts.MinorGDPR
 	}
-	in.Facts = privguard.SubjectFacts{Restricted: st.Facts.Restricted, ObjectedToDM: st.ObjectionApplies,
+	restricted := st.Facts.Restricted
+	if !restricted && f != nil && f.more != nil && len(in.Categories) > 0 {
+		restricted = f.more.restricts(in.Categories, now)
+	}
+	in.Facts = privguard.SubjectFacts{Restricted: restricted, ObjectedToDM: st.ObjectionApplies,
 		PersonalisationOff: st.PersonalisationOffApplies, GPCOptOut: st.GPCApplies, AgeBand: string(st.Facts.AgeBand),
 		Minor: minor, Contacts: in.Facts.Contacts}
 }

@@ -31,6 +31,11 @@ const (
 	ActionPersonalisationOn  Action = "personalisation_on"  // turns personalisation back on
 	ActionGPCOptOut          Action = "gpc_opt_out"         // Global Privacy Control: opt-out of sale/sharing
 	ActionDeclareAge         Action = "declare_age"         // records the subject's age band
+	// ActionCloseAccount and ActionEndService record that the subject's account was closed
+	// or the service to the subject ended: the time retention rules "from: account_closed"
+	// run from (the first such record's; Record.EffectiveAt if it names an earlier time).
+	ActionCloseAccount Action = "close_account"
+	ActionEndService   Action = "end_service"
 	// ActionErase records that the subject's personal data was erased: every purpose is
 	// withdrawn and every fact cleared, except the suppression of direct marketing
 	// (objection) and the GPC opt-out, which survive so that an unsubscribe still holds.
@@ -59,7 +64,8 @@ func (a Action) ControllerFact() bool {
 func (a Action) Valid() bool {
 	switch a {
 	case ActionGrant, ActionWithdraw, ActionRefuse, ActionExpire, ActionRestrict, ActionLiftRestriction,
-		ActionObject, ActionPersonalisationOff, ActionPersonalisationOn, ActionGPCOptOut, ActionDeclareAge, ActionErase:
+		ActionObject, ActionPersonalisationOff, ActionPersonalisationOn, ActionGPCOptOut, ActionDeclareAge, ActionErase,
+		ActionCloseAccount, ActionEndService:
 		return true
 	}
 	return false
@@ -277,12 +283,20 @@ type Record struct {
 	Guardian      *Guardian               `json:"guardian,omitempty"`
 	AgeBand       AgeBand                 `json:"age_band,omitempty"`
 	Evidence      Evidence                `json:"evidence"`
-	// Categories are the personal-data categories the consent covers.
+	// Categories are the personal-data categories the consent covers. On a restrict record
+	// they scope the restriction (storage and security only for those categories and their
+	// descendants); on a lift_restriction record they name the categories lifted.
 	Categories []privguard.DataCategory `json:"categories,omitempty"`
 	// Written marks consent given in writing where a law requires it.
-	Written   bool      `json:"written,omitempty"`
-	Time      time.Time `json:"time"`
+	Written bool      `json:"written,omitempty"`
+	Time    time.Time `json:"time"`
+	// ExpiresAt is when a grant's consent, or a scoped restriction, ends (zero: never).
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// EffectiveAt, on a close_account or end_service record, is when the account closed or
+	// the service ended, if earlier than Time (zero: at Time).
+	EffectiveAt time.Time `json:"effective_at,omitzero"`
+	// Ground is the legal ground a restriction rests on (a retention rule's, for example).
+	Ground    string    `json:"ground,omitempty"`
 	Actor     string    `json:"actor,omitempty"`
 	ActorType ActorType `json:"actor_type,omitempty"`
 	PrevHash  [32]byte  `json:"-"`

@@ -28,6 +28,7 @@ func (l *Ledger) replayRecord(seq uint64, body []byte, owner ownerFunc, live boo
 		purpose, notice []byte
 		recipient       []byte
 		haveRecipient   bool
+		categories      [][]byte
 		recordSeq       uint64
 		noticeVer       uint32
 	)
@@ -59,12 +60,16 @@ func (l *Ledger) replayRecord(seq uint64, body []byte, owner ownerFunc, live boo
 			c.guardian = true
 		case 19:
 			c.ageBand = ageBandOf(v)
+		case 21:
+			categories = append(categories, v)
 		case 23:
 			c.time = int64(x)
 		case 24:
 			c.expires = int64(x)
 		case 27:
 			copy(prev[:], v)
+		case 29:
+			c.effective = int64(x)
 		}
 		return nil
 	})
@@ -84,6 +89,11 @@ func (l *Ledger) replayRecord(seq uint64, body []byte, owner ownerFunc, live boo
 			return prev, nil // a purpose no longer configured: kept in the ledger, not in the state
 		}
 		c.purpose = int32(idx)
+	}
+	if c.action == ActionRestrict || c.action == ActionLiftRestriction {
+		for _, v := range categories {
+			c.categories = append(c.categories, privguard.DataCategory(v))
+		}
 	}
 	if haveRecipient {
 		c.recipient = l.interns.internBytes(l.interns.recipients, recipient)
@@ -189,6 +199,10 @@ func actionOf(v []byte) Action {
 		return ActionDeclareAge
 	case "erase":
 		return ActionErase
+	case "close_account":
+		return ActionCloseAccount
+	case "end_service":
+		return ActionEndService
 	}
 	return ""
 }

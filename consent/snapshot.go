@@ -34,7 +34,12 @@ import (
 //	           exact n u32, then each (id, state)
 //	HMAC-SHA256 of all the above [32]
 
-const snapshotMagic = "privguard consent snapshot 1\n"
+// snapshotMagic is the version written; snapshotMagicV1 is also read (its facts have no
+// closure or scoped restriction).
+const (
+	snapshotMagic   = "privguard consent snapshot 2\n"
+	snapshotMagicV1 = "privguard consent snapshot 1\n"
+)
 
 // DefaultSnapshotInterval is how often the writer snapshots the state when records were
 // added since the last snapshot (see Config.SnapshotInterval).
@@ -148,6 +153,22 @@ func (w *snapWriter) state(st *subjectState) {
 	w.u64(f.gpcSeq)
 	w.u64(f.persOffSeq)
 	w.str(string(f.ageBand))
+	m := f.more
+	if m == nil {
+		w.u8(0)
+		return
+	}
+	w.u8(1)
+	w.u64(uint64(m.closedAt))
+	w.u32(uint32(len(m.scoped)))
+	for _, r := range m.scoped {
+		w.u64(r.seq)
+		w.u64(uint64(r.expires))
+		w.u32(uint32(len(r.categories)))
+		for _, c := range r.categories {
+			w.str(string(c))
+		}
+	}
 }
 
 // elemBytes is the memory of a table's elements.
@@ -224,6 +245,7 @@ type snapReader struct {
 	br   *bufio.Reader
 	mac  hash.Hash
 	left int64 // bytes not yet read, trailer included
+	v1   bool  // a version 1 snapshot
 	buf  [32]byte
 	err  error
 }
@@ -305,6 +327,21 @@ func (r *snapReader) state(purposes int) subjectState {
 	var f *facts
 	if r.u8() == 1 {
 		f = &facts{restricted: r.u8() == 1, objectionSeq: r.u64(), gpcSeq: r.u64(), persOffSeq: r.u64(), ageBand: AgeBand(r.str())}
+		if !r.v1 && r.u8() == 1 {
+			m := &factsMore{closedAt: int64(r.u64())}
+			if n := r.count(20); n > 0 {
+				m.scoped = make([]scopedRestriction, n)
+				for i := range m.scoped {
+					sc := &m.scoped[i]
+					sc.seq, sc.expires = r.u64(), int64(r.u64())
+					sc.categories = make([]privguard.DataCategory, r.count(4))
+					for k := range sc.categories {
+						sc.categories[k] = privguard.DataCategory(r.str())
+					}
+				}
+			}
+			f.more = m
+		}
 	}
 	st.setExt(more, f)
 	return st
@@ -325,9 +362,10 @@ func (l *Ledger) readSnapshot(src io.Reader, size int64, config [32]byte) (*load
 	r := &snapReader{br: bufio.NewReaderSize(src, 1<<20), mac: hmac.New(sha256.New, macKey), left: size}
 	magic := make([]byte, len(snapshotMagic))
 	r.read(magic)
-	if r.err != nil || string(magic) != snapshotMagic {
+	if r.err != nil || (string(magic) != snapshotMagic && string(magic) != snapshotMagicV1) {
 		return nil, fmt.Errorf("not a snapshot of this version: %w", errSnapshot)
 	}
+	r.v1 = string(magic) == snapshotMagicV1
 	var bom [4]byte
 	r.read(bom[:])
 	if string(bom[:]) != string(byteOrderMark()) || r.u32() != uint32(unsafe.Sizeof(elem{})) || r.u32() != shardCount {

@@ -1,6 +1,7 @@
 package consent
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"strings"
@@ -214,6 +215,60 @@ type facts struct {
 	gpcSeq       uint64
 	persOffSeq   uint64
 	ageBand      AgeBand
+	more         *factsMore // nil: no closure and no scoped restriction (most subjects)
+}
+
+// factsMore holds the facts few subjects have. Like facts it is never modified once
+// published.
+type factsMore struct {
+	closedAt int64 // Unix nanoseconds of the first close_account or end_service; 0: none
+	scoped   []scopedRestriction
+}
+
+// scopedRestriction is a restrict record with categories, as far as it is not lifted.
+type scopedRestriction struct {
+	seq        uint64
+	expires    int64 // Unix nanoseconds; 0: until lifted
+	categories []privguard.DataCategory
+}
+
+func (r *scopedRestriction) inForce(now int64) bool { return r.expires == 0 || now < r.expires }
+
+// restricts reports whether an in-force scoped restriction covers one of cats: a category
+// equal to, within or containing a restricted one (a use of "user.behavior" includes
+// "user.behavior.browsing_history").
+func (m *factsMore) restricts(cats []privguard.DataCategory, now int64) bool {
+	for i := range m.scoped {
+		r := &m.scoped[i]
+		if !r.inForce(now) {
+			continue
+		}
+		for _, c := range cats {
+			for _, rc := range r.categories {
+				if c.Within(rc) || rc.Within(c) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// withMore returns f with more replaced (nil when it holds nothing).
+func (f facts) withMore(m factsMore) facts {
+	if m.closedAt == 0 && len(m.scoped) == 0 {
+		f.more = nil
+	} else {
+		f.more = &m
+	}
+	return f
+}
+
+func (f *facts) moreOrZero() factsMore {
+	if f.more != nil {
+		return *f.more
+	}
+	return factsMore{}
 }
 
 // Facts are a subject's subject-level facts, as the policy sees them.
@@ -384,6 +439,9 @@ type change struct {
 	guardian   bool
 	ageBand    AgeBand
 	superseded bool // the grant cites a notice version a material change superseded
+	// categories of a restrict or lift_restriction record (nil for the others).
+	categories []privguard.DataCategory
+	effective  int64 // EffectiveAt of a closure, Unix nanoseconds; 0: at time
 }
 
 // changeOf returns the change of r, or ok=false if r names a purpose that is no longer
@@ -404,6 +462,12 @@ func (l *Ledger) changeOf(r *Record) (c change, ok bool) {
 	if r.Recipient != nil {
 		c.recipient = l.interns.recipient(r.Recipient.Name)
 	}
+	if r.Action == ActionRestrict || r.Action == ActionLiftRestriction {
+		c.categories = r.Categories
+	}
+	if !r.EffectiveAt.IsZero() {
+		c.effective = r.EffectiveAt.UnixNano()
+	}
 	if r.Notice != nil && r.Action == ActionGrant {
 		c.notice = l.interns.noticeVersion(r.Notice.ID, r.Notice.Version)
 		c.superseded = l.notices.superseded(r.Notice.ID, r.Notice.Version, r.Purpose)
@@ -421,9 +485,35 @@ func (l *Ledger) apply(st subjectState, c *change) subjectState {
 		}
 		switch c.action {
 		case ActionRestrict:
-			f.restricted = true
+			if len(c.categories) == 0 {
+				f.restricted = true
+				break
+			}
+			m := f.moreOrZero()
+			scoped := make([]scopedRestriction, 0, len(m.scoped)+1)
+			for _, r := range m.scoped {
+				if r.inForce(c.time) { // ended ones are dropped on the way
+					scoped = append(scoped, r)
+				}
+			}
+			m.scoped = append(scoped, scopedRestriction{seq: c.seq, expires: c.expires, categories: slices.Clone(c.categories)})
+			f = f.withMore(m)
 		case ActionLiftRestriction:
-			f.restricted = false
+			if len(c.categories) == 0 {
+				f.restricted = false // the subject's restriction; scoped ones are lifted by category
+				break
+			}
+			if f.more == nil {
+				break
+			}
+			m := *f.more
+			m.scoped = liftCategories(m.scoped, c.categories, c.time)
+			f = f.withMore(m)
+		case ActionCloseAccount, ActionEndService:
+			if m := f.moreOrZero(); m.closedAt == 0 {
+				m.closedAt = cmp.Or(c.effective, c.time)
+				f = f.withMore(m)
+			}
 		case ActionObject:
 			f.objectionSeq = c.seq
 		case ActionGPCOptOut:
@@ -433,7 +523,9 @@ func (l *Ledger) apply(st subjectState, c *change) subjectState {
 		case ActionPersonalisationOn:
 			f.persOffSeq = 0
 		case ActionErase:
-			f = facts{objectionSeq: f.objectionSeq, gpcSeq: f.gpcSeq}
+			// The closure stays: it is what retention runs from. Scoped restrictions end
+			// with the data they restricted.
+			f = facts{objectionSeq: f.objectionSeq, gpcSeq: f.gpcSeq}.withMore(factsMore{closedAt: f.moreOrZero().closedAt})
 			entries := slices.Clone(st.list())
 			for i := range entries {
 				// The deciding seq stays, so an objection made before the erasure still
@@ -511,6 +603,25 @@ func (l *Ledger) apply(st subjectState, c *change) subjectState {
 	}
 	st.setList(entries)
 	return st
+}
+
+// liftCategories returns the in-force restrictions of scoped (at now) without the categories
+// within one of lifted; a restriction left with no category ends.
+func liftCategories(scoped []scopedRestriction, lifted []privguard.DataCategory, now int64) []scopedRestriction {
+	var out []scopedRestriction
+	for _, r := range scoped {
+		if !r.inForce(now) {
+			continue
+		}
+		keep := slices.DeleteFunc(slices.Clone(r.categories), func(c privguard.DataCategory) bool {
+			return slices.ContainsFunc(lifted, c.Within)
+		})
+		if len(keep) > 0 {
+			r.categories = keep
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // evaluate decides purpose pidx (for recipient rcp) on st at time now (Unix nanoseconds).

@@ -218,6 +218,7 @@ func (s *Server) routes() {
 	authed("GET /v1/consents/{id}/receipt", s.getReceipt)
 	authed("GET /v1/subjects/{subject}/consents", s.getSubjectConsents)
 	authed("GET /v1/subjects/{subject}/consents/history", s.getSubjectHistory)
+	s.accountRoute()
 	if s.vault != nil {
 		authed("POST /v1/vault/seal", s.vaultSeal)
 		authed("POST /v1/vault/open", s.vaultOpen)
