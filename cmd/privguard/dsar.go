@@ -43,11 +43,7 @@ func connectors(ctx context.Context, stores []config.Store, log *slog.Logger) (o
 		switch s.Type {
 		case "postgres", "mysql":
 			var c dsar.Connector
-			tables := make([]dsar.TableMap, len(s.Tables))
-			for i, t := range s.Tables {
-				tables[i] = dsar.TableMap{Table: t.Table, SubjectColumn: t.SubjectColumn, Columns: categories(t.Columns), Erase: dsar.EraseMode(t.Erase),
-					DatedBy: t.DatedBy, LastActiveBy: t.LastActiveBy}
-			}
+			tables := tableMaps(s)
 			var check func(context.Context) error
 			if s.Type == "postgres" {
 				pc, err := postgres.New(ctx, postgres.Config{Name: s.Name, DSN: s.DSN, Tables: tables, Logger: log})
@@ -175,6 +171,7 @@ func newDSAR(cfg *config.File, store requestStore, conns []dsar.Connector, ledge
 	}
 	return dsar.New(dsar.Config{Store: store, Replica: cfg.Replica, LeaseTTL: leaseTTL, LeaseBatch: cfg.DSAR.LeaseBatch, Connectors: conns, Deadlines: dl, Logger: log, Recourse: recourse,
 		Sealer: vlt, Notifier: notifier, Recipients: notify, DefaultRegime: privguard.Regime(cfg.Regime), ResultTTL: ttl, Disclose: discloser(cfg.DSAR, tax, ledger),
+		SweepBatch: cfg.RetentionSweep.BatchRows(), SweepPause: cfg.RetentionSweep.PauseFor(),
 		OnErased: func(ctx context.Context, s privguard.SubjectID) error {
 			if err := vlt.Shred(ctx, s); err != nil {
 				return err
@@ -305,4 +302,14 @@ func dataCategories(names []string) []privguard.DataCategory {
 		out[i] = privguard.DataCategory(n)
 	}
 	return out
+}
+
+// tableMaps is a SQL store's data map.
+func tableMaps(s config.Store) []dsar.TableMap {
+	tables := make([]dsar.TableMap, len(s.Tables))
+	for i, t := range s.Tables {
+		tables[i] = dsar.TableMap{Table: t.Table, SubjectColumn: t.SubjectColumn, Columns: categories(t.Columns), Erase: dsar.EraseMode(t.Erase),
+			DatedBy: t.DatedBy, LastActiveBy: t.LastActiveBy}
+	}
+	return tables
 }

@@ -61,6 +61,12 @@ reporting measures): every personal-information security incident, notified or n
 its clocks from aware_at. list and show read the store (the data file read-only, or
 store.postgres); record and event go through a running serve's admin API, so that the
 admin trail names who acted.`, true
+	case "retention":
+		return `Retention (PIPL Arts. 19, 47; GDPR Art. 5(1)(e)): data whose period under the
+configuration's retention rules ended is deleted, anonymised or moved to storage and
+security only, without anyone asking. serve runs the sweep every retention_sweep.every
+(default 24h); these commands start one now or show one, through a running serve's admin
+API (--admin, --token-file and --data as for dsar; the dpo role starts runs).`, true
 	case "dsar":
 		return `Data-subject requests through a running 'privguard serve' (its admin API). Every
 subcommand takes --admin URL (default http://127.0.0.1:8081) and the admin token from
@@ -298,6 +304,23 @@ overwritten). It can be downloaded once: the server then destroys its copy.`,
 			about:   `Saves the register of every request, on time or not, as CSV (mode 0600). It holds no subject ids.`,
 			example: `privguard dsar register --out register.csv`,
 			flags:   func(fs *flag.FlagSet) { newDsarFlags(fs, "register") }},
+		{name: "retention run", summary: "sweep the data whose retention ended now (or count it with --dry-run)",
+			usage: "retention run [--dry-run] [--wait DURATION]",
+			about: `Plans a retention run from the rules, the data map and the ledger's facts, and starts
+it: every store's part runs as a durable task (a batch of rows a statement, retried when a
+store fails, resumed after a restart). Prints one line per action: the store, the rule,
+the table or key, the mode, what it is limited to (a cut-off date, the subjects whose
+account closed, whose consent lapsed or who were inactive) and the rows changed; then the
+full deletions it submitted, the restrictions it recorded, and what it skipped or kept and
+why (which rule still needs the data). --dry-run counts what each action would change and
+changes nothing. Exit status 1 if a store failed.`,
+			example: `privguard retention run --dry-run`,
+			flags:   func(fs *flag.FlagSet) { newRetentionFlags(fs, "run") }},
+		{name: "retention show", summary: "the report of a retention run as it stands",
+			usage:   "retention show RUN",
+			about:   `Prints the report of the run RUN (its id, as retention run printed it): what each action changed so far, and what failed.`,
+			example: `privguard retention show 0193c2d4-5e6f-7a8b-9c0d-1e2f3a4b5c6d`,
+			flags:   func(fs *flag.FlagSet) { newRetentionFlags(fs, "show") }},
 		{name: "callers list", summary: "list the sidecar's callers, their state and deletion confirmation",
 			usage:   "callers list",
 			about:   `Prints NAME<TAB>STATE<TAB>DELETION per caller: active or terminated, and for a terminated one awaiting_confirmation or confirmed.`,

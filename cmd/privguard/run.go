@@ -21,7 +21,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch group := args[0]; group {
 	case "serve":
 		return serve(ctx, args[1:], getenv, stdout, stderr)
-	case "consent", "policy", "keys", "dsar", "pia", "audit", "decisions", "callers", "incident":
+	case "consent", "policy", "keys", "dsar", "pia", "audit", "decisions", "callers", "incident", "retention":
 		if len(args) < 2 {
 			writeGroup(stderr, group)
 			return 2
@@ -59,6 +59,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return callersCmd(ctx, args[1:], getenv, stdout, stderr)
 		case "incident":
 			return incidentCmd(ctx, args[1:], getenv, stdout, stderr)
+		case "retention":
+			return retentionCmd(ctx, args[1:], getenv, stdout, stderr)
 		default:
 			return dsarCmd(ctx, args[1:], getenv, stdout, stderr)
 		}

@@ -32,6 +32,7 @@ import (
 	"github.com/privguard/privguard/internal/metrics"
 	"github.com/privguard/privguard/internal/ropa"
 	"github.com/privguard/privguard/middleware"
+	"github.com/privguard/privguard/retention"
 	"github.com/privguard/privguard/vault"
 )
 
@@ -369,6 +370,15 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	dsarDone := make(chan struct{})
 	go func() { defer close(dsarDone); requests.Run(dsarCtx, dsarStepInterval) }()
 	defer func() { stopDSAR(); <-dsarDone }()
+	sweeper := newRetention(cfg, conns, requests, ledger, log)
+	for _, c := range retention.Uncovered(sweeper.planner.Rules, sweeper.planner.Stores, nil) {
+		log.Warn("no retention rule covers a category the data map holds: it is kept indefinitely (PIPL Art. 19, GDPR Art. 5(1)(e) want a period)", "category", string(c))
+	}
+	if every := cfg.RetentionSweep.Schedule(); every > 0 && len(sweeper.planner.Rules) > 0 {
+		sweepDone := make(chan struct{})
+		go func() { defer close(sweepDone); sweeper.sweepEvery(dsarCtx, every) }()
+		defer func() { stopDSAR(); <-sweepDone }()
+	}
 	tokenHint := "use the token in " + filepath.Join(cfg.Data, adminTokenFile)
 	if len(cfg.Admin.Tokens) > 0 {
 		tokenHint = "only the tokens admin.tokens lists are accepted (not one serve generated in " + filepath.Join(cfg.Data, adminTokenFile) + ")"
@@ -396,7 +406,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Disclosures: gate, Regime: privguard.Regime(cfg.Regime), Trail: adminTrail,
 		// The record of processing of the configuration this server enforces (GET /v1/ropa).
 		RecordOfProcessing: func() (*ropa.Record, error) { return ropa.Build(cfg, ropa.Options{}) },
-		Assessments:        assessments, Incidents: incidents,
+		Assessments:        assessments, Incidents: incidents, Retention: sweeper,
 		AuditPack: auditPacker(cfg, be, ledger, requests, gate, assessments, incidents)})
 	if err != nil {
 		return err
