@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/privguard/privguard/boltstore"
+	"github.com/privguard/privguard/consent"
+	"github.com/privguard/privguard/consent/consenttest"
+	"github.com/privguard/privguard/dsar"
+	"github.com/privguard/privguard/internal/config"
+)
+
+// retentionServices returns the three stores' addresses, or skips the test.
+func retentionServices(t *testing.T) (pg, my, rd string) {
+	pg, my, rd = os.Getenv("PRIVGUARD_TEST_POSTGRES_DSN"), os.Getenv("PRIVGUARD_TEST_MYSQL_DSN"), os.Getenv("PRIVGUARD_TEST_REDIS_ADDR")
+	if pg == "" || my == "" || rd == "" {
+		t.Skip("PRIVGUARD_TEST_POSTGRES_DSN, PRIVGUARD_TEST_MYSQL_DSN or PRIVGUARD_TEST_REDIS_ADDR is not set (CI sets them; see .ci/run)")
+	}
+	return pg, my, rd
+}
+
+// A time-travel test through serve's own wiring (the configuration, the connectors, the
+// engine, the planner) on the real PostgreSQL, MariaDB and Redis: with the clock before
+// any period ends nothing changes; past them exactly the expired rows are deleted
+// (PostgreSQL, Redis) or anonymised (MariaDB), the report's counts are the stores'; a
+// second run changes nothing.
+//
+// proves PUR-04
+func TestRetentionTimeTravel(t *testing.T) {
+	pgDSN, myDSN, rdAddr := retentionServices(t)
+	ctx := context.Background()
+	sfx := fmt.Sprintf("%d", time.Now().UnixNano()%1e9)
+	pvT, ordT, key := "rt_pv_"+sfx, "rt_ord_"+sfx, "rt:"+sfx+":recent:{subject}"
+	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	pg := pgTable(t, pgDSN, pvT, `CREATE TABLE `+pvT+` (customer_id text NOT NULL, url text, viewed_at timestamptz)`,
+		`CREATE INDEX ON `+pvT+` (viewed_at)`)
+	my := myTable(t, myDSN, ordT, `CREATE TABLE `+ordT+` (customer_id varchar(64) NULL, item varchar(200) NOT NULL, ordered_at datetime NULL, store_id int NOT NULL, INDEX (ordered_at))`)
+	rdb := goredis.NewClient(&goredis.Options{Addr: rdAddr})
+	defer rdb.Close()
+	// Rows on days 0..9 after base; one undated row each, which no sweep by date touches.
+	for d := range 10 {
+		at := base.Add(time.Duration(d) * 24 * time.Hour)
+		s := fmt.Sprintf("c-%d", d)
+		if _, err := pg.Exec(ctx, `INSERT INTO `+pvT+` VALUES ($1, $2, $3)`, s, "https://shop.example/p/"+s, at); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := my.Exec(`INSERT INTO `+ordT+` VALUES (?, ?, ?, 7)`, s, "item-"+s, at); err != nil {
+			t.Fatal(err)
+		}
+		k := "rt:" + sfx + ":recent:" + s
+		if err := rdb.HSet(ctx, k, "url", "/p/"+s, "updated_at", at.Format(time.RFC3339)).Err(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { rdb.Del(context.Background(), k) })
+	}
+	pg.Exec(ctx, `INSERT INTO `+pvT+` VALUES ('c-undated', 'x', NULL)`)
+	my.Exec(`INSERT INTO ` + ordT + ` VALUES ('c-undated', 'x', NULL, 7)`)
+
+	cfg, err := config.Parse(fmt.Appendf(nil, `
+retention:
+  - {name: browsing-1y, categories: [user.behavior.browsing_history], purposes: [personalize.recommendation], period: 8760h, from: collected, then: delete}
+  - {name: orders-30d, categories: [user.behavior.purchase_history], purposes: [personalize.recommendation], period: 720h, from: collected, then: anonymise}
+dsar:
+  stores:
+    - {name: crm, type: postgres, dsn: %q, tables: [{table: %s, subject_column: customer_id, dated_by: viewed_at, columns: {url: user.behavior.browsing_history}, erase: delete}]}
+    - {name: shop, type: mysql, dsn: %q, tables: [{table: %s, subject_column: customer_id, dated_by: ordered_at, columns: {item: user.behavior.purchase_history}, erase: delete}]}
+    - {name: cache, type: redis, addr: %q, dated_keys: [{key: %q, categories: [user.behavior.browsing_history], dated_by: updated_at}]}
+`, pgDSN, pvT, myDSN, ordT, rdAddr, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cfg.Taxonomy(); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	conns, closeConns, err := connectors(ctx, cfg.DSAR.Stores, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeConns()
+	now := base.Add(5 * 24 * time.Hour)
+	clock := func() time.Time { return now }
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), "privguard.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	engine, err := dsar.New(dsar.Config{Store: db.DSAR(), Connectors: conns, Now: clock, SweepBatch: 3, SweepPause: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ledger := consenttest.Open(t, "", consent.Config{Now: clock})
+	rr := newRetention(cfg, conns, engine, ledger, log)
+	rr.planner.Now = clock
+
+	run := func() retentionReport {
+		t.Helper()
+		id, _, err := rr.Run(ctx, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 50 {
+			if _, err := engine.Step(ctx); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := rr.Report(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := rep.(retentionReport); r.finished() {
+				return r
+			}
+		}
+		t.Fatal("the run did not finish")
+		return retentionReport{}
+	}
+	rows := func(rep retentionReport) map[string]int {
+		out := map[string]int{}
+		for _, a := range rep.Actions {
+			out[a.Store] += a.Rows
+		}
+		return out
+	}
+	counts := func() (pgLeft, myLinked, rdLeft int) {
+		t.Helper()
+		if err := pg.QueryRow(ctx, `SELECT count(*) FROM `+pvT).Scan(&pgLeft); err != nil {
+			t.Fatal(err)
+		}
+		if err := my.QueryRow(`SELECT count(*) FROM ` + ordT + ` WHERE customer_id IS NOT NULL`).Scan(&myLinked); err != nil {
+			t.Fatal(err)
+		}
+		keys, err := rdb.Keys(ctx, "rt:"+sfx+":recent:*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pgLeft, myLinked, len(keys)
+	}
+
+	// Day 5: no period has ended.
+	if rep := run(); rep.State != "completed" || len(rows(rep)) > 0 && (rows(rep)["crm"]+rows(rep)["shop"]+rows(rep)["cache"]) != 0 {
+		t.Fatalf("before any period ended: %+v", rep)
+	}
+	if p, m, r := counts(); p != 11 || m != 11 || r != 10 {
+		t.Fatalf("before any period ended: pg %d, mysql linked %d, redis %d", p, m, r)
+	}
+	// 30 days and 3 days past day 0: the orders of days 0..2 are anonymised (cut-off day 3).
+	now = base.Add(720*time.Hour + 3*24*time.Hour)
+	rep := run()
+	if got := rows(rep); rep.State != "completed" || got["shop"] != 3 || got["crm"] != 0 || got["cache"] != 0 {
+		t.Fatalf("past 30 days: %v %+v", got, rep)
+	}
+	var anon int
+	if err := my.QueryRow(`SELECT count(*) FROM ` + ordT + ` WHERE customer_id IS NULL AND item = '' AND ordered_at = '2025-01-01 00:00:00' AND store_id = 7`).Scan(&anon); err != nil || anon != 3 {
+		t.Fatalf("anonymised rows as documented: %d, %v", anon, err)
+	}
+	// A year and 4 days past day 0: browsing of days 0..3 is deleted in PostgreSQL and Redis.
+	now = base.Add(8760*time.Hour + 4*24*time.Hour)
+	rep = run()
+	if got := rows(rep); got["crm"] != 4 || got["cache"] != 4 || got["shop"] != 7 {
+		t.Fatalf("past a year: %v %+v", got, rep)
+	}
+	if p, m, r := counts(); p != 7 || m != 1 || r != 6 {
+		t.Fatalf("past a year: pg %d (want 7: days 4..9 and the undated), mysql linked %d (want the undated), redis %d", p, m, r)
+	}
+	var firstLeft time.Time
+	if err := pg.QueryRow(ctx, `SELECT min(viewed_at) FROM `+pvT).Scan(&firstLeft); err != nil || !firstLeft.Equal(base.Add(4*24*time.Hour)) {
+		t.Fatalf("the earliest row left is %v (%v), want day 4", firstLeft, err)
+	}
+	// Again at the same time: nothing more to change.
+	if got := rows(run()); got["crm"]+got["shop"]+got["cache"] != 0 {
+		t.Fatalf("a second run changed %v", got)
+	}
+}
