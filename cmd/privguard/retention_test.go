@@ -11,6 +11,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/boltstore"
 	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/consent/consenttest"
@@ -177,5 +178,123 @@ dsar:
 	// Again at the same time: nothing more to change.
 	if got := rows(run()); got["crm"]+got["shop"]+got["cache"] != 0 {
 		t.Fatalf("a second run changed %v", got)
+	}
+}
+
+// A withdrawal erases, after its grace period, the data held only for the withdrawn
+// purpose: a subject who withdrew personalisation loses its browsing history, keeps its
+// orders (the service still needs them, by a rule that runs from collection), and the
+// report says which rule keeps them; a subject who did not withdraw keeps everything.
+//
+// proves CON-09
+func TestRetentionWithdrawalErasesOnlyWhatNoPurposeKeeps(t *testing.T) {
+	pgDSN, _, _ := retentionServices(t)
+	ctx := context.Background()
+	sfx := fmt.Sprintf("%d", time.Now().UnixNano()%1e9)
+	pvT, ordT := "rw_pv_"+sfx, "rw_ord_"+sfx
+	pg := pgTable(t, pgDSN, pvT, `CREATE TABLE `+pvT+` (customer_id text NOT NULL, url text, viewed_at timestamptz)`)
+	pgTable(t, pgDSN, ordT, `CREATE TABLE `+ordT+` (customer_id text NOT NULL, item text, ordered_at timestamptz)`)
+	base := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	for _, s := range []string{"withdrew", "stayed"} {
+		for d := range 3 {
+			at := base.Add(time.Duration(d) * time.Hour)
+			pg.Exec(ctx, `INSERT INTO `+pvT+` VALUES ($1, 'https://shop.example/p', $2)`, s, at)
+			pg.Exec(ctx, `INSERT INTO `+ordT+` VALUES ($1, 'item', $2)`, s, at)
+		}
+	}
+	cfg, err := config.Parse(fmt.Appendf(nil, `
+retention:
+  - {name: browsing-withdrawn, categories: [user.behavior.browsing_history], purposes: [personalize.recommendation], period: 48h, from: withdrawn, then: delete}
+  - {name: orders-withdrawn, categories: [user.behavior.purchase_history], purposes: [personalize.recommendation], period: 48h, from: withdrawn, then: delete}
+  - {name: orders-service, categories: [user.behavior.purchase_history], purposes: [essential.service], period: 26304h, from: collected, then: delete}
+dsar:
+  stores:
+    - name: crm
+      type: postgres
+      dsn: %q
+      tables:
+        - {table: %s, subject_column: customer_id, dated_by: viewed_at, columns: {url: user.behavior.browsing_history}, erase: delete}
+        - {table: %s, subject_column: customer_id, dated_by: ordered_at, columns: {item: user.behavior.purchase_history}, erase: delete}
+`, pgDSN, pvT, ordT))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	conns, closeConns, err := connectors(ctx, cfg.DSAR.Stores, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeConns()
+	now := base.Add(24 * time.Hour)
+	clock := func() time.Time { return now }
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), "privguard.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	engine, err := dsar.New(dsar.Config{Store: db.DSAR(), Connectors: conns, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ledger := consenttest.Open(t, "", consent.Config{Now: clock})
+	if _, _, err := ledger.RegisterNotice(ctx, consenttest.MarketingNotice(1, "zh-CN")); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []privguard.SubjectID{"withdrew", "stayed"} {
+		if _, _, err := ledger.Append(ctx, consent.Request{Subject: s, Purpose: "personalize.recommendation", Action: consent.ActionGrant,
+			Regime: privguard.RegimePIPL, Notice: &consent.NoticeRef{ID: "marketing", Version: 1, Language: "zh-CN"},
+			Channel: consent.ChannelApp, Method: consent.MethodExplicit}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := ledger.Append(ctx, consent.Request{Subject: "withdrew", Purpose: "personalize.recommendation", Action: consent.ActionWithdraw}); err != nil {
+		t.Fatal(err)
+	}
+	rr := newRetention(cfg, conns, engine, ledger, log)
+	rr.planner.Now = clock
+	left := func(table, s string) int {
+		var n int
+		if err := pg.QueryRow(ctx, `SELECT count(*) FROM `+table+` WHERE customer_id = $1`, s).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	sweep := func() retentionReport {
+		t.Helper()
+		id, _, err := rr.Run(ctx, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 20 {
+			engine.Step(ctx)
+			rep, _ := rr.Report(ctx, id)
+			if r := rep.(retentionReport); r.finished() {
+				return r
+			}
+		}
+		t.Fatal("the run did not finish")
+		return retentionReport{}
+	}
+	// Within the grace period nothing goes.
+	now = base.Add(24*time.Hour + 47*time.Hour)
+	sweep()
+	if left(pvT, "withdrew") != 3 || left(ordT, "withdrew") != 3 {
+		t.Fatal("erased within the grace period")
+	}
+	// Past it: the browsing history of the subject who withdrew is erased, nothing else.
+	now = base.Add(24*time.Hour + 49*time.Hour)
+	rep := sweep()
+	if left(pvT, "withdrew") != 0 || left(ordT, "withdrew") != 3 || left(pvT, "stayed") != 3 || left(ordT, "stayed") != 3 {
+		t.Fatalf("after the grace period: browsing %d orders %d (withdrew), browsing %d orders %d (stayed); %+v",
+			left(pvT, "withdrew"), left(ordT, "withdrew"), left(pvT, "stayed"), left(ordT, "stayed"), rep)
+	}
+	kept := false
+	for _, k := range rep.Kept {
+		if k.Table == ordT && k.Rule == "orders-withdrawn" && k.KeptBy == "orders-service" && k.Subjects == 1 {
+			kept = true
+		}
+	}
+	if !kept || rep.Deletions != 0 {
+		t.Fatalf("the report does not say the service keeps the orders: %+v", rep)
 	}
 }
