@@ -90,6 +90,10 @@ type Config struct {
 	// DefaultSweepPause; negative: none), which keeps the store's load low; SweepBudget how
 	// long a retention task works in one round (default DefaultSweepBudget, at most half
 	// of TaskTimeout) before its progress is written.
+	// RetentionOf, if set, states the retention rules that apply to a data category; an
+	// access package names them beside each category held (PIPL Art. 17(1)(3), GDPR Art.
+	// 15(1)(d)).
+	RetentionOf func(privguard.DataCategory) []string
 	SweepBatch  int
 	SweepPause  time.Duration
 	SweepBudget time.Duration

@@ -40,6 +40,8 @@ type Disclosure struct {
 	// authority and the court remedy.
 	Rights    string `json:"rights"`
 	Complaint string `json:"complaint"`
+	// retentionOf states the retention rules of a category held (Config.RetentionOf).
+	retentionOf func(privguard.DataCategory) []string
 }
 
 // Party names the controller (personal information handler) and how to reach it.
@@ -65,6 +67,9 @@ type CategoryHeld struct {
 	Stores   []string               `json:"stores"`
 	Items    int                    `json:"items"` // rows or keys holding it
 	Derived  bool                   `json:"derived"`
+	// Retention states each retention rule that applies to the category: how long it is
+	// kept, for which purposes, from when, and what happens then.
+	Retention []string `json:"retention,omitempty"`
 }
 
 // Recipient is a party the data is disclosed to (a processor or another handler).
@@ -466,6 +471,11 @@ func buildPackage(r Request, parts [][]byte, d *Disclosure, now time.Time) ([]by
 		ps, held, rows = append(ps, p), append(held, p.meta.Held), rows+p.meta.Rows
 	}
 	d.Categories = mergeHeld(held)
+	if d.retentionOf != nil {
+		for i := range d.Categories {
+			d.Categories[i].Retention = d.retentionOf(d.Categories[i].Category)
+		}
+	}
 
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
@@ -640,6 +650,11 @@ func summary(r Request, d Disclosure, stores, rows int, now time.Time) []byte {
 	fmt.Fprintf(&b, "处理目的：%s\n", list(purposes, "无"))
 	fmt.Fprintf(&b, "接收方：%s\n", list(recipients, "无"))
 	fmt.Fprintf(&b, "保存期限：%s\n", cmp.Or(d.Retention, "见隐私政策"))
+	for _, c := range d.Categories {
+		for _, s := range c.Retention {
+			fmt.Fprintf(&b, "  %s：%s\n", c.Category, s)
+		}
+	}
 	fmt.Fprintf(&b, "同意记录：%d 条（见 disclosure.json）\n", len(d.ConsentHistory))
 	if r.Type != TypeCategories {
 		fmt.Fprintf(&b, "数据：%d 个存储，共 %d 条记录，见 data/ 目录（JSON 与 CSV）。\n", stores, rows)
@@ -654,6 +669,11 @@ func summary(r Request, d Disclosure, stores, rows int, now time.Time) []byte {
 	fmt.Fprintf(&b, "Purposes: %s\n", list(purposes, "none"))
 	fmt.Fprintf(&b, "Recipients: %s\n", list(recipients, "none"))
 	fmt.Fprintf(&b, "Retention: %s\n", cmp.Or(d.Retention, "see the privacy notice"))
+	for _, c := range d.Categories {
+		for _, s := range c.Retention {
+			fmt.Fprintf(&b, "  %s: %s\n", c.Category, s)
+		}
+	}
 	fmt.Fprintf(&b, "Consent history: %d records (see disclosure.json)\n", len(d.ConsentHistory))
 	if r.Type != TypeCategories {
 		fmt.Fprintf(&b, "Data: %d stores, %d records in all, in data/ (JSON and CSV).\n", stores, rows)

@@ -114,3 +114,55 @@ func TestTableFilesNeverCollide(t *testing.T) {
 		t.Errorf("%d files", len(zr.File))
 	}
 }
+
+// The access package states the retention rules of each category held, in
+// disclosure.json and in README.txt; a category no rule covers states none.
+func TestPackageStatesRetentionPerCategory(t *testing.T) {
+	x := Export{Store: "crm", Tables: []Table{{Name: "page_views",
+		Categories: map[string]privguard.DataCategory{"url": "user.behavior.browsing_history", "email": "user.contact.email"},
+		Rows:       []map[string]any{{"url": "/p/1", "email": "a@example.com"}}}}}
+	now := time.Now()
+	part, err := renderPart(x, true, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule := "kept 8760h from collection for personalize.recommendation, then deleted"
+	d := Disclosure{retentionOf: func(c privguard.DataCategory) []string {
+		if c == "user.behavior.browsing_history" {
+			return []string{rule}
+		}
+		return nil
+	}}
+	zb, _, err := buildPackage(Request{ID: "r-1", Type: TypeAccess, Subject: "cust-1", Regime: privguard.RegimePIPL}, [][]byte{part}, &d, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(zb), int64(len(zb)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{}
+	for _, f := range zr.File {
+		rc, _ := f.Open()
+		var b bytes.Buffer
+		b.ReadFrom(rc)
+		rc.Close()
+		files[f.Name] = b.String()
+	}
+	var got Disclosure
+	if err := json.Unmarshal([]byte(files["disclosure.json"]), &got); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range got.Categories {
+		want := 0
+		if c.Category == "user.behavior.browsing_history" {
+			want = 1
+		}
+		if len(c.Retention) != want {
+			t.Errorf("%s: retention %v", c.Category, c.Retention)
+		}
+	}
+	if !strings.Contains(files["README.txt"], "user.behavior.browsing_history: "+rule) {
+		t.Errorf("README.txt does not state the rule:\n%s", files["README.txt"])
+	}
+}

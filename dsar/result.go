@@ -158,6 +158,7 @@ func (e *Engine) buildResult(ctx context.Context, r *Request, now time.Time) (*R
 	if d.Rights == "" {
 		d.Rights = DefaultRights[r.Regime]
 	}
+	d.retentionOf = e.cfg.RetentionOf
 	zip, files, err := buildPackage(*r, parts, &d, now)
 	if err != nil {
 		return nil, "", err

@@ -22,6 +22,7 @@ import (
 	"github.com/privguard/privguard/disclosure"
 	"github.com/privguard/privguard/dsar"
 	"github.com/privguard/privguard/internal/config"
+	"github.com/privguard/privguard/retention"
 	"github.com/privguard/privguard/vault"
 )
 
@@ -169,9 +170,11 @@ func newDSAR(cfg *config.File, store requestStore, conns []dsar.Connector, ledge
 			return nil, fmt.Errorf("config: dsar.lease_ttl %v is shorter than 1s", leaseTTL)
 		}
 	}
+	rules := cfg.RetentionRules()
 	return dsar.New(dsar.Config{Store: store, Replica: cfg.Replica, LeaseTTL: leaseTTL, LeaseBatch: cfg.DSAR.LeaseBatch, Connectors: conns, Deadlines: dl, Logger: log, Recourse: recourse,
 		Sealer: vlt, Notifier: notifier, Recipients: notify, DefaultRegime: privguard.Regime(cfg.Regime), ResultTTL: ttl, Disclose: discloser(cfg.DSAR, tax, ledger),
 		SweepBatch: cfg.RetentionSweep.BatchRows(), SweepPause: cfg.RetentionSweep.PauseFor(),
+		RetentionOf: func(c privguard.DataCategory) []string { return retention.Describe(rules, c) },
 		OnErased: func(ctx context.Context, s privguard.SubjectID) error {
 			if err := vlt.Shred(ctx, s); err != nil {
 				return err
