@@ -36,6 +36,8 @@ import (
 )
 
 // The engine's batch and pause between batches (design of issue 13: a batch at a time).
+// dsar has no exported DefaultSweepBatch/DefaultSweepPause yet; when the engine adds them,
+// use those instead.
 const (
 	defaultBatch = 1000
 	defaultPause = 20 * time.Millisecond
