@@ -35,12 +35,10 @@ import (
 	"github.com/privguard/privguard/dsar"
 )
 
-// The engine's batch and pause between batches (design of issue 13: a batch at a time).
-// dsar has no exported DefaultSweepBatch/DefaultSweepPause yet; when the engine adds them,
-// use those instead.
+// The engine's batch and pause between batches: what serve sweeps with by default.
 const (
-	defaultBatch = 1000
-	defaultPause = 20 * time.Millisecond
+	defaultBatch = dsar.DefaultSweepBatch
+	defaultPause = dsar.DefaultSweepPause
 )
 
 const (
