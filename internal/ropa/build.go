@@ -270,6 +270,8 @@ func (b *builder) activity(u usedPurpose) Activity {
 	a.Retention.Rules = []RetentionRule{}
 	if b.opts.Retention != nil {
 		a.Retention.Rules = append(a.Retention.Rules, b.opts.Retention(u.purpose)...)
+	} else {
+		a.Retention.Rules = append(a.Retention.Rules, configuredRetention(b.cfg, u.purpose)...)
 	}
 	for _, bases := range info.Bases {
 		if slices.Contains(bases, privguard.BasisConsent) {
@@ -502,4 +504,32 @@ func sortedKeys[K ~string, V any](m map[K]V) []K {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// configuredRetention is the configuration's retention rules for purpose p, each as the
+// retention of its categories: the period, what it runs from, what happens then (erase,
+// anonymise, or restrict to storage and security only for its keep, then erase), and the
+// ground of a restriction.
+func configuredRetention(cfg *config.File, p privguard.Purpose) []RetentionRule {
+	var out []RetentionRule
+	for _, r := range cfg.RetentionRules() {
+		if !slices.Contains(r.Purposes, p) {
+			continue
+		}
+		rr := RetentionRule{Period: isoDuration(r.Period), From: string(r.From), Action: string(r.Then), Basis: r.Ground, Rule: r.Name}
+		if r.Period == 0 {
+			rr.Period = "P0D"
+		}
+		if r.Then == "delete" {
+			rr.Action = "erase"
+		}
+		if r.Keep > 0 {
+			rr.Keep = isoDuration(r.Keep)
+		}
+		for _, c := range r.Categories {
+			rr.Categories = append(rr.Categories, string(c))
+		}
+		out = append(out, rr)
+	}
+	return out
 }

@@ -162,6 +162,12 @@ type RetentionRule struct {
 	Action string `json:"action"`
 	// Basis is the statutory or contractual reason, if any.
 	Basis string `json:"basis"`
+	// Rule names the configuration's rule; From is what the period runs from (collected,
+	// last_active, account_closed, withdrawn); Keep, for a restriction, how long the data
+	// stays in storage and security only before it is erased.
+	Rule string `json:"rule,omitempty"`
+	From string `json:"from,omitempty"`
+	Keep string `json:"keep,omitempty"`
 }
 
 // Security is what protects the activity's data (Art. 30(1)(g)).
