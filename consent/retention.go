@@ -72,14 +72,20 @@ func (l *Ledger) RestrictedCategories(ctx context.Context, subject privguard.Sub
 	if f == nil || f.more == nil {
 		return nil, nil
 	}
+	return f.more.inForce(now), nil
+}
+
+// inForce returns the categories of the scoped restrictions in force at now, sorted (nil:
+// none).
+func (m *factsMore) inForce(now int64) []privguard.DataCategory {
 	var out []privguard.DataCategory
-	for _, r := range f.more.scoped {
+	for _, r := range m.scoped {
 		if r.inForce(now) {
 			out = append(out, r.categories...)
 		}
 	}
 	slices.Sort(out)
-	return slices.Compact(out), nil
+	return slices.Compact(out)
 }
 
 // EachClosed calls fn for every subject whose account closed (or service ended) before

@@ -53,6 +53,9 @@ func TestEachClosed(t *testing.T) {
 	wantReported(t, "EachClosed(now)", each(clock.Now()), map[privguard.SubjectID]time.Time{"closed-early": closedAt, "closed-now": start})
 	wantReported(t, "EachClosed(before the first)", each(closedAt), map[privguard.SubjectID]time.Time{})
 
+	if v, _ := l.Subject(ctx, "closed-early"); !v.ClosedAt.Equal(closedAt) {
+		t.Errorf("Subject(closed-early).ClosedAt = %v; want %v", v.ClosedAt, closedAt)
+	}
 	stop := errors.New("stop")
 	if err := l.EachClosed(ctx, clock.Now(), func(privguard.SubjectID, time.Time) error { return stop }); !errors.Is(err, stop) {
 		t.Errorf("EachClosed with failing fn = %v; want its error", err)
