@@ -178,6 +178,7 @@ func (l *Ledger) eachFound(ctx context.Context, cut int64, pick func(st *subject
 		return err
 	}
 	var hits []found
+	st := new(subjectState) // one for the walk: pick keeps no pointer
 	for k := range l.state.s {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -190,13 +191,14 @@ func (l *Ledger) eachFound(ctx context.Context, cut int64, pick func(st *subject
 			if p := t.elems[i].place; p == 0 || p&elemShared != 0 {
 				continue
 			}
-			st := t.stateAt(i)
-			if h := pick(&st, now); h.seq != 0 {
+			*st = t.stateAt(i)
+			if h := pick(st, now); h.seq != 0 {
 				hits = append(hits, h)
 			}
 		}
-		for _, st := range t.exact {
-			if h := pick(&st, now); h.seq != 0 {
+		for _, x := range t.exact {
+			*st = x
+			if h := pick(st, now); h.seq != 0 {
 				hits = append(hits, h)
 			}
 		}
