@@ -103,6 +103,13 @@ func seedRecords() map[string]Record {
 		"declare_age": {SchemaVersion: SchemaVersion, ID: "0194a6c2-8000-7000-8000-000000000006", Seq: 6, Subject: "kid-1",
 			Action: ActionDeclareAge, AgeBand: Age0to12, Time: seedTime.Add(4 * time.Minute),
 			PrevHash: sha256.Sum256([]byte("record 5"))},
+		"scoped_restrict": {SchemaVersion: SchemaVersion, ID: "0194a6c2-8000-7000-8000-000000000008", Seq: 8, Subject: "cust-3",
+			Action: ActionRestrict, Categories: []privguard.DataCategory{"user.financial.account"}, Time: seedTime,
+			ExpiresAt: seedTime.Add(30 * 365 * 24 * time.Hour), Ground: "会计档案管理办法 Art. 14: accounting records 30 years",
+			Actor: "retention:ledger-30y", ActorType: ActorSystem, PrevHash: sha256.Sum256([]byte("record 7"))},
+		"close_account": {SchemaVersion: SchemaVersion, ID: "0194a6c2-8000-7000-8000-000000000009", Seq: 9, Subject: "cust-3",
+			Action: ActionCloseAccount, Time: seedTime, EffectiveAt: seedTime.Add(-48 * time.Hour), Actor: "token:dpo",
+			ActorType: ActorOperator, PrevHash: sha256.Sum256([]byte("record 8"))},
 		"empty_recipient": {SchemaVersion: SchemaVersion, ID: "x", Seq: 7, Subject: "s", Action: ActionRefuse,
 			Recipient: &Recipient{}, Guardian: &Guardian{}, Categories: []privguard.DataCategory{""}},
 	}

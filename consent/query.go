@@ -244,6 +244,11 @@ type SubjectView struct {
 	Subject  privguard.SubjectID `json:"subject"`
 	Purposes []PurposeState      `json:"purposes"`
 	Facts    Facts               `json:"facts"`
+	// RestrictedCategories are the categories of the scoped restrictions in force (see
+	// [Ledger.RestrictedCategories]); ClosedAt is when the account closed or the service
+	// ended (zero: neither).
+	RestrictedCategories []privguard.DataCategory `json:"restricted_categories,omitempty"`
+	ClosedAt             time.Time                `json:"closed_at,omitzero"`
 }
 
 // Subject returns the current state of every purpose recorded for subject (an unknown
@@ -255,8 +260,14 @@ func (l *Ledger) Subject(ctx context.Context, subject privguard.SubjectID) (Subj
 	}
 	st, _ := l.state.get(subject)
 	v := SubjectView{Subject: subject, Purposes: []PurposeState{}}
-	if st.facts() != nil {
+	if f := st.facts(); f != nil {
 		v.Facts = l.evaluate(&st, 0, 0, now).Facts
+		if m := f.more; m != nil {
+			v.RestrictedCategories = m.inForce(now)
+			if m.closedAt != 0 {
+				v.ClosedAt = time.Unix(0, m.closedAt).UTC()
+			}
+		}
 	}
 	names := l.interns.recipientNames()
 	for _, e := range st.list() {

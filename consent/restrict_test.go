@@ -74,6 +74,9 @@ func TestScopedRestriction(t *testing.T) {
 	if again, _ := l.History(ctx, s); len(again) != len(hist)+1 {
 		t.Errorf("RestrictCategories with another ground wrote %d records; want 1", len(again)-len(hist))
 	}
+	if v, _ := l.Subject(ctx, s); !slices.Equal(v.RestrictedCategories, []privguard.DataCategory{"user.contact"}) || v.Facts.Restricted {
+		t.Errorf("Subject: restricted categories %v, restricted %v; want [user.contact], false", v.RestrictedCategories, v.Facts.Restricted)
+	}
 	// The restriction ends at its expiry.
 	clock.Advance(49 * time.Hour)
 	if factsOf(t, l, in("user.contact.phone_number")).Facts.Restricted {
@@ -104,6 +107,11 @@ func TestScopedRestrictionLift(t *testing.T) {
 	}
 	if !factsOf(t, l, in("user.behavior.purchase_history")).Facts.Restricted {
 		t.Error("user.behavior lifted with user.contact")
+	}
+	// Erasure ends scoped restrictions with the data.
+	mustAppend(t, l, consent.Request{Subject: s, Action: consent.ActionErase, ActorType: consent.ActorSystem})
+	if got, _ := l.RestrictedCategories(ctx, s); got != nil {
+		t.Errorf("after erasure: RestrictedCategories = %v; want none", got)
 	}
 	// A whole-subject restriction behaves as before.
 	mustAppend(t, l, consent.Request{Subject: s, Action: consent.ActionRestrict, ActorType: consent.ActorOperator})

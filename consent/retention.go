@@ -72,14 +72,20 @@ func (l *Ledger) RestrictedCategories(ctx context.Context, subject privguard.Sub
 	if f == nil || f.more == nil {
 		return nil, nil
 	}
+	return f.more.inForce(now), nil
+}
+
+// inForce returns the categories of the scoped restrictions in force at now, sorted (nil:
+// none).
+func (m *factsMore) inForce(now int64) []privguard.DataCategory {
 	var out []privguard.DataCategory
-	for _, r := range f.more.scoped {
+	for _, r := range m.scoped {
 		if r.inForce(now) {
 			out = append(out, r.categories...)
 		}
 	}
 	slices.Sort(out)
-	return slices.Compact(out), nil
+	return slices.Compact(out)
 }
 
 // EachClosed calls fn for every subject whose account closed (or service ended) before
@@ -172,6 +178,7 @@ func (l *Ledger) eachFound(ctx context.Context, cut int64, pick func(st *subject
 		return err
 	}
 	var hits []found
+	st := new(subjectState) // one for the walk: pick keeps no pointer
 	for k := range l.state.s {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -184,13 +191,14 @@ func (l *Ledger) eachFound(ctx context.Context, cut int64, pick func(st *subject
 			if p := t.elems[i].place; p == 0 || p&elemShared != 0 {
 				continue
 			}
-			st := t.stateAt(i)
-			if h := pick(&st, now); h.seq != 0 {
+			*st = t.stateAt(i)
+			if h := pick(st, now); h.seq != 0 {
 				hits = append(hits, h)
 			}
 		}
-		for _, st := range t.exact {
-			if h := pick(&st, now); h.seq != 0 {
+		for _, x := range t.exact {
+			*st = x
+			if h := pick(st, now); h.seq != 0 {
 				hits = append(hits, h)
 			}
 		}

@@ -32,6 +32,9 @@ import (
 //	per shard: homes u64 | elements u64 | used u64 | markers u64 | elements (raw)
 //	           ext n u32, then each state | free n u32, then each u32
 //	           exact n u32, then each (id, state)
+//	state: rec u64 | entry | more n u32, entries | facts u8 (0: none), then restricted u8,
+//	       three seqs u64, age band | (version 2) more u8 (0: none), then closed at u64,
+//	       scoped n u32, then each (seq u64, expires u64, categories n u32, each)
 //	HMAC-SHA256 of all the above [32]
 
 // snapshotMagic is the version written; snapshotMagicV1 is also read (its facts have no
