@@ -265,7 +265,7 @@ func (l *Ledger) Subject(ctx context.Context, subject privguard.SubjectID) (Subj
 		if m := f.more; m != nil {
 			v.RestrictedCategories = m.inForce(now)
 			if m.closedAt != 0 {
-				v.ClosedAt = time.Unix(0, m.closedAt).UTC()
+				v.ClosedAt = time.Unix(0, abs64(m.closedAt)).UTC()
 			}
 		}
 	}

@@ -95,7 +95,7 @@ func (l *Ledger) EachClosed(ctx context.Context, before time.Time, fn func(privg
 	cut := before.UnixNano()
 	return l.eachFound(ctx, cut, func(st *subjectState, _ int64) found {
 		f := st.facts()
-		if f == nil || f.more == nil || f.more.closedAt == 0 || f.more.closedAt >= cut {
+		if f == nil || f.more == nil || f.more.closedAt <= 0 || f.more.closedAt >= cut {
 			return found{}
 		}
 		return found{seq: st.rec, at: f.more.closedAt}

@@ -42,9 +42,8 @@ func TestEachClosed(t *testing.T) {
 	mustAppend(t, l, consent.Request{Subject: "closed-now", Action: consent.ActionEndService, ActorType: consent.ActorSystem})
 	mustAppend(t, l, grant("open", "marketing.communications.sms"))
 	clock.Advance(time.Hour)
-	// A later closure does not move the first; an erasure does not end it.
+	// A later closure does not move the first.
 	mustAppend(t, l, consent.Request{Subject: "closed-early", Action: consent.ActionEndService, ActorType: consent.ActorSystem})
-	mustAppend(t, l, consent.Request{Subject: "closed-early", Action: consent.ActionErase, ActorType: consent.ActorSystem})
 
 	each := func(before time.Time) map[privguard.SubjectID]time.Time {
 		return collect(t, func(fn func(privguard.SubjectID, time.Time) error) error { return l.EachClosed(ctx, before, fn) })
@@ -52,6 +51,10 @@ func TestEachClosed(t *testing.T) {
 	wantReported(t, "EachClosed(before start)", each(start), map[privguard.SubjectID]time.Time{"closed-early": closedAt})
 	wantReported(t, "EachClosed(now)", each(clock.Now()), map[privguard.SubjectID]time.Time{"closed-early": closedAt, "closed-now": start})
 	wantReported(t, "EachClosed(before the first)", each(closedAt), map[privguard.SubjectID]time.Time{})
+	// Once erased, a closed subject is not reported again (nothing is left to erase), though
+	// its closure stays on record; a closure after that is reported from its own time.
+	mustAppend(t, l, consent.Request{Subject: "closed-early", Action: consent.ActionErase, ActorType: consent.ActorSystem})
+	wantReported(t, "EachClosed(after the erasure)", each(clock.Now()), map[privguard.SubjectID]time.Time{"closed-now": start})
 
 	if v, _ := l.Subject(ctx, "closed-early"); !v.ClosedAt.Equal(closedAt) {
 		t.Errorf("Subject(closed-early).ClosedAt = %v; want %v", v.ClosedAt, closedAt)

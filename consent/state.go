@@ -221,7 +221,10 @@ type facts struct {
 // factsMore holds the facts few subjects have. Like facts it is never modified once
 // published.
 type factsMore struct {
-	closedAt int64 // Unix nanoseconds of the first close_account or end_service; 0: none
+	// closedAt is the Unix nanoseconds of the first close_account or end_service; 0: none;
+	// negated once the subject was erased since (the closure stays on record, but nothing
+	// is left for retention to run from it: EachClosed skips it).
+	closedAt int64
 	scoped   []scopedRestriction
 }
 
@@ -510,7 +513,7 @@ func (l *Ledger) apply(st subjectState, c *change) subjectState {
 			m.scoped = liftCategories(m.scoped, c.categories, c.time)
 			f = f.withMore(m)
 		case ActionCloseAccount, ActionEndService:
-			if m := f.moreOrZero(); m.closedAt == 0 {
+			if m := f.moreOrZero(); m.closedAt <= 0 {
 				m.closedAt = cmp.Or(c.effective, c.time)
 				f = f.withMore(m)
 			}
@@ -523,9 +526,9 @@ func (l *Ledger) apply(st subjectState, c *change) subjectState {
 		case ActionPersonalisationOn:
 			f.persOffSeq = 0
 		case ActionErase:
-			// The closure stays: it is what retention runs from. Scoped restrictions end
-			// with the data they restricted.
-			f = facts{objectionSeq: f.objectionSeq, gpcSeq: f.gpcSeq}.withMore(factsMore{closedAt: f.moreOrZero().closedAt})
+			// The closure stays, marked erased (negated): retention has nothing left to run
+			// from it. Scoped restrictions end with the data they restricted.
+			f = facts{objectionSeq: f.objectionSeq, gpcSeq: f.gpcSeq}.withMore(factsMore{closedAt: -abs64(f.moreOrZero().closedAt)})
 			entries := slices.Clone(st.list())
 			for i := range entries {
 				// The deciding seq stays, so an objection made before the erasure still
@@ -805,4 +808,11 @@ func (in *interns) recipientNames() map[uint32]string {
 		names[id] = name
 	}
 	return names
+}
+
+func abs64(n int64) int64 {
+	if n < 0 {
+		return -n
+	}
+	return n
 }
