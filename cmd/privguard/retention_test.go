@@ -298,3 +298,98 @@ dsar:
 		t.Fatalf("the report does not say the service keeps the orders: %+v", rep)
 	}
 }
+
+// Account cancellation (注销): once the app records that the account closed, the rules
+// that run from it erase the subject in every store when their period ends — here every
+// category the stores hold, so the subject gets an ordinary deletion request with trigger
+// service_ended, which deletes its rows in PostgreSQL and MariaDB; another subject's rows
+// stay; the next run plans nothing for the erased subject.
+//
+// proves DSR-12
+func TestRetentionAccountClosedErasesEverywhere(t *testing.T) {
+	pgDSN, myDSN, _ := retentionServices(t)
+	ctx := context.Background()
+	sfx := fmt.Sprintf("%d", time.Now().UnixNano()%1e9)
+	custT, ordT := "ra_cust_"+sfx, "ra_ord_"+sfx
+	pg := pgTable(t, pgDSN, custT, `CREATE TABLE `+custT+` (id text NOT NULL, email text, last_login_at timestamptz)`,
+		`INSERT INTO `+custT+` VALUES ('closing', 'a@example.com', now()), ('staying', 'b@example.com', now())`)
+	my := myTable(t, myDSN, ordT, `CREATE TABLE `+ordT+` (customer_id varchar(64) NOT NULL, item varchar(200))`,
+		`INSERT INTO `+ordT+` VALUES ('closing', 'x'), ('closing', 'y'), ('staying', 'z')`)
+	cfg, err := config.Parse(fmt.Appendf(nil, `
+retention:
+  - {name: account-30d, categories: [user], purposes: [essential.service], period: 720h, from: account_closed, then: delete}
+dsar:
+  stores:
+    - {name: crm, type: postgres, dsn: %q, tables: [{table: %s, subject_column: id, columns: {email: user.contact.email}, erase: delete}]}
+    - {name: shop, type: mysql, dsn: %q, tables: [{table: %s, subject_column: customer_id, columns: {item: user.behavior.purchase_history}, erase: delete}]}
+`, pgDSN, custT, myDSN, ordT))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	conns, closeConns, err := connectors(ctx, cfg.DSAR.Stores, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeConns()
+	now := time.Now().UTC()
+	clock := func() time.Time { return now }
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), "privguard.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ledger := consenttest.Open(t, "", consent.Config{Now: clock})
+	engine, err := dsar.New(dsar.Config{Store: db.DSAR(), Connectors: conns, Now: clock,
+		OnErased: func(ctx context.Context, s privguard.SubjectID) error {
+			_, _, err := ledger.Append(ctx, consent.Request{Subject: s, Action: consent.ActionErase, ActorType: consent.ActorSystem})
+			return err
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ledger.Append(ctx, consent.Request{Subject: "closing", Action: consent.ActionCloseAccount, ActorType: consent.ActorSubject}); err != nil {
+		t.Fatal(err)
+	}
+	rr := newRetention(cfg, conns, engine, ledger, log)
+	rr.planner.Now = clock
+	rows := func(s string) int {
+		var a, b int
+		pg.QueryRow(ctx, `SELECT count(*) FROM `+custT+` WHERE id = $1`, s).Scan(&a)
+		my.QueryRow(`SELECT count(*) FROM `+ordT+` WHERE customer_id = ?`, s).Scan(&b)
+		return a + b
+	}
+	// Within the 30 days nothing is planned.
+	now = now.Add(719 * time.Hour)
+	if _, rep, err := rr.Run(ctx, false); err != nil || rep.(retentionReport).Deletions != 0 {
+		t.Fatalf("within the period: %+v %v", rep, err)
+	}
+	for range 5 {
+		engine.Step(ctx)
+	}
+	now = now.Add(2 * time.Hour)
+	_, rep, err := rr.Run(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rep.(retentionReport)
+	if r.Deletions != 1 || len(r.Requests) != 1 {
+		t.Fatalf("past the period: %+v", r)
+	}
+	del, err := engine.Get(ctx, r.Requests[0])
+	if err != nil || del.Type != dsar.TypeDeletion || del.Subject != "closing" || del.Trigger != "service_ended" {
+		t.Fatalf("the deletion request: %+v %v", del, err)
+	}
+	for range 10 {
+		engine.Step(ctx)
+	}
+	if del, _ = engine.Get(ctx, del.ID); del.State != dsar.StateCompleted || rows("closing") != 0 || rows("staying") != 2 {
+		t.Fatalf("after the deletion: %s, closing %d rows, staying %d rows", del.State, rows("closing"), rows("staying"))
+	}
+	for range 5 {
+		engine.Step(ctx)
+	}
+	if _, rep, err = rr.Run(ctx, false); err != nil || rep.(retentionReport).Deletions != 0 {
+		t.Fatalf("the erased subject was planned again: %+v %v", rep, err)
+	}
+}
