@@ -23,7 +23,7 @@ func newRetentionFlags(fs *flag.FlagSet, sub string) *retentionFlags {
 	f := &retentionFlags{dsarFlags: newDsarFlags(fs, "")}
 	if sub == "run" {
 		fs.BoolVar(&f.dryRun, "dry-run", false, "plan the run and count what it would change, changing nothing")
-		fs.DurationVar(&f.wait, "wait", 0, "wait up to this `long` for the run to finish before printing its report (default: print it as started)")
+		fs.DurationVar(&f.wait, "wait", 0, "wait up to this `duration` for the run to finish before printing its report (0: print it as started)")
 	}
 	return f
 }
@@ -39,7 +39,7 @@ func retentionCmd(ctx context.Context, args []string, getenv func(string) string
 		return code
 	}
 	c, _ := lookup("retention " + cmd)
-	if want := map[string]int{"run": 0, "show": 1}[cmd]; len(positional) != want {
+	if want := map[string]int{"run": 0, "show": 1}[cmd]; len(positional) != want || f.wait < 0 {
 		return usageError(stderr, "retention "+cmd, "usage: privguard "+c.usage)
 	}
 	token, err := loadAdminToken(getenv, f.data, f.tokenFile)
@@ -109,6 +109,9 @@ func (rep retentionReport) print(w io.Writer) {
 		fmt.Fprintf(w, "skipped: %s %s (rule %s): %s\n", s.Store, s.Table, s.Rule, s.Reason)
 	}
 	for _, k := range rep.Kept {
+		if k.Subjects == 0 {
+			continue // judged by row (a rule from collection): nothing to count per subject
+		}
 		purposes := make([]string, len(k.Purposes))
 		for i, p := range k.Purposes {
 			purposes[i] = string(p)

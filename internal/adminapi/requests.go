@@ -298,6 +298,9 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request) error {
 	}
 	views := make([]requestView, 0, len(page))
 	for _, x := range page {
+		if x.Type == dsar.TypeRetention {
+			continue // a retention run: /v1/retention/runs/{id}
+		}
 		views = append(views, s.view(r, x))
 	}
 	out := map[string]any{"requests": views}

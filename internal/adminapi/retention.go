@@ -21,9 +21,10 @@ type RetentionRunner interface {
 	Report(ctx context.Context, id string) (any, error)
 }
 
-// retentionRunBody is POST /v1/retention/runs's body (optional).
+// retentionRunBody is POST /v1/retention/runs's body: {"dry_run": false} starts a real
+// run, which changes the stores, so it must be said.
 type retentionRunBody struct {
-	DryRun bool `json:"dry_run"`
+	DryRun *bool `json:"dry_run" validate:"required"`
 }
 
 // MaxRetentionBody bounds POST /v1/retention/runs's body.
@@ -33,12 +34,10 @@ const MaxRetentionBody = 1 << 10
 // with the started run (Location: its report), 409 while another run is open.
 func (s *Server) postRetentionRun(w http.ResponseWriter, r *http.Request) error {
 	var b retentionRunBody
-	if r.ContentLength != 0 {
-		if err := s.decode(w, r, MaxRetentionBody, &b); err != nil {
-			return err
-		}
+	if err := s.decode(w, r, MaxRetentionBody, &b); err != nil {
+		return err
 	}
-	id, rep, err := s.retention.Run(r.Context(), b.DryRun)
+	id, rep, err := s.retention.Run(r.Context(), *b.DryRun)
 	if errors.Is(err, dsar.ErrRetentionRunning) {
 		w.Header().Set("Location", "/v1/retention/runs/"+id)
 		return privguard.NewProblem(http.StatusConflict, TypeConflict, "A retention run is open",
@@ -47,7 +46,7 @@ func (s *Server) postRetentionRun(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	if b.DryRun {
+	if *b.DryRun {
 		writeJSON(w, http.StatusOK, rep)
 		return nil
 	}
@@ -67,4 +66,16 @@ func (s *Server) getRetentionRun(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, rep)
 	return nil
+}
+
+// subjectRequest serves h only for data-subject requests: a retention run (which lists the
+// subjects it erases) is not one, and is read and run only through /v1/retention/runs and
+// its roles — an app may follow its own requests, not the controller's sweeps.
+func (s *Server) subjectRequest(h handler) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if req, err := s.requests.Get(r.Context(), r.PathValue("id")); err == nil && req.Type == dsar.TypeRetention {
+			return privguard.NewProblem(http.StatusNotFound, TypeNotFound, "Not found", "a retention run is at /v1/retention/runs/"+req.ID)
+		}
+		return h(w, r)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -204,6 +205,9 @@ type handler func(w http.ResponseWriter, r *http.Request) error
 func (s *Server) routes() {
 	authed := func(pattern string, h handler) {
 		s.authed = append(s.authed, pattern)
+		if strings.Contains(pattern, " /v1/requests/{id}") {
+			h = s.subjectRequest(h)
+		}
 		s.mux.Handle(pattern, s.logRequests(pattern, s.authenticate(pattern, s.trailed(pattern, s.authorize(pattern, s.scoped(pattern, s.wrap(h)))))))
 	}
 	authed("POST /v1/notices", s.postNotice)
