@@ -456,15 +456,24 @@ func (g *planning) subjectsOf(c condition) []privguard.SubjectID {
 	return out
 }
 
-// capped keeps the first max of ids, counting the rest deferred.
+// capped keeps max of ids, counting the rest deferred.
+//
+// The window of max ids starts at an offset that moves with the run's time, wrapping
+// around: subjects whose data an earlier run already erased stay eligible (a narrow
+// erasure leaves the fact it runs from), and a fixed first window would hold them forever
+// while later subjects wait.
 func (g *planning) capped(ids []privguard.SubjectID) []privguard.SubjectID {
 	if len(ids) <= g.max {
 		return ids
 	}
-	for _, s := range ids[g.max:] {
+	off := int(uint64(g.now.UnixNano()) % uint64(len(ids)))
+	rotated := append(slices.Clone(ids[off:]), ids[:off]...)
+	for _, s := range rotated[g.max:] {
 		g.deferred[s] = true
 	}
-	return ids[:g.max:g.max]
+	out := rotated[:g.max:g.max]
+	slices.Sort(out)
+	return out
 }
 
 func (g *planning) names(rules []int) string {
