@@ -85,9 +85,15 @@ type MapError struct {
 	Table  string
 	Column string // empty when the table is missing
 	Kind   ErrorKind
+	// Type, when set, is the column's type where a date or time is needed (dated_by,
+	// last_active_by): a text column would be compared as text.
+	Type string
 }
 
 func (e *MapError) Error() string {
+	if e.Type != "" {
+		return fmt.Sprintf("dsar store %s: table %s: column %s is %s; dated_by and last_active_by need a date or time type (a text column is compared as text: '12/01/2026' sorts before '2025-...')", e.Store, e.Table, e.Column, e.Type)
+	}
 	if e.Column == "" {
 		return fmt.Sprintf("dsar store %s: table %s does not exist (or the store's user cannot see it)", e.Store, e.Table)
 	}

@@ -138,6 +138,20 @@ func (c *Connector) CheckMap(ctx context.Context) error {
 				return &dsar.MapError{Store: c.name, Table: t.Table, Column: col, Kind: dsar.KindColumnMissing}
 			}
 		}
+		for _, col := range []string{t.DatedBy, t.LastActiveBy} {
+			if col == "" {
+				continue
+			}
+			var typ string
+			if err := c.db.QueryRowContext(ctx, `SELECT DATA_TYPE FROM information_schema.COLUMNS
+				WHERE TABLE_SCHEMA = COALESCE(NULLIF(?, ''), DATABASE()) AND TABLE_NAME = ? AND LOWER(COLUMN_NAME) = LOWER(?)`,
+				schema, table, col).Scan(&typ); err != nil {
+				return c.fail("check data map", err)
+			}
+			if typ = strings.ToLower(typ); typ != "date" && typ != "datetime" && typ != "timestamp" {
+				return &dsar.MapError{Store: c.name, Table: t.Table, Column: col, Kind: dsar.KindValueRejected, Type: typ}
+			}
+		}
 		if t.DatedBy == "" {
 			continue
 		}

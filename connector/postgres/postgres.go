@@ -101,6 +101,19 @@ func (c *Connector) CheckMap(ctx context.Context) error {
 				return &dsar.MapError{Store: c.name, Table: t.Table, Column: col, Kind: dsar.KindColumnMissing}
 			}
 		}
+		for _, col := range []string{t.DatedBy, t.LastActiveBy} {
+			if col == "" {
+				continue
+			}
+			var typ string
+			if err := c.pool.QueryRow(ctx, `SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+				WHERE attrelid = to_regclass($1) AND attname = $2`, quote(t.Table), col).Scan(&typ); err != nil {
+				return c.fail("check data map", err)
+			}
+			if typ != "date" && !strings.HasPrefix(typ, "timestamp") {
+				return &dsar.MapError{Store: c.name, Table: t.Table, Column: col, Kind: dsar.KindValueRejected, Type: typ}
+			}
+		}
 		if t.DatedBy == "" {
 			continue
 		}

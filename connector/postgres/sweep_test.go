@@ -381,4 +381,10 @@ func TestCheckMapDatedColumns(t *testing.T) {
 	if err, logs := check(tb); err != nil || logs != "" {
 		t.Errorf("indexed dated_by: err %v, logs %q; want neither", err, logs)
 	}
+	// A text column would be compared as text ('12/01/2026' < '2025-...'): refused.
+	tb.DatedBy, tb.LastActiveBy = "email", ""
+	tb.Columns = nil
+	if err, _ := check(tb); err == nil || !strings.Contains(err.Error(), "column email is text") {
+		t.Errorf("text dated_by: %v; want refused, naming the type", err)
+	}
 }
