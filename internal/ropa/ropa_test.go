@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -547,5 +548,35 @@ func TestWriteFormats(t *testing.T) {
 	delete(m["activities"].([]any)[0].(map[string]any), "owner")
 	if err := schema(t).Validate(m); err == nil {
 		t.Error("the schema accepts an activity without its owner field")
+	}
+}
+
+// The configuration's retention rules are the retention of their categories for each of
+// their purposes, in the record, with what they run from and the ground of a restriction.
+func TestConfiguredRetentionRules(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+routes:
+  - {match: "GET /recommendations", purpose: personalize.recommendation, subject: {header: X-Customer}}
+  - {match: "GET /orders", purpose: essential.service, subject: {header: X-Customer}}
+retention:
+  - {name: browsing-1y, categories: [user.behavior.browsing_history], purposes: [personalize.recommendation], period: 8760h, from: collected, then: delete}
+  - {name: invoices, categories: [user.financial], purposes: [essential.service], period: 0s, from: account_closed, then: restrict, ground: "tax law", keep: 26280h}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ropa.Build(cfg, ropa.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := activity(r, "personalize.recommendation")
+	want := ropa.RetentionRule{Categories: []string{"user.behavior.browsing_history"}, Period: "P365D", Action: "erase", Rule: "browsing-1y", From: "collected"}
+	if rec == nil || len(rec.Retention.Rules) != 1 || !reflect.DeepEqual(rec.Retention.Rules[0], want) {
+		t.Fatalf("personalize.recommendation retention = %+v; want %+v", rec, want)
+	}
+	svc := activity(r, "essential.service")
+	want = ropa.RetentionRule{Categories: []string{"user.financial"}, Period: "P0D", Action: "restrict", Basis: "tax law", Rule: "invoices", From: "account_closed", Keep: "P1095D"}
+	if svc == nil || len(svc.Retention.Rules) != 1 || !reflect.DeepEqual(svc.Retention.Rules[0], want) {
+		t.Fatalf("essential.service retention = %+v; want %+v", svc, want)
 	}
 }
