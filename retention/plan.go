@@ -285,6 +285,17 @@ func (g *planning) started(ctx context.Context, r Rule) (subjects, error) {
 				}
 			}
 		}
+		// The service's end ends the purposes consent was given for (PIPL Art. 47(1)(2)): a
+		// closed account counts as lapsed from its closure, whatever its consent says.
+		closed := subjects{}
+		if err := g.Facts.EachClosed(ctx, before, collect(closed)); err != nil {
+			return nil, err
+		}
+		for s, at := range closed {
+			if prev, ok := out[s]; !ok || at.Before(prev) {
+				out[s] = at
+			}
+		}
 	case FromLastActive:
 		return g.inactive(ctx, r, before)
 	}

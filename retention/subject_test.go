@@ -104,19 +104,21 @@ func TestPlanSubjectLevel(t *testing.T) {
 			},
 		},
 		{
-			name: "another_purpose_keeps",
+			name: "closure_ends_consent_purposes",
 			rules: []Rule{subjectRule("closed-30d", FromAccountClosed, ThenDelete, 30*day, "user"),
 				{Name: "sms-grace", Categories: []privguard.DataCategory{"user.contact"}, Purposes: []privguard.Purpose{"marketing.communications.sms"},
 					Period: 7 * day, From: FromWithdrawn, Then: ThenDelete}},
 			stores: sql(customers),
 			facts: &fakeFacts{closed: closed, lapsed: map[privguard.Purpose]map[privguard.SubjectID]time.Time{
 				"marketing.communications.sms": {"alice": now.Add(-5 * day), "bob": now.Add(-100 * day)}}}, // alice within the grace period
+			// A closed account ends the consent purposes too (alice and carol: deleted whole,
+			// though alice is within the SMS grace period); bob, who withdrew but keeps his
+			// account, keeps his contact for the service.
 			want: want{
-				actions: map[string][]dsar.SweepAction{"crm": {
-					{Rule: "closed-30d", Table: "customers", Mode: dsar.SweepClear, Columns: []string{"last_page"}, Subjects: ids("alice", "carol")},
-				}},
+				actions: map[string][]dsar.SweepAction{},
+				deletions: []Deletion{{Subject: "alice", Trigger: "service_ended", Rule: "closed-30d+sms-grace"},
+					{Subject: "carol", Trigger: "service_ended", Rule: "closed-30d+sms-grace"}},
 				kept: []Kept{
-					{Store: "crm", Table: "customers", Category: "user.contact.email", Rule: "closed-30d", KeptBy: "sms-grace", Purposes: []privguard.Purpose{"marketing.communications.sms"}, Subjects: 2},
 					{Store: "crm", Table: "customers", Category: "user.contact.email", Rule: "sms-grace", KeptBy: "closed-30d", Purposes: []privguard.Purpose{"essential.service"}, Subjects: 1},
 				},
 			},

@@ -303,7 +303,9 @@ dsar:
 // that run from it erase the subject in every store when their period ends — here every
 // category the stores hold, so the subject gets an ordinary deletion request with trigger
 // service_ended, which deletes its rows in PostgreSQL and MariaDB; another subject's rows
-// stay; the next run plans nothing for the erased subject.
+// stay; the next run plans nothing for the erased subject. A rule that runs from the
+// withdrawal of consent does not hold the data of a closed account: the service's end
+// ends the purpose too, though the subject never withdrew.
 //
 // proves DSR-12
 func TestRetentionAccountClosedErasesEverywhere(t *testing.T) {
@@ -318,6 +320,7 @@ func TestRetentionAccountClosedErasesEverywhere(t *testing.T) {
 	cfg, err := config.Parse(fmt.Appendf(nil, `
 retention:
   - {name: account-30d, categories: [user], purposes: [essential.service], period: 720h, from: account_closed, then: delete}
+  - {name: orders-withdrawn, categories: [user.behavior.purchase_history], purposes: [personalize.recommendation], period: 720h, from: withdrawn, then: delete}
 dsar:
   stores:
     - {name: crm, type: postgres, dsn: %q, tables: [{table: %s, subject_column: id, columns: {email: user.contact.email}, erase: delete}]}
