@@ -44,9 +44,9 @@ var heavy = map[string][]string{
 	"github.com/open-policy-agent/opa":    {"policy"},
 	"github.com/tink-crypto/tink-go":      {"vault"},
 	"go.etcd.io/bbolt":                    {"boltstore"},
-	"github.com/jackc/pgx":                {"connector/postgres", "pgstore", "bench/replicas"}, // the harness reads the schema's statistics
+	"github.com/jackc/pgx":                {"connector/postgres", "pgstore", "bench/replicas", "bench/retention"}, // the harnesses read statistics and seed tables
 	"github.com/pressly/goose":            {"connector/postgres", "pgstore"},
-	"github.com/go-sql-driver/mysql":      {"connector/mysql"},
+	"github.com/go-sql-driver/mysql":      {"connector/mysql", "bench/retention"}, // the harness seeds its table
 	"github.com/redis/go-redis":           {"connector/redis", "redislimit"},
 	"github.com/casbin/casbin":            {"internal/authz"},
 	"github.com/valyala/fastjson":         {"audit"}, // reads the decision log back
