@@ -75,8 +75,23 @@ func (e *Engine) SubmitRetention(ctx context.Context, actions map[string][]Sweep
 	return r, e.put(ctx, &r)
 }
 
-// check refuses an action the connectors could not carry out safely.
+// check refuses an action the connectors could not carry out safely: checkShape, and
+// subject ids that are not ids.
 func (a SweepAction) check() error {
+	if err := a.checkShape(); err != nil {
+		return err
+	}
+	for _, s := range a.Subjects {
+		if err := s.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkShape refuses an unknown mode, a clear of no column, an expiry of no period, and an
+// action with neither a cut-off nor subjects (it would change every row).
+func (a SweepAction) checkShape() error {
 	switch a.Mode {
 	case SweepDelete, SweepAnonymise:
 	case SweepClear:
@@ -93,12 +108,47 @@ func (a SweepAction) check() error {
 	if a.Before.IsZero() && a.Subjects == nil && a.Mode != SweepExpire {
 		return fmt.Errorf("sweep of %s has neither a cut-off nor subjects: it would change every row: %w", a.Table, privguard.ErrInvalid)
 	}
-	for _, s := range a.Subjects {
-		if err := s.Validate(); err != nil {
-			return err
+	return nil
+}
+
+// SweepTable returns the table of tables that a sweeps, checked for a: the action's shape
+// (checkShape), a cut-off only on a table with dated_by, and cleared columns only among
+// the mapped ones. Errors wrap privguard.ErrInvalid. The SQL connectors check every action
+// with it before they build a statement.
+func SweepTable(tables []TableMap, a SweepAction) (TableMap, error) {
+	t, err := findTable(tables, a.Table)
+	if err != nil {
+		return t, err
+	}
+	if err := a.checkShape(); err != nil {
+		return t, err
+	}
+	if !a.Before.IsZero() && t.DatedBy == "" {
+		return t, fmt.Errorf("table %s has no dated_by column: %w", t.Table, privguard.ErrInvalid)
+	}
+	for _, col := range a.Columns {
+		if _, ok := t.Columns[col]; !ok && a.Mode == SweepClear {
+			return t, fmt.Errorf("column %q is not a mapped column of %s: %w", col, t.Table, privguard.ErrInvalid)
 		}
 	}
-	return nil
+	return t, nil
+}
+
+// ActivityTable returns the table called name of tables if it has a last_active_by column
+// (dsar.ActivityReader's table); errors wrap privguard.ErrInvalid.
+func ActivityTable(tables []TableMap, name string) (TableMap, error) {
+	t, err := findTable(tables, name)
+	if err == nil && t.LastActiveBy == "" {
+		err = fmt.Errorf("table %s has no last_active_by column: %w", t.Table, privguard.ErrInvalid)
+	}
+	return t, err
+}
+
+func findTable(tables []TableMap, name string) (TableMap, error) {
+	if i := slices.IndexFunc(tables, func(t TableMap) bool { return t.Table == name }); i >= 0 {
+		return tables[i], nil
+	}
+	return TableMap{}, fmt.Errorf("table %q is not in this store's data map: %w", name, privguard.ErrInvalid)
 }
 
 // runSweep carries out the unfinished actions of r's task on store, from where the task

@@ -65,7 +65,7 @@ func TestRetentionTimeTravel(t *testing.T) {
 	pg.Exec(ctx, `INSERT INTO `+pvT+` VALUES ('c-undated', 'x', NULL)`)
 	my.Exec(`INSERT INTO ` + ordT + ` VALUES ('c-undated', 'x', NULL, 7)`)
 
-	cfg, err := config.Parse(fmt.Appendf(nil, `
+	h := newSweepHarness(t, fmt.Sprintf(`
 retention:
   - {name: browsing-1y, categories: [user.behavior.browsing_history], purposes: [personalize.recommendation], period: 8760h, from: collected, then: delete}
   - {name: orders-30d, categories: [user.behavior.purchase_history], purposes: [personalize.recommendation], period: 720h, from: collected, then: anonymise}
@@ -74,55 +74,10 @@ dsar:
     - {name: crm, type: postgres, dsn: %q, tables: [{table: %s, subject_column: customer_id, dated_by: viewed_at, columns: {url: user.behavior.browsing_history}, erase: delete}]}
     - {name: shop, type: mysql, dsn: %q, tables: [{table: %s, subject_column: customer_id, dated_by: ordered_at, columns: {item: user.behavior.purchase_history}, erase: delete}]}
     - {name: cache, type: redis, addr: %q, dated_keys: [{key: %q, categories: [user.behavior.browsing_history], dated_by: updated_at}]}
-`, pgDSN, pvT, myDSN, ordT, rdAddr, key))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cfg.Taxonomy(); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	conns, closeConns, err := connectors(ctx, cfg.DSAR.Stores, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeConns()
-	now := base.Add(5 * 24 * time.Hour)
-	clock := func() time.Time { return now }
-	db, err := boltstore.Open(filepath.Join(t.TempDir(), "privguard.db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	engine, err := dsar.New(dsar.Config{Store: db.DSAR(), Connectors: conns, Now: clock, SweepBatch: 3, SweepPause: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ledger := consenttest.Open(t, "", consent.Config{Now: clock})
-	rr := newRetention(cfg, conns, engine, ledger, log)
-	rr.planner.Now = clock
-
-	run := func() retentionReport {
-		t.Helper()
-		id, _, err := rr.Run(ctx, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for range 50 {
-			if _, err := engine.Step(ctx); err != nil {
-				t.Fatal(err)
-			}
-			rep, err := rr.Report(ctx, id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r := rep.(retentionReport); r.finished() {
-				return r
-			}
-		}
-		t.Fatal("the run did not finish")
-		return retentionReport{}
-	}
+`, pgDSN, pvT, myDSN, ordT, rdAddr, key), base.Add(5*24*time.Hour), func(_ *sweepHarness, c *dsar.Config) {
+		c.SweepBatch, c.SweepPause = 3, -1
+	})
+	run := func() retentionReport { t.Helper(); return h.run(t) }
 	rows := func(rep retentionReport) map[string]int {
 		out := map[string]int{}
 		for _, a := range rep.Actions {
@@ -153,7 +108,7 @@ dsar:
 		t.Fatalf("before any period ended: pg %d, mysql linked %d, redis %d", p, m, r)
 	}
 	// 30 days and 3 days past day 0: the orders of days 0..2 are anonymised (cut-off day 3).
-	now = base.Add(720*time.Hour + 3*24*time.Hour)
+	h.now = base.Add(720*time.Hour + 3*24*time.Hour)
 	rep := run()
 	if got := rows(rep); rep.State != "completed" || got["shop"] != 3 || got["crm"] != 0 || got["cache"] != 0 {
 		t.Fatalf("past 30 days: %v %+v", got, rep)
@@ -163,7 +118,7 @@ dsar:
 		t.Fatalf("anonymised rows as documented: %d, %v", anon, err)
 	}
 	// A year and 4 days past day 0: browsing of days 0..3 is deleted in PostgreSQL and Redis.
-	now = base.Add(8760*time.Hour + 4*24*time.Hour)
+	h.now = base.Add(8760*time.Hour + 4*24*time.Hour)
 	rep = run()
 	if got := rows(rep); got["crm"] != 4 || got["cache"] != 4 || got["shop"] != 7 {
 		t.Fatalf("past a year: %v %+v", got, rep)
@@ -202,7 +157,7 @@ func TestRetentionWithdrawalErasesOnlyWhatNoPurposeKeeps(t *testing.T) {
 			pg.Exec(ctx, `INSERT INTO `+ordT+` VALUES ($1, 'item', $2)`, s, at)
 		}
 	}
-	cfg, err := config.Parse(fmt.Appendf(nil, `
+	h := newSweepHarness(t, fmt.Sprintf(`
 retention:
   - {name: browsing-withdrawn, categories: [user.behavior.browsing_history], purposes: [personalize.recommendation], period: 48h, from: withdrawn, then: delete}
   - {name: orders-withdrawn, categories: [user.behavior.purchase_history], purposes: [personalize.recommendation], period: 48h, from: withdrawn, then: delete}
@@ -215,43 +170,20 @@ dsar:
       tables:
         - {table: %s, subject_column: customer_id, dated_by: viewed_at, columns: {url: user.behavior.browsing_history}, erase: delete}
         - {table: %s, subject_column: customer_id, dated_by: ordered_at, columns: {item: user.behavior.purchase_history}, erase: delete}
-`, pgDSN, pvT, ordT))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	conns, closeConns, err := connectors(ctx, cfg.DSAR.Stores, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeConns()
-	now := base.Add(24 * time.Hour)
-	clock := func() time.Time { return now }
-	db, err := boltstore.Open(filepath.Join(t.TempDir(), "privguard.db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	engine, err := dsar.New(dsar.Config{Store: db.DSAR(), Connectors: conns, Now: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ledger := consenttest.Open(t, "", consent.Config{Now: clock})
-	if _, _, err := ledger.RegisterNotice(ctx, consenttest.MarketingNotice(1, "zh-CN")); err != nil {
+`, pgDSN, pvT, ordT), base.Add(24*time.Hour), nil)
+	if _, _, err := h.ledger.RegisterNotice(ctx, consenttest.MarketingNotice(1, "zh-CN")); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range []privguard.SubjectID{"withdrew", "stayed"} {
-		if _, _, err := ledger.Append(ctx, consent.Request{Subject: s, Purpose: "personalize.recommendation", Action: consent.ActionGrant,
+		if _, _, err := h.ledger.Append(ctx, consent.Request{Subject: s, Purpose: "personalize.recommendation", Action: consent.ActionGrant,
 			Regime: privguard.RegimePIPL, Notice: &consent.NoticeRef{ID: "marketing", Version: 1, Language: "zh-CN"},
 			Channel: consent.ChannelApp, Method: consent.MethodExplicit}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := ledger.Append(ctx, consent.Request{Subject: "withdrew", Purpose: "personalize.recommendation", Action: consent.ActionWithdraw}); err != nil {
+	if _, _, err := h.ledger.Append(ctx, consent.Request{Subject: "withdrew", Purpose: "personalize.recommendation", Action: consent.ActionWithdraw}); err != nil {
 		t.Fatal(err)
 	}
-	rr := newRetention(cfg, conns, engine, ledger, log)
-	rr.planner.Now = clock
 	left := func(table, s string) int {
 		var n int
 		if err := pg.QueryRow(ctx, `SELECT count(*) FROM `+table+` WHERE customer_id = $1`, s).Scan(&n); err != nil {
@@ -259,30 +191,15 @@ dsar:
 		}
 		return n
 	}
-	sweep := func() retentionReport {
-		t.Helper()
-		id, _, err := rr.Run(ctx, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for range 20 {
-			engine.Step(ctx)
-			rep, _ := rr.Report(ctx, id)
-			if r := rep.(retentionReport); r.finished() {
-				return r
-			}
-		}
-		t.Fatal("the run did not finish")
-		return retentionReport{}
-	}
+	sweep := func() retentionReport { t.Helper(); return h.run(t) }
 	// Within the grace period nothing goes.
-	now = base.Add(24*time.Hour + 47*time.Hour)
+	h.now = base.Add(24*time.Hour + 47*time.Hour)
 	sweep()
 	if left(pvT, "withdrew") != 3 || left(ordT, "withdrew") != 3 {
 		t.Fatal("erased within the grace period")
 	}
 	// Past it: the browsing history of the subject who withdrew is erased, nothing else.
-	now = base.Add(24*time.Hour + 49*time.Hour)
+	h.now = base.Add(24*time.Hour + 49*time.Hour)
 	rep := sweep()
 	if left(pvT, "withdrew") != 0 || left(ordT, "withdrew") != 3 || left(pvT, "stayed") != 3 || left(ordT, "stayed") != 3 {
 		t.Fatalf("after the grace period: browsing %d orders %d (withdrew), browsing %d orders %d (stayed); %+v",
@@ -317,7 +234,7 @@ func TestRetentionAccountClosedErasesEverywhere(t *testing.T) {
 		`INSERT INTO `+custT+` VALUES ('closing', 'a@example.com', now()), ('staying', 'b@example.com', now())`)
 	my := myTable(t, myDSN, ordT, `CREATE TABLE `+ordT+` (customer_id varchar(64) NOT NULL, item varchar(200))`,
 		`INSERT INTO `+ordT+` VALUES ('closing', 'x'), ('closing', 'y'), ('staying', 'z')`)
-	cfg, err := config.Parse(fmt.Appendf(nil, `
+	h := newSweepHarness(t, fmt.Sprintf(`
 retention:
   - {name: account-30d, categories: [user], purposes: [essential.service], period: 720h, from: account_closed, then: delete}
   - {name: orders-withdrawn, categories: [user.behavior.purchase_history], purposes: [personalize.recommendation], period: 720h, from: withdrawn, then: delete}
@@ -325,37 +242,16 @@ dsar:
   stores:
     - {name: crm, type: postgres, dsn: %q, tables: [{table: %s, subject_column: id, columns: {email: user.contact.email}, erase: delete}]}
     - {name: shop, type: mysql, dsn: %q, tables: [{table: %s, subject_column: customer_id, columns: {item: user.behavior.purchase_history}, erase: delete}]}
-`, pgDSN, custT, myDSN, ordT))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	conns, closeConns, err := connectors(ctx, cfg.DSAR.Stores, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeConns()
-	now := time.Now().UTC()
-	clock := func() time.Time { return now }
-	db, err := boltstore.Open(filepath.Join(t.TempDir(), "privguard.db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ledger := consenttest.Open(t, "", consent.Config{Now: clock})
-	engine, err := dsar.New(dsar.Config{Store: db.DSAR(), Connectors: conns, Now: clock,
-		OnErased: func(ctx context.Context, s privguard.SubjectID) error {
-			_, _, err := ledger.Append(ctx, consent.Request{Subject: s, Action: consent.ActionErase, ActorType: consent.ActorSystem})
+`, pgDSN, custT, myDSN, ordT), time.Now().UTC(), func(h *sweepHarness, c *dsar.Config) {
+		c.OnErased = func(ctx context.Context, s privguard.SubjectID) error {
+			_, _, err := h.ledger.Append(ctx, consent.Request{Subject: s, Action: consent.ActionErase, ActorType: consent.ActorSystem})
 			return err
-		}})
-	if err != nil {
+		}
+	})
+	if _, _, err := h.ledger.Append(ctx, consent.Request{Subject: "closing", Action: consent.ActionCloseAccount, ActorType: consent.ActorSubject}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := ledger.Append(ctx, consent.Request{Subject: "closing", Action: consent.ActionCloseAccount, ActorType: consent.ActorSubject}); err != nil {
-		t.Fatal(err)
-	}
-	rr := newRetention(cfg, conns, engine, ledger, log)
-	rr.planner.Now = clock
+	rr, engine := h.rr, h.engine
 	rows := func(s string) int {
 		var a, b int
 		pg.QueryRow(ctx, `SELECT count(*) FROM `+custT+` WHERE id = $1`, s).Scan(&a)
@@ -363,14 +259,14 @@ dsar:
 		return a + b
 	}
 	// Within the 30 days nothing is planned.
-	now = now.Add(719 * time.Hour)
+	h.now = h.now.Add(719 * time.Hour)
 	if _, rep, err := rr.Run(ctx, false); err != nil || rep.(retentionReport).Deletions != 0 {
 		t.Fatalf("within the period: %+v %v", rep, err)
 	}
 	for range 5 {
 		engine.Step(ctx)
 	}
-	now = now.Add(2 * time.Hour)
+	h.now = h.now.Add(2 * time.Hour)
 	_, rep, err := rr.Run(ctx, false)
 	if err != nil {
 		t.Fatal(err)
@@ -395,4 +291,75 @@ dsar:
 	if _, rep, err = rr.Run(ctx, false); err != nil || rep.(retentionReport).Deletions != 0 {
 		t.Fatalf("the erased subject was planned again: %+v %v", rep, err)
 	}
+}
+
+// sweepHarness is serve's retention wiring (the configuration, the connectors, the engine
+// on a bbolt file, the ledger, the sweeper) on a clock the test moves.
+type sweepHarness struct {
+	now    time.Time
+	rr     *retentionRunner
+	engine *dsar.Engine
+	ledger *consent.Ledger
+}
+
+// newSweepHarness wires yaml's stores and rules at now; set, if given, changes the
+// engine's configuration.
+func newSweepHarness(t *testing.T, yaml string, now time.Time, set func(*sweepHarness, *dsar.Config)) *sweepHarness {
+	t.Helper()
+	h := &sweepHarness{now: now}
+	cfg, err := config.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cfg.Taxonomy(); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	conns, closeConns, err := connectors(context.Background(), cfg.DSAR.Stores, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(closeConns)
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), "privguard.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	h.ledger = consenttest.Open(t, "", consent.Config{Now: h.clock})
+	ec := dsar.Config{Store: db.DSAR(), Connectors: conns, Now: h.clock}
+	if set != nil {
+		set(h, &ec)
+	}
+	if h.engine, err = dsar.New(ec); err != nil {
+		t.Fatal(err)
+	}
+	h.rr = newRetention(cfg, conns, h.engine, h.ledger, log)
+	h.rr.planner.Now = h.clock
+	return h
+}
+
+func (h *sweepHarness) clock() time.Time { return h.now }
+
+// run starts a retention run and steps the engine until the run finished.
+func (h *sweepHarness) run(t *testing.T) retentionReport {
+	t.Helper()
+	ctx := context.Background()
+	id, _, err := h.rr.Run(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		if _, err := h.engine.Step(ctx); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := h.rr.Report(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := rep.(retentionReport); r.finished() {
+			return r
+		}
+	}
+	t.Fatal("the run did not finish")
+	return retentionReport{}
 }

@@ -33,14 +33,13 @@ type schemaCache struct {
 	tables map[string]map[string]colInfo
 }
 
-func (c *Connector) table(op, name string) (Table, error) {
-	for _, t := range c.tables {
-		if t.Table == name {
-			return t, nil
-		}
+// table is the table a sweeps, checked for it (dsar.SweepTable).
+func (c *Connector) table(op string, a dsar.SweepAction) (Table, error) {
+	t, err := dsar.SweepTable(c.tables, a)
+	if err != nil {
+		return t, &dsar.ConnectorError{Connector: c.name, Op: op, Err: err}
 	}
-	return Table{}, &dsar.ConnectorError{Connector: c.name, Op: op,
-		Err: fmt.Errorf("table %q is not in this store's data map: %w", name, privguard.ErrInvalid)}
+	return t, nil
 }
 
 func (c *Connector) invalid(op, format string, args ...any) error {
@@ -84,14 +83,8 @@ func (s sweepStmt) chunks() [][]any {
 func (c *Connector) sweepStmt(ctx context.Context, t Table, a dsar.SweepAction) (sweepStmt, error) {
 	op := "sweep " + t.Table
 	var s sweepStmt
-	var conds []string
-	if a.Before.IsZero() && a.Subjects == nil {
-		return s, c.invalid(op, "sweep action names neither a cut-off nor subjects")
-	}
+	var conds []string // a is checked for t (dsar.SweepTable)
 	if !a.Before.IsZero() {
-		if t.DatedBy == "" {
-			return s, c.invalid(op, "table %s has no dated_by column", t.Table)
-		}
 		conds = append(conds, quote(t.DatedBy)+" < ?")
 		s.condArgs = append(s.condArgs, a.Before)
 		s.order = " ORDER BY " + quote(t.DatedBy)
@@ -110,13 +103,7 @@ func (c *Connector) sweepStmt(ctx context.Context, t Table, a dsar.SweepAction) 
 	switch a.Mode {
 	case dsar.SweepDelete:
 	case dsar.SweepClear:
-		if len(a.Columns) == 0 {
-			return s, c.invalid(op, "clear names no columns")
-		}
 		for _, col := range a.Columns {
-			if _, ok := t.Columns[col]; !ok {
-				return s, c.invalid(op, "column %q is not a mapped column of %s", col, t.Table)
-			}
 			if t.Erase == dsar.EraseMask {
 				sets = append(sets, quote(col)+" = ?")
 				s.setArgs = append(s.setArgs, dsar.MaskValue)
@@ -243,7 +230,7 @@ func neutral(typ string) string {
 // dated_by (when the cut-off leads) and LIMIT, each committed on its own, for up to
 // maxBatchIDs subjects at a time, until limit rows are changed.
 func (c *Connector) Sweep(ctx context.Context, a dsar.SweepAction, limit int) (int, bool, error) {
-	t, err := c.table("sweep", a.Table)
+	t, err := c.table("sweep", a)
 	if err != nil {
 		return 0, false, err
 	}
@@ -279,7 +266,7 @@ func (c *Connector) Sweep(ctx context.Context, a dsar.SweepAction, limit int) (i
 
 // CountSweep implements dsar.Sweeper.
 func (c *Connector) CountSweep(ctx context.Context, a dsar.SweepAction) (int, error) {
-	t, err := c.table("count sweep", a.Table)
+	t, err := c.table("count sweep", a)
 	if err != nil {
 		return 0, err
 	}
@@ -300,11 +287,11 @@ func (c *Connector) CountSweep(ctx context.Context, a dsar.SweepAction) (int, er
 }
 
 func (c *Connector) activityTable(op, name string) (Table, error) {
-	t, err := c.table(op, name)
-	if err == nil && t.LastActiveBy == "" {
-		err = c.invalid(op, "table %s has no last_active_by column", t.Table)
+	t, err := dsar.ActivityTable(c.tables, name)
+	if err != nil {
+		return t, &dsar.ConnectorError{Connector: c.name, Op: op, Err: err}
 	}
-	return t, err
+	return t, nil
 }
 
 // exactID is the subject column as utf8mb4 bytes, the form ids are grouped, ordered and

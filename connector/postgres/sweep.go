@@ -31,14 +31,13 @@ type schemaCache struct {
 	tables map[string]map[string]colInfo
 }
 
-func (c *Connector) table(op, name string) (Table, error) {
-	for _, t := range c.tables {
-		if t.Table == name {
-			return t, nil
-		}
+// table is the table a sweeps, checked for it (dsar.SweepTable).
+func (c *Connector) table(op string, a dsar.SweepAction) (Table, error) {
+	t, err := dsar.SweepTable(c.tables, a)
+	if err != nil {
+		return t, &dsar.ConnectorError{Connector: c.name, Op: op, Err: err}
 	}
-	return Table{}, &dsar.ConnectorError{Connector: c.name, Op: op,
-		Err: fmt.Errorf("table %q is not in this store's data map: %w", name, privguard.ErrInvalid)}
+	return t, nil
 }
 
 func (c *Connector) invalid(op, format string, args ...any) error {
@@ -50,14 +49,8 @@ func (c *Connector) invalid(op, format string, args ...any) error {
 // modes that keep the rows, only rows the action would still change.
 func (c *Connector) sweepWhere(ctx context.Context, t Table, a dsar.SweepAction, args []any) (where, set string, _ []any, err error) {
 	op := "sweep " + t.Table
-	var conds []string
-	if a.Before.IsZero() && a.Subjects == nil {
-		return "", "", nil, c.invalid(op, "sweep action names neither a cut-off nor subjects")
-	}
+	var conds []string // a is checked for t (dsar.SweepTable)
 	if !a.Before.IsZero() {
-		if t.DatedBy == "" {
-			return "", "", nil, c.invalid(op, "table %s has no dated_by column", t.Table)
-		}
 		args = append(args, a.Before)
 		conds = append(conds, fmt.Sprintf("%s < $%d", quote(t.DatedBy), len(args)))
 	}
@@ -73,14 +66,8 @@ func (c *Connector) sweepWhere(ctx context.Context, t Table, a dsar.SweepAction,
 	switch a.Mode {
 	case dsar.SweepDelete:
 	case dsar.SweepClear:
-		if len(a.Columns) == 0 {
-			return "", "", nil, c.invalid(op, "clear names no columns")
-		}
 		var sets, changed []string
 		for _, col := range a.Columns {
-			if _, ok := t.Columns[col]; !ok {
-				return "", "", nil, c.invalid(op, "column %q is not a mapped column of %s", col, t.Table)
-			}
 			if t.Erase == dsar.EraseMask {
 				args = append(args, dsar.MaskValue)
 				sets = append(sets, fmt.Sprintf("%s = $%d", quote(col), len(args)))
@@ -210,7 +197,7 @@ func neutral(category, typ string) string {
 // holds locked are skipped: more may be false while they remain, and the next run sweeps
 // them.
 func (c *Connector) Sweep(ctx context.Context, a dsar.SweepAction, limit int) (int, bool, error) {
-	t, err := c.table("sweep", a.Table)
+	t, err := c.table("sweep", a)
 	if err != nil {
 		return 0, false, err
 	}
@@ -245,7 +232,7 @@ func (c *Connector) Sweep(ctx context.Context, a dsar.SweepAction, limit int) (i
 
 // CountSweep implements dsar.Sweeper.
 func (c *Connector) CountSweep(ctx context.Context, a dsar.SweepAction) (int, error) {
-	t, err := c.table("count sweep", a.Table)
+	t, err := c.table("count sweep", a)
 	if err != nil {
 		return 0, err
 	}
@@ -264,11 +251,11 @@ func (c *Connector) CountSweep(ctx context.Context, a dsar.SweepAction) (int, er
 }
 
 func (c *Connector) activityTable(op, name string) (Table, error) {
-	t, err := c.table(op, name)
-	if err == nil && t.LastActiveBy == "" {
-		err = c.invalid(op, "table %s has no last_active_by column", t.Table)
+	t, err := dsar.ActivityTable(c.tables, name)
+	if err != nil {
+		return t, &dsar.ConnectorError{Connector: c.name, Op: op, Err: err}
 	}
-	return t, err
+	return t, nil
 }
 
 // Inactive implements dsar.ActivityReader. Ids are grouped and ordered as bytes (the "C"
