@@ -31,7 +31,7 @@ import (
 //	message Guardian { string reference = 1; string relationship = 2; string verification_method = 3; int64 verified_unix_nano = 4; }
 //	message Evidence { string user_agent = 1; string ip_prefix = 2; bytes ip_hash = 3; string ui_screen = 4;
 //	  string cmp_version = 5; string collected_by = 6; string contract_ref = 7; string proof_ref = 8;
-//	  string tc_string = 9; bool gpc = 10; }
+//	  string tc_string = 9; bool gpc = 10; string identifier = 11; }
 //
 // The record hash is SHA-256 over the encoding, which includes prev_hash.
 
@@ -41,7 +41,7 @@ const (
 	recordVarints   = 1<<1 | 1<<3 | 1<<10 | 1<<15 | 1<<22 | 1<<23 | 1<<24 | 1<<29
 	recipientFields = 0b111110      // 1..5
 	guardianFields  = 0b11110       // 1..4
-	evidenceFields  = 0b11111111110 // 1..10
+	evidenceFields  = 0b111111111110 // 1..11
 )
 
 // errCorrupt is wrapped by every decoding error.
@@ -88,7 +88,7 @@ func encodeRecord(b []byte, r *Record) []byte {
 	}
 	b = appendString(b, 19, string(r.AgeBand))
 	if e := r.Evidence; e.UserAgent != "" || e.IPPrefix != "" || len(e.IPHash) > 0 || e.UIScreen != "" || e.CMPVersion != "" ||
-		e.CollectedBy != "" || e.ContractRef != "" || e.ProofRef != "" || e.TCString != "" || e.GPC {
+		e.CollectedBy != "" || e.ContractRef != "" || e.ProofRef != "" || e.TCString != "" || e.GPC || e.Identifier != "" {
 		var m []byte
 		m = appendString(m, 1, e.UserAgent)
 		m = appendString(m, 2, e.IPPrefix)
@@ -102,6 +102,7 @@ func encodeRecord(b []byte, r *Record) []byte {
 		m = appendString(m, 8, e.ProofRef)
 		m = appendString(m, 9, e.TCString)
 		m = appendBool(m, 10, e.GPC)
+		m = appendString(m, 11, e.Identifier)
 		b = appendBytesAlways(b, 20, m)
 	}
 	for _, c := range r.Categories {
@@ -223,6 +224,8 @@ func decodeRecord(b []byte) (Record, error) {
 					e.TCString = string(v)
 				case 10:
 					e.GPC = x != 0
+				case 11:
+					e.Identifier = string(v)
 				}
 				return nil
 			})

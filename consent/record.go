@@ -135,12 +135,14 @@ const (
 	ChannelStore  Channel = "store"
 	ChannelImport Channel = "import"
 	ChannelAPI    Channel = "api"
+	// ChannelPortal is privguard's own privacy centre (the portal package).
+	ChannelPortal Channel = "portal"
 )
 
 // Valid reports whether c is a known channel.
 func (c Channel) Valid() bool {
 	switch c {
-	case ChannelWeb, ChannelApp, ChannelSMS, ChannelStore, ChannelImport, ChannelAPI:
+	case ChannelWeb, ChannelApp, ChannelSMS, ChannelStore, ChannelImport, ChannelAPI, ChannelPortal:
 		return true
 	}
 	return false
@@ -261,6 +263,9 @@ type Evidence struct {
 	ProofRef    string `json:"proof_ref,omitempty"`    // for imported consent: where the original proof is
 	TCString    string `json:"tc_string,omitempty"`
 	GPC         bool   `json:"gpc,omitempty"`
+	// Identifier is the verified identifier the subject acted through (a privacy-centre
+	// sign-in): its type and keyed hash ("phone:<hash>", "token:app"), never its value.
+	Identifier string `json:"identifier,omitempty"`
 }
 
 // Record is one immutable ledger entry.
