@@ -127,6 +127,8 @@ type Engine struct {
 	// personal lists, per subject, the requests that hold its personal data (holdsPersonal),
 	// to scrub when the subject is erased.
 	personal map[privguard.SubjectID][]string
+	// bySubject indexes every request of a subject (OfSubject), alone with the store.
+	bySubject map[privguard.SubjectID][]string
 	// unscrubbed are erasures finished before requests were scrubbed (an older data file).
 	unscrubbed []string
 	// batch, while Step writes a batch of rounds, holds what put wrote since (see

@@ -67,7 +67,7 @@ func (e *Engine) SubmitAll(ctx context.Context, rs []Request) ([]Request, error)
 		}
 		if err := e.put(ctx, &out[i]); err != nil {
 			e.batch = nil
-			e.open, e.active, e.results, e.personal, e.unscrubbed = nil, nil, nil, nil, nil
+			e.open, e.active, e.results, e.personal, e.unscrubbed, e.bySubject = nil, nil, nil, nil, nil, nil
 			return nil, err
 		}
 	}

@@ -254,6 +254,7 @@ func (e *Engine) loadIndex(ctx context.Context) error {
 	}
 	e.open, e.active, e.results = map[openKey]string{}, map[string]bool{}, map[string]time.Time{}
 	e.personal, e.unscrubbed = map[privguard.SubjectID][]string{}, nil
+	e.bySubject = map[privguard.SubjectID][]string{}
 	err := e.cfg.Store.EachRequest(ctx, func(b []byte) error {
 		var o Request
 		if err := json.Unmarshal(b, &o); err != nil {
@@ -266,7 +267,7 @@ func (e *Engine) loadIndex(ctx context.Context) error {
 		return nil
 	})
 	if err != nil {
-		e.open, e.active, e.results, e.personal, e.unscrubbed = nil, nil, nil, nil, nil
+		e.open, e.active, e.results, e.personal, e.unscrubbed, e.bySubject = nil, nil, nil, nil, nil, nil
 		return err
 	}
 	return nil
@@ -276,6 +277,9 @@ func (e *Engine) loadIndex(ctx context.Context) error {
 // of results still to destroy, and of requests holding personal data. e.mu must be held.
 func (e *Engine) index(r *Request) {
 	e.indexPersonal(r)
+	if e.bySubject != nil && !slices.Contains(e.bySubject[r.Subject], r.ID) {
+		e.bySubject[r.Subject] = append(e.bySubject[r.Subject], r.ID)
+	}
 	if r.Type.producesResult() {
 		switch res := r.Result; {
 		case res != nil && res.Purged:
@@ -381,7 +385,7 @@ func (e *Engine) flush(ctx context.Context) error {
 		}
 	}
 	if err != nil {
-		e.open, e.active, e.results, e.personal, e.unscrubbed = nil, nil, nil, nil, nil
+		e.open, e.active, e.results, e.personal, e.unscrubbed, e.bySubject = nil, nil, nil, nil, nil, nil
 		return fmt.Errorf("dsar: store requests: %w: %w", err, privguard.ErrUnavailable)
 	}
 	return nil
