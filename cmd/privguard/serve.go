@@ -415,6 +415,26 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	if err != nil {
 		return fmt.Errorf("admin listener: %w", err)
 	}
+	if cfg.Portal.Listen != "" {
+		centre, err := newPortal(ctx, cfg, portalDeps{ledger: ledger, vault: vlt, requests: requests, tokens: idTokens,
+			adminURL: "http://" + ln.Addr().String()}, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		stop, bound, err := servePortal(cfg.Portal.Listen, centre, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer cancel()
+			stop(sctx)
+		}()
+		log.Info("privacy centre serving", "listen", bound)
+		fmt.Fprintf(stdout, "privguard: privacy centre on http://%s\n", bound)
+	}
 	srv := &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: readHeaderTimeout,

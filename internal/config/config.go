@@ -105,6 +105,8 @@ type File struct {
 	Retention []RetentionRule `yaml:"retention"`
 	// RetentionSweep schedules and paces the sweep that carries the rules out.
 	RetentionSweep RetentionSweep `yaml:"retention_sweep"`
+	// Portal is the privacy centre, the subjects' own pages (portal.go).
+	Portal Portal `yaml:"portal"`
 }
 
 // Caller is an entrusted processor calling through the sidecar.
@@ -538,6 +540,7 @@ func (f *File) Taxonomy() (*privguard.Taxonomy, error) {
 	msgs = append(msgs, f.checkNames(names, cats)...)
 	msgs = append(msgs, f.checkAssessmentNames(names, cats)...)
 	msgs = append(msgs, f.checkRetentionNames(names, cats)...)
+	msgs = append(msgs, f.checkPortalNames(names, cats)...)
 	if len(msgs) > 0 {
 		return nil, problems(msgs)
 	}
