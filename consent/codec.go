@@ -39,8 +39,8 @@ import (
 const (
 	recordFields    = (uint64(1)<<30 - 1) &^ 1 // fields 1..29
 	recordVarints   = 1<<1 | 1<<3 | 1<<10 | 1<<15 | 1<<22 | 1<<23 | 1<<24 | 1<<29
-	recipientFields = 0b111110      // 1..5
-	guardianFields  = 0b11110       // 1..4
+	recipientFields = 0b111110       // 1..5
+	guardianFields  = 0b11110        // 1..4
 	evidenceFields  = 0b111111111110 // 1..11
 )
 

@@ -39,7 +39,9 @@ func (crm) Name() string { return "crm" }
 func (crm) Export(context.Context, privguard.SubjectID) (dsar.Export, error) {
 	return dsar.Export{Store: "crm"}, nil
 }
-func (crm) Erase(context.Context, privguard.SubjectID) (dsar.Erased, error) { return dsar.Erased{}, nil }
+func (crm) Erase(context.Context, privguard.SubjectID) (dsar.Erased, error) {
+	return dsar.Erased{}, nil
+}
 func (crm) Categories() []privguard.DataCategory {
 	return []privguard.DataCategory{"user.contact.email"}
 }

@@ -59,7 +59,7 @@ func (p *Portal) sessionView(w http.ResponseWriter, r *http.Request, page string
 }
 
 var funcs = template.FuncMap{
-	"t": func(v *view, key string) string { return tr(v.Lang, key) },
+	"t":  func(v *view, key string) string { return tr(v.Lang, key) },
 	"in": func(v *view, t Text) string { return t.In(v.Lang) },
 	"when": func(v *view, t time.Time) string {
 		if t.IsZero() {
@@ -73,9 +73,9 @@ var funcs = template.FuncMap{
 		}
 		return t.In(v.Zone).Format("2006-01-02")
 	},
-	"iso":     func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"esc":     url.QueryEscape,
-	"itoa":    strconv.Itoa,
+	"iso":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"esc":  url.QueryEscape,
+	"itoa": strconv.Itoa,
 	"pair": func(v *view, c *choiceView) struct {
 		V *view
 		C *choiceView
@@ -85,7 +85,9 @@ var funcs = template.FuncMap{
 			C *choiceView
 		}{v, c}
 	},
-	"langurl": func(v *view) string { return v.Prefix + "/lang?to=" + url.QueryEscape(v.Other) + "&back=" + url.QueryEscape(v.Here) },
+	"langurl": func(v *view) string {
+		return v.Prefix + "/lang?to=" + url.QueryEscape(v.Other) + "&back=" + url.QueryEscape(v.Here)
+	},
 }
 
 // parse reads the page templates, each with the layout.
