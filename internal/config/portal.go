@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/privguard/privguard"
@@ -93,7 +94,7 @@ func (f *File) checkPortalNames(purposes []string, cats *privguard.Taxonomy) []s
 			msgs = append(msgs, fmt.Sprintf("portal.correctable[%d].category: unknown data category %q%s", i, c.Category, suggestCategory(c.Category, cats)))
 		}
 	}
-	if p.Listen != "" && (p.Listen == f.AdminListen || p.Listen == f.Listen) {
+	if p.Listen != "" && !strings.HasSuffix(p.Listen, ":0") && (p.Listen == f.AdminListen || p.Listen == f.Listen) {
 		msgs = append(msgs, fmt.Sprintf("portal.listen: %s is also the admin or sidecar address; the privacy centre needs its own listener", p.Listen))
 	}
 	if _, err := p.PortalZone(); err != nil {
