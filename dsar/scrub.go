@@ -22,7 +22,7 @@ func engineCancellation(reason string) bool {
 }
 
 // holdsPersonal reports whether r holds personal data of its subject beyond the subject id:
-// a correction's new values, or free text an operator or requester wrote (identity and
+// a correction's new values, a tag deletion's tag texts, or free text an operator or requester wrote (identity and
 // approval notes, a cancellation or extension reason), or a pending code's hash. The
 // subject id itself stays, as it does in the consent ledger: it ties the request to the
 // proof of the erasure.
@@ -30,6 +30,11 @@ func holdsPersonal(r *Request) bool {
 	text := func(s string) bool { return s != "" && s != MaskValue }
 	for _, v := range r.Patch {
 		if text(v) {
+			return true
+		}
+	}
+	for _, it := range r.Items {
+		if text(it.Value) {
 			return true
 		}
 	}
@@ -46,7 +51,8 @@ func holdsPersonal(r *Request) bool {
 
 // scrub removes the subject's personal data from r (what holdsPersonal finds) and keeps
 // the bookkeeping: type, regime, dates, states, tasks and their outcomes, the patch's
-// categories (each value replaced by MaskValue), who verified and who approved, that a
+// categories (each value replaced by MaskValue), a tag deletion's items (their ids, stores,
+// places and categories; each value replaced by MaskValue), who verified and who approved, that a
 // note or reason existed (its text replaced by MaskValue), reason codes, the events. It
 // sets ScrubbedAt.
 func scrub(r *Request, now time.Time) {
@@ -57,6 +63,11 @@ func scrub(r *Request, now time.Time) {
 	}
 	for c := range r.Patch {
 		r.Patch[c] = MaskValue
+	}
+	r.Items = slices.Clone(r.Items)
+	for i := range r.Items {
+		// The id stays (a hash of the value, for the bookkeeping), the text goes.
+		r.Items[i].Value = MaskValue
 	}
 	if r.Identity != nil && r.Identity.Method != "controller" { // a controller's note is its trigger code
 		mask(&r.Identity.Note)
