@@ -186,4 +186,24 @@ func TestTagDeletionIsANarrowErasure(t *testing.T) {
 	if strings.Contains(got.Events[len(got.Events)-1].Detail, "vip") {
 		t.Errorf("an event names a tag: %+v", got.Events)
 	}
+
+	// The subject's full erasure cancels its open tag deletion and scrubs its tag text.
+	if _, err := e.Submit(ctx, dsar.Request{Type: dsar.TypeDeletion, Subject: "cust-1", Identity: &dsar.Identity{Method: "operator"}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := e.Step(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if erasedHook != 1 {
+		t.Errorf("the full erasure ran the hook %d times; want once", erasedHook)
+	}
+	o, err := e.Get(ctx, other.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.State != dsar.StateCancelled || o.Reason != dsar.ReasonSubjectErased || o.Items[0].Value != dsar.MaskValue {
+		t.Errorf("the open tag deletion after the erasure: %s %q, item %+v; want cancelled subject_erased, value masked", o.State, o.Reason, o.Items[0])
+	}
 }

@@ -12,7 +12,8 @@ import (
 
 // ReasonSubjectErased is the reason of a correction cancelled because its subject's
 // erasure completed first: applying the patch afterwards would write personal data back
-// into the stores (a masked row takes the new value).
+// into the stores (a masked row takes the new value). An open tag deletion is cancelled
+// with it too: the erasure removed its items, and its scrubbed values name nothing.
 const ReasonSubjectErased = "subject_erased"
 
 // engineCancellation reports whether reason is a cancellation code the engine itself sets;
@@ -130,7 +131,7 @@ func (e *Engine) personalOf(ctx context.Context, subject privguard.SubjectID) ([
 
 // scrubSubject removes subject's personal data from each of its stored requests received
 // by before, except request self, durably, and cancels its open corrections (their patch
-// must not reach the stores after the erasure). It returns how many requests it changed.
+// must not reach the stores after the erasure) and tag deletions (see ReasonSubjectErased). It returns how many requests it changed.
 // e.mu must be held.
 func (e *Engine) scrubSubject(ctx context.Context, subject privguard.SubjectID, self string, before, now time.Time) (int, error) {
 	ids, err := e.personalOf(ctx, subject)
@@ -149,7 +150,7 @@ func (e *Engine) scrubSubject(ctx context.Context, subject privguard.SubjectID, 
 		if r.ReceivedAt.After(before) {
 			continue
 		}
-		if r.Type == TypeCorrection && !r.State.Final() {
+		if (r.Type == TypeCorrection || r.Type == TypeTagDeletion) && !r.State.Final() {
 			r.State, r.Reason = StateCancelled, ReasonSubjectErased
 			r.event(now, string(StateCancelled), "the subject was erased first")
 		}
