@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -83,7 +82,8 @@ func (e *UnknownItemsError) Unwrap() error { return privguard.ErrInvalid }
 // Profile returns the derived items held on subject in every store that is a Profiler,
 // sorted by store, place and value, each once. A store that fails fails the call (the
 // subject must not be shown a profile that silently misses a store): the error is a
-// *ConnectorError wrapping privguard.ErrUnavailable.
+// *ConnectorError with the store and the kind, wrapping privguard.ErrUnavailable and no
+// text of the store's.
 func (e *Engine) Profile(ctx context.Context, subject privguard.SubjectID) ([]DerivedItem, error) {
 	if err := subject.Validate(); err != nil {
 		return nil, err
@@ -116,20 +116,19 @@ func (e *Engine) Profile(ctx context.Context, subject privguard.SubjectID) ([]De
 	return out, nil
 }
 
-// derivedOf is one store's Derived under Config.TaskTimeout.
+// derivedOf is one store's Derived under Config.TaskTimeout. Its failure is a
+// *ConnectorError naming the store, the operation and the kind only: the driver's text,
+// which can quote the subject's data, is dropped here, as the error may be logged.
 func (e *Engine) derivedOf(ctx context.Context, name string, p Profiler, subject privguard.SubjectID) ([]DerivedItem, error) {
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.TaskTimeout)
+	tctx, cancel := context.WithTimeout(ctx, e.cfg.TaskTimeout)
 	defer cancel()
-	items, err := p.Derived(ctx, subject)
+	items, err := p.Derived(tctx, subject)
 	if err != nil {
-		var ce *ConnectorError
-		if !errors.As(err, &ce) {
-			err = &ConnectorError{Connector: name, Op: OpProfile, Err: err}
+		cause := privguard.ErrUnavailable
+		if ctx.Err() != nil {
+			cause = fmt.Errorf("%w: %w", ctx.Err(), cause) // the caller went away or its deadline passed
 		}
-		if !errors.Is(err, privguard.ErrUnavailable) {
-			err = fmt.Errorf("%w: %w", err, privguard.ErrUnavailable)
-		}
-		return nil, err
+		return nil, &ConnectorError{Connector: name, Op: OpProfile, Kind: KindOf(err), Err: cause}
 	}
 	return items, nil
 }

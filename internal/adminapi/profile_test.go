@@ -2,13 +2,22 @@ package adminapi_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/boltstore"
+	"github.com/privguard/privguard/consent"
+	"github.com/privguard/privguard/consent/consenttest"
 	"github.com/privguard/privguard/dsar"
+	"github.com/privguard/privguard/internal/adminapi"
 )
 
 // tagStore is a store of tags by subject that lists and erases them item by item.
@@ -124,4 +133,71 @@ func TestProfileListAndDelete(t *testing.T) {
 	if resp.StatusCode != http.StatusAccepted || r["state"] != "awaiting_verification" {
 		t.Errorf("POST delete without identity = %d %v", resp.StatusCode, r)
 	}
+}
+
+// failingTags is a tag store whose listing fails with the driver quoting the subject's data.
+type failingTags struct{ tagStore }
+
+func (*failingTags) Derived(context.Context, privguard.SubjectID) ([]dsar.DerivedItem, error) {
+	return nil, errors.New(`connection reset near "li.lei@example.com"`)
+}
+
+// A store that cannot list makes the profile unavailable (503, never a shorter profile),
+// and neither the answer nor the log quotes what the driver said.
+func TestProfileStoreDown(t *testing.T) {
+	e, _ := newRequestsEnv(t, &failingTags{})
+	for _, tc := range []struct{ method, path, body string }{
+		{"GET", "/v1/subjects/cust-1/profile", ""},
+		{"POST", "/v1/subjects/cust-1/profile/delete", `{"items":["x"]}`},
+	} {
+		var out map[string]any
+		resp := e.do(tc.method, tc.path, tc.body, nil, &out)
+		if resp.StatusCode != http.StatusServiceUnavailable || out["type"] != privguard.ProblemTypePrefix+"unavailable" {
+			t.Errorf("%s %s = %d %v; want 503 unavailable", tc.method, tc.path, resp.StatusCode, out)
+		}
+		if b, _ := json.Marshal(out); strings.Contains(string(b), "li.lei") {
+			t.Errorf("the answer quotes the driver: %s", b)
+		}
+	}
+	if strings.Contains(e.logs.String(), "li.lei") {
+		t.Errorf("the log quotes the driver: %s", e.logs.String())
+	}
+}
+
+func FuzzProfileDeleteBody(f *testing.F) {
+	for _, seed := range []string{`{"items":["a"]}`, `{"items":[]}`, `{"items":[""]}`, `{"items":"a"}`, `[`, `{}`,
+		`{"items":["a"],"identity":{"method":"operator","note":"n"}}`, `{"items":["a"],"identity_token":"x.y.z"}`,
+		`{"items":["a"],"identity":{"method":"code"},"identity_token":"x"}`} {
+		f.Add(seed)
+	}
+	store := &tagStore{tags: map[privguard.SubjectID][]string{"a": {"vip"}}}
+	db, err := boltstore.Open(filepath.Join(f.TempDir(), "p.db"), boltstore.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer db.Close()
+	eng, err := dsar.New(dsar.Config{Store: db.DSAR(), Connectors: []dsar.Connector{store}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	v, _ := dsar.NewTokenVerifier(nil, idSecret)
+	tokens := adminapi.Tokens{}
+	tokens.Add(token, adminapi.Principal{Name: "fuzz", Roles: []string{"admin"}})
+	api, err := adminapi.New(adminapi.Config{Ledger: consenttest.Open(f, "", consent.Config{}), Tokens: tokens, Requests: eng, IdentityTokens: v})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		req := httptest.NewRequest("POST", "/v1/subjects/a/profile/delete", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		api.ServeHTTP(w, req)
+		if w.Code >= 500 {
+			t.Fatalf("status %d for %q: %s", w.Code, body, w.Body)
+		}
+		if w.Code >= 400 && w.Header().Get("Content-Type") != privguard.ProblemContentType {
+			t.Fatalf("status %d without a problem body for %q", w.Code, body)
+		}
+	})
 }
