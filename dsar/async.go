@@ -28,6 +28,10 @@ const (
 	OpCorrect = "correct"
 	OpSweep   = "sweep" // a retention run's sweep
 	OpNotify  = "notify"
+	// OpEraseDerived is a tag deletion's erasure of single derived items; OpProfile the
+	// listing of them.
+	OpEraseDerived = "erase_derived"
+	OpProfile      = "profile"
 )
 
 // TaskInfo names the task a connector operation belongs to; connectors that talk to other
@@ -54,6 +58,8 @@ func taskOp(typ Type, store string) string {
 		return OpCorrect
 	case typ == TypeRetention:
 		return OpSweep
+	case typ == TypeTagDeletion:
+		return OpEraseDerived
 	}
 	return OpExport
 }

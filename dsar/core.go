@@ -272,6 +272,7 @@ func (rd *round) decide() {
 	default:
 		r.State = StateCompleted
 		r.event(rd.now, "completed", "")
+		forgetItems(r)
 	}
 }
 

@@ -1,6 +1,9 @@
 // Package dsar carries out data subjects' requests (access, portability, correction,
 // deletion, restriction, objection) across the downstream stores, with deadlines per
-// regime, retries and proof.
+// regime, retries and proof. It also lists the tags, segments and scores the stores hold on
+// a subject ([Engine.Profile], through stores that are a [Profiler]) and erases the ones the
+// subject picks as a narrow request of its own ([TypeTagDeletion]), which never erases the
+// subject.
 //
 // This first part holds the deadline engine: a GDPR request is due one calendar month after
 // receipt (clamped to the month's end: 31 January → 28 or 29 February), extendable by up to

@@ -62,7 +62,7 @@ func (e *Engine) SubmitAll(ctx context.Context, rs []Request) ([]Request, error)
 			out[i] = dup
 			continue
 		}
-		if out[i].Type != TypeCorrection {
+		if out[i].Type.deduplicated() {
 			mine[k] = i
 		}
 		if err := e.put(ctx, &out[i]); err != nil {
@@ -113,6 +113,9 @@ func (e *Engine) prepare(r Request) (Request, error) {
 			return Request{}, fmt.Errorf("dsar: transfer_to %q: no recipient of that name takes packages: %w", r.TransferTo, privguard.ErrInvalid)
 		}
 	}
+	if err := e.checkItems(r); err != nil {
+		return Request{}, err
+	}
 	if r.Type == TypeCorrection && len(r.Patch) == 0 {
 		return Request{}, fmt.Errorf("dsar: a correction needs a patch: %w", privguard.ErrInvalid)
 	}
@@ -158,10 +161,11 @@ func (e *Engine) correctable(cat privguard.DataCategory) bool {
 	return false
 }
 
-// openDuplicate returns an open request of r's subject and type, if any. Corrections are
-// never duplicates: each carries its own patch. e.mu must be held.
+// openDuplicate returns an open request of r's subject and type, if any. Corrections and
+// tag deletions are never duplicates: each carries its own patch or items. e.mu must be
+// held.
 func (e *Engine) openDuplicate(ctx context.Context, r Request) (Request, bool) {
-	if r.Type == TypeCorrection {
+	if !r.Type.deduplicated() {
 		return Request{}, false
 	}
 	if e.leaser != nil {
@@ -208,9 +212,16 @@ func (e *Engine) verified(r *Request, id *Identity, now time.Time) {
 	e.start(r)
 }
 
-// start moves r to verified (ready to run) and creates its tasks.
+// start moves r to verified (ready to run) and creates its tasks: a tag deletion's on the
+// stores of its items alone, and no recipient's (they are not told of it).
 func (e *Engine) start(r *Request) {
 	r.State = StateVerified
+	if r.Type == TypeTagDeletion {
+		for _, name := range itemStores(r) {
+			r.Tasks = append(r.Tasks, Task{Store: name, State: TaskPending})
+		}
+		return
+	}
 	r.Tasks = append(r.Tasks, tasksFor(r.Type, e.names, e.recipientNames)...)
 }
 

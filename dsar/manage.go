@@ -105,6 +105,9 @@ func (e *Engine) change(ctx context.Context, id string, fn func(r *Request, now 
 		if err := fn(&r, e.cfg.Now().UTC()); err != nil {
 			return Request{}, err
 		}
+		if r.State.Final() {
+			forgetItems(&r)
+		}
 		if err := e.put(ctx, &r); !errors.Is(err, ErrVersion) || attempt == 4 {
 			return r, err
 		}

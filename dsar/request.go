@@ -23,6 +23,11 @@ const (
 	// (PIPL Arts. 19, 47(1); GDPR Art. 5(1)(e)). It has no subject; each task carries the
 	// store's sweep actions ([Engine.SubmitRetention]).
 	TypeRetention Type = "retention"
+	// TypeTagDeletion is a narrow erasure: the derived items the subject picked from its
+	// profile (Request.Items; [Engine.SubmitTagDeletion]), erased on the stores that hold
+	// them (Profiler.EraseDerived). The subject is not erased: no other data is touched,
+	// the vault keys stay and the consent ledger records no erasure.
+	TypeTagDeletion Type = "tag_deletion"
 )
 
 // ParseType returns the type named s, accepting the verbs as well (correct, delete,
@@ -44,13 +49,14 @@ func ParseType(s string) Type {
 // Valid reports whether t is a known type.
 func (t Type) Valid() bool {
 	switch t {
-	case TypeAccess, TypePortability, TypeCategories, TypeCorrection, TypeDeletion, TypeRestriction, TypeObjection, TypeRetention:
+	case TypeAccess, TypePortability, TypeCategories, TypeCorrection, TypeDeletion, TypeRestriction, TypeObjection, TypeRetention, TypeTagDeletion:
 		return true
 	}
 	return false
 }
 
-// needsStores reports whether requests of type t run a task on every store.
+// needsStores reports whether requests of type t run a task on every store (a tag
+// deletion runs one on each store of its items: see start).
 func (t Type) needsStores() bool {
 	switch t {
 	case TypeAccess, TypePortability, TypeCategories, TypeCorrection, TypeDeletion:
@@ -58,6 +64,11 @@ func (t Type) needsStores() bool {
 	}
 	return false
 }
+
+// deduplicated reports whether a new request of type t is answered by an open one of the
+// same subject and type: not a correction or a tag deletion, which carry their own patch
+// or items.
+func (t Type) deduplicated() bool { return t != TypeCorrection && t != TypeTagDeletion }
 
 // State is where a request is.
 type State string
@@ -167,6 +178,9 @@ type Request struct {
 	State      State                             `json:"state"`
 	Identity   *Identity                         `json:"identity,omitempty"`
 	Patch      map[privguard.DataCategory]string `json:"patch,omitempty"`
+	// Items are what a tag deletion erases: derived items of the subject, as its profile
+	// listed them when the request was made.
+	Items []DerivedItem `json:"items,omitempty"`
 	// TransferTo names the recipient a portability package goes to directly, instead of
 	// a download link to the subject (GDPR Art. 20(2)).
 	TransferTo string `json:"transfer_to,omitempty"`

@@ -12,7 +12,8 @@ import (
 
 // ReasonSubjectErased is the reason of a correction cancelled because its subject's
 // erasure completed first: applying the patch afterwards would write personal data back
-// into the stores (a masked row takes the new value).
+// into the stores (a masked row takes the new value). An open tag deletion is cancelled
+// with it too: the erasure removed its items, and its scrubbed values name nothing.
 const ReasonSubjectErased = "subject_erased"
 
 // engineCancellation reports whether reason is a cancellation code the engine itself sets;
@@ -22,7 +23,7 @@ func engineCancellation(reason string) bool {
 }
 
 // holdsPersonal reports whether r holds personal data of its subject beyond the subject id:
-// a correction's new values, or free text an operator or requester wrote (identity and
+// a correction's new values, a tag deletion's tag texts, or free text an operator or requester wrote (identity and
 // approval notes, a cancellation or extension reason), or a pending code's hash. The
 // subject id itself stays, as it does in the consent ledger: it ties the request to the
 // proof of the erasure.
@@ -30,6 +31,11 @@ func holdsPersonal(r *Request) bool {
 	text := func(s string) bool { return s != "" && s != MaskValue }
 	for _, v := range r.Patch {
 		if text(v) {
+			return true
+		}
+	}
+	for _, it := range r.Items {
+		if text(it.Value) {
 			return true
 		}
 	}
@@ -46,7 +52,8 @@ func holdsPersonal(r *Request) bool {
 
 // scrub removes the subject's personal data from r (what holdsPersonal finds) and keeps
 // the bookkeeping: type, regime, dates, states, tasks and their outcomes, the patch's
-// categories (each value replaced by MaskValue), who verified and who approved, that a
+// categories (each value replaced by MaskValue), a tag deletion's items (their ids, stores,
+// places and categories; each value replaced by MaskValue), who verified and who approved, that a
 // note or reason existed (its text replaced by MaskValue), reason codes, the events. It
 // sets ScrubbedAt.
 func scrub(r *Request, now time.Time) {
@@ -57,6 +64,11 @@ func scrub(r *Request, now time.Time) {
 	}
 	for c := range r.Patch {
 		r.Patch[c] = MaskValue
+	}
+	r.Items = slices.Clone(r.Items)
+	for i := range r.Items {
+		// The id stays (a hash of the value, for the bookkeeping), the text goes.
+		r.Items[i].Value = MaskValue
 	}
 	if r.Identity != nil && r.Identity.Method != "controller" { // a controller's note is its trigger code
 		mask(&r.Identity.Note)
@@ -119,7 +131,7 @@ func (e *Engine) personalOf(ctx context.Context, subject privguard.SubjectID) ([
 
 // scrubSubject removes subject's personal data from each of its stored requests received
 // by before, except request self, durably, and cancels its open corrections (their patch
-// must not reach the stores after the erasure). It returns how many requests it changed.
+// must not reach the stores after the erasure) and tag deletions (see ReasonSubjectErased). It returns how many requests it changed.
 // e.mu must be held.
 func (e *Engine) scrubSubject(ctx context.Context, subject privguard.SubjectID, self string, before, now time.Time) (int, error) {
 	ids, err := e.personalOf(ctx, subject)
@@ -138,7 +150,7 @@ func (e *Engine) scrubSubject(ctx context.Context, subject privguard.SubjectID, 
 		if r.ReceivedAt.After(before) {
 			continue
 		}
-		if r.Type == TypeCorrection && !r.State.Final() {
+		if (r.Type == TypeCorrection || r.Type == TypeTagDeletion) && !r.State.Final() {
 			r.State, r.Reason = StateCancelled, ReasonSubjectErased
 			r.event(now, string(StateCancelled), "the subject was erased first")
 		}

@@ -295,7 +295,7 @@ func (e *Engine) index(r *Request) {
 	} else {
 		e.active[r.ID] = true
 	}
-	if r.Type == TypeCorrection {
+	if !r.Type.deduplicated() {
 		return
 	}
 	k := openKey{r.Subject, r.Type, r.TransferTo}

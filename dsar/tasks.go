@@ -46,6 +46,9 @@ func (e *Engine) runTask(ctx context.Context, r *Request, store string) (n int, 
 		return x.Items, err
 	case TypeCorrection:
 		return correct(ctx, c, store, r)
+	case TypeTagDeletion:
+		// Only the named items: never Erase, which would erase the subject.
+		return eraseDerived(ctx, c, store, r)
 	}
 	return 0, nil
 }

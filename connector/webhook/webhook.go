@@ -1,6 +1,10 @@
 // Package webhook is the connector for stores behind HTTP (SaaS tools that hold subjects'
 // data: SMS and email senders, ad platforms) and the notifier of recipients (GDPR Art. 19).
 //
+// A webhook store is not a [dsar.Profiler]: the protocol has no call that lists a subject's
+// tags item by item, so a subject's profile does not show what the other system derived,
+// and a tag deletion has no task there (the subject's full erasure still reaches it).
+//
 // # Protocol
 //
 // privguard POSTs a JSON [Call] to the configured URL:

@@ -52,14 +52,16 @@ func purposeNotAllowed(p Principal, field string) *privguard.Problem {
 	return pr
 }
 
-// scoped refuses the request routes (pattern under /v1/requests) to a principal with
-// NoRequests, and the vault's routes to a scoped principal: a sealed field is not bound
-// to a purpose, so opening one could read data of any purpose. The purpose checks of the
+// scoped refuses the request routes (pattern under /v1/requests, and the subject's profile,
+// whose deletions are requests) to a principal with NoRequests, and the vault's and the
+// profile's routes to a scoped principal: a sealed field or a tag is not bound to a
+// purpose, so opening one could read data of any purpose. The purpose checks of the
 // consent routes are the handlers' (they know the purpose).
 func (s *Server) scoped(pattern string, next http.Handler) http.Handler {
 	_, path, _ := strings.Cut(pattern, " ")
-	requests := path == "/v1/requests" || strings.HasPrefix(path, "/v1/requests/")
-	vault := strings.HasPrefix(path, "/v1/vault/")
+	profile := strings.HasPrefix(path, "/v1/subjects/{subject}/profile")
+	requests := path == "/v1/requests" || strings.HasPrefix(path, "/v1/requests/") || profile
+	vault := strings.HasPrefix(path, "/v1/vault/") || profile
 	if !requests && !vault {
 		return next
 	}
@@ -72,7 +74,7 @@ func (s *Server) scoped(pattern string, next http.Handler) http.Handler {
 			return
 		case vault && p.Scoped():
 			privguard.NewProblem(http.StatusForbidden, TypePurposeNotAllowed, "Purpose not allowed for this token",
-				"the token is scoped to purposes, and the vault's fields are not bound to one").Write(w)
+				"the token is scoped to purposes, and the vault's fields and the profile's tags are not bound to one").Write(w)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -244,6 +244,9 @@ func (s *Server) routes() {
 		authed("POST /v1/requests/{id}/retry", s.retryRequest)
 		authed("POST /v1/requests/{id}/approve", s.approveRequest)
 		authed("POST /v1/requests/{id}/link", s.issueLink)
+		// The subject's tags, segments and scores, and their deletion (MKT-06).
+		authed("GET /v1/subjects/{subject}/profile", s.getProfile)
+		authed("POST /v1/subjects/{subject}/profile/delete", s.postProfileDelete)
 		// The download token is the credential: the subject fetches the package without
 		// an API token (through the company's portal or the link they were sent).
 		s.mux.Handle("GET /v1/requests/{id}/result", s.logRequests("GET /v1/requests/{id}/result",
@@ -310,7 +313,8 @@ func (s *Server) routes() {
 		paths = append(paths, "/v1/trail")
 	}
 	if s.requests != nil {
-		paths = append(paths, "/v1/requests", "/v1/requests/{id}", "/v1/callbacks/{store}") // {id} covers register
+		paths = append(paths, "/v1/requests", "/v1/requests/{id}", "/v1/callbacks/{store}", // {id} covers register
+			"/v1/subjects/{subject}/profile", "/v1/subjects/{subject}/profile/delete")
 		for _, action := range []string{"verify", "code", "code/verify", "extend", "cancel", "reject", "retry", "approve", "link", "result"} {
 			paths = append(paths, "/v1/requests/{id}/"+action)
 		}
