@@ -33,7 +33,7 @@ func TestCatalogComplete(t *testing.T) {
 		t.Fatal(err)
 	}
 	var keys []string
-	for _, typ := range offered {
+	for _, typ := range append(offered, dsar.TypeTagDeletion) {
 		keys = append(keys, "type."+string(typ))
 	}
 	for _, st := range []dsar.State{dsar.StateReceived, dsar.StateAwaitingVerify, dsar.StateVerified, dsar.StateAwaitingApproval,

@@ -169,3 +169,24 @@ func servePortal(addr string, h http.Handler, log *slog.Logger) (stop func(conte
 	}()
 	return srv.Shutdown, ln.Addr().String(), nil
 }
+
+// engineProfiles is the privacy centre's My profile over the request engine: the derived
+// items the stores hold, and their deletion as a tag-deletion request.
+type engineProfiles struct{ e *dsar.Engine }
+
+func (p engineProfiles) Derived(ctx context.Context, subject privguard.SubjectID) ([]portal.Item, error) {
+	items, err := p.e.Profile(ctx, subject)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]portal.Item, len(items))
+	for i, it := range items {
+		out[i] = portal.Item{ID: it.ID, Store: it.Store, Where: it.Where, Category: it.Category, Value: it.Value}
+	}
+	return out, nil
+}
+
+func (p engineProfiles) Delete(ctx context.Context, subject privguard.SubjectID, ids []string, evidence string) (string, error) {
+	r, err := p.e.SubmitTagDeletion(ctx, subject, ids, &dsar.Identity{Method: "portal", Note: "privacy centre, signed in with " + evidence})
+	return r.ID, err
+}

@@ -416,7 +416,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		return fmt.Errorf("admin listener: %w", err)
 	}
 	if cfg.Portal.Listen != "" {
-		centre, err := newPortal(ctx, cfg, portalDeps{ledger: ledger, vault: vlt, requests: requests, tokens: idTokens,
+		centre, err := newPortal(ctx, cfg, portalDeps{ledger: ledger, vault: vlt, requests: requests, tokens: idTokens, profiles: engineProfiles{requests},
 			adminURL: "http://" + ln.Addr().String()}, log)
 		if err != nil {
 			ln.Close()
