@@ -113,6 +113,12 @@ func (e *Engine) prepare(r Request) (Request, error) {
 			return Request{}, fmt.Errorf("dsar: transfer_to %q: no recipient of that name takes packages: %w", r.TransferTo, privguard.ErrInvalid)
 		}
 	}
+	if r.HumanReview != nil && r.Type != TypeExplanation {
+		return Request{}, fmt.Errorf("dsar: human_review is for explanation requests: %w", privguard.ErrInvalid)
+	}
+	if r.Type == TypeExplanation && e.cfg.Explain == nil {
+		return Request{}, fmt.Errorf("dsar: explanation requests need an explainer (Config.Explain): %w", privguard.ErrUnavailable)
+	}
 	if r.Type == TypeCorrection && len(r.Patch) == 0 {
 		return Request{}, fmt.Errorf("dsar: a correction needs a patch: %w", privguard.ErrInvalid)
 	}
@@ -133,8 +139,12 @@ func (e *Engine) prepare(r Request) (Request, error) {
 		return Request{}, err
 	}
 	r.ID, r.ReceivedAt, r.Deadline, r.State = uuid.Must(uuid.NewV7()).String(), now, dl, StateReceived
-	r.Tasks, r.Events = nil, nil
+	r.Tasks, r.Events, r.Explanation = nil, nil, nil
 	r.event(now, "received", string(r.Type))
+	if r.HumanReview != nil {
+		r.HumanReview = &Review{RequestedAt: now, Statement: r.HumanReview.Statement}
+		r.event(now, "human review requested", "")
+	}
 	if r.Identity != nil || r.Type == TypeObjection || r.Type == TypeRestriction {
 		e.verified(&r, r.Identity, now)
 	} else {

@@ -139,7 +139,10 @@ func categories(m map[string]string) map[string]privguard.DataCategory {
 // the erasure (and so the withdrawal of every purpose) in the consent ledger; restriction
 // and objection are recorded in the ledger.
 func newDSAR(cfg *config.File, store requestStore, conns []dsar.Connector, ledger *consent.Ledger, vlt *vault.Vault,
-	tax *privguard.Taxonomy, notifier dsar.Notifier, gate *disclosure.Gate, log *slog.Logger) (*dsar.Engine, error) {
+	tax *privguard.Taxonomy, notifier dsar.Notifier, gate *disclosure.Gate, decisionKey func(context.Context) ([]byte, error), log *slog.Logger) (*dsar.Engine, error) {
+	if decisionKey == nil {
+		decisionKey = func(context.Context) ([]byte, error) { return nil, errNoDecisionLog }
+	}
 	dl, err := dsar.NewDeadlines(nil, cfg.DSAR.PIPLWorkdays)
 	if err != nil {
 		return nil, err
@@ -175,6 +178,7 @@ func newDSAR(cfg *config.File, store requestStore, conns []dsar.Connector, ledge
 		Sealer: vlt, Notifier: notifier, Recipients: notify, DefaultRegime: privguard.Regime(cfg.Regime), ResultTTL: ttl, Disclose: discloser(cfg.DSAR, tax, ledger),
 		SweepBatch: cfg.RetentionSweep.BatchRows(), SweepPause: cfg.RetentionSweep.PauseFor(),
 		RetentionOf: func(c privguard.DataCategory) []string { return retention.Describe(rules, c) },
+		Explain:     explainer(cfg, tax, filepath.Join(cfg.Data, decisionLogFile), decisionKey, time.Now),
 		OnErased: func(ctx context.Context, s privguard.SubjectID) error {
 			if err := vlt.Shred(ctx, s); err != nil {
 				return err

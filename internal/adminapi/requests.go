@@ -26,7 +26,7 @@ import (
 const dueSoonWindow = 72 * time.Hour
 
 type requestBody struct {
-	Type    string            `json:"type" validate:"required,oneof=access portability categories correction deletion restriction objection correct delete restrict object"`
+	Type    string            `json:"type" validate:"required,oneof=access portability categories correction deletion restriction objection explanation correct delete restrict object explain"`
 	Subject string            `json:"subject" validate:"required,max=128"`
 	Regime  string            `json:"regime" validate:"omitempty,oneof=pipl gdpr"` // default: the engine's
 	Patch   map[string]string `json:"patch" validate:"max=64,dive,keys,max=100,endkeys,max=4096"`
@@ -38,6 +38,10 @@ type requestBody struct {
 	IdentityToken string `json:"identity_token" validate:"max=4096"`
 	// Trigger starts a proactive erasure (dsar.Triggers); no identity is needed.
 	Trigger string `json:"trigger" validate:"omitempty,oneof=purpose_achieved service_ended retention_expired consent_withdrawn unlawful_processing,excluded_with=Identity IdentityToken"`
+	// HumanReview, on an explanation, asks for a person to review the automated decision
+	// (DSR-14); Statement is the subject's point of view.
+	HumanReview bool   `json:"human_review"`
+	Statement   string `json:"statement" validate:"max=2000"`
 }
 
 type extendBody struct {
@@ -56,6 +60,17 @@ type rejectBody struct {
 
 type approveBody struct {
 	Note string `json:"note" validate:"required,max=2000"`
+}
+
+// reviewBody is a person's review of an automated decision (POST /v1/requests/{id}/review).
+type reviewBody struct {
+	Outcome string `json:"outcome" validate:"required,oneof=upheld changed"`
+	Note    string `json:"note" validate:"required,max=2000"`
+}
+
+// humanReviewBody asks for a human review later (POST /v1/requests/{id}/human-review).
+type humanReviewBody struct {
+	Statement string `json:"statement" validate:"max=2000"`
 }
 
 type codeBody struct {
@@ -124,6 +139,20 @@ func (s *Server) postRequest(w http.ResponseWriter, r *http.Request) error {
 			"patch: only a correction carries new values")
 		p.Field = "patch"
 		return p
+	}
+	switch {
+	case (b.HumanReview || b.Statement != "") && req.Type != dsar.TypeExplanation:
+		p := privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule",
+			"human_review: a human review is of an automated decision: ask for it on an explanation request (PIPL Art. 24(3), GDPR Art. 22(3))")
+		p.Field = "human_review"
+		return p
+	case b.Statement != "" && !b.HumanReview:
+		p := privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule",
+			"statement: the subject's point of view goes with a human review (human_review: true)")
+		p.Field = "statement"
+		return p
+	case b.HumanReview:
+		req.HumanReview = &dsar.Review{Statement: b.Statement}
 	}
 	if len(b.Patch) > 0 {
 		req.Patch = map[privguard.DataCategory]string{}
@@ -491,6 +520,41 @@ func (s *Server) approveRequest(w http.ResponseWriter, r *http.Request) error {
 	out, err := s.requests.Approve(r.Context(), r.PathValue("id"), p.Name, b.Note)
 	if errors.Is(err, privguard.ErrConflict) {
 		return privguard.NewProblem(http.StatusConflict, TypeConflict, "Not awaiting approval", "")
+	}
+	return s.requestChanged(w, r, out, err)
+}
+
+// reviewRequest records a person's review of the automated decision an explanation
+// request awaits a review of (DSR-14): upheld or changed, with what was found.
+func (s *Server) reviewRequest(w http.ResponseWriter, r *http.Request) error {
+	var b reviewBody
+	if err := s.decode(w, r, MaxConsentBody, &b); err != nil {
+		return err
+	}
+	p, _ := PrincipalFromContext(r.Context())
+	out, err := s.requests.Review(r.Context(), r.PathValue("id"), p.Name, b.Outcome, b.Note)
+	if errors.Is(err, privguard.ErrConflict) {
+		return privguard.NewProblem(http.StatusConflict, TypeConflict, "Not awaiting a review",
+			"only an explanation request whose subject asked for a human review awaits one")
+	}
+	return s.requestChanged(w, r, out, err)
+}
+
+// askHumanReview asks, after the explanation, for a person to review the automated
+// decision (DSR-14); a completed explanation request is reopened for it.
+func (s *Server) askHumanReview(w http.ResponseWriter, r *http.Request) error {
+	var b humanReviewBody
+	if err := s.decode(w, r, MaxConsentBody, &b); err != nil {
+		return err
+	}
+	out, err := s.requests.RequestReview(r.Context(), r.PathValue("id"), b.Statement)
+	switch {
+	case errors.Is(err, privguard.ErrInvalid):
+		return privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule",
+			"a human review is of an automated decision: ask for it on an explanation request")
+	case errors.Is(err, privguard.ErrConflict):
+		return privguard.NewProblem(http.StatusConflict, TypeConflict, "No review can be asked for",
+			"the request was rejected or cancelled, or its decision was reviewed already")
 	}
 	return s.requestChanged(w, r, out, err)
 }
