@@ -137,6 +137,9 @@ func RegisterEntries(requests []Request, now time.Time) []RegisterEntry {
 		if r.State == StateCancelled && !engineCancellation(x.Reason) {
 			x.Reason = "cancelled_by_operator"
 		}
+		if r.Requester != nil {
+			x.RequesterRole = r.Requester.Role
+		}
 		if rv := r.HumanReview; rv != nil {
 			x.HumanReview = cmp.Or(rv.Outcome, "requested")
 		}

@@ -205,6 +205,14 @@ type Request struct {
 	// completed. On that erasure it also records that every earlier request of the
 	// subject was scrubbed.
 	ScrubbedAt time.Time `json:"scrubbed_at,omitzero"`
+	// Lang is the language the answer is written in first ("zh-CN" or "en"); empty: by
+	// regime (ReaderLang). Zone is the IANA zone its times are shown in; empty: by regime
+	// (ReaderZone: Beijing time under PIPL, UTC under GDPR).
+	Lang string `json:"lang,omitempty"`
+	Zone string `json:"zone,omitempty"`
+	// Requester is who asked when not the subject: a close relative of a deceased subject
+	// (PIPL Art. 49). Nil: the subject.
+	Requester *Requester `json:"requester,omitempty"`
 	// Explanation is the answer of an explanation request: per automated-decision purpose,
 	// the logic, the model, the features and the subject's recent decisions.
 	Explanation *Explanation `json:"explanation,omitempty"`

@@ -39,6 +39,7 @@ func holdsPersonal(r *Request) bool {
 		r.Extension != nil && text(r.Extension.Reason),
 		r.State == StateCancelled && text(r.Reason) && !engineCancellation(r.Reason),
 		r.HumanReview != nil && (text(r.HumanReview.Statement) || text(r.HumanReview.Note)),
+		r.Requester != nil && text(r.Requester.Proof),
 		r.Challenge != nil:
 		return true
 	}
@@ -77,6 +78,11 @@ func scrub(r *Request, now time.Time) {
 	}
 	if r.State == StateCancelled && !engineCancellation(r.Reason) {
 		mask(&r.Reason)
+	}
+	if r.Requester != nil {
+		q := *r.Requester // who asked, and as what, stay: the proof goes
+		mask(&q.Proof)
+		r.Requester = &q
 	}
 	if r.HumanReview != nil {
 		rv := *r.HumanReview

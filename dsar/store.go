@@ -291,8 +291,8 @@ func (e *Engine) index(r *Request) {
 	} else {
 		e.active[r.ID] = true
 	}
-	if r.Type == TypeCorrection {
-		return
+	if r.Type == TypeCorrection || r.Requester != nil {
+		return // never a duplicate (openDuplicate)
 	}
 	k := openKey{r.Subject, r.Type, r.TransferTo}
 	switch {

@@ -42,6 +42,21 @@ type requestBody struct {
 	// (DSR-14); Statement is the subject's point of view.
 	HumanReview bool   `json:"human_review"`
 	Statement   string `json:"statement" validate:"max=2000"`
+	// Requester is who asks when not the subject: a close relative of a deceased subject
+	// (DSR-15), verified only by an operator who checked the proof.
+	Requester *requesterBody `json:"requester"`
+	// Lang is the language of the answer's summary (default by regime: pipl zh-CN, gdpr
+	// en); Zone the IANA zone of its times (default: Asia/Shanghai under pipl, UTC under gdpr).
+	Lang string `json:"lang" validate:"omitempty,oneof=zh-CN en"`
+	Zone string `json:"zone" validate:"max=64"`
+}
+
+// requesterBody is a close relative asking for a deceased subject (PIPL Art. 49).
+type requesterBody struct {
+	Role     string `json:"role" validate:"required,oneof=close_relative"`
+	Name     string `json:"name" validate:"required,max=200"`
+	Relation string `json:"relation" validate:"required,oneof=spouse parent child sibling grandparent grandchild other"`
+	Proof    string `json:"proof" validate:"required,max=2000"`
 }
 
 type extendBody struct {
@@ -109,6 +124,11 @@ func (s *Server) view(req *http.Request, r dsar.Request) requestView {
 		}
 		r.Patch = masked
 	}
+	if r.Requester != nil && r.Requester.Proof != "" && !s.mayCall(req, "POST /v1/requests/{id}/verify") {
+		q := *r.Requester // the proof is for the operator who verifies the request
+		q.Proof = privguard.Mask(q.Proof)
+		r.Requester = &q
+	}
 	if r.Result != nil {
 		res := *r.Result
 		res.Token = nil // the download token's hash is the credential's verifier: not shown
@@ -127,7 +147,14 @@ func (s *Server) postRequest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	req := dsar.Request{Type: dsar.ParseType(b.Type), Subject: subject, Regime: privguard.Regime(b.Regime), TransferTo: b.TransferTo}
+	req := dsar.Request{Type: dsar.ParseType(b.Type), Subject: subject, Regime: privguard.Regime(b.Regime), TransferTo: b.TransferTo,
+		Lang: b.Lang, Zone: b.Zone}
+	if b.Zone != "" && dsar.CheckZone(b.Zone) != nil {
+		p := privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule",
+			"zone: want an IANA time zone name such as Asia/Shanghai or Europe/Berlin")
+		p.Field = "zone"
+		return p
+	}
 	switch {
 	case req.Type == dsar.TypeCorrection && len(b.Patch) == 0:
 		p := privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule",
@@ -153,6 +180,12 @@ func (s *Server) postRequest(w http.ResponseWriter, r *http.Request) error {
 		return p
 	case b.HumanReview:
 		req.HumanReview = &dsar.Review{Statement: b.Statement}
+	}
+	if q := b.Requester; q != nil {
+		if err := closeRelative(req, b); err != nil {
+			return err
+		}
+		req.Requester = &dsar.Requester{Role: q.Role, Name: q.Name, Relation: q.Relation, Proof: q.Proof}
 	}
 	if len(b.Patch) > 0 {
 		req.Patch = map[privguard.DataCategory]string{}
@@ -197,6 +230,26 @@ func (s *Server) postRequest(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Location", "/v1/requests/"+out.ID)
 	writeJSON(w, http.StatusCreated, s.view(r, out))
+	return nil
+}
+
+// closeRelative checks a close relative's request (DSR-15, PIPL Art. 49): only access, a
+// copy, correction or deletion, to the relative, and never verified at submission (by the
+// subject's token, or an operator's word before the proof is checked).
+func closeRelative(req dsar.Request, b requestBody) error {
+	rule := func(field, detail string) error {
+		p := privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule", detail)
+		p.Field = field
+		return p
+	}
+	switch {
+	case !slices.Contains(dsar.CloseRelativeTypes, req.Type):
+		return rule("type", fmt.Sprintf("PIPL Art. 49: a close relative may ask for access, a copy (portability), correction or deletion of a deceased person's data, not %s", req.Type))
+	case b.TransferTo != "":
+		return rule("transfer_to", "PIPL Art. 49: a close relative's copy goes to the relative, not to another handler")
+	case b.IdentityToken != "" || b.Identity != nil || b.Trigger != "":
+		return rule("requester", "a close relative's request is verified by an operator after checking the proof (POST /v1/requests/{id}/verify), never by the subject's token or code")
+	}
 	return nil
 }
 
@@ -350,6 +403,12 @@ func (s *Server) verifyRequest(w http.ResponseWriter, r *http.Request) error {
 	if errors.Is(err, privguard.ErrConflict) {
 		return privguard.NewProblem(http.StatusConflict, TypeConflict, "Not awaiting verification", "")
 	}
+	if errors.Is(err, privguard.ErrInvalid) {
+		p := privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule",
+			"note: a close relative's request is verified after checking the proof of death and of the relationship: say which proof was checked")
+		p.Field = "note"
+		return p
+	}
 	if err != nil {
 		return err
 	}
@@ -409,6 +468,8 @@ func (s *Server) sendCode(w http.ResponseWriter, r *http.Request) error {
 	}
 	var limit *dsar.CodeLimitError
 	switch {
+	case errors.Is(err, dsar.ErrOperatorOnly):
+		return operatorOnly()
 	case errors.Is(err, privguard.ErrConflict):
 		return privguard.NewProblem(http.StatusConflict, TypeConflict, "Not awaiting verification", "")
 	case errors.As(err, &limit) && limit.RetryAfter > 0:
@@ -436,6 +497,13 @@ func tooManyCodes(w http.ResponseWriter, wait time.Duration, why string) *privgu
 	return privguard.NewProblem(http.StatusTooManyRequests, TypeTooManyCodes, "No code sent", detail)
 }
 
+// operatorOnly refuses a code for a close relative's request: the deceased subject's code
+// proves nothing of the relative (DSR-15).
+func operatorOnly() *privguard.Problem {
+	return privguard.NewProblem(http.StatusConflict, TypeConflict, "Verified by an operator only",
+		"a close relative's request is verified by an operator after checking the proof of death and of the relationship (POST /v1/requests/{id}/verify)")
+}
+
 func codeBudgetSpent() *privguard.Problem {
 	return privguard.NewProblem(http.StatusTooManyRequests, TypeTooManyAttempts, "Too many wrong codes",
 		fmt.Sprintf("this request had %d wrong codes and can no longer be verified by code; an operator can verify the requester",
@@ -450,6 +518,8 @@ func (s *Server) verifyCode(w http.ResponseWriter, r *http.Request) error {
 	}
 	out, err := s.requests.VerifyCode(r.Context(), r.PathValue("id"), b.Code)
 	switch {
+	case errors.Is(err, dsar.ErrOperatorOnly):
+		return operatorOnly()
 	case errors.Is(err, privguard.ErrConflict):
 		return privguard.NewProblem(http.StatusConflict, TypeConflict, "Not awaiting verification", "")
 	case errors.Is(err, dsar.ErrCodeBudget):

@@ -1009,3 +1009,77 @@ func TestExplanationRoutesToAHumanReview(t *testing.T) {
 		t.Errorf("human_review on access: %d %v; want 422 naming human_review", resp.StatusCode, p)
 	}
 }
+
+func TestCloseRelativeRequests(t *testing.T) {
+	// proves DSR-15: POST /v1/requests takes a close relative of a deceased subject as the
+	// requester for access, a copy, correction and deletion only (another type is 422
+	// naming PIPL Art. 49); the subject's token or code never verifies it, an operator
+	// does; an app sees the proof masked.
+	e, _ := newRequestsEnv(t, rowsStore{})
+	app := map[string]string{"Authorization": "Bearer app-token"}
+	relative := `"requester":{"role":"close_relative","name":"Wang Fang","relation":"spouse","proof":"death certificate 京-2026-0042; marriage certificate"}`
+	for _, tc := range []struct {
+		body, field, detail string
+	}{
+		{`{"type":"objection","subject":"cust-9",` + relative + `}`, "type", "PIPL Art. 49"},
+		{`{"type":"restriction","subject":"cust-9",` + relative + `}`, "type", "PIPL Art. 49"},
+		{`{"type":"access","subject":"cust-9","requester":{"role":"close_relative","name":"W","relation":"cousin","proof":"x"}}`, "requester.relation", ""},
+		{`{"type":"access","subject":"cust-9","requester":{"role":"friend","name":"W","relation":"spouse","proof":"x"}}`, "requester.role", ""},
+		{`{"type":"access","subject":"cust-9","requester":{"role":"close_relative","name":"W","relation":"spouse"}}`, "requester.proof", ""},
+		{fmt.Sprintf(`{"type":"access","subject":"cust-9","identity_token":%q,`+relative+`}`, appToken(t, idSecret, "cust-9")), "requester", "never by the subject's token"},
+	} {
+		var p map[string]any
+		resp := e.do("POST", "/v1/requests", tc.body, app, &p)
+		detail, _ := p["detail"].(string)
+		if resp.StatusCode != 422 || p["field"] != tc.field || !strings.Contains(detail, tc.detail) {
+			t.Errorf("%s: %d %v; want 422 on %s", tc.body, resp.StatusCode, p, tc.field)
+		}
+	}
+	var req map[string]any
+	if resp := e.do("POST", "/v1/requests", `{"type":"access","subject":"cust-9",`+relative+`}`, app, &req); resp.StatusCode != 201 || req["state"] != "awaiting_verification" {
+		t.Fatalf("a close relative's access: %d %v", resp.StatusCode, req)
+	}
+	id := req["id"].(string)
+	if q, _ := req["requester"].(map[string]any); q["relation"] != "spouse" || strings.Contains(fmt.Sprint(q["proof"]), "京-2026-0042") {
+		t.Errorf("as the app sees it: %v; want the relation, the proof masked", q)
+	}
+	var p map[string]any
+	if resp := e.do("POST", "/v1/requests/"+id+"/code", `{}`, app, &p); resp.StatusCode != 409 {
+		t.Errorf("a code for a close relative's request: %d %v; want 409", resp.StatusCode, p)
+	}
+	dpo := map[string]string{"Authorization": "Bearer dpo-token"}
+	if resp := e.do("POST", "/v1/requests/"+id+"/verify", `{"method":"operator"}`, dpo, &p); resp.StatusCode != 422 || p["field"] != "note" {
+		t.Errorf("verified without a note of the proof: %d %v", resp.StatusCode, p)
+	}
+	var got map[string]any
+	if resp := e.do("POST", "/v1/requests/"+id+"/verify", `{"method":"operator","note":"certificates seen at the branch"}`, dpo, &got); resp.StatusCode != 200 || got["state"] != "verified" {
+		t.Errorf("verified by the dpo: %d %v", resp.StatusCode, got)
+	}
+	if q, _ := got["requester"].(map[string]any); !strings.Contains(fmt.Sprint(q["proof"]), "京-2026-0042") {
+		t.Errorf("as the dpo sees it: %v; want the proof in full", q)
+	}
+}
+
+func TestRequestLanguageAndZone(t *testing.T) {
+	// lang and zone choose the answer's language and time zone; an unknown one is a
+	// problem naming the field.
+	e, _ := newRequestsEnv(t)
+	for _, tc := range []struct {
+		body, field string
+		status      int
+	}{
+		{`{"type":"access","subject":"cust-1","lang":"fr"}`, "lang", 422},
+		{`{"type":"access","subject":"cust-1","zone":"Mars/Olympus"}`, "zone", 422},
+		{`{"type":"access","subject":"cust-1","zone":"Local"}`, "zone", 422},
+		{`{"type":"access","subject":"cust-1","regime":"gdpr","lang":"zh-CN","zone":"Europe/Berlin"}`, "", 201},
+	} {
+		var out map[string]any
+		resp := e.do("POST", "/v1/requests", tc.body, nil, &out)
+		if resp.StatusCode != tc.status || (tc.field != "" && out["field"] != tc.field) {
+			t.Errorf("%s: %d %v; want %d on %q", tc.body, resp.StatusCode, out, tc.status, tc.field)
+		}
+		if tc.status == 201 && (out["lang"] != "zh-CN" || out["zone"] != "Europe/Berlin") {
+			t.Errorf("%s: %v; want lang and zone kept", tc.body, out)
+		}
+	}
+}
