@@ -1,7 +1,9 @@
 package dsar_test
 
 import (
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,5 +68,42 @@ func TestCloseRelativesOfADeceasedSubject(t *testing.T) {
 	}
 	if x := dsar.RegisterEntries([]dsar.Request{got}, c.t); x[0].RequesterRole != dsar.RequesterCloseRelative {
 		t.Errorf("register: %+v; want the requester's role", x[0])
+	}
+}
+
+func TestCloseRelativesPackageSaysWhoAsked(t *testing.T) {
+	// proves DSR-15: the access package of a close relative's request names the relative
+	// and the relation (disclosure.json and README.txt), never the proof.
+	env := newResultEnv(t, t.TempDir(), &profileStore{name: "crm"})
+	r, err := env.e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-1", Regime: privguard.RegimePIPL,
+		Requester: &dsar.Requester{Role: dsar.RequesterCloseRelative, Name: "Wang Fang", Relation: "child", Proof: "death certificate 京-2026-0042"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.e.Verify(ctx, r.ID, dsar.Identity{Method: "operator", Operator: "dpo", Note: "certificates seen"}); err != nil {
+		t.Fatal(err)
+	}
+	env.e.Step(ctx)
+	zb, _, err := fetch(env.e, r.ID, env.links.tokens[r.ID])
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := unzip(t, zb)
+	validate(t, compileSchema(t, "disclosure.schema.json"), "disclosure.json", files["disclosure.json"])
+	var doc dsar.PackageDoc
+	if err := json.Unmarshal(files["disclosure.json"], &doc); err != nil {
+		t.Fatal(err)
+	}
+	if q := doc.Requester; q == nil || q.Name != "Wang Fang" || q.Relation != "child" || q.Role != dsar.RequesterCloseRelative || q.Proof != "" {
+		t.Errorf("disclosure.json requester: %+v; want the relative and the relation, no proof", q)
+	}
+	readme := string(files["README.txt"])
+	for _, want := range []string{"提出请求者：Wang Fang（已故个人信息主体的近亲属：子女", "Requested by: Wang Fang, close relative (child)"} {
+		if !strings.Contains(readme, want) {
+			t.Errorf("README.txt lacks %q:\n%s", want, readme)
+		}
+	}
+	if strings.Contains(readme+string(files["disclosure.json"]), "京-2026-0042") {
+		t.Error("the package carries the proof")
 	}
 }
