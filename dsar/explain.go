@@ -36,11 +36,14 @@ type AutomatedDecision struct {
 	// Logic summarises how the decision is made, per language ("en", "zh").
 	Logic map[string]string `json:"logic"`
 	// Recent are the subject's most recent decisions under the purpose, newest first, from
-	// the decision log.
+	// the decision log: each time privguard decided whether the purpose could process the
+	// subject's data (allow or deny, with the reasons), which dates the automated
+	// decisions. The outcome of the model's own decision is the controller's, not logged here.
 	Recent []DecisionRecord `json:"recent"`
 }
 
-// DecisionRecord is one decision of the decision log, as an explanation shows it.
+// DecisionRecord is one decision of the decision log (privguard's allow or deny of the
+// purpose's processing of the subject's data), as an explanation shows it.
 type DecisionRecord struct {
 	Time       time.Time                `json:"time"`
 	DecisionID string                   `json:"decision_id"`

@@ -124,7 +124,8 @@ func recentDecisions(ctx context.Context, path string, key func(context.Context)
 	case err != nil:
 		return "", fmt.Errorf("decision log: %w", err)
 	}
-	return fmt.Sprintf("decisions of the last %d days, at most %d per purpose", int(explainWindow.Hours()/24), explainRecent), nil
+	return fmt.Sprintf("recent lists when each purpose was allowed or refused to process your data (the last %d days, at most %d per purpose); "+
+		"the outcome of the automated decision itself is the controller's to tell", int(explainWindow.Hours()/24), explainRecent), nil
 }
 
 // errNoDecisionLog is the key function's answer when no decision log was ever written.
