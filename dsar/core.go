@@ -24,11 +24,12 @@ import (
 type workKind int
 
 const (
-	doFact   workKind = iota // record a restriction or objection (Config.OnSubjectFact)
-	doTask                   // run a task: a store's export, erasure or correction, or a recipient's notice
-	doBuild                  // build the access package from the stored parts
-	doErased                 // complete an erasure in the vault and the ledger (Config.OnErased)
-	doScrub                  // remove the subject's personal data from its other requests
+	doFact    workKind = iota // record a restriction or objection (Config.OnSubjectFact)
+	doTask                    // run a task: a store's export, erasure or correction, or a recipient's notice
+	doBuild                   // build the access package from the stored parts
+	doErased                  // complete an erasure in the vault and the ledger (Config.OnErased)
+	doScrub                   // remove the subject's personal data from its other requests
+	doExplain                 // answer an explanation request (Config.Explain)
 )
 
 // work is one piece of work for an executor.
@@ -48,6 +49,8 @@ type outcome struct {
 	n      int // doScrub: how many other requests were scrubbed
 	// sweep is a retention task's progress (doTask of a retention run), failed or not.
 	sweep *sweepProgress
+	// explanation is doExplain's answer.
+	explanation *Explanation
 }
 
 // sweepProgress is where a retention task's actions stand after an attempt.
@@ -105,6 +108,9 @@ func (rd *round) begin(c rules) []work {
 	if (r.Type == TypeRestriction || r.Type == TypeObjection) && !r.Applied && c.recordsFacts {
 		return []work{{kind: doFact}}
 	}
+	if r.Type == TypeExplanation && r.Explanation == nil {
+		return []work{{kind: doExplain}}
+	}
 	return rd.tasks()
 }
 
@@ -144,6 +150,16 @@ func (rd *round) next(c rules, o outcome) []work {
 		}
 		r.Applied = true
 		r.event(now, "recorded in the consent ledger", string(r.Type))
+		return rd.tasks()
+	case doExplain:
+		if o.err != nil {
+			rd.hookFailed = true
+			r.State = StatePartiallyFailed
+			r.event(now, "explanation not built", describe("privguard", o.err))
+			return nil
+		}
+		r.Explanation = o.explanation
+		r.event(now, "explanation ready", fmt.Sprintf("%d automated-decision purpose(s)", len(o.explanation.Decisions)))
 		return rd.tasks()
 	case doTask:
 		i := slices.IndexFunc(r.Tasks, func(t Task) bool { return t.Store == o.store })
@@ -267,8 +283,13 @@ func (rd *round) decide() {
 	switch {
 	case failed, done && r.Type.producesResult() && r.Result == nil && rd.buildFailed:
 		r.State = StatePartiallyFailed
-	case !done, r.Type.producesResult() && r.Result == nil:
-		r.State = StateInProgress // the package is built next round
+	case !done, r.Type.producesResult() && r.Result == nil, r.Type == TypeExplanation && r.Explanation == nil:
+		r.State = StateInProgress // the package (or the explanation) is built next round
+	case awaitsReview(r):
+		if r.State != StateAwaitingReview {
+			r.State = StateAwaitingReview
+			r.event(rd.now, "awaiting a human review", "")
+		}
 	default:
 		r.State = StateCompleted
 		r.event(rd.now, "completed", "")
@@ -296,7 +317,8 @@ func (t Task) due(now time.Time) bool {
 // runnable reports whether r has rounds: it is verified and neither closed nor waiting
 // for a person (the requester's verification, an operator's approval).
 func runnable(r Request) bool {
-	return !r.State.Final() && r.State != StateAwaitingVerify && r.State != StateReceived && r.State != StateAwaitingApproval
+	return !r.State.Final() && r.State != StateAwaitingVerify && r.State != StateReceived && r.State != StateAwaitingApproval &&
+		r.State != StateAwaitingReview
 }
 
 // running reports whether o is verified, in progress or retrying.
@@ -427,6 +449,9 @@ func merge(baseTasks []Task, baseEvents int, mine, cur Request) Request {
 	}
 	m.Events = append(slices.Clone(cur.Events), mine.Events[min(baseEvents, len(mine.Events)):]...)
 	m.Applied = cur.Applied || mine.Applied
+	if m.Explanation == nil {
+		m.Explanation = mine.Explanation
+	}
 	if m.Result == nil && mine.Result != nil && !m.State.Final() && allDone(m.Tasks) {
 		m.Result = mine.Result
 	}

@@ -68,6 +68,10 @@ type Config struct {
 	// Disclose supplies what an access answer says beside the data (purposes, recipients,
 	// retention, source, consent history, rights). Nil leaves those sections empty.
 	Disclose func(ctx context.Context, r Request) (Disclosure, error)
+	// Explain answers explanation requests (DSR-14): per automated-decision purpose, its
+	// logic, model and features and the subject's recent decisions. Explanation requests
+	// are refused without it. An error keeps the request open and retried.
+	Explain func(ctx context.Context, r Request) (Explanation, error)
 	// Notifier, if it is a LinkNotifier, sends the subject the download link of a
 	// finished access request.
 	Notifier Notifier

@@ -42,6 +42,14 @@ func (e *Engine) execute(ctx context.Context, rd *round, w work) outcome {
 		o.err = e.cfg.OnErased(ctx, r.Subject)
 	case doScrub:
 		o.n, o.err = e.scrubSubject(ctx, r.Subject, r.ID, rd.now, rd.now)
+	case doExplain:
+		var x Explanation
+		if x, o.err = e.cfg.Explain(ctx, *r); o.err == nil {
+			if x.Decisions == nil {
+				x.Decisions = []AutomatedDecision{}
+			}
+			o.explanation = &x
+		}
 	}
 	return o
 }
@@ -68,6 +76,8 @@ func (e *Engine) logOutcome(rd *round, o outcome) {
 		e.logStepFailed(r.ID, "shred the keys and record the erasure", o.err)
 	case doScrub:
 		e.logStepFailed(r.ID, "scrub the subject's requests", o.err)
+	case doExplain:
+		e.logStepFailed(r.ID, "explain the automated decisions", o.err)
 	}
 }
 

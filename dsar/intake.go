@@ -94,6 +94,16 @@ func (e *Engine) prepare(r Request) (Request, error) {
 	if r.Regime == "" {
 		r.Regime = e.cfg.DefaultRegime
 	}
+	if err := checkRequester(&r); err != nil {
+		return Request{}, err
+	}
+	if err := checkReader(&r); err != nil {
+		return Request{}, err
+	}
+	if r.Requester != nil {
+		q := *r.Requester
+		r.Requester = &q
+	}
 	if r.Trigger != "" {
 		if r.Type != TypeDeletion || !slices.Contains(Triggers, r.Trigger) {
 			return Request{}, fmt.Errorf("dsar: trigger %q: want a deletion with one of %v: %w", r.Trigger, Triggers, privguard.ErrInvalid)
@@ -116,6 +126,12 @@ func (e *Engine) prepare(r Request) (Request, error) {
 	if err := e.checkItems(r); err != nil {
 		return Request{}, err
 	}
+	if r.HumanReview != nil && r.Type != TypeExplanation {
+		return Request{}, fmt.Errorf("dsar: human_review is for explanation requests: %w", privguard.ErrInvalid)
+	}
+	if r.Type == TypeExplanation && e.cfg.Explain == nil {
+		return Request{}, fmt.Errorf("dsar: explanation requests need an explainer (Config.Explain): %w", privguard.ErrUnavailable)
+	}
 	if r.Type == TypeCorrection && len(r.Patch) == 0 {
 		return Request{}, fmt.Errorf("dsar: a correction needs a patch: %w", privguard.ErrInvalid)
 	}
@@ -136,8 +152,15 @@ func (e *Engine) prepare(r Request) (Request, error) {
 		return Request{}, err
 	}
 	r.ID, r.ReceivedAt, r.Deadline, r.State = uuid.Must(uuid.NewV7()).String(), now, dl, StateReceived
-	r.Tasks, r.Events = nil, nil
+	r.Tasks, r.Events, r.Explanation = nil, nil, nil
 	r.event(now, "received", string(r.Type))
+	if r.HumanReview != nil {
+		r.HumanReview = &Review{RequestedAt: now, Statement: r.HumanReview.Statement}
+		r.event(now, "human review requested", "")
+	}
+	if r.Requester != nil {
+		r.event(now, "requested by a close relative of the deceased subject", r.Requester.Relation)
+	}
 	if r.Identity != nil || r.Type == TypeObjection || r.Type == TypeRestriction {
 		e.verified(&r, r.Identity, now)
 	} else {
@@ -162,10 +185,11 @@ func (e *Engine) correctable(cat privguard.DataCategory) bool {
 }
 
 // openDuplicate returns an open request of r's subject and type, if any. Corrections and
-// tag deletions are never duplicates: each carries its own patch or items. e.mu must be
+// tag deletions are never duplicates: each carries its own patch or items; nor are a close
+// relative's requests, which are not the subject's (nor answered by them). e.mu must be
 // held.
 func (e *Engine) openDuplicate(ctx context.Context, r Request) (Request, bool) {
-	if !r.Type.deduplicated() {
+	if !r.Type.deduplicated() || r.Requester != nil {
 		return Request{}, false
 	}
 	if e.leaser != nil {
@@ -191,7 +215,8 @@ func (e *Engine) sharedDuplicate(ctx context.Context, r Request) (Request, bool)
 	}
 	for _, b := range bodies {
 		var o Request
-		if json.Unmarshal(b, &o) == nil && o.Subject == r.Subject && o.Type == r.Type && o.TransferTo == r.TransferTo && !o.State.Final() {
+		if json.Unmarshal(b, &o) == nil && o.Subject == r.Subject && o.Type == r.Type && o.TransferTo == r.TransferTo && o.Requester == nil &&
+			!o.State.Final() {
 			return o, true
 		}
 	}
@@ -232,6 +257,9 @@ func (e *Engine) Verify(ctx context.Context, id string, identity Identity) (Requ
 	r, err := e.awaitingVerification(ctx, id)
 	if err != nil {
 		return Request{}, err
+	}
+	if r.Requester != nil && (identity.Method != "operator" || identity.Note == "") {
+		return Request{}, fmt.Errorf("dsar: a close relative's request is verified by an operator who says which proof was checked (a note): %w", privguard.ErrInvalid)
 	}
 	e.verified(&r, &identity, e.cfg.Now().UTC())
 	return r, e.put(ctx, &r)

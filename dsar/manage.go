@@ -61,16 +61,42 @@ var DefaultRecourse = map[privguard.Regime]string{
 		" You may complain to or report to the authorities responsible for personal information protection; if a handler refuses your request, you may sue before a people's court (PIPL Arts. 50, 65).",
 }
 
-// DefaultRights tells an access answer's reader which rights they have and how to use
-// them, per regime, when the controller configured no text of its own.
-var DefaultRights = map[privguard.Regime]string{
-	privguard.RegimeGDPR: "You may ask for access to and a copy of your data, its correction, erasure and restriction, " +
+// The statutory rights texts, per regime and language.
+const (
+	rightsGDPREn = "You may ask for access to and a copy of your data, its correction, erasure and restriction, " +
 		"receive it in a portable form or have it sent to another controller, object to its processing (to direct marketing " +
-		"at any time), and withdraw consent at any time, through the channel you used for this request (GDPR Arts. 7(3), 15-21).",
-	privguard.RegimePIPL: "您有权查阅、复制、转移、更正、补充、删除您的个人信息，限制或者拒绝处理，撤回同意，并要求我们解释个人信息处理规则；" +
-		"请通过提出本次请求的渠道行使（《个人信息保护法》第四十四条至第四十八条）。 You may access, copy, transfer, correct, " +
+		"at any time), and withdraw consent at any time, through the channel you used for this request (GDPR Arts. 7(3), 15-21)."
+	rightsGDPRZh = "您有权查阅并获取您的数据副本，要求更正、删除和限制处理，以可携带的形式获得数据或要求将其传输给其他控制者，" +
+		"反对处理（对直接营销可随时反对），并可随时撤回同意；请通过提出本次请求的渠道行使（《通用数据保护条例》第7条第3款、第15条至第21条）。"
+	rightsPIPLZh = "您有权查阅、复制、转移、更正、补充、删除您的个人信息，限制或者拒绝处理，撤回同意，并要求我们解释个人信息处理规则；" +
+		"请通过提出本次请求的渠道行使（《个人信息保护法》第四十四条至第四十八条）。"
+	rightsPIPLEn = "You may access, copy, transfer, correct, " +
 		"complete and delete your personal information, restrict or refuse its processing, withdraw consent and ask us to explain " +
-		"our processing rules, through the channel you used for this request (PIPL Arts. 44-48).",
+		"our processing rules, through the channel you used for this request (PIPL Arts. 44-48)."
+)
+
+// StatutoryRights tells an access answer's reader which rights the law gives them and how
+// to use them, per regime and language ("zh", "en"). Every access answer carries it; the
+// controller's configured text (Disclosure.Rights) is added after it, never instead.
+var StatutoryRights = map[privguard.Regime]map[string]string{
+	privguard.RegimeGDPR: {"en": rightsGDPREn, "zh": rightsGDPRZh},
+	privguard.RegimePIPL: {"zh": rightsPIPLZh, "en": rightsPIPLEn},
+}
+
+// DefaultRights is the statutory rights text per regime as disclosure.json's rights
+// begins: PIPL's in Chinese and English, GDPR's in English.
+var DefaultRights = map[privguard.Regime]string{
+	privguard.RegimeGDPR: rightsGDPREn,
+	privguard.RegimePIPL: rightsPIPLZh + " " + rightsPIPLEn,
+}
+
+// rightsText is the rights an answer under regime states: the statutory text, then the
+// controller's added text, if any.
+func rightsText(regime privguard.Regime, added string) string {
+	if added == "" {
+		return DefaultRights[regime]
+	}
+	return DefaultRights[regime] + " " + added
 }
 
 // Reject refuses an open request with a reason code from RejectReasons; the request then

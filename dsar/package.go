@@ -36,10 +36,18 @@ type Disclosure struct {
 	Sources            []string       `json:"sources"`
 	AutomatedDecisions string         `json:"automated_decisions"`
 	ConsentHistory     []ConsentEvent `json:"consent_history"`
-	// Rights says how to exercise the other rights; Complaint names the supervisory
+	// Rights says how to exercise the other rights: the statutory text (StatutoryRights),
+	// then what the controller adds. Set by Config.Disclose, it is the controller's addition
+	// alone; the engine puts the statutory text before it. Complaint names the supervisory
 	// authority and the court remedy.
 	Rights    string `json:"rights"`
 	Complaint string `json:"complaint"`
+	// Texts name purposes and data categories in the reader's language for README.txt: by
+	// purpose or category name, then by language ("en", "zh"). Not in disclosure.json, whose
+	// descriptions are English.
+	Texts map[string]map[string]string `json:"-"`
+	// rightsAdded is the controller's addition to the statutory rights text.
+	rightsAdded string
 	// retentionOf states the retention rules of a category held (Config.RetentionOf).
 	retentionOf func(privguard.DataCategory) []string
 }
@@ -175,13 +183,16 @@ const PackageSchema = "https://privguard.dev/schema/dsar/access-package/v1"
 // PackageDoc is the content of disclosure.json: the request, the disclosure and, for
 // access and portability, the data of every store.
 type PackageDoc struct {
-	Schema     string           `json:"$schema"`
-	Request    string           `json:"request"`
-	Type       Type             `json:"type"`
-	Regime     privguard.Regime `json:"regime"`
-	Subject    string           `json:"subject"`
-	CreatedAt  time.Time        `json:"created_at"`
-	Disclosure Disclosure       `json:"disclosure"`
+	Schema    string           `json:"$schema"`
+	Request   string           `json:"request"`
+	Type      Type             `json:"type"`
+	Regime    privguard.Regime `json:"regime"`
+	Subject   string           `json:"subject"`
+	CreatedAt time.Time        `json:"created_at"`
+	// Requester is who asked, and as what, when not the subject (a close relative of the
+	// deceased subject, PIPL Art. 49); the proof stays in the request.
+	Requester  *Requester `json:"requester,omitempty"`
+	Disclosure Disclosure `json:"disclosure"`
 }
 
 // partMeta is the index of a rendered store part (meta.json in the part).
@@ -494,6 +505,9 @@ func buildPackage(r Request, parts [][]byte, d *Disclosure, now time.Time) ([]by
 	}
 	doc := PackageDoc{Schema: PackageSchema, Request: r.ID, Type: r.Type, Regime: r.Regime,
 		Subject: string(r.Subject), CreatedAt: now, Disclosure: nonNil(*d)}
+	if q := r.Requester; q != nil {
+		doc.Requester = &Requester{Role: q.Role, Name: q.Name, Relation: q.Relation}
+	}
 	db, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		return nil, 0, err
@@ -613,25 +627,92 @@ func cell(v any) string {
 	return csvsafe.Defuse(s)
 }
 
-// summary is README.txt: the package in plain words, in Chinese then English.
+// summaryLabels are README.txt's words in one language.
+type summaryLabels struct {
+	heading, title, request, created, controller, seePolicy, held, derived, purposes, recipients, none,
+	retention, consents, data, rights, complaint, manifest, requester string
+	sep       string // between a label and its value
+	relations map[string]string
+}
+
+var summaryText = map[string]summaryLabels{
+	"zh": {heading: "【中文】", title: "个人信息副本", request: "请求编号", created: "生成时间", controller: "个人信息处理者：%s（联系方式：%s）",
+		seePolicy: "见隐私政策", held: "我们持有的个人信息类别", derived: "我们推断得出的信息（标签、分群等）", purposes: "处理目的",
+		recipients: "接收方", none: "无", retention: "保存期限", consents: "同意记录：%d 条（见 disclosure.json）",
+		data: "数据：%d 个存储，共 %d 条记录，见 data/ 目录（JSON 与 CSV）。", rights: "您的权利", complaint: "投诉与救济",
+		manifest: "manifest.json 列出每个文件的 SHA-256 校验值。", requester: "提出请求者：%s（已故个人信息主体的近亲属：%s；《个人信息保护法》第四十九条）",
+		sep: "：", relations: map[string]string{"spouse": "配偶", "parent": "父母", "child": "子女", "sibling": "兄弟姐妹",
+			"grandparent": "祖父母、外祖父母", "grandchild": "孙子女、外孙子女", "other": "其他近亲属"}},
+	"en": {heading: "[English]", title: "Copy of your personal information", request: "Request", created: "Created",
+		controller: "Controller: %s (contact: %s)", seePolicy: "see the privacy notice", held: "Categories of personal data we hold",
+		derived: "Data we derived (tags, segments)", purposes: "Purposes", recipients: "Recipients", none: "none", retention: "Retention",
+		consents: "Consent history: %d records (see disclosure.json)", data: "Data: %d stores, %d records in all, in data/ (JSON and CSV).",
+		rights: "Your rights", complaint: "Complaints and remedies", manifest: "manifest.json lists the SHA-256 checksum of every file.",
+		requester: "Requested by: %s, close relative (%s) of the deceased data subject (PIPL Art. 49)", sep: ": "},
+}
+
+// summary is README.txt: the package in plain words, in the reader's language first
+// (ReaderLang) and then in the other; purposes and categories named in each language (Disclosure.Texts), the
+// time in the reader's zone (ReaderZone), the statutory rights always stated.
 func summary(r Request, d Disclosure, stores, rows int, now time.Time) []byte {
+	order := []string{"zh", "en"}
+	if ReaderLang(r) == "en" {
+		order = []string{"en", "zh"}
+	}
+	first, second := summaryText[order[0]], summaryText[order[1]]
+	loc, zone := ReaderZone(r)
+	created := now.In(loc).Format("2006-01-02 15:04:05 -07:00") + " (" + zone + ")"
+	if zone == "Asia/Shanghai" {
+		created += " 北京时间 / Beijing time"
+	}
 	var b strings.Builder
-	list := func(items []string, none string) string {
-		if len(items) == 0 {
-			return none
+	fmt.Fprintf(&b, "%s / %s\n", first.title, second.title)
+	fmt.Fprintf(&b, "%s / %s: %s (%s)\n%s / %s: %s\n\n", first.request, second.request, r.ID, r.Type, first.created, second.created, created)
+	for i, lang := range order {
+		if i > 0 {
+			b.WriteString("\n")
 		}
-		return strings.Join(items, "; ")
+		summarySection(&b, lang, r, d, stores, rows)
+	}
+	return []byte(b.String())
+}
+
+// summarySection writes README.txt's section in lang ("zh" or "en").
+func summarySection(b *strings.Builder, lang string, r Request, d Disclosure, stores, rows int) {
+	l := summaryText[lang]
+	list := func(items []string) string {
+		if len(items) == 0 {
+			return l.none
+		}
+		sep := "; "
+		if lang == "zh" {
+			sep = "；"
+		}
+		return strings.Join(items, sep)
+	}
+	// named is name in lang ("description (name)"), else in the other language, else name.
+	named := func(name, english string) string {
+		t := d.Texts[name]
+		text := t[lang]
+		if text == "" && lang == "en" {
+			text = english
+		}
+		text = cmp.Or(text, english, t["en"], t["zh"])
+		if text == "" || text == name {
+			return name
+		}
+		return text + " (" + name + ")"
 	}
 	var cats, derivedCats, purposes, recipients []string
 	for _, c := range d.Categories {
 		if c.Derived {
-			derivedCats = append(derivedCats, string(c.Category))
+			derivedCats = append(derivedCats, named(string(c.Category), ""))
 		} else {
-			cats = append(cats, string(c.Category))
+			cats = append(cats, named(string(c.Category), ""))
 		}
 	}
 	for _, p := range d.Purposes {
-		purposes = append(purposes, cmp.Or(p.Description, string(p.Purpose))+" ("+string(p.Purpose)+")")
+		purposes = append(purposes, named(string(p.Purpose), p.Description))
 	}
 	for _, rc := range d.Recipients {
 		s := rc.Name
@@ -640,45 +721,32 @@ func summary(r Request, d Disclosure, stores, rows int, now time.Time) []byte {
 		}
 		recipients = append(recipients, s)
 	}
-	fmt.Fprintf(&b, "个人信息副本 / Copy of your personal information\n")
-	fmt.Fprintf(&b, "请求编号 / Request: %s (%s)\n生成时间 / Created: %s\n\n", r.ID, r.Type, now.UTC().Format(time.RFC3339))
-
-	fmt.Fprintf(&b, "【中文】\n")
-	fmt.Fprintf(&b, "个人信息处理者：%s（联系方式：%s）\n", cmp.Or(d.Controller.Name, "见隐私政策"), cmp.Or(d.Controller.Contact, "见隐私政策"))
-	fmt.Fprintf(&b, "我们持有的个人信息类别：%s\n", list(cats, "无"))
-	fmt.Fprintf(&b, "我们推断得出的信息（标签、分群等）：%s\n", list(derivedCats, "无"))
-	fmt.Fprintf(&b, "处理目的：%s\n", list(purposes, "无"))
-	fmt.Fprintf(&b, "接收方：%s\n", list(recipients, "无"))
-	fmt.Fprintf(&b, "保存期限：%s\n", cmp.Or(d.Retention, "见隐私政策"))
+	line := func(label, value string) { fmt.Fprintf(b, "%s%s%s\n", label, l.sep, value) }
+	fmt.Fprintf(b, "%s\n", l.heading)
+	if q := r.Requester; q != nil {
+		fmt.Fprintf(b, l.requester+"\n", q.Name, cmp.Or(l.relations[q.Relation], q.Relation))
+	}
+	fmt.Fprintf(b, l.controller+"\n", cmp.Or(d.Controller.Name, l.seePolicy), cmp.Or(d.Controller.Contact, l.seePolicy))
+	line(l.held, list(cats))
+	line(l.derived, list(derivedCats))
+	line(l.purposes, list(purposes))
+	line(l.recipients, list(recipients))
+	line(l.retention, cmp.Or(d.Retention, l.seePolicy))
 	for _, c := range d.Categories {
 		for _, s := range c.Retention {
-			fmt.Fprintf(&b, "  %s：%s\n", c.Category, s)
+			fmt.Fprintf(b, "  %s%s%s\n", c.Category, l.sep, s)
 		}
 	}
-	fmt.Fprintf(&b, "同意记录：%d 条（见 disclosure.json）\n", len(d.ConsentHistory))
+	fmt.Fprintf(b, l.consents+"\n", len(d.ConsentHistory))
 	if r.Type != TypeCategories {
-		fmt.Fprintf(&b, "数据：%d 个存储，共 %d 条记录，见 data/ 目录（JSON 与 CSV）。\n", stores, rows)
+		fmt.Fprintf(b, l.data+"\n", stores, rows)
 	}
-	fmt.Fprintf(&b, "您的权利：%s\n投诉与救济：%s\n", d.Rights, d.Complaint)
-	fmt.Fprintf(&b, "manifest.json 列出每个文件的 SHA-256 校验值。\n\n")
-
-	fmt.Fprintf(&b, "[English]\n")
-	fmt.Fprintf(&b, "Controller: %s (contact: %s)\n", cmp.Or(d.Controller.Name, "see the privacy notice"), cmp.Or(d.Controller.Contact, "see the privacy notice"))
-	fmt.Fprintf(&b, "Categories of personal data we hold: %s\n", list(cats, "none"))
-	fmt.Fprintf(&b, "Data we derived (tags, segments): %s\n", list(derivedCats, "none"))
-	fmt.Fprintf(&b, "Purposes: %s\n", list(purposes, "none"))
-	fmt.Fprintf(&b, "Recipients: %s\n", list(recipients, "none"))
-	fmt.Fprintf(&b, "Retention: %s\n", cmp.Or(d.Retention, "see the privacy notice"))
-	for _, c := range d.Categories {
-		for _, s := range c.Retention {
-			fmt.Fprintf(&b, "  %s: %s\n", c.Category, s)
-		}
+	// The statutory text in this language, always; the controller's text after it.
+	rights := StatutoryRights[r.Regime][lang]
+	if d.rightsAdded != "" {
+		rights += " " + d.rightsAdded
 	}
-	fmt.Fprintf(&b, "Consent history: %d records (see disclosure.json)\n", len(d.ConsentHistory))
-	if r.Type != TypeCategories {
-		fmt.Fprintf(&b, "Data: %d stores, %d records in all, in data/ (JSON and CSV).\n", stores, rows)
-	}
-	fmt.Fprintf(&b, "Your rights: %s\nComplaints and remedies: %s\n", d.Rights, d.Complaint)
-	fmt.Fprintf(&b, "manifest.json lists the SHA-256 checksum of every file.\n")
-	return []byte(b.String())
+	line(l.rights, rights)
+	line(l.complaint, d.Complaint)
+	fmt.Fprintf(b, "%s\n", l.manifest)
 }

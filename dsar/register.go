@@ -1,6 +1,7 @@
 package dsar
 
 import (
+	"cmp"
 	"encoding/csv"
 	"io"
 	"strconv"
@@ -98,11 +99,17 @@ type RegisterEntry struct {
 	Stores       int    `json:"stores"`
 	StoresFailed int    `json:"stores_failed"`
 	Recipients   int    `json:"recipients"`
+	// HumanReview is an explanation's human review: "requested", then the reviewer's
+	// outcome ("upheld" or "changed").
+	HumanReview string `json:"human_review,omitempty"`
+	// RequesterRole is who asked when not the subject (RequesterCloseRelative).
+	RequesterRole string `json:"requester_role,omitempty"`
 }
 
 // RegisterColumns are the columns of [WriteRegisterCSV], the JSON names of [RegisterEntry].
 var RegisterColumns = []string{"id", "type", "regime", "state", "received_at", "verified_at", "identity_method",
-	"trigger", "due", "extended_months", "closed_at", "on_time", "overdue", "reason", "stores", "stores_failed", "recipients"}
+	"trigger", "due", "extended_months", "closed_at", "on_time", "overdue", "reason", "stores", "stores_failed", "recipients",
+	"human_review", "requester_role"}
 
 // RegisterEntries returns the register entries of requests, in their order, as of now.
 func RegisterEntries(requests []Request, now time.Time) []RegisterEntry {
@@ -129,6 +136,12 @@ func RegisterEntries(requests []Request, now time.Time) []RegisterEntry {
 		x.Reason = r.Reason
 		if r.State == StateCancelled && !engineCancellation(x.Reason) {
 			x.Reason = "cancelled_by_operator"
+		}
+		if r.Requester != nil {
+			x.RequesterRole = r.Requester.Role
+		}
+		if rv := r.HumanReview; rv != nil {
+			x.HumanReview = cmp.Or(rv.Outcome, "requested")
 		}
 		for _, t := range r.Tasks {
 			switch {
@@ -179,7 +192,8 @@ func WriteRegisterEntriesCSV(w io.Writer, entries []RegisterEntry) error {
 		}
 		if err := cw.Write([]string{x.ID, string(x.Type), string(x.Regime), string(x.State), ts(x.ReceivedAt), ts(x.VerifiedAt),
 			defuse(x.IdentityMethod), defuse(x.Trigger), ts(x.Due), months, ts(x.ClosedAt), onTime, strconv.FormatBool(x.Overdue),
-			defuse(x.Reason), strconv.Itoa(x.Stores), strconv.Itoa(x.StoresFailed), strconv.Itoa(x.Recipients)}); err != nil {
+			defuse(x.Reason), strconv.Itoa(x.Stores), strconv.Itoa(x.StoresFailed), strconv.Itoa(x.Recipients),
+			x.HumanReview, x.RequesterRole}); err != nil {
 			return err
 		}
 	}

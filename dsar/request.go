@@ -19,6 +19,10 @@ const (
 	TypeDeletion    Type = "deletion"
 	TypeRestriction Type = "restriction" // storage and security only
 	TypeObjection   Type = "objection"   // to direct marketing
+	// TypeExplanation asks why automated decisions about the subject were made: the logic,
+	// the model and the data it uses, and the subject's recent decisions, with a route to a
+	// human review (PIPL Art. 24(3), GDPR Arts. 15(1)(h), 22(3)). It runs no store task.
+	TypeExplanation Type = "explanation"
 	// TypeRetention is a retention run: the controller's own sweep of expired data
 	// (PIPL Arts. 19, 47(1); GDPR Art. 5(1)(e)). It has no subject; each task carries the
 	// store's sweep actions ([Engine.SubmitRetention]).
@@ -42,6 +46,8 @@ func ParseType(s string) Type {
 		return TypeRestriction
 	case "object":
 		return TypeObjection
+	case "explain":
+		return TypeExplanation
 	}
 	return Type(s)
 }
@@ -49,7 +55,7 @@ func ParseType(s string) Type {
 // Valid reports whether t is a known type.
 func (t Type) Valid() bool {
 	switch t {
-	case TypeAccess, TypePortability, TypeCategories, TypeCorrection, TypeDeletion, TypeRestriction, TypeObjection, TypeRetention, TypeTagDeletion:
+	case TypeAccess, TypePortability, TypeCategories, TypeCorrection, TypeDeletion, TypeRestriction, TypeObjection, TypeExplanation, TypeRetention, TypeTagDeletion:
 		return true
 	}
 	return false
@@ -82,16 +88,20 @@ const (
 	// patch (GDPR Art. 16, PIPL Art. 46: the controller checks the new data is accurate).
 	StateAwaitingApproval State = "awaiting_approval"
 	StateInProgress       State = "in_progress"
-	StateCompleted        State = "completed"
-	StatePartiallyFailed  State = "partially_failed"
-	StateRejected         State = "rejected"
-	StateCancelled        State = "cancelled"
+	// StateAwaitingReview: an explanation whose subject asked for a human review waits for
+	// a person to review the automated decision (PIPL Art. 24(3), GDPR Art. 22(3)); the
+	// explanation itself is ready.
+	StateAwaitingReview  State = "awaiting_review"
+	StateCompleted       State = "completed"
+	StatePartiallyFailed State = "partially_failed"
+	StateRejected        State = "rejected"
+	StateCancelled       State = "cancelled"
 )
 
 // States returns every state a request can be in, in the order a request passes them.
 func States() []State {
 	return []State{StateReceived, StateAwaitingVerify, StateVerified, StateAwaitingApproval, StateInProgress,
-		StateCompleted, StatePartiallyFailed, StateRejected, StateCancelled}
+		StateAwaitingReview, StateCompleted, StatePartiallyFailed, StateRejected, StateCancelled}
 }
 
 // Final reports whether s ends a request.
@@ -209,6 +219,20 @@ type Request struct {
 	// completed. On that erasure it also records that every earlier request of the
 	// subject was scrubbed.
 	ScrubbedAt time.Time `json:"scrubbed_at,omitzero"`
+	// Lang is the language the answer is written in first ("zh-CN" or "en"); empty: by
+	// regime (ReaderLang). Zone is the IANA zone its times are shown in; empty: by regime
+	// (ReaderZone: Beijing time under PIPL, UTC under GDPR).
+	Lang string `json:"lang,omitempty"`
+	Zone string `json:"zone,omitempty"`
+	// Requester is who asked when not the subject: a close relative of a deceased subject
+	// (PIPL Art. 49). Nil: the subject.
+	Requester *Requester `json:"requester,omitempty"`
+	// Explanation is the answer of an explanation request: per automated-decision purpose,
+	// the logic, the model, the features and the subject's recent decisions.
+	Explanation *Explanation `json:"explanation,omitempty"`
+	// HumanReview records that the subject asked for a person to review an automated
+	// decision, and, once answered, the reviewer's outcome.
+	HumanReview *Review `json:"human_review,omitempty"`
 	// Plan is a retention run's account of its planning: what it skipped and kept, and why
 	// (the planner's JSON, kept as it is).
 	Plan json.RawMessage `json:"plan,omitempty"`

@@ -155,9 +155,9 @@ func (e *Engine) buildResult(ctx context.Context, r *Request, now time.Time) (*R
 	if d.Complaint == "" {
 		d.Complaint = e.recourse(r.Regime)
 	}
-	if d.Rights == "" {
-		d.Rights = DefaultRights[r.Regime]
-	}
+	// The statutory rights text is always there; the controller's configured text adds to it.
+	d.rightsAdded = d.Rights
+	d.Rights = rightsText(r.Regime, d.Rights)
 	d.retentionOf = e.cfg.RetentionOf
 	zip, files, err := buildPackage(*r, parts, &d, now)
 	if err != nil {

@@ -79,6 +79,7 @@ func disclose(_ context.Context, r dsar.Request) (dsar.Disclosure, error) {
 }
 
 type resultEnv struct {
+	dir   string
 	e     *dsar.Engine
 	c     *clock
 	links *linkBox
@@ -92,7 +93,7 @@ func newResultEnv(t *testing.T, dir string, conns ...dsar.Connector) *resultEnv 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	env := &resultEnv{c: &clock{time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}, links: &linkBox{tokens: map[string]string{}}, db: db}
+	env := &resultEnv{dir: dir, c: &clock{time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}, links: &linkBox{tokens: map[string]string{}}, db: db}
 	env.e, err = dsar.New(dsar.Config{Store: db.DSAR(), Connectors: conns, Now: env.c.Now, Sealer: newVault(t, dir, db),
 		Disclose: disclose, Notifier: env.links, BaseBackoff: time.Minute})
 	if err != nil {

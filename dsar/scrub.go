@@ -44,8 +44,17 @@ func holdsPersonal(r *Request) bool {
 		r.Approval != nil && text(r.Approval.Note),
 		r.Extension != nil && text(r.Extension.Reason),
 		r.State == StateCancelled && text(r.Reason) && !engineCancellation(r.Reason),
+		r.HumanReview != nil && (text(r.HumanReview.Statement) || text(r.HumanReview.Note)),
+		r.Requester != nil && text(r.Requester.Proof),
 		r.Challenge != nil:
 		return true
+	}
+	if r.Explanation != nil {
+		for _, d := range r.Explanation.Decisions {
+			if len(d.Recent) > 0 {
+				return true // the subject's decisions
+			}
+		}
 	}
 	return false
 }
@@ -81,6 +90,25 @@ func scrub(r *Request, now time.Time) {
 	}
 	if r.State == StateCancelled && !engineCancellation(r.Reason) {
 		mask(&r.Reason)
+	}
+	if r.Requester != nil {
+		q := *r.Requester // who asked, and as what, stay: the proof goes
+		mask(&q.Proof)
+		r.Requester = &q
+	}
+	if r.HumanReview != nil {
+		rv := *r.HumanReview
+		mask(&rv.Statement)
+		mask(&rv.Note)
+		r.HumanReview = &rv
+	}
+	if r.Explanation != nil {
+		x := *r.Explanation
+		x.Decisions = slices.Clone(x.Decisions)
+		for i := range x.Decisions {
+			x.Decisions[i].Recent = nil // the subject's decisions; the logic and model stay
+		}
+		r.Explanation = &x
 	}
 	r.Challenge = nil
 	r.ScrubbedAt = now

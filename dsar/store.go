@@ -295,8 +295,8 @@ func (e *Engine) index(r *Request) {
 	} else {
 		e.active[r.ID] = true
 	}
-	if !r.Type.deduplicated() {
-		return
+	if !r.Type.deduplicated() || r.Requester != nil {
+		return // never a duplicate (openDuplicate)
 	}
 	k := openKey{r.Subject, r.Type, r.TransferTo}
 	switch {

@@ -209,6 +209,9 @@ func (e *Engine) SendCode(ctx context.Context, id string, n Notifier) error {
 	if err != nil {
 		return err
 	}
+	if r.Requester != nil {
+		return ErrOperatorOnly
+	}
 	now := e.cfg.Now().UTC()
 	c := r.Challenge
 	if c == nil {
@@ -246,6 +249,9 @@ func (e *Engine) VerifyCode(ctx context.Context, id, code string) (Request, erro
 	r, err := e.awaitingVerification(ctx, id)
 	if err != nil {
 		return Request{}, err
+	}
+	if r.Requester != nil {
+		return Request{}, ErrOperatorOnly
 	}
 	c := r.Challenge
 	now := e.cfg.Now().UTC()

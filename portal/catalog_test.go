@@ -37,8 +37,11 @@ func TestCatalogComplete(t *testing.T) {
 		keys = append(keys, "type."+string(typ))
 	}
 	for _, st := range []dsar.State{dsar.StateReceived, dsar.StateAwaitingVerify, dsar.StateVerified, dsar.StateAwaitingApproval,
-		dsar.StateInProgress, dsar.StateCompleted, dsar.StatePartiallyFailed, dsar.StateRejected, dsar.StateCancelled} {
+		dsar.StateInProgress, dsar.StateCompleted, dsar.StatePartiallyFailed, dsar.StateRejected, dsar.StateCancelled, dsar.StateAwaitingReview} {
 		keys = append(keys, "state."+string(st))
+	}
+	for _, r := range []string{"requested", dsar.ReviewUpheld, dsar.ReviewChanged} {
+		keys = append(keys, "requests.review."+r)
 	}
 	for _, ch := range channels {
 		keys = append(keys, "channel."+ch)

@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"cmp"
 	"errors"
 	"net/http"
 	"strings"
@@ -28,7 +29,21 @@ type requestView struct {
 	Recourse  string
 	Download  bool
 	ExpiresAt time.Time
-	Review    bool
+	// Review is the human review asked for: "" none, "requested", or the outcome.
+	Review     string
+	ReviewNote string
+	// Explanation is an explanation's answer.
+	Explanation []explained
+	Note        string
+}
+
+// explained is one automated decision's explanation, in the reader's language.
+type explained struct {
+	Purpose  string
+	Model    string
+	Features []privguard.DataCategory
+	Logic    string
+	Recent   int
 }
 
 type requestsData struct {
@@ -44,8 +59,8 @@ func (p *Portal) offeredTypes() []string {
 	for _, t := range offered {
 		switch t {
 		case "cancellation":
-		case "explanation":
-			if !dsar.Type(t).Valid() {
+		case dsar.TypeExplanation:
+			if !p.cfg.Requests.Explains() {
 				continue
 			}
 		default:
@@ -86,6 +101,16 @@ func (p *Portal) requestsPage(w http.ResponseWriter, r *http.Request, s session)
 		}
 		if q.Identity != nil && strings.Contains(q.Identity.Note, "cancellation") {
 			rv.Type = "cancellation"
+		}
+		if hr := q.HumanReview; hr != nil {
+			rv.Review, rv.ReviewNote = cmp.Or(hr.Outcome, "requested"), hr.Note
+		}
+		if x := q.Explanation; x != nil {
+			rv.Note = x.Note
+			for _, d := range x.Decisions {
+				rv.Explanation = append(rv.Explanation, explained{Purpose: cmp.Or(Text(d.Description).In(v.Lang), string(d.Purpose)),
+					Model: d.Model, Features: d.Features, Logic: Text(d.Logic).In(v.Lang), Recent: len(d.Recent)})
+			}
 		}
 		if res := q.Result; res != nil && !res.Purged && res.DownloadedAt.IsZero() && now.Before(res.ExpiresAt) {
 			rv.Download, rv.ExpiresAt = true, res.ExpiresAt
@@ -130,8 +155,9 @@ func (p *Portal) newRequest(w http.ResponseWriter, r *http.Request, s session) {
 		}
 		req.Patch = map[privguard.DataCategory]string{cat: value}
 	}
-	if r.PostFormValue("human_review") != "" {
-		id.Note += "; asks for human review"
+	if req.Type == dsar.TypeExplanation && r.PostFormValue("human_review") != "" {
+		// A route to a human decision (DSR-14), with the subject's point of view if given.
+		req.HumanReview = &dsar.Review{Statement: truncate(strings.TrimSpace(r.PostFormValue("statement")), 2000)}
 	}
 	if _, err := p.cfg.Requests.Submit(r.Context(), req); err != nil {
 		if errors.Is(err, privguard.ErrInvalid) {

@@ -22,6 +22,7 @@ import (
 	"github.com/privguard/privguard/disclosure"
 	"github.com/privguard/privguard/dsar"
 	"github.com/privguard/privguard/internal/config"
+	"github.com/privguard/privguard/internal/ropa"
 	"github.com/privguard/privguard/retention"
 	"github.com/privguard/privguard/vault"
 )
@@ -139,7 +140,10 @@ func categories(m map[string]string) map[string]privguard.DataCategory {
 // the erasure (and so the withdrawal of every purpose) in the consent ledger; restriction
 // and objection are recorded in the ledger.
 func newDSAR(cfg *config.File, store requestStore, conns []dsar.Connector, ledger *consent.Ledger, vlt *vault.Vault,
-	tax *privguard.Taxonomy, notifier dsar.Notifier, gate *disclosure.Gate, log *slog.Logger) (*dsar.Engine, error) {
+	tax *privguard.Taxonomy, notifier dsar.Notifier, gate *disclosure.Gate, decisionKey func(context.Context) ([]byte, error), log *slog.Logger) (*dsar.Engine, error) {
+	if decisionKey == nil {
+		decisionKey = func(context.Context) ([]byte, error) { return nil, errNoDecisionLog }
+	}
 	dl, err := dsar.NewDeadlines(nil, cfg.DSAR.PIPLWorkdays)
 	if err != nil {
 		return nil, err
@@ -172,9 +176,10 @@ func newDSAR(cfg *config.File, store requestStore, conns []dsar.Connector, ledge
 	}
 	rules := cfg.RetentionRules()
 	return dsar.New(dsar.Config{Store: store, Replica: cfg.Replica, LeaseTTL: leaseTTL, LeaseBatch: cfg.DSAR.LeaseBatch, Connectors: conns, Deadlines: dl, Logger: log, Recourse: recourse,
-		Sealer: vlt, Notifier: notifier, Recipients: notify, DefaultRegime: privguard.Regime(cfg.Regime), ResultTTL: ttl, Disclose: discloser(cfg.DSAR, tax, ledger),
+		Sealer: vlt, Notifier: notifier, Recipients: notify, DefaultRegime: privguard.Regime(cfg.Regime), ResultTTL: ttl, Disclose: discloser(cfg, tax, ledger),
 		SweepBatch: cfg.RetentionSweep.BatchRows(), SweepPause: cfg.RetentionSweep.PauseFor(),
 		RetentionOf: func(c privguard.DataCategory) []string { return retention.Describe(rules, c) },
+		Explain:     explainer(cfg, tax, filepath.Join(cfg.Data, decisionLogFile), decisionKey, time.Now),
 		OnErased: func(ctx context.Context, s privguard.SubjectID) error {
 			if err := vlt.Shred(ctx, s); err != nil {
 				return err
@@ -239,10 +244,14 @@ func identityVerification(cfg *config.File) (*dsar.TokenVerifier, dsar.Notifier,
 }
 
 // discloser builds the metadata of access answers: the configured controller, retention,
-// sources and rights; every purpose the regime allows with its bases and, for consent,
-// the ledger's state for the subject; the recipients; the consent history.
-func discloser(cfg config.DSAR, tax *privguard.Taxonomy, ledger *consent.Ledger) func(context.Context, dsar.Request) (dsar.Disclosure, error) {
+// sources and rights (added to the statutory text by the engine); every purpose the regime
+// allows with its bases and, for consent, the ledger's state for the subject; the
+// recipients; the consent history; the purposes' and categories' names in Chinese and
+// English for README.txt.
+func discloser(file *config.File, tax *privguard.Taxonomy, ledger *consent.Ledger) func(context.Context, dsar.Request) (dsar.Disclosure, error) {
+	cfg := file.DSAR
 	fixed := cfg.Disclosure
+	texts := readerTexts(file)
 	return func(ctx context.Context, r dsar.Request) (dsar.Disclosure, error) {
 		d := dsar.Disclosure{
 			Controller:         dsar.Party{Name: fixed.Controller.Name, Contact: fixed.Controller.Contact},
@@ -250,6 +259,7 @@ func discloser(cfg config.DSAR, tax *privguard.Taxonomy, ledger *consent.Ledger)
 			Sources:            fixed.Sources,
 			AutomatedDecisions: fixed.AutomatedDecisions,
 			Rights:             fixed.Rights,
+			Texts:              texts,
 		}
 		for _, p := range tax.Purposes() {
 			info, _ := tax.Lookup(p)
@@ -297,6 +307,36 @@ func discloser(cfg config.DSAR, tax *privguard.Taxonomy, ledger *consent.Ledger)
 		}
 		return d, nil
 	}
+}
+
+// readerTexts names the purposes and the declared data categories per language ("en",
+// "zh"): the configured descriptions, and the built-in purposes' Chinese ones. English
+// descriptions of built-in purposes come with the purposes themselves.
+func readerTexts(file *config.File) map[string]map[string]string {
+	out := map[string]map[string]string{}
+	set := func(name, lang, text string) {
+		if text == "" {
+			return
+		}
+		if out[name] == nil {
+			out[name] = map[string]string{}
+		}
+		out[name][lang] = text
+	}
+	for _, p := range privguard.DefaultPurposes() {
+		set(string(p.Purpose), "zh", ropa.PurposeZH(string(p.Purpose)))
+	}
+	for _, p := range file.Purposes {
+		for lang, text := range p.Description {
+			set(p.Name, lang, text)
+		}
+	}
+	for _, c := range file.Categories {
+		for lang, text := range c.Description {
+			set(c.Name, lang, text)
+		}
+	}
+	return out
 }
 
 func dataCategories(names []string) []privguard.DataCategory {

@@ -179,7 +179,7 @@ func benchEngine(b *testing.B, conns []dsar.Connector) *dsar.Engine {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e, err := newDSAR(cfg, db.DSAR(), conns, ledger, vlt, tax, &dsar.OutboxNotifier{Path: filepath.Join(dir, "outbox.jsonl")}, nil, log)
+	e, err := newDSAR(cfg, db.DSAR(), conns, ledger, vlt, tax, &dsar.OutboxNotifier{Path: filepath.Join(dir, "outbox.jsonl")}, nil, nil, log)
 	if err != nil {
 		b.Fatal(err)
 	}

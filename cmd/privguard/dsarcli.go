@@ -39,7 +39,7 @@ func newDsarFlags(fs *flag.FlagSet, sub string) *dsarFlags {
 	fs.StringVar(&f.tokenFile, "token-file", "", "`file` holding the admin token (default DIR/admin.token; $PRIVGUARD_ADMIN_TOKEN wins)")
 	switch sub {
 	case "submit":
-		fs.StringVar(&f.typ, "type", "", "request `type`: access, portability, categories, correction, deletion, restriction or objection")
+		fs.StringVar(&f.typ, "type", "", "request `type`: access, portability, categories, correction, deletion, restriction, objection or explanation")
 		fs.StringVar(&f.subject, "subject", "", "the subject's `id`")
 		fs.StringVar(&f.subjectsFile, "subjects-file", "", "`file` of subject ids, one per line")
 		fs.StringVar(&f.regime, "regime", "", "the `law`: pipl or gdpr (default: the server's regime)")

@@ -263,7 +263,7 @@ unreadable from then on. Resumable: after an interruption, run it again.`,
 		{name: "dsar submit", summary: "submit requests, for one subject or a file of them",
 			usage: "dsar submit --type TYPE (--subject ID | --subjects-file FILE) [--regime LAW] [--operator-note TEXT] [--patch CATEGORY=VALUE]... [--trigger WHY]",
 			about: `Submits a data-subject request. TYPE is access, portability, categories, correction,
-deletion, restriction or objection. With --operator-note you attest that you verified the
+deletion, restriction, objection or explanation (of automated decisions). With --operator-note you attest that you verified the
 requester's identity (say how). --trigger starts a deletion the controller owes on its own
 (purpose_achieved, service_ended, retention_expired, consent_withdrawn,
 unlawful_processing). A subjects file has one id per line (# comments allowed); progress

@@ -7,6 +7,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	// The zone database, so that a request's zone (Asia/Shanghai, Europe/Berlin) is known
+	// on a host or image without one.
+	_ "time/tzdata"
 )
 
 func main() {

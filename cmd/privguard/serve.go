@@ -362,7 +362,12 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	incidentsDone := make(chan struct{})
 	go func() { defer close(incidentsDone); incidents.Run(incidentCtx, incidentInterval) }()
 	defer func() { stopIncidents(); <-incidentsDone }()
-	requests, err := newDSAR(cfg, be.Requests, conns, ledger, vlt, taxonomy, notifier, gate, log)
+	// The decision log's key, for the subject's decisions an explanation shows; none if the
+	// sidecar never wrote a decision log.
+	decisionKey := func(ctx context.Context) ([]byte, error) {
+		return be.Consent.Secret(ctx, "audit.subject-hmac", func() ([]byte, error) { return nil, errNoDecisionLog })
+	}
+	requests, err := newDSAR(cfg, be.Requests, conns, ledger, vlt, taxonomy, notifier, gate, decisionKey, log)
 	if err != nil {
 		return err
 	}

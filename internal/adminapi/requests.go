@@ -26,7 +26,7 @@ import (
 const dueSoonWindow = 72 * time.Hour
 
 type requestBody struct {
-	Type    string            `json:"type" validate:"required,oneof=access portability categories correction deletion restriction objection correct delete restrict object"`
+	Type    string            `json:"type" validate:"required,oneof=access portability categories correction deletion restriction objection explanation correct delete restrict object explain"`
 	Subject string            `json:"subject" validate:"required,max=128"`
 	Regime  string            `json:"regime" validate:"omitempty,oneof=pipl gdpr"` // default: the engine's
 	Patch   map[string]string `json:"patch" validate:"max=64,dive,keys,max=100,endkeys,max=4096"`
@@ -38,6 +38,25 @@ type requestBody struct {
 	IdentityToken string `json:"identity_token" validate:"max=4096"`
 	// Trigger starts a proactive erasure (dsar.Triggers); no identity is needed.
 	Trigger string `json:"trigger" validate:"omitempty,oneof=purpose_achieved service_ended retention_expired consent_withdrawn unlawful_processing,excluded_with=Identity IdentityToken"`
+	// HumanReview, on an explanation, asks for a person to review the automated decision
+	// (DSR-14); Statement is the subject's point of view.
+	HumanReview bool   `json:"human_review"`
+	Statement   string `json:"statement" validate:"max=2000"`
+	// Requester is who asks when not the subject: a close relative of a deceased subject
+	// (DSR-15), verified only by an operator who checked the proof.
+	Requester *requesterBody `json:"requester"`
+	// Lang is the language of the answer's summary (default by regime: pipl zh-CN, gdpr
+	// en); Zone the IANA zone of its times (default: Asia/Shanghai under pipl, UTC under gdpr).
+	Lang string `json:"lang" validate:"omitempty,oneof=zh-CN en"`
+	Zone string `json:"zone" validate:"max=64"`
+}
+
+// requesterBody is a close relative asking for a deceased subject (PIPL Art. 49).
+type requesterBody struct {
+	Role     string `json:"role" validate:"required,oneof=close_relative"`
+	Name     string `json:"name" validate:"required,max=200"`
+	Relation string `json:"relation" validate:"required,oneof=spouse parent child sibling grandparent grandchild other"`
+	Proof    string `json:"proof" validate:"required,max=2000"`
 }
 
 type extendBody struct {
@@ -56,6 +75,17 @@ type rejectBody struct {
 
 type approveBody struct {
 	Note string `json:"note" validate:"required,max=2000"`
+}
+
+// reviewBody is a person's review of an automated decision (POST /v1/requests/{id}/review).
+type reviewBody struct {
+	Outcome string `json:"outcome" validate:"required,oneof=upheld changed"`
+	Note    string `json:"note" validate:"required,max=2000"`
+}
+
+// humanReviewBody asks for a human review later (POST /v1/requests/{id}/human-review).
+type humanReviewBody struct {
+	Statement string `json:"statement" validate:"max=2000"`
 }
 
 type codeBody struct {
@@ -94,6 +124,11 @@ func (s *Server) view(req *http.Request, r dsar.Request) requestView {
 		}
 		r.Patch = masked
 	}
+	if r.Requester != nil && r.Requester.Proof != "" && !s.mayCall(req, "POST /v1/requests/{id}/verify") {
+		q := *r.Requester // the proof is for the operator who verifies the request
+		q.Proof = privguard.Mask(q.Proof)
+		r.Requester = &q
+	}
 	if r.Result != nil {
 		res := *r.Result
 		res.Token = nil // the download token's hash is the credential's verifier: not shown
@@ -112,7 +147,14 @@ func (s *Server) postRequest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	req := dsar.Request{Type: dsar.ParseType(b.Type), Subject: subject, Regime: privguard.Regime(b.Regime), TransferTo: b.TransferTo}
+	req := dsar.Request{Type: dsar.ParseType(b.Type), Subject: subject, Regime: privguard.Regime(b.Regime), TransferTo: b.TransferTo,
+		Lang: b.Lang, Zone: b.Zone}
+	if b.Zone != "" && dsar.CheckZone(b.Zone) != nil {
+		p := privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule",
+			"zone: want an IANA time zone name such as Asia/Shanghai or Europe/Berlin")
+		p.Field = "zone"
+		return p
+	}
 	switch {
 	case req.Type == dsar.TypeCorrection && len(b.Patch) == 0:
 		p := privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule",
@@ -124,6 +166,26 @@ func (s *Server) postRequest(w http.ResponseWriter, r *http.Request) error {
 			"patch: only a correction carries new values")
 		p.Field = "patch"
 		return p
+	}
+	switch {
+	case (b.HumanReview || b.Statement != "") && req.Type != dsar.TypeExplanation:
+		p := privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule",
+			"human_review: a human review is of an automated decision: ask for it on an explanation request (PIPL Art. 24(3), GDPR Art. 22(3))")
+		p.Field = "human_review"
+		return p
+	case b.Statement != "" && !b.HumanReview:
+		p := privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule",
+			"statement: the subject's point of view goes with a human review (human_review: true)")
+		p.Field = "statement"
+		return p
+	case b.HumanReview:
+		req.HumanReview = &dsar.Review{Statement: b.Statement}
+	}
+	if q := b.Requester; q != nil {
+		if err := closeRelative(req, b); err != nil {
+			return err
+		}
+		req.Requester = &dsar.Requester{Role: q.Role, Name: q.Name, Relation: q.Relation, Proof: q.Proof}
 	}
 	if len(b.Patch) > 0 {
 		req.Patch = map[privguard.DataCategory]string{}
@@ -168,6 +230,26 @@ func (s *Server) postRequest(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Location", "/v1/requests/"+out.ID)
 	writeJSON(w, http.StatusCreated, s.view(r, out))
+	return nil
+}
+
+// closeRelative checks a close relative's request (DSR-15, PIPL Art. 49): only access, a
+// copy, correction or deletion, to the relative, and never verified at submission (by the
+// subject's token, or an operator's word before the proof is checked).
+func closeRelative(req dsar.Request, b requestBody) error {
+	rule := func(field, detail string) error {
+		p := privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule", detail)
+		p.Field = field
+		return p
+	}
+	switch {
+	case !slices.Contains(dsar.CloseRelativeTypes, req.Type):
+		return rule("type", fmt.Sprintf("PIPL Art. 49: a close relative may ask for access, a copy (portability), correction or deletion of a deceased person's data, not %s", req.Type))
+	case b.TransferTo != "":
+		return rule("transfer_to", "PIPL Art. 49: a close relative's copy goes to the relative, not to another handler")
+	case b.IdentityToken != "" || b.Identity != nil || b.Trigger != "":
+		return rule("requester", "a close relative's request is verified by an operator after checking the proof (POST /v1/requests/{id}/verify), never by the subject's token or code")
+	}
 	return nil
 }
 
@@ -321,6 +403,12 @@ func (s *Server) verifyRequest(w http.ResponseWriter, r *http.Request) error {
 	if errors.Is(err, privguard.ErrConflict) {
 		return privguard.NewProblem(http.StatusConflict, TypeConflict, "Not awaiting verification", "")
 	}
+	if errors.Is(err, privguard.ErrInvalid) {
+		p := privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule",
+			"note: a close relative's request is verified after checking the proof of death and of the relationship: say which proof was checked")
+		p.Field = "note"
+		return p
+	}
 	if err != nil {
 		return err
 	}
@@ -380,6 +468,8 @@ func (s *Server) sendCode(w http.ResponseWriter, r *http.Request) error {
 	}
 	var limit *dsar.CodeLimitError
 	switch {
+	case errors.Is(err, dsar.ErrOperatorOnly):
+		return operatorOnly()
 	case errors.Is(err, privguard.ErrConflict):
 		return privguard.NewProblem(http.StatusConflict, TypeConflict, "Not awaiting verification", "")
 	case errors.As(err, &limit) && limit.RetryAfter > 0:
@@ -407,6 +497,13 @@ func tooManyCodes(w http.ResponseWriter, wait time.Duration, why string) *privgu
 	return privguard.NewProblem(http.StatusTooManyRequests, TypeTooManyCodes, "No code sent", detail)
 }
 
+// operatorOnly refuses a code for a close relative's request: the deceased subject's code
+// proves nothing of the relative (DSR-15).
+func operatorOnly() *privguard.Problem {
+	return privguard.NewProblem(http.StatusConflict, TypeConflict, "Verified by an operator only",
+		"a close relative's request is verified by an operator after checking the proof of death and of the relationship (POST /v1/requests/{id}/verify)")
+}
+
 func codeBudgetSpent() *privguard.Problem {
 	return privguard.NewProblem(http.StatusTooManyRequests, TypeTooManyAttempts, "Too many wrong codes",
 		fmt.Sprintf("this request had %d wrong codes and can no longer be verified by code; an operator can verify the requester",
@@ -421,6 +518,8 @@ func (s *Server) verifyCode(w http.ResponseWriter, r *http.Request) error {
 	}
 	out, err := s.requests.VerifyCode(r.Context(), r.PathValue("id"), b.Code)
 	switch {
+	case errors.Is(err, dsar.ErrOperatorOnly):
+		return operatorOnly()
 	case errors.Is(err, privguard.ErrConflict):
 		return privguard.NewProblem(http.StatusConflict, TypeConflict, "Not awaiting verification", "")
 	case errors.Is(err, dsar.ErrCodeBudget):
@@ -491,6 +590,41 @@ func (s *Server) approveRequest(w http.ResponseWriter, r *http.Request) error {
 	out, err := s.requests.Approve(r.Context(), r.PathValue("id"), p.Name, b.Note)
 	if errors.Is(err, privguard.ErrConflict) {
 		return privguard.NewProblem(http.StatusConflict, TypeConflict, "Not awaiting approval", "")
+	}
+	return s.requestChanged(w, r, out, err)
+}
+
+// reviewRequest records a person's review of the automated decision an explanation
+// request awaits a review of (DSR-14): upheld or changed, with what was found.
+func (s *Server) reviewRequest(w http.ResponseWriter, r *http.Request) error {
+	var b reviewBody
+	if err := s.decode(w, r, MaxConsentBody, &b); err != nil {
+		return err
+	}
+	p, _ := PrincipalFromContext(r.Context())
+	out, err := s.requests.Review(r.Context(), r.PathValue("id"), p.Name, b.Outcome, b.Note)
+	if errors.Is(err, privguard.ErrConflict) {
+		return privguard.NewProblem(http.StatusConflict, TypeConflict, "Not awaiting a review",
+			"only an explanation request whose subject asked for a human review awaits one")
+	}
+	return s.requestChanged(w, r, out, err)
+}
+
+// askHumanReview asks, after the explanation, for a person to review the automated
+// decision (DSR-14); a completed explanation request is reopened for it.
+func (s *Server) askHumanReview(w http.ResponseWriter, r *http.Request) error {
+	var b humanReviewBody
+	if err := s.decode(w, r, MaxConsentBody, &b); err != nil {
+		return err
+	}
+	out, err := s.requests.RequestReview(r.Context(), r.PathValue("id"), b.Statement)
+	switch {
+	case errors.Is(err, privguard.ErrInvalid):
+		return privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule",
+			"a human review is of an automated decision: ask for it on an explanation request")
+	case errors.Is(err, privguard.ErrConflict):
+		return privguard.NewProblem(http.StatusConflict, TypeConflict, "No review can be asked for",
+			"the request was rejected or cancelled, or its decision was reviewed already")
 	}
 	return s.requestChanged(w, r, out, err)
 }

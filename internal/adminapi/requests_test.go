@@ -74,7 +74,7 @@ func newRequestsEnvWith(t *testing.T, now func() time.Time, configure func(*admi
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := dsar.New(dsar.Config{Store: db.DSAR(), Sealer: vlt, Connectors: conns, Now: now})
+	eng, err := dsar.New(dsar.Config{Store: db.DSAR(), Sealer: vlt, Connectors: conns, Now: now, Explain: testExplain})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,6 +90,7 @@ func newRequestsEnvWith(t *testing.T, now func() time.Time, configure func(*admi
 	tokens.Add("app-token", adminapi.Principal{Name: "crm-backend"}) // no roles: an app
 	tokens.Add("auditor-token", adminapi.Principal{Name: "internal-audit", Roles: []string{"auditor"}})
 	tokens.Add("dpo-token", adminapi.Principal{Name: "dpo-office", Roles: []string{"dpo"}})
+	tokens.Add("operator-token", adminapi.Principal{Name: "credit-officer", Roles: []string{"operator"}})
 	// An entrusted SMS gateway: an app scoped to one purpose, kept off the requests.
 	tokens.Add("sms-token", adminapi.Principal{Name: "sms-gateway", Purposes: []privguard.Purpose{"marketing.communications.sms"}, NoRequests: true})
 	cfg := adminapi.Config{Ledger: l, Tokens: tokens, TokenHint: "the token hint", Requests: eng, IdentityTokens: v, Notifier: sent, Now: now,
@@ -104,6 +105,13 @@ func newRequestsEnvWith(t *testing.T, now func() time.Time, configure func(*admi
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, ledger: l, logs: logs, eng: eng}, sent
+}
+
+// testExplain explains one credit-scoring purpose.
+func testExplain(context.Context, dsar.Request) (dsar.Explanation, error) {
+	return dsar.Explanation{Decisions: []dsar.AutomatedDecision{{Purpose: "credit.scoring", Model: "score-v3",
+		Features: []privguard.DataCategory{"user.financial"}, Logic: map[string]string{"en": "points for income and history", "zh": "按收入和记录评分"},
+		Recent: []dsar.DecisionRecord{}}}}, nil
 }
 
 func appToken(t *testing.T, key []byte, sub string) string {
@@ -327,6 +335,7 @@ func TestEveryRightCanBeRequestedWithIdentifiersOnly(t *testing.T) {
 		{`{"type":"deletion","subject":"cust-1"}`, "awaiting_verification"},
 		{`{"type":"restriction","subject":"cust-1"}`, "verified"},
 		{`{"type":"objection","subject":"cust-1"}`, "verified"},
+		{`{"type":"explanation","subject":"cust-1"}`, "awaiting_verification"},
 	} {
 		var out map[string]any
 		resp := e.do("POST", "/v1/requests", tc.body, nil, &out)
@@ -949,5 +958,128 @@ func TestBulkRequests(t *testing.T) {
 	}
 	if after, _ := e.eng.List(context.Background()); len(after) != len(before) {
 		t.Errorf("refused bulk requests stored %d requests", len(after)-len(before))
+	}
+}
+
+func TestExplanationRoutesToAHumanReview(t *testing.T) {
+	// proves DSR-14: an explanation with human_review waits in the review queue (GET
+	// /v1/requests?status=awaiting_review, and the register) until an operator answers it
+	// with POST /v1/requests/{id}/review; an app cannot answer it.
+	e, _ := newRequestsEnv(t)
+	var req map[string]any
+	body := fmt.Sprintf(`{"type":"explanation","subject":"cust-1","identity_token":%q,"human_review":true,"statement":"my income is higher"}`,
+		appToken(t, idSecret, "cust-1"))
+	if resp := e.do("POST", "/v1/requests", body, map[string]string{"Authorization": "Bearer app-token"}, &req); resp.StatusCode != 201 {
+		t.Fatalf("explanation: %d %v", resp.StatusCode, req)
+	}
+	id := req["id"].(string)
+	e.eng.Step(context.Background())
+	var page struct{ Requests []map[string]any }
+	e.do("GET", "/v1/requests?status=awaiting_review", "", map[string]string{"Authorization": "Bearer operator-token"}, &page)
+	if len(page.Requests) != 1 || page.Requests[0]["id"] != id || page.Requests[0]["explanation"] == nil {
+		t.Fatalf("review queue: %v; want the explanation with its answer", page.Requests)
+	}
+	var reg struct{ Requests []dsar.RegisterEntry }
+	e.do("GET", "/v1/requests/register", "", nil, &reg)
+	if len(reg.Requests) != 1 || reg.Requests[0].HumanReview != "requested" || reg.Requests[0].State != dsar.StateAwaitingReview {
+		t.Errorf("register: %+v; want the review requested", reg.Requests)
+	}
+	for _, tc := range []struct {
+		token, body string
+		status      int
+	}{
+		{"app-token", `{"outcome":"upheld","note":"x"}`, 403},
+		{"operator-token", `{"outcome":"overturned","note":"x"}`, 422},
+		{"operator-token", `{"outcome":"upheld"}`, 422},
+		{"operator-token", `{"outcome":"changed","note":"income re-checked; approved"}`, 200},
+		{"operator-token", `{"outcome":"upheld","note":"again"}`, 409},
+	} {
+		var out map[string]any
+		if resp := e.do("POST", "/v1/requests/"+id+"/review", tc.body, map[string]string{"Authorization": "Bearer " + tc.token}, &out); resp.StatusCode != tc.status {
+			t.Errorf("%s review %s: %d %v; want %d", tc.token, tc.body, resp.StatusCode, out, tc.status)
+		}
+	}
+	var got map[string]any
+	e.do("GET", "/v1/requests/"+id, "", nil, &got)
+	if rv, _ := got["human_review"].(map[string]any); got["state"] != "completed" || rv["outcome"] != "changed" || rv["by"] != "credit-officer" {
+		t.Errorf("after the review: %v", got)
+	}
+	var p map[string]any
+	if resp := e.do("POST", "/v1/requests", `{"type":"access","subject":"cust-2","human_review":true}`, nil, &p); resp.StatusCode != 422 || p["field"] != "human_review" {
+		t.Errorf("human_review on access: %d %v; want 422 naming human_review", resp.StatusCode, p)
+	}
+}
+
+func TestCloseRelativeRequests(t *testing.T) {
+	// proves DSR-15: POST /v1/requests takes a close relative of a deceased subject as the
+	// requester for access, a copy, correction and deletion only (another type is 422
+	// naming PIPL Art. 49); the subject's token or code never verifies it, an operator
+	// does; an app sees the proof masked.
+	e, _ := newRequestsEnv(t, rowsStore{})
+	app := map[string]string{"Authorization": "Bearer app-token"}
+	relative := `"requester":{"role":"close_relative","name":"Wang Fang","relation":"spouse","proof":"death certificate 京-2026-0042; marriage certificate"}`
+	for _, tc := range []struct {
+		body, field, detail string
+	}{
+		{`{"type":"objection","subject":"cust-9",` + relative + `}`, "type", "PIPL Art. 49"},
+		{`{"type":"restriction","subject":"cust-9",` + relative + `}`, "type", "PIPL Art. 49"},
+		{`{"type":"access","subject":"cust-9","requester":{"role":"close_relative","name":"W","relation":"cousin","proof":"x"}}`, "requester.relation", ""},
+		{`{"type":"access","subject":"cust-9","requester":{"role":"friend","name":"W","relation":"spouse","proof":"x"}}`, "requester.role", ""},
+		{`{"type":"access","subject":"cust-9","requester":{"role":"close_relative","name":"W","relation":"spouse"}}`, "requester.proof", ""},
+		{fmt.Sprintf(`{"type":"access","subject":"cust-9","identity_token":%q,`+relative+`}`, appToken(t, idSecret, "cust-9")), "requester", "never by the subject's token"},
+	} {
+		var p map[string]any
+		resp := e.do("POST", "/v1/requests", tc.body, app, &p)
+		detail, _ := p["detail"].(string)
+		if resp.StatusCode != 422 || p["field"] != tc.field || !strings.Contains(detail, tc.detail) {
+			t.Errorf("%s: %d %v; want 422 on %s", tc.body, resp.StatusCode, p, tc.field)
+		}
+	}
+	var req map[string]any
+	if resp := e.do("POST", "/v1/requests", `{"type":"access","subject":"cust-9",`+relative+`}`, app, &req); resp.StatusCode != 201 || req["state"] != "awaiting_verification" {
+		t.Fatalf("a close relative's access: %d %v", resp.StatusCode, req)
+	}
+	id := req["id"].(string)
+	if q, _ := req["requester"].(map[string]any); q["relation"] != "spouse" || strings.Contains(fmt.Sprint(q["proof"]), "京-2026-0042") {
+		t.Errorf("as the app sees it: %v; want the relation, the proof masked", q)
+	}
+	var p map[string]any
+	if resp := e.do("POST", "/v1/requests/"+id+"/code", `{}`, app, &p); resp.StatusCode != 409 {
+		t.Errorf("a code for a close relative's request: %d %v; want 409", resp.StatusCode, p)
+	}
+	dpo := map[string]string{"Authorization": "Bearer dpo-token"}
+	if resp := e.do("POST", "/v1/requests/"+id+"/verify", `{"method":"operator"}`, dpo, &p); resp.StatusCode != 422 || p["field"] != "note" {
+		t.Errorf("verified without a note of the proof: %d %v", resp.StatusCode, p)
+	}
+	var got map[string]any
+	if resp := e.do("POST", "/v1/requests/"+id+"/verify", `{"method":"operator","note":"certificates seen at the branch"}`, dpo, &got); resp.StatusCode != 200 || got["state"] != "verified" {
+		t.Errorf("verified by the dpo: %d %v", resp.StatusCode, got)
+	}
+	if q, _ := got["requester"].(map[string]any); !strings.Contains(fmt.Sprint(q["proof"]), "京-2026-0042") {
+		t.Errorf("as the dpo sees it: %v; want the proof in full", q)
+	}
+}
+
+func TestRequestLanguageAndZone(t *testing.T) {
+	// lang and zone choose the answer's language and time zone; an unknown one is a
+	// problem naming the field.
+	e, _ := newRequestsEnv(t)
+	for _, tc := range []struct {
+		body, field string
+		status      int
+	}{
+		{`{"type":"access","subject":"cust-1","lang":"fr"}`, "lang", 422},
+		{`{"type":"access","subject":"cust-1","zone":"Mars/Olympus"}`, "zone", 422},
+		{`{"type":"access","subject":"cust-1","zone":"Local"}`, "zone", 422},
+		{`{"type":"access","subject":"cust-1","regime":"gdpr","lang":"zh-CN","zone":"Europe/Berlin"}`, "", 201},
+	} {
+		var out map[string]any
+		resp := e.do("POST", "/v1/requests", tc.body, nil, &out)
+		if resp.StatusCode != tc.status || (tc.field != "" && out["field"] != tc.field) {
+			t.Errorf("%s: %d %v; want %d on %q", tc.body, resp.StatusCode, out, tc.status, tc.field)
+		}
+		if tc.status == 201 && (out["lang"] != "zh-CN" || out["zone"] != "Europe/Berlin") {
+			t.Errorf("%s: %v; want lang and zone kept", tc.body, out)
+		}
 	}
 }

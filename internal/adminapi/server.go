@@ -243,6 +243,8 @@ func (s *Server) routes() {
 		authed("POST /v1/requests/{id}/reject", s.rejectRequest)
 		authed("POST /v1/requests/{id}/retry", s.retryRequest)
 		authed("POST /v1/requests/{id}/approve", s.approveRequest)
+		authed("POST /v1/requests/{id}/review", s.reviewRequest)
+		authed("POST /v1/requests/{id}/human-review", s.askHumanReview)
 		authed("POST /v1/requests/{id}/link", s.issueLink)
 		// The subject's tags, segments and scores, and their deletion (MKT-06).
 		authed("GET /v1/subjects/{subject}/profile", s.getProfile)
@@ -315,7 +317,7 @@ func (s *Server) routes() {
 	if s.requests != nil {
 		paths = append(paths, "/v1/requests", "/v1/requests/{id}", "/v1/callbacks/{store}", // {id} covers register
 			"/v1/subjects/{subject}/profile", "/v1/subjects/{subject}/profile/delete")
-		for _, action := range []string{"verify", "code", "code/verify", "extend", "cancel", "reject", "retry", "approve", "link", "result"} {
+		for _, action := range []string{"verify", "code", "code/verify", "extend", "cancel", "reject", "retry", "approve", "review", "human-review", "link", "result"} {
 			paths = append(paths, "/v1/requests/{id}/"+action)
 		}
 	}

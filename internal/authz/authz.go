@@ -18,7 +18,7 @@ import (
 //go:embed model.conf
 var modelText string
 
-// DefaultPolicy is the shipped policy (roles app, auditor, dpo, admin).
+// DefaultPolicy is the shipped policy (roles app, auditor, dpo, importer, operator, admin).
 //
 //go:embed policy.csv
 var DefaultPolicy string

@@ -45,6 +45,11 @@ func TestDefaultPolicy(t *testing.T) {
 		{[]string{"nobody"}, "/healthz", "GET", false},
 		{[]string{"app"}, "/v1/requests/{id}/../approve", "POST", false},
 		{[]string{"importer"}, "/v1/consents/import", "POST", true},
+		{[]string{"operator"}, "/v1/requests/{id}/review", "POST", true},
+		{[]string{"dpo"}, "/v1/requests/{id}/review", "POST", true},
+		{[]string{"app"}, "/v1/requests/{id}/review", "POST", false},
+		{[]string{"operator"}, "/v1/requests/{id}/verify", "POST", false},
+		{[]string{"app"}, "/v1/requests/{id}/human-review", "POST", true},
 		{[]string{"importer"}, "/v1/consents", "POST", false}, // imports, records no first-hand choice
 		{[]string{"importer"}, authz.RecordFacts, "use", false},
 		{nil, "/v1/consents/import", "POST", false},

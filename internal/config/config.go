@@ -351,7 +351,8 @@ type Admin struct {
 type Token struct {
 	Name   string `yaml:"name" validate:"required,max=64,printascii"`
 	SHA256 string `yaml:"sha256" validate:"required,len=64,hexadecimal"`
-	// Roles decide what the token may call: app (default), auditor, dpo, importer, admin, or
+	// Roles decide what the token may call: app (default), auditor, dpo, importer, operator (reviews
+	// contested automated decisions), admin, or
 	// those of admin.policy_file.
 	Roles []string `yaml:"roles" validate:"dive,required,max=64"`
 	// Purposes, if set, scope the token (an entrusted processor's, PUR-08): it records and

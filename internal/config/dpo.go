@@ -66,11 +66,27 @@ type DeclaredPurpose struct {
 	// AutomatedDecision: the purpose makes decisions about people by automated means
 	// (PIPL Art. 24/55(2), GDPR Art. 22): it needs an impact assessment.
 	AutomatedDecision bool `yaml:"automated_decision"`
+	// Explanation explains an automated-decision purpose's decisions to the subject who
+	// asks (an explanation request, DSR-14): only with automated_decision.
+	Explanation *Explanation `yaml:"explanation"`
 	// LargeScale: the purpose processes data of people at large scale (GDPR Art. 35(3)):
 	// with profiling, it needs an impact assessment.
 	LargeScale              bool `yaml:"large_scale"`
 	NonPersonalisedFallback bool `yaml:"non_personalised_fallback"`
 	Record                  `yaml:",inline"`
+}
+
+// Explanation is what an explanation request answers of an automated-decision purpose
+// (PIPL Art. 24(3), GDPR Arts. 15(1)(h), 22): the model that decides, the data
+// categories it uses and, in plain words, its logic.
+type Explanation struct {
+	// Model names the model and its version ("credit-score 3.2").
+	Model string `yaml:"model" validate:"required,max=200"`
+	// Logic is the plain-language summary of how the decision is made and what it means
+	// for the subject, per language (en, zh).
+	Logic Text `yaml:"logic" validate:"required"`
+	// Features are the data categories the model uses.
+	Features []string `yaml:"features" validate:"required,min=1,max=64,dive,required,max=100"`
 }
 
 // Record is what the record of processing says about an activity beyond what privguard

@@ -157,6 +157,15 @@ func (f *File) declaredPurposes(infos []privguard.PurposeInfo, cats *privguard.T
 		info.SaleOrSharing = info.SaleOrSharing || p.SaleOrSharing
 		info.Retained = info.Retained || p.Retained
 		info.AutomatedDecision = info.AutomatedDecision || p.AutomatedDecision
+		if x := p.Explanation; x != nil {
+			if !info.AutomatedDecision {
+				msgs = append(msgs, fmt.Sprintf("%s.explanation: only a purpose that makes automated decisions is explained; set automated_decision: true too", at))
+			}
+			if x.Logic.In("en") == "" {
+				msgs = append(msgs, fmt.Sprintf("%s.explanation.logic: say in plain words how the decision is made (en, zh)", at))
+			}
+			checkCategories("explanation.features", x.Features)
+		}
 		info.LargeScale = info.LargeScale || p.LargeScale
 		info.NonPersonalisedFallback = info.NonPersonalisedFallback || p.NonPersonalisedFallback
 		if info.NonPersonalisedFallback && !info.Personalised {

@@ -24,6 +24,9 @@ var builtInZH = map[string]string{
 	"sensitive.processing":              "处理敏感个人信息",
 }
 
+// PurposeZH returns the Chinese description of a built-in purpose, or "" for another.
+func PurposeZH(purpose string) string { return builtInZH[purpose] }
+
 // label is a bilingual heading or value.
 type label struct{ zh, en string }
 
