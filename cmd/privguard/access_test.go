@@ -29,7 +29,7 @@ func TestAccessEndToEnd(t *testing.T) {
 	pgDSN, myDSN, redisAddr := env[0], env[1], env[2]
 	ctx := context.Background()
 	pgTable(t, pgDSN, "acc_customers", `CREATE TABLE acc_customers (customer_id text, email text, city text)`,
-		`INSERT INTO acc_customers VALUES ('acc-1','li.lei@example.com','上海'), ('acc-2','han@example.com','北京')`)
+		`INSERT INTO acc_customers VALUES ('acc-1','li.lei@example.com','上海'), ('acc-2','han@example.com','广州')`)
 	myTable(t, myDSN, "acc_tags", `CREATE TABLE acc_tags (uid VARCHAR(64), tag VARCHAR(64)) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`,
 		`INSERT INTO acc_tags VALUES ('acc-1','高价值'), ('acc-1','churn-risk'), ('acc-2','new')`)
 	rd := goredis.NewClient(&goredis.Options{Addr: redisAddr})
@@ -142,7 +142,7 @@ dsar:
 		t.Error("the answer lists consent-only purposes the subject never consented to")
 	}
 	for path, body := range files {
-		for _, other := range []string{"han@example.com", "北京", `"new"`, "lapsed"} {
+		for _, other := range []string{"han@example.com", "广州", `"new"`, "lapsed"} {
 			if strings.Contains(body, other) {
 				t.Errorf("%s holds another subject's data (%s)", path, other)
 			}
