@@ -76,7 +76,9 @@ func TestStore(t *testing.T, open func(t *testing.T) Stores) {
 		errs := make([]error, 8)
 		var wg sync.WaitGroup
 		for i := range errs {
-			wg.Go(func() { errs[i] = s.PutLink(ctx, privguard.SubjectID(fmt.Sprintf("cust-%d", i)), identity.Email, "dd", []byte("x")) })
+			wg.Go(func() {
+				errs[i] = s.PutLink(ctx, privguard.SubjectID(fmt.Sprintf("cust-%d", i)), identity.Email, "dd", []byte("x"))
+			})
 		}
 		wg.Wait()
 		won := 0
