@@ -7,10 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
 	"time"
 
@@ -249,37 +246,6 @@ func atoi(s string) int {
 		n = n*10 + int(c-'0')
 	}
 	return n
-}
-
-func TestOutboxNotifier(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "outbox.jsonl")
-	o := &dsar.OutboxNotifier{Path: path}
-	if err := o.SendCode(ctx, "cust-1", "req-1", "123456"); err != nil {
-		t.Fatal(err)
-	}
-	if err := o.SendCode(ctx, "cust-2", "req-2", "654321"); err != nil {
-		t.Fatal(err)
-	}
-	if err := o.SendLink(ctx, "cust-2", "req-3", "tok", time.Date(2026, 3, 9, 0, 0, 0, 0, time.UTC)); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := os.ReadFile(path)
-	var msgs []map[string]string
-	for line := range strings.Lines(string(b)) {
-		var m map[string]string
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("outbox line %q: %v", line, err)
-		}
-		msgs = append(msgs, m)
-	}
-	if len(msgs) != 3 || msgs[0]["to"] != "cust-1" || msgs[0]["kind"] != "code" || msgs[0]["code"] != "123456" || !strings.Contains(msgs[0]["text"], "123456") ||
-		msgs[1]["request"] != "req-2" || !strings.Contains(msgs[1]["text"], "验证码为 654321") ||
-		msgs[2]["kind"] != "download" || msgs[2]["token"] != "tok" || msgs[2]["expires_at"] != "2026-03-09T00:00:00Z" {
-		t.Errorf("outbox:\n%s", b)
-	}
-	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
-		t.Errorf("outbox mode %v; want 0600 (it holds codes)", fi.Mode().Perm())
-	}
 }
 
 func TestUnverifiedRequestExpiresAndDuplicatesFold(t *testing.T) {

@@ -347,7 +347,13 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	if cfg.DSAR.Disclosure.Controller.Name == "" || cfg.DSAR.Disclosure.Retention == "" {
 		log.Warn("dsar.disclosure names no controller or retention: access answers will say \"see the privacy notice\" (GDPR Art. 15, PIPL Art. 45 want them)")
 	}
-	idTokens, notifier, err := identityVerification(cfg)
+	// The subjects' identity links (phones, emails, WeChat ids), on the backend's store:
+	// codes, download links and incident notices go to their verified phones and emails.
+	identities, err := openIdentities(cfg, be, vlt)
+	if err != nil {
+		return err
+	}
+	idTokens, notifier, err := identityVerification(cfg, identities)
 	if err != nil {
 		return err
 	}
@@ -362,7 +368,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	incidentsDone := make(chan struct{})
 	go func() { defer close(incidentsDone); incidents.Run(incidentCtx, incidentInterval) }()
 	defer func() { stopIncidents(); <-incidentsDone }()
-	requests, err := newDSAR(cfg, be.Requests, conns, ledger, vlt, taxonomy, notifier, gate, log)
+	requests, err := newDSAR(cfg, be.Requests, conns, ledger, vlt, taxonomy, notifier, identities, gate, log)
 	if err != nil {
 		return err
 	}
@@ -406,7 +412,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Disclosures: gate, Regime: privguard.Regime(cfg.Regime), Trail: adminTrail,
 		// The record of processing of the configuration this server enforces (GET /v1/ropa).
 		RecordOfProcessing: func() (*ropa.Record, error) { return ropa.Build(cfg, ropa.Options{}) },
-		Assessments:        assessments, Incidents: incidents, Retention: sweeper,
+		Assessments:        assessments, Incidents: incidents, Retention: sweeper, Identities: identities,
 		AuditPack: auditPacker(cfg, be, ledger, requests, gate, assessments, incidents)})
 	if err != nil {
 		return err

@@ -19,6 +19,7 @@ import (
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/dsar"
+	"github.com/privguard/privguard/identity"
 	"github.com/privguard/privguard/internal/authz"
 )
 
@@ -26,10 +27,12 @@ import (
 const dueSoonWindow = 72 * time.Hour
 
 type requestBody struct {
-	Type    string            `json:"type" validate:"required,oneof=access portability categories correction deletion restriction objection correct delete restrict object"`
-	Subject string            `json:"subject" validate:"required,max=128"`
-	Regime  string            `json:"regime" validate:"omitempty,oneof=pipl gdpr"` // default: the engine's
-	Patch   map[string]string `json:"patch" validate:"max=64,dive,keys,max=100,endkeys,max=4096"`
+	Type    string `json:"type" validate:"required,oneof=access portability categories correction deletion restriction objection correct delete restrict object"`
+	Subject string `json:"subject" validate:"required_without=Identifier,excluded_with=Identifier,max=128"`
+	// Identifier names the subject by a verified identity link instead of its id.
+	Identifier *identifierRef    `json:"identifier" validate:"omitempty"`
+	Regime     string            `json:"regime" validate:"omitempty,oneof=pipl gdpr"` // default: the engine's
+	Patch      map[string]string `json:"patch" validate:"max=64,dive,keys,max=100,endkeys,max=4096"`
 	// TransferTo names a configured recipient a portability package goes to directly.
 	TransferTo string        `json:"transfer_to" validate:"max=64"`
 	Identity   *identityBody `json:"identity" validate:"excluded_with=IdentityToken"`
@@ -38,6 +41,12 @@ type requestBody struct {
 	IdentityToken string `json:"identity_token" validate:"max=4096"`
 	// Trigger starts a proactive erasure (dsar.Triggers); no identity is needed.
 	Trigger string `json:"trigger" validate:"omitempty,oneof=purpose_achieved service_ended retention_expired consent_withdrawn unlawful_processing,excluded_with=Identity IdentityToken"`
+}
+
+// identifierRef names a subject by one of its identifiers (identity.Type, the value).
+type identifierRef struct {
+	Type  string `json:"type" validate:"required,max=32"`
+	Value string `json:"value" validate:"required,max=320"`
 }
 
 type extendBody struct {
@@ -108,7 +117,7 @@ func (s *Server) postRequest(w http.ResponseWriter, r *http.Request) error {
 	if err := s.decode(w, r, MaxConsentBody, &b); err != nil {
 		return err
 	}
-	subject, err := validSubject(b.Subject)
+	subject, err := s.requestSubject(r, b)
 	if err != nil {
 		return err
 	}
@@ -169,6 +178,31 @@ func (s *Server) postRequest(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Location", "/v1/requests/"+out.ID)
 	writeJSON(w, http.StatusCreated, s.view(r, out))
 	return nil
+}
+
+// requestSubject is the subject a request names: its id, or the subject of a verified
+// identifier. An identifier not linked and one linked but not verified get the same 422,
+// so that the answer tells nothing about whom a phone or email belongs to.
+func (s *Server) requestSubject(r *http.Request, b requestBody) (privguard.SubjectID, error) {
+	if b.Identifier == nil {
+		return validSubject(b.Subject)
+	}
+	if s.identities == nil {
+		p := privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "Identifiers are not configured", "name the subject by its id")
+		p.Field = "identifier"
+		return "", p
+	}
+	subject, err := s.identities.Resolve(r.Context(), identity.Type(b.Identifier.Type), b.Identifier.Value)
+	switch {
+	case errors.Is(err, identity.ErrNotVerified):
+		p := privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule",
+			"identifier: no subject has this identifier verified")
+		p.Field = "identifier"
+		return "", p
+	case err != nil:
+		return "", identifierProblem(err, "identifier.")
+	}
+	return subject, nil
 }
 
 // attest puts the caller's word on req (the caller may attest: authz.Attest): a
@@ -380,6 +414,9 @@ func (s *Server) sendCode(w http.ResponseWriter, r *http.Request) error {
 	}
 	var limit *dsar.CodeLimitError
 	switch {
+	case errors.Is(err, identity.ErrNoAddress):
+		return privguard.NewProblem(http.StatusConflict, TypeNoAddress, "Cannot send a code",
+			"no verified phone or email is linked to the subject (POST /v1/subjects/{subject}/identifiers); an operator can verify the requester (POST /v1/requests/{id}/verify)")
 	case errors.Is(err, privguard.ErrConflict):
 		return privguard.NewProblem(http.StatusConflict, TypeConflict, "Not awaiting verification", "")
 	case errors.As(err, &limit) && limit.RetryAfter > 0:
