@@ -1,0 +1,72 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// A deletion that completes removes the subject's identity links; the erasure stays
+// recorded in the consent ledger (its suppression entry is the ledger's, untouched), and
+// the phone no longer names the subject.
+func TestErasureRemovesIdentityLinks(t *testing.T) {
+	dir := t.TempDir()
+	url, tok, stop, _ := startServe(t, dir)
+	defer stop()
+	call := func(method, path, body string) (int, map[string]any) { return callJSON(t, url, tok, method, path, body) }
+	for _, body := range []string{`{"type":"phone","value":"+86 139 0013 9001","verified":true}`, `{"type":"email","value":"gone@example.com"}`,
+		`{"type":"wechat_openid","value":"oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}`} {
+		if st, out := call("POST", "/v1/subjects/era-1/identifiers", body); st != 201 {
+			t.Fatalf("link %s: %d %v", body, st, out)
+		}
+	}
+	if st, out := call("POST", "/v1/subjects/era-2/identifiers", `{"type":"email","value":"stays@example.com","verified":true}`); st != 201 {
+		t.Fatalf("link era-2: %d %v", st, out)
+	}
+	_, r := call("POST", "/v1/requests", `{"type":"deletion","identifier":{"type":"phone","value":"13900139001"},"regime":"pipl",
+		"identity":{"method":"operator","note":"ID card at the desk"}}`)
+	id, _ := r["id"].(string)
+	if id == "" || r["subject"] != "era-1" {
+		t.Fatalf("submit by identifier = %v; want a request of era-1", r)
+	}
+	awaitCompleted(t, url, tok, id)
+	if st, out := call("GET", "/v1/subjects/era-1/identifiers", ""); st != 200 || len(out["identifiers"].([]any)) != 0 {
+		t.Errorf("era-1's identifiers after the erasure: %d %v; want none", st, out)
+	}
+	if _, out := call("GET", "/v1/subjects/era-2/identifiers", ""); len(out["identifiers"].([]any)) != 1 {
+		t.Errorf("era-2's identifiers after era-1's erasure: %v; want its one", out)
+	}
+	_, h := call("GET", "/v1/subjects/era-1/consents/history", "")
+	if b, _ := json.Marshal(h["records"]); !strings.Contains(string(b), `"action":"erase"`) {
+		t.Errorf("the ledger has no erase record of era-1: %s", b)
+	}
+	if st, out := call("POST", "/v1/requests", `{"type":"access","identifier":{"type":"phone","value":"13900139001"}}`); st != 422 {
+		t.Errorf("a request by the erased phone: %d %v; want 422", st, out)
+	}
+}
+
+// A request names its subject by a verified identifier; an unverified one and an unknown
+// one get the same 422.
+func TestRequestByIdentifier(t *testing.T) {
+	dir := t.TempDir()
+	url, tok, stop, _ := startServe(t, dir)
+	defer stop()
+	call := func(method, path, body string) (int, map[string]any) { return callJSON(t, url, tok, method, path, body) }
+	call("POST", "/v1/subjects/idr-1/identifiers", `{"type":"email","value":"Verified@Example.com","verified":true}`)
+	call("POST", "/v1/subjects/idr-1/identifiers", `{"type":"phone","value":"13800138111"}`)
+	st, r := call("POST", "/v1/requests", `{"type":"access","identifier":{"type":"email","value":"verified@example.COM"}}`)
+	if st != 201 || r["subject"] != "idr-1" {
+		t.Errorf("a request by a verified email: %d %v; want 201 for idr-1", st, r)
+	}
+	st1, p1 := call("POST", "/v1/requests", `{"type":"access","identifier":{"type":"phone","value":"13800138111"}}`)
+	st2, p2 := call("POST", "/v1/requests", `{"type":"access","identifier":{"type":"phone","value":"13800138222"}}`)
+	if st1 != 422 || st2 != 422 || p1["detail"] != p2["detail"] || p1["field"] != "identifier" {
+		t.Errorf("unverified: %d %v; unknown: %d %v; want the same 422 on identifier", st1, p1, st2, p2)
+	}
+	if st, p := call("POST", "/v1/requests", `{"type":"access","identifier":{"type":"phone","value":"12"}}`); st != 422 || p["field"] != "identifier.value" {
+		t.Errorf("a malformed phone: %d %v; want 422 on identifier.value", st, p)
+	}
+	if st, p := call("POST", "/v1/requests", `{"type":"access","subject":"idr-1","identifier":{"type":"email","value":"verified@example.com"}}`); st != 422 && st != 400 {
+		t.Errorf("both subject and identifier: %d %v; want refused", st, p)
+	}
+}
