@@ -13,7 +13,9 @@ func TestErasureRemovesIdentityLinks(t *testing.T) {
 	dir := t.TempDir()
 	url, tok, stop, _ := startServe(t, dir)
 	defer stop()
-	call := func(method, path, body string) (int, map[string]any) { return callJSON(t, url, tok, method, path, body) }
+	call := func(method, path, body string) (int, map[string]any) {
+		return callJSON(t, url, tok, method, path, body)
+	}
 	for _, body := range []string{`{"type":"phone","value":"+86 139 0013 9001","verified":true}`, `{"type":"email","value":"gone@example.com"}`,
 		`{"type":"wechat_openid","value":"oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}`} {
 		if st, out := call("POST", "/v1/subjects/era-1/identifiers", body); st != 201 {
@@ -51,7 +53,9 @@ func TestRequestByIdentifier(t *testing.T) {
 	dir := t.TempDir()
 	url, tok, stop, _ := startServe(t, dir)
 	defer stop()
-	call := func(method, path, body string) (int, map[string]any) { return callJSON(t, url, tok, method, path, body) }
+	call := func(method, path, body string) (int, map[string]any) {
+		return callJSON(t, url, tok, method, path, body)
+	}
 	call("POST", "/v1/subjects/idr-1/identifiers", `{"type":"email","value":"Verified@Example.com","verified":true}`)
 	call("POST", "/v1/subjects/idr-1/identifiers", `{"type":"phone","value":"13800138111"}`)
 	st, r := call("POST", "/v1/requests", `{"type":"access","identifier":{"type":"email","value":"verified@example.COM"}}`)
