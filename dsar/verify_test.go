@@ -284,3 +284,34 @@ func TestUnverifiedRequestExpiresAndDuplicatesFold(t *testing.T) {
 		t.Error("a new request after the first closed reused its id")
 	}
 }
+
+// unreachable is a Notifier that cannot reach the subject (no verified address).
+type unreachable struct{ captureNotifier }
+
+var errNoAddress = errors.New("no verified phone or email")
+
+func (unreachable) Reach(context.Context, privguard.SubjectID) error { return errNoAddress }
+
+// A notifier that cannot reach the subject stops the code before it is spent: the request
+// keeps its codes for when an address is linked.
+func TestSendCodeAsksTheReacher(t *testing.T) {
+	c := &clock{time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	e, closeDB := open(t, t.TempDir(), c, nil, nil)
+	defer closeDB()
+	r, err := e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-1", Regime: privguard.RegimePIPL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &unreachable{captureNotifier{codes: map[string]string{}}}
+	for range dsar.CodeSendsPerRequest + 1 {
+		if err := e.SendCode(ctx, r.ID, n); !errors.Is(err, errNoAddress) {
+			t.Fatalf("SendCode = %v; want the Reacher's error", err)
+		}
+	}
+	if len(n.codes) != 0 {
+		t.Errorf("codes sent: %v; want none", n.codes)
+	}
+	if err := e.SendCode(ctx, r.ID, &n.captureNotifier); err != nil {
+		t.Errorf("SendCode once the subject can be reached: %v; want sent (no code was spent)", err)
+	}
+}
