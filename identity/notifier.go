@@ -23,9 +23,10 @@ func (n Notifier) Reach(ctx context.Context, subject privguard.SubjectID) error 
 	return err
 }
 
-// SendCode sends a data-subject request's one-time code, to a phone first.
+// SendCode sends a data-subject request's one-time code, to a phone first. The code lives
+// CodeTTL, as the request engine's (dsar.CodeTTL).
 func (n Notifier) SendCode(ctx context.Context, subject privguard.SubjectID, requestID, code string) error {
-	return n.send(ctx, subject, Message{Kind: KindCode, Request: requestID, Code: code,
+	return n.send(ctx, subject, Message{Kind: KindCode, Request: requestID, Code: code, ExpiresAt: n.Registry.now().UTC().Add(CodeTTL),
 		Text: "Your privacy request code is " + code + ". It expires in 10 minutes. / 您的个人信息请求验证码为 " + code + "，10 分钟内有效。"})
 }
 

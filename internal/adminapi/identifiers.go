@@ -7,6 +7,7 @@ import (
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/identity"
+	"github.com/privguard/privguard/vault"
 )
 
 // identifierBody is POST /v1/subjects/{subject}/identifiers. Verified means the app
@@ -60,6 +61,10 @@ func (s *Server) postIdentifier(w http.ResponseWriter, r *http.Request) error {
 		p := privguard.NewProblem(http.StatusConflict, TypeConflict, "Linked to another subject", "this identifier is linked to another subject; remove it there first")
 		p.Field = "value"
 		return p
+	}
+	if errors.Is(err, vault.ErrShredded) {
+		return privguard.NewProblem(http.StatusGone, TypeVaultShredded, "Subject's keys were shredded",
+			"the subject was erased: no address can be kept for it")
 	}
 	if err != nil {
 		return identifierProblem(err, "")

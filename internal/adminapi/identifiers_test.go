@@ -39,6 +39,7 @@ func identifierAPI(t *testing.T) (string, *identitytest.Capture) {
 	}
 	tokens := adminapi.Tokens{}
 	tokens.Add("pg_app", adminapi.Principal{Name: "crm"})
+	tokens.Add("pg_admin", adminapi.Principal{Name: "root", Roles: []string{"admin"}})
 	tokens.Add("pg_auditor", adminapi.Principal{Name: "audit-firm", Roles: []string{"auditor"}})
 	tokens.Add("pg_scoped", adminapi.Principal{Name: "sms", Purposes: []privguard.Purpose{"marketing"}})
 	api, err := adminapi.New(adminapi.Config{Ledger: consenttest.Open(t, "", consent.Config{}), Tokens: tokens, Vault: vlt,
@@ -146,5 +147,16 @@ func TestIdentifierRoutes(t *testing.T) {
 	}
 	if st, _ := call(t, url, "pg_app", "PUT", "/v1/subjects/cust-1/identifiers", `{}`); st != 405 {
 		t.Errorf("PUT = %d; want 405", st)
+	}
+}
+
+// An erased subject's keys are shredded: no address can be sealed for it again.
+func TestIdentifierOfAnErasedSubject(t *testing.T) {
+	url, _ := identifierAPI(t)
+	if st, p := call(t, url, "pg_admin", "DELETE", "/v1/vault/subjects/gone-1", ""); st != 204 && st != 200 {
+		t.Fatalf("shred = %d %v", st, p)
+	}
+	if st, p := call(t, url, "pg_app", "POST", "/v1/subjects/gone-1/identifiers", `{"type":"email","value":"gone@example.com"}`); st != 410 {
+		t.Errorf("link an erased subject's email = %d %v; want 410", st, p)
 	}
 }
