@@ -90,10 +90,15 @@ func decode(body []byte) (record, error) {
 	return rec, nil
 }
 
+// BlindIndexPrefix starts the vault blind-index fields privguard keeps for itself (the
+// identity links' hashes are the index of "privguard/identity/<type>"); the admin API's
+// POST /v1/vault/blind-index refuses them.
+const BlindIndexPrefix = "privguard/"
+
 // hash is the lookup key of a normalised value: the vault's blind index of it (per type),
 // hex-encoded.
 func (r *Registry) hash(ctx context.Context, t Type, normalised string) (string, error) {
-	tok, err := r.vault.BlindIndex(ctx, "identity/"+string(t), []byte(normalised))
+	tok, err := r.vault.BlindIndex(ctx, BlindIndexPrefix+"identity/"+string(t), []byte(normalised))
 	if err != nil {
 		return "", err
 	}

@@ -160,3 +160,15 @@ func TestIdentifierOfAnErasedSubject(t *testing.T) {
 		t.Errorf("link an erased subject's email = %d %v; want 410", st, p)
 	}
 }
+
+// The identity links' hashes are the vault's blind index of a reserved field: the API does
+// not compute it for anyone (it would be the lookup key of a phone or email).
+func TestBlindIndexOfTheIdentityFieldsIsRefused(t *testing.T) {
+	url, _ := identifierAPI(t)
+	if st, p := call(t, url, "pg_app", "POST", "/v1/vault/blind-index", `{"field":"privguard/identity/phone","value":"+8613800138000"}`); st != 422 || p["field"] != "field" {
+		t.Errorf("blind index of privguard/identity/phone = %d %v; want 422 on field", st, p)
+	}
+	if st, p := call(t, url, "pg_app", "POST", "/v1/vault/blind-index", `{"field":"user.contact.phone","value":"+8613800138000"}`); st != 200 {
+		t.Errorf("blind index of an app's own field = %d %v; want 200", st, p)
+	}
+}
