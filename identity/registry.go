@@ -333,7 +333,8 @@ func (r *Registry) EraseSubject(ctx context.Context, subject privguard.SubjectID
 
 // Send opens the link's sealed address and hands it, with m, to the Sender. A link of a
 // type without a channel returns ErrNoChannel; an unverified link ErrNotVerified, unless
-// m is a verification code for it (Kind "code" with no Request).
+// m is a code that proves control of the address (KindCode or KindSignIn, with no
+// Request): entering it is what verifies the link.
 func (r *Registry) Send(ctx context.Context, l Link, m Message) error {
 	ch := l.Type.Channel()
 	if ch == "" {
@@ -346,7 +347,7 @@ func (r *Registry) Send(ctx context.Context, l Link, m Message) error {
 	if err != nil {
 		return err
 	}
-	if !rec.Verified && !(m.Kind == KindCode && m.Request == "") {
+	if !rec.Verified && !((m.Kind == KindCode || m.Kind == KindSignIn) && m.Request == "") {
 		return ErrNotVerified
 	}
 	addr, err := r.vault.Open(ctx, rec.Subject, rec.Address, addressAD(rec.Type, rec.Hash))
