@@ -2,8 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A deletion that completes removes the subject's identity links; the erasure stays
@@ -72,5 +75,35 @@ func TestRequestByIdentifier(t *testing.T) {
 	}
 	if st, p := call("POST", "/v1/requests", `{"type":"access","subject":"idr-1","identifier":{"type":"email","value":"verified@example.com"}}`); st != 422 && st != 400 {
 		t.Errorf("both subject and identifier: %d %v; want refused", st, p)
+	}
+}
+
+// A subject with no verified phone or email is sent no download link: the request says
+// so, and the operator can still hand one over.
+func TestDownloadLinkWithoutAnAddressStaysWithTheOperator(t *testing.T) {
+	dir := t.TempDir()
+	url, tok, stop, _ := startServe(t, dir)
+	defer stop()
+	call := func(method, path, body string) (int, map[string]any) { return callJSON(t, url, tok, method, path, body) }
+	call("POST", "/v1/subjects/nolink-1/identifiers", `{"type":"email","value":"unverified@example.com"}`)
+	_, r := call("POST", "/v1/requests", `{"type":"access","subject":"nolink-1","identity":{"method":"operator","note":"at the desk"}}`)
+	id, _ := r["id"].(string)
+	awaitCompleted(t, url, tok, id)
+	var events string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		_, r = call("GET", "/v1/requests/"+id, "")
+		if b, _ := json.Marshal(r["events"]); strings.Contains(string(b), "download link not sent") {
+			events = string(b)
+			break
+		}
+	}
+	if events == "" {
+		t.Errorf("request %v; want an event saying the download link was not sent", r)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "outbox.jsonl")); strings.Contains(string(b), `"kind":"download"`) {
+		t.Errorf("outbox %s; want no download link (the only email is unverified)", b)
+	}
+	if st, out := call("POST", "/v1/requests/"+id+"/link", ""); st != 201 || out["token"] == nil {
+		t.Errorf("operator's link = %d %v; want 201 with a token", st, out)
 	}
 }
