@@ -84,7 +84,9 @@ func TestDownloadLinkWithoutAnAddressStaysWithTheOperator(t *testing.T) {
 	dir := t.TempDir()
 	url, tok, stop, _ := startServe(t, dir)
 	defer stop()
-	call := func(method, path, body string) (int, map[string]any) { return callJSON(t, url, tok, method, path, body) }
+	call := func(method, path, body string) (int, map[string]any) {
+		return callJSON(t, url, tok, method, path, body)
+	}
 	call("POST", "/v1/subjects/nolink-1/identifiers", `{"type":"email","value":"unverified@example.com"}`)
 	_, r := call("POST", "/v1/requests", `{"type":"access","subject":"nolink-1","identity":{"method":"operator","note":"at the desk"}}`)
 	id, _ := r["id"].(string)
