@@ -101,8 +101,12 @@ var (
 	bucketSets     = []byte("sets")
 	bucketSetSizes = []byte("sets.size")
 
+	bucketIdentityLinks    = []byte("identity.links")
+	bucketIdentitySubjects = []byte("identity.subjects")
+
 	allBuckets = [][]byte{bucketRecords, bucketIDs, bucketSubjects, bucketIdem, bucketNotices, bucketSuppress, bucketMeta,
-		bucketVaultKeys, bucketVaultTombstones, bucketDSAR, bucketDSARResults, bucketJournal, bucketSets, bucketSetSizes}
+		bucketVaultKeys, bucketVaultTombstones, bucketDSAR, bucketDSARResults, bucketJournal, bucketSets, bucketSetSizes,
+		bucketIdentityLinks, bucketIdentitySubjects}
 )
 
 // bucket returns the named bucket or an error (a read-only file that was never written).

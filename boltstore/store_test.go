@@ -13,6 +13,7 @@ import (
 	"github.com/privguard/privguard/boltstore"
 	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/consent/consenttest"
+	"github.com/privguard/privguard/identity/identitytest"
 	"github.com/privguard/privguard/journal"
 	"github.com/privguard/privguard/journal/journaltest"
 )
@@ -79,4 +80,15 @@ func TestJournalTamperInTheFile(t *testing.T) {
 	if !errors.As(err, &br) || br.Seq != 3 {
 		t.Fatalf("Verify = %v; want a break at entry 3", err)
 	}
+}
+
+func TestIdentityStore(t *testing.T) {
+	identitytest.TestStore(t, func(t *testing.T) identitytest.Stores {
+		db, err := boltstore.Open(filepath.Join(t.TempDir(), "privguard.db"), boltstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return identitytest.Stores{Identity: db.Identity(), Vault: db.Vault()}
+	})
 }

@@ -10,9 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"os"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -132,47 +130,11 @@ type Notifier interface {
 	SendCode(ctx context.Context, subject privguard.SubjectID, requestID, code string) error
 }
 
-// OutboxNotifier is the built-in Notifier: it appends each message to a file, for a mail or
-// SMS gateway (or a developer) to pick up.
-type OutboxNotifier struct {
-	Path string
-	mu   sync.Mutex
-}
-
-// SendCode implements Notifier.
-func (o *OutboxNotifier) SendCode(ctx context.Context, subject privguard.SubjectID, requestID, code string) error {
-	return o.write(map[string]string{"to": string(subject), "request": requestID, "kind": "code", "code": code,
-		"text": "Your privacy request code is " + code + ". It expires in 10 minutes. / 您的个人信息请求验证码为 " + code + "，10 分钟内有效。"})
-}
-
-// SendLink implements LinkNotifier.
-func (o *OutboxNotifier) SendLink(ctx context.Context, subject privguard.SubjectID, requestID, token string, expires time.Time) error {
-	until := expires.UTC().Format(time.RFC3339)
-	return o.write(map[string]string{"to": string(subject), "request": requestID, "kind": "download", "token": token,
-		"expires_at": until,
-		"text": "A copy of your personal information is ready. It can be downloaded once, until " + until +
-			". / 您的个人信息副本已生成，可在 " + until + " 之前下载一次。"})
-}
-
-// SendIncidentNotice sends a subject the notice of a personal-information security
-// incident (incident.Notifier): text is the notice, in every language.
-func (o *OutboxNotifier) SendIncidentNotice(ctx context.Context, subject privguard.SubjectID, incidentID, text string) error {
-	return o.write(map[string]string{"to": string(subject), "incident": incidentID, "kind": "incident", "text": text})
-}
-
-func (o *OutboxNotifier) write(msg map[string]string) error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	f, err := os.OpenFile(o.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	line, _ := json.Marshal(msg)
-	_, err = f.Write(append(line, '\n'))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+// Reacher is the optional capability of a [Notifier] to say whether it can reach a
+// subject at all (identity.Notifier: a verified phone or email is linked). SendCode asks it
+// before it spends one of the request's codes, and returns its error.
+type Reacher interface {
+	Reach(ctx context.Context, subject privguard.SubjectID) error
 }
 
 // challenge is a request's one-time codes, stored hashed in the request: the pending code
@@ -224,6 +186,11 @@ func (e *Engine) SendCode(ctx context.Context, id string, n Notifier) error {
 		return &CodeLimitError{}
 	case len(c.Sent) > 0 && now.Sub(c.Sent[len(c.Sent)-1]) < CodeResendInterval:
 		return &CodeLimitError{RetryAfter: CodeResendInterval - now.Sub(c.Sent[len(c.Sent)-1])}
+	}
+	if rn, ok := n.(Reacher); ok {
+		if err := rn.Reach(ctx, r.Subject); err != nil {
+			return err
+		}
 	}
 	x, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
 	if err != nil {

@@ -7,10 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
 	"time"
 
@@ -251,37 +248,6 @@ func atoi(s string) int {
 	return n
 }
 
-func TestOutboxNotifier(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "outbox.jsonl")
-	o := &dsar.OutboxNotifier{Path: path}
-	if err := o.SendCode(ctx, "cust-1", "req-1", "123456"); err != nil {
-		t.Fatal(err)
-	}
-	if err := o.SendCode(ctx, "cust-2", "req-2", "654321"); err != nil {
-		t.Fatal(err)
-	}
-	if err := o.SendLink(ctx, "cust-2", "req-3", "tok", time.Date(2026, 3, 9, 0, 0, 0, 0, time.UTC)); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := os.ReadFile(path)
-	var msgs []map[string]string
-	for line := range strings.Lines(string(b)) {
-		var m map[string]string
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("outbox line %q: %v", line, err)
-		}
-		msgs = append(msgs, m)
-	}
-	if len(msgs) != 3 || msgs[0]["to"] != "cust-1" || msgs[0]["kind"] != "code" || msgs[0]["code"] != "123456" || !strings.Contains(msgs[0]["text"], "123456") ||
-		msgs[1]["request"] != "req-2" || !strings.Contains(msgs[1]["text"], "验证码为 654321") ||
-		msgs[2]["kind"] != "download" || msgs[2]["token"] != "tok" || msgs[2]["expires_at"] != "2026-03-09T00:00:00Z" {
-		t.Errorf("outbox:\n%s", b)
-	}
-	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
-		t.Errorf("outbox mode %v; want 0600 (it holds codes)", fi.Mode().Perm())
-	}
-}
-
 func TestUnverifiedRequestExpiresAndDuplicatesFold(t *testing.T) {
 	// proves DSR-02: a request never verified is closed after seven days, not kept open.
 	c := &clock{time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
@@ -316,5 +282,36 @@ func TestUnverifiedRequestExpiresAndDuplicatesFold(t *testing.T) {
 	fresh, _ := e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-1", Regime: privguard.RegimeGDPR})
 	if fresh.ID == a.ID {
 		t.Error("a new request after the first closed reused its id")
+	}
+}
+
+// unreachable is a Notifier that cannot reach the subject (no verified address).
+type unreachable struct{ captureNotifier }
+
+var errNoAddress = errors.New("no verified phone or email")
+
+func (unreachable) Reach(context.Context, privguard.SubjectID) error { return errNoAddress }
+
+// A notifier that cannot reach the subject stops the code before it is spent: the request
+// keeps its codes for when an address is linked.
+func TestSendCodeAsksTheReacher(t *testing.T) {
+	c := &clock{time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	e, closeDB := open(t, t.TempDir(), c, nil, nil)
+	defer closeDB()
+	r, err := e.Submit(ctx, dsar.Request{Type: dsar.TypeAccess, Subject: "cust-1", Regime: privguard.RegimePIPL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &unreachable{captureNotifier{codes: map[string]string{}}}
+	for range dsar.CodeSendsPerRequest + 1 {
+		if err := e.SendCode(ctx, r.ID, n); !errors.Is(err, errNoAddress) {
+			t.Fatalf("SendCode = %v; want the Reacher's error", err)
+		}
+	}
+	if len(n.codes) != 0 {
+		t.Errorf("codes sent: %v; want none", n.codes)
+	}
+	if err := e.SendCode(ctx, r.ID, &n.captureNotifier); err != nil {
+		t.Errorf("SendCode once the subject can be reached: %v; want sent (no code was spent)", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -17,7 +18,6 @@ import (
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/boltstore"
-	"github.com/privguard/privguard/dsar"
 	"github.com/privguard/privguard/incident"
 	"github.com/privguard/privguard/journal"
 	"github.com/privguard/privguard/journal/journaltest"
@@ -370,7 +370,7 @@ func TestNotifySubjects(t *testing.T) {
 	store := &journaltest.Mem{}
 	c := &clock{now: t0.Add(time.Hour)}
 	outbox := filepath.Join(t.TempDir(), "outbox.jsonl")
-	notifier := &dsar.OutboxNotifier{Path: outbox}
+	notifier := &fileNotifier{path: outbox}
 	r := openRegister(t, store, c, func(cfg *incident.Config) { cfg.Notifier = notifier })
 	ctx := context.Background()
 	rep := complete()
@@ -436,6 +436,59 @@ func TestNotifySubjects(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// fileNotifier appends each notice to a file, one JSON line each, as an outbox does.
+type fileNotifier struct{ path string }
+
+func (f *fileNotifier) SendIncidentNotice(ctx context.Context, s privguard.SubjectID, id, text string) error {
+	line, _ := json.Marshal(map[string]string{"to": string(s), "incident": id, "kind": "incident", "text": text})
+	b, _ := os.ReadFile(f.path)
+	return os.WriteFile(f.path, append(append(b, line...), '\n'), 0o600)
+}
+
+// unreachable cannot reach the subjects of no, and records whom it sent to.
+type unreachable struct {
+	no   map[string]bool
+	sent []string
+}
+
+func (u *unreachable) SendIncidentNotice(ctx context.Context, s privguard.SubjectID, id, text string) error {
+	if u.no[string(s)] {
+		return fmt.Errorf("no verified phone or email: %w", incident.ErrUnreachable)
+	}
+	u.sent = append(u.sent, string(s))
+	return nil
+}
+
+// A subject without an address does not hold up the others' notices; its task stays
+// pending and is sent once it can be reached.
+func TestDeliverSkipsUnreachable(t *testing.T) {
+	u := &unreachable{no: map[string]bool{"s1": true}}
+	r := openRegister(t, &journaltest.Mem{}, &clock{now: t0.Add(time.Hour)}, func(cfg *incident.Config) { cfg.Notifier = u })
+	ctx := context.Background()
+	rep := complete()
+	rep.Subjects = []privguard.SubjectID{"s1", "s2", "s3"}
+	v, err := r.Record(ctx, "dpo", rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Apply(ctx, v.ID, "dpo", incident.Change{Kind: "notify-subjects"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.Deliver(ctx); n != 2 || err != nil {
+		t.Fatalf("Deliver with s1 unreachable = %d, %v; want 2 sent, no error", n, err)
+	}
+	if counts, err := r.Tasks(ctx, v.ID); err != nil || counts.Sent != 2 {
+		t.Errorf("Tasks = %+v, %v; want 2 sent", counts, err)
+	}
+	u.no = nil
+	if n, err := r.Deliver(ctx); n != 1 || err != nil {
+		t.Fatalf("Deliver once s1 can be reached = %d, %v; want 1", n, err)
+	}
+	if !slices.Equal(u.sent, []string{"s2", "s3", "s1"}) {
+		t.Errorf("sent %v; want s2, s3, then s1", u.sent)
+	}
 }
 
 // failing fails after ok sends.

@@ -2,6 +2,7 @@ package incident
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -14,11 +15,17 @@ import (
 // affected subjects' ids are kept.
 const TaskLog = "incident-tasks"
 
-// Notifier sends a subject the notice of an incident. dsar.OutboxNotifier implements it
-// (the outbox the one-time codes and download links go through).
+// Notifier sends a subject the notice of an incident. identity.Notifier implements it
+// (to the subject's verified email or phone, as one-time codes and download links go).
 type Notifier interface {
 	SendIncidentNotice(ctx context.Context, subject privguard.SubjectID, incidentID, text string) error
 }
+
+// ErrUnreachable, wrapped by a Notifier's error, means the subject has no address the
+// notice can be sent to: Deliver leaves its task pending (it is sent once an address is
+// linked; meanwhile the controller informs such subjects by other means, PIPL Art. 57)
+// and goes on with the others.
+var ErrUnreachable = errors.New("incident: the subject has no address to send the notice to")
 
 // task is an entry of the task log.
 type task struct {
@@ -189,9 +196,15 @@ func (r *Register) deliver(ctx context.Context) (sent, left int, err error) {
 		_, err := r.tasks.Append(ctx, bodies...)
 		return err
 	}
+	unreachable := 0
 	for _, t := range pending {
 		n := st.byID[t.incident].notified("subjects")
-		if err := r.cfg.Notifier.SendIncidentNotice(ctx, privguard.SubjectID(t.subject), t.incident, n.Notice.Text()); err != nil {
+		err := r.cfg.Notifier.SendIncidentNotice(ctx, privguard.SubjectID(t.subject), t.incident, n.Notice.Text())
+		if errors.Is(err, ErrUnreachable) {
+			unreachable++
+			continue
+		}
+		if err != nil {
 			if ferr := flush(); ferr != nil {
 				return sent, len(pending) - sent, fmt.Errorf("incident %s: mark sent: %w", t.incident, ferr)
 			}
@@ -207,6 +220,9 @@ func (r *Register) deliver(ctx context.Context) (sent, left int, err error) {
 	}
 	if err := flush(); err != nil {
 		return sent, len(pending) - sent, fmt.Errorf("incident: mark sent: %w", err)
+	}
+	if unreachable > 0 {
+		return sent, unreachable, nil // tried again next round: an address may be linked by then
 	}
 	// Everything released is sent: until either log moves there is nothing to do.
 	if h, err := r.heads(ctx); err == nil {

@@ -76,6 +76,10 @@ dsar:
 		"notice":{"id":"mkt","version":1},"channel":"app","method":"explicit"}`); st != 201 {
 		t.Fatalf("grant: %d %v", st, out)
 	}
+	// The link goes to the subject's verified email (the app attests it verified it).
+	if st, out := call("POST", "/v1/subjects/acc-1/identifiers", `{"type":"email","value":"Acc-1@Example.com","verified":true}`); st != 201 {
+		t.Fatalf("link an email: %d %v", st, out)
+	}
 	st, r := call("POST", "/v1/requests", `{"type":"access","subject":"acc-1","regime":"pipl","identity":{"method":"operator","note":"ID checked at the counter"}}`)
 	id, _ := r["id"].(string)
 	if st != 201 || id == "" {
@@ -92,6 +96,9 @@ dsar:
 			json.Unmarshal([]byte(line), &m)
 			if m["kind"] == "download" && m["request"] == id {
 				token = m["token"]
+				if m["channel"] != "email" || m["to"] != "acc-1@example.com" {
+					t.Errorf("download link sent to %s %s; want email acc-1@example.com", m["channel"], m["to"])
+				}
 			}
 		}
 	}

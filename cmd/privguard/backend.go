@@ -16,6 +16,7 @@ import (
 	"github.com/privguard/privguard/boltstore"
 	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/dsar"
+	"github.com/privguard/privguard/identity"
 	"github.com/privguard/privguard/internal/config"
 	"github.com/privguard/privguard/journal"
 	"github.com/privguard/privguard/pgstore"
@@ -49,6 +50,8 @@ type backend struct {
 	// Journal keeps the DPO's registers (trail, disclosures, incidents, assessments) and
 	// the sets of keyed hashes the cross-border accounting counts.
 	Journal journalStore
+	// Identity keeps the subjects' identity links (identity.Registry).
+	Identity identity.Store
 	// Shared: other processes use the same store (the ledger and the vault follow them).
 	Shared bool
 	// Fresh: nothing was stored yet (a new installation may create its master key).
@@ -84,7 +87,7 @@ func openBackend(ctx context.Context, cfg *config.File, migrate bool, log *slog.
 			unlock()
 			return nil, fmt.Errorf("store.postgres: %w", err)
 		}
-		return &backend{Consent: db.Consent(), Vault: db.Vault(), Requests: db.DSAR(), Journal: db.Journal(), Shared: true, Where: "postgres schema " + db.Schema(),
+		return &backend{Consent: db.Consent(), Vault: db.Vault(), Requests: db.DSAR(), Journal: db.Journal(), Identity: db.Identity(), Shared: true, Where: "postgres schema " + db.Schema(),
 			close: func() error { err := db.Close(); unlock(); return err }}, nil
 	}
 	path := filepath.Join(cfg.Data, dataFile)
@@ -101,7 +104,7 @@ func openBackend(ctx context.Context, cfg *config.File, migrate bool, log *slog.
 	if err != nil {
 		return nil, err
 	}
-	return &backend{Consent: db.Consent(), Vault: db.Vault(), Requests: db.DSAR(), Journal: db.Journal(), Fresh: fresh, Where: "bbolt " + path, close: db.Close}, nil
+	return &backend{Consent: db.Consent(), Vault: db.Vault(), Requests: db.DSAR(), Journal: db.Journal(), Identity: db.Identity(), Fresh: fresh, Where: "bbolt " + path, close: db.Close}, nil
 }
 
 // lockDataDir takes the data directory's lock file for this process, or says which

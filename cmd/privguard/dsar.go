@@ -21,6 +21,8 @@ import (
 	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/disclosure"
 	"github.com/privguard/privguard/dsar"
+	"github.com/privguard/privguard/identity"
+	"github.com/privguard/privguard/incident"
 	"github.com/privguard/privguard/internal/config"
 	"github.com/privguard/privguard/internal/ropa"
 	"github.com/privguard/privguard/retention"
@@ -136,11 +138,11 @@ func categories(m map[string]string) map[string]privguard.DataCategory {
 	return out
 }
 
-// newDSAR builds the request engine: erasure shreds the subject's vault keys and records
-// the erasure (and so the withdrawal of every purpose) in the consent ledger; restriction
-// and objection are recorded in the ledger.
+// newDSAR builds the request engine: erasure removes the subject's identity links, shreds
+// its vault keys and records the erasure (and so the withdrawal of every purpose) in the
+// consent ledger; restriction and objection are recorded in the ledger.
 func newDSAR(cfg *config.File, store requestStore, conns []dsar.Connector, ledger *consent.Ledger, vlt *vault.Vault,
-	tax *privguard.Taxonomy, notifier dsar.Notifier, gate *disclosure.Gate, decisionKey func(context.Context) ([]byte, error), log *slog.Logger) (*dsar.Engine, error) {
+	tax *privguard.Taxonomy, notifier dsar.Notifier, ids *identity.Registry, gate *disclosure.Gate, decisionKey func(context.Context) ([]byte, error), log *slog.Logger) (*dsar.Engine, error) {
 	if decisionKey == nil {
 		decisionKey = func(context.Context) ([]byte, error) { return nil, errNoDecisionLog }
 	}
@@ -181,12 +183,22 @@ func newDSAR(cfg *config.File, store requestStore, conns []dsar.Connector, ledge
 		RetentionOf: func(c privguard.DataCategory) []string { return retention.Describe(rules, c) },
 		Explain:     explainer(cfg, tax, filepath.Join(cfg.Data, decisionLogFile), decisionKey, time.Now),
 		OnErased: func(ctx context.Context, s privguard.SubjectID) error {
+			// The identity links go with the subject (the suppression entry the erasure
+			// records in the ledger stays); the sealed addresses are shredded with the keys.
+			if _, err := ids.EraseSubject(ctx, s); err != nil {
+				return err
+			}
 			if err := vlt.Shred(ctx, s); err != nil {
 				return err
 			}
 			return record(ctx, s, consent.ActionErase)
 		},
 		OnErasedAll: func(ctx context.Context, subjects []privguard.SubjectID) error {
+			for _, s := range subjects {
+				if _, err := ids.EraseSubject(ctx, s); err != nil {
+					return err
+				}
+			}
 			if err := vlt.ShredAll(ctx, subjects); err != nil {
 				return err
 			}
@@ -221,14 +233,12 @@ func newDSAR(cfg *config.File, store requestStore, conns []dsar.Connector, ledge
 		}})
 }
 
-// identityVerification builds the token verifier (if a secret is configured) and the code
-// notifier of data-subject requests.
-func identityVerification(cfg *config.File) (*dsar.TokenVerifier, dsar.Notifier, error) {
-	outbox := cfg.DSAR.Outbox
-	if outbox == "" {
-		outbox = filepath.Join(cfg.Data, "outbox.jsonl")
-	}
-	n := &dsar.OutboxNotifier{Path: outbox}
+// identityVerification builds the token verifier (if a secret is configured) and the
+// notifier of data-subject requests and incident notices: to the subject's verified phone
+// or email (identity.Notifier), through the outbox at dsar.outbox (default
+// <data>/outbox.jsonl).
+func identityVerification(cfg *config.File, ids *identity.Registry) (*dsar.TokenVerifier, dsar.Notifier, error) {
+	n := subjectNotifier{identity.Notifier{Registry: ids}}
 	if cfg.DSAR.IdentityTokenSecretFile == "" {
 		return nil, n, nil
 	}
@@ -241,6 +251,41 @@ func identityVerification(cfg *config.File) (*dsar.TokenVerifier, dsar.Notifier,
 		return nil, nil, err
 	}
 	return v, n, nil
+}
+
+// outboxPath is where the built-in sender appends messages: dsar.outbox, else
+// <data>/outbox.jsonl.
+func outboxPath(cfg *config.File) string {
+	if cfg.DSAR.Outbox != "" {
+		return cfg.DSAR.Outbox
+	}
+	return filepath.Join(cfg.Data, "outbox.jsonl")
+}
+
+// openIdentities is the registry of the subjects' identity links on the backend's store,
+// sending through the outbox.
+func openIdentities(cfg *config.File, be *backend, vlt *vault.Vault) (*identity.Registry, error) {
+	return identity.New(identity.Config{Store: be.Identity, Vault: vlt, Sender: &identity.Outbox{Path: outboxPath(cfg)}})
+}
+
+// subjectNotifier is identity.Notifier for the request engine and the incident register:
+// a subject without a verified phone or email is unreachable for the register (its
+// notice waits while the others go).
+type subjectNotifier struct{ identity.Notifier }
+
+var (
+	_ dsar.LinkNotifier = subjectNotifier{}
+	_ dsar.Reacher      = subjectNotifier{}
+	_ incident.Notifier = subjectNotifier{}
+)
+
+// SendIncidentNotice implements incident.Notifier.
+func (n subjectNotifier) SendIncidentNotice(ctx context.Context, subject privguard.SubjectID, incidentID, text string) error {
+	err := n.Notifier.SendIncidentNotice(ctx, subject, incidentID, text)
+	if errors.Is(err, identity.ErrNoAddress) {
+		return fmt.Errorf("%w: %w", err, incident.ErrUnreachable)
+	}
+	return err
 }
 
 // discloser builds the metadata of access answers: the configured controller, retention,

@@ -24,6 +24,7 @@ import (
 	"github.com/privguard/privguard/connector/redis"
 	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/dsar"
+	"github.com/privguard/privguard/identity"
 	"github.com/privguard/privguard/internal/config"
 	"github.com/privguard/privguard/vault"
 )
@@ -179,7 +180,11 @@ func benchEngine(b *testing.B, conns []dsar.Connector) *dsar.Engine {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e, err := newDSAR(cfg, db.DSAR(), conns, ledger, vlt, tax, &dsar.OutboxNotifier{Path: filepath.Join(dir, "outbox.jsonl")}, nil, nil, log)
+	ids, err := identity.New(identity.Config{Store: db.Identity(), Vault: vlt, Sender: &identity.Outbox{Path: filepath.Join(dir, "outbox.jsonl")}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := newDSAR(cfg, db.DSAR(), conns, ledger, vlt, tax, identity.Notifier{Registry: ids}, ids, nil, nil, log)
 	if err != nil {
 		b.Fatal(err)
 	}

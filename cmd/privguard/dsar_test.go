@@ -108,18 +108,48 @@ func TestCodeVerificationThroughOutbox(t *testing.T) {
 	}
 	_, r := call("POST", "/v1/requests", `{"type":"access","subject":"cust-9","regime":"pipl"}`)
 	id, _ := r["id"].(string)
-	if st, _ := call("POST", "/v1/requests/"+id+"/code", ""); st != 202 {
-		t.Fatalf("send code: %d", st)
+	// Nothing verified is linked to the subject: no code can be sent, and none is spent.
+	if st, p := call("POST", "/v1/requests/"+id+"/code", ""); st != 409 || !strings.HasSuffix(p["type"].(string), "no-address") ||
+		!strings.Contains(p["detail"].(string), "no verified phone or email is linked to the subject") {
+		t.Fatalf("send code without an address: %d %v; want 409 no-address", st, p)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "outbox.jsonl"))
-	if err != nil {
-		t.Fatal(err)
+	outbox := func() []map[string]any {
+		b, _ := os.ReadFile(filepath.Join(dir, "outbox.jsonl"))
+		var out []map[string]any
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil {
+				out = append(out, m)
+			}
+		}
+		return out
 	}
-	var msg struct{ To, Request, Text string }
-	json.Unmarshal(b, &msg)
-	code := msg.Text[strings.Index(msg.Text, "code is ")+8:][:6]
-	if msg.To != "cust-9" || msg.Request != id {
-		t.Fatalf("outbox message %+v", msg)
+	// The app links the subject's phone; a code verifies it.
+	st, link := call("POST", "/v1/subjects/cust-9/identifiers", `{"type":"phone","value":"138 0013 8000"}`)
+	hash, _ := link["hash"].(string)
+	if st != 201 || link["verified"] != false || link["masked"] != "+86 138****8000" || hash == "" {
+		t.Fatalf("link a phone: %d %v", st, link)
+	}
+	if st, out := call("POST", "/v1/subjects/cust-9/identifiers/"+hash+"/code", ""); st != 202 {
+		t.Fatalf("send the identifier a code: %d %v", st, out)
+	}
+	msgs := outbox()
+	if len(msgs) != 1 || msgs[0]["channel"] != "sms" || msgs[0]["to"] != "+8613800138000" || msgs[0]["kind"] != "code" {
+		t.Fatalf("outbox %v; want one code by sms to +8613800138000", msgs)
+	}
+	if st, out := call("POST", "/v1/subjects/cust-9/identifiers/"+hash+"/verify", `{"code":"`+msgs[0]["code"].(string)+`"}`); st != 200 || out["verified"] != true || out["evidence"] != "code" {
+		t.Fatalf("verify the identifier: %d %v", st, out)
+	}
+	// The request's code goes to the verified phone, as its own field.
+	if st, out := call("POST", "/v1/requests/"+id+"/code", ""); st != 202 {
+		t.Fatalf("send code: %d %v", st, out)
+	}
+	msgs = outbox()
+	msg := msgs[len(msgs)-1]
+	code, _ := msg["code"].(string)
+	if len(msgs) != 2 || msg["channel"] != "sms" || msg["to"] != "+8613800138000" || msg["request"] != id || len(code) != 6 ||
+		!strings.Contains(msg["text"].(string), code) {
+		t.Fatalf("outbox message %v; want the request's code by sms to the verified phone", msg)
 	}
 	if st, out := call("POST", "/v1/requests/"+id+"/code/verify", `{"code":"`+code+`"}`); st != 200 || out["state"] != "verified" {
 		t.Fatalf("verify code: %d %v", st, out)

@@ -72,6 +72,13 @@ func TestIncidentsThroughServe(t *testing.T) {
 	body := `{"title":"CRM export left public","facts":"a CSV was readable by URL","aware_at":"` + aware + `",
 		"cause":"a bucket policy changed","categories":["user.contact.phone_number"],"subject_count":2,"subjects":["cust-7001","cust-7002"],
 		"effects":"fraud calls","actions":"bucket closed","advice":"ignore calls asking for codes","severity":"较大","risk":"high"}`
+	// Notices go to the subjects' verified addresses: an email first, else a phone.
+	for subject, ident := range map[string]string{"cust-7001": `{"type":"email","value":"a7001@example.com","verified":true}`,
+		"cust-7002": `{"type":"phone","value":"13800137002","verified":true}`} {
+		if st, out := callJSON(t, url, admin, "POST", "/v1/subjects/"+subject+"/identifiers", ident); st != http.StatusCreated {
+			t.Fatalf("link %s: %d %v", subject, st, out)
+		}
+	}
 	st, v := callJSON(t, url, dpo, "POST", "/v1/incidents", body)
 	if st != http.StatusCreated {
 		t.Fatalf("POST /v1/incidents = %d %v", st, v)
@@ -102,8 +109,9 @@ func TestIncidentsThroughServe(t *testing.T) {
 	for {
 		b, _ := os.ReadFile(outbox)
 		if strings.Count(string(b), `"kind":"incident"`) == 2 {
-			if !strings.Contains(string(b), "dpo@example.com") || !strings.Contains(string(b), "cust-7002") {
-				t.Errorf("outbox %s; want each subject's notice naming the DPO's contact", b)
+			if !strings.Contains(string(b), "dpo@example.com") || !strings.Contains(string(b), `"channel":"email","to":"a7001@example.com"`) ||
+				!strings.Contains(string(b), `"channel":"sms","to":"+8613800137002"`) || strings.Contains(string(b), "cust-700") {
+				t.Errorf("outbox %s; want each subject's notice naming the DPO's contact, at its verified address (not its id)", b)
 			}
 			break
 		}

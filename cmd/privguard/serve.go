@@ -347,7 +347,13 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	if cfg.DSAR.Disclosure.Controller.Name == "" || cfg.DSAR.Disclosure.Retention == "" {
 		log.Warn("dsar.disclosure names no controller or retention: access answers will say \"see the privacy notice\" (GDPR Art. 15, PIPL Art. 45 want them)")
 	}
-	idTokens, notifier, err := identityVerification(cfg)
+	// The subjects' identity links (phones, emails, WeChat ids), on the backend's store:
+	// codes, download links and incident notices go to their verified phones and emails.
+	identities, err := openIdentities(cfg, be, vlt)
+	if err != nil {
+		return err
+	}
+	idTokens, notifier, err := identityVerification(cfg, identities)
 	if err != nil {
 		return err
 	}
@@ -367,7 +373,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	decisionKey := func(ctx context.Context) ([]byte, error) {
 		return be.Consent.Secret(ctx, "audit.subject-hmac", func() ([]byte, error) { return nil, errNoDecisionLog })
 	}
-	requests, err := newDSAR(cfg, be.Requests, conns, ledger, vlt, taxonomy, notifier, gate, decisionKey, log)
+	requests, err := newDSAR(cfg, be.Requests, conns, ledger, vlt, taxonomy, notifier, identities, gate, decisionKey, log)
 	if err != nil {
 		return err
 	}
@@ -411,7 +417,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Disclosures: gate, Regime: privguard.Regime(cfg.Regime), Trail: adminTrail,
 		// The record of processing of the configuration this server enforces (GET /v1/ropa).
 		RecordOfProcessing: func() (*ropa.Record, error) { return ropa.Build(cfg, ropa.Options{}) },
-		Assessments:        assessments, Incidents: incidents, Retention: sweeper,
+		Assessments:        assessments, Incidents: incidents, Retention: sweeper, Identities: identities,
 		AuditPack: auditPacker(cfg, be, ledger, requests, gate, assessments, incidents)})
 	if err != nil {
 		return err
@@ -422,7 +428,8 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	}
 	if cfg.Portal.Listen != "" {
 		centre, err := newPortal(ctx, cfg, portalDeps{ledger: ledger, vault: vlt, requests: requests, tokens: idTokens, profiles: engineProfiles{requests},
-			adminURL: "http://" + ln.Addr().String()}, log)
+			directory: identityDirectory{identities},
+			adminURL:  "http://" + ln.Addr().String()}, log)
 		if err != nil {
 			ln.Close()
 			return err

@@ -38,6 +38,9 @@ const (
 	TypeResultGone       = "result-gone"
 	TypeForbidden        = "forbidden"
 	TypeNoResult         = "no-result"
+	// TypeNoAddress: a code or link cannot be sent, as no verified phone or email is
+	// linked to the subject (409).
+	TypeNoAddress = "no-address"
 	// TypeChainBroken: a register's hash chain does not verify (it was altered in the
 	// store); detail names the log and the first entry that breaks (500).
 	TypeChainBroken = "chain-broken"

@@ -19,6 +19,7 @@ import (
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/dsar"
+	"github.com/privguard/privguard/identity"
 	"github.com/privguard/privguard/internal/authz"
 )
 
@@ -26,10 +27,12 @@ import (
 const dueSoonWindow = 72 * time.Hour
 
 type requestBody struct {
-	Type    string            `json:"type" validate:"required,oneof=access portability categories correction deletion restriction objection explanation correct delete restrict object explain"`
-	Subject string            `json:"subject" validate:"required,max=128"`
-	Regime  string            `json:"regime" validate:"omitempty,oneof=pipl gdpr"` // default: the engine's
-	Patch   map[string]string `json:"patch" validate:"max=64,dive,keys,max=100,endkeys,max=4096"`
+	Type    string `json:"type" validate:"required,oneof=access portability categories correction deletion restriction objection explanation correct delete restrict object explain"`
+	Subject string `json:"subject" validate:"required_without=Identifier,excluded_with=Identifier,max=128"`
+	// Identifier names the subject by a verified identity link instead of its id.
+	Identifier *identifierRef    `json:"identifier" validate:"omitempty"`
+	Regime     string            `json:"regime" validate:"omitempty,oneof=pipl gdpr"` // default: the engine's
+	Patch      map[string]string `json:"patch" validate:"max=64,dive,keys,max=100,endkeys,max=4096"`
 	// TransferTo names a configured recipient a portability package goes to directly.
 	TransferTo string        `json:"transfer_to" validate:"max=64"`
 	Identity   *identityBody `json:"identity" validate:"excluded_with=IdentityToken"`
@@ -57,6 +60,12 @@ type requesterBody struct {
 	Name     string `json:"name" validate:"required,max=200"`
 	Relation string `json:"relation" validate:"required,oneof=spouse parent child sibling grandparent grandchild other"`
 	Proof    string `json:"proof" validate:"required,max=2000"`
+}
+
+// identifierRef names a subject by one of its identifiers (identity.Type, the value).
+type identifierRef struct {
+	Type  string `json:"type" validate:"required,max=32"`
+	Value string `json:"value" validate:"required,max=320"`
 }
 
 type extendBody struct {
@@ -143,7 +152,7 @@ func (s *Server) postRequest(w http.ResponseWriter, r *http.Request) error {
 	if err := s.decode(w, r, MaxConsentBody, &b); err != nil {
 		return err
 	}
-	subject, err := validSubject(b.Subject)
+	subject, err := s.requestSubject(r, b)
 	if err != nil {
 		return err
 	}
@@ -251,6 +260,31 @@ func closeRelative(req dsar.Request, b requestBody) error {
 		return rule("requester", "a close relative's request is verified by an operator after checking the proof (POST /v1/requests/{id}/verify), never by the subject's token or code")
 	}
 	return nil
+}
+
+// requestSubject is the subject a request names: its id, or the subject of a verified
+// identifier. An identifier not linked and one linked but not verified get the same 422,
+// so that the answer tells nothing about whom a phone or email belongs to.
+func (s *Server) requestSubject(r *http.Request, b requestBody) (privguard.SubjectID, error) {
+	if b.Identifier == nil {
+		return validSubject(b.Subject)
+	}
+	if s.identities == nil {
+		p := privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "Identifiers are not configured", "name the subject by its id")
+		p.Field = "identifier"
+		return "", p
+	}
+	subject, err := s.identities.Resolve(r.Context(), identity.Type(b.Identifier.Type), b.Identifier.Value)
+	switch {
+	case errors.Is(err, identity.ErrNotVerified):
+		p := privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule",
+			"identifier: no subject has this identifier verified")
+		p.Field = "identifier"
+		return "", p
+	case err != nil:
+		return "", identifierProblem(err, "identifier.")
+	}
+	return subject, nil
 }
 
 // attest puts the caller's word on req (the caller may attest: authz.Attest): a
@@ -470,6 +504,9 @@ func (s *Server) sendCode(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case errors.Is(err, dsar.ErrOperatorOnly):
 		return operatorOnly()
+	case errors.Is(err, identity.ErrNoAddress):
+		return privguard.NewProblem(http.StatusConflict, TypeNoAddress, "Cannot send a code",
+			"no verified phone or email is linked to the subject (POST /v1/subjects/{subject}/identifiers); an operator can verify the requester (POST /v1/requests/{id}/verify)")
 	case errors.Is(err, privguard.ErrConflict):
 		return privguard.NewProblem(http.StatusConflict, TypeConflict, "Not awaiting verification", "")
 	case errors.As(err, &limit) && limit.RetryAfter > 0:

@@ -20,6 +20,7 @@ import (
 	"github.com/privguard/privguard/consent/consenttest"
 	"github.com/privguard/privguard/disclosure"
 	"github.com/privguard/privguard/dsar"
+	"github.com/privguard/privguard/identity"
 	"github.com/privguard/privguard/incident"
 	"github.com/privguard/privguard/internal/adminapi"
 	"github.com/privguard/privguard/internal/approval"
@@ -86,7 +87,11 @@ func newFullAPI(t *testing.T, tokens adminapi.Tokens) (*adminapi.Server, *httpte
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := adminapi.New(adminapi.Config{Ledger: consenttest.Open(t, "", consent.Config{}), Tokens: tokens, Vault: vlt, Requests: eng,
+	ids, err := identity.New(identity.Config{Store: db.Identity(), Vault: vlt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := adminapi.New(adminapi.Config{Ledger: consenttest.Open(t, "", consent.Config{}), Tokens: tokens, Vault: vlt, Requests: eng, Identities: ids,
 		Trail: tr, Disclosures: gate, Regime: privguard.RegimePIPL, Metrics: http.NotFoundHandler(),
 		RecordOfProcessing: func() (*ropa.Record, error) { return nil, errors.New("not configured in this test") },
 		Assessments:        noAssessments{}, DualControl: adminapi.DualControl{ExportRows: 10, Approvals: reg}, Callers: cs,
@@ -141,6 +146,9 @@ var everyRoute = map[string]routeUse{
 	"POST /v1/incidents": dpoAct, "GET /v1/incidents": register, "GET /v1/incidents/{id}": register, "GET /v1/incidents/{id}/notices/{kind}": register,
 	"POST /v1/incidents/{id}/events": dpoAct,
 	"POST /v1/retention/runs":        dpoAct, "GET /v1/retention/runs/{id}": register,
+	"POST /v1/subjects/{subject}/identifiers": appRoute, "GET /v1/subjects/{subject}/identifiers": appRoute,
+	"DELETE /v1/subjects/{subject}/identifiers/{hash}": appRoute, "POST /v1/subjects/{subject}/identifiers/{hash}/code": appRoute,
+	"POST /v1/subjects/{subject}/identifiers/{hash}/verify": appRoute,
 }
 
 // Walking every route the server registers, with every optional part configured (so

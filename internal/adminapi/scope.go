@@ -61,7 +61,9 @@ func (s *Server) scoped(pattern string, next http.Handler) http.Handler {
 	_, path, _ := strings.Cut(pattern, " ")
 	profile := strings.HasPrefix(path, "/v1/subjects/{subject}/profile")
 	requests := path == "/v1/requests" || strings.HasPrefix(path, "/v1/requests/") || profile
-	vault := strings.HasPrefix(path, "/v1/vault/") || profile
+	// An identifier is not bound to a purpose either: a scoped token neither reads nor
+	// links a subject's phones and emails.
+	vault := strings.HasPrefix(path, "/v1/vault/") || profile || strings.HasPrefix(path, "/v1/subjects/{subject}/identifiers")
 	if !requests && !vault {
 		return next
 	}
@@ -74,7 +76,7 @@ func (s *Server) scoped(pattern string, next http.Handler) http.Handler {
 			return
 		case vault && p.Scoped():
 			privguard.NewProblem(http.StatusForbidden, TypePurposeNotAllowed, "Purpose not allowed for this token",
-				"the token is scoped to purposes, and the vault's fields and the profile's tags are not bound to one").Write(w)
+				"the token is scoped to purposes, and the vault's fields, the profile's tags and the subjects' identifiers are not bound to one").Write(w)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -17,6 +17,7 @@ import (
 	"github.com/privguard/privguard/consent"
 	"github.com/privguard/privguard/disclosure"
 	"github.com/privguard/privguard/dsar"
+	"github.com/privguard/privguard/identity"
 	"github.com/privguard/privguard/incident"
 	"github.com/privguard/privguard/internal/authz"
 	"github.com/privguard/privguard/internal/callers"
@@ -96,6 +97,10 @@ type Config struct {
 	Incidents *incident.Register
 	// Retention serves /v1/retention/runs (the retention sweeper); nil leaves them out.
 	Retention RetentionRunner
+	// Identities serves /v1/subjects/{subject}/identifiers* (the subjects' phones, emails
+	// and other identifiers) and lets POST /v1/requests name the subject by a verified
+	// identifier; nil leaves them out.
+	Identities *identity.Registry
 }
 
 // Server is the admin HTTP API.
@@ -134,9 +139,10 @@ type Server struct {
 	dual         DualControl
 	callers      *callers.Registry
 	// authed are the patterns of the routes that take a bearer token (Routes).
-	authed    []string
-	incidents *incident.Register
-	retention RetentionRunner
+	authed     []string
+	incidents  *incident.Register
+	retention  RetentionRunner
+	identities *identity.Registry
 }
 
 // New returns the API server.
@@ -178,7 +184,7 @@ func New(cfg Config) (*Server, error) {
 		codes: newCodeLimiter(cfg.CodesPerSubject, CodeSubjectWindow), now: cfg.Now,
 		maxCallback: cfg.MaxCallbackBody, callbacks: &callbackBudget{max: cfg.CallbackBudget}, ropa: cfg.RecordOfProcessing, auditPack: cfg.AuditPack,
 		assessments: cfg.Assessments, decisionLog: cfg.DecisionLog, decisionScan: make(chan struct{}, 1), dual: cfg.DualControl, callers: cfg.Callers,
-		incidents: cfg.Incidents, retention: cfg.Retention}
+		incidents: cfg.Incidents, retention: cfg.Retention, identities: cfg.Identities}
 	s.routes()
 	if cfg.Metrics != nil {
 		s.authed = append(s.authed, "GET /metrics")
@@ -223,6 +229,10 @@ func (s *Server) routes() {
 	authed("GET /v1/subjects/{subject}/consents", s.getSubjectConsents)
 	authed("GET /v1/subjects/{subject}/consents/history", s.getSubjectHistory)
 	s.accountRoute()
+	var identifierPaths []string
+	if s.identities != nil {
+		identifierPaths = s.identifierRoutes(authed)
+	}
 	if s.vault != nil {
 		authed("POST /v1/vault/seal", s.vaultSeal)
 		authed("POST /v1/vault/open", s.vaultOpen)
@@ -308,6 +318,7 @@ func (s *Server) routes() {
 	paths := []string{"/v1/notices", "/v1/notices/{id}", "/v1/consents", "/v1/consents/import", "/v1/consents/export", "/v1/consents/{id}/receipt",
 		"/v1/subjects/{subject}/consents", "/v1/subjects/{subject}/consents/history", "/healthz", "/readyz", "/v1/receipts/keys",
 		"/v1/schema/{name}"}
+	paths = append(paths, identifierPaths...)
 	if s.disclosures != nil {
 		paths = append(paths, "/v1/disclosures", "/v1/transfers")
 	}

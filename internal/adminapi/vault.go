@@ -3,8 +3,10 @@ package adminapi
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/identity"
 	"github.com/privguard/privguard/vault"
 )
 
@@ -73,6 +75,14 @@ func (s *Server) vaultBlindIndex(w http.ResponseWriter, r *http.Request) error {
 	var b indexBody
 	if err := s.decode(w, r, MaxConsentBody, &b); err != nil {
 		return err
+	}
+	if strings.HasPrefix(b.Field, identity.BlindIndexPrefix) {
+		// privguard's own indexes (the identity links' hashes) are not for the API to
+		// compute: a token of one would be the lookup key of someone's phone or email.
+		p := privguard.NewProblem(http.StatusUnprocessableEntity, TypeValidation, "The request breaks a rule",
+			"field: names starting with "+identity.BlindIndexPrefix+" are privguard's own")
+		p.Field = "field"
+		return p
 	}
 	tok, err := s.vault.BlindIndex(r.Context(), b.Field, []byte(b.Value))
 	if err != nil {
