@@ -115,6 +115,9 @@ func (e *Engine) prepare(r Request) (Request, error) {
 		}
 		r.Identity = &id
 	}
+	if r.AccountCancellation && r.Type != TypeDeletion {
+		return Request{}, fmt.Errorf("dsar: account_cancellation is a deletion: %w", privguard.ErrInvalid)
+	}
 	if r.TransferTo != "" {
 		if r.Type != TypePortability {
 			return Request{}, fmt.Errorf("dsar: transfer_to is for portability requests: %w", privguard.ErrInvalid)

@@ -91,7 +91,12 @@ func (p *Portal) choices(ctx context.Context, subject privguard.SubjectID, lang 
 			cv.Title = string(c.Purpose)
 		}
 		if cv.Text == "" && known {
-			cv.Text = info.Description
+			// The taxonomy's description is English; the built-in purposes have Chinese names.
+			if zh := builtinZH[c.Purpose]; lang == LangZH && zh != "" {
+				cv.Text = zh
+			} else if lang == LangEN {
+				cv.Text = info.Description
+			}
 		}
 		if known && info.Personalised {
 			d.HasPersonalised = true

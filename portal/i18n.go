@@ -238,3 +238,26 @@ func tr(lang, key string) string {
 	}
 	return m[0]
 }
+
+// builtinZH names the built-in taxonomy's purposes in Chinese, for choices the
+// configuration gives no text of its own (the taxonomy's descriptions are English).
+var builtinZH = map[privguard.Purpose]string{
+	"essential.service":                 "提供您所要求的服务",
+	"essential.storage":                 "依法必须保存的数据的存储",
+	"essential.security":                "安全、防欺诈与事件响应",
+	"essential.pricing":                 "向您提供的价格与条款",
+	"essential.legal_claims":            "提起、行使或抗辩法律请求",
+	"analytics.reporting":               "服务使用情况的汇总统计",
+	"analytics.ab_testing":              "功能与消息的 A/B 测试",
+	"marketing.profiling":               "用户标签、分组、RFM 评分与兴趣推断",
+	"marketing.communications.sms":      "营销短信",
+	"marketing.communications.email":    "营销邮件",
+	"marketing.communications.push":     "App 营销推送",
+	"marketing.communications.wechat":   "微信营销消息",
+	"marketing.advertising.first_party": "在我们自有平台上的定向广告",
+	"marketing.advertising.third_party": "与广告平台共享的相似人群与自定义人群",
+	"personalize.recommendation":        "个性化推荐",
+	"third_party.sharing":               "向其他个人信息处理者提供个人信息",
+	"cross_border.transfer":             "向境外提供个人信息",
+	"sensitive.processing":              "处理敏感个人信息",
+}

@@ -283,7 +283,9 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// no framing, forms only to itself.
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	// No referrer leaves for another site (nor a download token or request id in one); the
+	// same-origin referrer keeps the browser's Origin header on forms, which sameOrigin checks.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()")
@@ -304,8 +306,8 @@ func sameOrigin(r *http.Request) bool {
 		return false
 	}
 	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true // an older browser: the CSRF token decides
+	if origin == "" || origin == "null" && r.Header.Get("Sec-Fetch-Site") == "same-origin" {
+		return true // an older browser, or a privacy setting that hides the origin: the CSRF token decides
 	}
 	return origin == "http://"+r.Host || origin == "https://"+r.Host
 }

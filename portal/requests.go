@@ -99,7 +99,7 @@ func (p *Portal) requestsPage(w http.ResponseWriter, r *http.Request, s session)
 		if q.State == dsar.StateRejected {
 			rv.Reason = q.Reason
 		}
-		if q.Identity != nil && strings.Contains(q.Identity.Note, "cancellation") {
+		if q.AccountCancellation {
 			rv.Type = "cancellation"
 		}
 		if hr := q.HumanReview; hr != nil {
@@ -140,8 +140,7 @@ func (p *Portal) newRequest(w http.ResponseWriter, r *http.Request, s session) {
 			p.internal(w, r, "close account", err)
 			return
 		}
-		req.Type = dsar.TypeDeletion
-		id.Note = "privacy centre account cancellation, signed in with " + s.Evidence
+		req.Type, req.AccountCancellation = dsar.TypeDeletion, true
 	case string(dsar.TypeCorrection):
 		cat := privguard.DataCategory(r.PostFormValue("category"))
 		value := strings.TrimSpace(r.PostFormValue("value"))

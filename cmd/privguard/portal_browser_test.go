@@ -181,6 +181,17 @@ dsar:
 	if st, out := call("POST", "/v1/subjects/"+subject+"/identifiers", `{"type":"phone","value":"138 0013 8000"}`); st != 201 {
 		t.Fatalf("link the phone: %d %v", st, out)
 	}
+	// requestsNow says where the requests are, when a wait times out.
+	requestsNow := func() string {
+		_, m := call("GET", "/v1/requests?limit=20", "")
+		var out []string
+		items, _ := m["requests"].([]any)
+		for _, it := range items {
+			r, _ := it.(map[string]any)
+			out = append(out, fmt.Sprintf("%v %v %v tasks=%v", r["id"], r["type"], r["status"], r["tasks"]))
+		}
+		return strings.Join(out, "\n")
+	}
 	smsSend := func() int {
 		resp, err := http.Post(s.sidecar+"/sms/send", "application/json", strings.NewReader(`{"subject":"`+subject+`","text":"本周优惠"}`))
 		if err != nil {
@@ -223,13 +234,30 @@ dsar:
 			}
 		}
 	}()
-	ctx, cancel := context.WithTimeout(bctx, 150*time.Second)
+	ctx, cancel := context.WithTimeout(bctx, 90*time.Second)
 	defer cancel()
 	const wechatUA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.49(0x18003137) NetType/WIFI Language/zh_CN"
 	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v\nserve logs:\n%s", what, err, s.logs.String())
+		var err error
+		for i, a := range actions {
+			start := time.Now()
+			actx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			_, err = chromedp.Run(actx, a)
+			cancel()
+			if testing.Verbose() {
+				t.Logf("%s: step %d %s (%v)", what, i, time.Since(start).Round(time.Millisecond), err)
+			}
+			if err != nil {
+				break
+			}
+		}
+		if err != nil {
+			dctx, cancel := context.WithTimeout(bctx, 5*time.Second)
+			defer cancel()
+			loc, _ := chromedp.Run(dctx, chromedp.Location())
+			page, _ := chromedp.Run(dctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`))
+			t.Fatalf("%s: %v\nat %s:\n%s\nserve logs:\n%s", what, err, loc, page, s.logs.String())
 		}
 	}
 	shot := func(name string) {
@@ -346,12 +374,12 @@ dsar:
 
 	// An access request from the page, then its download here.
 	run("ask for a copy", chromedp.Navigate(s.portal+"/requests"), chromedp.Click(chromedp.CSS(`button[data-type="access"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`body[data-page="requests"]`)))
+		chromedp.WaitVisible(chromedp.CSS(`li.request[data-type="access"]`)))
 	waitFor(t, 60*time.Second, "the copy ready to download", func() bool {
 		chromedp.Do(ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`body[data-page="requests"]`)))
 		n, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("button.download").length`))
 		return n > 0
-	})
+	}, requestsNow)
 	shot("6-requests")
 	pkg := download("download the copy", chromedp.Click(chromedp.CSS(`button.download`)))
 	zr, err := zip.NewReader(bytes.NewReader(pkg), int64(len(pkg)))
@@ -395,7 +423,10 @@ dsar:
 		chromedp.Do(ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`body[data-page="requests"]`)))
 		shown, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('li.request[data-type="cancellation"][data-state="completed"]').length`))
 		return n == 0 && shown == 1
-	})
+	}, requestsNow)
+	if t.Failed() {
+		return
+	}
 	var others int
 	my.QueryRow(`SELECT count(*) FROM `+table+` WHERE uid = ?`, other).Scan(&others)
 	if others != 1 {
@@ -436,12 +467,16 @@ func outboxCode(t *testing.T, path, phone string) string {
 
 func ptr[T any](v T) *T { return &v }
 
-func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
+func waitFor(t *testing.T, d time.Duration, what string, ok func() bool, explain ...func() string) {
 	t.Helper()
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
 		if ok() {
 			return
 		}
 	}
-	t.Fatalf("timed out waiting for %s", what)
+	msg := ""
+	for _, e := range explain {
+		msg += "\n" + e()
+	}
+	t.Fatalf("timed out waiting for %s%s", what, msg)
 }
