@@ -199,9 +199,9 @@ type Request struct {
 	// AccountCancellation marks a deletion the subject asked for with the closing of its
 	// account (注销, DSR-12): everything is deleted or anonymised, and the account is closed
 	// in the ledger by whoever took the request.
-	AccountCancellation bool `json:"account_cancellation,omitempty"`
-	Tasks   []Task `json:"tasks"`
-	Reason  string `json:"reason,omitempty"` // rejection reason code, or why cancelled
+	AccountCancellation bool   `json:"account_cancellation,omitempty"`
+	Tasks               []Task `json:"tasks"`
+	Reason              string `json:"reason,omitempty"` // rejection reason code, or why cancelled
 	// Recourse tells a rejected subject where to complain and that a court remedy exists.
 	Recourse  string     `json:"recourse,omitempty"`
 	Events    []Event    `json:"events"`

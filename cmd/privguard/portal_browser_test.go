@@ -168,7 +168,9 @@ dsar:
       set_members: ["`+seg+`*"]
 `), 0o600)
 	s := startServeAll(t, dir, cfg)
-	call := func(method, path, body string) (int, map[string]any) { return callJSON(t, s.admin, s.token, method, path, body) }
+	call := func(method, path, body string) (int, map[string]any) {
+		return callJSON(t, s.admin, s.token, method, path, body)
+	}
 	if st, out := call("POST", "/v1/notices", `{"id":"mkt","version":1,"language":"zh-CN","text":"我们会通过短信和邮件向您发送优惠信息，并根据购买记录为您生成标签。","purposes":["marketing"],
 		"controller":{"name":"示例零售有限公司","contact":"privacy@example.com","dpo":"dpo@example.com"},"retention":"13 个月","rights_channels":["隐私中心"]}`); st != 201 {
 		t.Fatalf("notice: %d %v", st, out)
