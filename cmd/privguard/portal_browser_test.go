@@ -302,6 +302,8 @@ dsar:
 		chromedp.Click(chromedp.CSS("#send-code")), chromedp.WaitVisible(chromedp.CSS("#code")))
 	shot("2-code")
 	code := outboxCode(t, filepath.Join(dir, "outbox.jsonl"), phone)
+	// proves MKT-06 (from the page, below): the subject sees its tags and segments and deleting
+	// one removes it from MariaDB and Redis, another subject's identical ones kept.
 	run("enter the code", chromedp.SendKeys(chromedp.CSS("#code"), code), chromedp.Click(chromedp.CSS("#verify-code")),
 		chromedp.WaitVisible(chromedp.CSS(`body[data-page="choices"]`)))
 	htmlLang, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.documentElement.lang`))
