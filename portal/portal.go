@@ -15,6 +15,7 @@ package portal
 import (
 	"context"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -157,7 +158,8 @@ type Config struct {
 	CodesPerIdentifier, CodesPerClient int
 	// Prefix is where the portal is mounted ("" at the root, "/privacy").
 	Prefix string
-	// KeysURL is where the receipt-signing key is published (shown with receipts).
+	// KeysURL is where the receipt-signing key is published (shown with receipts); default
+	// the centre's own /receipts/keys.
 	KeysURL string
 	// Secure says whether a request arrived over TLS or from outside loopback (cookies are
 	// then Secure); nil: Secure unless the connection is to a loopback address.
@@ -238,6 +240,9 @@ func New(cfg Config) (*Portal, error) {
 	if cfg.Regime == "" {
 		cfg.Regime = privguard.RegimePIPL
 	}
+	if cfg.KeysURL == "" {
+		cfg.KeysURL = cfg.Prefix + "/receipts/keys"
+	}
 	p := &Portal{cfg: cfg, seal: seal, ttl: cfg.SessionTTL, now: cfg.Now, log: cfg.Logger, mux: http.NewServeMux(),
 		perID: newLimiter(cfg.CodesPerIdentifier, time.Hour), perClient: newLimiter(cfg.CodesPerClient, time.Hour),
 		wrong: newLimiter(CodeAttempts, CodeTTL), secure: cfg.Secure, prompts: map[privguard.SubjectID]int{}}
@@ -289,7 +294,7 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()")
-	if !strings.HasPrefix(r.URL.Path, "/static/") {
+	if !strings.HasPrefix(r.URL.Path, "/static/") && r.URL.Path != "/receipts/keys" {
 		h.Set("Cache-Control", "no-store")
 	}
 	if r.Method == http.MethodPost && !sameOrigin(r) {
@@ -327,6 +332,12 @@ func (p *Portal) routes() {
 	m.HandleFunc("POST /choices/personalisation", p.authed(p.changePersonalisation))
 	m.HandleFunc("POST /choices/object", p.authed(p.object))
 	m.HandleFunc("GET /receipts/{id}", p.authed(p.receipt))
+	// Public: the key receipts are signed with, to verify a downloaded receipt.
+	m.HandleFunc("GET /receipts/keys", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		json.NewEncoder(w).Encode(p.cfg.Ledger.ReceiptKey())
+	})
 	if p.cfg.Profiles != nil {
 		m.HandleFunc("GET /profile", p.authed(p.profilePage))
 		m.HandleFunc("POST /profile/delete", p.authed(p.deleteItems))

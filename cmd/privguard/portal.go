@@ -25,7 +25,6 @@ type portalDeps struct {
 	tokens    *dsar.TokenVerifier
 	directory portal.Directory
 	profiles  portal.Profiles
-	adminURL  string
 }
 
 // newPortal builds the privacy centre of cfg.Portal.
@@ -45,7 +44,7 @@ func newPortal(ctx context.Context, cfg *config.File, d portalDeps, log *slog.Lo
 			DPOName: cfg.Controller.DPO.Name, DPOContact: cfg.Controller.DPO.Contact},
 		Regime: privguard.Regime(cmp.Or(cfg.Regime, string(privguard.RegimePIPL))), Zone: zone, Secret: secret,
 		CodesPerIdentifier: cfg.Portal.CodesPerIdentifier, CodesPerClient: cfg.Portal.CodesPerClient,
-		KeysURL: d.adminURL + "/v1/receipts/keys", Logger: log}
+		Logger: log}
 	for _, t := range cfg.Portal.Topics {
 		pc.Topics = append(pc.Topics, portal.Topic{Name: t.Name, Title: portal.Text(t.Title)})
 	}

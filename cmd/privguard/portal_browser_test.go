@@ -338,7 +338,7 @@ dsar:
 	if err := json.Unmarshal(receipt, &signed); err != nil {
 		t.Fatalf("receipt: %v\n%s", err, receipt)
 	}
-	resp, err := http.Get(s.admin + "/v1/receipts/keys")
+	resp, err := http.Get(s.portal + "/receipts/keys") // published by the centre itself
 	if err != nil {
 		t.Fatal(err)
 	}

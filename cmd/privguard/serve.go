@@ -428,8 +428,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	}
 	if cfg.Portal.Listen != "" {
 		centre, err := newPortal(ctx, cfg, portalDeps{ledger: ledger, vault: vlt, requests: requests, tokens: idTokens, profiles: engineProfiles{requests},
-			directory: identityDirectory{identities},
-			adminURL:  "http://" + ln.Addr().String()}, log)
+			directory: identityDirectory{identities}}, log)
 		if err != nil {
 			ln.Close()
 			return err
