@@ -95,7 +95,7 @@ func (d *directory) Confirm(_ context.Context, l portal.Link) error {
 	return nil
 }
 
-func (d *directory) code(t *testing.T, hash string) string {
+func (d *directory) code(t testing.TB, hash string) string {
 	t.Helper()
 	for range 200 {
 		d.mu.Lock()
@@ -112,7 +112,7 @@ func (d *directory) code(t *testing.T, hash string) string {
 }
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	clock  *consenttest.Clock
 	ledger *consent.Ledger
 	engine *dsar.Engine
@@ -126,7 +126,7 @@ const (
 	bob   = privguard.SubjectID("cust-bob")
 )
 
-func newEnv(t *testing.T, change ...func(*portal.Config)) *env {
+func newEnv(t testing.TB, change ...func(*portal.Config)) *env {
 	t.Helper()
 	clock := &consenttest.Clock{}
 	dir := t.TempDir()
@@ -234,7 +234,7 @@ func (b *browser) post(path string, form url.Values, header ...string) (int, str
 
 var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
-func csrf(t *testing.T, page string) string {
+func csrf(t testing.TB, page string) string {
 	t.Helper()
 	m := csrfRE.FindStringSubmatch(page)
 	if m == nil {
