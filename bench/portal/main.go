@@ -102,6 +102,7 @@ regime: pipl
 controller: {name: Bench Retail Ltd, contact: privacy@bench.example, dpo: {name: DPO, contact: dpo@bench.example}}
 dsar: {identity_token_secret_file: %s}
 portal: {listen: 127.0.0.1:0, notice: marketing}
+policy: {frequency: {sms: {max: 10000, window: 1h}}}  # the bench sends far more than a subject would get
 routes:
   - match: "POST /sms/send"
     purpose: marketing.communications.sms
