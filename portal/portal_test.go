@@ -154,7 +154,11 @@ func newEnv(t testing.TB, change ...func(*portal.Config)) *env {
 		t.Fatal(err)
 	}
 	e, err := dsar.New(dsar.Config{Store: db.DSAR(), Now: clock.Now, Sealer: v, DefaultRegime: privguard.RegimePIPL,
-		Connectors: []dsar.Connector{crm{}}})
+		Connectors: []dsar.Connector{crm{}}, Explain: func(context.Context, dsar.Request) (dsar.Explanation, error) {
+			return dsar.Explanation{Decisions: []dsar.AutomatedDecision{{Purpose: "essential.pricing", Model: "price-tier v3",
+				Features: []privguard.DataCategory{"user.behavior.purchase_history"},
+				Logic:    map[string]string{"en": "Tier from the last year's orders", "zh": "按过去一年的订单确定价格档位"}}}}, nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -663,3 +667,34 @@ func TestMain(m *testing.M) {
 }
 
 var _ = errors.New
+
+func TestExplanationWithAPersonsReview(t *testing.T) {
+	// proves DSR-14 (from the page): the subject asks for the explanation of an automated
+	// decision and a person's review; the page shows the logic, the model and the review.
+	e := newEnv(t)
+	b := e.browser()
+	b.signIn("+8613800138000", "h-alice-phone")
+	_, page := b.get("/requests")
+	if !strings.Contains(page, `id="new-explanation"`) {
+		t.Fatalf("no explanation form:\n%s", page)
+	}
+	status, page := b.post("/requests", url.Values{"csrf": {csrf(t, page)}, "type": {"explanation"}, "human_review": {"1"},
+		"statement": {"I was offered a worse price than my friend"}})
+	if status != http.StatusOK {
+		t.Fatal(status)
+	}
+	if _, err := e.engine.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rs, _ := e.engine.OfSubject(ctx, alice)
+	if len(rs) != 1 || rs[0].HumanReview == nil || rs[0].HumanReview.Statement == "" || rs[0].State != dsar.StateAwaitingReview {
+		t.Fatalf("explanation request: %+v", rs)
+	}
+	b.lang = "zh-CN"
+	_, page = b.get("/requests")
+	for _, want := range []string{"按过去一年的订单确定价格档位", "price-tier v3", `data-review="requested"`, "人工复核中"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page does not show %q", want)
+		}
+	}
+}
