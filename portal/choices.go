@@ -85,7 +85,7 @@ func (p *Portal) choices(ctx context.Context, subject privguard.SubjectID, lang 
 			return nil, err
 		}
 		cv := &choiceView{Purpose: c.Purpose, Channel: c.Channel, Title: c.Title.In(lang), Text: c.Text.In(lang),
-			On: st.State.Counts(), Blocked: st.State.Counts() && !st.Allowed, State: st.State.String(), CanGrant: c.Notice != ""}
+			On: st.State.Counts(), Blocked: st.State.Counts() && !st.Allowed, State: st.State.String(), CanGrant: p.registered(ctx, c.Notice)}
 		info, known := tax.Lookup(c.Purpose)
 		if cv.Title == "" {
 			cv.Title = string(c.Purpose)
@@ -169,6 +169,16 @@ func (p *Portal) agreedNotice(ctx context.Context, recordID, lang string) string
 	return ""
 }
 
+// registered reports whether notice id is registered (a grant can cite it): a choice
+// whose notice is not can only be turned off.
+func (p *Portal) registered(ctx context.Context, id string) bool {
+	if id == "" {
+		return false
+	}
+	ns, err := p.cfg.Ledger.Notices(ctx, id)
+	return err == nil && len(ns) > 0
+}
+
 // latestNotice cites the latest version of notice id, in lang if it has it.
 func (p *Portal) latestNotice(ctx context.Context, id, lang string) (*consent.NoticeRef, error) {
 	ns, err := p.cfg.Ledger.Notices(ctx, id)
@@ -231,8 +241,8 @@ func (p *Portal) changeChoice(w http.ResponseWriter, r *http.Request, s session)
 	req := consent.Request{Purpose: purpose}
 	switch r.PostFormValue("to") {
 	case "on", "yes":
-		if c.Notice == "" {
-			p.fail(w, r, http.StatusUnprocessableEntity, "notfound")
+		if !p.registered(r.Context(), c.Notice) {
+			p.fail(w, r, http.StatusConflict, "choices.unavailable")
 			return
 		}
 		ref, err := p.latestNotice(r.Context(), c.Notice, chooseLang(r, p.cfg.Regime))

@@ -148,6 +148,7 @@ var msgs = map[string][2]string{ // {en, zh-CN}
 	"choices.turn_off":             {"Turn off", "关闭"},
 	"choices.blocked":              {"Off while your objection to direct marketing stands.", "因您已拒绝直接营销，此项不生效。"},
 	"choices.notice":               {"What you agreed to", "您同意的告知内容"},
+	"choices.unavailable":          {"This cannot be turned on here yet: its notice is not published. Nothing was changed.", "此项暂时无法在此开启：相关告知尚未发布。未做任何更改。"},
 	"choices.saved":                {"Saved. Your choice takes effect now.", "已保存，您的选择即时生效。"},
 	"choices.receipt":              {"Download the signed receipt", "下载签名回执"},
 	"choices.receipt.verify":       {"The receipt is signed; it can be checked with the public key at", "回执已签名，可使用以下公钥验证："},

@@ -698,3 +698,20 @@ func TestExplanationWithAPersonsReview(t *testing.T) {
 		}
 	}
 }
+
+func TestChoiceWithoutAPublishedNotice(t *testing.T) {
+	e := newEnv(t, func(c *portal.Config) {
+		c.Choices = append(c.Choices, portal.Choice{Purpose: "marketing.communications.push", Topic: "offers", Channel: "push", Notice: "not-registered"})
+	})
+	b := e.browser()
+	page := b.signIn("+8613800138000", "h-alice-phone")
+	if strings.Contains(page, `data-purpose="marketing.communications.push" data-to="on"`) {
+		t.Error("a choice whose notice is not registered offers to turn it on")
+	}
+	if status, _ := b.post("/choices", url.Values{"csrf": {csrf(t, page)}, "purpose": {"marketing.communications.push"}, "to": {"on"}}); status != http.StatusConflict {
+		t.Errorf("turning it on anyway = %d, want 409", status)
+	}
+	if st, _ := e.ledger.Check(ctx, alice, "marketing.communications.push"); st.State != consent.StateUnknown {
+		t.Fatalf("recorded %s", st.State)
+	}
+}
