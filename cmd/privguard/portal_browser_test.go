@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -22,24 +21,11 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
+
 	"github.com/go-jose/go-jose/v4"
+	"github.com/privguard/privguard/internal/browsertest"
 	goredis "github.com/redis/go-redis/v9"
 )
-
-// chromiumPath returns the Chromium to drive headless, or skips the test.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("PRIVGUARD_TEST_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Skip("no chromium on PATH (apt-get install -y chromium; .ci/run installs it) and PRIVGUARD_TEST_CHROMIUM is not set")
-	return ""
-}
 
 // served is a running serve with every listener: admin API, sidecar and privacy centre.
 type served struct {
@@ -99,7 +85,7 @@ func startServeAll(t *testing.T, dir, cfg string) *served {
 // stores emptied. A screenshot of every page goes to $PRIVGUARD_TEST_SCREENSHOTS (else the
 // test's temporary directory).
 func TestPrivacyCentreInChromium(t *testing.T) {
-	exe := chromiumPath(t)
+	exe := browsertest.Chromium(t)
 	env := needServices(t, "MYSQL_DSN", "REDIS_ADDR")
 	myDSN, redisAddr := env[0], env[1]
 	sfx := fmt.Sprintf("%d", time.Now().UnixNano()%1e9)

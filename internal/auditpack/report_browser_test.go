@@ -3,7 +3,6 @@ package auditpack_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,28 +11,15 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/privguard/privguard/internal/browsertest"
+
 	"github.com/privguard/privguard"
 )
-
-// chromium returns the path of a Chromium to run headless, or skips the test.
-func chromium(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("PRIVGUARD_TEST_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Skip("no chromium on PATH (apt-get install -y chromium; .ci/run installs it) and PRIVGUARD_TEST_CHROMIUM is not set")
-	return ""
-}
 
 // TestReportInChromium renders both reports in headless Chromium and checks that the
 // figures the page shows, and the bars of its weekly chart, are the pack's data.
 func TestReportInChromium(t *testing.T) {
-	exe := chromium(t)
+	exe := browsertest.Chromium(t)
 	f := newFixture(t)
 	b := pack(t, f.config(newSigner(1)))
 	s := summaryOf(t, b)
