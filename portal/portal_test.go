@@ -631,6 +631,10 @@ func TestLanguageAndBeijingTime(t *testing.T) {
 	if !strings.Contains(page, "2026-01-05 17:00") {
 		t.Fatalf("received time not in Beijing time:\n%s", page)
 	}
+	// The package will speak the page's language, in the page's zone.
+	if rs, _ := e.engine.OfSubject(ctx, alice); len(rs) != 1 || rs[0].Lang != "en" || rs[0].Zone != "Asia/Shanghai" {
+		t.Fatalf("request language and zone: %+v", rs)
+	}
 }
 
 func TestPagesHaveNoInlineScriptAndAStrictPolicy(t *testing.T) {

@@ -131,7 +131,12 @@ func (p *Portal) newRequest(w http.ResponseWriter, r *http.Request, s session) {
 		return
 	}
 	id := &dsar.Identity{Method: "portal", Note: "privacy centre, signed in with " + s.Evidence}
-	req := dsar.Request{Type: dsar.Type(typ), Subject: s.Subject, Regime: p.cfg.Regime, Identity: id}
+	// The package speaks the reader's language and shows times in the zone the page does.
+	req := dsar.Request{Type: dsar.Type(typ), Subject: s.Subject, Regime: p.cfg.Regime, Identity: id,
+		Lang: chooseLang(r, p.cfg.Regime)}
+	if zone := zoneOf(r, p.cfg.Regime, p.cfg.Zone); zone != time.UTC && dsar.CheckZone(zone.String()) == nil {
+		req.Zone = zone.String()
+	}
 	switch typ {
 	case "cancellation":
 		// Account cancellation: the account is closed in the ledger (retention rules from
