@@ -314,7 +314,9 @@ func TestSignInSameAnswerForUnknownIdentifiers(t *testing.T) {
 		u, _ := url.Parse(e.srv.URL)
 		var names []string
 		for _, c := range b.c.Jar.Cookies(u) {
-			names = append(names, c.Name)
+			// The length of a sealed cookie tells what it holds: the challenge of a linked
+			// identifier (subject, hash, code) must not be longer than an unknown one's.
+			names = append(names, fmt.Sprintf("%s(%d bytes)", c.Name, len(c.Value)))
 		}
 		page = csrfRE.ReplaceAllString(page, "")
 		page = regexp.MustCompile(`\([^)]*\*[^)]*\)`).ReplaceAllString(page, "(masked)")
@@ -322,6 +324,11 @@ func TestSignInSameAnswerForUnknownIdentifiers(t *testing.T) {
 	}
 	s1, p1, c1 := answer("+86 138 0013 8000")
 	s2, p2, c2 := answer("+86 137 0000 0000")
+	if s1 != s2 || p1 != p2 || strings.Join(c1, ",") != strings.Join(c2, ",") {
+		t.Fatalf("known and unknown identifiers answered differently: %d vs %d, cookies %v vs %v\n%s\n---\n%s", s1, s2, c1, c2, p1, p2)
+	}
+	s1, p1, c1 = answer("alice@example.com")
+	s2, p2, c2 = answer("nobody@example.com")
 	if s1 != s2 || p1 != p2 || strings.Join(c1, ",") != strings.Join(c2, ",") {
 		t.Fatalf("known and unknown identifiers answered differently: %d vs %d, cookies %v vs %v\n%s\n---\n%s", s1, s2, c1, c2, p1, p2)
 	}
