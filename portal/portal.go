@@ -66,6 +66,17 @@ type Directory interface {
 	Confirm(ctx context.Context, l Link) error
 }
 
+// Canonicaliser is the optional capability of a Directory to name the identifier a typed
+// value stands for, linked or not ("+86 138 0013 8000 ext. 1", "１３８００１３８０００" and
+// "+8613800138000" are one phone number). The codes per identifier are counted by it, so
+// that spellings of one number do not multiply the codes sent to it; without it, by the
+// value lower-cased without spaces, dashes and brackets.
+type Canonicaliser interface {
+	// Canonical returns the identifier's canonical form; a value that is not a phone number
+	// or email address is an error.
+	Canonical(value string) (string, error)
+}
+
 // Item is one tag, segment or score held on the subject in one store (derived data).
 type Item struct {
 	ID       string

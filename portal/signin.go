@@ -71,8 +71,15 @@ func (p *Portal) signinCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Limits per identifier count what was typed, normalised the same way for linked and
-	// unknown identifiers, so that they cannot tell them apart either.
-	idKey := p.seal.sum("id", normalisedKey(typed))
+	// unknown identifiers, so that they cannot tell them apart either: canonical, if the
+	// directory knows how (one number, however spelled).
+	key := normalisedKey(typed)
+	if cd, ok := p.cfg.Directory.(Canonicaliser); ok {
+		if k, err := cd.Canonical(typed); err == nil {
+			key = k
+		}
+	}
+	idKey := p.seal.sum("id", key)
 	if ok, wait := p.perID.allow(idKey, now); !ok {
 		p.limited(w, r, v, wait)
 		return
