@@ -670,3 +670,41 @@ func TestMain(m *testing.M) {
 }
 
 var _ = errors.New
+
+// The codes per client count an IPv6 client by its /64 (one host has a whole /64 to pick
+// addresses from); IPv4 clients by their address.
+func TestSignInClientLimitByIPv6Prefix(t *testing.T) {
+	e := newEnv(t, func(c *portal.Config) { c.CodesPerClient = 2 })
+	send := func(remote, identifier string) int {
+		get := httptest.NewRequest("GET", "/signin", nil)
+		get.RemoteAddr = remote
+		w := httptest.NewRecorder()
+		e.portal.ServeHTTP(w, get)
+		post := httptest.NewRequest("POST", "/signin/code", strings.NewReader(url.Values{"csrf": {csrf(t, w.Body.String())}, "identifier": {identifier}}.Encode()))
+		post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		post.RemoteAddr = remote
+		for _, c := range w.Result().Cookies() {
+			post.AddCookie(c)
+		}
+		w = httptest.NewRecorder()
+		e.portal.ServeHTTP(w, post)
+		return w.Code
+	}
+	for i, remote := range []string{"[2001:db8:1:2::1]:4000", "[2001:db8:1:2::2]:4000", "[2001:db8:1:2:aaaa::3]:4000"} {
+		want := http.StatusOK
+		if i == 2 {
+			want = http.StatusTooManyRequests
+		}
+		if got := send(remote, fmt.Sprintf("user%d@example.com", i)); got != want {
+			t.Errorf("code %d from %s = %d, want %d", i+1, remote, got, want)
+		}
+	}
+	if got := send("[2001:db8:1:3::1]:4000", "user9@example.com"); got != http.StatusOK {
+		t.Errorf("another /64 = %d, want 200", got)
+	}
+	for i, remote := range []string{"192.0.2.1:4000", "192.0.2.2:4000"} {
+		if got := send(remote, fmt.Sprintf("v4-%d@example.com", i)); got != http.StatusOK {
+			t.Errorf("IPv4 %s = %d, want 200", remote, got)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -30,11 +31,17 @@ func (p *Portal) signinPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // clientKey is the client's address for rate limits: the connection's (the portal is
-// reached directly or through a proxy that the operator limits itself).
+// reached directly or through a proxy that the operator limits itself), an IPv6 one by its
+// /64 (a single host may use every address of its /64).
 func clientKey(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
+	}
+	if a, err := netip.ParseAddr(host); err == nil && a.Is6() && !a.Is4In6() {
+		if pfx, err := a.Prefix(64); err == nil {
+			return pfx.String()
+		}
 	}
 	return host
 }
