@@ -407,7 +407,9 @@ func localPath(back string) bool {
 }
 
 func (p *Portal) signout(w http.ResponseWriter, r *http.Request, s session) {
-	p.revoked.add(s.ID, s.Expires, p.now().Unix())
+	// Revoked for as long as any copy of the cookie can live: a copy refreshed later (another
+	// tab, a stolen one) expires after this one.
+	p.revoked.add(s.ID, s.Issued+int64(MaxSessionLife/time.Second), p.now().Unix())
 	p.setCookie(w, r, sessionCookie, "", -1)
 	http.Redirect(w, r, p.cfg.Prefix+"/signin", http.StatusSeeOther)
 }

@@ -708,3 +708,41 @@ func TestSignInClientLimitByIPv6Prefix(t *testing.T) {
 		}
 	}
 }
+
+// A copy of a session cookie refreshed later than the one signed out with (another tab, or
+// a thief's copy) stays signed out after the signed-out cookie would have expired: it is
+// revoked for as long as any copy can live.
+func TestSignedOutSessionStaysOutForEveryCopy(t *testing.T) {
+	e := newEnv(t)
+	u, _ := url.Parse(e.srv.URL)
+	b := e.browser()
+	page := b.signIn("+8613800138000", "h-alice-phone")
+	var original string
+	for _, c := range b.c.Jar.Cookies(u) {
+		if c.Name == "pgs" {
+			original = c.Value
+		}
+	}
+	thief := e.browser()
+	thief.c.Jar.SetCookies(u, []*http.Cookie{{Name: "pgs", Value: original, Path: "/"}})
+	e.clock.Advance(6 * time.Minute)
+	if _, p := thief.get("/choices"); !strings.Contains(p, `data-page="choices"`) {
+		t.Fatal("the copy does not work before the sign-out")
+	}
+	// The owner signs out with the cookie it has (not refreshed since sign-in).
+	b.c.Jar.SetCookies(u, []*http.Cookie{{Name: "pgs", Value: original, Path: "/"}})
+	if status, _ := b.post("/signout", url.Values{"csrf": {csrf(t, page)}}); status != http.StatusOK {
+		t.Fatal(status)
+	}
+	if _, p := thief.get("/choices"); strings.Contains(p, `data-page="choices"`) {
+		t.Fatal("a signed-out session still works")
+	}
+	// Past the signed-out cookie's own expiry; another sign-out sweeps the expired entries.
+	e.clock.Advance(portal.DefaultSessionTTL - 5*time.Minute)
+	other := e.browser()
+	op := other.signIn("+8613900139000", "h-bob-phone")
+	other.post("/signout", url.Values{"csrf": {csrf(t, op)}})
+	if _, p := thief.get("/choices"); strings.Contains(p, `data-page="choices"`) {
+		t.Fatal("the refreshed copy of a signed-out session works again once the sign-out was forgotten")
+	}
+}
