@@ -171,7 +171,8 @@ type Config struct {
 	// KeysURL is where the receipt-signing key is published (shown with receipts).
 	KeysURL string
 	// Secure says whether a request arrived over TLS or from outside loopback (cookies are
-	// then Secure); nil: Secure unless the connection is to a loopback address.
+	// then Secure); nil: Secure unless the connection is to a loopback address, for a
+	// loopback host name, and not forwarded by a proxy.
 	Secure func(*http.Request) bool
 	// Logger receives errors (never personal data). Nil discards.
 	Logger *slog.Logger
@@ -267,9 +268,19 @@ func New(cfg Config) (*Portal, error) {
 var channels = []string{"sms", "email", "push", "wechat"}
 
 // secureUnlessLoopback: cookies are Secure unless the connection came to a loopback
-// address over plain HTTP (a developer's machine).
+// address over plain HTTP (a developer's machine) from a browser on it: a request for
+// another host name, or forwarded by a proxy (on this machine, but the browser is not), is
+// Secure too.
 func secureUnlessLoopback(r *http.Request) bool {
-	if r.TLS != nil {
+	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") != "" || r.Header.Get("X-Forwarded-For") != "" || r.Header.Get("Forwarded") != "" {
+		return true
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if a, err := netip.ParseAddr(host); !(host == "localhost" || strings.HasSuffix(host, ".localhost") || err == nil && a.IsLoopback()) {
 		return true
 	}
 	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {

@@ -746,3 +746,34 @@ func TestSignedOutSessionStaysOutForEveryCopy(t *testing.T) {
 		t.Fatal("the refreshed copy of a signed-out session works again once the sign-out was forgotten")
 	}
 }
+
+// Behind a reverse proxy on the same machine (the connection is to loopback, the browser is
+// not), the cookies are Secure and __Host- prefixed all the same.
+func TestCookiesSecureBehindALoopbackProxy(t *testing.T) {
+	e := newEnv(t)
+	for name, set := range map[string]func(*http.Request){
+		"a public host name":  func(r *http.Request) { r.Host = "privacy.example.com" },
+		"X-Forwarded-Proto":   func(r *http.Request) { r.Header.Set("X-Forwarded-Proto", "https") },
+		"X-Forwarded-For":     func(r *http.Request) { r.Header.Set("X-Forwarded-For", "203.0.113.9") },
+		"Forwarded":           func(r *http.Request) { r.Header.Set("Forwarded", "for=203.0.113.9;proto=https") },
+		"direct, on loopback": nil,
+	} {
+		req, _ := http.NewRequest("GET", e.srv.URL+"/signin", nil)
+		if set != nil {
+			set(req)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		cookies := resp.Cookies()
+		if len(cookies) == 0 {
+			t.Fatalf("%s: no cookie set", name)
+		}
+		c := cookies[0]
+		if secure := c.Secure && strings.HasPrefix(c.Name, "__Host-"); secure != (set != nil) {
+			t.Errorf("%s: cookie %s Secure=%v; want Secure and __Host- %v", name, c.Name, c.Secure, set != nil)
+		}
+	}
+}
