@@ -166,6 +166,11 @@ type Config struct {
 	// CodesPerIdentifier and CodesPerClient bound the sign-in codes sent per hour to one
 	// identifier and asked for by one client address (defaults 5 and 30).
 	CodesPerIdentifier, CodesPerClient int
+	// TrustedProxies are the reverse proxies in front of the portal: from one of them, the
+	// client (whose codes CodesPerClient bounds) is the last address of X-Forwarded-For that
+	// is not a trusted proxy's. From anyone else the header is ignored. Empty: the
+	// connection's address is the client's.
+	TrustedProxies []netip.Prefix
 	// Prefix is where the portal is mounted ("" at the root, "/privacy").
 	Prefix string
 	// KeysURL is where the receipt-signing key is published (shown with receipts).

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -774,6 +775,51 @@ func TestCookiesSecureBehindALoopbackProxy(t *testing.T) {
 		c := cookies[0]
 		if secure := c.Secure && strings.HasPrefix(c.Name, "__Host-"); secure != (set != nil) {
 			t.Errorf("%s: cookie %s Secure=%v; want Secure and __Host- %v", name, c.Name, c.Secure, set != nil)
+		}
+	}
+}
+
+// Behind a trusted reverse proxy the client is the address the proxy saw (the last one of
+// X-Forwarded-For not a trusted proxy's): otherwise every subject shares the proxy's
+// limit, and 30 requests an hour shut everyone out. From anyone else the header is ignored.
+func TestSignInClientLimitBehindATrustedProxy(t *testing.T) {
+	send := func(e *env, remote, xff, identifier string) int {
+		get := httptest.NewRequest("GET", "/signin", nil)
+		get.RemoteAddr = remote
+		w := httptest.NewRecorder()
+		e.portal.ServeHTTP(w, get)
+		post := httptest.NewRequest("POST", "/signin/code", strings.NewReader(url.Values{"csrf": {csrf(t, w.Body.String())}, "identifier": {identifier}}.Encode()))
+		post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		post.Header.Set("X-Forwarded-For", xff)
+		post.RemoteAddr = remote
+		for _, c := range w.Result().Cookies() {
+			post.AddCookie(c)
+		}
+		w = httptest.NewRecorder()
+		e.portal.ServeHTTP(w, post)
+		return w.Code
+	}
+	e := newEnv(t, func(c *portal.Config) {
+		c.CodesPerClient = 2
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	})
+	// Many clients through the proxy: each has its own limit.
+	for i := range 5 {
+		if got := send(e, "10.0.0.5:4000", fmt.Sprintf("203.0.113.%d", i+1), fmt.Sprintf("u%d@example.com", i)); got != http.StatusOK {
+			t.Errorf("client %d through the proxy = %d, want 200", i+1, got)
+		}
+	}
+	// One client spoofing X-Forwarded-For: the proxy appends the address it saw, which counts.
+	for i, want := range []int{http.StatusOK, http.StatusOK, http.StatusTooManyRequests} {
+		xff := fmt.Sprintf("198.51.100.%d, 10.1.1.1, 192.0.2.77", i+1)
+		if got := send(e, "10.0.0.5:4000", xff, fmt.Sprintf("s%d@example.com", i)); got != want {
+			t.Errorf("spoofing client, code %d = %d, want %d", i+1, got, want)
+		}
+	}
+	// Not from a trusted proxy: X-Forwarded-For is ignored.
+	for i, want := range []int{http.StatusOK, http.StatusOK, http.StatusTooManyRequests} {
+		if got := send(e, "192.0.2.8:4000", fmt.Sprintf("203.0.113.%d", 100+i), fmt.Sprintf("d%d@example.com", i)); got != want {
+			t.Errorf("direct client, code %d = %d, want %d", i+1, got, want)
 		}
 	}
 }

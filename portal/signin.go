@@ -30,20 +30,47 @@ func (p *Portal) signinPage(w http.ResponseWriter, r *http.Request) {
 	p.render(w, http.StatusOK, "signin", v)
 }
 
-// clientKey is the client's address for rate limits: the connection's (the portal is
-// reached directly or through a proxy that the operator limits itself), an IPv6 one by its
-// /64 (a single host may use every address of its /64).
-func clientKey(r *http.Request) string {
+// clientKey is the client's address for rate limits: the connection's, or behind a
+// trusted proxy the last address of X-Forwarded-For that is not a trusted proxy's; an IPv6
+// one by its /64 (a single host may use every address of its /64).
+func (p *Portal) clientKey(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	if a, err := netip.ParseAddr(host); err == nil && a.Is6() && !a.Is4In6() {
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	a = a.Unmap().WithZone("")
+	if p.trusted(a) {
+		hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+		for i := len(hops) - 1; i >= 0; i-- {
+			h, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+			if err != nil {
+				break
+			}
+			if a = h.Unmap().WithZone(""); !p.trusted(a) {
+				break
+			}
+		}
+	}
+	if a.Is6() {
 		if pfx, err := a.Prefix(64); err == nil {
 			return pfx.String()
 		}
 	}
-	return host
+	return a.String()
+}
+
+// trusted reports whether a is one of Config.TrustedProxies.
+func (p *Portal) trusted(a netip.Addr) bool {
+	for _, pfx := range p.cfg.TrustedProxies {
+		if pfx.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // signinCode sends a code to the identifier typed, if it is linked to a subject, and
@@ -63,7 +90,7 @@ func (p *Portal) signinCode(w http.ResponseWriter, r *http.Request) {
 	v.CSRF = p.preToken(w, r)
 	typed := strings.TrimSpace(r.PostFormValue("identifier"))
 	now := p.now()
-	if ok, wait := p.perClient.allow(clientKey(r), now); !ok {
+	if ok, wait := p.perClient.allow(p.clientKey(r), now); !ok {
 		p.limited(w, r, v, wait)
 		return
 	}
@@ -187,7 +214,7 @@ func (p *Portal) signinToken(w http.ResponseWriter, r *http.Request) {
 	} else {
 		token = r.URL.Query().Get("token")
 	}
-	if ok, wait := p.perClient.allow(clientKey(r)+"/token", p.now()); !ok {
+	if ok, wait := p.perClient.allow(p.clientKey(r)+"/token", p.now()); !ok {
 		p.limited(w, r, p.view(w, r, "error"), wait)
 		return
 	}
