@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -821,5 +822,54 @@ func TestSignInClientLimitBehindATrustedProxy(t *testing.T) {
 		if got := send(e, "192.0.2.8:4000", fmt.Sprintf("203.0.113.%d", 100+i), fmt.Sprintf("d%d@example.com", i)); got != want {
 			t.Errorf("direct client, code %d = %d, want %d", i+1, got, want)
 		}
+	}
+}
+
+// Codes tried in parallel on one challenge are counted before they are compared: no more
+// than CodeAttempts of them are checked (a count taken first let every request in flight
+// through).
+func TestCodesTriedInParallelAreCounted(t *testing.T) {
+	e := newEnv(t)
+	get := httptest.NewRequest("GET", "/signin", nil)
+	w := httptest.NewRecorder()
+	e.portal.ServeHTTP(w, get)
+	cookies := w.Result().Cookies()
+	post := httptest.NewRequest("POST", "/signin/code", strings.NewReader(url.Values{"csrf": {csrf(t, w.Body.String())}, "identifier": {"+8613800138000"}}.Encode()))
+	post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, c := range cookies {
+		post.AddCookie(c)
+	}
+	w = httptest.NewRecorder()
+	e.portal.ServeHTTP(w, post)
+	token := csrf(t, w.Body.String())
+	all := append(cookies, w.Result().Cookies()...)
+	code := e.dir.code(t, "h-alice-phone")
+	var checked atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range 400 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			guess := fmt.Sprintf("%06d", (atoi(code)+1+i)%1000000)
+			r := httptest.NewRequest("POST", "/signin/verify", strings.NewReader(url.Values{"csrf": {token}, "code": {guess}}.Encode()))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			for _, c := range all {
+				if c.Value != "" {
+					r.AddCookie(c)
+				}
+			}
+			<-start
+			w := httptest.NewRecorder()
+			e.portal.ServeHTTP(w, r)
+			if w.Code == http.StatusUnprocessableEntity {
+				checked.Add(1)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if n := checked.Load(); n > portal.CodeAttempts {
+		t.Fatalf("%d wrong codes checked in parallel; want at most %d", n, portal.CodeAttempts)
 	}
 }

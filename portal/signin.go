@@ -172,14 +172,14 @@ func (p *Portal) signinVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v.Data = c.Masked
-	// Wrong codes are counted per challenge: CodeAttempts tries, then a new code is needed.
-	if p.wrong.count(c.Nonce, now) >= CodeAttempts {
+	// Tries are counted per challenge, before the code is compared (requests in parallel
+	// cannot all pass a count taken first): CodeAttempts tries, then a new code is needed.
+	if ok, _ := p.wrong.allow(c.Nonce, now); !ok {
 		p.limited(w, r, v, time.Until(time.Unix(c.Expires, 0)))
 		return
 	}
 	code := strings.TrimSpace(r.PostFormValue("code"))
 	if c.CodeMAC == "" || len(code) != 6 || !equal(c.CodeMAC, p.seal.sum("code", c.Nonce, code)) {
-		p.wrong.allow(c.Nonce, now)
 		v.Message = tr(v.Lang, "signin.wrong")
 		p.render(w, http.StatusUnprocessableEntity, "code", v)
 		return
