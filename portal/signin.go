@@ -179,7 +179,10 @@ func (p *Portal) signinVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	code := strings.TrimSpace(r.PostFormValue("code"))
-	if c.CodeMAC == "" || len(code) != 6 || !equal(c.CodeMAC, p.seal.sum("code", c.Nonce, code)) {
+	// The code's MAC is computed and compared for an unknown identifier's challenge too (no
+	// code answers it): a wrong code takes as long either way.
+	mac := p.seal.sum("code", c.Nonce, code)
+	if !equal(c.CodeMAC, mac) || c.CodeMAC == "" || len(code) != 6 {
 		v.Message = tr(v.Lang, "signin.wrong")
 		p.render(w, http.StatusUnprocessableEntity, "code", v)
 		return
