@@ -6,7 +6,7 @@ import (
 )
 
 // limiter counts events per key in fixed windows, in memory (per process). It bounds the
-// codes sent to one identifier and asked for by one client, and the wrong codes tried.
+// codes sent to one identifier and asked for by one client, and the codes tried.
 type limiter struct {
 	max    int
 	window time.Duration
@@ -47,14 +47,4 @@ func (l *limiter) allow(key string, now time.Time) (bool, time.Duration) {
 	}
 	w.n++
 	return true, 0
-}
-
-// count reports the events of key in its current window without counting one.
-func (l *limiter) count(key string, now time.Time) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if w := l.counts[key]; w != nil && now.Sub(w.start) < l.window {
-		return w.n
-	}
-	return 0
 }

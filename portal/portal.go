@@ -67,6 +67,17 @@ type Directory interface {
 	Confirm(ctx context.Context, l Link) error
 }
 
+// Canonicaliser is the optional capability of a Directory to name the identifier a typed
+// value stands for, linked or not ("+86 138 0013 8000 ext. 1", "１３８００１３８０００" and
+// "+8613800138000" are one phone number). The codes per identifier are counted by it, so
+// that spellings of one number do not multiply the codes sent to it; without it, by the
+// value lower-cased without spaces, dashes and brackets.
+type Canonicaliser interface {
+	// Canonical returns the identifier's canonical form; a value that is not a phone number
+	// or email address is an error.
+	Canonical(value string) (string, error)
+}
+
 // Item is one tag, segment or score held on the subject in one store (derived data).
 type Item struct {
 	ID       string
@@ -156,13 +167,19 @@ type Config struct {
 	// CodesPerIdentifier and CodesPerClient bound the sign-in codes sent per hour to one
 	// identifier and asked for by one client address (defaults 5 and 30).
 	CodesPerIdentifier, CodesPerClient int
+	// TrustedProxies are the reverse proxies in front of the portal: from one of them, the
+	// client (whose codes CodesPerClient bounds) is the last address of X-Forwarded-For that
+	// is not a trusted proxy's. From anyone else the header is ignored. Empty: the
+	// connection's address is the client's.
+	TrustedProxies []netip.Prefix
 	// Prefix is where the portal is mounted ("" at the root, "/privacy").
 	Prefix string
 	// KeysURL is where the receipt-signing key is published (shown with receipts); default
 	// the centre's own /receipts/keys.
 	KeysURL string
 	// Secure says whether a request arrived over TLS or from outside loopback (cookies are
-	// then Secure); nil: Secure unless the connection is to a loopback address.
+	// then Secure); nil: Secure unless the connection is to a loopback address, for a
+	// loopback host name, and not forwarded by a proxy.
 	Secure func(*http.Request) bool
 	// Logger receives errors (never personal data). Nil discards.
 	Logger *slog.Logger
@@ -261,9 +278,19 @@ func New(cfg Config) (*Portal, error) {
 var channels = []string{"sms", "email", "push", "wechat"}
 
 // secureUnlessLoopback: cookies are Secure unless the connection came to a loopback
-// address over plain HTTP (a developer's machine).
+// address over plain HTTP (a developer's machine) from a browser on it: a request for
+// another host name, or forwarded by a proxy (on this machine, but the browser is not), is
+// Secure too.
 func secureUnlessLoopback(r *http.Request) bool {
-	if r.TLS != nil {
+	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") != "" || r.Header.Get("X-Forwarded-For") != "" || r.Header.Get("Forwarded") != "" {
+		return true
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if a, err := netip.ParseAddr(host); !(host == "localhost" || strings.HasSuffix(host, ".localhost") || err == nil && a.IsLoopback()) {
 		return true
 	}
 	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
@@ -407,7 +434,9 @@ func localPath(back string) bool {
 }
 
 func (p *Portal) signout(w http.ResponseWriter, r *http.Request, s session) {
-	p.revoked.add(s.ID, s.Expires, p.now().Unix())
+	// Revoked for as long as any copy of the cookie can live: a copy refreshed later (another
+	// tab, a stolen one) expires after this one.
+	p.revoked.add(s.ID, s.Issued+int64(MaxSessionLife/time.Second), p.now().Unix())
 	p.setCookie(w, r, sessionCookie, "", -1)
 	http.Redirect(w, r, p.cfg.Prefix+"/signin", http.StatusSeeOther)
 }

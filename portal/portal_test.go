@@ -9,12 +9,14 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -318,7 +320,9 @@ func TestSignInSameAnswerForUnknownIdentifiers(t *testing.T) {
 		u, _ := url.Parse(e.srv.URL)
 		var names []string
 		for _, c := range b.c.Jar.Cookies(u) {
-			names = append(names, c.Name)
+			// The length of a sealed cookie tells what it holds: the challenge of a linked
+			// identifier (subject, hash, code) must not be longer than an unknown one's.
+			names = append(names, fmt.Sprintf("%s(%d bytes)", c.Name, len(c.Value)))
 		}
 		page = csrfRE.ReplaceAllString(page, "")
 		page = regexp.MustCompile(`\([^)]*\*[^)]*\)`).ReplaceAllString(page, "(masked)")
@@ -326,6 +330,11 @@ func TestSignInSameAnswerForUnknownIdentifiers(t *testing.T) {
 	}
 	s1, p1, c1 := answer("+86 138 0013 8000")
 	s2, p2, c2 := answer("+86 137 0000 0000")
+	if s1 != s2 || p1 != p2 || strings.Join(c1, ",") != strings.Join(c2, ",") {
+		t.Fatalf("known and unknown identifiers answered differently: %d vs %d, cookies %v vs %v\n%s\n---\n%s", s1, s2, c1, c2, p1, p2)
+	}
+	s1, p1, c1 = answer("alice@example.com")
+	s2, p2, c2 = answer("nobody@example.com")
 	if s1 != s2 || p1 != p2 || strings.Join(c1, ",") != strings.Join(c2, ",") {
 		t.Fatalf("known and unknown identifiers answered differently: %d vs %d, cookies %v vs %v\n%s\n---\n%s", s1, s2, c1, c2, p1, p2)
 	}
@@ -703,6 +712,44 @@ func TestExplanationWithAPersonsReview(t *testing.T) {
 	}
 }
 
+// The codes per client count an IPv6 client by its /64 (one host has a whole /64 to pick
+// addresses from); IPv4 clients by their address.
+func TestSignInClientLimitByIPv6Prefix(t *testing.T) {
+	e := newEnv(t, func(c *portal.Config) { c.CodesPerClient = 2 })
+	send := func(remote, identifier string) int {
+		get := httptest.NewRequest("GET", "/signin", nil)
+		get.RemoteAddr = remote
+		w := httptest.NewRecorder()
+		e.portal.ServeHTTP(w, get)
+		post := httptest.NewRequest("POST", "/signin/code", strings.NewReader(url.Values{"csrf": {csrf(t, w.Body.String())}, "identifier": {identifier}}.Encode()))
+		post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		post.RemoteAddr = remote
+		for _, c := range w.Result().Cookies() {
+			post.AddCookie(c)
+		}
+		w = httptest.NewRecorder()
+		e.portal.ServeHTTP(w, post)
+		return w.Code
+	}
+	for i, remote := range []string{"[2001:db8:1:2::1]:4000", "[2001:db8:1:2::2]:4000", "[2001:db8:1:2:aaaa::3]:4000"} {
+		want := http.StatusOK
+		if i == 2 {
+			want = http.StatusTooManyRequests
+		}
+		if got := send(remote, fmt.Sprintf("user%d@example.com", i)); got != want {
+			t.Errorf("code %d from %s = %d, want %d", i+1, remote, got, want)
+		}
+	}
+	if got := send("[2001:db8:1:3::1]:4000", "user9@example.com"); got != http.StatusOK {
+		t.Errorf("another /64 = %d, want 200", got)
+	}
+	for i, remote := range []string{"192.0.2.1:4000", "192.0.2.2:4000"} {
+		if got := send(remote, fmt.Sprintf("v4-%d@example.com", i)); got != http.StatusOK {
+			t.Errorf("IPv4 %s = %d, want 200", remote, got)
+		}
+	}
+}
+
 func TestChoiceWithoutAPublishedNotice(t *testing.T) {
 	e := newEnv(t, func(c *portal.Config) {
 		c.Choices = append(c.Choices, portal.Choice{Purpose: "marketing.communications.push", Topic: "offers", Channel: "push", Notice: "not-registered"})
@@ -717,5 +764,168 @@ func TestChoiceWithoutAPublishedNotice(t *testing.T) {
 	}
 	if st, _ := e.ledger.Check(ctx, alice, "marketing.communications.push"); st.State != consent.StateUnknown {
 		t.Fatalf("recorded %s", st.State)
+	}
+}
+
+// A copy of a session cookie refreshed later than the one signed out with (another tab, or
+// a thief's copy) stays signed out after the signed-out cookie would have expired: it is
+// revoked for as long as any copy can live.
+func TestSignedOutSessionStaysOutForEveryCopy(t *testing.T) {
+	e := newEnv(t)
+	u, _ := url.Parse(e.srv.URL)
+	b := e.browser()
+	page := b.signIn("+8613800138000", "h-alice-phone")
+	var original string
+	for _, c := range b.c.Jar.Cookies(u) {
+		if c.Name == "pgs" {
+			original = c.Value
+		}
+	}
+	thief := e.browser()
+	thief.c.Jar.SetCookies(u, []*http.Cookie{{Name: "pgs", Value: original, Path: "/"}})
+	e.clock.Advance(6 * time.Minute)
+	if _, p := thief.get("/choices"); !strings.Contains(p, `data-page="choices"`) {
+		t.Fatal("the copy does not work before the sign-out")
+	}
+	// The owner signs out with the cookie it has (not refreshed since sign-in).
+	b.c.Jar.SetCookies(u, []*http.Cookie{{Name: "pgs", Value: original, Path: "/"}})
+	if status, _ := b.post("/signout", url.Values{"csrf": {csrf(t, page)}}); status != http.StatusOK {
+		t.Fatal(status)
+	}
+	if _, p := thief.get("/choices"); strings.Contains(p, `data-page="choices"`) {
+		t.Fatal("a signed-out session still works")
+	}
+	// Past the signed-out cookie's own expiry; another sign-out sweeps the expired entries.
+	e.clock.Advance(portal.DefaultSessionTTL - 5*time.Minute)
+	other := e.browser()
+	op := other.signIn("+8613900139000", "h-bob-phone")
+	other.post("/signout", url.Values{"csrf": {csrf(t, op)}})
+	if _, p := thief.get("/choices"); strings.Contains(p, `data-page="choices"`) {
+		t.Fatal("the refreshed copy of a signed-out session works again once the sign-out was forgotten")
+	}
+}
+
+// Behind a reverse proxy on the same machine (the connection is to loopback, the browser is
+// not), the cookies are Secure and __Host- prefixed all the same.
+func TestCookiesSecureBehindALoopbackProxy(t *testing.T) {
+	e := newEnv(t)
+	for name, set := range map[string]func(*http.Request){
+		"a public host name":  func(r *http.Request) { r.Host = "privacy.example.com" },
+		"X-Forwarded-Proto":   func(r *http.Request) { r.Header.Set("X-Forwarded-Proto", "https") },
+		"X-Forwarded-For":     func(r *http.Request) { r.Header.Set("X-Forwarded-For", "203.0.113.9") },
+		"Forwarded":           func(r *http.Request) { r.Header.Set("Forwarded", "for=203.0.113.9;proto=https") },
+		"direct, on loopback": nil,
+	} {
+		req, _ := http.NewRequest("GET", e.srv.URL+"/signin", nil)
+		if set != nil {
+			set(req)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		cookies := resp.Cookies()
+		if len(cookies) == 0 {
+			t.Fatalf("%s: no cookie set", name)
+		}
+		c := cookies[0]
+		if secure := c.Secure && strings.HasPrefix(c.Name, "__Host-"); secure != (set != nil) {
+			t.Errorf("%s: cookie %s Secure=%v; want Secure and __Host- %v", name, c.Name, c.Secure, set != nil)
+		}
+	}
+}
+
+// Behind a trusted reverse proxy the client is the address the proxy saw (the last one of
+// X-Forwarded-For not a trusted proxy's): otherwise every subject shares the proxy's
+// limit, and 30 requests an hour shut everyone out. From anyone else the header is ignored.
+func TestSignInClientLimitBehindATrustedProxy(t *testing.T) {
+	send := func(e *env, remote, xff, identifier string) int {
+		get := httptest.NewRequest("GET", "/signin", nil)
+		get.RemoteAddr = remote
+		w := httptest.NewRecorder()
+		e.portal.ServeHTTP(w, get)
+		post := httptest.NewRequest("POST", "/signin/code", strings.NewReader(url.Values{"csrf": {csrf(t, w.Body.String())}, "identifier": {identifier}}.Encode()))
+		post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		post.Header.Set("X-Forwarded-For", xff)
+		post.RemoteAddr = remote
+		for _, c := range w.Result().Cookies() {
+			post.AddCookie(c)
+		}
+		w = httptest.NewRecorder()
+		e.portal.ServeHTTP(w, post)
+		return w.Code
+	}
+	e := newEnv(t, func(c *portal.Config) {
+		c.CodesPerClient = 2
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	})
+	// Many clients through the proxy: each has its own limit.
+	for i := range 5 {
+		if got := send(e, "10.0.0.5:4000", fmt.Sprintf("203.0.113.%d", i+1), fmt.Sprintf("u%d@example.com", i)); got != http.StatusOK {
+			t.Errorf("client %d through the proxy = %d, want 200", i+1, got)
+		}
+	}
+	// One client spoofing X-Forwarded-For: the proxy appends the address it saw, which counts.
+	for i, want := range []int{http.StatusOK, http.StatusOK, http.StatusTooManyRequests} {
+		xff := fmt.Sprintf("198.51.100.%d, 10.1.1.1, 192.0.2.77", i+1)
+		if got := send(e, "10.0.0.5:4000", xff, fmt.Sprintf("s%d@example.com", i)); got != want {
+			t.Errorf("spoofing client, code %d = %d, want %d", i+1, got, want)
+		}
+	}
+	// Not from a trusted proxy: X-Forwarded-For is ignored.
+	for i, want := range []int{http.StatusOK, http.StatusOK, http.StatusTooManyRequests} {
+		if got := send(e, "192.0.2.8:4000", fmt.Sprintf("203.0.113.%d", 100+i), fmt.Sprintf("d%d@example.com", i)); got != want {
+			t.Errorf("direct client, code %d = %d, want %d", i+1, got, want)
+		}
+	}
+}
+
+// Codes tried in parallel on one challenge are counted before they are compared: no more
+// than CodeAttempts of them are checked (a count taken first let every request in flight
+// through).
+func TestCodesTriedInParallelAreCounted(t *testing.T) {
+	e := newEnv(t)
+	get := httptest.NewRequest("GET", "/signin", nil)
+	w := httptest.NewRecorder()
+	e.portal.ServeHTTP(w, get)
+	cookies := w.Result().Cookies()
+	post := httptest.NewRequest("POST", "/signin/code", strings.NewReader(url.Values{"csrf": {csrf(t, w.Body.String())}, "identifier": {"+8613800138000"}}.Encode()))
+	post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, c := range cookies {
+		post.AddCookie(c)
+	}
+	w = httptest.NewRecorder()
+	e.portal.ServeHTTP(w, post)
+	token := csrf(t, w.Body.String())
+	all := append(cookies, w.Result().Cookies()...)
+	code := e.dir.code(t, "h-alice-phone")
+	var checked atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range 400 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			guess := fmt.Sprintf("%06d", (atoi(code)+1+i)%1000000)
+			r := httptest.NewRequest("POST", "/signin/verify", strings.NewReader(url.Values{"csrf": {token}, "code": {guess}}.Encode()))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			for _, c := range all {
+				if c.Value != "" {
+					r.AddCookie(c)
+				}
+			}
+			<-start
+			w := httptest.NewRecorder()
+			e.portal.ServeHTTP(w, r)
+			if w.Code == http.StatusUnprocessableEntity {
+				checked.Add(1)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if n := checked.Load(); n > portal.CodeAttempts {
+		t.Fatalf("%d wrong codes checked in parallel; want at most %d", n, portal.CodeAttempts)
 	}
 }

@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -97,13 +98,22 @@ func newSealer(secret []byte) (*sealer, error) {
 	return &sealer{aead: aead, mac: mac}, nil
 }
 
+// sealBlock is the size sealed cookies are padded to: a challenge for a linked identifier
+// (subject, hash, code) is then as long as one for an identifier linked to nobody, so that
+// the cookie's length does not tell them apart. A valid identifier's challenge fits in one.
+const sealBlock = 1024
+
 // seal encrypts v for the cookie named name (the name is bound in: a challenge cannot be
-// replayed as a session).
+// replayed as a session), padded with spaces to a multiple of sealBlock.
 func (s *sealer) seal(name string, v any) (string, error) {
-	plain, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // an identifier's "&" or "<" takes one byte, not six
+	if err := enc.Encode(v); err != nil {
 		return "", err
 	}
+	buf.Write(bytes.Repeat([]byte{' '}, sealBlock-buf.Len()%sealBlock))
+	plain := buf.Bytes()
 	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plain)+s.aead.Overhead())
 	rand.Read(nonce)
 	return base64.RawURLEncoding.EncodeToString(s.aead.Seal(nonce, nonce, plain, []byte(name))), nil

@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -29,14 +30,47 @@ func (p *Portal) signinPage(w http.ResponseWriter, r *http.Request) {
 	p.render(w, http.StatusOK, "signin", v)
 }
 
-// clientKey is the client's address for rate limits: the connection's (the portal is
-// reached directly or through a proxy that the operator limits itself).
-func clientKey(r *http.Request) string {
+// clientKey is the client's address for rate limits: the connection's, or behind a
+// trusted proxy the last address of X-Forwarded-For that is not a trusted proxy's; an IPv6
+// one by its /64 (a single host may use every address of its /64).
+func (p *Portal) clientKey(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	a = a.Unmap().WithZone("")
+	if p.trusted(a) {
+		hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+		for i := len(hops) - 1; i >= 0; i-- {
+			h, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+			if err != nil {
+				break
+			}
+			if a = h.Unmap().WithZone(""); !p.trusted(a) {
+				break
+			}
+		}
+	}
+	if a.Is6() {
+		if pfx, err := a.Prefix(64); err == nil {
+			return pfx.String()
+		}
+	}
+	return a.String()
+}
+
+// trusted reports whether a is one of Config.TrustedProxies.
+func (p *Portal) trusted(a netip.Addr) bool {
+	for _, pfx := range p.cfg.TrustedProxies {
+		if pfx.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // signinCode sends a code to the identifier typed, if it is linked to a subject, and
@@ -56,7 +90,7 @@ func (p *Portal) signinCode(w http.ResponseWriter, r *http.Request) {
 	v.CSRF = p.preToken(w, r)
 	typed := strings.TrimSpace(r.PostFormValue("identifier"))
 	now := p.now()
-	if ok, wait := p.perClient.allow(clientKey(r), now); !ok {
+	if ok, wait := p.perClient.allow(p.clientKey(r), now); !ok {
 		p.limited(w, r, v, wait)
 		return
 	}
@@ -71,8 +105,15 @@ func (p *Portal) signinCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Limits per identifier count what was typed, normalised the same way for linked and
-	// unknown identifiers, so that they cannot tell them apart either.
-	idKey := p.seal.sum("id", normalisedKey(typed))
+	// unknown identifiers, so that they cannot tell them apart either: canonical, if the
+	// directory knows how (one number, however spelled).
+	key := normalisedKey(typed)
+	if cd, ok := p.cfg.Directory.(Canonicaliser); ok {
+		if k, err := cd.Canonical(typed); err == nil {
+			key = k
+		}
+	}
+	idKey := p.seal.sum("id", key)
 	if ok, wait := p.perID.allow(idKey, now); !ok {
 		p.limited(w, r, v, wait)
 		return
@@ -131,14 +172,17 @@ func (p *Portal) signinVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v.Data = c.Masked
-	// Wrong codes are counted per challenge: CodeAttempts tries, then a new code is needed.
-	if p.wrong.count(c.Nonce, now) >= CodeAttempts {
+	// Tries are counted per challenge, before the code is compared (requests in parallel
+	// cannot all pass a count taken first): CodeAttempts tries, then a new code is needed.
+	if ok, _ := p.wrong.allow(c.Nonce, now); !ok {
 		p.limited(w, r, v, time.Until(time.Unix(c.Expires, 0)))
 		return
 	}
 	code := strings.TrimSpace(r.PostFormValue("code"))
-	if c.CodeMAC == "" || len(code) != 6 || !equal(c.CodeMAC, p.seal.sum("code", c.Nonce, code)) {
-		p.wrong.allow(c.Nonce, now)
+	// The code's MAC is computed and compared for an unknown identifier's challenge too (no
+	// code answers it): a wrong code takes as long either way.
+	mac := p.seal.sum("code", c.Nonce, code)
+	if !equal(c.CodeMAC, mac) || c.CodeMAC == "" || len(code) != 6 {
 		v.Message = tr(v.Lang, "signin.wrong")
 		p.render(w, http.StatusUnprocessableEntity, "code", v)
 		return
@@ -173,7 +217,7 @@ func (p *Portal) signinToken(w http.ResponseWriter, r *http.Request) {
 	} else {
 		token = r.URL.Query().Get("token")
 	}
-	if ok, wait := p.perClient.allow(clientKey(r)+"/token", p.now()); !ok {
+	if ok, wait := p.perClient.allow(p.clientKey(r)+"/token", p.now()); !ok {
 		p.limited(w, r, p.view(w, r, "error"), wait)
 		return
 	}

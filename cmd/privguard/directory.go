@@ -15,7 +15,10 @@ import (
 // verifies the link.
 type identityDirectory struct{ ids *identity.Registry }
 
-var _ portal.Directory = identityDirectory{}
+var (
+	_ portal.Directory     = identityDirectory{}
+	_ portal.Canonicaliser = identityDirectory{}
+)
 
 // typeOf is what the subject typed: an email address if it has an "@", else a phone number.
 func typeOf(typed string) identity.Type {
@@ -35,6 +38,17 @@ func (d identityDirectory) Find(ctx context.Context, value string) (portal.Link,
 		return portal.Link{}, false, err
 	}
 	return portal.Link{Subject: l.Subject, Kind: string(l.Type), Hash: l.Hash, Masked: l.Masked, Verified: l.Verified}, true, nil
+}
+
+// Canonical implements portal.Canonicaliser: the type and the value as the registry
+// normalises it (E.164, an email in lower case), whatever spelling was typed.
+func (d identityDirectory) Canonical(value string) (string, error) {
+	t := typeOf(value)
+	n, err := identity.Normalise(t, value)
+	if err != nil {
+		return "", err
+	}
+	return string(t) + ":" + n, nil
 }
 
 // SendCode implements portal.Directory: a sign-in code to the link's address.

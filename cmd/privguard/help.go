@@ -125,7 +125,8 @@ The sidecar, for services in any language (serve then proxies and enforces):
   unmatched         deny (default) or pass: what happens to a path no route matches
   paths             strict (default) or exact: refuse paths other routers read otherwise
   upstream_secret_file  a key to sign every request passed on with
-  trusted_proxies   CIDRs whose X-Forwarded-For is passed on
+  trusted_proxies   CIDRs whose X-Forwarded-For is passed on (and names the
+                    privacy centre's client for its per-client code limit)
   callers           processors calling with X-Privguard-Caller: name, token_file or
                     sha256, purposes, terminated_at ('privguard callers')
   upstream_transport  connections to the upstream: max_idle_conns_per_host (256),

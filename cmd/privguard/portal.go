@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/privguard/privguard"
@@ -45,6 +46,15 @@ func newPortal(ctx context.Context, cfg *config.File, d portalDeps, log *slog.Lo
 		Regime: privguard.Regime(cmp.Or(cfg.Regime, string(privguard.RegimePIPL))), Zone: zone, Secret: secret,
 		CodesPerIdentifier: cfg.Portal.CodesPerIdentifier, CodesPerClient: cfg.Portal.CodesPerClient,
 		Logger: log}
+	// The proxies the sidecar trusts are the centre's too: behind one, the client whose
+	// codes are counted is the one it saw.
+	for _, c := range cfg.TrustedProxies {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return nil, fmt.Errorf("config: trusted_proxies: %q is not a CIDR", c)
+		}
+		pc.TrustedProxies = append(pc.TrustedProxies, p)
+	}
 	for _, t := range cfg.Portal.Topics {
 		pc.Topics = append(pc.Topics, portal.Topic{Name: t.Name, Title: portal.Text(t.Title)})
 	}

@@ -60,7 +60,8 @@ type File struct {
 	// through privguard. Unset: requests are not signed.
 	UpstreamSecretFile string `yaml:"upstream_secret_file"`
 	// TrustedProxies are the CIDRs whose X-Forwarded-For the sidecar passes on; from any
-	// other client it is dropped and replaced by the client's own address.
+	// other client it is dropped and replaced by the client's own address. The privacy
+	// centre takes the client of its per-client code limit from it likewise.
 	TrustedProxies []string `yaml:"trusted_proxies" validate:"dive,cidr"`
 	// UpstreamTransport tunes the sidecar's connections to the upstream.
 	UpstreamTransport Transport `yaml:"upstream_transport"`

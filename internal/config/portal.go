@@ -34,7 +34,8 @@ type Portal struct {
 	// default: contact details and name.
 	Correctable []PortalCorrectable `yaml:"correctable" validate:"dive"`
 	// CodesPerIdentifier and CodesPerClient bound the sign-in codes per hour sent to one
-	// phone or email and asked for from one address (defaults 5 and 30).
+	// phone or email and asked for from one address (defaults 5 and 30; behind one of
+	// trusted_proxies, the address it saw).
 	CodesPerIdentifier int `yaml:"codes_per_identifier" validate:"omitempty,min=1,max=100"`
 	CodesPerClient     int `yaml:"codes_per_client" validate:"omitempty,min=1,max=10000"`
 }
