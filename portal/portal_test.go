@@ -929,3 +929,35 @@ func TestCodesTriedInParallelAreCounted(t *testing.T) {
 		t.Fatalf("%d wrong codes checked in parallel; want at most %d", n, portal.CodeAttempts)
 	}
 }
+
+func TestAppTokenSignsInOnce(t *testing.T) {
+	secret := []byte("the app's identity token secret, 32+ bytes")
+	var env *env
+	env = newEnv(t, func(c *portal.Config) {
+		v, err := dsar.NewTokenVerifier(c.Now, secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Tokens = v
+	})
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: secret}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := env.clock.Now().Unix()
+	claims, _ := json.Marshal(map[string]any{"sub": string(alice), "iat": now, "exp": now + 600})
+	jws, _ := signer.Sign(claims)
+	token, _ := jws.CompactSerialize()
+	b := env.browser()
+	if _, page := b.get("/signin/token?token=" + url.QueryEscape(token)); !strings.Contains(page, `data-page="choices"`) {
+		t.Fatalf("the app's token did not sign in:\n%s", page)
+	}
+	// The same token again (a shared link, the browser history) opens no second session.
+	if status, page := env.browser().get("/signin/token?token=" + url.QueryEscape(token)); status != http.StatusUnauthorized || strings.Contains(page, `data-page="choices"`) {
+		t.Fatalf("a spent token = %d", status)
+	}
+	// A forged one neither.
+	if status, _ := env.browser().get("/signin/token?token=" + url.QueryEscape(token[:len(token)-4]+"AAAA")); status != http.StatusUnauthorized {
+		t.Fatalf("a forged token = %d", status)
+	}
+}

@@ -222,16 +222,25 @@ func (p *Portal) signinToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	subject, err := p.cfg.Tokens.Subject(token)
-	if err != nil {
+	// A token signs in once (per process): a copy left in a history or a shared link
+	// does not open a second session.
+	spent := "token:" + p.seal.sum("token", token)
+	if err != nil || p.revoked.has(spent) {
 		p.fail(w, r, http.StatusUnauthorized, "signin.token.bad")
 		return
 	}
+	now := p.now().Unix()
+	p.revoked.add(spent, now+int64(tokenLife/time.Second), now)
 	if err := p.startSession(w, r, subject, "token:app"); err != nil {
 		p.internal(w, r, "session", err)
 		return
 	}
 	http.Redirect(w, r, p.cfg.Prefix+"/choices", http.StatusSeeOther)
 }
+
+// tokenLife bounds how long an identity token lives (dsar.TokenVerifier refuses longer
+// ones), and so how long a spent one is remembered.
+const tokenLife = 24*time.Hour + 2*time.Minute
 
 func newCode() (string, error) {
 	x, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
