@@ -108,6 +108,9 @@ type File struct {
 	RetentionSweep RetentionSweep `yaml:"retention_sweep"`
 	// Portal is the privacy centre, the subjects' own pages (portal.go).
 	Portal Portal `yaml:"portal"`
+	// Outreach is the outreach gate: message checks, unsubscribe links, SMS replies
+	// (outreach.go).
+	Outreach Outreach `yaml:"outreach"`
 }
 
 // Caller is an entrusted processor calling through the sidecar.
