@@ -1,0 +1,270 @@
+package outreach
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/privguard/privguard"
+	"github.com/privguard/privguard/consent"
+)
+
+// ServicePurpose is the purpose a service template is sent for: it rests on the contract,
+// so it needs no marketing consent; only a restriction of processing (GDPR Art. 18, PIPL
+// Art. 44) holds it back.
+const ServicePurpose privguard.Purpose = "essential.service"
+
+// UnsubscribePath is the path of the public one-click unsubscribe route; a token follows it.
+const UnsubscribePath = "/v1/outreach/unsubscribe/"
+
+// ListUnsubscribePost is the List-Unsubscribe-Post header value of RFC 8058.
+const ListUnsubscribePost = "List-Unsubscribe=One-Click"
+
+// Reason codes of the gate's own, beside the ledger's (consent.withdrawn,
+// objection.direct_marketing, restricted, ...).
+const (
+	// ReasonSubjectInvalid is a recipient that is no subject ID (empty, or too long for a
+	// link).
+	ReasonSubjectInvalid = "subject.invalid"
+)
+
+// Gate decides who a message may be sent to now. Its zero value is not usable: Ledger,
+// PublicURL and Key are required for marketing sends.
+type Gate struct {
+	// Ledger is the consent ledger the recipients are filtered against. Required.
+	Ledger *consent.Ledger
+	// Markers are promotional markers beside the built-in ones (config outreach.promo_markers).
+	Markers []string
+	// PublicURL is the base URL of the public unsubscribe route ("https://privacy.example.com").
+	PublicURL string
+	// Key seals the unsubscribe tokens (32 bytes, the same on every replica; derived from
+	// the vault's blind-index key by the command).
+	Key []byte
+	// TokenLifetime is how long a link works; zero means DefaultTokenLifetime.
+	TokenLifetime time.Duration
+	// Regime is recorded on the withdrawals the links make; empty records none.
+	Regime privguard.Regime
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Request is one message to many recipients.
+type Request struct {
+	// Channel is sms, email, push or wechat.
+	Channel    string                `json:"channel"`
+	Template   Template              `json:"template"`
+	Recipients []privguard.SubjectID `json:"recipients"`
+}
+
+// Result splits the recipients, each in the order given.
+type Result struct {
+	Allowed []Allowed `json:"allowed"`
+	Denied  []Denied  `json:"denied"`
+}
+
+// Allowed is a recipient the message may go to, with its unsubscribe link (marketing
+// templates only: a service message has nothing to unsubscribe from).
+type Allowed struct {
+	Subject     privguard.SubjectID `json:"subject"`
+	Unsubscribe Unsubscribe         `json:"unsubscribe,omitzero"`
+}
+
+// Unsubscribe is a recipient's one-click unsubscribe link for one message: the URL to put
+// in the text (for UnsubscribePlaceholder) and the two header values of RFC 8058 for an
+// email.
+type Unsubscribe struct {
+	URL                 string `json:"url"`
+	ListUnsubscribe     string `json:"list_unsubscribe"`
+	ListUnsubscribePost string `json:"list_unsubscribe_post"`
+}
+
+// Denied is a recipient the message may not go to and the ledger's reasons. Reasons
+// slices are shared between recipients with the same reasons: do not modify them.
+type Denied struct {
+	Subject privguard.SubjectID `json:"subject"`
+	Reasons []string            `json:"reasons"`
+}
+
+func (g *Gate) now() time.Time {
+	if g.Now != nil {
+		return g.Now()
+	}
+	return time.Now()
+}
+
+func (g *Gate) lifetime() time.Duration {
+	if g.TokenLifetime > 0 {
+		return g.TokenLifetime
+	}
+	return DefaultTokenLifetime
+}
+
+// Fact bits of one recipient, written by the FactsBatch callback.
+const (
+	factAllowed uint8 = 1 << iota
+	factObjected
+	factRestricted
+	factInvalid
+)
+
+// Check checks req.Template (CheckTemplate with g.Markers) and then every recipient at one
+// instant: for a marketing template, consent to the channel's purpose
+// (marketing.communications.<channel>; MKT-01), no objection to direct marketing and no
+// restriction (MKT-04: the ledger applies an unsubscribe at once); for a service template
+// (ServicePurpose), no restriction. Each allowed recipient of a marketing template gets a
+// sealed unsubscribe link.
+//
+// It returns a *RuleError if the template fails its checks, an error wrapping
+// privguard.ErrInvalid if the gate lacks what a marketing send needs (PublicURL, Key), and
+// the ledger's error (consent.ErrStale) if it cannot decide: then nobody is allowed.
+func (g *Gate) Check(ctx context.Context, req Request) (Result, error) {
+	if err := CheckTemplate(req.Channel, req.Template, g.Markers); err != nil {
+		return Result{}, err
+	}
+	if g.Ledger == nil {
+		return Result{}, errors.New("outreach: Gate.Ledger is nil")
+	}
+	marketing := req.Template.Kind == KindMarketing
+	purpose := ServicePurpose
+	var s *sealer
+	if marketing {
+		purpose = privguard.Purpose("marketing.communications." + req.Channel)
+		if g.PublicURL == "" {
+			return Result{}, fmt.Errorf("outreach: no public URL for unsubscribe links: %w", privguard.ErrInvalid)
+		}
+		var err error
+		if s, err = newSealer(g.Key); err != nil {
+			return Result{}, err
+		}
+		if len(req.Template.ID) > maxTokenField {
+			return Result{}, &RuleError{Rule: RuleIDTooLong, Detail: "a template ID has at most 255 bytes"}
+		}
+	}
+	facts := make([]uint8, len(req.Recipients))
+	reasons := make([]privguard.Reason, len(req.Recipients))
+	err := g.Ledger.FactsBatch(ctx, privguard.Input{Purpose: purpose, Channel: req.Channel}, req.Recipients,
+		func(i int, c privguard.ConsentFacts, f privguard.SubjectFacts) {
+			var b uint8
+			if sub := req.Recipients[i]; sub == "" || len(sub) > maxTokenField {
+				b |= factInvalid
+			}
+			if f.Restricted {
+				b |= factRestricted
+			}
+			if marketing {
+				if f.ObjectedToDM {
+					b |= factObjected
+				}
+				if c.Allowed {
+					b |= factAllowed
+				} else {
+					reasons[i] = c.Reason
+				}
+			} else {
+				b |= factAllowed
+			}
+			facts[i] = b
+		})
+	if err != nil {
+		return Result{}, err
+	}
+	n := 0
+	for _, b := range facts {
+		if b == factAllowed {
+			n++
+		}
+	}
+	res := Result{Allowed: make([]Allowed, 0, n), Denied: make([]Denied, 0, len(facts)-n)}
+	shared := map[deniedKey][]string{}
+	for i, b := range facts {
+		sub := req.Recipients[i]
+		if b == factAllowed {
+			res.Allowed = append(res.Allowed, Allowed{Subject: sub})
+			continue
+		}
+		k := deniedKey{b, reasons[i]}
+		rs, ok := shared[k]
+		if !ok {
+			rs = k.reasons()
+			shared[k] = rs
+		}
+		res.Denied = append(res.Denied, Denied{Subject: sub, Reasons: rs})
+	}
+	if marketing {
+		g.links(s, req, res.Allowed)
+	}
+	return res, nil
+}
+
+// deniedKey is a combination of reasons.
+type deniedKey struct {
+	facts  uint8
+	reason privguard.Reason
+}
+
+func (k deniedKey) reasons() []string {
+	var out []string
+	if k.facts&factInvalid != 0 {
+		out = append(out, ReasonSubjectInvalid)
+	}
+	if k.reason != "" {
+		out = append(out, string(k.reason))
+	}
+	if k.facts&factObjected != 0 {
+		out = append(out, string(privguard.ReasonObjectionDirectMarketing))
+	}
+	if k.facts&factRestricted != 0 {
+		out = append(out, string(privguard.ReasonRestricted))
+	}
+	return out
+}
+
+// links seals a token for each allowed recipient, in parallel, into one string per worker
+// that every link of the worker slices (ListUnsubscribe is "<URL>", URL the inside), so
+// a million links cost a few allocations.
+func (g *Gate) links(s *sealer, req Request, allowed []Allowed) {
+	if len(allowed) == 0 {
+		return
+	}
+	prefix := "<" + strings.TrimRight(g.PublicURL, "/") + UnsubscribePath
+	issued := g.now()
+	workers := min(runtime.GOMAXPROCS(0), (len(allowed)+4095)/4096)
+	chunk := (len(allowed) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(allowed); lo += chunk {
+		part := allowed[lo:min(lo+chunk, len(allowed))]
+		wg.Go(func() {
+			size := 0
+			for _, a := range part {
+				size += len(prefix) + tokenLen(len(a.Subject), len(req.Template.ID)) + 1
+			}
+			var b strings.Builder
+			b.Grow(size)
+			buf := make([]byte, 0, 2*maxSealed)
+			scratch := make([]byte, 0, maxSealed)
+			aead, _ := chacha20poly1305.NewX(s.key)
+			rng := nonces()
+			ends := make([]int, len(part))
+			for i, a := range part {
+				buf = append(buf[:0], prefix...)
+				buf, scratch = appendToken(buf, aead, rng, scratch, Token{Subject: a.Subject, Channel: req.Channel, Template: req.Template.ID, Issued: issued})
+				buf = append(buf, '>')
+				b.Write(buf)
+				ends[i] = b.Len()
+			}
+			all, start := b.String(), 0
+			for i := range part {
+				whole := all[start:ends[i]]
+				part[i].Unsubscribe = Unsubscribe{URL: whole[1 : len(whole)-1], ListUnsubscribe: whole, ListUnsubscribePost: ListUnsubscribePost}
+				start = ends[i]
+			}
+		})
+	}
+	wg.Wait()
+}
