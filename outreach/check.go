@@ -62,7 +62,9 @@ type RuleError struct {
 	Detail string
 }
 
-func (e *RuleError) Error() string { return fmt.Sprintf("outreach: template fails %s: %s", e.Rule, e.Detail) }
+func (e *RuleError) Error() string {
+	return fmt.Sprintf("outreach: template fails %s: %s", e.Rule, e.Detail)
+}
 
 // channelKnown reports whether c is a channel the gate knows.
 func channelKnown(c string) bool {

@@ -38,7 +38,7 @@ func (g *Gate) Unsubscribe(r *http.Request, token string) (Token, error) {
 	}
 	req := consent.Request{Subject: t.Subject, Purpose: t.Purpose(), Action: consent.ActionWithdraw, Regime: g.Regime,
 		Channel: ch, Method: consent.MethodExplicit, ActorType: consent.ActorSubject, Actor: "outreach-unsubscribe",
-		Evidence: consent.Evidence{UIScreen: "outreach/unsubscribe/" + t.Channel + "/" + truncate(t.Template, 128), CollectedBy: "first_party"},
+		Evidence:       consent.Evidence{UIScreen: "outreach/unsubscribe/" + t.Channel + "/" + truncate(t.Template, 128), CollectedBy: "first_party"},
 		IdempotencyKey: "outreach-unsubscribe:" + base64.RawURLEncoding.EncodeToString(sum[:18])}
 	_, replayed, err := g.Ledger.Append(r.Context(), req)
 	switch {
