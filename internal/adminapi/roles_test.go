@@ -28,6 +28,7 @@ import (
 	"github.com/privguard/privguard/internal/callers"
 	"github.com/privguard/privguard/internal/ropa"
 	"github.com/privguard/privguard/internal/trail"
+	"github.com/privguard/privguard/outreach"
 	"github.com/privguard/privguard/pia"
 	"github.com/privguard/privguard/vault"
 )
@@ -91,11 +92,13 @@ func newFullAPI(t *testing.T, tokens adminapi.Tokens) (*adminapi.Server, *httpte
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := adminapi.New(adminapi.Config{Ledger: consenttest.Open(t, "", consent.Config{}), Tokens: tokens, Vault: vlt, Requests: eng, Identities: ids,
+	ledger := consenttest.Open(t, "", consent.Config{})
+	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Tokens: tokens, Vault: vlt, Requests: eng, Identities: ids,
 		Trail: tr, Disclosures: gate, Regime: privguard.RegimePIPL, Metrics: http.NotFoundHandler(),
 		RecordOfProcessing: func() (*ropa.Record, error) { return nil, errors.New("not configured in this test") },
 		Assessments:        noAssessments{}, DualControl: adminapi.DualControl{ExportRows: 10, Approvals: reg}, Callers: cs,
 		Incidents: incidents, DecisionLog: filepath.Join(dir, "decisions.log"), Retention: noRetention{},
+		Outreach: &outreach.Gate{Ledger: ledger, PublicURL: "https://privacy.example.com", Key: bytes.Repeat([]byte{5}, 32)},
 		AuditPack: func(context.Context, auditpack.Period, io.Writer) error {
 			return errors.New("not configured in this test")
 		}})
@@ -149,6 +152,7 @@ var everyRoute = map[string]routeUse{
 	"POST /v1/subjects/{subject}/identifiers": appRoute, "GET /v1/subjects/{subject}/identifiers": appRoute,
 	"DELETE /v1/subjects/{subject}/identifiers/{hash}": appRoute, "POST /v1/subjects/{subject}/identifiers/{hash}/code": appRoute,
 	"POST /v1/subjects/{subject}/identifiers/{hash}/verify": appRoute,
+	"POST /v1/outreach/check":                               appRoute,
 }
 
 // Walking every route the server registers, with every optional part configured (so

@@ -23,6 +23,7 @@ import (
 	"github.com/privguard/privguard/internal/callers"
 	"github.com/privguard/privguard/internal/ropa"
 	"github.com/privguard/privguard/internal/trail"
+	"github.com/privguard/privguard/outreach"
 	"github.com/privguard/privguard/vault"
 )
 
@@ -101,6 +102,9 @@ type Config struct {
 	// and other identifiers) and lets POST /v1/requests name the subject by a verified
 	// identifier; nil leaves them out.
 	Identities *identity.Registry
+	// Outreach serves POST /v1/outreach/check (the send gate) and the public one-click
+	// unsubscribe route (POST and GET /v1/outreach/unsubscribe/{token}); nil leaves them out.
+	Outreach *outreach.Gate
 }
 
 // Server is the admin HTTP API.
@@ -143,6 +147,7 @@ type Server struct {
 	incidents  *incident.Register
 	retention  RetentionRunner
 	identities *identity.Registry
+	outreach   *outreach.Gate
 }
 
 // New returns the API server.
@@ -184,7 +189,7 @@ func New(cfg Config) (*Server, error) {
 		codes: newCodeLimiter(cfg.CodesPerSubject, CodeSubjectWindow), now: cfg.Now,
 		maxCallback: cfg.MaxCallbackBody, callbacks: &callbackBudget{max: cfg.CallbackBudget}, ropa: cfg.RecordOfProcessing, auditPack: cfg.AuditPack,
 		assessments: cfg.Assessments, decisionLog: cfg.DecisionLog, decisionScan: make(chan struct{}, 1), dual: cfg.DualControl, callers: cfg.Callers,
-		incidents: cfg.Incidents, retention: cfg.Retention, identities: cfg.Identities}
+		incidents: cfg.Incidents, retention: cfg.Retention, identities: cfg.Identities, outreach: cfg.Outreach}
 	s.routes()
 	if cfg.Metrics != nil {
 		s.authed = append(s.authed, "GET /metrics")
@@ -307,6 +312,13 @@ func (s *Server) routes() {
 		authed("POST /v1/retention/runs", s.postRetentionRun)
 		authed("GET /v1/retention/runs/{id}", s.getRetentionRun)
 	}
+	if s.outreach != nil {
+		authed("POST /v1/outreach/check", s.postOutreachCheck)
+		// Public: the sealed token is the credential (RFC 8058 one-click, no login).
+		unsub := s.outreach.UnsubscribeHandler(s.log)
+		s.mux.Handle("POST /v1/outreach/unsubscribe/{token}", s.logRequests("POST /v1/outreach/unsubscribe/{token}", unsub))
+		s.mux.Handle("GET /v1/outreach/unsubscribe/{token}", s.logRequests("GET /v1/outreach/unsubscribe/{token}", unsub))
+	}
 	authed("GET /healthz", s.healthz)
 	authed("GET /readyz", s.readyz)
 	// Public: the key receipts are signed with exists to be published.
@@ -355,6 +367,9 @@ func (s *Server) routes() {
 	}
 	if s.retention != nil {
 		paths = append(paths, "/v1/retention/runs", "/v1/retention/runs/{id}")
+	}
+	if s.outreach != nil {
+		paths = append(paths, "/v1/outreach/check", "/v1/outreach/unsubscribe/{token}")
 	}
 	for _, path := range paths {
 		s.mux.Handle(path, s.logRequests(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
