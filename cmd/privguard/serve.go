@@ -413,7 +413,11 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	if callerReg != nil && cfg.Listen == "" {
 		log.Warn("callers set, but used by the sidecar only, which runs when listen and upstream are set")
 	}
-	api, err := adminapi.New(adminapi.Config{Ledger: ledger, DualControl: dual, Callers: callerReg, Authorizer: authorizer, TokenHint: tokenHint, Vault: vlt, Requests: requests, IdentityTokens: idTokens, Notifier: notifier, Tokens: tokens, Logger: log, Checks: checks, Replica: cfg.Replica, DecisionLog: filepath.Join(cfg.Data, decisionLogFile),
+	gateOut, err := newOutreachGate(ctx, cfg, ledger, vlt, log)
+	if err != nil {
+		return err
+	}
+	api, err := adminapi.New(adminapi.Config{Ledger: ledger, Outreach: gateOut, DualControl: dual, Callers: callerReg, Authorizer: authorizer, TokenHint: tokenHint, Vault: vlt, Requests: requests, IdentityTokens: idTokens, Notifier: notifier, Tokens: tokens, Logger: log, Checks: checks, Replica: cfg.Replica, DecisionLog: filepath.Join(cfg.Data, decisionLogFile),
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Disclosures: gate, Regime: privguard.Regime(cfg.Regime), Trail: adminTrail,
 		// The record of processing of the configuration this server enforces (GET /v1/ropa).
 		RecordOfProcessing: func() (*ropa.Record, error) { return ropa.Build(cfg, ropa.Options{}) },
@@ -433,7 +437,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 			ln.Close()
 			return err
 		}
-		stop, bound, err := servePortal(cfg.Portal.Listen, centre, log)
+		stop, bound, err := servePortal(cfg.Portal.Listen, withUnsubscribe(centre, gateOut, log), log)
 		if err != nil {
 			ln.Close()
 			return err
