@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/crypto/chacha20poly1305"
-
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/consent"
 )
@@ -246,14 +244,12 @@ func (g *Gate) links(s *sealer, req Request, allowed []Allowed) {
 			}
 			var b strings.Builder
 			b.Grow(size)
-			buf := make([]byte, 0, 2*maxSealed)
-			scratch := make([]byte, 0, maxSealed)
-			aead, _ := chacha20poly1305.NewX(s.key)
-			rng := nonces()
+			buf := make([]byte, 0, len(prefix)+2*maxSealed)
+			seal := s.batch()
 			ends := make([]int, len(part))
 			for i, a := range part {
 				buf = append(buf[:0], prefix...)
-				buf, scratch = appendToken(buf, aead, rng, scratch, Token{Subject: a.Subject, Channel: req.Channel, Template: req.Template.ID, Issued: issued})
+				buf = seal.appendToken(buf, Token{Subject: a.Subject, Channel: req.Channel, Template: req.Template.ID, Issued: issued})
 				buf = append(buf, '>')
 				b.Write(buf)
 				ends[i] = b.Len()
