@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/consent"
@@ -179,7 +181,9 @@ func (g *Gate) Check(ctx context.Context, req Request) (Result, error) {
 		}
 	}
 	res := Result{Allowed: make([]Allowed, 0, n), Denied: make([]Denied, 0, len(facts)-n)}
-	shared := map[deniedKey][]string{}
+	// The combinations of reasons are few: a short list, the last one found tried first.
+	var shared []deniedReasons
+	last := -1
 	for i, b := range facts {
 		sub := req.Recipients[i]
 		if b == factAllowed {
@@ -187,17 +191,25 @@ func (g *Gate) Check(ctx context.Context, req Request) (Result, error) {
 			continue
 		}
 		k := deniedKey{b, reasons[i]}
-		rs, ok := shared[k]
-		if !ok {
-			rs = k.reasons()
-			shared[k] = rs
+		if last < 0 || shared[last].key != k {
+			last = slices.IndexFunc(shared, func(d deniedReasons) bool { return d.key == k })
+			if last < 0 {
+				shared = append(shared, deniedReasons{k, k.reasons()})
+				last = len(shared) - 1
+			}
 		}
-		res.Denied = append(res.Denied, Denied{Subject: sub, Reasons: rs})
+		res.Denied = append(res.Denied, Denied{Subject: sub, Reasons: shared[last].reasons})
 	}
 	if marketing {
 		g.links(s, req, res.Allowed)
 	}
 	return res, nil
+}
+
+// deniedReasons are the reasons of a combination.
+type deniedReasons struct {
+	key     deniedKey
+	reasons []string
 }
 
 // deniedKey is a combination of reasons.
@@ -242,21 +254,20 @@ func (g *Gate) links(s *sealer, req Request, allowed []Allowed) {
 			for _, a := range part {
 				size += len(prefix) + tokenLen(len(a.Subject), len(req.Template.ID)) + 1
 			}
-			var b strings.Builder
-			b.Grow(size)
-			buf := make([]byte, 0, len(prefix)+2*maxSealed)
-			seal := s.batch()
+			// Every link is appended to one buffer, which is never written again once it
+			// is a string (as strings.Builder does): one allocation and one copy a link.
+			all := make([]byte, 0, size)
 			ends := make([]int, len(part))
+			seal := s.batch()
 			for i, a := range part {
-				buf = append(buf[:0], prefix...)
-				buf = seal.appendToken(buf, Token{Subject: a.Subject, Channel: req.Channel, Template: req.Template.ID, Issued: issued})
-				buf = append(buf, '>')
-				b.Write(buf)
-				ends[i] = b.Len()
+				all = append(all, prefix...)
+				all = seal.appendToken(all, Token{Subject: a.Subject, Channel: req.Channel, Template: req.Template.ID, Issued: issued})
+				all = append(all, '>')
+				ends[i] = len(all)
 			}
-			all, start := b.String(), 0
+			text, start := unsafe.String(unsafe.SliceData(all), len(all)), 0
 			for i := range part {
-				whole := all[start:ends[i]]
+				whole := text[start:ends[i]]
 				part[i].Unsubscribe = Unsubscribe{URL: whole[1 : len(whole)-1], ListUnsubscribe: whole, ListUnsubscribePost: ListUnsubscribePost}
 				start = ends[i]
 			}
