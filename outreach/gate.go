@@ -71,8 +71,10 @@ type Result struct {
 // Allowed is a recipient the message may go to, with its unsubscribe link (marketing
 // templates only: a service message has nothing to unsubscribe from).
 type Allowed struct {
-	Subject     privguard.SubjectID `json:"subject"`
-	Unsubscribe Unsubscribe         `json:"unsubscribe,omitzero"`
+	Subject privguard.SubjectID `json:"subject"`
+	// Unsubscribe is nil for a service template. The links of one check share memory:
+	// do not modify them.
+	Unsubscribe *Unsubscribe `json:"unsubscribe,omitempty"`
 }
 
 // Unsubscribe is a recipient's one-click unsubscribe link for one message: the URL to put
@@ -266,9 +268,11 @@ func (g *Gate) links(s *sealer, req Request, allowed []Allowed) {
 				ends[i] = len(all)
 			}
 			text, start := unsafe.String(unsafe.SliceData(all), len(all)), 0
+			links := make([]Unsubscribe, len(part))
 			for i := range part {
 				whole := text[start:ends[i]]
-				part[i].Unsubscribe = Unsubscribe{URL: whole[1 : len(whole)-1], ListUnsubscribe: whole, ListUnsubscribePost: ListUnsubscribePost}
+				links[i] = Unsubscribe{URL: whole[1 : len(whole)-1], ListUnsubscribe: whole, ListUnsubscribePost: ListUnsubscribePost}
+				part[i].Unsubscribe = &links[i]
 				start = ends[i]
 			}
 		})

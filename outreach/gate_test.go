@@ -131,7 +131,7 @@ func TestGateWithdrawalObjectionRestriction(t *testing.T) {
 	if got := allowedSubjects(res); !slices.Equal(got, []privguard.SubjectID{"c-ok", "c-withdrew", "c-objected"}) {
 		t.Fatalf("service allowed %v, want all but the restricted", got)
 	}
-	if res.Allowed[0].Unsubscribe != (outreach.Unsubscribe{}) {
+	if res.Allowed[0].Unsubscribe != nil {
 		t.Fatalf("a service message got an unsubscribe link: %+v", res.Allowed[0].Unsubscribe)
 	}
 }
@@ -163,6 +163,9 @@ func links(t *testing.T, res outreach.Result) map[privguard.SubjectID]string {
 	out := map[privguard.SubjectID]string{}
 	for _, a := range res.Allowed {
 		u := a.Unsubscribe
+		if u == nil {
+			t.Fatalf("no unsubscribe link for %s", a.Subject)
+		}
 		tok, ok := strings.CutPrefix(u.URL, "https://privacy.example.com/v1/outreach/unsubscribe/")
 		if !ok || tok == "" || u.ListUnsubscribe != "<"+u.URL+">" || u.ListUnsubscribePost != "List-Unsubscribe=One-Click" {
 			t.Fatalf("unsubscribe %+v", u)

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/privguard/privguard/outreach"
 )
 
 // TestOutreachOneClickThroughServe: serve's send gate gives a consented recipient a link;
@@ -72,5 +74,19 @@ outreach:
 	code, out = callJSON(t, sc.admin, sc.token, "POST", "/v1/outreach/check", check)
 	if allowed, _ := out["allowed"].([]any); code != http.StatusOK || len(allowed) != 0 {
 		t.Fatalf("check after the click = %d %v", code, out)
+	}
+}
+
+// TestWithUnsubscribe: the privacy centre's listener serves the unsubscribe route (a bad
+// token gets the gate's "invalid link") and passes everything else to the centre.
+func TestWithUnsubscribe(t *testing.T) {
+	centre := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	h := withUnsubscribe(centre, &outreach.Gate{Key: make([]byte, 32)}, nil)
+	for path, want := range map[string]int{"/v1/outreach/unsubscribe/bogus": http.StatusBadRequest, "/choices": http.StatusTeapot} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("POST", path, strings.NewReader("List-Unsubscribe=One-Click")))
+		if w.Code != want {
+			t.Errorf("POST %s = %d; want %d", path, w.Code, want)
+		}
 	}
 }
