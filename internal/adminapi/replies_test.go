@@ -27,6 +27,7 @@ var gatewaySecret = bytes.Repeat([]byte("g"), 32)
 
 type replyEnv struct {
 	t      *testing.T
+	api    http.Handler
 	url    string
 	ledger *consent.Ledger
 	logs   *bytes.Buffer
@@ -80,7 +81,7 @@ func replyAPI(t *testing.T) *replyEnv {
 			t.Fatalf("link %s: %d %v", path, st, out)
 		}
 	}
-	return &replyEnv{t: t, url: srv.URL, ledger: ledger, logs: logs}
+	return &replyEnv{t: t, api: api, url: srv.URL, ledger: ledger, logs: logs}
 }
 
 // post sends a reply to gateway, signed with secret at time at (no signature if secret is
@@ -234,4 +235,23 @@ func TestSMSReplies(t *testing.T) {
 	if e.smsAllowed("cust-2") || !e.smsAllowed("cust-3") {
 		t.Error("cust-2's stop did not withdraw cust-2's SMS marketing alone")
 	}
+}
+
+// FuzzReplyBody: whatever a gateway signs, the route answers 200 or a 4xx problem, never a
+// 500 or a panic.
+func FuzzReplyBody(f *testing.F) {
+	for _, b := range []string{reply("13800138000", "TD"), reply("13900139000", "不要退订"), `{"from":1}`, `[]`, `{"from":"+86","text":"\u0000","received_at":"2026-01-02T03:04:05Z"}`} {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		e := replyAPI(t)
+		req := httptest.NewRequest("POST", "/v1/outreach/replies/sms-cn", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Privguard-Signature", webhook.Sign(gatewaySecret, []byte(body), time.Now()))
+		rec := httptest.NewRecorder()
+		e.api.ServeHTTP(rec, req)
+		if rec.Code != 200 && (rec.Code < 400 || rec.Code >= 500) {
+			t.Errorf("POST %q = %d %s; want 200 or a 4xx", body, rec.Code, rec.Body)
+		}
+	})
 }
