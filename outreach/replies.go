@@ -98,15 +98,19 @@ var defaultStopWords = [...]string{"TD", "T", "退订", "退訂", "N", "STOP", "
 // DefaultStopWords returns the built-in stop keywords (a new slice each call).
 func DefaultStopWords() []string { return slices.Clone(defaultStopWords[:]) }
 
-// fillers are the words that may stand beside a keyword without making the reply
+// filler reports whether w may stand beside a keyword without making the reply
 // ambiguous ("STOP please", "TD 谢谢").
-var fillers = map[string]bool{
-	"PLEASE": true, "PLS": true, "PLZ": true, "NOW": true, "ME": true, "THANKS": true, "THANK": true, "YOU": true,
-	"THX": true, "OK": true, "请": true, "谢谢": true, "谢谢你": true, "谢谢您": true, "麻烦": true, "麻烦了": true, "好的": true,
+func filler(w string) bool {
+	switch w {
+	case "PLEASE", "PLS", "PLZ", "NOW", "ME", "THANKS", "THANK", "YOU", "THX", "OK",
+		"请", "谢谢", "谢谢你", "谢谢您", "麻烦", "麻烦了", "好的":
+		return true
+	}
+	return false
 }
 
 // negations are what, just before a Chinese keyword, turn it around ("不要退订", "别退订").
-var negations = []string{"不", "别", "勿", "没", "未", "无需", "不用", "不必", "不想", "不要"}
+var negations = [...]string{"不", "别", "勿", "没", "未", "无需", "不用", "不必", "不想", "不要"}
 
 // keyword is one stop keyword, normalised: its words, and whether it is one word of Han
 // script (such keywords are found inside longer Chinese text, which has no spaces).
@@ -216,7 +220,7 @@ func negated(w, kw string) bool {
 			return true
 		}
 		before += rest[:at]
-		if !slices.ContainsFunc(negations, func(n string) bool { return strings.HasSuffix(before, n) }) {
+		if !slices.ContainsFunc(negations[:], func(n string) bool { return strings.HasSuffix(before, n) }) {
 			return false
 		}
 		before += kw
@@ -226,7 +230,7 @@ func negated(w, kw string) bool {
 
 func (k *Keywords) onlyFillers(words []string) bool {
 	for _, w := range words {
-		if !fillers[w] && !k.single[w] {
+		if !filler(w) && !k.single[w] {
 			return false
 		}
 	}
