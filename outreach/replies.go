@@ -336,15 +336,15 @@ type Reply struct {
 	ReceivedAt time.Time `json:"received_at" validate:"required"`
 }
 
-// Result is what became of a reply.
-type Result string
+// ReplyResult is what became of a reply.
+type ReplyResult string
 
 // Results of [Inbox.Apply].
 const (
-	ResultWithdrawn     Result = "withdrawn"
-	ResultAmbiguous     Result = "ambiguous"
-	ResultIgnored       Result = "ignored"
-	ResultUnknownNumber Result = "unknown_number"
+	ResultWithdrawn     ReplyResult = "withdrawn"
+	ResultAmbiguous     ReplyResult = "ambiguous"
+	ResultIgnored       ReplyResult = "ignored"
+	ResultUnknownNumber ReplyResult = "unknown_number"
 )
 
 // InboxConfig configures [NewInbox].
@@ -467,7 +467,7 @@ func (in *Inbox) Authenticate(gateway, signature string, body []byte) (release f
 // from is not a phone number, or whose received_at is later than now (past
 // webhook.Tolerance), is a [*ReplyError]; an error of the ledger or the registry is
 // returned as it is, and nothing is recorded.
-func (in *Inbox) Apply(ctx context.Context, gateway string, r Reply) (Result, error) {
+func (in *Inbox) Apply(ctx context.Context, gateway string, r Reply) (ReplyResult, error) {
 	if _, err := identity.Normalise(identity.Phone, r.From); err != nil {
 		return "", &ReplyError{Field: "from", Detail: "not a phone number"}
 	}

@@ -88,7 +88,7 @@ func (s *Server) postReply(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]outreach.Result{"result": res})
+	writeJSON(w, http.StatusOK, map[string]outreach.ReplyResult{"result": res})
 	return nil
 }
 
