@@ -23,6 +23,7 @@ import (
 	"github.com/privguard/privguard/internal/callers"
 	"github.com/privguard/privguard/internal/ropa"
 	"github.com/privguard/privguard/internal/trail"
+	"github.com/privguard/privguard/outreach"
 	"github.com/privguard/privguard/vault"
 )
 
@@ -101,6 +102,9 @@ type Config struct {
 	// and other identifiers) and lets POST /v1/requests name the subject by a verified
 	// identifier; nil leaves them out.
 	Identities *identity.Registry
+	// Replies serves POST /v1/outreach/replies/{gateway} (SMS gateways' replies, signed,
+	// without an API token: replies.go); nil leaves it out.
+	Replies *outreach.Inbox
 }
 
 // Server is the admin HTTP API.
@@ -143,6 +147,7 @@ type Server struct {
 	incidents  *incident.Register
 	retention  RetentionRunner
 	identities *identity.Registry
+	replies    *outreach.Inbox
 }
 
 // New returns the API server.
@@ -184,7 +189,7 @@ func New(cfg Config) (*Server, error) {
 		codes: newCodeLimiter(cfg.CodesPerSubject, CodeSubjectWindow), now: cfg.Now,
 		maxCallback: cfg.MaxCallbackBody, callbacks: &callbackBudget{max: cfg.CallbackBudget}, ropa: cfg.RecordOfProcessing, auditPack: cfg.AuditPack,
 		assessments: cfg.Assessments, decisionLog: cfg.DecisionLog, decisionScan: make(chan struct{}, 1), dual: cfg.DualControl, callers: cfg.Callers,
-		incidents: cfg.Incidents, retention: cfg.Retention, identities: cfg.Identities}
+		incidents: cfg.Incidents, retention: cfg.Retention, identities: cfg.Identities, replies: cfg.Replies}
 	s.routes()
 	if cfg.Metrics != nil {
 		s.authed = append(s.authed, "GET /metrics")
@@ -307,6 +312,10 @@ func (s *Server) routes() {
 		authed("POST /v1/retention/runs", s.postRetentionRun)
 		authed("GET /v1/retention/runs/{id}", s.getRetentionRun)
 	}
+	var replyPaths []string
+	if s.replies != nil {
+		replyPaths = s.replyRoutes()
+	}
 	authed("GET /healthz", s.healthz)
 	authed("GET /readyz", s.readyz)
 	// Public: the key receipts are signed with exists to be published.
@@ -319,6 +328,7 @@ func (s *Server) routes() {
 		"/v1/subjects/{subject}/consents", "/v1/subjects/{subject}/consents/history", "/healthz", "/readyz", "/v1/receipts/keys",
 		"/v1/schema/{name}"}
 	paths = append(paths, identifierPaths...)
+	paths = append(paths, replyPaths...)
 	if s.disclosures != nil {
 		paths = append(paths, "/v1/disclosures", "/v1/transfers")
 	}
