@@ -961,3 +961,26 @@ func TestAppTokenSignsInOnce(t *testing.T) {
 		t.Fatalf("a forged token = %d", status)
 	}
 }
+
+func TestMountedUnderAPrefix(t *testing.T) {
+	e := newEnv(t, func(c *portal.Config) { c.Prefix = "/privacy" })
+	mux := http.NewServeMux()
+	mux.Handle("/privacy/", http.StripPrefix("/privacy", e.portal))
+	e.srv.Config.Handler = mux
+	b := e.browser()
+	_, page := b.get("/privacy/")
+	if !strings.Contains(page, `action="/privacy/signin/code"`) || !strings.Contains(page, `href="/privacy/static/portal.css"`) {
+		t.Fatalf("the sign-in page does not link under the prefix:\n%s", page)
+	}
+	status, page := b.post("/privacy/signin/code", url.Values{"csrf": {csrf(t, page)}, "identifier": {"+8613800138000"}})
+	if status != http.StatusOK {
+		t.Fatal(status)
+	}
+	status, page = b.post("/privacy/signin/verify", url.Values{"csrf": {csrf(t, page)}, "code": {e.dir.code(t, "h-alice-phone")}})
+	if status != http.StatusOK || !strings.Contains(page, `data-page="choices"`) || !strings.Contains(page, `href="/privacy/requests"`) {
+		t.Fatalf("signed in under the prefix: %d\n%s", status, page)
+	}
+	if status, _ := b.get("/privacy/static/portal.js"); status != http.StatusOK {
+		t.Fatalf("the script under the prefix = %d", status)
+	}
+}

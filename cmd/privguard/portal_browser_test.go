@@ -248,8 +248,22 @@ dsar:
 			t.Fatalf("%s: %v\nat %s:\n%s\nserve logs:\n%s", what, err, loc, page, s.logs.String())
 		}
 	}
+	// Every page shot is also checked for what a screen reader and a keyboard need: a
+	// language, one h1, a name for every control, text contrast of at least 4.5:1 (3:1 for
+	// large text), and a skip link first in the tab order.
+	a11y := func(name string) {
+		t.Helper()
+		bad, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](a11yCheck))
+		if err != nil {
+			t.Fatalf("accessibility check of %s: %v", name, err)
+		}
+		for _, b := range bad {
+			t.Errorf("%s: %s", name, b)
+		}
+	}
 	shot := func(name string) {
 		t.Helper()
+		a11y(name)
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		if err != nil {
 			t.Fatalf("screenshot %s: %v", name, err)
@@ -470,3 +484,44 @@ func waitFor(t *testing.T, d time.Duration, what string, ok func() bool, explain
 	}
 	t.Fatalf("timed out waiting for %s%s", what, msg)
 }
+
+// a11yCheck lists what keeps a page from being usable with a screen reader or a keyboard,
+// or legible (WCAG 2.1 AA contrast).
+const a11yCheck = `(() => {
+  const bad = [];
+  if (!document.documentElement.lang) bad.push("no lang on html");
+  if (document.querySelectorAll("h1").length !== 1) bad.push("not exactly one h1");
+  const first = document.querySelector("a, button, input:not([type=hidden]), select");
+  if (!first || !first.classList.contains("skip")) bad.push("the skip link is not first in the tab order");
+  document.querySelectorAll("input:not([type=hidden]), select, textarea").forEach(e => {
+    if (!(e.labels && e.labels.length) && !e.getAttribute("aria-label")) bad.push("unlabelled control " + (e.name || e.id));
+  });
+  document.querySelectorAll("button, a").forEach(e => {
+    if (!(e.textContent || "").trim() && !e.getAttribute("aria-label")) bad.push("a " + e.tagName + " without a name");
+  });
+  const lum = c => {
+    const m = c.match(/[\d.]+/g).map(Number);
+    const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(m[0]) + 0.7152 * f(m[1]) + 0.0722 * f(m[2]);
+  };
+  const bg = e => {
+    for (; e; e = e.parentElement) {
+      const c = getComputedStyle(e).backgroundColor;
+      if (c && !/rgba\(.*,\s*0\)$/.test(c) && c !== "transparent") return c;
+    }
+    return "rgb(255, 255, 255)";
+  };
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n; (n = walker.nextNode()); ) {
+    const e = n.parentElement;
+    if (!n.textContent.trim() || !e || e.closest(".skip")) continue;
+    const st = getComputedStyle(e);
+    if (st.visibility === "hidden" || st.display === "none") continue;
+    const a = lum(st.color), b = lum(bg(e));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(st.fontSize), bold = parseInt(st.fontWeight) >= 700;
+    const need = (size >= 24 || (bold && size >= 18.66)) ? 3 : 4.5;
+    if (ratio < need) bad.push("contrast " + ratio.toFixed(2) + " < " + need + " for '" + n.textContent.trim().slice(0, 30) + "'");
+  }
+  return [...new Set(bad)];
+})()`

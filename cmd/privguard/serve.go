@@ -357,6 +357,11 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 	if err != nil {
 		return err
 	}
+	// SMS gateways' replies: a stop keyword withdraws the number's subject's SMS marketing.
+	inbox, err := newInbox(cfg.Outreach, ledger, identities, log)
+	if err != nil {
+		return err
+	}
 	incidents, err := openIncidents(cfg, be, adminTrail, notifier, log)
 	if err != nil {
 		return err
@@ -421,7 +426,7 @@ func runServer(ctx context.Context, cfg *config.File, log *slog.Logger, stdout i
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Disclosures: gate, Regime: privguard.Regime(cfg.Regime), Trail: adminTrail,
 		// The record of processing of the configuration this server enforces (GET /v1/ropa).
 		RecordOfProcessing: func() (*ropa.Record, error) { return ropa.Build(cfg, ropa.Options{}) },
-		Assessments:        assessments, Incidents: incidents, Retention: sweeper, Identities: identities,
+		Assessments:        assessments, Incidents: incidents, Retention: sweeper, Identities: identities, Replies: inbox,
 		AuditPack: auditPacker(cfg, be, ledger, requests, gate, assessments, incidents)})
 	if err != nil {
 		return err

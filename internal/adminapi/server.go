@@ -105,6 +105,9 @@ type Config struct {
 	// Outreach serves POST /v1/outreach/check (the send gate) and the public one-click
 	// unsubscribe route (POST and GET /v1/outreach/unsubscribe/{token}); nil leaves them out.
 	Outreach *outreach.Gate
+	// Replies serves POST /v1/outreach/replies/{gateway} (SMS gateways' replies, signed,
+	// without an API token: replies.go); nil leaves it out.
+	Replies *outreach.Inbox
 }
 
 // Server is the admin HTTP API.
@@ -148,6 +151,7 @@ type Server struct {
 	retention  RetentionRunner
 	identities *identity.Registry
 	outreach   *outreach.Gate
+	replies    *outreach.Inbox
 }
 
 // New returns the API server.
@@ -189,7 +193,7 @@ func New(cfg Config) (*Server, error) {
 		codes: newCodeLimiter(cfg.CodesPerSubject, CodeSubjectWindow), now: cfg.Now,
 		maxCallback: cfg.MaxCallbackBody, callbacks: &callbackBudget{max: cfg.CallbackBudget}, ropa: cfg.RecordOfProcessing, auditPack: cfg.AuditPack,
 		assessments: cfg.Assessments, decisionLog: cfg.DecisionLog, decisionScan: make(chan struct{}, 1), dual: cfg.DualControl, callers: cfg.Callers,
-		incidents: cfg.Incidents, retention: cfg.Retention, identities: cfg.Identities, outreach: cfg.Outreach}
+		incidents: cfg.Incidents, retention: cfg.Retention, identities: cfg.Identities, replies: cfg.Replies, outreach: cfg.Outreach}
 	s.routes()
 	if cfg.Metrics != nil {
 		s.authed = append(s.authed, "GET /metrics")
@@ -319,6 +323,10 @@ func (s *Server) routes() {
 		s.mux.Handle("POST /v1/outreach/unsubscribe/{token}", s.logRequests("POST /v1/outreach/unsubscribe/{token}", unsub))
 		s.mux.Handle("GET /v1/outreach/unsubscribe/{token}", s.logRequests("GET /v1/outreach/unsubscribe/{token}", unsub))
 	}
+	var replyPaths []string
+	if s.replies != nil {
+		replyPaths = s.replyRoutes()
+	}
 	authed("GET /healthz", s.healthz)
 	authed("GET /readyz", s.readyz)
 	// Public: the key receipts are signed with exists to be published.
@@ -331,6 +339,7 @@ func (s *Server) routes() {
 		"/v1/subjects/{subject}/consents", "/v1/subjects/{subject}/consents/history", "/healthz", "/readyz", "/v1/receipts/keys",
 		"/v1/schema/{name}"}
 	paths = append(paths, identifierPaths...)
+	paths = append(paths, replyPaths...)
 	if s.disclosures != nil {
 		paths = append(paths, "/v1/disclosures", "/v1/transfers")
 	}
