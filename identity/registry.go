@@ -385,3 +385,30 @@ func (r *Registry) Reachable(ctx context.Context, subject privguard.SubjectID, k
 	}
 	return Link{}, ErrNoAddress
 }
+
+// Addresses returns the normalised addresses (E.164 phones for channel "sms", lower-case
+// emails for "email") of every phone or email link of subject, verified or not, opened from
+// the vault, ordered by link hash. Another channel, or a subject without such links, has
+// none. A subject whose vault key was shredded has none either: the addresses are gone.
+// Other errors: the store or the vault could not be read.
+func (r *Registry) Addresses(ctx context.Context, subject privguard.SubjectID, channel string) ([]string, error) {
+	recs, err := r.records(ctx, subject)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, rec := range recs {
+		if rec.Type.Channel() != channel || channel == "" || len(rec.Address) == 0 {
+			continue
+		}
+		addr, err := r.vault.Open(ctx, rec.Subject, rec.Address, addressAD(rec.Type, rec.Hash))
+		if errors.Is(err, vault.ErrShredded) || errors.Is(err, vault.ErrNoKey) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("identity: open the address: %w", err)
+		}
+		out = append(out, string(addr))
+	}
+	return out, nil
+}
