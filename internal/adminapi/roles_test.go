@@ -153,6 +153,7 @@ var everyRoute = map[string]routeUse{
 	"DELETE /v1/subjects/{subject}/identifiers/{hash}": appRoute, "POST /v1/subjects/{subject}/identifiers/{hash}/code": appRoute,
 	"POST /v1/subjects/{subject}/identifiers/{hash}/verify": appRoute,
 	"POST /v1/outreach/check":                               appRoute,
+	"GET /v1/outreach/suppressions":                         appRoute,
 }
 
 // Walking every route the server registers, with every optional part configured (so

@@ -323,6 +323,9 @@ func (s *Server) routes() {
 		s.mux.Handle("POST /v1/outreach/unsubscribe/{token}", s.logRequests("POST /v1/outreach/unsubscribe/{token}", unsub))
 		s.mux.Handle("GET /v1/outreach/unsubscribe/{token}", s.logRequests("GET /v1/outreach/unsubscribe/{token}", unsub))
 	}
+	if s.identities != nil {
+		authed("GET /v1/outreach/suppressions", s.getSuppressions)
+	}
 	var replyPaths []string
 	if s.replies != nil {
 		replyPaths = s.replyRoutes()
@@ -379,6 +382,9 @@ func (s *Server) routes() {
 	}
 	if s.outreach != nil {
 		paths = append(paths, "/v1/outreach/check", "/v1/outreach/unsubscribe/{token}")
+	}
+	if s.identities != nil {
+		paths = append(paths, "/v1/outreach/suppressions")
 	}
 	for _, path := range paths {
 		s.mux.Handle(path, s.logRequests(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
