@@ -79,6 +79,9 @@ func sorted(s ...string) []string { slices.Sort(s); return s }
 // normalised address (E.164 with '+', or its digits; the email trimmed and lower-cased),
 // not those who consent or never answered; and an erased subject, whose links are gone,
 // has no hash left.
+//
+// proves MKT-04: a withdrawal, refusal or objection reaches a vendor that takes no webhooks
+// (an ad platform's exclusion list) as the hash of the subject's address.
 func TestSuppressionsFull(t *testing.T) {
 	e := newSuppressionEnv(t)
 	e.link("granted", identity.Phone, "+8613800000001")
@@ -94,6 +97,9 @@ func TestSuppressionsFull(t *testing.T) {
 	e.record("objected", "", consent.ActionObject)
 	e.link("silent", identity.Phone, "+8613800000005")
 	e.record("silent", email, consent.ActionWithdraw) // another channel's choice
+	e.link("all", identity.Phone, "+8613800000007")
+	e.record("all", sms, consent.ActionGrant)
+	e.record("all", "", consent.ActionWithdraw) // every purpose
 	e.link("erased", identity.Phone, "+8613800000006")
 	e.record("erased", sms, consent.ActionWithdraw)
 	if _, _, err := e.l.Append(ctx, consent.Request{Subject: "erased", Action: consent.ActionErase, ActorType: consent.ActorSystem}); err != nil {
@@ -104,7 +110,7 @@ func TestSuppressionsFull(t *testing.T) {
 	}
 
 	p := e.export(outreach.SuppressionQuery{Channel: outreach.ChannelSMS})
-	want := sorted(sha("+8613800000002"), sha("+8613800000003"), sha("+8613800000004"))
+	want := sorted(sha("+8613800000002"), sha("+8613800000003"), sha("+8613800000004"), sha("+8613800000007"))
 	if got := phones(p); !slices.Equal(got, want) {
 		t.Errorf("sms hashes = %v; want %v", got, want)
 	}
@@ -112,7 +118,7 @@ func TestSuppressionsFull(t *testing.T) {
 		t.Errorf("page = %+v; want channel sms, a cursor at the head, no more", p)
 	}
 	p = e.export(outreach.SuppressionQuery{Channel: outreach.ChannelSMS, PhoneFormat: outreach.PhoneDigits})
-	if got, want := phones(p), sorted(sha("8613800000002"), sha("8613800000003"), sha("8613800000004")); !slices.Equal(got, want) {
+	if got, want := phones(p), sorted(sha("8613800000002"), sha("8613800000003"), sha("8613800000004"), sha("8613800000007")); !slices.Equal(got, want) {
 		t.Errorf("sms hashes (digits) = %v; want %v", got, want)
 	}
 	p = e.export(outreach.SuppressionQuery{Channel: outreach.ChannelEmail})
