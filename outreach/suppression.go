@@ -147,12 +147,18 @@ func (s *Suppressions) Export(ctx context.Context, q SuppressionQuery) (Suppress
 		return SuppressionPage{}, fmt.Errorf("outreach: the taxonomy has no purpose %s: %w", purpose, privguard.ErrNotFound)
 	}
 
+	// Records past the ledger's in-memory state (on a shared store, another process's not
+	// yet followed) are left for a later page: the states read below would not show them.
+	applied := s.Ledger.Stats().Records
 	var subjects []privguard.SubjectID
 	seen := map[privguard.SubjectID]bool{}
 	last, more := since, false
 	head, _, err := s.Ledger.Walk(ctx, func(r *consent.Record, _ []byte) error {
 		if r.Seq <= since {
 			return nil
+		}
+		if r.Seq > applied {
+			return errPageFull
 		}
 		if r.Subject != "" && !seen[r.Subject] {
 			if len(subjects) == limit {
@@ -168,8 +174,8 @@ func (s *Suppressions) Export(ctx context.Context, q SuppressionQuery) (Suppress
 	if err != nil && !errors.Is(err, errPageFull) {
 		return SuppressionPage{}, fmt.Errorf("outreach: suppression export: %w", err)
 	}
-	if !more && head > last {
-		last = head
+	if !more {
+		last = max(last, min(head, applied))
 	}
 
 	page := SuppressionPage{Channel: q.Channel, Hashes: []SuppressionHash{}, Next: strconv.FormatUint(last, 10), More: more}
