@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/boltstore"
 	"github.com/privguard/privguard/consent"
+	"github.com/privguard/privguard/consent/consenttest"
 	"github.com/privguard/privguard/identity"
 	"github.com/privguard/privguard/identity/identitytest"
 	"github.com/privguard/privguard/outreach"
@@ -184,5 +186,53 @@ func TestSuppressionsBadQuery(t *testing.T) {
 		if _, err := e.s.Export(ctx, q); !errors.Is(err, outreach.ErrSuppressionQuery) || !errors.Is(err, privguard.ErrInvalid) {
 			t.Errorf("Export(%+v) = %v; want ErrSuppressionQuery", q, err)
 		}
+	}
+}
+
+// quiet is a view of a shared store that never says another process committed: its
+// ledger follows only on its (hour-long) poll, so it lags as a replica may.
+type quiet struct{ *consenttest.View }
+
+func (quiet) Changes() <-chan struct{} { return nil }
+
+// On a shared store, a replica's page stops at the records it has applied: a record
+// another replica wrote and this one has not followed is not passed by the cursor, so a
+// page from any replica since that cursor lists it.
+func TestSuppressionsLaggingReplica(t *testing.T) {
+	shared := consenttest.NewShared()
+	open := func(store consent.Store) *consent.Ledger {
+		t.Helper()
+		l, err := consent.Open(ctx, consent.Config{Store: store, FollowInterval: time.Hour, MaxStaleness: 3 * time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		return l
+	}
+	a := open(quiet{shared.View()})
+	if _, _, err := a.RegisterNotice(ctx, consenttest.MarketingNotice(1, "zh-CN")); err != nil {
+		t.Fatal(err)
+	}
+	e := newSuppressionEnv(t)
+	e.l = a
+	e.link("s1", identity.Phone, "+8613800000031")
+	e.record("s1", sms, consent.ActionRefuse)
+	b := open(quiet{shared.View()}) // replays s1's refusal at open, then lags
+	e.link("s2", identity.Phone, "+8613800000032")
+	e.record("s2", sms, consent.ActionRefuse) // on a, not yet on b
+
+	pb, err := (&outreach.Suppressions{Ledger: b, Addresses: e.ids}).Export(ctx, outreach.SuppressionQuery{Channel: outreach.ChannelSMS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := phones(pb), []string{sha("+8613800000031")}; !slices.Equal(got, want) {
+		t.Errorf("lagging replica: hashes = %v; want s1's only", got)
+	}
+	pa, err := (&outreach.Suppressions{Ledger: a, Addresses: e.ids}).Export(ctx, outreach.SuppressionQuery{Channel: outreach.ChannelSMS, Since: pb.Next})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := phones(pa), []string{sha("+8613800000032")}; !slices.Equal(got, want) {
+		t.Errorf("since the lagging replica's cursor %s: hashes = %v; want s2's %v", pb.Next, got, want)
 	}
 }
