@@ -537,7 +537,21 @@ func TestReplicasStoreOutage(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	// Ready, each replica answers consent reads again: wait (on a loaded machine a read in
+	// flight when the store came back may still answer 503) until every replica's latest
+	// answer is 200, at least 500 ms and at most 15 s.
 	time.Sleep(500 * time.Millisecond)
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		amu.Lock()
+		recovered := true
+		for _, as := range answers {
+			recovered = recovered && len(as) > 0 && as[len(as)-1].code == http.StatusOK
+		}
+		amu.Unlock()
+		if recovered {
+			break
+		}
+	}
 	close(stop)
 	wg.Wait()
 	if len(acks.ids) <= before {
