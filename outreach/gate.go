@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -149,7 +151,10 @@ func (g *Gate) Check(ctx context.Context, req Request) (Result, error) {
 		}
 	}
 	facts := make([]uint8, len(req.Recipients))
-	reasons := make([]privguard.Reason, len(req.Recipients))
+	// A reason is a byte a recipient (a number in codes), not a string: a million strings
+	// would be 16 MB more for the garbage collector to follow.
+	reasons := make([]uint8, len(req.Recipients))
+	var codes reasonCodes
 	err := g.Ledger.FactsBatch(ctx, privguard.Input{Purpose: purpose, Channel: req.Channel}, req.Recipients,
 		func(i int, c privguard.ConsentFacts, f privguard.SubjectFacts) {
 			var b uint8
@@ -166,7 +171,7 @@ func (g *Gate) Check(ctx context.Context, req Request) (Result, error) {
 				if c.Allowed {
 					b |= factAllowed
 				} else {
-					reasons[i] = c.Reason
+					reasons[i] = codes.code(i, c.Reason)
 				}
 			} else {
 				b |= factAllowed
@@ -192,7 +197,7 @@ func (g *Gate) Check(ctx context.Context, req Request) (Result, error) {
 			res.Allowed = append(res.Allowed, Allowed{Subject: sub})
 			continue
 		}
-		k := deniedKey{b, reasons[i]}
+		k := deniedKey{b, codes.reason(i, reasons[i])}
 		if last < 0 || shared[last].key != k {
 			last = slices.IndexFunc(shared, func(d deniedReasons) bool { return d.key == k })
 			if last < 0 {
@@ -206,6 +211,58 @@ func (g *Gate) Check(ctx context.Context, req Request) (Result, error) {
 		g.links(s, req, res.Allowed)
 	}
 	return res, nil
+}
+
+// reasonCodes numbers the ledger's reason codes of one check, which are few, from 1; it
+// is safe for concurrent use (FactsBatch calls back from several goroutines). Past 254
+// codes, a recipient's reason is kept by its position instead.
+type reasonCodes struct {
+	n     atomic.Int32
+	codes [254]privguard.Reason
+	mu    sync.Mutex
+	other map[int]privguard.Reason
+}
+
+// code returns the number of recipient i's reason r (0 for none).
+func (c *reasonCodes) code(i int, r privguard.Reason) uint8 {
+	if r == "" {
+		return 0
+	}
+	// Codes below n are written once, before n is stored, so they are read without the lock.
+	for j := range c.n.Load() {
+		if c.codes[j] == r {
+			return uint8(j + 1)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.n.Load()
+	for j := range n {
+		if c.codes[j] == r {
+			return uint8(j + 1)
+		}
+	}
+	if int(n) < len(c.codes) {
+		c.codes[n] = r
+		c.n.Store(n + 1)
+		return uint8(n + 1)
+	}
+	if c.other == nil {
+		c.other = make(map[int]privguard.Reason)
+	}
+	c.other[i] = r
+	return math.MaxUint8
+}
+
+// reason returns recipient i's reason from its code (after FactsBatch has returned).
+func (c *reasonCodes) reason(i int, code uint8) privguard.Reason {
+	switch code {
+	case 0:
+		return ""
+	case math.MaxUint8:
+		return c.other[i]
+	}
+	return c.codes[code-1]
 }
 
 // deniedReasons are the reasons of a combination.
@@ -259,21 +316,22 @@ func (g *Gate) links(s *sealer, req Request, allowed []Allowed) {
 			// Every link is appended to one buffer, which is never written again once it
 			// is a string (as strings.Builder does): one allocation and one copy a link.
 			all := make([]byte, 0, size)
-			ends := make([]int, len(part))
 			seal := s.batch()
-			for i, a := range part {
+			for _, a := range part {
 				all = append(all, prefix...)
 				all = seal.appendToken(all, Token{Subject: a.Subject, Channel: req.Channel, Template: req.Template.ID, Issued: issued})
 				all = append(all, '>')
-				ends[i] = len(all)
 			}
+			// A link's length follows from its subject's, so the links are found again
+			// without a list of where each ends.
 			text, start := unsafe.String(unsafe.SliceData(all), len(all)), 0
 			links := make([]Unsubscribe, len(part))
-			for i := range part {
-				whole := text[start:ends[i]]
+			for i, a := range part {
+				end := start + len(prefix) + tokenLen(len(a.Subject), len(req.Template.ID)) + 1
+				whole := text[start:end]
 				links[i] = Unsubscribe{URL: whole[1 : len(whole)-1], ListUnsubscribe: whole, ListUnsubscribePost: ListUnsubscribePost}
 				part[i].Unsubscribe = &links[i]
-				start = ends[i]
+				start = end
 			}
 		})
 	}

@@ -110,6 +110,9 @@ type batch struct {
 	aead    cipher.AEAD
 	salt    [8]byte
 	counter uint64
+	// channel and code are the last token's channel and its code.
+	channel string
+	code    byte
 	plain   []byte
 	sealed  []byte
 	// in and nonce are buffers here, not on the stack, since the cipher interfaces make
@@ -129,7 +132,10 @@ func (s *sealer) batch() *batch {
 // (tokenFits).
 func (b *batch) appendToken(dst []byte, t Token) []byte {
 	b.counter++
-	p := append(b.plain[:0], tokenVersion, channelCodes[t.Channel])
+	if t.Channel != b.channel || b.code == 0 {
+		b.channel, b.code = t.Channel, channelCodes[t.Channel]
+	}
+	p := append(b.plain[:0], tokenVersion, b.code)
 	p = binary.BigEndian.AppendUint64(p, uint64(t.Issued.Unix()))
 	p = append(p, byte(len(t.Subject)))
 	p = append(p, t.Subject...)
