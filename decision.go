@@ -48,6 +48,10 @@ type ConsentFacts struct {
 	Separate bool `json:"separate,omitempty"`
 	// Sensitive reports separate consent that covers sensitive categories.
 	Sensitive bool `json:"sensitive,omitempty"`
+	// Quarantined reports that the deciding grant came from a bought or partner list
+	// without its provenance (imported or third-party, without source, proof or contract;
+	// MKT-11): the send gate does not rely on it.
+	Quarantined bool `json:"quarantined,omitempty"`
 }
 
 // SubjectFacts are subject-level facts the policy needs.

@@ -31,6 +31,9 @@ func (l *Ledger) replayRecord(seq uint64, body []byte, owner ownerFunc, live boo
 		categories      [][]byte
 		recordSeq       uint64
 		noticeVer       uint32
+		channel, method []byte
+		collectedBy     []byte
+		proof, contract bool
 	)
 	err = eachField(body, recordFields, recordVarints, func(num protowire.Number, v []byte, x uint64) error {
 		switch num {
@@ -56,8 +59,24 @@ func (l *Ledger) replayRecord(seq uint64, body []byte, owner ownerFunc, live boo
 				}
 				return nil
 			})
+		case 13:
+			channel = v
+		case 14:
+			method = v
 		case 18:
 			c.guardian = true
+		case 20:
+			return eachField(v, evidenceFields, 1<<10, func(num protowire.Number, v []byte, _ uint64) error {
+				switch num {
+				case 6:
+					collectedBy = v
+				case 7:
+					contract = len(v) > 0
+				case 8:
+					proof = len(v) > 0
+				}
+				return nil
+			})
 		case 19:
 			c.ageBand = ageBandOf(v)
 		case 21:
@@ -82,6 +101,9 @@ func (l *Ledger) replayRecord(seq uint64, body []byte, owner ownerFunc, live boo
 	c.seq, c.action = seq, actionOf(action)
 	if c.action == "" {
 		return prev, fmt.Errorf("unknown action: %w", errCorrupt)
+	}
+	if c.action == ActionGrant {
+		c.unproven = unprovenGrant(string(channel), string(method), string(collectedBy), proof, contract)
 	}
 	if len(purpose) > 0 {
 		idx, ok := l.purposeIdx[privguard.Purpose(purpose)]

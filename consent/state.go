@@ -136,13 +136,32 @@ type entry struct {
 	recipient uint32 // interned recipient name; 0: none
 	notice    uint32 // interned (notice id, version); 0: none
 	purpose   uint16 // index into Ledger.purposes
-	bits      uint8  // state (3 bits), regime (2 bits), guardian (1 bit)
+	bits      uint8  // state (3 bits), regime (2 bits), guardian (1 bit), unproven (1 bit)
 }
 
 func (e *entry) state() State     { return State(e.bits & 7) }
 func (e *entry) regime() regime   { return regime(e.bits >> 3 & 3) }
 func (e *entry) guardian() bool   { return e.bits&(1<<5) != 0 }
 func (e *entry) setState(s State) { e.bits = e.bits&^7 | uint8(s) }
+
+// unproven reports a grant imported or collected by a third party without the proof of its
+// scope (see unprovenGrant; MKT-11).
+func (e *entry) unproven() bool { return e.bits&(1<<6) != 0 }
+
+// unprovenGrant reports whether a grant recorded on channel with method and the evidence
+// collectedBy, and a proof reference and contract reference (present or not), is a bought
+// or partner list's consent without its provenance (MKT-11): it was imported (method
+// imported or channel import) or collected by a third party, and it lacks its source
+// (collected_by), its proof (proof_ref) or, collected by a third party, the contract it
+// was collected under (contract_ref). Such a grant is kept, but quarantined: the send gate
+// does not rely on it until a grant with the proof supersedes it.
+func unprovenGrant(channel, method, collectedBy string, proof, contract bool) bool {
+	third := collectedBy == "third_party"
+	if method != string(MethodImported) && channel != string(ChannelImport) && !third {
+		return false
+	}
+	return collectedBy == "" || !proof || (third && !contract)
+}
 
 func makeBits(s State, r regime, guardian bool) uint8 {
 	b := uint8(s) | uint8(r)<<3
@@ -298,7 +317,11 @@ type Status struct {
 	Seq       uint64
 	ExpiresAt time.Time
 	Guardian  bool
-	Facts     Facts
+	// Quarantined reports that the deciding record is a grant without its provenance: imported
+	// or collected by a third party without source, proof or contract (MKT-11). Consent
+	// still counts for Allowed; the send gate denies it.
+	Quarantined bool
+	Facts       Facts
 	// ConsentValid and ConsentReason are the consent alone (state, expiry, notice, guardian),
 	// without the subject-level facts that Allowed also weighs.
 	ConsentValid  bool
@@ -440,6 +463,7 @@ type change struct {
 	notice     uint32 // interned (notice id, version)
 	regime     regime
 	guardian   bool
+	unproven   bool // a grant without its provenance (unprovenGrant)
 	ageBand    AgeBand
 	superseded bool // the grant cites a notice version a material change superseded
 	// categories of a restrict or lift_restriction record (nil for the others).
@@ -452,6 +476,10 @@ type change struct {
 func (l *Ledger) changeOf(r *Record) (c change, ok bool) {
 	c = change{seq: r.Seq, time: r.Time.UnixNano(), action: r.Action, purpose: -1, regime: regimeOf(r.Regime),
 		guardian: r.Guardian != nil, ageBand: r.AgeBand}
+	if r.Action == ActionGrant {
+		e := &r.Evidence
+		c.unproven = unprovenGrant(string(r.Channel), string(r.Method), e.CollectedBy, e.ProofRef != "", e.ContractRef != "")
+	}
 	if !r.ExpiresAt.IsZero() {
 		c.expires = r.ExpiresAt.UnixNano()
 	}
@@ -553,6 +581,9 @@ func (l *Ledger) apply(st subjectState, c *change) subjectState {
 		}
 		e := entry{seq: c.seq, expires: expirySeconds(c.expires), recipient: c.recipient, notice: c.notice,
 			purpose: pidx, bits: makeBits(state, c.regime, c.guardian)}
+		if c.unproven {
+			e.bits |= 1 << 6
+		}
 		renews := func(old entry) bool {
 			return old.state().Counts() && (old.expires == 0 || expiryNano(old.expires) > c.time) && state == StateGiven
 		}
@@ -667,6 +698,7 @@ func (l *Ledger) evaluate(st *subjectState, pidx uint16, rcp uint32, now int64) 
 	var seq uint64
 	if best != nil {
 		s.State, s.Seq, s.Guardian, seq = best.state(), best.seq, best.guardian(), best.seq
+		s.Quarantined = best.unproven() && s.State.Counts()
 		if best.expires != 0 {
 			exp := expiryNano(best.expires)
 			s.ExpiresAt = time.Unix(0, exp).UTC()

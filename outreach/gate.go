@@ -34,6 +34,13 @@ const (
 	// ReasonSubjectInvalid is a recipient that is no subject ID (empty, or too long for a
 	// link).
 	ReasonSubjectInvalid = "subject.invalid"
+	// ReasonQuarantineNoProof is a recipient whose marketing consent comes from a bought or
+	// partner list without its provenance (MKT-11): the deciding grant was imported or
+	// collected by a third party without a source (evidence.collected_by), a proof of
+	// consent scope (evidence.proof_ref) or, from a third party, the contract
+	// (evidence.contract_ref). The recipient is quarantined until a grant with the proof
+	// is recorded.
+	ReasonQuarantineNoProof = "quarantine.no_proof"
 )
 
 // Gate decides who a message may be sent to now. Its zero value is not usable: Ledger,
@@ -115,12 +122,14 @@ const (
 	factObjected
 	factRestricted
 	factInvalid
+	factQuarantined
 )
 
 // Check checks req.Template (CheckTemplate with g.Markers) and then every recipient at one
 // instant: for a marketing template, consent to the channel's purpose
 // (marketing.communications.<channel>; MKT-01), no objection to direct marketing and no
-// restriction (MKT-04: the ledger applies an unsubscribe at once); for a service template
+// restriction (MKT-04: the ledger applies an unsubscribe at once), and a deciding grant with
+// its provenance (MKT-11: ReasonQuarantineNoProof otherwise); for a service template
 // (ServicePurpose), no restriction. Each allowed recipient of a marketing template gets a
 // sealed unsubscribe link.
 //
@@ -168,9 +177,12 @@ func (g *Gate) Check(ctx context.Context, req Request) (Result, error) {
 				if f.ObjectedToDM {
 					b |= factObjected
 				}
-				if c.Allowed {
+				switch {
+				case c.Allowed && c.Quarantined:
+					b |= factQuarantined
+				case c.Allowed:
 					b |= factAllowed
-				} else {
+				default:
 					reasons[i] = codes.code(i, c.Reason)
 				}
 			} else {
@@ -281,6 +293,9 @@ func (k deniedKey) reasons() []string {
 	var out []string
 	if k.facts&factInvalid != 0 {
 		out = append(out, ReasonSubjectInvalid)
+	}
+	if k.facts&factQuarantined != 0 {
+		out = append(out, ReasonQuarantineNoProof)
 	}
 	if k.reason != "" {
 		out = append(out, string(k.reason))
