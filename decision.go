@@ -52,6 +52,8 @@ type ConsentFacts struct {
 	// without its provenance (imported or third-party, without source, proof or contract;
 	// MKT-11): the send gate does not rely on it.
 	Quarantined bool `json:"quarantined,omitempty"`
+	// Regime is the law the deciding record was made under (empty without one).
+	Regime Regime `json:"regime,omitempty"`
 }
 
 // SubjectFacts are subject-level facts the policy needs.

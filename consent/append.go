@@ -225,10 +225,15 @@ func checkGrant(req *Request, info *privguard.PurposeInfo) error {
 	if req.LegalBasis == "" {
 		req.LegalBasis = privguard.BasisConsent
 	}
-	if req.LegalBasis != privguard.BasisConsent {
+	switch {
+	case req.LegalBasis == privguard.BasisLegitimateInterest && info.AllowsBasis(req.Regime, req.LegalBasis) &&
+		!info.AllowsBasis(req.Regime, privguard.BasisConsent):
+		// A purpose that rests on legitimate interests alone (the soft opt-in of ePrivacy
+		// Art. 13(2) / PECR reg. 22(3), MKT-02) is granted as the record of its conditions:
+		// the sale, the notice that offered the opt-out at collection.
+	case req.LegalBasis != privguard.BasisConsent:
 		return invalid("legal_basis", CodeBasisNotAllowed, "a grant records consent; other bases are declared in the policy, not granted")
-	}
-	if !info.AllowsBasis(req.Regime, privguard.BasisConsent) {
+	case !info.AllowsBasis(req.Regime, privguard.BasisConsent):
 		return invalid("legal_basis", CodeBasisNotAllowed, "purpose %s does not rest on consent under %s", info.Purpose, req.Regime)
 	}
 	if req.Notice == nil || req.Notice.ID == "" {

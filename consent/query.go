@@ -414,7 +414,7 @@ func (l *Ledger) fillFacts(ctx context.Context, in *privguard.Input, st Status, 
 	// The policy weighs the subject-level facts itself: the consent facts are the consent
 	// alone, and a fact counts only if it was recorded after the deciding record.
 	in.Consent = privguard.ConsentFacts{State: st.State.String(), Allowed: st.ConsentValid, Reason: st.ConsentReason, Guardian: st.Guardian,
-		Quarantined: st.Quarantined}
+		Quarantined: st.Quarantined, Regime: st.Regime}
 	if info, ok := l.taxonomy.Lookup(in.Purpose); ok && info.Separate != privguard.SeparateNone {
 		// The ledger accepts a grant for such a purpose only as separate consent.
 		in.Consent.Separate = st.ConsentValid

@@ -321,7 +321,9 @@ type Status struct {
 	// or collected by a third party without source, proof or contract (MKT-11). Consent
 	// still counts for Allowed; the send gate denies it.
 	Quarantined bool
-	Facts       Facts
+	// Regime is the law the deciding record was made under ("" for none).
+	Regime privguard.Regime
+	Facts  Facts
 	// ConsentValid and ConsentReason are the consent alone (state, expiry, notice, guardian),
 	// without the subject-level facts that Allowed also weighs.
 	ConsentValid  bool
@@ -699,6 +701,7 @@ func (l *Ledger) evaluate(st *subjectState, pidx uint16, rcp uint32, now int64) 
 	if best != nil {
 		s.State, s.Seq, s.Guardian, seq = best.state(), best.seq, best.guardian(), best.seq
 		s.Quarantined = best.unproven() && s.State.Counts()
+		s.Regime = best.regime().name()
 		if best.expires != 0 {
 			exp := expiryNano(best.expires)
 			s.ExpiresAt = time.Unix(0, exp).UTC()

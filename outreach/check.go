@@ -52,6 +52,9 @@ const (
 	RuleRefusalMissing       = "refusal_missing"
 	RuleServiceIsPromotional = "service_is_promotional"
 	RuleIDTooLong            = "id_too_long"
+	// RuleSoftOptInChannel is a soft opt-in request for anything but a marketing email
+	// (MKT-02).
+	RuleSoftOptInChannel = "soft_opt_in_channel"
 )
 
 // RuleError is a template failing one of the message checks.

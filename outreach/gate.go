@@ -22,6 +22,14 @@ import (
 // Art. 44) holds it back.
 const ServicePurpose privguard.Purpose = "essential.service"
 
+// SoftOptInPurpose is the purpose whose grant records an existing customer's soft opt-in
+// (ePrivacy Art. 13(2), PECR reg. 22(3); MKT-02): at a sale the notice offered the opt-out
+// from email about the controller's similar products and it was not taken. The operator
+// configures it with legal_bases {gdpr: [legitimate_interest]} only (no PIPL basis: a PRC
+// subject always needs consent); the ledger then records its grant under GDPR, with that
+// basis. It is not in the default taxonomy.
+const SoftOptInPurpose privguard.Purpose = "marketing.soft_opt_in.email"
+
 // UnsubscribePath is the path of the public one-click unsubscribe route; a token follows it.
 const UnsubscribePath = "/v1/outreach/unsubscribe/"
 
@@ -41,6 +49,10 @@ const (
 	// (evidence.contract_ref). The recipient is quarantined until a grant with the proof
 	// is recorded.
 	ReasonQuarantineNoProof = "quarantine.no_proof"
+	// ReasonSoftOptInPIPL is a recipient a soft opt-in send may not reach because the
+	// ledger knows them under PIPL (for email marketing or the soft opt-in): a PRC subject
+	// always needs consent (MKT-02). It follows the ledger's consent reason.
+	ReasonSoftOptInPIPL = "soft_opt_in.pipl"
 )
 
 // Gate decides who a message may be sent to now. Its zero value is not usable: Ledger,
@@ -69,6 +81,11 @@ type Request struct {
 	Channel    string                `json:"channel"`
 	Template   Template              `json:"template"`
 	Recipients []privguard.SubjectID `json:"recipients"`
+	// SoftOptIn also allows, for a marketing email, an existing customer without email
+	// consent (none recorded, or expired) who holds a GDPR grant of SoftOptInPurpose and has
+	// neither objected nor withdrawn (MKT-02). Any other channel or kind is refused
+	// (RuleSoftOptInChannel).
+	SoftOptIn bool `json:"soft_opt_in,omitempty"`
 }
 
 // Result splits the recipients, each in the order given.
@@ -123,6 +140,15 @@ const (
 	factRestricted
 	factInvalid
 	factQuarantined
+	factSoftOptInPIPL
+)
+
+// Soft opt-in states of one recipient (Request.SoftOptIn).
+const (
+	softNone     uint8 = iota
+	softEligible       // no email consent (missing or expired), not under PIPL
+	softPIPL           // known under PIPL
+	softAllowed        // eligible, and a GDPR soft opt-in grant counts
 )
 
 // Check checks req.Template (CheckTemplate with g.Markers) and then every recipient at one
@@ -144,6 +170,13 @@ func (g *Gate) Check(ctx context.Context, req Request) (Result, error) {
 		return Result{}, errors.New("outreach: Gate.Ledger is nil")
 	}
 	marketing := req.Template.Kind == KindMarketing
+	if req.SoftOptIn && (!marketing || req.Channel != ChannelEmail) {
+		return Result{}, &RuleError{Rule: RuleSoftOptInChannel, Detail: "soft opt-in covers marketing email only (never SMS, push or WeChat)"}
+	}
+	var soft []uint8
+	if req.SoftOptIn {
+		soft = make([]uint8, len(req.Recipients))
+	}
 	purpose := ServicePurpose
 	var s *sealer
 	if marketing {
@@ -184,6 +217,13 @@ func (g *Gate) Check(ctx context.Context, req Request) (Result, error) {
 					b |= factAllowed
 				default:
 					reasons[i] = codes.code(i, c.Reason)
+					switch {
+					case soft == nil:
+					case c.Regime == privguard.RegimePIPL:
+						soft[i] = softPIPL
+					case c.Reason == privguard.ReasonConsentMissing || c.Reason == privguard.ReasonConsentExpired:
+						soft[i] = softEligible
+					}
 				}
 			} else {
 				b |= factAllowed
@@ -192,6 +232,11 @@ func (g *Gate) Check(ctx context.Context, req Request) (Result, error) {
 		})
 	if err != nil {
 		return Result{}, err
+	}
+	if soft != nil {
+		if err := g.softOptIn(ctx, req.Recipients, soft, facts, reasons); err != nil {
+			return Result{}, err
+		}
 	}
 	n := 0
 	for _, b := range facts {
@@ -223,6 +268,38 @@ func (g *Gate) Check(ctx context.Context, req Request) (Result, error) {
 		g.links(s, req, res.Allowed)
 	}
 	return res, nil
+}
+
+// softOptIn reads the soft opt-in grants of the recipients soft marks eligible and allows
+// those whose grant counts under GDPR with no objection or restriction after it; it marks
+// a recipient known under PIPL (ReasonSoftOptInPIPL).
+func (g *Gate) softOptIn(ctx context.Context, recipients []privguard.SubjectID, soft, facts, reasons []uint8) error {
+	if !slices.ContainsFunc(soft, func(s uint8) bool { return s != softNone }) {
+		return nil
+	}
+	err := g.Ledger.FactsBatch(ctx, privguard.Input{Purpose: SoftOptInPurpose, Channel: ChannelEmail, Regime: privguard.RegimeGDPR}, recipients,
+		func(i int, c privguard.ConsentFacts, f privguard.SubjectFacts) {
+			switch {
+			case soft[i] != softEligible:
+			case c.Regime == privguard.RegimePIPL:
+				soft[i] = softPIPL
+			case c.Allowed && !c.Quarantined && c.Regime == privguard.RegimeGDPR && !f.ObjectedToDM && !f.Restricted:
+				soft[i] = softAllowed
+			}
+		})
+	if err != nil {
+		return err
+	}
+	for i, s := range soft {
+		switch {
+		case s == softAllowed && facts[i] == 0:
+			// Denied for its consent alone: the soft opt-in stands in for it.
+			facts[i], reasons[i] = factAllowed, 0
+		case s == softPIPL:
+			facts[i] |= factSoftOptInPIPL
+		}
+	}
+	return nil
 }
 
 // reasonCodes numbers the ledger's reason codes of one check, which are few, from 1; it
@@ -299,6 +376,9 @@ func (k deniedKey) reasons() []string {
 	}
 	if k.reason != "" {
 		out = append(out, string(k.reason))
+	}
+	if k.facts&factSoftOptInPIPL != 0 {
+		out = append(out, ReasonSoftOptInPIPL)
 	}
 	if k.facts&factObjected != 0 {
 		out = append(out, string(privguard.ReasonObjectionDirectMarketing))

@@ -29,6 +29,8 @@ type outreachCheckBody struct {
 		ID     string `json:"id" validate:"max=255"`
 	} `json:"template"`
 	Recipients []privguard.SubjectID `json:"recipients" validate:"required,max=1000000"`
+	// SoftOptIn asks for the soft opt-in of existing customers (MKT-02; marketing email only).
+	SoftOptIn bool `json:"soft_opt_in"`
 }
 
 // postOutreachCheck answers POST /v1/outreach/check: the template's checks (422 naming the
@@ -40,11 +42,15 @@ func (s *Server) postOutreachCheck(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	t := outreach.Template{Kind: b.Template.Kind, Sender: b.Template.Sender, Text: b.Template.Text, ID: b.Template.ID}
-	res, err := s.outreach.Check(r.Context(), outreach.Request{Channel: b.Channel, Template: t, Recipients: b.Recipients})
+	res, err := s.outreach.Check(r.Context(), outreach.Request{Channel: b.Channel, Template: t, Recipients: b.Recipients, SoftOptIn: b.SoftOptIn})
 	var re *outreach.RuleError
 	if errors.As(err, &re) {
 		p := privguard.NewProblem(http.StatusUnprocessableEntity, TypeTemplateRule, "The template fails a message check", re.Detail)
-		p.Field, p.Errors = "template", []privguard.FieldError{{Field: "template", Rule: re.Rule, Detail: re.Detail}}
+		field := "template"
+		if re.Rule == outreach.RuleSoftOptInChannel {
+			field = "soft_opt_in"
+		}
+		p.Field, p.Errors = field, []privguard.FieldError{{Field: field, Rule: re.Rule, Detail: re.Detail}}
 		return p
 	}
 	if err != nil {
