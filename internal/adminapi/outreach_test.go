@@ -76,6 +76,12 @@ func TestOutreachCheckRoute(t *testing.T) {
 		!strings.HasSuffix(prob.Type, "template-rule") || len(prob.Errors) != 1 || prob.Errors[0].Rule != "refusal_missing" {
 		t.Fatalf("failing template = %d %+v", resp.StatusCode, prob)
 	}
+	// Soft opt-in is for marketing email only: an SMS asking for it is a 422 naming the field.
+	soft := strings.Replace(body, `"recipients"`, `"soft_opt_in":true,"recipients"`, 1)
+	if resp := e.do("POST", "/v1/outreach/check", soft, nil, &prob); resp.StatusCode != http.StatusUnprocessableEntity ||
+		prob.Field != "soft_opt_in" || len(prob.Errors) != 1 || prob.Errors[0].Rule != outreach.RuleSoftOptInChannel {
+		t.Fatalf("soft opt-in SMS = %d %+v", resp.StatusCode, prob)
+	}
 	if resp := e.do("POST", "/v1/outreach/check", `{"channel":"fax","template":{"kind":"marketing","text":"x"},"recipients":["a"]}`, nil, nil); resp.StatusCode != http.StatusUnprocessableEntity {
 		t.Fatalf("unknown channel = %d", resp.StatusCode)
 	}
