@@ -11,8 +11,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -26,13 +24,14 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/privguard/privguard/bench/internal/servebin"
 )
 
 func main() {
@@ -44,7 +43,7 @@ func main() {
 	if *bin == "" {
 		log.Fatal("-bin is required")
 	}
-	fmt.Printf("machine: %d CPUs, %s, %s\n", runtime.NumCPU(), runtime.Version(), cpuModel())
+	fmt.Printf("machine: %d CPUs, %s, %s\n", runtime.NumCPU(), runtime.Version(), servebin.CPUModel())
 	var all []result
 	for i := range *runs {
 		r := once(*bin, *n, *toggles)
@@ -58,7 +57,7 @@ func main() {
 			p50 = append(p50, r.pages[page].p50)
 			p99 = append(p99, r.pages[page].p99)
 		}
-		fmt.Printf("  %-9s weight %6d B   p50 %.2f ms   p99 %.2f ms\n", page, all[0].weight[page], median(p50), median(p99))
+		fmt.Printf("  %-9s weight %6d B   p50 %.2f ms   p99 %.2f ms\n", page, all[0].weight[page], servebin.Median(p50), servebin.Median(p99))
 	}
 	var b50, b99, c50, c99, ratio []float64
 	late := 0
@@ -68,8 +67,8 @@ func main() {
 		ratio = append(ratio, r.pages["choices"].p99/r.baseline.p99)
 		late += r.late
 	}
-	fmt.Printf("  baseline (GET /v1/subjects/{id}/consents, admin API): p50 %.2f ms p99 %.2f ms; My choices p99 / baseline p99 = %.2fx\n", median(b50), median(b99), median(ratio))
-	fmt.Printf("  withdrawal in the page -> sidecar denies: p50 %.2f ms p99 %.2f ms; sends allowed after the page answered: %d\n", median(c50), median(c99), late)
+	fmt.Printf("  baseline (GET /v1/subjects/{id}/consents, admin API): p50 %.2f ms p99 %.2f ms; My choices p99 / baseline p99 = %.2fx\n", servebin.Median(b50), servebin.Median(b99), servebin.Median(ratio))
+	fmt.Printf("  withdrawal in the page -> sidecar denies: p50 %.2f ms p99 %.2f ms; sends allowed after the page answered: %d\n", servebin.Median(c50), servebin.Median(c99), late)
 }
 
 type stats struct{ p50, p99 float64 }
@@ -107,43 +106,18 @@ routes:
   - match: "POST /sms/send"
     purpose: marketing.communications.sms
     subject: {json: subject}
-`, upstream, filepath.Join(dir, "data"), filepath.Join(dir, "id.secret"))
-	check(os.WriteFile(filepath.Join(dir, "privguard.yaml"), []byte(cfg), 0o600))
-	cmd := exec.Command(bin, "serve", "--config", filepath.Join(dir, "privguard.yaml"))
-	out, err := cmd.StdoutPipe()
+`, upstream, servebin.DataDir(dir), filepath.Join(dir, "id.secret"))
+	srv, err := servebin.Start(bin, dir, cfg)
 	check(err)
-	cmd.Stderr = io.Discard
-	check(cmd.Start())
-	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
-	var sidecar, admin, centre string
-	sc := bufio.NewScanner(out)
-	addr := regexp.MustCompile(`http://[0-9.:]+`)
-	for admin == "" && sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.Contains(line, "sidecar on"):
-			sidecar = addr.FindString(line)
-		case strings.Contains(line, "privacy centre on"):
-			centre = addr.FindString(line)
-		case strings.Contains(line, "admin API on"):
-			admin = addr.FindString(line)
-		}
+	defer srv.Stop()
+	sidecar, centre := srv.Sidecar, srv.Portal
+	if centre == "" || sidecar == "" {
+		log.Fatalf("serve did not print the portal's or the sidecar's address")
 	}
-	go io.Copy(io.Discard, out)
-	if admin == "" || centre == "" || sidecar == "" {
-		log.Fatalf("serve did not print its addresses (admin %q, portal %q, sidecar %q)", admin, centre, sidecar)
-	}
-	token, err := os.ReadFile(filepath.Join(dir, "data", "admin.token"))
-	check(err)
 	api := func(method, path, body string) (int, []byte) {
-		req, _ := http.NewRequest(method, admin+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
+		s, b, err := srv.API(method, path, body)
 		check(err)
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
+		return s, b
 	}
 	if s, b := api("POST", "/v1/notices", `{"id":"marketing","version":1,"language":"zh-CN","text":"我们将向您发送促销短信。","purposes":["marketing"],
 		"controller":{"name":"Bench Retail Ltd","contact":"privacy@bench.example","dpo":"dpo@bench.example"},"retention":"13 months","rights_channels":["https://bench.example/privacy"]}`); s != 201 && s != 200 {
@@ -155,7 +129,7 @@ routes:
 		log.Fatalf("grant: %d %s", s, b)
 	}
 
-	log.Printf("serve up: admin %s portal %s sidecar %s", admin, centre, sidecar)
+	log.Printf("serve up: admin %s portal %s sidecar %s", srv.Admin, centre, sidecar)
 	r := result{weight: map[string]int{}, pages: map[string]stats{}}
 	// The sign-in page as a first visitor loads it: the page, its style sheet and script.
 	r.weight["signin"] = firstVisit(centre+"/signin", nil)
@@ -204,7 +178,7 @@ routes:
 			for send() != http.StatusForbidden {
 			}
 		}
-		lat = append(lat, ms(time.Since(start)))
+		lat = append(lat, servebin.Ms(time.Since(start)))
 		csrf = regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)[1]
 		page = postForm(client, centre+"/choices", url.Values{"csrf": {csrf}, "purpose": {"marketing.communications.sms"}, "to": {"on"}})
 	}
@@ -264,7 +238,7 @@ func timeLoads(n int, load func() int) stats {
 		if s := load(); s != 200 {
 			log.Fatalf("load answered %d", s)
 		}
-		lat = append(lat, ms(time.Since(start)))
+		lat = append(lat, servebin.Ms(time.Since(start)))
 	}
 	return summarise(lat)
 }
@@ -273,14 +247,6 @@ func summarise(lat []float64) stats {
 	slices.Sort(lat)
 	return stats{p50: lat[len(lat)/2], p99: lat[min(len(lat)-1, len(lat)*99/100)]}
 }
-
-func median(v []float64) float64 {
-	v = slices.Clone(v)
-	slices.Sort(v)
-	return v[len(v)/2]
-}
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // identityToken is the HS256 JWS the company's app signs for its logged-in user.
 func identityToken(secret []byte, subject string) string {
@@ -303,16 +269,6 @@ func stubUpstream() string {
 		w.Write([]byte(`{"sent":true}`))
 	}))
 	return "http://" + ln.Addr().String()
-}
-
-func cpuModel() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		if k, v, ok := strings.Cut(string(line), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
 }
 
 func check(err error) {

@@ -10,7 +10,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"flag"
@@ -19,15 +18,14 @@ import (
 	"log"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/privguard/privguard/bench/internal/servebin"
 )
 
 func main() {
@@ -38,7 +36,7 @@ func main() {
 	if *bin == "" {
 		log.Fatal("-bin is required")
 	}
-	fmt.Printf("machine: %d CPUs, %s, %s\n", runtime.NumCPU(), runtime.Version(), cpuModel())
+	fmt.Printf("machine: %d CPUs, %s, %s\n", runtime.NumCPU(), runtime.Version(), servebin.CPUModel())
 	var p50, p99, worst, wall []float64
 	for i := range *runs {
 		r := once(*bin, *n)
@@ -50,7 +48,7 @@ func main() {
 		p50, p99, worst, wall = append(p50, r.p50), append(p99, r.p99), append(worst, r.max), append(wall, r.wall)
 	}
 	fmt.Printf("medians of %d runs: p50 %.1f ms p99 %.1f ms max %.1f ms, %d clicks answered in %.1f ms; all %d withdrawals recorded in every run\n",
-		*runs, median(p50), median(p99), median(worst), *n, median(wall), *n)
+		*runs, servebin.Median(p50), servebin.Median(p99), servebin.Median(worst), *n, servebin.Median(wall), *n)
 }
 
 type result struct {
@@ -69,38 +67,16 @@ data_dir: %s
 regime: pipl
 controller: {name: Bench Retail Ltd, contact: privacy@bench.example, dpo: {name: DPO, contact: dpo@bench.example}}
 outreach: {public_url: "https://privacy.bench.example"}
-`, filepath.Join(dir, "data"))
-	check(os.WriteFile(filepath.Join(dir, "privguard.yaml"), []byte(cfg), 0o600))
-	cmd := exec.Command(bin, "serve", "--config", filepath.Join(dir, "privguard.yaml"))
-	out, err := cmd.StdoutPipe()
+`, servebin.DataDir(dir))
+	srv, err := servebin.Start(bin, dir, cfg)
 	check(err)
-	cmd.Stderr = io.Discard
-	check(cmd.Start())
-	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
-	var admin string
-	sc := bufio.NewScanner(out)
-	addr := regexp.MustCompile(`http://[0-9.:]+`)
-	for admin == "" && sc.Scan() {
-		if line := sc.Text(); strings.Contains(line, "admin API on") {
-			admin = addr.FindString(line)
-		}
-	}
-	go io.Copy(io.Discard, out)
-	if admin == "" {
-		log.Fatal("serve did not print the admin API's address")
-	}
-	token, err := os.ReadFile(filepath.Join(dir, "data", "admin.token"))
-	check(err)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: 0}, Timeout: time.Minute}
+	defer srv.Stop()
+	srv.Client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: 0}, Timeout: time.Minute}
+	admin := srv.Admin
 	api := func(method, path, body string) (int, []byte) {
-		req, _ := http.NewRequest(method, admin+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
+		s, b, err := srv.API(method, path, body)
 		check(err)
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
+		return s, b
 	}
 	if s, b := api("POST", "/v1/notices", `{"id":"marketing","version":1,"language":"zh-CN","text":"我们将向您发送促销短信。","purposes":["marketing"],
 		"controller":{"name":"Bench Retail Ltd","contact":"privacy@bench.example","dpo":"dpo@bench.example"},"retention":"13 months","rights_channels":["https://bench.example/privacy"]}`); s != 201 && s != 200 {
@@ -160,12 +136,12 @@ outreach: {public_url: "https://privacy.bench.example"}
 			resp, err := clicks.Do(req)
 			if err != nil {
 				log.Printf("click %d: %v", i, err)
-				lat[i] = ms(time.Since(start))
+				lat[i] = servebin.Ms(time.Since(start))
 				return
 			}
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			lat[i] = ms(time.Since(start))
+			lat[i] = servebin.Ms(time.Since(start))
 			if resp.StatusCode == http.StatusOK {
 				ok.Add(1)
 			} else {
@@ -177,7 +153,7 @@ outreach: {public_url: "https://privacy.bench.example"}
 	start := time.Now()
 	close(gate)
 	done.Wait()
-	r := result{wall: ms(time.Since(start)), ok: int(ok.Load())}
+	r := result{wall: servebin.Ms(time.Since(start)), ok: int(ok.Load())}
 	slices.Sort(lat)
 	r.p50, r.p99, r.max = lat[n/2], lat[min(n-1, n*99/100)], lat[n-1]
 
@@ -212,24 +188,6 @@ func parallel(n, workers int, fn func(i int)) {
 		})
 	}
 	wg.Wait()
-}
-
-func median(v []float64) float64 {
-	v = slices.Clone(v)
-	slices.Sort(v)
-	return v[len(v)/2]
-}
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func cpuModel() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		if k, v, ok := strings.Cut(string(line), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
 }
 
 func check(err error) {
