@@ -81,3 +81,53 @@ func MapCategories(tables []TableMap) []privguard.DataCategory {
 	slices.Sort(out)
 	return slices.Compact(out)
 }
+
+// DerivedColumns returns t's columns mapped to derived categories ([Derived]), in name
+// order: what a SQL connector's Profiler lists and erases item by item.
+func (t TableMap) DerivedColumns() []string {
+	var out []string
+	for _, col := range t.SortedColumns() {
+		if Derived(t.Columns[col]) {
+			out = append(out, col)
+		}
+	}
+	return out
+}
+
+// DerivedItems are the items of one derived column from the values the subject's rows hold
+// there: each distinct value once, in order, except MaskValue in a table erased by masking
+// (what an erasure left).
+func (t TableMap) DerivedItems(store, col string, values []string) []DerivedItem {
+	slices.Sort(values)
+	var out []DerivedItem
+	for _, v := range slices.Compact(values) {
+		if t.Erase == EraseMask && v == MaskValue {
+			continue
+		}
+		out = append(out, DerivedItem{Store: store, Where: t.Table + "." + col, Category: t.Columns[col], Value: v})
+	}
+	return out
+}
+
+// DerivedPlaces resolves the Where ("table.column") of each item to its table and derived
+// column in tables, in order; an item of no derived column of the data map is a
+// *ConnectorError of op OpEraseDerived (wrapping privguard.ErrInvalid), before anything
+// is erased.
+func DerivedPlaces(store string, tables []TableMap, items []DerivedItem) ([]TableMap, []string, error) {
+	ts, cols := make([]TableMap, len(items)), make([]string, len(items))
+	for i, it := range items {
+		found := false
+		for _, t := range tables {
+			for _, col := range t.DerivedColumns() {
+				if !found && t.Table+"."+col == it.Where {
+					ts[i], cols[i], found = t, col, true
+				}
+			}
+		}
+		if !found {
+			return nil, nil, &ConnectorError{Connector: store, Op: OpEraseDerived,
+				Err: fmt.Errorf("%q is not a derived column of this store's data map: %w", it.Where, privguard.ErrInvalid)}
+		}
+	}
+	return ts, cols, nil
+}

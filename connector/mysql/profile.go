@@ -4,24 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"slices"
 
 	"github.com/privguard/privguard"
 	"github.com/privguard/privguard/dsar"
 )
 
 var _ dsar.Profiler = (*Connector)(nil)
-
-// derivedColumns returns t's columns mapped to derived categories, in name order.
-func derivedColumns(t Table) []string {
-	var out []string
-	for _, col := range t.SortedColumns() {
-		if dsar.Derived(t.Columns[col]) {
-			out = append(out, col)
-		}
-	}
-	return out
-}
 
 // valueIs is the condition that col holds exactly the value bound twice (its two
 // placeholders), as subjectIs compares the subject: the column's own equality, then its
@@ -37,7 +25,7 @@ func valueIs(col string) string {
 func (c *Connector) Derived(ctx context.Context, subject privguard.SubjectID) ([]dsar.DerivedItem, error) {
 	var out []dsar.DerivedItem
 	for _, t := range c.tables {
-		for _, col := range derivedColumns(t) {
+		for _, col := range t.DerivedColumns() {
 			rows, err := c.db.QueryContext(ctx, fmt.Sprintf("SELECT CAST(CONVERT(%s USING utf8mb4) AS BINARY) FROM %s WHERE %s AND %s IS NOT NULL",
 				quote(col), quote(t.Table), subjectIs(t), quote(col)), string(subject), string(subject))
 			if err != nil {
@@ -57,29 +45,10 @@ func (c *Connector) Derived(ctx context.Context, subject privguard.SubjectID) ([
 			if err != nil {
 				return nil, c.fail(dsar.OpProfile+" "+t.Table, err)
 			}
-			slices.Sort(vals)
-			for _, v := range slices.Compact(vals) {
-				if t.Erase == dsar.EraseMask && v == dsar.MaskValue {
-					continue
-				}
-				out = append(out, dsar.DerivedItem{Store: c.name, Where: t.Table + "." + col, Category: t.Columns[col], Value: v})
-			}
+			out = append(out, t.DerivedItems(c.name, col, vals)...)
 		}
 	}
 	return out, nil
-}
-
-// place returns the table and column of an item's Where, if it is a derived column of the
-// data map.
-func (c *Connector) place(where string) (Table, string, bool) {
-	for _, t := range c.tables {
-		for _, col := range derivedColumns(t) {
-			if t.Table+"."+col == where {
-				return t, col, true
-			}
-		}
-	}
-	return Table{}, "", false
 }
 
 // EraseDerived implements dsar.Profiler, in one transaction: per item, the subject's rows
@@ -88,16 +57,14 @@ func (c *Connector) place(where string) (Table, string, bool) {
 // subjects' rows, other values and other columns are not touched; the value is a bound
 // parameter.
 func (c *Connector) EraseDerived(ctx context.Context, subject privguard.SubjectID, items []dsar.DerivedItem) (dsar.Erased, error) {
-	for _, it := range items {
-		if _, _, ok := c.place(it.Where); !ok {
-			return dsar.Erased{}, &dsar.ConnectorError{Connector: c.name, Op: dsar.OpEraseDerived,
-				Err: fmt.Errorf("%q is not a derived column of this store's data map: %w", it.Where, privguard.ErrInvalid)}
-		}
+	tables, cols, err := dsar.DerivedPlaces(c.name, c.tables, items)
+	if err != nil {
+		return dsar.Erased{}, err
 	}
 	var erased dsar.Erased
-	err := c.inTx(ctx, func(tx *sql.Tx) error {
-		for _, it := range items {
-			t, col, _ := c.place(it.Where)
+	err = c.inTx(ctx, func(tx *sql.Tx) error {
+		for i, it := range items {
+			t, col := tables[i], cols[i]
 			args := []any{string(subject), string(subject), it.Value, it.Value}
 			var q string
 			switch t.Erase {
