@@ -3,7 +3,6 @@ package portal_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -674,12 +672,6 @@ func TestPagesHaveNoInlineScriptAndAStrictPolicy(t *testing.T) {
 		}
 	}
 }
-
-func TestMain(m *testing.M) {
-	os.Exit(m.Run())
-}
-
-var _ = errors.New
 
 func TestExplanationWithAPersonsReview(t *testing.T) {
 	// proves DSR-14 (from the page): the subject asks for the explanation of an automated

@@ -3,12 +3,9 @@ package portal
 import (
 	"errors"
 	"net/http"
-	"strconv"
 
 	"github.com/privguard/privguard"
 )
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 type profileData struct {
 	Items              []Item

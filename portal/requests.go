@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"errors"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -126,7 +128,7 @@ func (p *Portal) requestsPage(w http.ResponseWriter, r *http.Request, s session)
 // itself (a correction names what to correct).
 func (p *Portal) newRequest(w http.ResponseWriter, r *http.Request, s session) {
 	typ := r.PostFormValue("type")
-	if !containsString(p.offeredTypes(), typ) && typ != "cancellation" {
+	if !slices.Contains(p.offeredTypes(), typ) {
 		p.fail(w, r, http.StatusUnprocessableEntity, "notfound")
 		return
 	}
@@ -174,15 +176,6 @@ func (p *Portal) newRequest(w http.ResponseWriter, r *http.Request, s session) {
 	http.Redirect(w, r, p.cfg.Prefix+"/requests?sent=1", http.StatusSeeOther)
 }
 
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // download hands the subject its package here: a one-time token minted for this download
 // and used at once, so the package is delivered once and then destroyed.
 func (p *Portal) download(w http.ResponseWriter, r *http.Request, s session) {
@@ -200,7 +193,7 @@ func (p *Portal) download(w http.ResponseWriter, r *http.Request, s session) {
 	_, err = p.cfg.Requests.Download(r.Context(), id, token, func(zip []byte, res dsar.Result) error {
 		w.Header().Set("Content-Type", "application/zip")
 		w.Header().Set("Content-Disposition", `attachment; filename="personal-information-`+id+`.zip"`)
-		w.Header().Set("Content-Length", itoa(len(zip)))
+		w.Header().Set("Content-Length", strconv.Itoa(len(zip)))
 		_, err := w.Write(zip)
 		return err
 	})

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -86,7 +87,7 @@ func (f *File) checkPortalNames(purposes []string, cats *privguard.Taxonomy) []s
 	var msgs []string
 	p := f.Portal
 	for i, c := range p.Choices {
-		if !containsName(purposes, c.Purpose) {
+		if !slices.Contains(purposes, c.Purpose) {
 			msgs = append(msgs, fmt.Sprintf("portal.choices[%d].purpose: unknown purpose %q%s", i, c.Purpose, suggestPurpose(c.Purpose, purposes)))
 		}
 	}
@@ -102,13 +103,4 @@ func (f *File) checkPortalNames(purposes []string, cats *privguard.Taxonomy) []s
 		msgs = append(msgs, err.Error())
 	}
 	return msgs
-}
-
-func containsName(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
